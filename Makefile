@@ -1,0 +1,36 @@
+# tsunagu — `make demo` and `make test` work on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install test demo bench bench-quality bench-speed clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	# clkhash pins cryptography<41; install it (and anonlink) without their
+	# dependencies so the patched cryptography from requirements.txt is used.
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements-nodeps.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+test: install
+	$(BIN)/python -m pytest -q
+
+demo: install
+	$(BIN)/python -m tsunagu.demo
+
+bench-quality: install
+	$(BIN)/tsunagu bench quality --out bench-out
+
+bench-speed: install
+	$(BIN)/tsunagu bench speed
+
+bench: bench-quality bench-speed
+
+clean:
+	rm -rf $(VENV) .demo bench-out .pytest_cache

@@ -1,0 +1,1 @@
+"""The `tsunagu` command line: the shell around linkage/, keys/, policy/, agents/ and gateway/."""
