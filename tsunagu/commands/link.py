@@ -1,0 +1,122 @@
+"""`tsunagu link`: encode and link canonical-column CSV files in one process (pilots, evaluation)."""
+
+from __future__ import annotations
+
+import csv
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from tqdm import tqdm
+
+from linkage.encode import encode_records
+from linkage.evaluate import pairwise_quality
+from linkage.match import MATCH_THRESHOLD, link
+from tsunagu.csvinput import RowProblem, SourceFile, read_source
+from tsunagu.errors import fail
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `link` command to the root app."""
+    app.command(name="link")(link_command)
+
+
+def _load_secret(path: Optional[Path]):
+    from keys.linkage_secret import LinkageSecret, generate_linkage_secret
+
+    if path is None:
+        typer.echo(
+            "注意: --secret-file が指定されていないため、この実行限りの乱数の連携鍵を使います"
+            "（今回の結果の符号化は他の実行と比較できません）。",
+            err=True,
+        )
+        return generate_linkage_secret()
+    try:
+        raw = path.read_bytes().strip()
+    except FileNotFoundError:
+        fail(f"連携鍵ファイル {path} が見つかりません")
+    if len(raw) < 32:
+        fail(f"連携鍵ファイル {path} が短すぎます（32 バイト以上の乱数を入れてください）")
+    return LinkageSecret.from_secret(raw)
+
+
+def link_command(
+    files: list[Path] = typer.Argument(..., help="正規列（record_id, family_name, …）の CSV ファイル（2 つ以上）"),
+    out: Path = typer.Option(..., "--out", help="結果の出力先 CSV（source,record_id,cluster_id）"),
+    secret_file: Optional[Path] = typer.Option(None, "--secret-file", help="連携鍵のファイル（省略時はこの実行限りの乱数）"),
+    threshold: float = typer.Option(MATCH_THRESHOLD, "--threshold", help="一致と判定する重みの下限"),
+    encoding: Optional[str] = typer.Option(None, "--encoding", help="入力の文字コード（省略時は UTF-8 / CP932 を自動判定）"),
+    report: Optional[Path] = typer.Option(None, "--report", help="連携できなかった行の一覧（省略時は OUT と同じ場所に *.report.csv）"),
+    truth: Optional[Path] = typer.Option(None, "--truth", help="正解（source,record_id,person_id）があれば精度を表示"),
+    workers: int = typer.Option(min(2, os.cpu_count() or 1), "--workers", help="符号化に使うプロセス数"),
+) -> None:
+    """CSV ファイルを符号化（CLK）して名寄せし、同一人物のクラスタを出力します。"""
+    if len(files) < 2:
+        fail("連携するには 2 つ以上のファイルを指定してください")
+    names = [f.stem for f in files]
+    if len(set(names)) != len(names):
+        fail("ファイル名（拡張子を除く）が重複しています。source 名として使うため、別の名前にしてください")
+    started = time.perf_counter()
+    secret = _load_secret(secret_file)
+    sources: list[SourceFile] = [read_source(f, encoding) for f in files]
+    problems: list[RowProblem] = [p for s in sources for p in s.problems]
+
+    encodings = []
+    kept_rows: list[list[int]] = []
+    total = sum(len(s.records) for s in sources)
+    with tqdm(total=total, desc="符号化", unit="件", file=sys.stderr, disable=total < 5000) as bar:
+        for s in sources:
+            enc, index, errors = encode_records(s.records, secret.secret, secret.key_id, workers=workers, progress=bar.update)
+            for e in errors:
+                problems.append(RowProblem(str(s.path), s.rows[e.index], e.field, e.reason))
+            encodings.append(enc)
+            kept_rows.append(index.tolist())
+    result = link(encodings, match_threshold=threshold, progress=lambda m: typer.echo(m, err=True))
+
+    cluster_of: dict[tuple[str, str], str] = {}
+    with out.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["source", "record_id", "cluster_id"])
+        for n, members in enumerate(sorted(result.clusters), start=1):
+            cid = f"C{n:07d}"
+            for s_idx, r_idx in members:
+                src = sources[s_idx]
+                rid = src.records[kept_rows[s_idx][r_idx]].record_id
+                writer.writerow([src.name, rid, cid])
+                cluster_of[(src.name, rid)] = cid
+
+    report_path = report or out.with_suffix(".report.csv")
+    with report_path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["file", "row", "column", "reason"])
+        for p in sorted(problems, key=lambda p: (p.file, p.row)):
+            writer.writerow([p.file, p.row, p.column, p.reason])
+
+    elapsed = time.perf_counter() - started
+    linked = sum(1 for c in result.clusters if len(c) > 1)
+    typer.echo(f"入力 {total + sum(len(s.problems) for s in sources):,} 件 / 連携対象 {len(cluster_of):,} 件 / "
+               f"複数の部署にまたがる人 {linked:,} 人 / 要確認ペア {len(result.review_queue()):,} 組 / {elapsed:.1f} 秒")
+    typer.echo(f"結果: {out}")
+    if problems:
+        typer.echo(f"連携できなかった行: {len(problems):,} 件（理由は {report_path} を参照）", err=True)
+        for p in problems[:5]:
+            typer.echo(f"  {p.file} {p.row} 行目 {p.column}: {p.reason}", err=True)
+    if truth is not None:
+        _print_quality(cluster_of, truth)
+
+
+def _print_quality(cluster_of: dict[tuple[str, str], str], truth_path: Path) -> None:
+    truth: dict[tuple[str, str], str] = {}
+    with truth_path.open(encoding="utf-8-sig", newline="") as fh:
+        for row in csv.DictReader(fh):
+            truth[(row["source"], row["record_id"])] = row["person_id"]
+    common = {k: v for k, v in cluster_of.items() if k in truth}
+    overall, by_pair = pairwise_quality(common, {k: truth[k] for k in common})
+    typer.echo("\n精度（ペア単位）")
+    typer.echo(f"{'部署の組':<28}{'適合率':>8}{'再現率':>8}{'F1':>8}")
+    for (a, b), q in by_pair.items():
+        typer.echo(f"{a + ' × ' + b:<30}{q.precision:>9.4f}{q.recall:>9.4f}{q.f1:>9.4f}")
+    typer.echo(f"{'全体':<29}{overall.precision:>9.4f}{overall.recall:>9.4f}{overall.f1:>9.4f}")
