@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
-from keys._files import b64d, b64e
+from keys._files import b64d, b64e, canonical_json, read_document, write_document
 from keys.errors import KeyFileError, WrongPassphraseError
 
 # Floors below which a file is refused: a tampered file must not be able to
 # weaken the KDF of a blob to nothing. 1 MiB and one pass stay memory-hard.
 _MIN_MEMORY_KIB = 1024
 _MIN_ITERATIONS = 1
+_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -95,3 +97,16 @@ def unlock(blob: Any, passphrase: str, associated_data: bytes, name: str) -> byt
         return AESGCM(_derive(passphrase, salt, params)).decrypt(nonce, ciphertext, associated_data)
     except (InvalidTag, ValueError) as exc:
         raise WrongPassphraseError(f"{name} をパスフレーズで開けません。パスフレーズが違います。") from exc
+
+
+def write_locked(path: Path, kind: str, header: dict[str, Any], secret: bytes, passphrase: str, params: KdfParams) -> None:
+    """Write a key file whose ``secret`` is locked under ``passphrase``, bound to ``header`` (mode 0600)."""
+    write_document(path, kind, _VERSION, {**header, "locked": lock(secret, passphrase, params, canonical_json({"format": kind, **header}))})
+
+
+def read_locked(path: Path, kind: str, passphrase: str, required: tuple[str, ...] = ()) -> tuple[dict[str, Any], bytes]:
+    """Read a key file written by :func:`write_locked`: its header fields and the unlocked secret."""
+    doc = read_document(path, kind, _VERSION, ("locked", *required))
+    locked = doc.pop("locked")
+    header = {k: v for k, v in doc.items() if k not in ("format", "version")}
+    return header, unlock(locked, passphrase, canonical_json({"format": kind, **header}), str(path))
