@@ -90,8 +90,8 @@ def without_itaiji(rng: random.Random, tables: Tables, name: str, geta_rate: flo
 
 
 def hiragana(kana: str) -> str:
-    """Katakana -> hiragana (ふりがな)."""
-    return jaconv.kata2hira(kana)
+    """Katakana -> hiragana (ふりがな); ヴ becomes ぶ, as forms write it (ゔ is missing from CP932)."""
+    return jaconv.kata2hira(kana.replace("ヴ", "ブ"))
 
 
 def halfwidth(kana: str) -> str:
