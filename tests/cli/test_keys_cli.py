@@ -1,0 +1,129 @@
+"""The whole ceremony through the installed `tsunagu` command, passphrases on stdin."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+from keys import seal
+from keys.keyring import Keyring
+
+REPO = Path(__file__).resolve().parents[2]
+TSUNAGU = REPO / ".venv" / "bin" / "tsunagu"
+KDF = ["--kdf-memory-kib", "1024"]  # small but real Argon2id; production keeps 65536
+OPERATOR = "operator-passphrase-1"
+CUSTODIAN_PASS = [f"custodian-pass-{i}-xyz" for i in range(1, 4)]
+
+
+def run(*args: str, stdin: str = "", home: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "TSUNAGU_HOME"}
+    if home is not None:
+        env["TSUNAGU_HOME"] = str(home)
+    return subprocess.run([str(TSUNAGU), *args], input=stdin, capture_output=True, text=True, env=env, timeout=120)
+
+
+def lines(*values: str) -> str:
+    return "".join(v + "\n" for v in values)
+
+
+def test_ceremony_through_cli(tmp_path: Path) -> None:
+    admin, agent = tmp_path / "admin", tmp_path / "agent"
+    r = run("keys", "init", "--home", str(admin), "--municipality", "131016", "--custodian", "佐藤",
+            "--custodian", "鈴木", "--custodian", "高橋", "--threshold", "2", "--passphrase-stdin", *KDF,
+            stdin=lines(OPERATOR, *CUSTODIAN_PASS))
+    assert r.returncode == 0, r.stderr
+    shares = sorted((admin / "shares").glob("*/custodian-*.json"))
+    assert len(shares) == 3 and all(p.stat().st_mode & 0o777 == 0o600 for p in shares)
+
+    r = run("keys", "agent-init", "--agent-id", "edu-1", "--passphrase-stdin", *KDF, stdin=lines("agent-passphrase-1"), home=agent)
+    assert r.returncode == 0, r.stderr
+    r = run("keys", "enrol", "--home", str(admin), "--agent-public", str(agent / "keys" / "agent-public.json"),
+            "--passphrase-stdin", "--actor", "tanaka", stdin=lines(OPERATOR))
+    assert r.returncode == 0, r.stderr
+    wrapped = next((admin / "enrolments").glob("edu-1-*.json"))
+    r = run("keys", "agent-install", "--home", str(agent), "--wrapped", str(wrapped), "--passphrase-stdin", *KDF,
+            stdin=lines("agent-passphrase-1"))
+    assert r.returncode == 0, r.stderr
+
+    # The agent seals a batch (library call: sealing is part of the agent pipeline, not a command).
+    ring = Keyring(admin)
+    identities = {f"tok{i}": {"name": f"山田 花子{i}", "kana": "ヤマダ ハナコ", "birth_date": "2016-05-05",
+                              "address": "千代田区1-1", "record_id": f"S{i}"} for i in range(5)}
+    batch_file = tmp_path / "batch.json"
+    batch_file.write_text(json.dumps(seal.seal_batch(ring.escrow_public(), "edu", "b-1", identities).to_json()))
+
+    r = run("keys", "open-record", "--home", str(admin), "--batch", str(batch_file), "--token", "tok3",
+            "--share", str(shares[2]), "--share", str(shares[0]), "--purpose", "要保護児童の確認",
+            "--legal-basis", "児童福祉法25条の3", "--case-ref", "R6-001", "--passphrase-stdin", "--actor", "suzuki",
+            stdin=lines(OPERATOR, CUSTODIAN_PASS[2], CUSTODIAN_PASS[0]))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == identities["tok3"]
+
+    # Refusals: a wrong passphrase, too few shares, a revoked agent; each a Japanese line, no traceback.
+    r = run("keys", "open-record", "--home", str(admin), "--batch", str(batch_file), "--token", "tok3",
+            "--share", str(shares[0]), "--share", str(shares[1]), "--purpose", "p", "--legal-basis", "l", "--case-ref", "c",
+            "--passphrase-stdin", stdin=lines(OPERATOR, CUSTODIAN_PASS[0], "not-the-passphrase"))
+    assert r.returncode == 2 and "パスフレーズが違います" in r.stderr and "Traceback" not in r.stderr
+    assert "not-the-passphrase" not in r.stderr + r.stdout
+    r = run("keys", "open-record", "--home", str(admin), "--batch", str(batch_file), "--token", "tok3",
+            "--share", str(shares[0]), "--purpose", "p", "--legal-basis", "l", "--case-ref", "c",
+            "--passphrase-stdin", stdin=lines(OPERATOR, CUSTODIAN_PASS[0]))
+    assert r.returncode == 2 and "持分が足りません" in r.stderr
+    r = run("keys", "revoke-agent", "--home", str(admin), "--agent-id", "edu-1", "--reason", "端末紛失",
+            "--passphrase-stdin", stdin=lines(OPERATOR))
+    assert r.returncode == 0, r.stderr
+    r = run("keys", "enrol", "--home", str(admin), "--agent-public", str(agent / "keys" / "agent-public.json"),
+            "--passphrase-stdin", stdin=lines(OPERATOR))
+    assert r.returncode == 2 and "失効" in r.stderr
+
+    r = run("keys", "rotate-linkage", "--home", str(admin), "--passphrase-stdin", *KDF, stdin=lines(OPERATOR))
+    assert r.returncode == 0, r.stderr
+    r = run("keys", "rewrap-escrow", "--home", str(admin), "--share", str(shares[0]), "--share", str(shares[1]),
+            "--custodian", "伊藤", "--custodian", "渡辺", "--threshold", "2", "--passphrase-stdin", *KDF,
+            stdin=lines(OPERATOR, CUSTODIAN_PASS[0], CUSTODIAN_PASS[1], "new-custodian-pass-a", "new-custodian-pass-b"))
+    assert r.returncode == 0, r.stderr
+    r = run("keys", "open-record", "--home", str(admin), "--batch", str(batch_file), "--token", "tok3",
+            "--share", str(shares[0]), "--share", str(shares[1]), "--purpose", "p", "--legal-basis", "l", "--case-ref", "c",
+            "--passphrase-stdin", stdin=lines(OPERATOR, CUSTODIAN_PASS[0], CUSTODIAN_PASS[1]))
+    assert r.returncode == 2 and "以前の" in r.stderr
+
+    # The audit log of all this: export, verify, tamper, verify fails at the right place.
+    export = tmp_path / "audit.jsonl"
+    r = run("audit", "export", "--home", str(admin), "--out", str(export))
+    assert r.returncode == 0, r.stderr
+    vkey_file = tmp_path / "vkey.txt"
+    vkey_file.write_text(ring.checkpoint_vkey)
+    saved = tmp_path / "checkpoint.txt"
+    r = run("audit", "verify", str(export), "--public-key", str(vkey_file), "--save-checkpoint", str(saved))
+    assert r.returncode == 0, r.stderr
+    entries = [json.loads(l) for l in export.read_text().splitlines() if json.loads(l)["type"] == "entry"]
+    assert [e["entry"]["action"] for e in entries] == [
+        "keys.init", "agent.enrol", "escrow.open-record", "agent.revoke", "linkage.rotate", "escrow.rewrap"]
+    assert "山田" not in export.read_text()
+
+    text = export.read_text().splitlines()
+    text[3] = text[3].replace("R6-001", "R6-999")  # entry 2: the case reference of the re-identification
+    tampered = tmp_path / "tampered.jsonl"
+    tampered.write_text("\n".join(text) + "\n")
+    r = run("audit", "verify", str(tampered), "--public-key", str(vkey_file))
+    assert r.returncode == 1 and "位置 2" in r.stderr
+
+    # A later log is consistent with the saved checkpoint.
+    r = run("keys", "revoke-agent", "--home", str(admin), "--agent-id", "edu-1", "--reason", "x", "--passphrase-stdin",
+            stdin=lines(OPERATOR))
+    assert r.returncode == 2 and "すでに失効" in r.stderr
+    r = run("audit", "verify", str(export), "--previous-checkpoint", str(saved))
+    assert r.returncode == 0 and "先頭部分" in r.stdout
+
+
+def test_truncated_key_file_is_refused(tmp_path: Path) -> None:
+    admin = tmp_path / "admin"
+    r = run("keys", "init", "--home", str(admin), "--municipality", "131016", "--custodian", "a", "--custodian", "b",
+            "--threshold", "2", "--passphrase-stdin", *KDF, stdin=lines(OPERATOR, "custodian-a-pass", "custodian-b-pass"))
+    assert r.returncode == 0, r.stderr
+    keyring = admin / "keys" / "keyring.json"
+    keyring.write_bytes(keyring.read_bytes()[:50])
+    r = run("keys", "rotate-linkage", "--home", str(admin), "--passphrase-stdin", *KDF, stdin=lines(OPERATOR))
+    assert r.returncode == 2 and "途中で切れている" in r.stderr and "Traceback" not in r.stderr
