@@ -55,13 +55,12 @@ __all__ = [
 ]
 
 
-def _name_script(*parts: str | None) -> str | None:
-    scripts = {detect_script(p) for p in parts if p}
-    if KANJI in scripts:
-        return KANJI
-    if LATIN in scripts:
-        return LATIN
-    return KANJI if any(parts) else None
+def _name_script(raw: tuple[str, ...], normalised: tuple[str | None, ...]) -> str | None:
+    """Script of the name as given: kanji if any part has kanji or kana, else latin; None without a name."""
+    if not any(normalised):
+        return None
+    scripts = {detect_script(part) for part in raw}
+    return LATIN if LATIN in scripts and KANJI not in scripts else KANJI
 
 
 def normalise_record(rec: CanonicalRecord) -> NormalisedRecord:
@@ -75,9 +74,11 @@ def normalise_record(rec: CanonicalRecord) -> NormalisedRecord:
     report with file and row.
     """
     if rec.family_name.strip() or rec.given_name.strip():
+        raw_name: tuple[str, ...] = (rec.family_name, rec.given_name)
         family, given = normalise_name(rec.family_name), normalise_name(rec.given_name)
         name_inferred = False
     else:
+        raw_name = (rec.full_name,)
         family, given, name_inferred = split_full_name(rec.full_name)
     if rec.family_name_kana.strip() or rec.given_name_kana.strip():
         family_kana, given_kana = kana_key(rec.family_name_kana), kana_key(rec.given_name_kana)
@@ -88,7 +89,7 @@ def normalise_record(rec: CanonicalRecord) -> NormalisedRecord:
     return NormalisedRecord(
         family_name=family,
         given_name=given,
-        name_script=_name_script(family, given),
+        name_script=_name_script(raw_name, (family, given)),
         name_split_inferred=name_inferred,
         family_kana=family_kana,
         given_kana=given_kana,

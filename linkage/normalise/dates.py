@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 import re
+from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
 
@@ -26,14 +27,14 @@ _NO_SUCH_DATE = "生年月日が存在しない日付です（月は1〜12、日
 _OUT_OF_RANGE = f"生年月日の年が範囲外です。{MIN_YEAR}年から{MAX_YEAR}年までの日付を入力してください"
 
 
+@dataclass(frozen=True)
 class _Era:
     """One era: its first day and the last year a date may still be written in it."""
 
-    def __init__(self, name: str, first_day: date, last_year: int, next_name: str | None):
-        self.name = name
-        self.first_day = first_day
-        self.last_year = last_year
-        self.next_name = next_name
+    name: str
+    first_day: date
+    last_year: int | None = None
+    next_name: str | None = None
 
 
 # An era's last year is accepted whole (平成31年5月1日 = 2019-05-01, 昭和64年1月8日 =
@@ -41,7 +42,7 @@ class _Era:
 # and the Western year is unambiguous. A later year (平成32年) is refused.
 _SHOWA = _Era("昭和", date(1926, 12, 25), 64, "平成")
 _HEISEI = _Era("平成", date(1989, 1, 8), 31, "令和")
-_REIWA = _Era("令和", date(2019, 5, 1), MAX_YEAR - 2018, None)
+_REIWA = _Era("令和", date(2019, 5, 1))
 _ERAS = {
     "昭和": _SHOWA, "S": _SHOWA,
     "平成": _HEISEI, "H": _HEISEI,
@@ -83,7 +84,7 @@ def _checked(year: int, month: int | None, day: int | None, value: str) -> tuple
 def _from_era(era: _Era, era_year: int, month: int | None, day: int | None, value: str) -> tuple[int, int | None, int | None]:
     if era_year < 1:
         raise _field_error(f"{era.name}0年はありません。元年は「{era.name}元年」または「{era.name}1年」と入力してください", value)
-    if era_year > era.last_year:
+    if era.last_year is not None and era_year > era.last_year:
         raise _field_error(
             f"{era.name}{era_year}年はありません（{era.name}は{era.last_year}年まで）。"
             f"{era.next_name}または西暦で入力してください",

@@ -48,7 +48,6 @@ _VOICED = str.maketrans(
 #: Everything that is not a full-width katakana letter, an iteration mark, the
 #: long mark or UNKNOWN_CHAR.
 _NOT_KANA = re.compile(f"[^\u30a1-\u30fa\u30fd\u30fe{LONG_MARK}{UNKNOWN_CHAR}]")
-_LATIN_LETTER = re.compile("[A-Za-z]")
 
 #: Vowel of each katakana mora after folding (ン, ツ-as-ッ etc. keep theirs).
 _VOWEL: dict[str, str] = {}

@@ -14,8 +14,6 @@ from functools import lru_cache
 
 import jntajis
 
-from linkage.normalise.text import CACHE_SIZE
-
 _SCHEME = (
     jntajis.MJShrinkSchemeCombo.JIS_INCORPORATION_UCS_UNIFICATION_RULE
     | jntajis.MJShrinkSchemeCombo.INFERENCE_BY_READING_AND_GLYPH
@@ -30,8 +28,8 @@ SUPPLEMENT: dict[str, str] = {
     # 斉 (齊) and 斎 (齋) are different characters, but 斉藤/斎藤 (and 齊藤/齋藤)
     # are one surname written both ways in practice, read さいとう alike.
     "斉": "斎",
-    # 凜 and 凛 are both 人名用漢字 read りん; registrations and school systems
-    # swap them freely (凜/凛 is the commonest girls'-name variant complaint).
+    # 凜 and 凛 are both 人名用漢字 read りん and look alike; a registered 凜
+    # is often typed 凛 elsewhere (and the other way round).
     "凜": "凛",
     # 薮 is the abbreviated form (略字) of 藪; 藪田/薮田 name the same family.
     "薮": "藪",
@@ -127,7 +125,7 @@ def _variant_group(char: str) -> set[str]:
     return group
 
 
-@lru_cache(maxsize=None)
+@lru_cache(maxsize=None)  # bounded by the characters that exist
 def fold_kanji(char: str) -> str:
     """Return the canonical form of one character (itself when it has no variant).
 
@@ -148,10 +146,20 @@ def fold_kanji(char: str) -> str:
         current = best
 
 
-@lru_cache(maxsize=CACHE_SIZE)
+class _FoldTable(dict):
+    """str.translate table from code point to folded character, filled on first sight."""
+
+    def __missing__(self, codepoint: int) -> str:
+        folded = self[codepoint] = fold_kanji(chr(codepoint))
+        return folded
+
+
+_FOLD_TABLE = _FoldTable()
+
+
 def fold_itaiji(text: str) -> str:
     """Fold every character of ``text`` to its canonical form. Idempotent."""
-    return "".join(map(fold_kanji, text))
+    return text.translate(_FOLD_TABLE)
 
 
 def fold_repetition(text: str) -> str:

@@ -13,7 +13,7 @@ import re
 import unicodedata
 from functools import lru_cache
 
-from namedivider import BasicNameDivider
+from namedivider import BasicNameDivider, BasicNameDividerConfig
 
 from linkage.normalise.kana import kana_key
 from linkage.normalise.kanji import fold_itaiji, fold_repetition
@@ -22,7 +22,7 @@ from linkage.normalise.text import CACHE_SIZE, clean_text, remove_spaces
 KANJI = "kanji"
 LATIN = "latin"
 
-#: Kanji, kana, the iteration mark 々 and UNKNOWN_CHAR's usual companions.
+#: Kanji, kana and the marks 々 〆 〇: any of them makes a name a Japanese-script name.
 _JAPANESE = re.compile(
     "[\u3005-\u3007\u3041-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]"
 )
@@ -32,6 +32,7 @@ _LATIN_LETTER = re.compile("[^\\W\\d_]", re.ASCII)
 _LATIN_PUNCTUATION = re.compile("[.,\\-'\u2018\u2019\u2010\u2011]")
 
 
+@lru_cache(maxsize=CACHE_SIZE)
 def detect_script(value: str) -> str | None:
     """Return "kanji" for a name with any kanji or kana, "latin" for an alphabet name, else None."""
     text = clean_text(value)
@@ -62,6 +63,7 @@ def normalise_latin_name(value: str) -> str | None:
     return text or None
 
 
+@lru_cache(maxsize=CACHE_SIZE)
 def normalise_name(value: str) -> str | None:
     """Normalise one name part by its script (kanji/kana or Latin); None when empty."""
     script = detect_script(value)
@@ -87,8 +89,12 @@ def latin_tokens_sorted(*parts: str | None) -> tuple[str, ...]:
 
 @lru_cache(maxsize=1)
 def _divider() -> BasicNameDivider:
-    """The name divider, built once on first use (it loads its statistics)."""
-    return BasicNameDivider()
+    """The name divider, built once on first use (it loads its statistics).
+
+    cache_mask keeps its per-length masks between calls: about 20 % faster,
+    same results.
+    """
+    return BasicNameDivider(BasicNameDividerConfig(cache_mask=True))
 
 
 @lru_cache(maxsize=CACHE_SIZE)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from linkage.errors import FieldError
-from linkage.normalise.text import clean_text
+from linkage.normalise.text import CACHE_SIZE, clean_text
 
 FIELD = "postal_code"
 
@@ -19,6 +20,7 @@ _REASON = (
 )
 
 
+@lru_cache(maxsize=CACHE_SIZE)
 def normalise_postal_code(value: str) -> str | None:
     """Return the 7 digits (or a 3-digit prefix) of a postal code, None when blank.
 

@@ -45,5 +45,10 @@ def clean_text(value: str) -> str:
 
 
 def remove_spaces(value: str) -> str:
-    """Return ``value`` with every white-space character removed."""
-    return _SPACES.sub("", value)
+    """Return ``value`` with every white-space character removed.
+
+    NFC afterwards: NFKC writes some marks as space + combining mark (´ ->
+    " \u0301"); without the space the mark composes with the character
+    before it, and a second pass must not find anything left to compose.
+    """
+    return unicodedata.normalize("NFC", _SPACES.sub("", value))
