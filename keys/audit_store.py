@@ -85,11 +85,12 @@ class ConsistencyProof:
 
 @dataclass(frozen=True)
 class Receipt:
-    """What :meth:`AuditStore.append` returns once the entry is durable."""
+    """What :meth:`AuditStore.append` returns once the entry is durable: its signed checkpoint and inclusion proof."""
 
     index: int
     leaf_hash: bytes
     checkpoint: str
+    proof: InclusionProof
 
 
 def sqlite_engine(path: str) -> Engine:
@@ -128,16 +129,16 @@ class AuditStore:
         with self._engine.begin() as conn:
             # Writing the head row first takes the write lock at once (SQLite) or
             # the row lock (PostgreSQL), so concurrent appenders queue up here.
-            conn.execute(update(_head).where(_head.c.id == 1).values(size=_head.c.size + 1))
-            size = conn.execute(select(_head.c.size).where(_head.c.id == 1)).scalar_one()
+            size = conn.execute(
+                update(_head).where(_head.c.id == 1).values(size=_head.c.size + 1).returning(_head.c.size)
+            ).scalar_one()
             index = size - 1
-            new_nodes = self._new_nodes(conn, index, leaf)
+            new_nodes, root, path = self._grow(conn, index, leaf)
             conn.execute(insert(_entries).values(idx=index, body=canonical_json(entry.to_json()).decode("utf-8")))
             conn.execute(insert(_nodes), [{"level": lv, "idx": ix, "hash": h} for (lv, ix), h in new_nodes.items()])
-            root = self._fold(conn, [(0, size)], known=new_nodes)[0]
             note = _cp.sign_checkpoint(_cp.Checkpoint(self.origin, size, root), self._signer)
             conn.execute(insert(_checkpoints).values(tree_size=size, note=note))
-        return Receipt(index, leaf, note)
+        return Receipt(index, leaf, note, InclusionProof(index, size, leaf, root, path))
 
     def size(self) -> int:
         """The number of entries."""
@@ -196,21 +197,30 @@ class AuditStore:
         return size
 
     @staticmethod
-    def _new_nodes(conn: Connection, index: int, leaf: bytes) -> dict[tuple[int, int], bytes]:
-        # Leaf `index` completes the perfect subtrees at every level l where
-        # 2**l divides index + 1; each needs its (existing) left sibling.
+    def _grow(conn: Connection, index: int, leaf: bytes) -> tuple[dict[tuple[int, int], bytes], bytes, list[bytes]]:
+        """The nodes that leaf ``index`` completes, the new root and the leaf's inclusion proof, with one read."""
+        # Leaf `index` completes the perfect subtree at every level l where
+        # 2**l divides index + 1; each needs its (stored) left sibling. The
+        # other perfect subtrees of the new right edge are read in the same
+        # query so that the new root is folded without another round trip.
+        size = index + 1
         lefts = []
         level = 1
-        while (index + 1) % (1 << level) == 0:
-            lefts.append((level - 1, ((index + 1) >> (level - 1)) - 2))
+        while size % (1 << level) == 0:
+            lefts.append((level - 1, (size >> (level - 1)) - 2))
             level += 1
-        stored = AuditStore._load(conn, lefts)
+        edge = merkle.perfect_subtrees(0, size)
+        top = edge[-1]  # the subtree that ends with the new leaf
+        stored = AuditStore._load(conn, lefts + edge[:-1])
         new = {(0, index): leaf}
         node = leaf
         for lv, ix in lefts:
             node = merkle.node_hash(stored[(lv, ix)], node)
             new[(lv + 1, ix // 2)] = node
-        return new
+        # For the last leaf, PATH (RFC 9162 §2.1.3.1) is its left siblings
+        # bottom-up, then the earlier perfect subtrees of the edge, nearest first.
+        path = [stored[n] for n in lefts] + [stored[n] for n in reversed(edge[:-1])]
+        return new, merkle.fold_right([stored[n] for n in edge[:-1]] + [new[top]]), path
 
     @staticmethod
     def _fold(

@@ -38,7 +38,11 @@ def test_schema_refuses_extra_fields() -> None:
 
 
 def test_store_proofs_verify(store: AuditStore) -> None:
-    leaves = [store.append(_entry(i)).leaf_hash for i in range(37)]
+    receipts = [store.append(_entry(i)) for i in range(37)]
+    leaves = [r.leaf_hash for r in receipts]
+    for r in receipts:  # the proof an append returns is the one RFC 9162 defines, for the tree it made
+        assert r.proof.proof == merkle.inclusion_proof(r.index, leaves[: r.index + 1])
+        assert r.proof.root == merkle.root_hash(leaves[: r.index + 1])
     assert store.root() == merkle.root_hash(leaves)
     for index in (0, 5, 31, 36):
         proof = store.inclusion_proof(index)
