@@ -28,6 +28,16 @@ from linkage.schema import EncodingSchema, load_schema
 COMPARISONS: tuple[str, ...] = ("name_family", "name_given", "kana_family", "kana_given", "demographic", "address")
 
 _DEMO_PARTS = Present.BIRTH_YEAR | Present.BIRTH_MONTH | Present.BIRTH_DAY
+_YEAR_MONTH = Present.BIRTH_YEAR | Present.BIRTH_MONTH
+
+#: Swapped family/given order is used only when both crossed parts agree this well.
+SWAP_MIN = 0.7
+#: Written name below VOID_WRITTEN while the reading is at least VOID_READING: void.
+VOID_WRITTEN = 0.45
+VOID_READING = 0.9
+
+#: What both records' birth dates have in common (``PairSimilarities.date_detail``).
+DATE_WEAK, DATE_YEAR_MONTH, DATE_FULL = 0, 1, 2
 _PAIR_CHUNK = 200_000
 
 
@@ -35,11 +45,12 @@ _PAIR_CHUNK = 200_000
 class PairSimilarities:
     """Similarities for P pairs: ``values[p, c]`` for comparison ``COMPARISONS[c]`` (NaN = missing).
 
-    ``demographic_complete`` is true where both records have a full birth date.
+    ``date_detail`` says which birth-date parts both records have: DATE_FULL
+    (year, month, day), DATE_YEAR_MONTH, or DATE_WEAK (year or sex only).
     """
 
     values: np.ndarray
-    demographic_complete: np.ndarray
+    date_detail: np.ndarray
 
 
 def _segment_counts(bits: np.ndarray, schema: EncodingSchema) -> np.ndarray:
@@ -49,9 +60,9 @@ def _segment_counts(bits: np.ndarray, schema: EncodingSchema) -> np.ndarray:
 
 
 def _dice(inter: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    total = a + b
+    # An empty filter on either side means the field is missing there: NaN, not 0.
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(total > 0, 2.0 * inter / np.maximum(total, 1), np.nan)
+        return np.where((a > 0) & (b > 0), 2.0 * inter / np.maximum(a + b, 1), np.nan)
 
 
 def _overlap(inter: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -73,11 +84,11 @@ def compare_pairs(
         raise ValueError("encodings under different schemas or linkage keys are never compared")
     n = len(ia)
     values = np.full((n, len(COMPARISONS)), np.nan)
-    complete = np.zeros(n, dtype=bool)
+    detail = np.zeros(n, dtype=np.int8)
     for start in range(0, n, _PAIR_CHUNK):
         sl = slice(start, start + _PAIR_CHUNK)
-        values[sl], complete[sl] = _compare_chunk(a, ia[sl], b, ib[sl], schema)
-    return PairSimilarities(values, complete)
+        values[sl], detail[sl] = _compare_chunk(a, ia[sl], b, ib[sl], schema)
+    return PairSimilarities(values, detail)
 
 
 def _compare_chunk(a, ia, b, ib, schema):
@@ -99,24 +110,22 @@ def _compare_chunk(a, ia, b, ib, schema):
         f_i, g_i = idx[f"{prefix}_family"], idx[f"{prefix}_given"]
         cross_fg = _dice(_cross(bits_a, bits_b, seg[f"{prefix}_family"], seg[f"{prefix}_given"]), pa[:, f_i], pb[:, g_i])
         cross_gf = _dice(_cross(bits_a, bits_b, seg[f"{prefix}_given"], seg[f"{prefix}_family"]), pa[:, g_i], pb[:, f_i])
-        straight = np.fmin(fam, giv)
-        swapped = np.fmin(cross_fg, cross_gf)
-        use_swap = swapped > straight
+        swapped = np.minimum(cross_fg, cross_gf)
+        use_swap = (swapped >= SWAP_MIN) & (swapped > np.minimum(fam, giv))
         fam = np.where(use_swap, cross_fg, fam)
         giv = np.where(use_swap, cross_gf, giv)
+        # A split that was guessed (one-field name) is not evidence: the whole name decides.
         inferred = ((fa | fb) & inferred_flag) > 0
-        lacks_part = np.isnan(fam) | np.isnan(giv)
-        trust_full = (inferred | lacks_part) & (full >= 0.8)
-        fam = np.where(trust_full, np.fmax(fam, full), fam)
-        giv = np.where(trust_full, np.fmax(giv, full), giv)
+        fam = np.where(inferred & ~np.isnan(full), full, fam)
+        giv = np.where(inferred & ~np.isnan(full), full, giv)
         return fam, giv, full
 
     n_fam, n_giv, n_full = parts("name", Present.NAME_SPLIT_INFERRED)
     k_fam, k_giv, k_full = parts("kana", Present.KANA_SPLIT_INFERRED)
-    # Alphabet name on one side, kanji 通称 on the other: the kanji say nothing.
-    void = (n_full < 0.2) & (k_full >= 0.9) & (np.nan_to_num(k_giv) >= 0.9)
-    n_fam = np.where(void, np.nan, n_fam)
-    n_giv = np.where(void, np.nan, n_giv)
+    # Same reading, nothing shared in writing: an alphabet name against a 通称
+    # or katakana. The written form says nothing then, for that part.
+    n_fam = np.where((n_fam < VOID_WRITTEN) & (k_fam >= VOID_READING), np.nan, n_fam)
+    n_giv = np.where((n_giv < VOID_WRITTEN) & (k_giv >= VOID_READING), np.nan, n_giv)
 
     d = idx["demographic"]
     demo_a, demo_b = fa & (_DEMO_PARTS | Present.SEX), fb & (_DEMO_PARTS | Present.SEX)
@@ -124,7 +133,12 @@ def _compare_chunk(a, ia, b, ib, schema):
     demo = np.where(
         same_parts, _dice(inter[:, d], pa[:, d], pb[:, d]), _overlap(inter[:, d], pa[:, d], pb[:, d])
     )
-    complete = ((fa & _DEMO_PARTS) == _DEMO_PARTS) & ((fb & _DEMO_PARTS) == _DEMO_PARTS)
+    shared = fa & fb
+    detail = np.where(
+        (shared & _DEMO_PARTS) == _DEMO_PARTS,
+        DATE_FULL,
+        np.where((shared & _YEAR_MONTH) == _YEAR_MONTH, DATE_YEAR_MONTH, DATE_WEAK),
+    ).astype(np.int8)
     ad = idx["address"]
     addr = _overlap(inter[:, ad], pa[:, ad], pb[:, ad])
-    return np.column_stack([n_fam, n_giv, k_fam, k_giv, demo, addr]), complete
+    return np.column_stack([n_fam, n_giv, k_fam, k_giv, demo, addr]), detail

@@ -138,91 +138,109 @@ class Encoder:
                     seg.name, field.identifier, bytes(field_keys[0]), props.strategy.bits_per_token(1)[0], clk.l, seg.offset, n
                 )
         self._block_key = derive_key(secret, "blocking", self.schema.version)
-        self._cache: dict[tuple[_Feature, str], tuple[int, ...]] = {}
+        self._total_bits = self.schema.total_bits
+        # Field values repeat (names, dates, districts): each value's bit mask
+        # is computed once per run. Bit p of the encoding is int bit (total-1-p).
+        self._masks: dict[_Feature, dict[str, int]] = {f: {} for f in self._features.values()}
+        self._token_masks: dict[_Feature, dict[str, int]] = {f: {} for f in self._features.values()}
+        self._block_cache: dict[tuple[str, str], int] = {}
+        self._dates: dict[tuple, tuple[int, int, list[int]]] = {}
 
-    def _positions(self, feature: _Feature, token: str) -> tuple[int, ...]:
-        cached = self._cache.get((feature, token))
+    def _mask(self, segment: str, identifier: str, value: str) -> int:
+        feature = self._features[(segment, identifier)]
+        cache = self._masks[feature]
+        mask = cache.get(value)
+        if mask is None:
+            tokens = _bigrams(value, feature.ngram) if feature.ngram else [value]
+            token_cache = self._token_masks[feature]
+            mask = 0
+            for token in tokens:
+                t = token_cache.get(token)
+                if t is None:
+                    top = self._total_bits - 1 - feature.offset
+                    t = 0
+                    for i in blake_hash_token(token.encode("utf-8"), feature.k, feature.key, feature.length):
+                        t |= 1 << (top - i)
+                    token_cache[token] = t
+                mask |= t
+            cache[value] = mask
+        return mask
+
+    def _date_parts(self, rec: NormalisedRecord) -> tuple[int, int, list[int]]:
+        key = (rec.birth_year, rec.birth_month, rec.birth_day, rec.sex)
+        cached = self._dates.get(key)
         if cached is None:
-            idx = blake_hash_token(token.encode("utf-8"), feature.k, feature.key, feature.length)
-            cached = tuple(feature.offset + i for i in idx)
-            self._cache[(feature, token)] = cached
+            y, m, d, sex = key
+            mask = flags = 0
+            for identifier, value, flag in (
+                ("birth_year", None if y is None else f"{y:04d}", Present.BIRTH_YEAR),
+                ("birth_month", None if m is None else f"{m:02d}", Present.BIRTH_MONTH),
+                ("birth_day", None if d is None else f"{d:02d}", Present.BIRTH_DAY),
+                ("sex", sex, Present.SEX),
+            ):
+                if value:
+                    mask |= self._mask("demographic", identifier, value)
+                    flags |= flag
+            blocks = [self._block(name, v) if (v := _block_value(name, y, m, d)) else 0 for name in self.schema.blocking_keys]
+            cached = self._dates[key] = (mask, flags, blocks)
         return cached
 
-    def _add(self, out: list[int], segment: str, identifier: str, value: str | None) -> bool:
-        if not value:
-            return False
-        feature = self._features[(segment, identifier)]
-        tokens = _bigrams(value, feature.ngram) if feature.ngram else (value,)
-        for token in tokens:
-            out.extend(self._positions(feature, token))
-        return bool(tokens)
-
     def _block(self, name: str, value: str) -> int:
-        digest = hashlib.blake2b(f"{name}|{value}".encode(), key=self._block_key, digest_size=8).digest()
-        return int.from_bytes(digest, "big") or 1
+        token = self._block_cache.get((name, value))
+        if token is None:
+            digest = hashlib.blake2b(f"{name}|{value}".encode(), key=self._block_key, digest_size=8).digest()
+            token = int.from_bytes(digest, "big") or 1
+            self._block_cache[(name, value)] = token
+        return token
 
-    def record_positions(self, rec: NormalisedRecord) -> tuple[list[int], int, list[int]]:
-        """Bit positions, presence flags and blocking tokens of one record."""
-        pos: list[int] = []
-        flags = 0
-        family, given = rec.family_name, rec.given_name
-        if self._add(pos, "name_family", "name_part", family):
-            flags |= Present.NAME_FAMILY
-        if self._add(pos, "name_given", "name_part", given):
-            flags |= Present.NAME_GIVEN
-        if family or given:
-            if rec.name_script == "latin" and family and given:
-                full = "".join(sorted((family, given)))  # alphabet names come in either order
-            else:
-                full = (family or "") + (given or "")
-            if self._add(pos, "name_full", "name_full", full):
-                flags |= Present.NAME_FULL
+    def record_mask(self, rec: NormalisedRecord) -> tuple[int, int, list[int]]:
+        """The encoding of one record as an int (bit p = int bit total-1-p), its presence flags and blocking tokens."""
+        mask, flags, blocks = self._date_parts(rec)
+        for segment, identifier, value, flag in (
+            ("name_family", "name_part", rec.family_name, Present.NAME_FAMILY),
+            ("name_given", "name_part", rec.given_name, Present.NAME_GIVEN),
+            ("name_full", "name_full", _full_name(rec), Present.NAME_FULL),
+            ("kana_family", "kana_part", rec.family_kana, Present.KANA_FAMILY),
+            ("kana_given", "kana_part", rec.given_kana, Present.KANA_GIVEN),
+            ("kana_full", "kana_full", (rec.family_kana or "") + (rec.given_kana or ""), Present.KANA_FULL),
+            ("address", "postal_code", rec.postal_code, Present.POSTAL_CODE),
+            ("address", "address", rec.address, Present.ADDRESS),
+        ):
+            if value:
+                m = self._mask(segment, identifier, value)
+                if m:
+                    mask |= m
+                    flags |= flag
         if rec.name_split_inferred:
             flags |= Present.NAME_SPLIT_INFERRED
-        if self._add(pos, "kana_family", "kana_part", rec.family_kana):
-            flags |= Present.KANA_FAMILY
-        if self._add(pos, "kana_given", "kana_part", rec.given_kana):
-            flags |= Present.KANA_GIVEN
-        if rec.family_kana or rec.given_kana:
-            if self._add(pos, "kana_full", "kana_full", (rec.family_kana or "") + (rec.given_kana or "")):
-                flags |= Present.KANA_FULL
         if rec.kana_split_inferred:
             flags |= Present.KANA_SPLIT_INFERRED
-        y, m, d = rec.birth_year, rec.birth_month, rec.birth_day
-        if y is not None and self._add(pos, "demographic", "birth_year", f"{y:04d}"):
-            flags |= Present.BIRTH_YEAR
-        if m is not None and self._add(pos, "demographic", "birth_month", f"{m:02d}"):
-            flags |= Present.BIRTH_MONTH
-        if d is not None and self._add(pos, "demographic", "birth_day", f"{d:02d}"):
-            flags |= Present.BIRTH_DAY
-        if self._add(pos, "demographic", "sex", rec.sex):
-            flags |= Present.SEX
-        if self._add(pos, "address", "postal_code", rec.postal_code):
-            flags |= Present.POSTAL_CODE
-        if self._add(pos, "address", "address", rec.address):
-            flags |= Present.ADDRESS
-        blocks = [self._block(name, v) if (v := _block_value(name, y, m, d)) else 0 for name in self.schema.blocking_keys]
-        return pos, flags, blocks
+        return mask, flags, blocks
 
     def encode(self, records: Sequence[NormalisedRecord]) -> Encodings:
         """Encode a batch; row i of the result is ``records[i]``."""
         n = len(records)
-        nbits = self.schema.total_bits
-        rows: list[int] = []
-        cols: list[int] = []
+        nbytes = self.schema.total_bytes
+        rows = []
         present = np.zeros(n, dtype=np.uint16)
         blocks = np.zeros((n, len(self.schema.blocking_keys)), dtype=np.uint64)
         for i, rec in enumerate(records):
-            pos, flags, blk = self.record_positions(rec)
-            cols.extend(pos)
-            rows.extend([i] * len(pos))
+            mask, flags, blk = self.record_mask(rec)
+            rows.append(mask.to_bytes(nbytes, "big"))
             present[i] = flags
             blocks[i] = blk
-        dense = np.zeros((n, nbits), dtype=np.uint8)
-        if cols:
-            dense[np.asarray(rows, dtype=np.intp), np.asarray(cols, dtype=np.intp)] = 1
-        bits = np.packbits(dense, axis=1, bitorder="big")
+        bits = np.frombuffer(b"".join(rows), dtype=np.uint8).reshape(n, nbytes).copy()
         return Encodings(self.schema.version, self.key_id, bits, present, blocks)
+
+
+def _full_name(rec: NormalisedRecord) -> str | None:
+    family, given = rec.family_name, rec.given_name
+    if not (family or given):
+        return None
+    if rec.name_script == "latin":
+        # Alphabet names come in either order: compare their words sorted.
+        return "".join(sorted(f"{family or ''} {given or ''}".split()))
+    return (family or "") + (given or "")
 
 
 def _block_value(name: str, y: int | None, m: int | None, d: int | None) -> str | None:

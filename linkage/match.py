@@ -2,10 +2,10 @@
 
 read → validate → normalise → encode happen before; here:
 
-1. candidates: anonlink's ``find_candidate_pairs`` with keyed birth-date
-   blocking, on the name-and-reading part of each encoding (a loose Dice
-   threshold: the second stage decides); records without a usable birth date
-   are compared with every record of the other sources;
+1. candidates: keyed birth-date blocks, and inside each block anonlink's
+   accelerated Dice on the written name and on the reading separately (a
+   loose threshold: the second stage decides); records without a usable
+   birth date are compared with every record of the other sources;
 2. score: per-field similarities (``compare``) weighed by a Fellegi–Sunter
    model (``score``) whose u-probabilities are fitted on random pairs of
    this very run;
@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
-from anonlink.candidate_generation import find_candidate_pairs
 from anonlink.similarities import dice_coefficient_accelerated
 from anonlink.solving import probabilistic_greedy_solve
 from bitarray import bitarray
@@ -33,10 +32,12 @@ from linkage.score import ScoringModel
 MATCH_THRESHOLD = 12.0
 #: Pairs between this and MATCH_THRESHOLD go to clerical review.
 REVIEW_THRESHOLD = 4.0
-#: Loose Dice threshold on the name-and-reading part for candidate generation.
-CANDIDATE_THRESHOLD = 0.3
+#: Loose Dice threshold on the written name or the reading for candidate generation.
+CANDIDATE_THRESHOLD = 0.45
 #: Random pairs drawn to fit the u-probabilities.
 U_SAMPLE = 200_000
+#: Two matches of one record into one source closer than this (bits) are ambiguous.
+AMBIGUITY_MARGIN = 3.0
 #: Solver: share of pairwise evidence needed to merge two groups.
 MERGE_THRESHOLD = 0.5
 
@@ -65,69 +66,96 @@ class LinkResult:
     candidate_count: int
 
     def review_queue(self) -> np.ndarray:
-        """Indices into ``pairs`` whose weight lies in the clerical-review band."""
+        """Indices into ``pairs`` for clerical review: the band below the match threshold, and ambiguous matches."""
         w = self.pairs.weight
-        return np.flatnonzero((w >= self.review_threshold) & (w < self.match_threshold))
+        band = (w >= self.review_threshold) & (w < self.match_threshold)
+        return np.flatnonzero(band | ambiguous(self.pairs, self.match_threshold))
 
 
-def _name_part_bitarrays(enc: Encodings) -> list[bitarray]:
-    schema = load_schema(enc.schema_version)
-    end = schema.segment("kana_full").byte_slice.stop
-    prefix = np.ascontiguousarray(enc.bits[:, :end])
+def _bitarrays(enc: Encodings, part: slice) -> list[bitarray]:
+    rows = np.ascontiguousarray(enc.bits[:, part])
     out = []
-    for row in prefix:
+    for row in rows:
         ba = bitarray(endian="big")
         ba.frombytes(row.tobytes())
         out.append(ba)
     return out
 
 
+def _first_stage_parts(version: str) -> list[slice]:
+    """The written name and the reading, each compared on its own (either may be missing)."""
+    schema = load_schema(version)
+    name = slice(schema.segment("name_family").byte_slice.start, schema.segment("name_full").byte_slice.stop)
+    kana = slice(schema.segment("kana_family").byte_slice.start, schema.segment("kana_full").byte_slice.stop)
+    return [name, kana]
+
+
+def _blocks_of(enc: Encodings) -> dict[tuple[int, int], np.ndarray]:
+    """Record indices per (blocking key, token); records without any token are wildcards."""
+    out: dict[tuple[int, int], np.ndarray] = {}
+    for k in range(enc.blocks.shape[1]):
+        col = enc.blocks[:, k]
+        idx = np.flatnonzero(col)
+        order = idx[np.argsort(col[idx], kind="stable")]
+        values = col[order]
+        cuts = np.flatnonzero(values[1:] != values[:-1]) + 1
+        for chunk in np.split(order, cuts):
+            if len(chunk):
+                out[(k, int(col[chunk[0]]))] = chunk
+    return out
+
+
 def candidate_pairs(
     encodings: Sequence[Encodings], threshold: float = CANDIDATE_THRESHOLD
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(source_a, index_a, source_b, index_b) for every candidate pair, source_a < source_b."""
-    datasets = [_name_part_bitarrays(e) for e in encodings]
+    """(source_a, index_a, source_b, index_b) for every candidate pair, source_a < source_b.
+
+    Two records are compared when they share a keyed birth-date block (or one
+    of them has no usable birth date); they are candidates when their written
+    names or their readings reach ``threshold`` (anonlink's Dice).
+    """
+    parts = _first_stage_parts(encodings[0].schema_version)
+    datasets = [[_bitarrays(e, p) for p in parts] for e in encodings]
+    blocks = [_blocks_of(e) for e in encodings]
     wild = [np.flatnonzero(~(e.blocks != 0).any(axis=1)) for e in encodings]
-    wild_sets = [set(w.tolist()) for w in wild]
-    blocks = [e.blocks for e in encodings]
+    found: list[np.ndarray] = []
+    span = np.int64(1 << 31)
 
-    def blocking_f(dataset_index: int, record_index: int, _hash) -> list:
-        if record_index in wild_sets[dataset_index]:
-            return []
-        row = blocks[dataset_index][record_index]
-        return [(k, int(v)) for k, v in enumerate(row) if v]
+    def compare(s: int, rows_s: np.ndarray, t: int, rows_t: np.ndarray) -> None:
+        for p in range(len(parts)):
+            left = [datasets[s][p][i] for i in rows_s]
+            right = [datasets[t][p][i] for i in rows_t]
+            _sims, (i0, i1) = dice_coefficient_accelerated([left, right], threshold)
+            if len(i0):
+                a = rows_s[np.frombuffer(i0, dtype=np.uint32)].astype(np.int64)
+                b = rows_t[np.frombuffer(i1, dtype=np.uint32)].astype(np.int64)
+                found.append(((s * span + a) * 16 + t) * span + b)
 
-    parts_sa, parts_ia, parts_sb, parts_ib = [], [], [], []
-
-    def add(sa, ia, sb, ib):
-        parts_sa.append(np.asarray(sa, dtype=np.int32))
-        parts_ia.append(np.asarray(ia, dtype=np.int64))
-        parts_sb.append(np.asarray(sb, dtype=np.int32))
-        parts_ib.append(np.asarray(ib, dtype=np.int64))
-
-    _sims, (dset0, dset1), (rec0, rec1) = find_candidate_pairs(
-        datasets, dice_coefficient_accelerated, threshold, blocking_f=blocking_f
-    )
-    add(dset0, rec0, dset1, rec1)
-    # Records without a usable birth date meet every record of the other sources.
-    for s, w in enumerate(wild):
-        if not len(w):
-            continue
-        for t in range(len(datasets)):
-            if t == s:
-                continue
-            sims, (i0, i1) = dice_coefficient_accelerated([[datasets[s][i] for i in w], datasets[t]], threshold)
-            i0 = w[np.asarray(i0, dtype=np.int64)]
-            i1 = np.asarray(i1, dtype=np.int64)
-            if s < t:
-                add(np.full(len(i0), s), i0, np.full(len(i0), t), i1)
-            else:
-                add(np.full(len(i0), t), i1, np.full(len(i0), s), i0)
-    sa, ia, sb, ib = (np.concatenate(p) for p in (parts_sa, parts_ia, parts_sb, parts_ib))
-    # A pair found through several blocks (or as a wildcard both ways) counts once.
-    key = np.stack([sa.astype(np.int64), ia, sb.astype(np.int64), ib], axis=1)
-    key = np.unique(key, axis=0)
-    return key[:, 0].astype(np.int32), key[:, 1], key[:, 2].astype(np.int32), key[:, 3]
+    for s in range(len(encodings)):
+        for t in range(s + 1, len(encodings)):
+            for key, rows_s in blocks[s].items():
+                rows_t = blocks[t].get(key)
+                if rows_t is not None:
+                    compare(s, rows_s, t, rows_t)
+            # Records without a usable birth date meet every record of the other source.
+            everyone_t = np.arange(len(encodings[t]))
+            if len(wild[s]):
+                compare(s, wild[s], t, everyone_t)
+            if len(wild[t]):
+                rest_s = np.setdiff1d(np.arange(len(encodings[s])), wild[s])
+                compare(s, rest_s, t, wild[t])
+    if not found:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty.astype(np.int32), empty, empty.astype(np.int32), empty
+    # A pair found through several blocks or both parts counts once.
+    key = np.unique(np.concatenate(found))
+    ib = key % span
+    rest = key // span
+    sb = rest % 16
+    rest //= 16
+    ia = rest % span
+    sa = rest // span
+    return sa.astype(np.int32), ia, sb.astype(np.int32), ib
 
 
 def fit_model(encodings: Sequence[Encodings], seed: int = 0, sample: int = U_SAMPLE) -> ScoringModel:
@@ -137,7 +165,7 @@ def fit_model(encodings: Sequence[Encodings], seed: int = 0, sample: int = U_SAM
     sims_parts = []
     pairs = [(s, t) for i, s in enumerate(sources) for t in sources[i + 1 :]]
     if not pairs:
-        return ScoringModel().fit_u(PairSimilarities(np.empty((0, 6)), np.empty(0, dtype=bool)))
+        return ScoringModel().fit_u(PairSimilarities(np.empty((0, 6)), np.empty(0, dtype=np.int8)))
     per_pair = max(1, sample // len(pairs))
     for s, t in pairs:
         ia = rng.integers(0, len(encodings[s]), per_pair)
@@ -145,7 +173,7 @@ def fit_model(encodings: Sequence[Encodings], seed: int = 0, sample: int = U_SAM
         sims_parts.append(compare_pairs(encodings[s], ia, encodings[t], ib))
     sims = PairSimilarities(
         np.concatenate([p.values for p in sims_parts]),
-        np.concatenate([p.demographic_complete for p in sims_parts]),
+        np.concatenate([p.date_detail for p in sims_parts]),
     )
     return ScoringModel().fit_u(sims)
 
@@ -155,20 +183,45 @@ def score_pairs(
 ) -> ScoredPairs:
     """Compare and weigh candidate pairs, source pair by source pair."""
     values = np.full((len(sa), 6), np.nan)
-    complete = np.zeros(len(sa), dtype=bool)
+    detail = np.zeros(len(sa), dtype=np.int8)
     for s in np.unique(sa):
         for t in np.unique(sb[sa == s]):
             sel = np.flatnonzero((sa == s) & (sb == t))
             sims = compare_pairs(encodings[s], ia[sel], encodings[t], ib[sel])
             values[sel] = sims.values
-            complete[sel] = sims.demographic_complete
-    sims = PairSimilarities(values, complete)
+            detail[sel] = sims.date_detail
+    sims = PairSimilarities(values, detail)
     return ScoredPairs(sa, ia, sb, ib, sims, model.score(sims))
 
 
+def ambiguous(pairs: ScoredPairs, match_threshold: float, margin: float = AMBIGUITY_MARGIN) -> np.ndarray:
+    """Mask of matching pairs whose record has a rival in the same other source.
+
+    When one record matches two records of another source almost equally well
+    (two children with one name and no birth date to tell them apart), linking
+    either would be a guess: both pairs go to clerical review instead.
+    """
+    out = np.zeros(len(pairs.weight), dtype=bool)
+    strong = np.flatnonzero(pairs.weight >= match_threshold - margin)
+    for mine, their_source in ((
+        (pairs.source_a, pairs.index_a), pairs.source_b), ((pairs.source_b, pairs.index_b), pairs.source_a)):
+        src, idx = mine
+        key = (src[strong].astype(np.int64) << 40) | (idx[strong] << 8) | their_source[strong].astype(np.int64)
+        order = np.lexsort((-pairs.weight[strong], key))
+        k, w = key[order], pairs.weight[strong][order]
+        same_next = k[1:] == k[:-1]
+        close = same_next & (w[:-1] - w[1:] < margin)
+        # The best pair of a group and each rival within the margin are flagged.
+        flagged = np.zeros(len(k), dtype=bool)
+        flagged[:-1] |= close
+        flagged[1:] |= close
+        out[strong[order[flagged]]] = True
+    return out & (pairs.weight >= match_threshold)
+
+
 def solve(encodings: Sequence[Encodings], pairs: ScoredPairs, match_threshold: float) -> list[list[tuple[int, int]]]:
-    """Clusters from the pairs at or above ``match_threshold``; singletons for the rest."""
-    keep = np.flatnonzero(pairs.weight >= match_threshold)
+    """Clusters from the unambiguous pairs at or above ``match_threshold``; singletons for the rest."""
+    keep = np.flatnonzero((pairs.weight >= match_threshold) & ~ambiguous(pairs, match_threshold))
     order = keep[np.argsort(-pairs.weight[keep], kind="stable")]
     from array import array
 

@@ -25,7 +25,7 @@ LEVEL_BOUNDS: dict[str, tuple[float, ...]] = {
     "name_given": (0.45, 0.7, 0.95),
     "kana_family": (0.45, 0.7, 0.95),
     "kana_given": (0.45, 0.7, 0.95),
-    "demographic": (0.6, 0.97),
+    "demographic": (0.6, 0.97),  # then split by what both dates carry: see levels()
     "address": (0.6, 0.9),
 }
 
@@ -35,7 +35,7 @@ LEVEL_LABELS: dict[str, tuple[str, ...]] = {
     "name_given": ("異なる", "一部一致", "類似", "一致"),
     "kana_family": ("異なる", "一部一致", "類似", "一致"),
     "kana_given": ("異なる", "一部一致", "類似", "一致"),
-    "demographic": ("異なる", "一部異なる", "年月まで一致", "一致"),
+    "demographic": ("異なる", "一部異なる", "年または性別のみ一致", "年月まで一致", "一致"),
     "address": ("異なる", "一部一致", "一致"),
 }
 
@@ -46,7 +46,7 @@ DEFAULT_M: dict[str, tuple[float, ...]] = {
     "name_given": (0.01, 0.04, 0.08, 0.87),
     "kana_family": (0.03, 0.04, 0.08, 0.85),
     "kana_given": (0.01, 0.04, 0.08, 0.87),
-    "demographic": (0.005, 0.03, 0.965, 0.965),
+    "demographic": (0.005, 0.03, 0.965, 0.965, 0.965),
     "address": (0.2, 0.15, 0.65),
 }
 
@@ -57,6 +57,12 @@ GIVEN_NAME_GUARD = 0.45
 _U_FLOOR = 1e-6
 
 
+def _frequencies(levels_seen: np.ndarray, n_levels: int) -> np.ndarray:
+    counts = np.bincount(levels_seen.astype(np.int64), minlength=n_levels).astype(float)
+    # Add-half smoothing keeps unseen levels finite.
+    return np.maximum((counts + 0.5) / (counts.sum() + 0.5 * n_levels), _U_FLOOR)
+
+
 def levels(sims: PairSimilarities) -> np.ndarray:
     """Level per pair and comparison; -1 where the field is missing on either side."""
     out = np.full(sims.values.shape, -1, dtype=np.int8)
@@ -65,8 +71,8 @@ def levels(sims: PairSimilarities) -> np.ndarray:
         known = ~np.isnan(v)
         lv = np.searchsorted(np.asarray(LEVEL_BOUNDS[name]), np.where(known, v, 0.0), side="right")
         if name == "demographic":
-            # Level 2 = agrees on the parts both have; level 3 = full dates agree.
-            lv = np.where((lv == 2) & sims.demographic_complete, 3, lv)
+            # Agreement is worth what both dates carry: year/sex only, year-month, full date.
+            lv = np.where(lv == 2, 2 + sims.date_detail, lv)
         out[:, c] = np.where(known, lv, -1)
     return out
 
@@ -84,17 +90,33 @@ class ScoringModel:
         for c, name in enumerate(COMPARISONS):
             n_levels = len(self.m[name])
             col = lv[:, c]
-            col = col[col >= 0]
-            counts = np.bincount(col, minlength=n_levels).astype(float)
-            # Add-half smoothing keeps unseen levels finite.
-            self.u[name] = np.maximum((counts + 0.5) / (counts.sum() + 0.5 * n_levels), _U_FLOOR)
+            known = col >= 0
+            self.u[name] = _frequencies(col[known], n_levels)
+            if name == "demographic":
+                # Agreement on a year-month (or on the sex alone) is far more common
+                # among strangers than agreement on a full date: each agreement
+                # level's u is measured among the pairs whose dates carry as much.
+                detail = random_pairs.date_detail[known]
+                for d in range(3):
+                    within = detail == d
+                    if within.any():
+                        self.u[name][2 + d] = _frequencies(col[known][within], n_levels)[2 + d]
         return self
 
     def weight_table(self) -> dict[str, np.ndarray]:
         """log2(m/u) per comparison and level."""
         if not self.u:
             raise ValueError("the model has no u-probabilities yet: call fit_u first")
-        return {name: np.log2(np.asarray(self.m[name]) / self.u[name]) for name in COMPARISONS}
+        table = {}
+        for name in COMPARISONS:
+            w = np.log2(np.asarray(self.m[name]) / self.u[name])
+            # Closer agreement never weighs less: a rare near-miss must not
+            # outweigh an exact match just because strangers seldom land there.
+            top = 2 if name == "demographic" else len(w) - 1
+            for level in range(top - 1, -1, -1):
+                w[level] = min(w[level], w[level + 1:].min() if name != "demographic" else w[level + 1 :].min())
+            table[name] = w
+        return table
 
     def contributions(self, sims: PairSimilarities) -> np.ndarray:
         """Weight each comparison adds to each pair (0 where missing)."""
