@@ -1,0 +1,196 @@
+"""The signed submission: the one contract between an agent and the gateway.
+
+A submission is UTF-8 JSON Lines, so the same bytes travel by HTTPS push and
+as a carried bundle file that a file sanitiser (無害化) passes as plain text:
+
+    line 1      {"manifest": {...}, "signature": "<base64 Ed25519>"}
+    line 2..n+1 one record each: {"t": token, "c": clk, "p": present, "b": [blocks], "s": sealed, "a": {attributes}}
+
+* ``manifest`` names the format and version, the agent and its signing key id,
+  municipality, network, source, the encoding schema version, the linkage key
+  id, the escrow key id, the sequence number, the batch id, the creation time,
+  the mode (``snapshot``: the submission replaces the source's previous one, so
+  deletions become visible), the record count, the sealed batch's header and
+  ``content_sha256``, the SHA-256 of every byte after the first newline.
+* ``signature`` is the agent's Ed25519 signature over the canonical JSON of the
+  manifest (sorted keys, no spaces), so it covers the records through the hash.
+* each record: ``t`` the record token (a keyed hash of the department's record
+  id), ``c`` the base64 encoding (CLK) under ``schema_version``, ``p`` the
+  presence flags, ``b`` the keyed blocking tokens as 16-digit hex ("" = none),
+  ``s`` the base64 escrow-sealed identity, ``a`` the attributes the policy lets
+  this network and source send (strings).
+
+Nothing in a submission names a child in plaintext: the gateway can store it
+as it is.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from keys._files import canonical_json
+from keys.errors import KeysError
+
+FORMAT = "tsunagu-submission"
+VERSION = 1
+MODES = ("snapshot",)
+
+_MANIFEST_FIELDS = (
+    "format",
+    "version",
+    "agent_id",
+    "signing_key_id",
+    "municipality",
+    "network",
+    "source",
+    "schema_version",
+    "linkage_key_id",
+    "escrow_key_id",
+    "sequence",
+    "batch_id",
+    "created_at",
+    "mode",
+    "record_count",
+    "seal_header",
+    "content_sha256",
+)
+
+
+class SubmissionError(KeysError):
+    """A submission could not be read or trusted; the message says why."""
+
+
+class MalformedSubmissionError(SubmissionError):
+    """The bytes are not a submission of a known format and version."""
+
+
+class ContentHashError(SubmissionError):
+    """The records do not match the manifest's content hash or record count."""
+
+
+class SubmissionSignatureError(SubmissionError):
+    """The signature does not verify under the agent's registered key."""
+
+
+@dataclass(slots=True)
+class SubmittedRecord:
+    """One record as it travels: no plaintext identity."""
+
+    token: str
+    clk: bytes
+    present: int
+    blocks: list[int]
+    sealed: bytes
+    attributes: dict[str, str] = field(default_factory=dict)
+
+    def to_line(self) -> bytes:
+        """This record as one JSON line (without the newline)."""
+        return json.dumps(
+            {
+                "t": self.token,
+                "c": base64.b64encode(self.clk).decode("ascii"),
+                "p": self.present,
+                "b": [f"{b:016x}" if b else "" for b in self.blocks],
+                "s": base64.b64encode(self.sealed).decode("ascii"),
+                "a": self.attributes,
+            },
+            ensure_ascii=False,
+            separators=(",", ":"),
+        ).encode("utf-8")
+
+    @classmethod
+    def from_line(cls, line: bytes, number: int) -> "SubmittedRecord":
+        """Parse one record line; ``number`` is its line number for the error message."""
+        try:
+            d = json.loads(line)
+            attributes = d.get("a") or {}
+            if not isinstance(attributes, dict) or not all(isinstance(v, str) for v in attributes.values()):
+                raise ValueError("attributes must be strings")
+            return cls(
+                token=str(d["t"]),
+                clk=base64.b64decode(d["c"], validate=True),
+                present=int(d["p"]),
+                blocks=[int(b, 16) if b else 0 for b in d["b"]],
+                sealed=base64.b64decode(d["s"], validate=True),
+                attributes=attributes,
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise MalformedSubmissionError(f"提出データの {number} 行目の記録が読めません（{type(exc).__name__}）。") from None
+
+
+@dataclass(slots=True)
+class Submission:
+    """A parsed submission: manifest, signature and records (signature not yet checked)."""
+
+    manifest: dict[str, Any]
+    signature: bytes
+    records: list[SubmittedRecord]
+
+    def verify(self, public_key: Ed25519PublicKey) -> None:
+        """Check the signature over the manifest; raises :class:`SubmissionSignatureError`."""
+        try:
+            public_key.verify(self.signature, canonical_json(self.manifest))
+        except InvalidSignature:
+            raise SubmissionSignatureError(
+                f"提出データ（エージェント {self.manifest.get('agent_id')}、連番 {self.manifest.get('sequence')}）の署名を検証できません。"
+            ) from None
+
+
+def write_submission(manifest: dict[str, Any], records: Iterable[SubmittedRecord], signing_key: Ed25519PrivateKey) -> bytes:
+    """Serialise and sign; ``manifest`` needs every field but format, version, record_count and content_sha256."""
+    lines = [r.to_line() for r in records]
+    body = b"\n".join(lines) + (b"\n" if lines else b"")
+    full = {**manifest, "format": FORMAT, "version": VERSION, "record_count": len(lines),
+            "content_sha256": hashlib.sha256(body).hexdigest()}
+    missing = [f for f in _MANIFEST_FIELDS if f not in full]
+    if missing:
+        raise MalformedSubmissionError(f"マニフェストに項目がありません: {', '.join(missing)}")
+    if full["mode"] not in MODES:
+        raise MalformedSubmissionError(f"提出モード「{full['mode']}」は使えません（{', '.join(MODES)}）。")
+    head = json.dumps(
+        {"manifest": full, "signature": base64.b64encode(signing_key.sign(canonical_json(full))).decode("ascii")},
+        ensure_ascii=False,
+        separators=(",", ":"),
+    ).encode("utf-8")
+    return head + b"\n" + body
+
+
+def read_submission(data: bytes, max_records: int | None = None) -> Submission:
+    """Parse a submission and check its content hash and record count (not its signature)."""
+    head, sep, body = data.partition(b"\n")
+    if not sep:
+        raise MalformedSubmissionError("提出データが途中で切れています（マニフェスト行の後に改行がありません）。")
+    try:
+        top = json.loads(head)
+        manifest = top["manifest"]
+        signature = base64.b64decode(top["signature"], validate=True)
+    except (ValueError, KeyError, TypeError):
+        raise MalformedSubmissionError("提出データの 1 行目（マニフェスト）が読めません。") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise MalformedSubmissionError("tsunagu の提出データではありません。")
+    if manifest.get("version") != VERSION:
+        raise MalformedSubmissionError(f"提出データの版 {manifest.get('version')} には対応していません（対応: {VERSION}）。")
+    missing = [f for f in _MANIFEST_FIELDS if f not in manifest]
+    if missing:
+        raise MalformedSubmissionError(f"マニフェストに項目がありません: {', '.join(missing)}")
+    if hashlib.sha256(body).hexdigest() != manifest["content_sha256"]:
+        raise ContentHashError("提出データの中身がマニフェストのハッシュと一致しません（途中で切れたか改変されています）。")
+    count = manifest["record_count"]
+    if not isinstance(count, int) or count < 0:
+        raise MalformedSubmissionError("マニフェストの record_count が不正です。")
+    if max_records is not None and count > max_records:
+        raise MalformedSubmissionError(f"提出データの件数 {count} が上限 {max_records} を超えています。")
+    lines = body.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    if len(lines) != count:
+        raise ContentHashError(f"記録の数 {len(lines)} がマニフェストの record_count {count} と違います。")
+    records = [SubmittedRecord.from_line(line, n) for n, line in enumerate(lines, start=2)]
+    return Submission(manifest, signature, records)
