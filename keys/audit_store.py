@@ -1,15 +1,30 @@
-"""Durable storage of the audit log through SQLAlchemy 2 (SQLite with WAL by default; portable to PostgreSQL).
+"""Durable storage of the audit log through SQLAlchemy 2 (SQLite with WAL by default; PostgreSQL in production).
 
-:meth:`AuditStore.append` commits the entry, its Merkle nodes and a signed
-checkpoint in one transaction before it returns, so an action is recorded
-before it takes effect. The store keeps the hash of every perfect subtree
-(node ``(level, index)``); any root, inclusion proof or consistency proof is
-then O(log n) nodes read with one query (see :mod:`keys.merkle`).
+:meth:`AuditStore.append` commits the entry, the Merkle nodes it completes and
+its signed checkpoint in one row, in one transaction, before it returns, so an
+action is recorded before it takes effect.
+
+Layout: row ``idx`` of ``audit_entries`` carries, besides the entry and the
+checkpoint signed right after it, the hashes of every perfect subtree that
+*ends* at that entry, level 0 (its leaf hash) upwards, concatenated. Node
+``(level, index)`` of the tree therefore lives in row
+``(index + 1) * 2**level - 1`` at byte ``32 * level``; any root, inclusion
+proof or consistency proof is O(log n) nodes read with one query (see
+:mod:`keys.merkle`).
+
+Concurrency: every append first increments the single ``audit_head`` row.
+That takes SQLite's write lock, or the row lock in PostgreSQL, until commit,
+so appenders — threads or processes — queue there and each gets the next
+index; the primary key on ``idx`` backs this up. Within one process the
+right edge of the tree (the frontier) is kept in memory under a lock, so an
+append reads nothing; when the head shows another process appended since, the
+frontier is reloaded inside the locked transaction.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -21,11 +36,11 @@ from sqlalchemy import (
     MetaData,
     Table,
     Text,
+    bindparam,
     create_engine,
     event,
     insert,
     select,
-    tuple_,
     update,
 )
 from sqlalchemy.engine import Connection, Engine
@@ -36,19 +51,27 @@ from keys._files import b64e, canonical_json
 from keys.audit import AuditEntry
 from keys.errors import AuditStoreError
 
+_HASH = merkle.HASH_SIZE
+
 _metadata = MetaData()
 _head = Table("audit_head", _metadata, Column("id", Integer, primary_key=True), Column("size", BigInteger, nullable=False))
-_entries = Table("audit_entries", _metadata, Column("idx", BigInteger, primary_key=True), Column("body", Text, nullable=False))
-_nodes = Table(
-    "audit_nodes",
+_entries = Table(
+    "audit_entries",
     _metadata,
-    Column("level", Integer, primary_key=True),
-    Column("idx", BigInteger, primary_key=True),
-    Column("hash", LargeBinary(32), nullable=False),
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Column("body", Text, nullable=False),
+    Column("subtrees", LargeBinary, nullable=False),
+    Column("checkpoint", Text, nullable=False),
 )
-_checkpoints = Table(
-    "audit_checkpoints", _metadata, Column("tree_size", BigInteger, primary_key=True), Column("note", Text, nullable=False)
+
+# Built once: the hot path then skips statement construction and hits the
+# compiled cache (and the driver's own prepared-statement cache) every time.
+_BUMP_HEAD = update(_head).where(_head.c.id == 1).values(size=_head.c.size + 1).returning(_head.c.size)
+_INSERT_ENTRY = insert(_entries).values(
+    idx=bindparam("idx"), body=bindparam("body"), subtrees=bindparam("subtrees"), checkpoint=bindparam("checkpoint")
 )
+_HEAD_SIZE = select(_head.c.size).where(_head.c.id == 1)
+_SUBTREES = select(_entries.c.idx, _entries.c.subtrees).where(_entries.c.idx.in_(bindparam("rows", expanding=True)))
 
 
 @dataclass(frozen=True)
@@ -116,34 +139,45 @@ class AuditStore:
         self._engine = engine
         self._signer = signer
         self.origin = origin
+        self._lock = threading.Lock()
+        # The tree's right edge as (level, hash), largest subtree first, and its size;
+        # None until the first append loads it.
+        self._frontier: list[tuple[int, bytes]] | None = None
+        self._size = 0
         _metadata.create_all(engine)
         with engine.begin() as conn:
-            if conn.execute(select(_head.c.size).where(_head.c.id == 1)).first() is None:
+            if conn.execute(_HEAD_SIZE).first() is None:
                 conn.execute(insert(_head).values(id=1, size=0))
 
     def append(self, entry: AuditEntry) -> Receipt:
         """Append ``entry`` and commit it with its tree nodes and a signed checkpoint before returning."""
         if self._signer is None:
             raise AuditStoreError("監査ログに追記するには署名鍵が必要です。")
-        leaf = entry.leaf_hash()
-        with self._engine.begin() as conn:
-            # Writing the head row first takes the write lock at once (SQLite) or
-            # the row lock (PostgreSQL), so concurrent appenders queue up here.
-            size = conn.execute(
-                update(_head).where(_head.c.id == 1).values(size=_head.c.size + 1).returning(_head.c.size)
-            ).scalar_one()
-            index = size - 1
-            new_nodes, root, path = self._grow(conn, index, leaf)
-            conn.execute(insert(_entries).values(idx=index, body=canonical_json(entry.to_json()).decode("utf-8")))
-            conn.execute(insert(_nodes), [{"level": lv, "idx": ix, "hash": h} for (lv, ix), h in new_nodes.items()])
-            note = _cp.sign_checkpoint(_cp.Checkpoint(self.origin, size, root), self._signer)
-            conn.execute(insert(_checkpoints).values(tree_size=size, note=note))
+        body = canonical_json(entry.to_json())
+        leaf = merkle.leaf_hash(body)
+        with self._lock:
+            # The cached edge is dropped until this append commits, so a failed
+            # transaction makes the next append reload it from the store.
+            frontier, self._frontier = self._frontier, None
+            with self._engine.begin() as conn:
+                # Bumping the head first takes the write lock (SQLite) or the row
+                # lock (PostgreSQL) until commit, so appenders queue up here.
+                size = conn.execute(_BUMP_HEAD).scalar_one()
+                index = size - 1
+                if frontier is None or self._size != index:  # first append here, or another process appended
+                    frontier = self._load_frontier(conn, index)
+                frontier, subtrees, root, path = _grow(frontier, leaf)
+                note = _cp.sign_checkpoint(_cp.Checkpoint(self.origin, size, root), self._signer)
+                conn.execute(
+                    _INSERT_ENTRY, {"idx": index, "body": body.decode("utf-8"), "subtrees": subtrees, "checkpoint": note}
+                )
+            self._frontier, self._size = frontier, size
         return Receipt(index, leaf, note, InclusionProof(index, size, leaf, root, path))
 
     def size(self) -> int:
         """The number of entries."""
         with self._engine.connect() as conn:
-            return conn.execute(select(_head.c.size).where(_head.c.id == 1)).scalar_one()
+            return conn.execute(_HEAD_SIZE).scalar_one()
 
     def root(self, size: int | None = None) -> bytes:
         """The RFC 9162 root hash of the first ``size`` entries (default: all)."""
@@ -174,7 +208,7 @@ class AuditStore:
     def latest_checkpoint(self) -> str | None:
         """The signed note of the latest checkpoint, if any entry exists."""
         with self._engine.connect() as conn:
-            return conn.execute(select(_checkpoints.c.note).order_by(_checkpoints.c.tree_size.desc()).limit(1)).scalar()
+            return conn.execute(select(_entries.c.checkpoint).order_by(_entries.c.idx.desc()).limit(1)).scalar()
 
     def entries(self) -> Iterator[AuditEntry]:
         """Every entry in log order."""
@@ -185,11 +219,11 @@ class AuditStore:
     def checkpoints(self) -> Iterator[str]:
         """Every signed checkpoint note, by tree size."""
         with self._engine.connect() as conn:
-            yield from conn.execute(select(_checkpoints.c.note).order_by(_checkpoints.c.tree_size)).scalars()
+            yield from conn.execute(select(_entries.c.checkpoint).order_by(_entries.c.idx)).scalars()
 
     @staticmethod
     def _check_size(conn: Connection, size: int | None) -> int:
-        current = conn.execute(select(_head.c.size).where(_head.c.id == 1)).scalar_one()
+        current = conn.execute(_HEAD_SIZE).scalar_one()
         if size is None:
             size = current
         if not 0 < size <= current:
@@ -197,49 +231,48 @@ class AuditStore:
         return size
 
     @staticmethod
-    def _grow(conn: Connection, index: int, leaf: bytes) -> tuple[dict[tuple[int, int], bytes], bytes, list[bytes]]:
-        """The nodes that leaf ``index`` completes, the new root and the leaf's inclusion proof, with one read."""
-        # Leaf `index` completes the perfect subtree at every level l where
-        # 2**l divides index + 1; each needs its (stored) left sibling. The
-        # other perfect subtrees of the new right edge are read in the same
-        # query so that the new root is folded without another round trip.
-        size = index + 1
-        lefts = []
-        level = 1
-        while size % (1 << level) == 0:
-            lefts.append((level - 1, (size >> (level - 1)) - 2))
-            level += 1
-        edge = merkle.perfect_subtrees(0, size)
-        top = edge[-1]  # the subtree that ends with the new leaf
-        stored = AuditStore._load(conn, lefts + edge[:-1])
-        new = {(0, index): leaf}
-        node = leaf
-        for lv, ix in lefts:
-            node = merkle.node_hash(stored[(lv, ix)], node)
-            new[(lv + 1, ix // 2)] = node
-        # For the last leaf, PATH (RFC 9162 §2.1.3.1) is its left siblings
-        # bottom-up, then the earlier perfect subtrees of the edge, nearest first.
-        path = [stored[n] for n in lefts] + [stored[n] for n in reversed(edge[:-1])]
-        return new, merkle.fold_right([stored[n] for n in edge[:-1]] + [new[top]]), path
+    def _load_frontier(conn: Connection, size: int) -> list[tuple[int, bytes]]:
+        """The perfect subtrees of the first ``size`` entries, largest first, read from the store."""
+        nodes = merkle.perfect_subtrees(0, size)
+        stored = AuditStore._load(conn, nodes)
+        return [(level, stored[(level, ix)]) for level, ix in nodes]
 
     @staticmethod
-    def _fold(
-        conn: Connection, ranges: list[tuple[int, int]], known: dict[tuple[int, int], bytes] | None = None
-    ) -> list[bytes]:
+    def _fold(conn: Connection, ranges: list[tuple[int, int]]) -> list[bytes]:
         per_range = [merkle.perfect_subtrees(s, e) for s, e in ranges]
-        known = dict(known or {})
-        known.update(AuditStore._load(conn, [n for nodes in per_range for n in nodes if n not in known]))
+        known = AuditStore._load(conn, [n for nodes in per_range for n in nodes])
         return [merkle.fold_right([known[n] for n in nodes]) for nodes in per_range]
 
     @staticmethod
     def _load(conn: Connection, keys: list[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        """The hashes of nodes ``(level, index)``, each from the row of the last entry it covers."""
         if not keys:
             return {}
-        rows = conn.execute(
-            select(_nodes.c.level, _nodes.c.idx, _nodes.c.hash).where(tuple_(_nodes.c.level, _nodes.c.idx).in_(set(keys)))
-        ).all()
-        found = {(lv, ix): bytes(h) for lv, ix, h in rows}
-        missing = set(keys) - set(found)
-        if missing:
-            raise AuditStoreError(f"監査ログの木のノードが欠けています（{sorted(missing)[:3]}）。データベースが壊れています。")
+        rows = dict(conn.execute(_SUBTREES, {"rows": sorted({((ix + 1) << lv) - 1 for lv, ix in keys})}).all())
+        found = {}
+        for lv, ix in keys:
+            blob = rows.get(((ix + 1) << lv) - 1)
+            if blob is None or len(blob) < (lv + 1) * _HASH:
+                raise AuditStoreError(f"監査ログの木のノード {(lv, ix)} が欠けています。データベースが壊れています。")
+            found[(lv, ix)] = bytes(blob[lv * _HASH : (lv + 1) * _HASH])
         return found
+
+
+def _grow(frontier: list[tuple[int, bytes]], leaf: bytes) -> tuple[list[tuple[int, bytes]], bytes, bytes, list[bytes]]:
+    """Add ``leaf`` to the right edge: the new edge, the subtrees the leaf completes, the new root and the leaf's proof."""
+    # The leaf merges with every edge subtree of its own growing level; those
+    # are its left siblings, bottom-up. For the last leaf, PATH (RFC 9162
+    # §2.1.3.1) is those siblings, then the untouched edge subtrees, nearest first.
+    edge = list(frontier)
+    level, node = 0, leaf
+    completed = [leaf]
+    siblings = []
+    while edge and edge[-1][0] == level:
+        left = edge.pop()[1]
+        siblings.append(left)
+        node = merkle.node_hash(left, node)
+        completed.append(node)
+        level += 1
+    path = siblings + [h for _, h in reversed(edge)]
+    edge.append((level, node))
+    return edge, b"".join(completed), merkle.fold_right([h for _, h in edge]), path
