@@ -308,13 +308,27 @@ def encode_records(
     indices (so nothing is lost silently) and one :class:`RowError` per row
     that could not. ``progress`` is called with the number of rows done.
     """
+    return encode_sources([records], secret, key_id, workers=workers, chunk_size=chunk_size, progress=progress, version=version)[0]
+
+
+def encode_sources(
+    sources: Sequence[Sequence[CanonicalRecord]],
+    secret: bytes,
+    key_id: str,
+    *,
+    workers: int | None = None,
+    chunk_size: int = 4096,
+    progress: Callable[[int], None] | None = None,
+    version: str = CURRENT_VERSION,
+) -> list[tuple[Encodings, np.ndarray, list[RowError]]]:
+    """:func:`encode_records` for several sources at once, sharing one pool of worker processes."""
     workers = workers or min(2, os.cpu_count() or 1)
-    chunks = [(records[i : i + chunk_size], i) for i in range(0, len(records), chunk_size)]
+    chunks = [(src, recs[i : i + chunk_size], i) for src, recs in enumerate(sources) for i in range(0, len(recs), chunk_size)]
     results: Iterable[tuple[Encodings, list[int], list[RowError]]]
+    pool = None
     if workers <= 1 or len(chunks) <= 1:
         _worker_init(secret, key_id, version)
-        results = (_encode_chunk(c, s) for c, s in chunks)
-        pool = None
+        results = (_encode_chunk(c, s) for _, c, s in chunks)
     else:
         import multiprocessing
 
@@ -324,21 +338,25 @@ def encode_records(
             initializer=_worker_init,
             initargs=(secret, key_id, version),
         )
-        results = pool.map(_encode_chunk, [c for c, _ in chunks], [s for _, s in chunks])
-    parts: list[Encodings] = []
-    index: list[int] = []
-    errors: list[RowError] = []
+        results = pool.map(_encode_chunk, [c for _, c, _ in chunks], [s for _, _, s in chunks], chunksize=1)
+    parts: list[list[Encodings]] = [[] for _ in sources]
+    index: list[list[int]] = [[] for _ in sources]
+    errors: list[list[RowError]] = [[] for _ in sources]
     try:
-        for (enc, idx, errs), (chunk, _) in zip(results, chunks):
-            parts.append(enc)
-            index.extend(idx)
-            errors.extend(errs)
+        for (enc, idx, errs), (src, chunk, _) in zip(results, chunks):
+            parts[src].append(enc)
+            index[src].extend(idx)
+            errors[src].extend(errs)
             if progress:
                 progress(len(chunk))
     finally:
         if pool is not None:
             pool.shutdown()
-    if not parts:
-        empty = Encoder(secret, key_id, load_schema(version)).encode([])
-        return empty, np.zeros(0, dtype=np.int64), errors
-    return Encodings.concatenate(parts), np.asarray(index, dtype=np.int64), errors
+    out = []
+    for src in range(len(sources)):
+        if parts[src]:
+            enc = Encodings.concatenate(parts[src])
+        else:
+            enc = Encoder(secret, key_id, load_schema(version)).encode([])
+        out.append((enc, np.asarray(index[src], dtype=np.int64), errors[src]))
+    return out

@@ -12,7 +12,7 @@ from typing import Optional
 import typer
 from tqdm import tqdm
 
-from linkage.encode import encode_records
+from linkage.encode import encode_sources
 from linkage.evaluate import pairwise_quality
 from linkage.match import MATCH_THRESHOLD, link
 from tsunagu.csvinput import RowProblem, SourceFile, read_source
@@ -64,16 +64,18 @@ def link_command(
     sources: list[SourceFile] = [read_source(f, encoding) for f in files]
     problems: list[RowProblem] = [p for s in sources for p in s.problems]
 
-    encodings = []
-    kept_rows: list[list[int]] = []
     total = sum(len(s.records) for s in sources)
     with tqdm(total=total, desc="符号化", unit="件", file=sys.stderr, disable=total < 5000) as bar:
-        for s in sources:
-            enc, index, errors = encode_records(s.records, secret.secret, secret.key_id, workers=workers, progress=bar.update)
-            for e in errors:
-                problems.append(RowProblem(str(s.path), s.rows[e.index], e.field, e.reason))
-            encodings.append(enc)
-            kept_rows.append(index.tolist())
+        encoded = encode_sources(
+            [s.records for s in sources], secret.secret, secret.key_id, workers=workers, progress=bar.update
+        )
+    encodings = []
+    kept_rows: list[list[int]] = []
+    for s, (enc, index, errors) in zip(sources, encoded):
+        for e in errors:
+            problems.append(RowProblem(str(s.path), s.rows[e.index], e.field, e.reason))
+        encodings.append(enc)
+        kept_rows.append(index.tolist())
     result = link(encodings, match_threshold=threshold, progress=lambda m: typer.echo(m, err=True))
 
     cluster_of: dict[tuple[str, str], str] = {}
