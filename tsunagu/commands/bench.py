@@ -1,0 +1,122 @@
+"""`tsunagu bench quality|speed`: benchmark figures (printed, and written as tables and charts)."""
+
+from __future__ import annotations
+
+import csv
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import typer
+
+from tsunagu import benchmarks as b
+
+bench_app = typer.Typer(help="名寄せの精度と速度のベンチマーク", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `bench` command group to the root app."""
+    app.add_typer(bench_app, name="bench")
+
+
+def _say(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def _table(report: b.QualityReport) -> list[str]:
+    lines = [
+        f"### {report.dataset}（{report.records:,} 件、{report.seconds:.1f} 秒）",
+        "",
+        "| 部署の組 | tsunagu 適合率 | 再現率 | F1 | 完全一致結合 適合率 | 再現率 | F1 |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    keys = sorted(set(report.tsunagu_by_pair) | set(report.baseline_by_pair))
+    empty = b.Quality(0, 0, 0)
+    for key in keys:
+        q = report.tsunagu_by_pair.get(key, empty)
+        z = report.baseline_by_pair.get(key, empty)
+        lines.append(f"| {key[0]} × {key[1]} | {q.precision:.4f} | {q.recall:.4f} | {q.f1:.4f} | {z.precision:.4f} | {z.recall:.4f} | {z.f1:.4f} |")
+    q, z = report.tsunagu, report.baseline
+    lines.append(f"| **全体** | **{q.precision:.4f}** | **{q.recall:.4f}** | **{q.f1:.4f}** | {z.precision:.4f} | {z.recall:.4f} | {z.f1:.4f} |")
+    lines.append("")
+    lines.append(f"誤って 1 人にまとめられたクラスタ（双子・きょうだいを含む）: {report.twins_merged} 件")
+    lines.append("")
+    return lines
+
+
+@bench_app.command("quality")
+def quality(
+    out: Path = typer.Option(Path("bench-out"), "--out", help="表（quality.md）とグラフ（PNG）の出力先"),
+    children: int = typer.Option(20_000, "--children", help="合成自治体の子どもの数"),
+    seed: int = typer.Option(1, "--seed", help="合成自治体の乱数の種"),
+    febrl: bool = typer.Option(True, "--febrl/--no-febrl", help="FEBRL4 でも測る"),
+) -> None:
+    """合成自治体と FEBRL4 でペア単位の適合率・再現率・F1 を測り、完全一致結合と比べます。"""
+    out.mkdir(parents=True, exist_ok=True)
+    datasets = [("town", b.town_dataset(children, seed))]
+    if febrl:
+        datasets.append(("febrl4", b.febrl4_dataset()))
+    lines = ["# 名寄せ精度（ペア単位）", ""]
+    for stem, data in datasets:
+        report = b.run_quality(data, progress=_say)
+        table = _table(report)
+        typer.echo("\n".join(table))
+        charts = b.write_charts(report, data, out, stem)
+        lines.extend(table)
+        lines.extend(f"![{p.stem}]({p.name})" for p in charts)
+        lines.append("")
+    (out / "quality.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    typer.echo(f"表とグラフ: {out}/quality.md")
+
+
+@bench_app.command("speed")
+def speed(
+    children: int = typer.Option(50_000, "--children", help="合成自治体の子どもの数"),
+    seed: int = typer.Option(1, "--seed", help="合成自治体の乱数の種"),
+) -> None:
+    """符号化の件数/秒、比較回数/秒、5 万人・4 部署の町の端から端までの時間と最大メモリを測ります。"""
+    from linkage.encode import encode_sources
+    from linkage.match import link
+    from linkage.synthetic import generate_town
+    from tsunagu.csvinput import read_source
+
+    with tempfile.TemporaryDirectory() as tmp:
+        town = generate_town(n_children=children, seed=seed)
+        paths = town.write(tmp, encodings={"school": "cp932"})
+        sources_csv = [p for p in map(Path, paths) if p.stem != "truth"]
+        started = time.perf_counter()
+        sources = [read_source(p) for p in sources_csv]
+        read_s = time.perf_counter() - started
+        t = time.perf_counter()
+        encoded = encode_sources([s.records for s in sources], b.BENCH_SECRET, b.BENCH_KEY_ID)
+        encode_s = time.perf_counter() - t
+        n_records = sum(len(s.records) for s in sources)
+        t = time.perf_counter()
+        result = link([e for e, _, _ in encoded])
+        link_s = time.perf_counter() - t
+        t = time.perf_counter()
+        with open(Path(tmp) / "clusters.csv", "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            for c, members in enumerate(result.clusters):
+                for s, r in members:
+                    writer.writerow([sources[s].name, sources[s].records[encoded[s][1][r]].record_id, c])
+        write_s = time.perf_counter() - t
+        total_s = time.perf_counter() - started
+        residents = encoded[0][0].bits
+        school = encoded[1][0].bits
+        rate, comparisons, wall = b.comparisons_per_second(residents[:20_000], school, workers=b.cpu_count())
+        rate_1, comparisons_1, wall_1 = b.comparisons_per_second(residents[:5_000], school, workers=1)
+    typer.echo(f"コア数: {b.cpu_count()}")
+    typer.echo(f"入力: {len(sources)} 部署 {n_records:,} 件（子ども {children:,} 人、school は CP932）")
+    typer.echo(f"読込: {read_s:.2f} 秒")
+    typer.echo(f"符号化（正規化込み）: {encode_s:.2f} 秒 = {n_records / encode_s:,.0f} 件/秒")
+    typer.echo(f"名寄せ: {link_s:.2f} 秒（候補ペア {result.candidate_count:,} 組）")
+    typer.echo(f"書出し: {write_s:.2f} 秒")
+    typer.echo(f"端から端まで: {total_s:.2f} 秒")
+    typer.echo(
+        f"比較（anonlink Dice, {residents.shape[1] * 8} ビット）: {b.cpu_count()} コアで {rate / 1e6:,.0f} M 回/秒"
+        f"（{comparisons / 1e6:,.0f} M 回を {wall:.2f} 秒）、1 コアで {rate_1 / 1e6:,.0f} M 回/秒"
+    )
+    typer.echo(f"最大メモリ: {b.peak_memory_mib():,.0f} MiB")
+    sys.stdout.flush()
