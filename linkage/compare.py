@@ -85,19 +85,19 @@ def compare_pairs(
     n = len(ia)
     values = np.full((n, len(COMPARISONS)), np.nan)
     detail = np.zeros(n, dtype=np.int8)
+    # Popcounts per record and segment, once per batch rather than once per pair.
+    counts_a, counts_b = _segment_counts(a.bits, schema), _segment_counts(b.bits, schema)
     for start in range(0, n, _PAIR_CHUNK):
         sl = slice(start, start + _PAIR_CHUNK)
-        values[sl], detail[sl] = _compare_chunk(a, ia[sl], b, ib[sl], schema)
+        values[sl], detail[sl] = _compare_chunk(a, ia[sl], b, ib[sl], schema, counts_a[ia[sl]], counts_b[ib[sl]])
     return PairSimilarities(values, detail)
 
 
-def _compare_chunk(a, ia, b, ib, schema):
+def _compare_chunk(a, ia, b, ib, schema, pa, pb):
     bits_a, bits_b = a.bits[ia], b.bits[ib]
     fa = a.present[ia].astype(np.int64)
     fb = b.present[ib].astype(np.int64)
     inter = _segment_counts(bits_a & bits_b, schema)
-    pa = _segment_counts(bits_a, schema)
-    pb = _segment_counts(bits_b, schema)
     idx = {s.name: i for i, s in enumerate(schema.segments)}
     seg = {s.name: s.byte_slice for s in schema.segments}
 

@@ -15,7 +15,9 @@ read → validate → normalise → encode happen before; here:
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from multiprocessing import get_context
 from typing import Callable, Sequence
 
 import numpy as np
@@ -105,24 +107,17 @@ def _blocks_of(enc: Encodings) -> dict[tuple[int, int], np.ndarray]:
     return out
 
 
-def candidate_pairs(
-    encodings: Sequence[Encodings], threshold: float = CANDIDATE_THRESHOLD
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(source_a, index_a, source_b, index_b) for every candidate pair, source_a < source_b.
+# Worker processes are forked after this is set, so they share the datasets
+# copy-on-write instead of receiving them through a pipe.
+_SHARED: dict = {}
 
-    Two records are compared when they share a keyed birth-date block (or one
-    of them has no usable birth date); they are candidates when their written
-    names or their readings reach ``threshold`` (anonlink's Dice).
-    """
-    parts = _first_stage_parts(encodings[0].schema_version)
-    datasets = [[_bitarrays(e, p) for p in parts] for e in encodings]
-    blocks = [_blocks_of(e) for e in encodings]
-    wild = [np.flatnonzero(~(e.blocks != 0).any(axis=1)) for e in encodings]
-    found: list[np.ndarray] = []
+
+def _compare_tasks(tasks: list[tuple[int, np.ndarray, int, np.ndarray]]) -> np.ndarray:
+    datasets, threshold = _SHARED["datasets"], _SHARED["threshold"]
     span = np.int64(1 << 31)
-
-    def compare(s: int, rows_s: np.ndarray, t: int, rows_t: np.ndarray) -> None:
-        for p in range(len(parts)):
+    found = [np.zeros(0, dtype=np.int64)]
+    for s, rows_s, t, rows_t in tasks:
+        for p in range(len(datasets[s])):
             left = [datasets[s][p][i] for i in rows_s]
             right = [datasets[t][p][i] for i in rows_t]
             _sims, (i0, i1) = dice_coefficient_accelerated([left, right], threshold)
@@ -130,25 +125,62 @@ def candidate_pairs(
                 a = rows_s[np.frombuffer(i0, dtype=np.uint32)].astype(np.int64)
                 b = rows_t[np.frombuffer(i1, dtype=np.uint32)].astype(np.int64)
                 found.append(((s * span + a) * 16 + t) * span + b)
+    return np.concatenate(found)
 
+
+def _spread(tasks: list, workers: int) -> list[list]:
+    """Deal tasks to workers, largest first, each to the least loaded."""
+    loads = [0] * workers
+    shares: list[list] = [[] for _ in range(workers)]
+    for task in sorted(tasks, key=lambda x: -len(x[1]) * len(x[3])):
+        w = loads.index(min(loads))
+        shares[w].append(task)
+        loads[w] += len(task[1]) * len(task[3])
+    return [s for s in shares if s]
+
+
+def _run_parallel(fn, shares: list, workers: int) -> list:
+    if workers <= 1 or len(shares) <= 1:
+        return [fn(share) for share in shares]
+    with get_context("fork").Pool(len(shares)) as pool:
+        return pool.map(fn, shares)
+
+
+def candidate_pairs(
+    encodings: Sequence[Encodings], threshold: float = CANDIDATE_THRESHOLD, workers: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(source_a, index_a, source_b, index_b) for every candidate pair, source_a < source_b.
+
+    Two records are compared when they share a keyed birth-date block (or one
+    of them has no usable birth date); they are candidates when their written
+    names or their readings reach ``threshold`` (anonlink's Dice). The blocks
+    are dealt to ``workers`` processes.
+    """
+    workers = workers or min(2, os.cpu_count() or 1)
+    parts = _first_stage_parts(encodings[0].schema_version)
+    blocks = [_blocks_of(e) for e in encodings]
+    wild = [np.flatnonzero(~(e.blocks != 0).any(axis=1)) for e in encodings]
+    tasks: list[tuple[int, np.ndarray, int, np.ndarray]] = []
     for s in range(len(encodings)):
         for t in range(s + 1, len(encodings)):
             for key, rows_s in blocks[s].items():
                 rows_t = blocks[t].get(key)
                 if rows_t is not None:
-                    compare(s, rows_s, t, rows_t)
+                    tasks.append((s, rows_s, t, rows_t))
             # Records without a usable birth date meet every record of the other source.
-            everyone_t = np.arange(len(encodings[t]))
             if len(wild[s]):
-                compare(s, wild[s], t, everyone_t)
+                tasks.append((s, wild[s], t, np.arange(len(encodings[t]))))
             if len(wild[t]):
-                rest_s = np.setdiff1d(np.arange(len(encodings[s])), wild[s])
-                compare(s, rest_s, t, wild[t])
-    if not found:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty.astype(np.int32), empty, empty.astype(np.int32), empty
+                tasks.append((s, np.setdiff1d(np.arange(len(encodings[s])), wild[s]), t, wild[t]))
+    _SHARED["datasets"] = [[_bitarrays(e, p) for p in parts] for e in encodings]
+    _SHARED["threshold"] = threshold
+    try:
+        found = _run_parallel(_compare_tasks, _spread(tasks, workers), workers)
+    finally:
+        _SHARED.clear()
+    span = np.int64(1 << 31)
     # A pair found through several blocks or both parts counts once.
-    key = np.unique(np.concatenate(found))
+    key = np.unique(np.concatenate(found + [np.zeros(0, dtype=np.int64)]))
     ib = key % span
     rest = key // span
     sb = rest % 16
@@ -178,16 +210,37 @@ def fit_model(encodings: Sequence[Encodings], seed: int = 0, sample: int = U_SAM
     return ScoringModel().fit_u(sims)
 
 
+def _score_share(share: list[tuple[int, int, np.ndarray]]) -> list[tuple[np.ndarray, PairSimilarities]]:
+    encodings, ia, ib = _SHARED["encodings"], _SHARED["ia"], _SHARED["ib"]
+    return [(sel, compare_pairs(encodings[s], ia[sel], encodings[t], ib[sel])) for s, t, sel in share]
+
+
 def score_pairs(
-    encodings: Sequence[Encodings], sa: np.ndarray, ia: np.ndarray, sb: np.ndarray, ib: np.ndarray, model: ScoringModel
+    encodings: Sequence[Encodings],
+    sa: np.ndarray,
+    ia: np.ndarray,
+    sb: np.ndarray,
+    ib: np.ndarray,
+    model: ScoringModel,
+    workers: int | None = None,
 ) -> ScoredPairs:
-    """Compare and weigh candidate pairs, source pair by source pair."""
+    """Compare and weigh candidate pairs, in slices spread over ``workers`` processes."""
+    workers = workers or min(2, os.cpu_count() or 1)
     values = np.full((len(sa), 6), np.nan)
     detail = np.zeros(len(sa), dtype=np.int8)
+    slices = []
     for s in np.unique(sa):
         for t in np.unique(sb[sa == s]):
             sel = np.flatnonzero((sa == s) & (sb == t))
-            sims = compare_pairs(encodings[s], ia[sel], encodings[t], ib[sel])
+            slices.extend((int(s), int(t), part) for part in np.array_split(sel, max(1, len(sel) // 100_000)))
+    shares = [slices[w::workers] for w in range(workers)] if len(sa) > 50_000 else [slices]
+    _SHARED.update(encodings=encodings, ia=ia, ib=ib)
+    try:
+        results = _run_parallel(_score_share, [sh for sh in shares if sh], workers)
+    finally:
+        _SHARED.clear()
+    for share in results:
+        for sel, sims in share:
             values[sel] = sims.values
             detail[sel] = sims.date_detail
     sims = PairSimilarities(values, detail)
