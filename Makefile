@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test demo bench bench-quality bench-speed clean
+.PHONY: install postgres test demo bench bench-quality bench-speed clean
 
 install: $(STAMP)
 
@@ -18,7 +18,12 @@ $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-test: install
+# PostgreSQL server binaries for the test suite's throwaway cluster (tests/_postgres.py).
+postgres:
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql; }
+
+test: install postgres
 	$(BIN)/python -m pytest -q
 
 demo: install

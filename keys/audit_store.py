@@ -39,11 +39,15 @@ from sqlalchemy import (
     bindparam,
     create_engine,
     event,
+    exists,
+    func,
     insert,
+    literal,
     select,
     update,
 )
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.schema import CreateTable
 
 from keys import checkpoint as _cp
 from keys import merkle
@@ -52,6 +56,9 @@ from keys.audit import AuditEntry
 from keys.errors import AuditStoreError
 
 _HASH = merkle.HASH_SIZE
+# PostgreSQL advisory lock held while a store creates its tables (any constant
+# unique to this schema: "tsunagua" in ASCII, for tsunagu audit).
+_PG_CREATE_LOCK = 0x7473756E61677561
 
 _metadata = MetaData()
 _head = Table("audit_head", _metadata, Column("id", Integer, primary_key=True), Column("size", BigInteger, nullable=False))
@@ -71,6 +78,9 @@ _INSERT_ENTRY = insert(_entries).values(
     idx=bindparam("idx"), body=bindparam("body"), subtrees=bindparam("subtrees"), checkpoint=bindparam("checkpoint")
 )
 _HEAD_SIZE = select(_head.c.size).where(_head.c.id == 1)
+_CREATE_HEAD = insert(_head).from_select(
+    ["id", "size"], select(literal(1), literal(0)).where(~exists().where(_head.c.id == 1))
+)
 _SUBTREES = select(_entries.c.idx, _entries.c.subtrees).where(_entries.c.idx.in_(bindparam("rows", expanding=True)))
 
 
@@ -144,10 +154,7 @@ class AuditStore:
         # None until the first append loads it.
         self._frontier: list[tuple[int, bytes]] | None = None
         self._size = 0
-        _metadata.create_all(engine)
-        with engine.begin() as conn:
-            if conn.execute(_HEAD_SIZE).first() is None:
-                conn.execute(insert(_head).values(id=1, size=0))
+        _create(engine)
 
     def append(self, entry: AuditEntry) -> Receipt:
         """Append ``entry`` and commit it with its tree nodes and a signed checkpoint before returning."""
@@ -256,6 +263,19 @@ class AuditStore:
                 raise AuditStoreError(f"監査ログの木のノード {(lv, ix)} が欠けています。データベースが壊れています。")
             found[(lv, ix)] = bytes(blob[lv * _HASH : (lv + 1) * _HASH])
         return found
+
+
+def _create(engine: Engine) -> None:
+    """Create the tables and the head row unless they exist; safe when several processes open a new log at once."""
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # DDL is transactional here, and concurrent CREATE TABLE IF NOT
+            # EXISTS can still collide, so first openers queue on a lock.
+            conn.execute(select(func.pg_advisory_xact_lock(_PG_CREATE_LOCK)))
+        for table in _metadata.sorted_tables:
+            conn.execute(CreateTable(table, if_not_exists=True))
+        # One statement, so SQLite runs the check under its write lock.
+        conn.execute(_CREATE_HEAD)
 
 
 def _grow(frontier: list[tuple[int, bytes]], leaf: bytes) -> tuple[list[tuple[int, bytes]], bytes, bytes, list[bytes]]:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import create_engine
+from sqlalchemy.engine import Engine
 
 from keys import audit, checkpoint, merkle
 from keys.audit import AuditEntry
@@ -21,9 +25,27 @@ def _entry(i: int) -> AuditEntry:
                           target=f"p_{i:04x}", purpose="支援の検討", legal_basis="個人情報保護法69条2項3号", case_ref=f"C-{i}")
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engines(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[Engine]]:
+    """Two independent engines on one empty database (as two processes would have), on each supported database."""
+    if request.param == "sqlite":
+        made = [sqlite_engine(str(tmp_path / "audit.db")) for _ in range(2)]
+    else:
+        url = request.getfixturevalue("fresh_postgres_url")
+        made = [create_engine(url) for _ in range(2)]
+    yield made
+    for engine in made:
+        engine.dispose()
+
+
 @pytest.fixture()
-def store(tmp_path: Path) -> AuditStore:
-    return AuditStore(sqlite_engine(str(tmp_path / "audit.db")), checkpoint.Signer(ORIGIN, Ed25519PrivateKey.generate()), ORIGIN)
+def signer() -> checkpoint.Signer:
+    return checkpoint.Signer(ORIGIN, Ed25519PrivateKey.generate())
+
+
+@pytest.fixture()
+def store(engines: list[Engine], signer: checkpoint.Signer) -> AuditStore:
+    return AuditStore(engines[0], signer, ORIGIN)
 
 
 def _export(store: AuditStore) -> list[str]:
@@ -100,3 +122,67 @@ def test_truncated_log_fails_against_previous_checkpoint(store: AuditStore, tmp_
     truncated = entries_only[:5] + notes[:4]  # drop the last two entries and their checkpoints
     with pytest.raises(audit.InconsistentHistoryError, match="切り詰め"):
         audit.verify_export(truncated, previous_note=late_note)
+
+
+@pytest.mark.parametrize("sharing", ["one store", "two stores"])
+def test_concurrent_appends_make_one_consistent_log(
+    engines: list[Engine], signer: checkpoint.Signer, sharing: str
+) -> None:
+    # "two stores" stands for two processes: separate engines and connections,
+    # each with its own cached right edge, meeting only in the database.
+    stores = [AuditStore(engines[0], signer, ORIGIN)]
+    stores.append(stores[0] if sharing == "one store" else AuditStore(engines[1], signer, ORIGIN))
+    receipts: list[list] = [[], []]
+    errors: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def work(worker: int) -> None:
+        try:
+            start.wait()
+            for i in range(200):
+                receipts[worker].append(stores[worker].append(_entry(worker * 1000 + i)))
+        except BaseException as exc:  # surfaced below; a thread's exception is otherwise lost
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+
+    every = receipts[0] + receipts[1]
+    assert sorted(r.index for r in every) == list(range(400))
+    for worker in (0, 1):  # each appender sees its own entries in the order it wrote them
+        assert [r.index for r in receipts[worker]] == sorted(r.index for r in receipts[worker])
+    store = stores[0]
+    assert store.size() == 400
+    leaves = [e.leaf_hash() for e in store.entries()]
+    assert len(leaves) == 400
+    for r in every:  # every receipt names its own entry in a prefix of the one final tree
+        assert leaves[r.index] == r.leaf_hash
+        assert r.proof.root == merkle.root_hash(leaves[: r.proof.tree_size])
+        merkle.verify_inclusion(r.leaf_hash, r.index, r.proof.tree_size, r.proof.proof, r.proof.root)
+    report = audit.verify_export(_export(store), previous_note=receipts[1][0].checkpoint)
+    assert (report.size, report.checkpoints) == (400, 400)
+
+
+def test_opening_a_new_log_concurrently(engines: list[Engine]) -> None:
+    # Processes starting together must not race on CREATE TABLE or the head row.
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def work(engine: Engine) -> None:
+        try:
+            start.wait()
+            AuditStore(engine, None, ORIGIN)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(engines[i % 2],)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert AuditStore(engines[0], None, ORIGIN).size() == 0

@@ -1,0 +1,36 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+# --- PostgreSQL (tests/_postgres.py) ------------------------------------------
+# A real, throwaway PostgreSQL for the whole session: started on first use on
+# 127.0.0.1 with a generated password, stopped at session end. Missing server
+# binaries fail the tests that ask for it (run `make postgres`); they never skip.
+import itertools
+from typing import Iterator
+
+import pytest
+from sqlalchemy.engine import URL
+
+import _postgres
+
+_database_numbers = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[URL]:
+    """A ``postgresql+psycopg`` URL (password masked in ``str()``) to an empty database on a session-wide cluster."""
+    try:
+        with _postgres.cluster() as url:
+            yield url
+        return
+    except _postgres.PostgresUnavailable as exc:
+        reason = str(exc)
+    pytest.fail(reason, pytrace=False)  # outside the except block, so the reason is shown once
+
+
+@pytest.fixture()
+def fresh_postgres_url(postgres_url: URL) -> URL:
+    """A URL to a database of its own for one test, on the session's cluster."""
+    return _postgres.create_database(postgres_url, f"test_{next(_database_numbers)}")
+# --- end PostgreSQL -----------------------------------------------------------
