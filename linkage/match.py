@@ -200,8 +200,14 @@ def fit_model(encodings: Sequence[Encodings], seed: int = 0, sample: int = U_SAM
         return ScoringModel().fit_u(PairSimilarities(np.empty((0, 6)), np.empty(0, dtype=np.int8)))
     per_pair = max(1, sample // len(pairs))
     for s, t in pairs:
-        ia = rng.integers(0, len(encodings[s]), per_pair)
-        ib = rng.integers(0, len(encodings[t]), per_pair)
+        n_s, n_t = len(encodings[s]), len(encodings[t])
+        if n_s * n_t <= per_pair:
+            # Small sources: every pair once (a sample with replacement would
+            # count the same few pairs thousands of times).
+            ia, ib = (g.ravel() for g in np.meshgrid(np.arange(n_s), np.arange(n_t), indexing="ij"))
+        else:
+            ia = rng.integers(0, n_s, per_pair)
+            ib = rng.integers(0, n_t, per_pair)
         sims_parts.append(compare_pairs(encodings[s], ia, encodings[t], ib))
     sims = PairSimilarities(
         np.concatenate([p.values for p in sims_parts]),

@@ -50,6 +50,21 @@ DEFAULT_M: dict[str, tuple[float, ...]] = {
     "address": (0.2, 0.15, 0.65),
 }
 
+#: u-probability priors, P(level | different children), measured on the
+#: 50,000-children synthetic town (README, "Quality"). Each run's random pairs
+#: refine them; the priors keep small pilots (a few hundred records, where a
+#: random sample is full of true matches) from weighing agreement as nothing.
+DEFAULT_U: dict[str, tuple[float, ...]] = {
+    "name_family": (0.958, 0.0357, 2.5e-05, 0.00604),
+    "name_given": (0.978, 0.0189, 2.5e-05, 0.00287),
+    "kana_family": (0.9, 0.0922, 0.00212, 0.0057),
+    "kana_given": (0.918, 0.0741, 0.00137, 0.00658),
+    "demographic": (0.854, 0.12, 0.502, 0.0037, 3.5e-05),
+    "address": (0.909, 0.0831, 0.00816),
+}
+#: Weight of the priors, in random pairs.
+PRIOR_PAIRS = 2000.0
+
 #: Given-name guard: a pair whose given names (kanji and kana, where both
 #: sides have them) are all below this similarity is never a match.
 GIVEN_NAME_GUARD = 0.45
@@ -57,10 +72,11 @@ GIVEN_NAME_GUARD = 0.45
 _U_FLOOR = 1e-6
 
 
-def _frequencies(levels_seen: np.ndarray, n_levels: int) -> np.ndarray:
-    counts = np.bincount(levels_seen.astype(np.int64), minlength=n_levels).astype(float)
-    # Add-half smoothing keeps unseen levels finite.
-    return np.maximum((counts + 0.5) / (counts.sum() + 0.5 * n_levels), _U_FLOOR)
+def _frequencies(levels_seen: np.ndarray, prior: np.ndarray) -> np.ndarray:
+    counts = np.bincount(levels_seen.astype(np.int64), minlength=len(prior)).astype(float)
+    # The prior acts as PRIOR_PAIRS pseudo-pairs: it keeps unseen levels finite
+    # and small samples sensible.
+    return np.maximum((counts + PRIOR_PAIRS * prior) / (counts.sum() + PRIOR_PAIRS), _U_FLOOR)
 
 
 def levels(sims: PairSimilarities) -> np.ndarray:
@@ -88,10 +104,10 @@ class ScoringModel:
         """Estimate u-probabilities from pairs drawn at random (almost all non-matches)."""
         lv = levels(random_pairs)
         for c, name in enumerate(COMPARISONS):
-            n_levels = len(self.m[name])
+            prior = np.asarray(DEFAULT_U[name])
             col = lv[:, c]
             known = col >= 0
-            self.u[name] = _frequencies(col[known], n_levels)
+            self.u[name] = _frequencies(col[known], prior)
             if name == "demographic":
                 # Agreement on a year-month (or on the sex alone) is far more common
                 # among strangers than agreement on a full date: each agreement
@@ -99,8 +115,9 @@ class ScoringModel:
                 detail = random_pairs.date_detail[known]
                 for d in range(3):
                     within = detail == d
-                    if within.any():
-                        self.u[name][2 + d] = _frequencies(col[known][within], n_levels)[2 + d]
+                    conditional = prior.copy()
+                    conditional[2 + d] = prior[2 + d] / max(prior[2 + d] + prior[0] + prior[1], _U_FLOOR)
+                    self.u[name][2 + d] = _frequencies(col[known][within], conditional)[2 + d]
         return self
 
     def weight_table(self) -> dict[str, np.ndarray]:

@@ -1,0 +1,131 @@
+"""Encoding: clkhash without its pinned dependencies, bit-for-bit equality with clkhash, missing fields."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from importlib.metadata import version
+
+import clkhash.clk
+import clkhash.schema
+import numpy as np
+import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from linkage.encode import Encoder, Present, derive_key
+from linkage.record import UNKNOWN_CHAR, NormalisedRecord
+from linkage.schema import SchemaError, load_schema, parse_schema
+
+SECRET = b"0123456789abcdef0123456789abcdef"
+
+FULL = NormalisedRecord(
+    family_name="佐々木",
+    given_name="健太",
+    name_script="kanji",
+    family_kana="ササキ",
+    given_kana="ケンタ",
+    birth_year=2015,
+    birth_month=4,
+    birth_day=1,
+    sex="M",
+    postal_code="3050031",
+    address="茨城県つなぐ市吾妻1-2-3",
+)
+
+
+def _segment_values(rec: NormalisedRecord) -> dict[str, tuple[str, ...]]:
+    return {
+        "name_family": (rec.family_name,),
+        "name_given": (rec.given_name,),
+        "name_full": (rec.family_name + rec.given_name,),
+        "kana_family": (rec.family_kana,),
+        "kana_given": (rec.given_kana,),
+        "kana_full": (rec.family_kana + rec.given_kana,),
+        "demographic": (f"{rec.birth_year:04d}", f"{rec.birth_month:02d}", f"{rec.birth_day:02d}", rec.sex),
+        "address": (rec.postal_code, rec.address),
+    }
+
+
+def test_clkhash_runs_on_current_cryptography_and_matches_an_independent_encoder():
+    """clkhash is installed without its dependencies: it must run on the project's cryptography and encode right."""
+    major = int(version("cryptography").split(".")[0])
+    assert major >= 41, "clkhash must not pull its pinned cryptography<41"
+    schema_doc = {
+        "version": 3,
+        "clkConfig": {"l": 256, "kdf": {"type": "HKDF", "hash": "SHA256", "keySize": 64}},
+        "features": [
+            {
+                "identifier": "name",
+                "format": {"type": "string", "encoding": "utf-8"},
+                "hashing": {"comparison": {"type": "ngram", "n": 2}, "strategy": {"bitsPerToken": 10}, "hash": {"type": "blakeHash"}},
+            }
+        ],
+    }
+    schema = clkhash.schema.from_json_dict(schema_doc)
+    [clk] = clkhash.clk.generate_clks([("タナカ",)], schema, SECRET, max_workers=1)
+
+    # The same encoding written from the published construction: HKDF-SHA256
+    # feature keys (2 per feature, 64 bytes), keyed BLAKE2b per padded bigram,
+    # the digest read as 32 little-endian shorts, each modulo l.
+    keys = HKDF(algorithm=hashes.SHA256(), length=128, salt=None, info=None).derive(SECRET)
+    key = keys[:64]
+    expected = np.zeros(256, dtype=np.uint8)
+    word = " タナカ "
+    for gram in (word[i : i + 2] for i in range(len(word) - 1)):
+        digest = hashlib.blake2b(gram.encode("utf-8"), key=key, salt=b"0").digest()
+        for short in struct.unpack("32H", digest)[:10]:
+            expected[short % 256] = 1
+    assert clk.tobytes() == np.packbits(expected).tobytes()
+
+
+@pytest.mark.parametrize("segment", [s.name for s in load_schema().segments])
+def test_every_segment_equals_clkhash_bit_for_bit(segment):
+    schema = load_schema()
+    seg = schema.segment(segment)
+    encoded = Encoder(SECRET, "k1").encode([FULL])
+    seg_secret = derive_key(SECRET, f"segment|{seg.key_group}")
+    [reference] = clkhash.clk.generate_clks([_segment_values(FULL)[segment]], seg.clk, seg_secret, max_workers=1)
+    assert encoded.bits[0][seg.byte_slice].tobytes() == reference.tobytes()
+
+
+def test_missing_fields_set_no_bits_and_no_presence_flag():
+    partial = NormalisedRecord(family_kana="ササキ", given_kana="ケンタ", birth_year=2015, birth_month=4)
+    enc = Encoder(SECRET, "k1").encode([partial])
+    schema = load_schema()
+    flags = Present(int(enc.present[0]))
+    assert Present.KANA_FAMILY in flags and Present.BIRTH_MONTH in flags
+    assert Present.NAME_FAMILY not in flags and Present.BIRTH_DAY not in flags and Present.ADDRESS not in flags
+    for name in ("name_family", "name_given", "name_full", "address"):
+        assert not enc.bits[0][schema.segment(name).byte_slice].any(), name
+    # Year-month only: the blocking keys needing a day are absent.
+    assert enc.blocks[0].tolist()[0] != 0 and enc.blocks[0].tolist()[1:] == [0, 0, 0]
+
+
+def test_ngrams_with_an_unknown_character_are_dropped():
+    enc = Encoder(SECRET, "k1")
+    seg = load_schema().segment("name_family").byte_slice
+    known = enc.encode([NormalisedRecord(family_name="高橋")]).bits[0][seg]
+    unknown = enc.encode([NormalisedRecord(family_name="高" + UNKNOWN_CHAR)]).bits[0][seg]
+    other = enc.encode([NormalisedRecord(family_name="高木")]).bits[0][seg]
+    # 高〓 keeps only the bigram " 高", which 高橋 and 高木 both have: it agrees with neither more than the other.
+    assert not (unknown & ~known).any()
+    assert not (unknown & ~other).any()
+    assert unknown.any()
+
+
+def test_encodings_carry_schema_version_and_key_id_and_differ_by_secret():
+    a = Encoder(SECRET, "k1").encode([FULL])
+    b = Encoder(b"another secret of thirty-two byt", "k2").encode([FULL])
+    assert a.schema_version == "tsunagu-jp/1" and a.key_id == "k1"
+    assert a.bits.tobytes() != b.bits.tobytes()
+
+
+def test_schema_document_is_validated():
+    doc = json.loads(json.dumps(load_schema().document))
+    doc["segments"][0]["clkhash"]["clkConfig"]["l"] = 100
+    with pytest.raises(SchemaError):
+        parse_schema(doc)
+    with pytest.raises(SchemaError):
+        load_schema("tsunagu-jp/99")
