@@ -44,9 +44,9 @@ _SHOWA = _Era("昭和", date(1926, 12, 25), 64, "平成")
 _HEISEI = _Era("平成", date(1989, 1, 8), 31, "令和")
 _REIWA = _Era("令和", date(2019, 5, 1))
 _ERAS = {
-    "昭和": _SHOWA, "S": _SHOWA,
-    "平成": _HEISEI, "H": _HEISEI,
-    "令和": _REIWA, "R": _REIWA,
+    "昭和": _SHOWA, "S": _SHOWA, "昭": _SHOWA,
+    "平成": _HEISEI, "H": _HEISEI, "平": _HEISEI,
+    "令和": _REIWA, "R": _REIWA, "令": _REIWA,
 }
 #: Era codes of the 7-digit numeric form some resident-record systems export
 #: (e.g. 4270401 = 平成27年4月1日).
@@ -61,8 +61,8 @@ _WESTERN = (
     re.compile(r"(\d{4})()()"),
 )
 _WAREKI = (
-    re.compile(r"(昭和|平成|令和|[SHR])(\d{1,2}|元)[-/.](\d{1,2})(?:[-/.](\d{1,2}))?", re.IGNORECASE),
-    re.compile(r"(昭和|平成|令和|[SHR])(\d{1,2}|元)年(?:(\d{1,2})月(?:(\d{1,2})日)?)?", re.IGNORECASE),
+    re.compile(r"(昭和|平成|令和|[SHR昭平令])(\d{1,2}|元)[-/.](\d{1,2})(?:[-/.](\d{1,2}))?", re.IGNORECASE),
+    re.compile(r"(昭和|平成|令和|[SHR昭平令])(\d{1,2}|元)年(?:(\d{1,2})月(?:(\d{1,2})日)?)?", re.IGNORECASE),
 )
 _ERA_CODED = re.compile(r"([345])(\d{2})(\d{2})(\d{2})")
 

@@ -114,7 +114,7 @@ def split_full_name(full: str) -> tuple[str | None, str | None, bool]:
     the order is unknown, hence ``inferred`` is always true for Latin names
     and ``latin_tokens_sorted`` exists.
     """
-    text = clean_text(full)
+    text = _SEPARATORS.sub(" ", clean_text(full)).strip()
     if not text:
         return None, None, False
     script = detect_script(text)
@@ -130,6 +130,10 @@ def split_full_name(full: str) -> tuple[str | None, str | None, bool]:
     return divided.family or None, divided.given or None, True
 
 
+#: Written between name parts in place of a space: 中黒 (・, half-width ･) and commas.
+_SEPARATORS = re.compile(r"\s*[・･,、]\s*")
+
+
 def split_full_kana(full: str) -> tuple[str | None, str | None, bool]:
     """Split a one-field reading into kana keys (family, given, inferred).
 
@@ -137,7 +141,7 @@ def split_full_kana(full: str) -> tuple[str | None, str | None, bool]:
     whole key is the family part and given is None, inferred (see
     ``split_full_name`` for why kana is not divided by rule).
     """
-    text = clean_text(full)
+    text = _SEPARATORS.sub(" ", clean_text(full)).strip()
     if " " in text:
         family, given = text.split(" ", 1)
         return kana_key(family), kana_key(given), False

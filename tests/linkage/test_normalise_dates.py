@@ -128,3 +128,8 @@ def test_western_forms_round_trip(day):
 @given(_DATES)
 def test_wareki_round_trips(day):
     assert parse_birth_date(_wareki(day)) == (day.year, day.month, day.day)
+
+
+@pytest.mark.parametrize("text, expected", [("平27.4.1", (2015, 4, 1)), ("令1.5.1", (2019, 5, 1)), ("昭60年1月1日", (1985, 1, 1))])
+def test_one_kanji_era_abbreviations(text, expected):
+    assert parse_birth_date(text) == expected

@@ -98,3 +98,8 @@ def test_normalise_name_is_idempotent(value):
     once = normalise_name(value)
     if once is not None:
         assert normalise_name(once) == once
+
+
+@pytest.mark.parametrize("full", ["たかはし・はると", "ﾀｶﾊｼ･ﾊﾙﾄ", "タカハシ、ハルト"])
+def test_middle_dot_and_comma_separate_kana_parts(full):
+    assert split_full_kana(full) == ("タカハシ", "ハルト", False)
