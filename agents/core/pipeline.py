@@ -1,0 +1,286 @@
+"""The agent's run, in pipeline order: read → validate → encode/seal → submission → deliver; and its dry run (check).
+
+A run takes one snapshot of every configured source whose input changed since
+the last snapshot (file, mapping, policy, 外字 table or keys), puts it in the
+outbox, then delivers everything waiting there. One bad source does not stop
+the others. The result is written to ``<home>/status.json`` for monitoring.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterator
+
+import httpx
+
+from agents.core._files import write_atomic
+from agents.core.config import AgentConfig, ConfigError, SourceMapping, load_mapping
+from agents.core.deliver import Outbox, Outcome, Pusher, push_pending, write_bundles
+from agents.core.encode import SourceInput, attribute_decisions, encode_and_seal
+from agents.core.read import GaijiTable, SourceError, Table, read_table
+from agents.core.submission import SequenceCounter, build_submission, new_batch_id
+from agents.core.validate import Problem, Validated, department_column, validate, write_report
+from keys.custody import EscrowPublicKey, read_escrow_public
+from keys.enrolment import load_agent_keys, load_linkage_secret
+from linkage.errors import FieldError
+from linkage.normalise import normalise_record
+from policy import Policy, default_policy, load_policy
+
+
+class RunError(Exception):
+    """The run cannot start (another run holds the lock, no delivery target); nothing was sent."""
+
+
+@dataclass(slots=True)
+class SourceResult:
+    """What became of one source in a run or check."""
+
+    source: str
+    file: str
+    status: str  # sent | unchanged | failed | checked
+    rows: int = 0
+    encoded: int = 0
+    problems: int = 0
+    sequence: int | None = None
+    report: str | None = None
+    attributes_sent: list[str] = field(default_factory=list)
+    attributes_refused: dict[str, str] = field(default_factory=dict)
+    ignored_columns: list[str] = field(default_factory=list)
+    unmapped_gaiji: int = 0
+    message: str = ""
+    sample_problems: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class RunResult:
+    """The whole run: per source, per delivery, and what is left in the outbox."""
+
+    started_at: str
+    finished_at: str = ""
+    sources: list[SourceResult] = field(default_factory=list)
+    deliveries: list[Outcome] = field(default_factory=list)
+    outbox: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """No source failed and nothing is left undelivered or was refused."""
+        return (all(s.status != "failed" for s in self.sources)
+                and all(d.status in ("delivered", "bundled") for d in self.deliveries) and self.outbox == 0)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def load_policy_for(config: AgentConfig) -> Policy:
+    """The agent's field policy: its own file, or the policy shipped with tsunagu."""
+    return load_policy(config.agent.policy) if config.agent.policy else default_policy()
+
+
+def load_gaiji(config: AgentConfig) -> GaijiTable:
+    """The municipality's 外字 table (empty when none is configured)."""
+    return GaijiTable.load(config.agent.gaiji) if config.agent.gaiji else GaijiTable()
+
+
+@contextmanager
+def run_lock(home: Path) -> Iterator[None]:
+    """Hold the agent's run lock (a scheduled run and a manual one never interleave)."""
+    path = home / "state" / "run.lock"
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunError("このエージェントは別の実行の途中です。終わってからもう一度実行してください。") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class _Fingerprints:
+    """The input fingerprint of each source's last snapshot (``state/sources.json``)."""
+
+    def __init__(self, home: Path) -> None:
+        self._path = home / "state" / "sources.json"
+        self.data: dict[str, dict] = json.loads(self._path.read_text(encoding="utf-8")) if self._path.exists() else {}
+
+    def unchanged(self, source: str, fingerprint: str) -> bool:
+        return self.data.get(source, {}).get("fingerprint") == fingerprint
+
+    def set(self, source: str, fingerprint: str, sequence: int) -> None:
+        self.data[source] = {"fingerprint": fingerprint, "sequence": sequence}
+        self._save()
+
+    def forget_refused(self, outcomes: list[Outcome]) -> None:
+        for o in outcomes:
+            if o.status == "refused" and self.data.get(o.source, {}).get("sequence") == o.sequence:
+                del self.data[o.source]
+        self._save()
+
+    def _save(self) -> None:
+        write_atomic(self._path, json.dumps(self.data, ensure_ascii=False).encode("utf-8"))
+
+
+def _fingerprint(file: Path, mapping: SourceMapping, allowed: tuple[str, ...], gaiji: GaijiTable, key_ids: tuple[str, ...]) -> str:
+    digest = hashlib.sha256()
+    with file.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    digest.update(json.dumps([mapping.model_dump(mode="json"), allowed, sorted(gaiji.mapping.items()), key_ids],
+                             ensure_ascii=False).encode("utf-8"))
+    return digest.hexdigest()
+
+
+def _report(config: AgentConfig, stamp: str, source: str, problems: list[Problem]) -> str:
+    path = config.report_dir / f"{stamp}-{source}.csv"
+    write_report(path, sorted(problems, key=lambda p: p.row))
+    return str(path)
+
+
+def _samples(problems: list[Problem], limit: int = 5) -> list[str]:
+    return [f"{p.row} 行目 {p.column or '(行全体)'}: {p.reason}" for p in sorted(problems, key=lambda p: p.row)[:limit]]
+
+
+def _prepare(config: AgentConfig, gaiji: GaijiTable, policy: Policy, index: int) -> tuple[SourceMapping, Table, Validated, SourceResult]:
+    entry = config.sources[index]
+    mapping = load_mapping(entry.mapping)
+    table = read_table(entry.file, mapping, gaiji)
+    validated = validate(table, mapping)
+    allowed, refused = attribute_decisions(policy, config.agent.network, mapping)
+    result = SourceResult(mapping.source, str(entry.file), "checked", rows=len(table.rows), attributes_sent=list(allowed),
+                          attributes_refused=refused, ignored_columns=validated.ignored_columns, unmapped_gaiji=table.unmapped_gaiji)
+    return mapping, table, validated, result
+
+
+def _failed(config: AgentConfig, index: int, exc: Exception) -> SourceResult:
+    entry = config.sources[index]
+    return SourceResult(entry.mapping.stem, str(entry.file), "failed", message=str(exc))
+
+
+def check(config: AgentConfig) -> RunResult:
+    """Dry run: read, validate and normalise every source and say what would be sent or refused; sends nothing, needs no key."""
+    result = RunResult(_now())
+    policy, gaiji = load_policy_for(config), load_gaiji(config)
+    read_escrow_public(config.agent.escrow_public_key)
+    stamp = "check-" + datetime.now().strftime("%Y%m%d-%H%M%S")
+    for index in range(len(config.sources)):
+        try:
+            mapping, _, validated, source = _prepare(config, gaiji, policy, index)
+        except (SourceError, ConfigError) as exc:
+            result.sources.append(_failed(config, index, exc))
+            continue
+        problems = list(validated.problems)
+        for record, row in zip(validated.records, validated.rows):
+            try:
+                normalise_record(record)
+            except FieldError as exc:
+                problems.append(Problem(str(config.sources[index].file), row, department_column(mapping, exc.field), exc.field, exc.reason))
+        source.encoded = len(validated.records) - (len(problems) - len(validated.problems))
+        source.problems = len(problems)
+        source.report = _report(config, stamp, mapping.source, problems)
+        source.sample_problems = _samples(problems)
+        if source.encoded == 0:
+            source.status, source.message = "failed", "送れる行が 1 行もありません。"
+        result.sources.append(source)
+    result.outbox = Outbox(config.home).size()
+    result.finished_at = _now()
+    return result
+
+
+def run(
+    config: AgentConfig,
+    passphrase: str,
+    *,
+    bundle_out: Path | None = None,
+    force: bool = False,
+    transport: httpx.BaseTransport | None = None,
+    progress: Callable[[int], Callable[[int], None]] | None = None,
+    sleep: Callable[[float], None] | None = None,
+) -> RunResult:
+    """One run: snapshot changed sources into the outbox, then push (or bundle) everything waiting.
+
+    ``progress(total)`` returns the callback that encoding calls with the number of rows done.
+    """
+    if bundle_out is None and config.gateway is None:
+        raise RunError("送り先がありません。agent.toml に [gateway] を書くか、--bundle-out で持ち出し用フォルダを指定してください。")
+    home = config.home
+    with run_lock(home):
+        result = RunResult(_now())
+        agent = load_agent_keys(home, passphrase)
+        linkage = load_linkage_secret(home, passphrase)
+        escrow = read_escrow_public(config.agent.escrow_public_key)
+        policy, gaiji = load_policy_for(config), load_gaiji(config)
+        outbox, counter, prints = Outbox(home), SequenceCounter(home), _Fingerprints(home)
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        inputs: list[tuple[SourceInput, SourceResult, str]] = []
+        for index in range(len(config.sources)):
+            try:
+                mapping, table, validated, source = _prepare(config, gaiji, policy, index)
+                fingerprint = _fingerprint(table.path, mapping, tuple(source.attributes_sent), gaiji,
+                                           (linkage.key_id, escrow.key_id, agent.agent_id))
+            except (SourceError, ConfigError) as exc:
+                result.sources.append(_failed(config, index, exc))
+                continue
+            if not force and prints.unchanged(mapping.source, fingerprint):
+                source.status, source.message = "unchanged", "前回の提出から入力が変わっていないため、新しい提出は作りません。"
+                result.sources.append(source)
+                continue
+            inputs.append((SourceInput(mapping, str(table.path), validated, new_batch_id()), source, fingerprint))
+        if inputs:
+            total = sum(len(i.validated.records) for i, _, _ in inputs)
+            sealed_all = encode_and_seal([i for i, _, _ in inputs], linkage, escrow, policy, config.agent.network,
+                                         progress=progress(total) if progress else None)
+            for (item, source, fingerprint), sealed in zip(inputs, sealed_all):
+                problems = item.validated.problems + sealed.problems
+                source.encoded, source.problems = len(sealed.records), len(problems)
+                source.report = _report(config, stamp, sealed.source, problems)
+                source.sample_problems = _samples(problems)
+                if not sealed.records:
+                    source.status, source.message = "failed", "送れる行が 1 行もありません（空の提出は前回の記録をすべて消すため送りません）。"
+                else:
+                    sequence = counter.take()
+                    data = build_submission(config, agent, escrow, linkage.key_id, sealed, sequence, item.batch_id)
+                    outbox.put(sequence, data, {"source": sealed.source, "batch_id": item.batch_id, "records": len(sealed.records),
+                                                "fingerprint": fingerprint, "created_at": _now()})
+                    prints.set(sealed.source, fingerprint, sequence)
+                    source.status, source.sequence = "sent", sequence
+                result.sources.append(source)
+        if bundle_out is not None:
+            result.deliveries = write_bundles(outbox, bundle_out, agent.agent_id)
+        else:
+            assert config.gateway is not None
+            pusher = Pusher(config.gateway, transport=transport, **({"sleep": sleep} if sleep else {}))
+            with pusher:
+                result.deliveries = push_pending(outbox, pusher)
+        prints.forget_refused(result.deliveries)
+        result.outbox = outbox.size()
+        result.finished_at = _now()
+        write_status(home, result)
+        return result
+
+
+def write_status(home: Path, result: RunResult) -> None:
+    """Write ``<home>/status.json``: last run, result, counts and outbox size (for monitoring)."""
+    status = {
+        "last_run": result.started_at,
+        "finished_at": result.finished_at,
+        "result": "ok" if result.ok else "failed",
+        "outbox": result.outbox,
+        "sources": [asdict(s) for s in result.sources],
+        "deliveries": [asdict(d) for d in result.deliveries],
+    }
+    write_atomic(home / "status.json", json.dumps(status, ensure_ascii=False, indent=1).encode("utf-8"), mode=0o644)
+
+
+def write_failure_status(home: Path, message: str) -> None:
+    """Record a run that could not start (wrong passphrase, lock held, bad configuration)."""
+    status = {"last_run": _now(), "finished_at": _now(), "result": "failed", "outbox": Outbox(home).size(), "message": message,
+              "sources": [], "deliveries": []}
+    write_atomic(home / "status.json", json.dumps(status, ensure_ascii=False, indent=1).encode("utf-8"), mode=0o644)

@@ -1,0 +1,220 @@
+"""Read: a department file (CSV, TSV or Excel) as a header and rows of text, 外字 (gaiji) resolved.
+
+The encoding of a CSV/TSV file is pinned per source in its mapping, never
+guessed: a guess that is wrong for one file in a hundred silently corrupts
+names. What is checked instead is that the bytes really are in the pinned
+encoding — including UTF-8 bytes that happen to decode as CP932 mojibake.
+
+外字: CP932's user-defined area (0xF040–0xF9FC) decodes to private-use code
+points (U+E000–U+E757); what each means is the municipality's own. The 外字
+table maps a private-use code point to the character it stands for, or to 〓
+(geta) when there is none; an unmapped one becomes 〓 as well, which the
+normaliser treats as unknown (it neither agrees nor disagrees).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import re
+import tomllib
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from agents.core.config import ConfigError, SourceMapping
+
+GETA = "\u3013"
+_PRIVATE_USE = re.compile("[\ue000-\uf8ff]")
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+
+class SourceError(Exception):
+    """A whole file cannot be used (missing, wrong encoding, empty, header wrong): nothing from it is sent."""
+
+    def __init__(self, file: Path | str, reason: str, row: int | None = None):
+        self.file = str(file)
+        self.row = row
+        self.reason = reason
+        where = f"{file} {row} 行目" if row is not None else str(file)
+        super().__init__(f"{where}: {reason}")
+
+
+@dataclass(slots=True)
+class GaijiTable:
+    """The municipality's 外字 table: private-use code point -> character (or 〓)."""
+
+    mapping: dict[int, str] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path) -> "GaijiTable":
+        """Read a TOML (``[gaiji]`` ``"U+E000" = "髙"``) or CSV (``code_point,character``) table."""
+        try:
+            if path.suffix.lower() == ".csv":
+                with path.open(encoding="utf-8-sig", newline="") as fh:
+                    pairs = [(row.get("code_point", ""), row.get("character", "")) for row in csv.DictReader(fh)]
+            else:
+                pairs = list((tomllib.loads(path.read_text(encoding="utf-8")).get("gaiji") or {}).items())
+        except FileNotFoundError:
+            raise ConfigError(f"外字表 {path} がありません。") from None
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"外字表 {path} が読めません（UTF-8 の TOML か CSV にしてください）: {exc}") from None
+        mapping: dict[int, str] = {}
+        for number, (code, char) in enumerate(pairs, start=1):
+            match = re.fullmatch(r"(?:U\+|0x)?([0-9A-Fa-f]{4,5})", str(code).strip())
+            point = int(match.group(1), 16) if match else -1
+            if not 0xE000 <= point <= 0xF8FF:
+                raise ConfigError(f"外字表 {path} の {number} 件目「{code}」は私用領域（U+E000〜U+F8FF）の符号位置ではありません。")
+            if not isinstance(char, str) or not 1 <= len(char) <= 2 or _PRIVATE_USE.search(char):
+                raise ConfigError(f"外字表 {path} の {code} の文字「{char}」が不正です（1 文字か 〓 を書いてください）。")
+            mapping[point] = char
+        return cls(mapping)
+
+    def apply(self, text: str) -> tuple[str, int]:
+        """``text`` with every private-use character resolved; also how many had no entry (became 〓)."""
+        if not _PRIVATE_USE.search(text):
+            return text, 0
+        unmapped = 0
+
+        def resolve(match: re.Match[str]) -> str:
+            nonlocal unmapped
+            char = self.mapping.get(ord(match.group()))
+            if char is None:
+                unmapped += 1
+                return GETA
+            return char
+
+        return _PRIVATE_USE.sub(resolve, text), unmapped
+
+
+@dataclass(slots=True)
+class Table:
+    """A file as text: the header, then each data row with its row number (as a spreadsheet shows it)."""
+
+    path: Path
+    header: list[str]
+    rows: list[tuple[int, list[str]]]
+    encoding: str
+    unmapped_gaiji: int = 0
+
+
+def read_table(path: Path, mapping: SourceMapping, gaiji: GaijiTable) -> Table:
+    """Read ``path`` as ``mapping`` describes it; raises :class:`SourceError` when the file cannot be used."""
+    fmt = mapping.format or _format_from_suffix(path)
+    if not path.is_file():
+        raise SourceError(path, "ファイルが見つかりません。agent.toml の file とファイルの置き場所を確認してください。")
+    if fmt == "xlsx":
+        header, rows, unmapped = _read_xlsx(path, mapping, gaiji)
+        encoding = "xlsx"
+    else:
+        if mapping.encoding is None:
+            raise SourceError(path, f"対応表（データ元 {mapping.source}）に encoding（utf-8・utf-8-sig・cp932）を指定してください。")
+        text, encoding = _decode(path, path.read_bytes(), mapping.encoding)
+        text, unmapped = gaiji.apply(text)
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t" if fmt == "tsv" else ",")
+        header, rows = _split_header(path, list(reader), mapping.header_row)
+    if not rows:
+        raise SourceError(path, "データ行がありません（見出しだけです）。空の提出は前回の記録をすべて消すため、送りません。")
+    return Table(path, header, rows, encoding, unmapped)
+
+
+def _format_from_suffix(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".txt"):
+        return "csv"
+    if suffix == ".tsv":
+        return "tsv"
+    if suffix == ".xlsx":
+        return "xlsx"
+    raise SourceError(path, f"拡張子「{suffix}」の形式は読めません。CSV・TSV・Excel（.xlsx）で書き出すか、対応表に format を指定してください。")
+
+
+def _decode(path: Path, data: bytes, encoding: str) -> tuple[str, str]:
+    if not data:
+        raise SourceError(path, "ファイルが空です（0 バイト）。書き出しに失敗していないか確認してください。")
+    if encoding == "cp932":
+        if data.startswith(_UTF8_BOM) or (not data.isascii() and _is_utf8(data)):
+            raise SourceError(path, "文字コードが UTF-8 のようですが、対応表では cp932 です。対応表の encoding を utf-8 にするか、CP932 で書き出し直してください。")
+    elif data.startswith(_UTF8_BOM):
+        encoding, data = "utf-8-sig", data[len(_UTF8_BOM):]
+    try:
+        return data.decode("cp932" if encoding == "cp932" else "utf-8"), encoding
+    except UnicodeDecodeError as exc:
+        row = data[: exc.start].count(b"\n") + 1
+        other = "UTF-8" if encoding == "cp932" else "CP932（Shift_JIS）"
+        raise SourceError(
+            path, f"{encoding} として読めないバイトがあります（{exc.start + 1} バイト目）。{other} で保存されていないか確認し、"
+            "対応表の encoding か書き出しの設定を直してください。", row=row,
+        ) from None
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
+def _split_header(path: Path, records: list[list[str]], header_row: int) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    if len(records) < header_row:
+        raise SourceError(path, f"見出し行（{header_row} 行目）がありません。ファイルが空です。")
+    header = records[header_row - 1]
+    rows = [(n, values) for n, values in enumerate(records[header_row:], start=header_row + 1) if any(v.strip() for v in values)]
+    return header, rows
+
+
+def _read_xlsx(path: Path, mapping: SourceMapping, gaiji: GaijiTable) -> tuple[list[str], list[tuple[int, list[str]]], int]:
+    from openpyxl import load_workbook
+    from openpyxl.utils.exceptions import InvalidFileException
+
+    if path.suffix.lower() != ".xlsx":
+        raise SourceError(path, "Excel は .xlsx だけを読みます（.xls・マクロ付きの .xlsm は、.xlsx で保存し直してください）。")
+    if path.stat().st_size == 0:
+        raise SourceError(path, "ファイルが空です（0 バイト）。書き出しに失敗していないか確認してください。")
+    try:
+        # data_only=False: a formula cell reads as its formula ("=…"), which validation refuses,
+        # rather than as a cached value nobody can check.
+        workbook = load_workbook(path, read_only=True, data_only=False)
+    except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError) as exc:
+        raise SourceError(path, f"Excel ファイルとして読めません（{type(exc).__name__}）。Excel で開けるか確認してください。") from None
+    try:
+        if mapping.sheet is not None:
+            if mapping.sheet not in workbook.sheetnames:
+                raise SourceError(path, f"シート「{mapping.sheet}」がありません（あるシート: {', '.join(workbook.sheetnames)}）。")
+            sheet = workbook[mapping.sheet]
+        else:
+            sheet = workbook.worksheets[0]
+        unmapped = 0
+        records = []
+        for values in sheet.iter_rows(values_only=True):
+            cells = []
+            for value in values:
+                text, missing = gaiji.apply(_cell_text(value))
+                unmapped += missing
+                cells.append(text)
+            records.append(cells)
+    finally:
+        workbook.close()
+    header, rows = _split_header(path, records, mapping.header_row)
+    width = len(header)
+    while width and not header[width - 1].strip():
+        width -= 1
+    header = header[:width]
+    rows = [(n, (values + [""] * width)[:width] if not any(v.strip() for v in values[width:]) else values) for n, values in rows]
+    return header, rows, unmapped
+
+
+def _cell_text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat() if value.time() == dt.time() else value.isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)

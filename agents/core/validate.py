@@ -1,0 +1,152 @@
+"""Validate: map a department's columns to canonical ones and check each row; every row is kept or listed with its reason.
+
+A mapped column missing from the file stops the whole file (with the nearest
+header named, since a typo is the usual cause). A bad row stops only that
+row: wrong number of cells, an empty or repeated record id, or a cell that a
+spreadsheet would run as a formula (CSV injection: = + - @ tab CR at the
+start). Values the normaliser cannot read are reported later, by
+:mod:`agents.core.encode`, in the same report.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import os
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from agents.core.config import SourceMapping
+from agents.core.read import SourceError, Table
+from linkage.record import CanonicalRecord
+
+_FORMULA_START = frozenset("=+-@\t\r")
+_PLAIN_NUMBER = re.compile(r"-|-?[0-9][0-9,]*(?:\.[0-9]+)?")
+_REPORT_HEADER = ("ファイル", "行", "列", "項目", "理由")
+
+
+@dataclass(slots=True)
+class Problem:
+    """A row that is not sent, and why (Japanese, for the department that holds the file)."""
+
+    file: str
+    row: int
+    column: str
+    field: str
+    reason: str
+
+
+@dataclass(slots=True)
+class Validated:
+    """The rows of one file that passed validation, as canonical records, and the problems found."""
+
+    records: list[CanonicalRecord]
+    rows: list[int]
+    problems: list[Problem] = field(default_factory=list)
+    ignored_columns: list[str] = field(default_factory=list)
+
+
+def is_formula(cell: str) -> bool:
+    """True if a spreadsheet would treat ``cell`` as a formula (a plain number such as -1 is not)."""
+    return bool(cell) and cell[0] in _FORMULA_START and not _PLAIN_NUMBER.fullmatch(cell)
+
+
+def neutralise(cell: str) -> str:
+    """``cell`` made safe to open in a spreadsheet: a leading formula character is quoted with '."""
+    return "'" + cell if cell and cell[0] in _FORMULA_START else cell
+
+
+def _key(name: str) -> str:
+    return unicodedata.normalize("NFKC", name).strip()
+
+
+def locate_columns(table: Table, mapping: SourceMapping) -> tuple[dict[str, int], list[str]]:
+    """The header position of each mapped department column, and the header columns the mapping ignores.
+
+    Raises :class:`SourceError` naming every missing column and the nearest header for each.
+    """
+    positions: dict[str, int] = {}
+    duplicated = []
+    for index, name in enumerate(table.header):
+        key = _key(name)
+        if key in positions:
+            duplicated.append(name)
+        positions.setdefault(key, index)
+    wanted = mapping.department_columns()
+    present_keys = list(positions)
+    missing = []
+    for column, target in wanted.items():
+        if _key(column) not in positions:
+            close = difflib.get_close_matches(_key(column), present_keys, n=1, cutoff=0.5)
+            hint = f"（ファイルの「{close[0]}」の誤りではありませんか）" if close else ""
+            missing.append(f"「{column}」→ {target}{hint}")
+    if missing:
+        raise SourceError(
+            table.path,
+            f"対応表（データ元 {mapping.source}）の列が見出しにありません: {'、'.join(missing)}。"
+            f"見出し: {'、'.join(table.header)}",
+            row=mapping.header_row,
+        )
+    clash = [c for c in duplicated if _key(c) in {_key(w) for w in wanted}]
+    if clash:
+        raise SourceError(table.path, f"見出しに同じ名前の列が複数あります: {'、'.join(clash)}。どちらを使うか決められません。", row=mapping.header_row)
+    located = {column: positions[_key(column)] for column in wanted}
+    used = set(located.values())
+    ignored = [name for index, name in enumerate(table.header) if index not in used and name.strip()]
+    return located, ignored
+
+
+def validate(table: Table, mapping: SourceMapping) -> Validated:
+    """Turn the rows of ``table`` into canonical records; a row that fails a check is listed instead."""
+    located, ignored = locate_columns(table, mapping)
+    file = str(table.path)
+    identity = [(canonical, located[column], column) for canonical, column in mapping.columns.items()]
+    attributes = [(name, located[column], column) for name, column in mapping.attributes.items()]
+    checked = identity + attributes
+    id_index, id_column = located[mapping.columns["record_id"]], mapping.columns["record_id"]
+    width = len(table.header)
+    records: list[CanonicalRecord] = []
+    rows: list[int] = []
+    problems: list[Problem] = []
+    seen: dict[str, int] = {}
+    for number, values in table.rows:
+        if len(values) != width:
+            problems.append(Problem(file, number, "", "", f"セルの数が見出し（{width} 列）と違います（{len(values)} 列）。区切り文字や改行の入ったセルを確認してください。"))
+            continue
+        formula = next((column for _, index, column in checked if is_formula(values[index])), None)
+        if formula is not None:
+            problems.append(Problem(file, number, formula, "", "数式として実行されるおそれのある値（= + - @ などで始まる）は受け付けません。値を直してください。"))
+            continue
+        record_id = unicodedata.normalize("NFKC", values[id_index]).strip()
+        if not record_id:
+            problems.append(Problem(file, number, id_column, "record_id", "記録番号が空です。"))
+            continue
+        first = seen.get(record_id)
+        if first is not None:
+            problems.append(Problem(file, number, id_column, "record_id", f"記録番号が {first} 行目と重複しています（先の行だけを送ります）。"))
+            continue
+        seen[record_id] = number
+        fields = {canonical: values[index] for canonical, index, _ in identity}
+        fields["record_id"] = record_id
+        records.append(CanonicalRecord(**fields, attributes={name: values[index].strip() for name, index, _ in attributes}))
+        rows.append(number)
+    return Validated(records, rows, problems, ignored)
+
+
+def department_column(mapping: SourceMapping, canonical: str) -> str:
+    """The department's name for a canonical column (for reports); the canonical name if unmapped."""
+    return mapping.columns.get(canonical, canonical)
+
+
+def write_report(path: Path, problems: list[Problem]) -> None:
+    """Write the row report as UTF-8 CSV with BOM (opens in Excel), every cell neutralised; mode 0600."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(fd, "w", encoding="utf-8-sig", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(_REPORT_HEADER)
+        for p in problems:
+            writer.writerow([neutralise(p.file), p.row, neutralise(p.column), p.field, neutralise(p.reason)])
+
