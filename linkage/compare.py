@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from linkage.encode import Encodings, Present
-from linkage.schema import EncodingSchema, load_schema
+from linkage.schema import EncodingSchema
 
 #: The comparisons the scoring model weighs, in order.
 COMPARISONS: tuple[str, ...] = ("name_family", "name_given", "kana_family", "kana_given", "demographic", "address")
@@ -79,7 +79,7 @@ def compare_pairs(
     a: Encodings, ia: np.ndarray, b: Encodings, ib: np.ndarray, schema: EncodingSchema | None = None
 ) -> PairSimilarities:
     """Similarities of the pairs (a[ia[p]], b[ib[p]])."""
-    schema = schema or load_schema(a.schema_version)
+    schema = schema or a.schema
     if a.schema_version != b.schema_version or a.key_id != b.key_id:
         raise ValueError("encodings under different schemas or linkage keys are never compared")
     n = len(ia)

@@ -63,6 +63,12 @@ class Encodings:
     bits: np.ndarray
     present: np.ndarray
     blocks: np.ndarray
+    schema_override: EncodingSchema | None = None
+
+    @property
+    def schema(self) -> EncodingSchema:
+        """The schema these rows were encoded under (shipped schemas are found by version)."""
+        return self.schema_override or load_schema(self.schema_version)
 
     def __len__(self) -> int:
         return int(self.bits.shape[0])
@@ -80,11 +86,14 @@ class Encodings:
             np.concatenate([p.bits for p in parts]),
             np.concatenate([p.present for p in parts]),
             np.concatenate([p.blocks for p in parts]),
+            first.schema_override,
         )
 
     def take(self, index: np.ndarray) -> "Encodings":
         """The rows at ``index``."""
-        return Encodings(self.schema_version, self.key_id, self.bits[index], self.present[index], self.blocks[index])
+        return Encodings(
+            self.schema_version, self.key_id, self.bits[index], self.present[index], self.blocks[index], self.schema_override
+        )
 
 
 def derive_key(secret: bytes, purpose: str, version: str = CURRENT_VERSION) -> bytes:
@@ -230,7 +239,7 @@ class Encoder:
             present[i] = flags
             blocks[i] = blk
         bits = np.frombuffer(b"".join(rows), dtype=np.uint8).reshape(n, nbytes).copy()
-        return Encodings(self.schema.version, self.key_id, bits, present, blocks)
+        return Encodings(self.schema.version, self.key_id, bits, present, blocks, self.schema)
 
 
 def _full_name(rec: NormalisedRecord) -> str | None:
@@ -268,8 +277,8 @@ class RowError:
 _WORKER: dict = {}
 
 
-def _worker_init(secret: bytes, key_id: str, version: str) -> None:
-    _WORKER["encoder"] = Encoder(secret, key_id, load_schema(version))
+def _worker_init(secret: bytes, key_id: str, schema: EncodingSchema) -> None:
+    _WORKER["encoder"] = Encoder(secret, key_id, schema)
 
 
 def _normalise_chunk(records: Sequence[CanonicalRecord], start: int) -> tuple[list[NormalisedRecord], list[int], list[RowError]]:
@@ -320,14 +329,19 @@ def encode_sources(
     chunk_size: int = 4096,
     progress: Callable[[int], None] | None = None,
     version: str = CURRENT_VERSION,
+    schema: EncodingSchema | None = None,
 ) -> list[tuple[Encodings, np.ndarray, list[RowError]]]:
-    """:func:`encode_records` for several sources at once, sharing one pool of worker processes."""
+    """:func:`encode_records` for several sources at once, sharing one pool of worker processes.
+
+    ``schema`` overrides ``version`` with a schema object (benchmarks compare variants).
+    """
+    schema = schema or load_schema(version)
     workers = workers or min(2, os.cpu_count() or 1)
     chunks = [(src, recs[i : i + chunk_size], i) for src, recs in enumerate(sources) for i in range(0, len(recs), chunk_size)]
     results: Iterable[tuple[Encodings, list[int], list[RowError]]]
     pool = None
     if workers <= 1 or len(chunks) <= 1:
-        _worker_init(secret, key_id, version)
+        _worker_init(secret, key_id, schema)
         results = (_encode_chunk(c, s) for _, c, s in chunks)
     else:
         import multiprocessing
@@ -336,7 +350,7 @@ def encode_sources(
             max_workers=workers,
             mp_context=multiprocessing.get_context("fork"),
             initializer=_worker_init,
-            initargs=(secret, key_id, version),
+            initargs=(secret, key_id, schema),
         )
         results = pool.map(_encode_chunk, [c for _, c, _ in chunks], [s for _, _, s in chunks], chunksize=1)
     parts: list[list[Encodings]] = [[] for _ in sources]
@@ -357,6 +371,6 @@ def encode_sources(
         if parts[src]:
             enc = Encodings.concatenate(parts[src])
         else:
-            enc = Encoder(secret, key_id, load_schema(version)).encode([])
+            enc = Encoder(secret, key_id, schema).encode([])
         out.append((enc, np.asarray(index[src], dtype=np.int64), errors[src]))
     return out

@@ -27,7 +27,7 @@ from bitarray import bitarray
 
 from linkage.compare import PairSimilarities, compare_pairs
 from linkage.encode import Encodings
-from linkage.schema import load_schema
+from linkage.schema import EncodingSchema
 from linkage.score import ScoringModel
 
 #: Total weight at or above which a pair is a match (measured: README, "Quality").
@@ -84,9 +84,8 @@ def _bitarrays(enc: Encodings, part: slice) -> list[bitarray]:
     return out
 
 
-def _first_stage_parts(version: str) -> list[slice]:
+def _first_stage_parts(schema: EncodingSchema) -> list[slice]:
     """The written name and the reading, each compared on its own (either may be missing)."""
-    schema = load_schema(version)
     name = slice(schema.segment("name_family").byte_slice.start, schema.segment("name_full").byte_slice.stop)
     kana = slice(schema.segment("kana_family").byte_slice.start, schema.segment("kana_full").byte_slice.stop)
     return [name, kana]
@@ -157,7 +156,7 @@ def candidate_pairs(
     are dealt to ``workers`` processes.
     """
     workers = workers or min(2, os.cpu_count() or 1)
-    parts = _first_stage_parts(encodings[0].schema_version)
+    parts = _first_stage_parts(encodings[0].schema)
     blocks = [_blocks_of(e) for e in encodings]
     wild = [np.flatnonzero(~(e.blocks != 0).any(axis=1)) for e in encodings]
     tasks: list[tuple[int, np.ndarray, int, np.ndarray]] = []

@@ -26,6 +26,7 @@ from linkage.match import LinkResult, link
 from linkage.normalise import parse_birth_date
 from linkage.record import CanonicalRecord
 from linkage.errors import FieldError
+from linkage.schema import EncodingSchema, load_schema, parse_schema
 
 BENCH_SECRET = b"tsunagu benchmark secret, not for production use!!"
 BENCH_KEY_ID = "bench"
@@ -113,12 +114,14 @@ def baseline_labels(data: Dataset) -> dict[tuple[str, str], str]:
     return labels
 
 
-def run_quality(data: Dataset, progress: Callable[[str], None] = lambda _m: None) -> QualityReport:
-    """Encode and link ``data`` with tsunagu; evaluate it and the baseline against the truth."""
+def run_quality(
+    data: Dataset, progress: Callable[[str], None] = lambda _m: None, schema: EncodingSchema | None = None
+) -> QualityReport:
+    """Encode and link ``data`` with tsunagu (under ``schema``, default the current one); evaluate it and the baseline."""
     names = list(data.sources)
     started = time.perf_counter()
     progress(f"{data.name}: 符号化")
-    encoded = encode_sources([data.sources[n] for n in names], BENCH_SECRET, BENCH_KEY_ID)
+    encoded = encode_sources([data.sources[n] for n in names], BENCH_SECRET, BENCH_KEY_ID, schema=schema)
     progress(f"{data.name}: 名寄せ")
     result = link([e for e, _, _ in encoded])
     seconds = time.perf_counter() - started
@@ -265,3 +268,38 @@ def peak_memory_mib() -> float:
 def cpu_count() -> int:
     """Cores available to this process."""
     return len(os.sched_getaffinity(0))
+
+
+#: Segment lengths and bits per token compared by ``tsunagu bench schema``:
+#: (name l, name k, kana l, kana k, address k, date k). The first is tsunagu-jp/1.
+SCHEMA_VARIANTS: tuple[tuple[int, int, int, int, int, int], ...] = (
+    (128, 12, 128, 12, 8, 16),
+    (128, 8, 128, 8, 8, 16),
+    (128, 16, 128, 16, 8, 16),
+    (256, 12, 256, 12, 8, 16),
+    (256, 20, 256, 20, 8, 16),
+    (128, 12, 128, 12, 4, 8),
+    (64, 8, 64, 8, 8, 16),
+)
+
+
+def schema_variant(name_l: int, name_k: int, kana_l: int, kana_k: int, address_k: int, date_k: int) -> EncodingSchema:
+    """The current schema with other lengths and bits per token (a benchmark-only version name)."""
+    import copy
+
+    doc = copy.deepcopy(load_schema().document)
+    doc["version"] = f"{doc['version']}-variant-{name_l}-{name_k}-{kana_l}-{kana_k}-{address_k}-{date_k}"
+    for seg in doc["segments"]:
+        cfg = seg["clkhash"]
+        if seg["name"] in ("name_family", "name_given"):
+            cfg["clkConfig"]["l"] = name_l
+            cfg["features"][0]["hashing"]["strategy"]["bitsPerToken"] = name_k
+        if seg["name"] in ("kana_family", "kana_given"):
+            cfg["clkConfig"]["l"] = kana_l
+            cfg["features"][0]["hashing"]["strategy"]["bitsPerToken"] = kana_k
+        if seg["name"] == "address":
+            cfg["features"][1]["hashing"]["strategy"]["bitsPerToken"] = address_k
+        if seg["name"] == "demographic":
+            for feature in cfg["features"]:
+                feature["hashing"]["strategy"]["bitsPerToken"] = date_k
+    return parse_schema(doc)

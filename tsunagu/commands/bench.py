@@ -71,6 +71,25 @@ def quality(
     typer.echo(f"表とグラフ: {out}/quality.md")
 
 
+@bench_app.command("schema")
+def schema(
+    children: int = typer.Option(20_000, "--children", help="合成自治体の子どもの数"),
+    seed: int = typer.Option(1, "--seed", help="合成自治体の乱数の種"),
+) -> None:
+    """符号化スキーマのセグメント長とトークンあたりのビット数を変えて、精度を比べます。"""
+    datasets = [b.town_dataset(children, seed), b.febrl4_dataset()]
+    typer.echo("| name l | name k | kana l | kana k | address k | date k | town P | town R | town F1 | FEBRL4 F1 | bits |")
+    typer.echo("|---|---|---|---|---|---|---|---|---|---|---|")
+    for variant in b.SCHEMA_VARIANTS:
+        sch = b.schema_variant(*variant)
+        town, febrl = (b.run_quality(d, schema=sch) for d in datasets)
+        q = town.tsunagu
+        typer.echo(
+            f"| {' | '.join(map(str, variant))} | {q.precision:.4f} | {q.recall:.4f} | {q.f1:.4f} | "
+            f"{febrl.tsunagu.f1:.4f} | {sch.total_bits} |"
+        )
+
+
 @bench_app.command("speed")
 def speed(
     children: int = typer.Option(50_000, "--children", help="合成自治体の子どもの数"),

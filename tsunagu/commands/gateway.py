@@ -1,0 +1,230 @@
+"""`tsunagu gateway …`: set up and serve the gateway, manage users and agents, import submissions, run linkage.
+
+Passwords come from a hidden prompt or from standard input (``--password-stdin``),
+never from the command line. Every command takes ``--home`` (or ``TSUNAGU_HOME``).
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from tsunagu.errors import CommandError
+
+gateway_app = typer.Typer(help="ゲートウェイの設定・起動・利用者とエージェントの管理・取込・名寄せ（情報政策課向け）", no_args_is_help=True)
+user_app = typer.Typer(help="利用者の管理", no_args_is_help=True)
+agent_app = typer.Typer(help="エージェントの登録・失効", no_args_is_help=True)
+gateway_app.add_typer(user_app, name="user")
+gateway_app.add_typer(agent_app, name="agent")
+
+HomeOption = Annotated[Path, typer.Option("--home", envvar="TSUNAGU_HOME", help="ゲートウェイのデータフォルダ（既定: 環境変数 TSUNAGU_HOME）")]
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `gateway` command group to the root app."""
+    app.add_typer(gateway_app, name="gateway")
+
+
+def _open(home: Path):  # noqa: ANN202 - gateway.core is imported lazily so `tsunagu --help` stays fast
+    from gateway.core import Gateway, configure_logging
+    from gateway.errors import GatewayError
+
+    try:
+        gw = Gateway.open(home)
+    except GatewayError as exc:
+        raise CommandError(exc.detail) from None
+    configure_logging(gw.settings)
+    return gw
+
+
+def _run(fn, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+    from gateway.errors import GatewayError
+
+    try:
+        return fn(*args, **kwargs)
+    except GatewayError as exc:
+        raise CommandError(exc.detail) from None
+
+
+@gateway_app.command("init")
+def init(
+    home: HomeOption,
+    linkage_key_id: Annotated[str, typer.Option("--linkage-key-id", help="現在の連携鍵の鍵 ID（lk_…）。鍵そのものはゲートウェイに置きません")],
+    database_url: Annotated[Optional[str], typer.Option("--database-url", help="PostgreSQL の URL（省略時は <home>/gateway.db の SQLite）。パスワードは環境変数 TSUNAGU_DATABASE_URL で渡してください")] = None,
+    policy: Annotated[Optional[Path], typer.Option("--policy", help="自治体のポリシーファイル（<home>/policy.toml に写します）")] = None,
+    drop_folder: Annotated[Optional[Path], typer.Option("--drop-folder", help="提出ファイルの受け取りフォルダ")] = None,
+) -> None:
+    """ゲートウェイのデータフォルダを作り、設定・データベース・監査ログ署名鍵を用意します。"""
+    import tomli_w
+
+    from policy import PolicyError, load_policy
+
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    config = home / "gateway.toml"
+    if config.exists():
+        raise CommandError(f"{config} はすでにあります。設定を変えるときはこのファイルを編集してください。")
+    if policy is not None:
+        try:
+            load_policy(policy)
+        except PolicyError as exc:
+            raise CommandError(str(exc)) from None
+        shutil.copyfile(policy, home / "policy.toml")
+    if database_url and "@" in database_url and ":" in database_url.split("@")[0].split("//")[-1]:
+        raise CommandError("データベースのパスワードを引数に書かないでください。環境変数 TSUNAGU_DATABASE_URL で渡してください。")
+    values: dict[str, object] = {"linkage_key_id": linkage_key_id}
+    if database_url:
+        values["database_url"] = database_url
+    if drop_folder:
+        values["drop_folder"] = str(drop_folder)
+    config.write_text(tomli_w.dumps(values), encoding="utf-8")
+    gw = _open(home)
+    typer.echo(f"ゲートウェイを {gw.settings.home} に用意しました（データベース: {'SQLite' if gw.settings.is_sqlite else 'PostgreSQL'}）。")
+    typer.echo(f"監査ログの検証鍵: {gw.signer.verifier.vkey()}")
+    typer.echo("次に管理者を作ってください: tsunagu gateway user add --home … --username … --role admin")
+
+
+@gateway_app.command("serve")
+def serve(
+    home: HomeOption,
+    host: Annotated[str, typer.Option("--host", help="待ち受けるアドレス")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="待ち受けるポート")] = 8443,
+    tls_cert: Annotated[Optional[Path], typer.Option("--tls-cert", help="TLS サーバ証明書（PEM）")] = None,
+    tls_key: Annotated[Optional[Path], typer.Option("--tls-key", help="TLS 秘密鍵（PEM）")] = None,
+) -> None:
+    """API を起動します（名寄せ・保存期間の削除・受け取りフォルダの取込も定期実行します）。"""
+    import uvicorn
+
+    from gateway.api.main import create_app
+
+    if (tls_cert is None) != (tls_key is None):
+        raise CommandError("--tls-cert と --tls-key は両方指定してください。")
+    if tls_cert is None and host not in ("127.0.0.1", "::1", "localhost"):
+        raise CommandError("ループバック以外で待ち受けるときは TLS（--tls-cert と --tls-key）が必要です。")
+    gw = _open(home)
+    typer.echo(f"ゲートウェイを {'https' if tls_cert else 'http'}://{host}:{port}/ で起動します。", err=True)
+    uvicorn.run(create_app(gw), host=host, port=port, ssl_certfile=tls_cert, ssl_keyfile=tls_key,
+                log_level="warning", access_log=False, timeout_graceful_shutdown=10)
+
+
+@user_app.command("add")
+def user_add(
+    home: HomeOption,
+    username: Annotated[str, typer.Option("--username", help="利用者名")],
+    role: Annotated[str, typer.Option("--role", help="ロール（ポリシーの roles のどれか）")],
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="パスワードを標準入力の 1 行目から読みます（自動化用）")] = False,
+) -> None:
+    """利用者を作ります。パスワードは入力を求めるか標準入力から読みます（引数には書けません）。"""
+    from gateway.identity import add_user
+
+    gw = _open(home)
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("パスワード: ")
+        if getpass.getpass("パスワード（確認）: ") != password:
+            raise CommandError("確認のパスワードが一致しません。")
+    user = _run(add_user, gw, username, role, password)
+    typer.echo(f"利用者「{user.username}」（{role}）を作りました。")
+
+
+@agent_app.command("register")
+def agent_register(
+    home: HomeOption,
+    agent_public: Annotated[Path, typer.Option("--agent-public", help="エージェントの公開鍵ファイル（agent-public.json）")],
+    network: Annotated[str, typer.Option("--network", help="エージェントのネットワーク（edu, mynumber, internet）")],
+    source: Annotated[list[str], typer.Option("--source", help="提出を認めるデータ元（複数可）")],
+) -> None:
+    """エージェントの公開鍵を登録し、提出できるネットワークとデータ元を決めます。"""
+    from gateway.agents import register_agent
+    from keys.enrolment import read_agent_public
+
+    gw = _open(home)
+    public = read_agent_public(agent_public)
+    agent = _run(register_agent, gw, public, network, source)
+    typer.echo(f"エージェント {agent.agent_id}（{agent.signing_key_id}）を {agent.network} / {', '.join(agent.sources)} で登録しました。")
+
+
+@agent_app.command("revoke")
+def agent_revoke(
+    home: HomeOption,
+    agent_id: Annotated[str, typer.Option("--agent-id", help="失効させるエージェント ID")],
+    reason: Annotated[str, typer.Option("--reason", help="失効の理由（監査ログに残ります）")],
+) -> None:
+    """エージェントを失効させます。以後の提出はすべて拒否されます。"""
+    from gateway.agents import revoke_agent
+
+    _run(revoke_agent, _open(home), agent_id, reason)
+    typer.echo(f"エージェント {agent_id} を失効させました。")
+
+
+@agent_app.command("list")
+def agent_list(home: HomeOption) -> None:
+    """登録済みのエージェントを表示します。"""
+    from gateway.agents import list_agents
+
+    for a in list_agents(_open(home)):
+        typer.echo(f"{a['agent_id']}\t{a['status']}\t{a['network']}\t{','.join(a['sources'])}\t{a['signing_key_id']}")
+
+
+@gateway_app.command("import")
+def import_file(home: HomeOption, file: Annotated[Path, typer.Argument(help="提出データのファイル（JSON Lines）")]) -> None:
+    """提出データのファイルを 1 つ取り込みます（可搬媒体で運んだもの）。"""
+    from gateway.ingest import ingest
+
+    gw = _open(home)
+    if file.stat().st_size > gw.settings.max_submission_bytes:
+        raise CommandError(f"{file} は上限 {gw.settings.max_submission_bytes} バイトを超えています。")
+    result = _run(ingest, gw, file.read_bytes(), "import", path=file.name)
+    typer.echo(json.dumps(result.to_json(), ensure_ascii=False))
+
+
+@gateway_app.command("watch")
+def watch(
+    home: HomeOption,
+    drop: Annotated[Path, typer.Option("--drop", help="監視するフォルダ")],
+    interval: Annotated[float, typer.Option("--interval", help="確認の間隔（秒）")] = 10.0,
+    once: Annotated[bool, typer.Option("--once", help="1 回だけ取り込んで終わります")] = False,
+) -> None:
+    """フォルダに置かれた提出データを取り込み、imported/ か refused/ に移します。"""
+    from gateway.dropfolder import process_folder
+    from gateway.errors import GatewayError
+
+    gw = _open(home)
+    drop.mkdir(parents=True, exist_ok=True)
+    while True:
+        for name, outcome in process_folder(gw, drop, settle=0.0 if once else 2.0):
+            if isinstance(outcome, GatewayError):
+                typer.echo(f"拒否: {name}: {outcome.detail}", err=True)
+            else:
+                typer.echo(f"取込: {name}: {json.dumps(outcome.to_json(), ensure_ascii=False)}")
+        if once:
+            return
+        time.sleep(interval)
+
+
+@gateway_app.command("link")
+def link(home: HomeOption) -> None:
+    """今すぐ名寄せを実行し、統計を表示します。"""
+    from gateway.link import run_linkage
+
+    stats = _run(run_linkage, _open(home), trigger="cli", progress=lambda stage: typer.echo(f"… {stage}", err=True))
+    typer.echo(json.dumps(stats, ensure_ascii=False))
+
+
+@gateway_app.command("purge")
+def purge(home: HomeOption) -> None:
+    """保存期間を過ぎた記録を今すぐ削除し、削除した件数を表示します。"""
+    from gateway.retention import purge as _purge
+
+    report = _run(_purge, _open(home), actor="cli")
+    for entry in report:
+        typer.echo(f"{entry['source']}: 記録 {entry['records_removed']} 件、履歴 {entry['history_removed']} 件を削除（保存期間 {entry['retention_days']} 日）")
+    if not report:
+        typer.echo("保存期間を過ぎた記録はありませんでした。")
