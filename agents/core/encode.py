@@ -10,6 +10,7 @@ source send. A row the normaliser cannot read becomes a :class:`Problem`.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -18,11 +19,14 @@ from agents.core.token import RecordTokeniser
 from agents.core.validate import Problem, Validated, department_column
 from keys.custody import EscrowPublicKey
 from keys.linkage_secret import LinkageSecret
-from keys.seal import seal_batch
+from keys.seal import SealedBatch, seal_batch
 from keys.submission import SubmittedRecord
 from linkage.encode import encode_sources
 from linkage.record import IDENTITY_COLUMNS
 from policy import Policy
+
+# Small chunks keep both workers busy to the end (a 4096-row tail chunk left one core idle).
+_CHUNK = 1024
 
 
 @dataclass(slots=True)
@@ -70,33 +74,49 @@ def encode_and_seal(
     workers: int = 2,
     progress: Callable[[int], None] | None = None,
 ) -> list[Sealed]:
-    """Encode every source in one worker pool, then seal each source as one batch."""
-    encoded = encode_sources([i.validated.records for i in inputs], linkage.secret, linkage.key_id, workers=workers, progress=progress)
+    """Encode every source in one worker pool while a thread seals each source as one batch.
+
+    Sealing needs only the record ids and identities, not the encodings, so it
+    runs while the workers encode; a row that then fails normalisation simply
+    leaves its ciphertext unused.
+    """
+    tokens = [_tokens(linkage, item) for item in inputs]
+    with ThreadPoolExecutor(max_workers=1) as sealer:
+        batches = [sealer.submit(_seal, escrow, item, t) for item, t in zip(inputs, tokens)]
+        encoded = encode_sources([i.validated.records for i in inputs], linkage.secret, linkage.key_id, workers=workers,
+                                 chunk_size=_CHUNK, progress=progress)
+        sealed_batches = [b.result() for b in batches]
     out = []
-    for item, (encodings, index, errors) in zip(inputs, encoded):
+    for item, source_tokens, batch, (encodings, index, errors) in zip(inputs, tokens, sealed_batches, encoded):
         mapping, validated = item.mapping, item.validated
         problems = [
             Problem(item.file, validated.rows[e.index], department_column(mapping, e.field), e.field, e.reason) for e in errors
         ]
-        tokeniser = RecordTokeniser(linkage.secret, mapping.source)
         allowed, refused = attribute_decisions(policy, network, mapping)
-        kept = [validated.records[i] for i in index.tolist()]
-        tokens = [tokeniser.token(r.record_id) for r in kept]
-        identities = {
-            token: {c: v for c in IDENTITY_COLUMNS if (v := getattr(record, c))} for token, record in zip(tokens, kept)
-        }
-        batch = seal_batch(escrow, mapping.source, item.batch_id, identities)
         bits, present, blocks = encodings.bits, encodings.present.tolist(), encodings.blocks.tolist()
-        records = [
-            SubmittedRecord(
+        ciphertexts = batch.records
+        records = []
+        for row, i in enumerate(index.tolist()):
+            token, record = source_tokens[i], validated.records[i]
+            records.append(SubmittedRecord(
                 token=token,
                 clk=bits[row].tobytes(),
                 present=present[row],
                 blocks=blocks[row],
-                sealed=batch.records[token],
+                sealed=ciphertexts[token],
                 attributes={a: v for a in allowed if (v := record.attributes.get(a, ""))},
-            )
-            for row, (token, record) in enumerate(zip(tokens, kept))
-        ]
+            ))
         out.append(Sealed(mapping.source, encodings.schema_version, batch.header.to_json(), records, problems, allowed, refused))
     return out
+
+
+def _tokens(linkage: LinkageSecret, item: SourceInput) -> list[str]:
+    tokeniser = RecordTokeniser(linkage.secret, item.mapping.source)
+    return [tokeniser.token(r.record_id) for r in item.validated.records]
+
+
+def _seal(escrow: EscrowPublicKey, item: SourceInput, tokens: list[str]) -> SealedBatch:
+    identities = {
+        token: {c: v for c in IDENTITY_COLUMNS if (v := getattr(record, c))} for token, record in zip(tokens, item.validated.records)
+    }
+    return seal_batch(escrow, item.mapping.source, item.batch_id, identities)

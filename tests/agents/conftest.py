@@ -26,9 +26,9 @@ class Municipality:
     ring: Keyring
 
 
-@pytest.fixture(scope="session")
-def municipality(tmp_path_factory: pytest.TempPathFactory) -> Municipality:
-    home = tmp_path_factory.mktemp("admin")
+@pytest.fixture
+def municipality(tmp_path: Path) -> Municipality:
+    home = tmp_path / "admin"
     init_municipality(home, "000000", [custody.Custodian("佐藤", "custodian-pass-1"), custody.Custodian("鈴木", "custodian-pass-2")],
                       2, OPERATOR, KDF)
     return Municipality(home, Keyring(home))
