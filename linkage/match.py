@@ -109,11 +109,11 @@ def _blocks_of(enc: Encodings) -> dict[tuple[int, int], np.ndarray]:
 # Worker processes are forked after this is set, so they share the datasets
 # copy-on-write instead of receiving them through a pipe.
 _SHARED: dict = {}
+_SPAN = np.int64(1 << 31)
 
 
 def _compare_tasks(tasks: list[tuple[int, np.ndarray, int, np.ndarray]]) -> np.ndarray:
-    datasets, threshold = _SHARED["datasets"], _SHARED["threshold"]
-    span = np.int64(1 << 31)
+    datasets, threshold, offsets = _SHARED["datasets"], _SHARED["threshold"], _SHARED["offsets"]
     found = [np.zeros(0, dtype=np.int64)]
     for s, rows_s, t, rows_t in tasks:
         for p in range(len(datasets[s])):
@@ -123,7 +123,8 @@ def _compare_tasks(tasks: list[tuple[int, np.ndarray, int, np.ndarray]]) -> np.n
             if len(i0):
                 a = rows_s[np.frombuffer(i0, dtype=np.uint32)].astype(np.int64)
                 b = rows_t[np.frombuffer(i1, dtype=np.uint32)].astype(np.int64)
-                found.append(((s * span + a) * 16 + t) * span + b)
+                # One int64 per pair: global record numbers of both sides.
+                found.append((offsets[s] + a) * _SPAN + offsets[t] + b)
     return np.concatenate(found)
 
 
@@ -171,22 +172,20 @@ def candidate_pairs(
                 tasks.append((s, wild[s], t, np.arange(len(encodings[t]))))
             if len(wild[t]):
                 tasks.append((s, np.setdiff1d(np.arange(len(encodings[s])), wild[s]), t, wild[t]))
-    _SHARED["datasets"] = [[_bitarrays(e, p) for p in parts] for e in encodings]
-    _SHARED["threshold"] = threshold
+    offsets = np.cumsum([0] + [len(e) for e in encodings]).astype(np.int64)
+    if offsets[-1] >= _SPAN:
+        raise ValueError(f"too many records for one linkage run ({offsets[-1]:,})")
+    _SHARED.update(datasets=[[_bitarrays(e, p) for p in parts] for e in encodings], threshold=threshold, offsets=offsets)
     try:
         found = _run_parallel(_compare_tasks, _spread(tasks, workers), workers)
     finally:
         _SHARED.clear()
-    span = np.int64(1 << 31)
     # A pair found through several blocks or both parts counts once.
     key = np.unique(np.concatenate(found + [np.zeros(0, dtype=np.int64)]))
-    ib = key % span
-    rest = key // span
-    sb = rest % 16
-    rest //= 16
-    ia = rest % span
-    sa = rest // span
-    return sa.astype(np.int32), ia, sb.astype(np.int32), ib
+    ga, gb = key // _SPAN, key % _SPAN
+    sa = np.searchsorted(offsets, ga, side="right") - 1
+    sb = np.searchsorted(offsets, gb, side="right") - 1
+    return sa.astype(np.int32), ga - offsets[sa], sb.astype(np.int32), gb - offsets[sb]
 
 
 def fit_model(encodings: Sequence[Encodings], seed: int = 0, sample: int = U_SAMPLE) -> ScoringModel:
