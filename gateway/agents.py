@@ -1,0 +1,88 @@
+"""The agents the gateway accepts submissions from: their signing keys, network and sources."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import delete, insert, select, update
+
+from gateway import models
+from gateway.core import Gateway
+from gateway.db import utcnow
+from gateway.errors import GatewayError
+from keys.enrolment import AgentPublic
+
+
+@dataclass(frozen=True, slots=True)
+class RegisteredAgent:
+    """An agent as the gateway knows it."""
+
+    agent_id: str
+    signing_key: Ed25519PublicKey
+    signing_key_id: str
+    network: str
+    sources: tuple[str, ...]
+    status: str
+
+
+def register_agent(gw: Gateway, agent: AgentPublic, network: str, sources: list[str], actor: str = "cli") -> RegisteredAgent:
+    """Register ``agent`` to submit ``sources`` from ``network``; the policy must place each source on that network."""
+    if not sources:
+        raise GatewayError(422, "no_sources", "エージェントが提出するデータ元を 1 つ以上指定してください（--source）。")
+    for source in sources:
+        on = gw.policy.network_of(source)
+        if on != network:
+            where = f"{on} にあります" if on else "ポリシーにありません"
+            raise GatewayError(422, "source_not_on_network", f"データ元「{source}」は{where}。ネットワーク {network} のエージェントには登録できません。")
+    with gw.engine.begin() as conn:
+        known = conn.execute(select(models.agents).where(models.agents.c.agent_id == agent.agent_id)).first()
+        if known is not None and known.status == "revoked":
+            raise GatewayError(409, "agent_revoked", f"エージェント {agent.agent_id} は失効しています。新しい ID で鍵を作り直してください。")
+        if known is not None and known.signing_key_id != agent.signing_key_id:
+            raise GatewayError(409, "agent_key_differs", f"エージェント {agent.agent_id} は別の鍵で登録済みです。鍵を替えるなら先に失効させてください。")
+        if known is None:
+            conn.execute(insert(models.agents).values(
+                agent_id=agent.agent_id, signing_key=agent.signing_key.public_bytes_raw(), signing_key_id=agent.signing_key_id,
+                network=network, status="enrolled", registered_at=utcnow()))
+        else:
+            conn.execute(update(models.agents).where(models.agents.c.agent_id == agent.agent_id).values(network=network))
+            conn.execute(delete(models.agent_sources).where(models.agent_sources.c.agent_id == agent.agent_id))
+        conn.execute(insert(models.agent_sources), [{"agent_id": agent.agent_id, "source": s} for s in sorted(set(sources))])
+    gw.record(actor, "admin", "agent.register", "ok", target=f"{agent.agent_id}:{network}:{','.join(sorted(set(sources)))}")
+    return get_agent(gw, agent.agent_id)
+
+
+def revoke_agent(gw: Gateway, agent_id: str, reason: str, actor: str = "cli") -> None:
+    """Revoke ``agent_id``: every later submission of it is refused."""
+    with gw.engine.begin() as conn:
+        done = conn.execute(update(models.agents).where(models.agents.c.agent_id == agent_id, models.agents.c.status == "enrolled")
+                            .values(status="revoked", revoked_at=utcnow(), revoked_reason=reason)).rowcount
+    if not done:
+        get_agent(gw, agent_id)
+        raise GatewayError(409, "agent_revoked", f"エージェント {agent_id} はすでに失効しています。")
+    gw.record(actor, "admin", "agent.revoke", "ok", target=agent_id)
+
+
+def get_agent(gw: Gateway, agent_id: str) -> RegisteredAgent:
+    """The registered agent ``agent_id``; 401 if the gateway does not know it."""
+    with gw.engine.connect() as conn:
+        row = conn.execute(select(models.agents).where(models.agents.c.agent_id == agent_id)).first()
+        sources = conn.execute(select(models.agent_sources.c.source).where(models.agent_sources.c.agent_id == agent_id)).scalars().all()
+    if row is None:
+        raise GatewayError(401, "unknown_agent", f"エージェント {agent_id} は登録されていません。管理者に登録を依頼してください。")
+    return RegisteredAgent(row.agent_id, Ed25519PublicKey.from_public_bytes(row.signing_key), row.signing_key_id,
+                           row.network, tuple(sorted(sources)), row.status)
+
+
+def list_agents(gw: Gateway) -> list[dict]:
+    """Every agent with its network, sources and status."""
+    with gw.engine.connect() as conn:
+        rows = conn.execute(select(models.agents).order_by(models.agents.c.agent_id)).all()
+        pairs = conn.execute(select(models.agent_sources)).all()
+    sources: dict[str, list[str]] = {}
+    for p in pairs:
+        sources.setdefault(p.agent_id, []).append(p.source)
+    return [{"agent_id": r.agent_id, "signing_key_id": r.signing_key_id, "network": r.network, "status": r.status,
+             "sources": sorted(sources.get(r.agent_id, [])), "registered_at": r.registered_at, "revoked_at": r.revoked_at}
+            for r in rows]

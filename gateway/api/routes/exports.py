@@ -1,0 +1,30 @@
+"""Pseudonymous exports for analysts: one row per record with its person id and the attributes the role may see."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response
+
+from gateway import casework
+from gateway.api.deps import GatewayDep, require
+from gateway.identity import User
+
+router = APIRouter(prefix="/exports", tags=["exports"])
+Exporter = Annotated[User, Depends(require("persons.export"))]
+
+
+@router.get("/persons.csv", response_class=Response, responses={200: {"content": {"text/csv": {}}}})
+def get_csv(gw: GatewayDep, user: Exporter) -> Response:
+    """CSV (UTF-8 with BOM)."""
+    gw.record(user.username, user.role, "export.csv", "ok")
+    return Response(casework.export_csv(gw, user.role), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": 'attachment; filename="persons.csv"'})
+
+
+@router.get("/persons.parquet", response_class=Response, responses={200: {"content": {"application/vnd.apache.parquet": {}}}})
+def get_parquet(gw: GatewayDep, user: Exporter) -> Response:
+    """Parquet."""
+    gw.record(user.username, user.role, "export.parquet", "ok")
+    return Response(casework.export_parquet(gw, user.role), media_type="application/vnd.apache.parquet",
+                    headers={"Content-Disposition": 'attachment; filename="persons.parquet"'})

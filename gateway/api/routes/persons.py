@@ -1,0 +1,35 @@
+"""Casework: pseudonymous persons, their linked records and their history (経年変化)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+
+from gateway import casework
+from gateway.api.deps import GatewayDep, require
+from gateway.identity import User
+
+router = APIRouter(prefix="/persons", tags=["persons"])
+Reader = Annotated[User, Depends(require("persons.read"))]
+
+
+@router.get("")
+def get_persons(gw: GatewayDep, _user: Reader, source: str | None = None,
+                min_sources: Annotated[int, Query(ge=1, le=32)] = 1,
+                limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+    """Persons of the current run (optionally: having a record of ``source``, or records from ``min_sources`` sources)."""
+    return casework.list_persons(gw, source=source, min_sources=min_sources, limit=limit, offset=offset)
+
+
+@router.get("/{person_id}")
+def get_person(gw: GatewayDep, user: Reader, person_id: str) -> dict[str, Any]:
+    """A person's linked records per source: record tokens and the attributes the role may see."""
+    return casework.person(gw, person_id, user.role)
+
+
+@router.get("/{person_id}/timeline")
+def get_timeline(gw: GatewayDep, user: Reader, person_id: str) -> dict[str, Any]:
+    """Every submitted version of the person's records, oldest first."""
+    return casework.timeline(gw, person_id, user.role)

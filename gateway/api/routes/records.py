@@ -1,0 +1,19 @@
+"""Look up which person a record token belongs to."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+
+from gateway import casework
+from gateway.api.deps import GatewayDep, require
+from gateway.identity import User
+
+router = APIRouter(prefix="/records", tags=["persons"])
+
+
+@router.get("/{source}/{token}")
+def get_record(gw: GatewayDep, _user: Annotated[User, Depends(require("persons.read"))], source: str, token: str) -> dict[str, Any]:
+    """The current person of one record."""
+    return casework.record_person(gw, source, token)

@@ -1,0 +1,28 @@
+"""Linkage runs: history and statistics; start one now."""
+
+from __future__ import annotations
+
+import threading
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+
+from gateway.api.deps import GatewayDep, require
+from gateway.identity import User
+from gateway.link import run_in_subprocess, runs
+
+router = APIRouter(prefix="/runs", tags=["runs"])
+
+
+@router.get("")
+def get_runs(gw: GatewayDep, _user: Annotated[User, Depends(require("runs.read"))],
+             limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[dict[str, Any]]:
+    """The latest runs with statistics, newest first; ``current`` marks the one readers see."""
+    return runs(gw, limit)
+
+
+@router.post("", status_code=202)
+def post_run(gw: GatewayDep, user: Annotated[User, Depends(require("runs.start"))]) -> dict[str, str]:
+    """Start a full linkage run in a process of its own (GET /runs shows its progress)."""
+    threading.Thread(target=run_in_subprocess, args=(gw.settings.home, f"api:{user.username}"[:16]), daemon=True).start()
+    return {"status": "started"}

@@ -1,0 +1,65 @@
+"""Submissions: agents push signed JSON Lines here (authenticated by the signature, not a session)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import select
+
+from gateway import models
+from gateway.api.deps import GatewayDep, require
+from gateway.errors import GatewayError
+from gateway.identity import User
+from gateway.ingest import ingest
+
+router = APIRouter(prefix="/submissions", tags=["submissions"])
+
+MEDIA_TYPE = "application/x-ndjson"
+
+
+@router.post("", openapi_extra={"requestBody": {"required": True, "content": {MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}}}})
+async def post_submission(request: Request, gw: GatewayDep) -> dict[str, Any]:
+    """Ingest one signed submission (the agent's signature authenticates it); replays 409, the same one again 200 duplicate."""
+    try:
+        data = await _read_body(request, gw)
+        result = await run_in_threadpool(ingest, gw, data, "http")
+    except GatewayError:
+        request.state.event_logged = True
+        raise
+    return result.to_json()
+
+
+async def _read_body(request: Request, gw: GatewayDep) -> bytes:
+    limit = gw.settings.max_submission_bytes
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    error = None
+    if content_type != MEDIA_TYPE:
+        error = GatewayError(415, "unsupported_media_type", f"提出データは Content-Type: {MEDIA_TYPE} で送ってください（受信: {content_type or 'なし'}）。")
+    elif int(request.headers.get("content-length") or 0) > limit:
+        error = GatewayError(413, "too_large", f"提出データが上限 {limit} バイトを超えています。")
+    if error is None:
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                error = GatewayError(413, "too_large", f"提出データが上限 {limit} バイトを超えています。")
+                break
+            chunks.append(chunk)
+    if error is not None:
+        await run_in_threadpool(gw.event, "http", error.status, error.code, error.detail)
+        raise error
+    return b"".join(chunks)
+
+
+@router.get("")
+def get_submissions(gw: GatewayDep, _user: Annotated[User, Depends(require("submissions.read"))],
+                    limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
+    """The latest submissions, newest first (no record contents)."""
+    s = models.submissions
+    with gw.engine.connect() as conn:
+        rows = conn.execute(select(s.c.id, s.c.agent_id, s.c.sequence, s.c.network, s.c.source, s.c.schema_version,
+                                   s.c.linkage_key_id, s.c.received_at, s.c.channel, s.c.record_count, s.c.accepted)
+                            .order_by(s.c.id.desc()).limit(limit)).all()
+    return [dict(r._mapping) for r in rows]

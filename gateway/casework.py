@@ -1,0 +1,152 @@
+"""Casework reads: persons of the current run, their records and their history, filtered by what the role may see.
+
+Everything here is pseudonymous: person ids, record tokens, source names and
+the attributes the policy lets the reader's role see.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import and_, func, select
+from sqlalchemy.engine import Connection
+
+from gateway import models
+from gateway.core import Gateway
+from gateway.errors import GatewayError
+from gateway.link import current_run_id
+
+a, r, h, s = models.assignments, models.records, models.record_history, models.submissions
+
+
+def _visible(gw: Gateway, role: str, attributes: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in attributes.items() if gw.policy.may_see(role, k).allowed}
+
+
+def _run(conn: Connection) -> int:
+    run_id = current_run_id(conn)
+    if run_id is None:
+        raise GatewayError(404, "no_run", "まだ名寄せが実行されていません。提出を受け付けた後、名寄せの完了を待ってください。")
+    return run_id
+
+
+def list_persons(gw: Gateway, *, source: str | None = None, min_sources: int = 1, limit: int = 100, offset: int = 0) -> dict[str, Any]:
+    """Persons of the current run with how many records and which sources, paged."""
+    with gw.engine.connect() as conn:
+        run_id = _run(conn)
+        q = (select(a.c.person_id, func.count().label("records"), func.count(func.distinct(a.c.source)).label("sources"))
+             .where(a.c.run_id == run_id).group_by(a.c.person_id)
+             .having(func.count(func.distinct(a.c.source)) >= min_sources).order_by(a.c.person_id))
+        if source:
+            q = q.where(a.c.person_id.in_(select(a.c.person_id).where(a.c.run_id == run_id, a.c.source == source)))
+        total = conn.execute(select(func.count()).select_from(q.subquery())).scalar_one()
+        rows = conn.execute(q.limit(limit).offset(offset)).all()
+    return {"run_id": run_id, "total": total, "persons": [dict(x._mapping) for x in rows]}
+
+
+def person(gw: Gateway, person_id: str, role: str) -> dict[str, Any]:
+    """A person's linked records (token, source, attributes, since/last submission)."""
+    with gw.engine.connect() as conn:
+        run_id = _run(conn)
+        rows = conn.execute(
+            select(a.c.source, a.c.token, r.c.attributes, r.c.submission_id, r.c.first_submission_id, s.c.received_at)
+            .select_from(a.outerjoin(r, and_(r.c.source == a.c.source, r.c.token == a.c.token))
+                         .outerjoin(s, s.c.id == r.c.submission_id))
+            .where(a.c.run_id == run_id, a.c.person_id == person_id).order_by(a.c.source, a.c.token)
+        ).all()
+        if not rows:
+            _not_found(conn, person_id)
+    records = [{"source": x.source, "token": x.token, "status": "present" if x.attributes is not None else "deleted",
+                "attributes": _visible(gw, role, json.loads(x.attributes)) if x.attributes is not None else {},
+                "submission_id": x.submission_id, "first_submission_id": x.first_submission_id, "received_at": x.received_at}
+               for x in rows]
+    return {"person_id": person_id, "run_id": run_id, "sources": sorted({x.source for x in rows}), "records": records}
+
+
+def timeline(gw: Gateway, person_id: str, role: str) -> dict[str, Any]:
+    """Every submitted version of the person's records, oldest first (経年変化)."""
+    with gw.engine.connect() as conn:
+        run_id = _run(conn)
+        members = select(a.c.source, a.c.token).where(a.c.run_id == run_id, a.c.person_id == person_id).subquery()
+        rows = conn.execute(
+            select(h.c.source, h.c.token, h.c.submission_id, h.c.status, h.c.attributes, s.c.received_at, s.c.created_at)
+            .join(members, and_(members.c.source == h.c.source, members.c.token == h.c.token))
+            .join(s, s.c.id == h.c.submission_id)
+            .order_by(s.c.received_at, h.c.submission_id, h.c.source, h.c.token)
+        ).all()
+        if not rows:
+            _not_found(conn, person_id)
+    return {"person_id": person_id, "run_id": run_id, "events": [
+        {"submission_id": x.submission_id, "received_at": x.received_at, "created_at": x.created_at, "source": x.source,
+         "token": x.token, "status": x.status, "attributes": _visible(gw, role, json.loads(x.attributes))} for x in rows]}
+
+
+def record_person(gw: Gateway, source: str, token: str) -> dict[str, Any]:
+    """Which person a record token belongs to in the current run."""
+    with gw.engine.connect() as conn:
+        run_id = _run(conn)
+        pid = conn.execute(select(a.c.person_id).where(a.c.run_id == run_id, a.c.source == source, a.c.token == token)).scalar()
+    if pid is None:
+        raise GatewayError(404, "record_not_found", f"データ元「{source}」の記録 {token} は現在の名寄せ結果にありません。")
+    return {"source": source, "token": token, "person_id": pid, "run_id": run_id}
+
+
+def export_frame(gw: Gateway, role: str) -> pd.DataFrame:
+    """One row per current record: person id, source, record token and the attributes ``role`` may see."""
+    with gw.engine.connect() as conn:
+        run_id = _run(conn)
+        rows = conn.execute(
+            select(a.c.person_id, a.c.source, a.c.token, r.c.attributes)
+            .join(r, and_(r.c.source == a.c.source, r.c.token == a.c.token))
+            .where(a.c.run_id == run_id).order_by(a.c.person_id, a.c.source, a.c.token)
+        ).all()
+    allowed: dict[str, bool] = {}
+    data: list[dict[str, str]] = []
+    for x in rows:
+        attrs = json.loads(x.attributes)
+        row = {"person_id": x.person_id, "source": x.source, "record_token": x.token}
+        for k, v in attrs.items():
+            if k not in allowed:
+                allowed[k] = gw.policy.may_see(role, k).allowed
+            if allowed[k]:
+                row[k] = v
+        data.append(row)
+    columns = ["person_id", "source", "record_token", *sorted(k for k, ok in allowed.items() if ok)]
+    return pd.DataFrame(data, columns=columns, dtype="string")
+
+
+def export_csv(gw: Gateway, role: str) -> bytes:
+    """The export as UTF-8 CSV with a BOM (so that Excel opens it correctly)."""
+    return export_frame(gw, role).to_csv(index=False).encode("utf-8-sig")
+
+
+def export_parquet(gw: Gateway, role: str) -> bytes:
+    """The export as Parquet."""
+    buffer = io.BytesIO()
+    export_frame(gw, role).to_parquet(buffer, index=False, engine="pyarrow")
+    return buffer.getvalue()
+
+
+def review_pairs(gw: Gateway, limit: int = 100, offset: int = 0) -> dict[str, Any]:
+    """The current run's pairs for clerical review, highest weight first, with per-field levels."""
+    rp = models.review_pairs
+    with gw.engine.connect() as conn:
+        run_id = _run(conn)
+        total = conn.execute(select(func.count()).where(rp.c.run_id == run_id)).scalar_one()
+        rows = conn.execute(select(rp).where(rp.c.run_id == run_id).order_by(rp.c.weight.desc(), rp.c.id)
+                            .limit(limit).offset(offset)).all()
+    return {"run_id": run_id, "total": total, "pairs": [
+        {"id": x.id, "a": {"source": x.source_a, "token": x.token_a}, "b": {"source": x.source_b, "token": x.token_b},
+         "weight": round(x.weight, 3), "fields": json.loads(x.fields)} for x in rows]}
+
+
+def _not_found(conn: Connection, person_id: str) -> None:
+    pe = models.person_events
+    merged = conn.execute(select(pe.c.person_id).where(pe.c.kind == "merge", pe.c.related.contains(f'"{person_id}"'))
+                          .order_by(pe.c.id.desc())).scalar()
+    if merged:
+        raise GatewayError(404, "person_merged", f"人物 {person_id} は名寄せにより人物 {merged} に統合されました。")
+    raise GatewayError(404, "person_not_found", f"人物 {person_id} は現在の名寄せ結果にありません。")

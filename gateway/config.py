@@ -1,0 +1,81 @@
+"""Gateway settings: defaults here, overridden by ``<home>/gateway.toml``, then by ``TSUNAGU_*`` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+CONFIG_FILE = "gateway.toml"
+MiB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """One gateway deployment's configuration (everything but ``home`` may sit in gateway.toml)."""
+
+    model_config = SettingsConfigDict(env_prefix="TSUNAGU_", extra="forbid")
+
+    home: Path
+    #: SQLAlchemy URL; default: SQLite in WAL mode at <home>/gateway.db
+    database_url: str = ""
+    #: key id of the municipality's current linkage key (the gateway never holds the key itself)
+    linkage_key_id: str = ""
+    #: policy file (relative to home); default: <home>/policy.toml if present, else the shipped default
+    policy_file: Path | None = None
+    max_submission_bytes: int = Field(default=256 * MiB, ge=1)
+    session_minutes: int = Field(default=480, ge=1)
+    #: folder polled for submission files (moved to imported/ or refused/ afterwards)
+    drop_folder: Path | None = None
+    drop_poll_seconds: float = Field(default=10.0, gt=0)
+    #: a linkage run starts this long after the last accepted submission
+    link_debounce_seconds: float = Field(default=30.0, ge=0)
+    #: and in any case every so often (0 = only after submissions)
+    link_interval_minutes: int = Field(default=1440, ge=0)
+    retention_interval_minutes: int = Field(default=1440, ge=0)
+
+    @model_validator(mode="after")
+    def _resolve(self) -> "Settings":
+        self.home = self.home.resolve()
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.home / 'gateway.db'}"
+        if self.policy_file is not None and not self.policy_file.is_absolute():
+            self.policy_file = self.home / self.policy_file
+        if self.policy_file is None and (self.home / "policy.toml").exists():
+            self.policy_file = self.home / "policy.toml"
+        if self.drop_folder is not None and not self.drop_folder.is_absolute():
+            self.drop_folder = self.home / self.drop_folder
+        return self
+
+    @property
+    def log_dir(self) -> Path:
+        """Where the gateway writes its log files."""
+        return self.home / "logs"
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True for the embedded SQLite database."""
+        return self.database_url.startswith("sqlite")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        home = init_settings().get("home") or env_settings().get("home")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if home is not None and (Path(home) / CONFIG_FILE).exists():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(home) / CONFIG_FILE))
+        return tuple(sources)
+
+
+def load_settings(home: Path | None = None, **overrides: Any) -> Settings:
+    """Settings of the gateway at ``home`` (or ``TSUNAGU_HOME``)."""
+    if home is not None:
+        overrides["home"] = home
+    return Settings(**overrides)

@@ -1,0 +1,97 @@
+"""One gateway deployment opened in this process: settings, database, policy and audit log together."""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import insert
+from sqlalchemy.engine import Engine
+
+from gateway import models
+from gateway.config import Settings, load_settings
+from gateway.db import make_engine, migrate, utcnow
+from gateway.errors import GatewayError
+from keys.audit import AuditEntry
+from keys.audit_store import AuditStore
+from keys.checkpoint import Signer
+from policy import Policy, PolicyError, default_policy, load_policy
+
+log = logging.getLogger("tsunagu.gateway")
+
+_AUDIT_KEY = "audit-signing.pem"
+
+
+class Gateway:
+    """The gateway at ``settings.home``: use :meth:`open`."""
+
+    def __init__(self, settings: Settings, engine: Engine, policy: Policy, signer: Signer) -> None:
+        """Assemble an opened gateway (see :meth:`open`)."""
+        self.settings = settings
+        self.engine = engine
+        self.policy = policy
+        self.audit = AuditStore(engine, signer, f"tsunagu.gateway/{policy.municipality_code}")
+        self.signer = signer
+        #: called with each accepted submission (gateway.ingest.IngestResult), e.g. to schedule a linkage run
+        self.listeners: list[Callable[[Any], None]] = []
+
+    @classmethod
+    def open(cls, home: Path | None = None, **overrides: Any) -> "Gateway":
+        """Open (creating folders, the audit signing key and the schema if needed) the gateway at ``home``."""
+        settings = load_settings(home, **overrides)
+        for folder in (settings.home, settings.log_dir, settings.home / "keys"):
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            policy = load_policy(settings.policy_file) if settings.policy_file else default_policy()
+        except PolicyError as exc:
+            raise GatewayError(500, "policy_invalid", str(exc)) from None
+        engine = make_engine(settings.database_url)
+        migrate(engine)
+        return cls(settings, engine, policy, _audit_signer(settings.home / "keys" / _AUDIT_KEY))
+
+    def record(self, actor: str, role: str, action: str, outcome: str, target: str = "") -> None:
+        """Append an entry to the tamper-evident audit log (pseudonyms only) before reporting success."""
+        self.audit.append(AuditEntry.now(actor=actor, role=role, action=action, outcome=outcome, target=target))
+
+    def event(self, channel: str, status: int, code: str, detail: str, **where: Any) -> None:
+        """Log a refused request or submission in ``ingest_events`` and the log file (no identity data)."""
+        with self.engine.begin() as conn:
+            conn.execute(insert(models.ingest_events).values(at=utcnow(), channel=channel, status=status, code=code,
+                                                             detail=detail, **where))
+        log.warning("%s %s %s: %s %s", channel, status, code, detail, {k: v for k, v in where.items() if v is not None})
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.engine.dispose()
+
+
+def _audit_signer(path: Path) -> Signer:
+    # The gateway signs its own audit checkpoints unattended, so the key rests
+    # like a TLS server key: a 0600 PKCS#8 file in the gateway's home.
+    if not path.exists():
+        key = Ed25519PrivateKey.generate()
+        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(pem)
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise GatewayError(500, "audit_key_invalid", f"{path} は Ed25519 の秘密鍵ではありません。")
+    return Signer("tsunagu-gateway", key)
+
+
+def configure_logging(settings: Settings) -> None:
+    """Write the gateway's log to ``<home>/logs/gateway.log`` (rotated) as well as stderr."""
+    settings.log_dir.mkdir(parents=True, exist_ok=True)
+    handler = logging.handlers.RotatingFileHandler(settings.log_dir / "gateway.log", maxBytes=10 * 1024 * 1024,
+                                                   backupCount=10, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger("tsunagu")
+    if not any(isinstance(h, logging.handlers.RotatingFileHandler) for h in root.handlers):
+        root.addHandler(handler)
+    root.setLevel(logging.INFO)

@@ -1,0 +1,228 @@
+"""Ingest: verify a signed submission and store it as its source's new snapshot, all or nothing.
+
+Checks, in order (the first failure refuses the whole submission and is
+logged in ``ingest_events``): format and content hash, a registered agent and
+its signature, the agent not revoked, the sequence number (a replay is
+refused; the same submission again gets its first answer back), the network
+and source the agent is registered for, the encoding schema, the linkage key
+id, and the policy for every attribute. Records that cannot be used (wrong
+encoding length, duplicate token) are refused one by one and named by token.
+
+Snapshot semantics: the accepted records replace the source's current ones;
+each record version is kept in ``record_history`` under the submission id,
+and a record missing from the new snapshot gets a ``deleted`` history row.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import struct
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from gateway import agents as _agents
+from gateway import models
+from gateway.core import Gateway
+from gateway.db import utcnow
+from gateway.errors import GatewayError
+from keys.submission import (
+    ContentHashError,
+    MalformedSubmissionError,
+    Submission,
+    SubmissionSignatureError,
+    read_submission,
+)
+from linkage.schema import SchemaError, load_schema
+
+log = logging.getLogger("tsunagu.gateway.ingest")
+
+_MAX_TOKEN = 128
+_PRESENT_LIMIT = 1 << 16
+
+
+@dataclass
+class IngestResult:
+    """The answer to an agent: JSON-ready with :meth:`to_json`."""
+
+    status: str
+    submission_id: int
+    accepted: int
+    refused: list[dict[str, str]]
+    sequence: int
+    source: str = field(default="")
+
+    def to_json(self) -> dict[str, Any]:
+        """The answer as the API returns it."""
+        return {"status": self.status, "submission_id": self.submission_id, "accepted": self.accepted,
+                "refused": self.refused, "sequence": self.sequence}
+
+
+#: Called with each newly accepted submission (e.g. to schedule a linkage run).
+Listener = Callable[[IngestResult], None]
+
+
+def ingest(gw: Gateway, data: bytes, channel: str, path: str | None = None) -> IngestResult:
+    """Verify and store one submission; a refusal raises :class:`GatewayError` after logging it."""
+    where: dict[str, Any] = {"path": path}
+    try:
+        result = _ingest(gw, data, channel, where)
+    except GatewayError as exc:
+        gw.event(channel, exc.status, exc.code, exc.detail, **where)
+        raise
+    if result.status == "accepted":
+        for listener in list(gw.listeners):
+            listener(result)
+    return result
+
+
+def _ingest(gw: Gateway, data: bytes, channel: str, where: dict[str, Any]) -> IngestResult:
+    if len(data) > gw.settings.max_submission_bytes:
+        raise GatewayError(413, "too_large", f"提出データが大きすぎます（{len(data)} バイト、上限 {gw.settings.max_submission_bytes} バイト）。")
+    try:
+        sub = read_submission(data)
+    except ContentHashError as exc:
+        raise GatewayError(400, "content_mismatch", str(exc)) from None
+    except MalformedSubmissionError as exc:
+        raise GatewayError(400, "malformed_submission", str(exc)) from None
+    m = sub.manifest
+    agent_id, sequence = str(m["agent_id"]), m["sequence"]
+    if not isinstance(sequence, int) or isinstance(sequence, bool) or sequence < 0:
+        raise GatewayError(400, "malformed_submission", "マニフェストの sequence（連番）が 0 以上の整数ではありません。")
+    where.update(agent_id=agent_id[:64], sequence=sequence)
+    agent = _agents.get_agent(gw, agent_id)
+    if m["signing_key_id"] != agent.signing_key_id:
+        raise GatewayError(401, "bad_signature", f"提出データの署名鍵 {m['signing_key_id']} はエージェント {agent_id} の登録済みの鍵ではありません。")
+    try:
+        sub.verify(agent.signing_key)
+    except SubmissionSignatureError as exc:
+        raise GatewayError(401, "bad_signature", str(exc)) from None
+    if agent.status != "enrolled":
+        raise GatewayError(403, "agent_revoked", f"エージェント {agent_id} は失効しています。提出は受け付けません。")
+    duplicate = _previous_answer(gw, agent_id, sequence, m["content_sha256"])
+    if duplicate is not None:
+        return duplicate
+    network, source = str(m["network"]), str(m["source"])
+    if network != agent.network or source not in agent.sources:
+        raise GatewayError(403, "source_not_registered",
+                           f"エージェント {agent_id} は {network} のデータ元「{source}」の提出者として登録されていません。")
+    if gw.policy.network_of(source) != network:
+        raise GatewayError(403, "source_not_allowed", f"ポリシーでは、データ元「{source}」をネットワーク {network} から受け付けません。")
+    try:
+        schema = load_schema(str(m["schema_version"]))
+    except SchemaError as exc:
+        raise GatewayError(422, "unknown_schema", str(exc)) from None
+    if not gw.settings.linkage_key_id:
+        raise GatewayError(503, "not_configured", "ゲートウェイに現在の連携鍵 ID（linkage_key_id）が設定されていません。gateway.toml を確認してください。")
+    if m["linkage_key_id"] != gw.settings.linkage_key_id:
+        raise GatewayError(422, "wrong_linkage_key",
+                           f"提出データの連携鍵 ID {m['linkage_key_id']} は現在の連携鍵 {gw.settings.linkage_key_id} ではありません。エージェントに新しい鍵を配布してください。")
+    _check_attributes(gw, sub, network, source)
+    rows, refused = _record_rows(sub, source, schema.total_bytes, len(schema.blocking_keys))
+    return _store(gw, sub, rows, refused, channel, where)
+
+
+def _previous_answer(gw: Gateway, agent_id: str, sequence: int, content_sha256: str) -> IngestResult | None:
+    """The first answer if this exact submission was accepted before; 409 if the sequence was used or passed."""
+    s = models.submissions
+    with gw.engine.connect() as conn:
+        row = conn.execute(select(s).where(s.c.agent_id == agent_id, s.c.sequence == sequence)).first()
+        last = conn.execute(select(func.max(s.c.sequence)).where(s.c.agent_id == agent_id)).scalar()
+    if row is not None and row.content_sha256 == content_sha256:
+        return IngestResult("duplicate", row.id, row.accepted, json.loads(row.refused), sequence, row.source)
+    if row is not None or (last is not None and sequence <= last):
+        raise GatewayError(409, "replay", f"連番 {sequence} は受付済みの連番 {last} 以下です（再送または再生攻撃）。新しい連番で提出してください。")
+    return None
+
+
+def _check_attributes(gw: Gateway, sub: Submission, network: str, source: str) -> None:
+    names = set()
+    for r in sub.records:
+        names.update(r.attributes)
+    for name in sorted(names):
+        decision = gw.policy.may_send(network, source, name)
+        if not decision.allowed:
+            raise GatewayError(403, "forbidden_attribute", f"提出全体を受け付けません: {decision.reason}")
+
+
+def _record_rows(sub: Submission, source: str, clk_bytes: int, n_blocks: int) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    rows: list[dict[str, Any]] = []
+    refused: list[dict[str, str]] = []
+    seen: set[str] = set()
+    pack = struct.Struct(f"<{n_blocks}Q").pack
+    dumps = json.dumps
+    for r in sub.records:
+        token = r.token
+        if not token or len(token) > _MAX_TOKEN:
+            refused.append({"token": token[:_MAX_TOKEN], "reason": f"記録トークンが空か {_MAX_TOKEN} 文字を超えています。"})
+        elif token in seen:
+            refused.append({"token": token, "reason": "同じ記録トークンが提出内に重複しています（2 件目以降を除外）。"})
+        elif len(r.clk) != clk_bytes:
+            refused.append({"token": token, "reason": f"符号（CLK）の長さ {len(r.clk)} バイトがスキーマの {clk_bytes} バイトと違います。"})
+        elif len(r.blocks) != n_blocks or not all(0 <= b < 1 << 64 for b in r.blocks):
+            refused.append({"token": token, "reason": f"ブロッキングトークンの数 {len(r.blocks)} がスキーマの {n_blocks} と違います。"})
+        elif not 0 <= r.present < _PRESENT_LIMIT:
+            refused.append({"token": token, "reason": "項目の有無フラグが範囲外です。"})
+        else:
+            seen.add(token)
+            rows.append({"source": source, "token": token, "clk": r.clk, "present": r.present, "blocks": pack(*r.blocks),
+                         "sealed": r.sealed, "attributes": dumps(r.attributes, ensure_ascii=False, sort_keys=True)})
+    return rows, refused
+
+
+def _store(gw: Gateway, sub: Submission, rows: list[dict[str, Any]], refused: list[dict[str, str]], channel: str,
+           where: dict[str, Any]) -> IngestResult:
+    m = sub.manifest
+    source, agent_id, sequence = str(m["source"]), str(m["agent_id"]), int(m["sequence"])
+    try:
+        with gw.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # Serialise one agent's submissions so the sequence check below holds.
+                conn.execute(select(models.agents.c.agent_id).where(models.agents.c.agent_id == agent_id).with_for_update())
+            # Writing first takes SQLite's write lock before anything is read.
+            submission_id = conn.execute(insert(models.submissions).values(
+                agent_id=agent_id, sequence=sequence, content_sha256=m["content_sha256"], network=m["network"], source=source,
+                schema_version=m["schema_version"], linkage_key_id=m["linkage_key_id"], escrow_key_id=str(m["escrow_key_id"]),
+                batch_id=str(m["batch_id"])[:128], seal_header=json.dumps(m["seal_header"], sort_keys=True),
+                created_at=str(m["created_at"])[:40], received_at=utcnow(), channel=channel, record_count=len(sub.records),
+                accepted=len(rows), refused=json.dumps(refused, ensure_ascii=False),
+            )).inserted_primary_key[0]
+            later = conn.execute(select(func.max(models.submissions.c.sequence)).where(
+                models.submissions.c.agent_id == agent_id, models.submissions.c.id != submission_id)).scalar()
+            if later is not None and later >= sequence:
+                raise GatewayError(409, "replay", f"連番 {sequence} は受付済みの連番 {later} 以下です。新しい連番で提出してください。")
+            _replace_snapshot(conn, source, submission_id, rows)
+    except IntegrityError:
+        answer = _previous_answer(gw, agent_id, sequence, m["content_sha256"])
+        if answer is None:
+            raise
+        return answer
+    where["submission_id"] = submission_id
+    gw.record(f"agent:{agent_id}", "agent", "submission.accept", f"accepted={len(rows)} refused={len(refused)}",
+              target=f"{source}#{submission_id}")
+    log.info("submission %s accepted: agent=%s source=%s sequence=%s accepted=%d refused=%d",
+             submission_id, agent_id, source, sequence, len(rows), len(refused))
+    return IngestResult("accepted", submission_id, len(rows), refused, sequence, source)
+
+
+def _replace_snapshot(conn: Connection, source: str, submission_id: int, rows: list[dict[str, Any]]) -> None:
+    rec, hist = models.records, models.record_history
+    first_seen = dict(conn.execute(select(rec.c.token, rec.c.first_submission_id).where(rec.c.source == source)).all())
+    new_tokens = set()
+    for row in rows:
+        row["submission_id"] = submission_id
+        row["first_submission_id"] = first_seen.get(row["token"], submission_id)
+        new_tokens.add(row["token"])
+    conn.execute(delete(rec).where(rec.c.source == source))
+    if rows:
+        conn.execute(insert(rec), rows)
+        conn.execute(insert(hist), [{"source": source, "token": r["token"], "submission_id": submission_id,
+                                     "status": "present", "attributes": r["attributes"]} for r in rows])
+    gone = [t for t in first_seen if t not in new_tokens]
+    if gone:
+        conn.execute(insert(hist), [{"source": source, "token": t, "submission_id": submission_id,
+                                     "status": "deleted", "attributes": "{}"} for t in gone])

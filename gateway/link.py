@@ -1,0 +1,272 @@
+"""Linkage runs: load every current record, link them, and publish stable persons without ever blocking readers.
+
+A run writes its person assignments, review pairs and person events under a
+new run id, then flips the single ``current_run`` pointer (and retires
+persons) in one short transaction. Readers always join on the current run, so
+they see the previous run until the flip and the new one after it. A run that
+dies before the flip leaves status ``running``; the next run marks it
+``failed`` and removes its rows, so the previous run stays intact.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import multiprocessing
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.engine import Connection
+
+from gateway import models
+from gateway.core import Gateway
+from gateway.db import utcnow
+from gateway.errors import GatewayError
+from gateway.persons import assign
+from linkage.compare import COMPARISONS
+from linkage.encode import Encodings
+from linkage.match import link
+from linkage.score import LEVEL_LABELS, levels
+
+log = logging.getLogger("tsunagu.gateway.link")
+
+_BATCH = 20_000
+#: Runs whose assignments are kept: the current one and the one before (for comparison).
+_KEEP_RUNS = 2
+#: Exit code of a run process that found another run going (EX_TEMPFAIL).
+RUN_IN_PROGRESS = 75
+
+
+@dataclass
+class LoadedSources:
+    """Every current record, grouped by source, ready for ``linkage.match.link``."""
+
+    names: list[str]
+    tokens: list[list[str]]
+    encodings: list[Encodings]
+    skipped: int
+
+    @property
+    def records(self) -> int:
+        """Records loaded."""
+        return sum(len(t) for t in self.tokens)
+
+
+def current_run_id(conn: Connection) -> int | None:
+    """The run readers should use (None before the first finished run)."""
+    return conn.execute(select(models.current_run.c.run_id).where(models.current_run.c.id == 1)).scalar()
+
+
+def load_sources(conn: Connection, key_id: str) -> LoadedSources:
+    """Read the current records of every source whose snapshot is under ``key_id`` into numpy arrays."""
+    r, s = models.records, models.submissions
+    rows = conn.execute(
+        select(r.c.source, r.c.token, r.c.clk, r.c.present, r.c.blocks, s.c.schema_version, s.c.linkage_key_id)
+        .join(s, s.c.id == r.c.submission_id)
+        .order_by(r.c.source, r.c.token)
+    ).all()
+    names: list[str] = []
+    tokens: list[list[str]] = []
+    encodings: list[Encodings] = []
+    skipped = 0
+    start = 0
+    while start < len(rows):
+        source = rows[start].source
+        end = start
+        while end < len(rows) and rows[end].source == source:
+            end += 1
+        part = rows[start:end]
+        start = end
+        if part[0].linkage_key_id != key_id:
+            skipped += len(part)
+            continue
+        n = len(part)
+        bits = np.frombuffer(b"".join(p.clk for p in part), dtype=np.uint8).reshape(n, -1)
+        present = np.fromiter((p.present for p in part), dtype=np.uint16, count=n)
+        blocks = np.frombuffer(b"".join(p.blocks for p in part), dtype="<u8").reshape(n, -1).astype(np.uint64)
+        names.append(source)
+        tokens.append([p.token for p in part])
+        encodings.append(Encodings(part[0].schema_version, key_id, bits, present, blocks))
+    return LoadedSources(names, tokens, encodings, skipped)
+
+
+@contextmanager
+def _run_lock(gw: Gateway) -> Iterator[None]:
+    # One run at a time per deployment (server scheduler and CLI alike).
+    with open(gw.settings.home / "link.lock", "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise GatewayError(409, "run_in_progress", "名寄せはすでに実行中です。終わってからもう一度実行してください。") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def run_linkage(gw: Gateway, trigger: str = "manual", progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Link every current record and publish the result as the current run; returns the run's statistics."""
+    say = progress or (lambda _stage: None)
+    with _run_lock(gw):
+        _clean_interrupted(gw)
+        with gw.engine.begin() as conn:
+            run_id = conn.execute(insert(models.link_runs).values(trigger=trigger, status="running", started_at=utcnow())).inserted_primary_key[0]
+        log.info("linkage run %s started (%s)", run_id, trigger)
+        try:
+            stats = _run(gw, run_id, say)
+        except BaseException as exc:
+            with gw.engine.begin() as conn:
+                _discard(conn, [run_id], type(exc).__name__)
+            log.error("linkage run %s failed (%s); the previous run stays current", run_id, type(exc).__name__)
+            raise
+    log.info("linkage run %s done: %s", run_id, stats)
+    return stats
+
+
+def _run(gw: Gateway, run_id: int, say: Callable[[str], None]) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    say("load")
+    with gw.engine.connect() as conn:
+        loaded = load_sources(conn, gw.settings.linkage_key_id)
+        previous_run = current_run_id(conn)
+        a = models.assignments
+        previous = {(row.source, row.token): row.person_id for row in conn.execute(
+            select(a.c.source, a.c.token, a.c.person_id).where(a.c.run_id == previous_run))} if previous_run else {}
+    t1 = time.perf_counter()
+    say("link")
+    if loaded.records:
+        result = link(loaded.encodings)
+        clusters = result.clusters
+        review = result.review_queue()
+        matched = int(np.count_nonzero(result.pairs.weight >= result.match_threshold))
+        candidates = result.candidate_count
+    else:
+        result, clusters, review, matched, candidates = None, [], np.zeros(0, dtype=np.int64), 0, 0
+    keyed = [[(loaded.names[s], loaded.tokens[s][i]) for s, i in c] for c in clusters]
+    assignment = assign(keyed, previous)
+    t2 = time.perf_counter()
+    say("store")
+    with gw.engine.begin() as conn:
+        _insert_batched(conn, models.persons, [{"person_id": p, "created_run_id": run_id} for p in assignment.new])
+        _insert_batched(conn, models.assignments, [
+            {"run_id": run_id, "source": src, "token": tok, "person_id": pid}
+            for members, pid in zip(keyed, assignment.person_ids) for src, tok in members])
+        _insert_batched(conn, models.person_events,
+                        [{"run_id": run_id, "kind": "merge", "person_id": p, "related": json.dumps(o)} for p, o in assignment.merges]
+                        + [{"run_id": run_id, "kind": "split", "person_id": p, "related": json.dumps(o)} for p, o in assignment.splits])
+        if result is not None:
+            _insert_batched(conn, models.review_pairs, _review_rows(run_id, loaded, result, review))
+    say("publish")
+    t3 = time.perf_counter()
+    stats = {"run_id": run_id, "records": loaded.records, "sources": len(loaded.names), "skipped_records": loaded.skipped,
+             "candidates": int(candidates), "matched_pairs": matched, "review_pairs": int(len(review)),
+             "persons": len(clusters), "new_persons": len(assignment.new), "retired_persons": len(assignment.retired),
+             "merges": len(assignment.merges), "splits": len(assignment.splits),
+             "load_seconds": round(t1 - t0, 3), "link_seconds": round(t2 - t1, 3), "store_seconds": round(t3 - t2, 3)}
+    with gw.engine.begin() as conn:
+        for i in range(0, len(assignment.retired), _BATCH):
+            conn.execute(update(models.persons).where(models.persons.c.person_id.in_(assignment.retired[i:i + _BATCH]))
+                         .values(retired_run_id=run_id))
+        if conn.execute(update(models.current_run).where(models.current_run.c.id == 1).values(run_id=run_id)).rowcount == 0:
+            conn.execute(insert(models.current_run).values(id=1, run_id=run_id))
+        conn.execute(update(models.link_runs).where(models.link_runs.c.id == run_id).values(
+            status="done", finished_at=utcnow(), **{k: stats[k] for k in (
+                "records", "sources", "candidates", "matched_pairs", "review_pairs", "persons", "new_persons", "merges",
+                "splits", "load_seconds", "link_seconds", "store_seconds")}))
+    _prune(gw, run_id)
+    gw.record("scheduler", "system", "link.run", f"persons={stats['persons']} merges={stats['merges']} splits={stats['splits']}",
+              target=f"run#{run_id}")
+    return stats
+
+
+def _review_rows(run_id: int, loaded: LoadedSources, result: Any, review: np.ndarray) -> list[dict[str, Any]]:
+    p = result.pairs
+    lv = levels(p.similarities)[review]
+    rows = []
+    for k, idx in enumerate(review.tolist()):
+        sa, ia, sb, ib = int(p.source_a[idx]), int(p.index_a[idx]), int(p.source_b[idx]), int(p.index_b[idx])
+        fields = {name: {"level": int(lv[k, c]), "label": LEVEL_LABELS[name][lv[k, c]] if lv[k, c] >= 0 else "欠損"}
+                  for c, name in enumerate(COMPARISONS)}
+        rows.append({"run_id": run_id, "source_a": loaded.names[sa], "token_a": loaded.tokens[sa][ia],
+                     "source_b": loaded.names[sb], "token_b": loaded.tokens[sb][ib], "weight": float(p.weight[idx]),
+                     "fields": json.dumps(fields, ensure_ascii=False)})
+    return rows
+
+
+def _insert_batched(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
+    for i in range(0, len(rows), _BATCH):
+        conn.execute(insert(table), rows[i:i + _BATCH])
+
+
+def _clean_interrupted(gw: Gateway) -> None:
+    """Mark runs that died before publishing as failed and remove what they wrote."""
+    with gw.engine.begin() as conn:
+        dead = conn.execute(select(models.link_runs.c.id).where(models.link_runs.c.status == "running")).scalars().all()
+        if dead:
+            _discard(conn, dead, "interrupted")
+            log.warning("linkage runs %s were interrupted; their partial results were removed", dead)
+
+
+def _discard(conn: Connection, run_ids: list[int], error: str) -> None:
+    for table in (models.assignments, models.review_pairs, models.person_events):
+        conn.execute(delete(table).where(table.c.run_id.in_(run_ids)))
+    conn.execute(delete(models.persons).where(models.persons.c.created_run_id.in_(run_ids)))
+    conn.execute(update(models.link_runs).where(models.link_runs.c.id.in_(run_ids))
+                 .values(status="failed", finished_at=utcnow(), error=error))
+
+
+def _prune(gw: Gateway, current: int) -> None:
+    """Drop assignments and review pairs of runs older than the last few finished ones (events stay)."""
+    with gw.engine.begin() as conn:
+        keep = conn.execute(select(models.link_runs.c.id).where(models.link_runs.c.status == "done")
+                            .order_by(models.link_runs.c.id.desc()).limit(_KEEP_RUNS)).scalars().all()
+        oldest = min([*keep, current])
+        for table in (models.assignments, models.review_pairs):
+            conn.execute(delete(table).where(table.c.run_id < oldest))
+
+
+def runs(gw: Gateway, limit: int = 50) -> list[dict[str, Any]]:
+    """The latest runs with their statistics, newest first."""
+    with gw.engine.connect() as conn:
+        rows = conn.execute(select(models.link_runs).order_by(models.link_runs.c.id.desc()).limit(limit)).all()
+        current = current_run_id(conn)
+    return [{**dict(r._mapping), "current": r.id == current} for r in rows]
+
+
+def person_count(conn: Connection, run_id: int) -> int:
+    """Persons in ``run_id``."""
+    return conn.execute(select(func.count(func.distinct(models.assignments.c.person_id)))
+                        .where(models.assignments.c.run_id == run_id)).scalar_one()
+
+
+def run_in_subprocess(home: Path, trigger: str) -> int:
+    """Run :func:`run_linkage` in a fresh process and wait for it; returns its exit code.
+
+    The server is multi-threaded (uvicorn, the scheduler); the matcher forks
+    worker processes, which is only safe from a single-threaded process, and a
+    CPU-bound run in a process of its own leaves the API's interpreter free.
+    """
+    process = multiprocessing.get_context("spawn").Process(target=_child, args=(str(home), trigger), name="tsunagu-link")
+    process.start()
+    process.join()
+    return process.exitcode or 0
+
+
+def _child(home: str, trigger: str) -> None:
+    from gateway.core import configure_logging
+
+    gw = Gateway.open(Path(home))
+    configure_logging(gw.settings)
+    try:
+        run_linkage(gw, trigger=trigger)
+    except GatewayError as exc:
+        log.warning("linkage run not started: %s", exc.detail)
+        raise SystemExit(RUN_IN_PROGRESS if exc.code == "run_in_progress" else 1) from None
+    finally:
+        gw.close()

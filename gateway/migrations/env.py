@@ -1,0 +1,12 @@
+"""Alembic environment: runs on the connection the gateway hands over (see gateway.db.migrate)."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from gateway.models import metadata
+
+connection = context.config.attributes["connection"]
+context.configure(connection=connection, target_metadata=metadata, render_as_batch=connection.dialect.name == "sqlite")
+with context.begin_transaction():
+    context.run_migrations()

@@ -1,0 +1,219 @@
+"""The gateway's tables (SQLAlchemy Core; created and changed only by the Alembic migrations).
+
+Nothing here holds a plaintext identity: records are keyed by the agent's
+record token (a keyed hash of the department's record id) and carry the
+encoding (CLK), presence flags, blocking tokens, the escrow-sealed identity and
+the policy-allowed attributes.
+
+Persons stay stable across linkage runs: each run writes its own
+``assignments`` rows under a new run id and the single ``current_run`` row is
+flipped to it at the end, so readers always see one complete run.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("role", String(32), nullable=False),
+    Column("password_hash", String(256), nullable=False),
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("created_at", DateTime, nullable=False),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    # SHA-256 of the bearer token: a stolen database does not yield live tokens.
+    Column("token_hash", LargeBinary(32), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("expires_at", DateTime, nullable=False, index=True),
+)
+
+agents = Table(
+    "agents",
+    metadata,
+    Column("agent_id", String(64), primary_key=True),
+    Column("signing_key", LargeBinary(32), nullable=False),
+    Column("signing_key_id", String(80), nullable=False),
+    Column("network", String(16), nullable=False),
+    Column("status", String(16), nullable=False),  # enrolled | revoked
+    Column("registered_at", DateTime, nullable=False),
+    Column("revoked_at", DateTime),
+    Column("revoked_reason", Text),
+)
+
+agent_sources = Table(
+    "agent_sources",
+    metadata,
+    Column("agent_id", String(64), ForeignKey("agents.agent_id", ondelete="CASCADE"), primary_key=True),
+    Column("source", String(64), primary_key=True),
+)
+
+submissions = Table(
+    "submissions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("agent_id", String(64), ForeignKey("agents.agent_id"), nullable=False),
+    Column("sequence", BigInteger, nullable=False),
+    Column("content_sha256", String(64), nullable=False),
+    Column("network", String(16), nullable=False),
+    Column("source", String(64), nullable=False, index=True),
+    Column("schema_version", String(32), nullable=False),
+    Column("linkage_key_id", String(80), nullable=False),
+    Column("escrow_key_id", String(80), nullable=False),
+    Column("batch_id", String(128), nullable=False),
+    Column("seal_header", Text, nullable=False),
+    Column("created_at", String(40), nullable=False),  # as the agent stamped it
+    Column("received_at", DateTime, nullable=False),
+    Column("channel", String(16), nullable=False),  # http | import | drop
+    Column("record_count", Integer, nullable=False),
+    Column("accepted", Integer, nullable=False),
+    Column("refused", Text, nullable=False),  # JSON list of {token, reason}
+    UniqueConstraint("agent_id", "sequence", name="uq_submissions_agent_sequence"),
+)
+
+records = Table(
+    "records",
+    metadata,
+    Column("source", String(64), primary_key=True),
+    Column("token", String(128), primary_key=True),
+    Column("submission_id", Integer, ForeignKey("submissions.id"), nullable=False),
+    Column("first_submission_id", Integer, ForeignKey("submissions.id"), nullable=False),
+    Column("clk", LargeBinary, nullable=False),
+    Column("present", Integer, nullable=False),
+    Column("blocks", LargeBinary, nullable=False),  # little-endian uint64 per blocking key
+    Column("sealed", LargeBinary, nullable=False),
+    Column("attributes", Text, nullable=False),  # JSON object
+)
+
+record_history = Table(
+    "record_history",
+    metadata,
+    Column("source", String(64), primary_key=True),
+    Column("token", String(128), primary_key=True),
+    Column("submission_id", Integer, ForeignKey("submissions.id"), primary_key=True),
+    Column("status", String(8), nullable=False),  # present | deleted
+    Column("attributes", Text, nullable=False),
+    Index("ix_record_history_submission", "submission_id"),
+)
+
+ingest_events = Table(
+    "ingest_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", DateTime, nullable=False, index=True),
+    Column("channel", String(16), nullable=False),  # http | import | drop | api
+    Column("status", Integer, nullable=False),
+    Column("code", String(48), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("agent_id", String(64)),
+    Column("sequence", BigInteger),
+    Column("submission_id", Integer),
+    Column("path", String(256)),
+)
+
+link_runs = Table(
+    "link_runs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("trigger", String(16), nullable=False),
+    Column("status", String(16), nullable=False),  # running | done | failed
+    Column("started_at", DateTime, nullable=False),
+    Column("finished_at", DateTime),
+    Column("records", Integer),
+    Column("sources", Integer),
+    Column("candidates", Integer),
+    Column("matched_pairs", Integer),
+    Column("review_pairs", Integer),
+    Column("persons", Integer),
+    Column("new_persons", Integer),
+    Column("merges", Integer),
+    Column("splits", Integer),
+    Column("load_seconds", Float),
+    Column("link_seconds", Float),
+    Column("store_seconds", Float),
+    Column("error", Text),
+)
+
+current_run = Table(
+    "current_run",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("run_id", Integer, ForeignKey("link_runs.id")),
+)
+
+persons = Table(
+    "persons",
+    metadata,
+    Column("person_id", String(24), primary_key=True),
+    Column("created_run_id", Integer, ForeignKey("link_runs.id"), nullable=False),
+    Column("retired_run_id", Integer, ForeignKey("link_runs.id")),
+)
+
+assignments = Table(
+    "assignments",
+    metadata,
+    Column("run_id", Integer, ForeignKey("link_runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("source", String(64), primary_key=True),
+    Column("token", String(128), primary_key=True),
+    Column("person_id", String(24), nullable=False),
+    Index("ix_assignments_run_person", "run_id", "person_id"),
+)
+
+person_events = Table(
+    "person_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("run_id", Integer, ForeignKey("link_runs.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("kind", String(8), nullable=False),  # merge | split
+    Column("person_id", String(24), nullable=False, index=True),
+    Column("related", Text, nullable=False),  # JSON list of person ids
+)
+
+review_pairs = Table(
+    "review_pairs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("run_id", Integer, ForeignKey("link_runs.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("source_a", String(64), nullable=False),
+    Column("token_a", String(128), nullable=False),
+    Column("source_b", String(64), nullable=False),
+    Column("token_b", String(128), nullable=False),
+    Column("weight", Float, nullable=False),
+    Column("fields", Text, nullable=False),  # JSON {comparison: {"level": n, "label": "..."}}
+)
+
+purges = Table(
+    "purges",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", DateTime, nullable=False),
+    Column("source", String(64), nullable=False),
+    Column("retention_days", Integer, nullable=False),
+    Column("records_removed", Integer, nullable=False),
+    Column("history_removed", Integer, nullable=False),
+    Column("tokens", Text, nullable=False),  # JSON list of removed record tokens (pseudonyms)
+)
