@@ -33,7 +33,7 @@ from linkage.score import ScoringModel
 #: Total weight at or above which a pair is a match (measured: README, "Quality").
 MATCH_THRESHOLD = 12.0
 #: Pairs between this and MATCH_THRESHOLD go to clerical review.
-REVIEW_THRESHOLD = 4.0
+REVIEW_THRESHOLD = 8.0
 #: Loose Dice threshold on the written name or the reading for candidate generation.
 CANDIDATE_THRESHOLD = 0.45
 #: Random pairs drawn to fit the u-probabilities.
@@ -68,10 +68,31 @@ class LinkResult:
     candidate_count: int
 
     def review_queue(self) -> np.ndarray:
-        """Indices into ``pairs`` for clerical review: the band below the match threshold, and ambiguous matches."""
+        """Indices into ``pairs`` for clerical review, best first.
+
+        The band below the match threshold and the ambiguous matches, leaving
+        out pairs whose two records are both already linked into each other's
+        source: a person has to decide only where a decision can change a cluster.
+        """
         w = self.pairs.weight
         band = (w >= self.review_threshold) & (w < self.match_threshold)
-        return np.flatnonzero(band | ambiguous(self.pairs, self.match_threshold))
+        candidates = np.flatnonzero(band | ambiguous(self.pairs, self.match_threshold))
+        sources_of: dict[tuple[int, int], frozenset[int]] = {}
+        for members in self.clusters:
+            srcs = frozenset(s for s, _ in members)
+            for m in members:
+                sources_of[m] = srcs
+        p = self.pairs
+        keep = [
+            i
+            for i in candidates
+            if not (
+                int(p.source_b[i]) in sources_of[(int(p.source_a[i]), int(p.index_a[i]))]
+                and int(p.source_a[i]) in sources_of[(int(p.source_b[i]), int(p.index_b[i]))]
+            )
+        ]
+        keep_arr = np.asarray(keep, dtype=np.int64)
+        return keep_arr[np.argsort(-w[keep_arr], kind="stable")]
 
 
 def _bitarrays(enc: Encodings, part: slice) -> list[bitarray]:

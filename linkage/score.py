@@ -65,6 +65,9 @@ DEFAULT_U: dict[str, tuple[float, ...]] = {
 #: Weight of the priors, in random pairs.
 PRIOR_PAIRS = 2000.0
 
+#: Highest weight of a pair that agrees on names only (inside the review band).
+NAME_ONLY_MAX = 8.0
+
 #: Given-name guard: a pair whose given names (kanji and kana, where both
 #: sides have them) are all below this similarity is never a match.
 GIVEN_NAME_GUARD = 0.45
@@ -147,9 +150,23 @@ class ScoringModel:
         return out
 
     def score(self, sims: PairSimilarities) -> np.ndarray:
-        """Total match weight per pair; -inf where the given-name guard rejects the pair."""
+        """Total match weight per pair; -inf where the given-name guard rejects the pair.
+
+        A pair with nothing but names in common (no birth year-month, no address
+        that agrees) is capped at NAME_ONLY_MAX: namesakes are common, so such a
+        pair goes to clerical review at most.
+        """
         total = self.contributions(sims).sum(axis=1)
+        total = np.where(names_only(sims), np.minimum(total, NAME_ONLY_MAX), total)
         return np.where(given_names_disagree(sims), -np.inf, total)
+
+
+def names_only(sims: PairSimilarities) -> np.ndarray:
+    """True where neither the birth date (year-month at least) nor the address corroborates the names."""
+    lv = levels(sims)
+    date_agrees = lv[:, COMPARISONS.index("demographic")] >= 3
+    address_agrees = lv[:, COMPARISONS.index("address")] >= 1
+    return ~date_agrees & ~address_agrees
 
 
 def given_names_disagree(sims: PairSimilarities) -> np.ndarray:
