@@ -151,3 +151,12 @@ def test_review_queue_lies_between_thresholds_or_is_ambiguous(town_result):
     w = result.pairs.weight[queue]
     assert len(queue) > 0
     assert np.all(w >= result.review_threshold)
+
+
+def test_a_name_alone_never_links_but_goes_to_review():
+    npo = dict(full_name_kana="タカハシ ハルト")
+    encoded = encode_sources([[_rec("R1", **RESIDENT)], [_rec("N1", **npo)]], SECRET, "k", workers=1)
+    c = _link([_rec("R1", **RESIDENT)], [_rec("N1", **npo)])
+    assert not _together(c, (0, "R1"), (1, "N1"))
+    result = link([e for e, _, _ in encoded])
+    assert len(result.review_queue()) == 1
