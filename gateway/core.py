@@ -50,6 +50,7 @@ class Gateway:
             policy = load_policy(settings.policy_file) if settings.policy_file else default_policy()
         except PolicyError as exc:
             raise GatewayError(500, "policy_invalid", str(exc)) from None
+        configure_logging(settings)
         engine = make_engine(settings.database_url)
         migrate(engine)
         return cls(settings, engine, policy, _audit_signer(settings.home / "keys" / _AUDIT_KEY))
@@ -85,13 +86,21 @@ def _audit_signer(path: Path) -> Signer:
     return Signer("tsunagu-gateway", key)
 
 
+class _GatewayLog(logging.handlers.RotatingFileHandler):
+    """The log file of the gateway opened last in this process."""
+
+
 def configure_logging(settings: Settings) -> None:
-    """Write the gateway's log to ``<home>/logs/gateway.log`` (rotated) as well as stderr."""
+    """Send the ``tsunagu`` loggers to ``<home>/logs/gateway.log`` (rotated, 10 × 10 MiB)."""
     settings.log_dir.mkdir(parents=True, exist_ok=True)
-    handler = logging.handlers.RotatingFileHandler(settings.log_dir / "gateway.log", maxBytes=10 * 1024 * 1024,
-                                                   backupCount=10, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     root = logging.getLogger("tsunagu")
-    if not any(isinstance(h, logging.handlers.RotatingFileHandler) for h in root.handlers):
-        root.addHandler(handler)
+    path = str(settings.log_dir / "gateway.log")
+    for old in [h for h in root.handlers if isinstance(h, _GatewayLog)]:
+        if old.baseFilename == path:
+            return
+        root.removeHandler(old)
+        old.close()
+    handler = _GatewayLog(path, maxBytes=10 * 1024 * 1024, backupCount=10, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root.addHandler(handler)
     root.setLevel(logging.INFO)

@@ -259,10 +259,7 @@ def run_in_subprocess(home: Path, trigger: str) -> int:
 
 
 def _child(home: str, trigger: str) -> None:
-    from gateway.core import configure_logging
-
     gw = Gateway.open(Path(home))
-    configure_logging(gw.settings)
     try:
         run_linkage(gw, trigger=trigger)
     except GatewayError as exc:

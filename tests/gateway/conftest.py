@@ -166,3 +166,24 @@ def wait_for_run(server: Server, runs_before: int = 0, timeout: float = 120) -> 
                 return done[0]
             time.sleep(0.2)
     raise AssertionError("no linkage run finished in time")
+
+
+@pytest.fixture
+def gw(home: Home) -> Iterator[Any]:
+    """The gateway of ``home`` opened in this process (for library-level tests)."""
+    from gateway.core import Gateway
+
+    url = home.env.get("TSUNAGU_DATABASE_URL")
+    opened = Gateway.open(home.path, **({"database_url": url} if url else {}))
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def submit_town(gw: Any, town: Town, agents: dict[str, SyntheticAgent]) -> None:
+    """Ingest every source of ``town`` through the gateway's ingest (as `tsunagu gateway import` does)."""
+    from gateway.ingest import ingest
+
+    for source, agent in agents.items():
+        assert ingest(gw, agent.submit(source, town.sources[source]), "import").status == "accepted"

@@ -12,11 +12,16 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional, TypeVar
 
 import typer
 
 from tsunagu.errors import CommandError
+
+if TYPE_CHECKING:  # the gateway is imported lazily so that `tsunagu --help` stays fast
+    from gateway.core import Gateway
+
+T = TypeVar("T")
 
 gateway_app = typer.Typer(help="ゲートウェイの設定・起動・利用者とエージェントの管理・取込・名寄せ（情報政策課向け）", no_args_is_help=True)
 user_app = typer.Typer(help="利用者の管理", no_args_is_help=True)
@@ -32,19 +37,14 @@ def register(app: typer.Typer) -> None:
     app.add_typer(gateway_app, name="gateway")
 
 
-def _open(home: Path):  # noqa: ANN202 - gateway.core is imported lazily so `tsunagu --help` stays fast
-    from gateway.core import Gateway, configure_logging
-    from gateway.errors import GatewayError
+def _open(home: Path) -> "Gateway":
+    from gateway.core import Gateway
 
-    try:
-        gw = Gateway.open(home)
-    except GatewayError as exc:
-        raise CommandError(exc.detail) from None
-    configure_logging(gw.settings)
-    return gw
+    return _run(Gateway.open, home)
 
 
-def _run(fn, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+def _run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Call ``fn``; a refusal of the gateway becomes the command's one-line error."""
     from gateway.errors import GatewayError
 
     try:
@@ -76,8 +76,8 @@ def init(
         except PolicyError as exc:
             raise CommandError(str(exc)) from None
         shutil.copyfile(policy, home / "policy.toml")
-    if database_url and "@" in database_url and ":" in database_url.split("@")[0].split("//")[-1]:
-        raise CommandError("データベースのパスワードを引数に書かないでください。環境変数 TSUNAGU_DATABASE_URL で渡してください。")
+    if database_url and _has_password(database_url):
+        raise CommandError("データベースのパスワードを引数に書かないでください。環境変数 TSUNAGU_DATABASE_URL か ~/.pgpass で渡してください。")
     values: dict[str, object] = {"linkage_key_id": linkage_key_id}
     if database_url:
         values["database_url"] = database_url
@@ -88,6 +88,16 @@ def init(
     typer.echo(f"ゲートウェイを {gw.settings.home} に用意しました（データベース: {'SQLite' if gw.settings.is_sqlite else 'PostgreSQL'}）。")
     typer.echo(f"監査ログの検証鍵: {gw.signer.verifier.vkey()}")
     typer.echo("次に管理者を作ってください: tsunagu gateway user add --home … --username … --role admin")
+
+
+def _has_password(url: str) -> bool:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).password is not None
+    except ArgumentError:
+        raise CommandError("--database-url の形式が正しくありません（例: postgresql+psycopg://user@host/dbname）。") from None
 
 
 @gateway_app.command("serve")

@@ -1,0 +1,63 @@
+"""Linkage runs against the database: stable persons, and a run that dies leaves the previous one intact."""
+
+from __future__ import annotations
+
+import pytest
+from linkage.synthetic import Town
+from sqlalchemy import insert, select
+
+from conftest import submit_town
+from gateway import casework, models
+from gateway.db import utcnow
+from gateway.ingest import ingest
+from gateway.link import current_run_id, run_linkage
+from gateway.synthetic import SyntheticAgent
+
+
+class Boom(RuntimeError):
+    pass
+
+
+def _assignments(gw, run_id):
+    a = models.assignments
+    with gw.engine.connect() as conn:
+        return dict(((r.source, r.token), r.person_id) for r in conn.execute(select(a).where(a.c.run_id == run_id)))
+
+
+def test_a_run_that_dies_leaves_the_previous_run_current(gw, town: Town, agents: dict[str, SyntheticAgent]) -> None:
+    submit_town(gw, town, agents)
+    first = run_linkage(gw)
+    before = _assignments(gw, first["run_id"])
+    assert len(before) == first["records"]
+
+    ingest(gw, agents["school"].submit("school", town.sources["school"][:-5]), "import")
+
+    def die(stage: str) -> None:
+        if stage == "publish":  # every row of the new run is written, the pointer not yet flipped
+            raise Boom("killed")
+
+    with pytest.raises(Boom):
+        run_linkage(gw, progress=die)
+    with gw.engine.connect() as conn:
+        assert current_run_id(conn) == first["run_id"]
+        failed = conn.execute(select(models.link_runs).where(models.link_runs.c.id > first["run_id"])).one()
+        assert failed.status == "failed"
+        assert conn.execute(select(models.assignments).where(models.assignments.c.run_id == failed.id)).first() is None
+    assert _assignments(gw, first["run_id"]) == before
+    some = next(iter(before.values()))
+    assert casework.person(gw, some, "caseworker")["run_id"] == first["run_id"]
+
+    # A process killed mid-run leaves its run 'running' with rows written; the next run cleans up.
+    with gw.engine.begin() as conn:
+        dead = conn.execute(insert(models.link_runs).values(trigger="test", status="running", started_at=utcnow())).inserted_primary_key[0]
+        conn.execute(insert(models.persons).values(person_id="Pdead", created_run_id=dead))
+        conn.execute(insert(models.assignments).values(run_id=dead, source="npo", token="t", person_id="Pdead"))
+    second = run_linkage(gw)
+    with gw.engine.connect() as conn:
+        assert current_run_id(conn) == second["run_id"]
+        assert conn.execute(select(models.link_runs.c.status).where(models.link_runs.c.id == dead)).scalar() == "failed"
+        assert conn.execute(select(models.persons).where(models.persons.c.person_id == "Pdead")).first() is None
+    after = _assignments(gw, second["run_id"])
+    kept = [k for k in after if k in before]
+    assert len(after) == len(before) - 5
+    assert sum(after[k] == before[k] for k in kept) / len(kept) > 0.99
