@@ -26,7 +26,7 @@ from agents.core.encode import SourceInput, attribute_decisions, encode_and_seal
 from agents.core.read import GaijiTable, SourceError, Table, read_table
 from agents.core.submission import SequenceCounter, build_submission, new_batch_id
 from agents.core.validate import Problem, Validated, department_column, validate, write_report
-from keys.custody import EscrowPublicKey, read_escrow_public
+from keys.custody import read_escrow_public
 from keys.enrolment import load_agent_keys, load_linkage_secret
 from linkage.errors import FieldError
 from linkage.normalise import normalise_record

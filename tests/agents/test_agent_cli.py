@@ -73,3 +73,25 @@ def test_bad_schedule_is_explained(municipality: Municipality, tmp_path: Path) -
     home = agent_home(municipality, tmp_path)
     r = tsunagu("agent", "run", "--home", str(home), "--bundle-out", str(tmp_path / "b"), "--schedule", "every night")
     assert r.returncode == 2 and "cron 形式として読めません" in r.stderr
+
+
+def test_schedule_runs_the_agent_on_each_trigger(municipality: Municipality, tmp_path: Path, monkeypatch) -> None:
+    from apscheduler.schedulers.blocking import BlockingScheduler
+    from typer.testing import CliRunner
+
+    from tsunagu.cli import app
+
+    home = agent_home(municipality, tmp_path)
+    fired: list[str] = []
+
+    def start_once(self: BlockingScheduler, *args: object, **kwargs: object) -> None:
+        for job in self._pending_jobs:
+            fired.append(str(job[0].trigger))
+            job[0].func()
+
+    monkeypatch.setattr(BlockingScheduler, "start", start_once)
+    result = CliRunner().invoke(app, ["agent", "run", "--home", str(home), "--bundle-out", str(tmp_path / "b"), "--schedule", "0 2 * * *"])
+    assert result.exit_code == 0, result.output
+    assert "定期実行を始めます（0 2 * * *" in result.output and fired == ["cron[month='*', day='*', day_of_week='*', hour='2', minute='0']"]
+    assert json.loads((home / "status.json").read_text(encoding="utf-8"))["result"] == "ok"
+    assert list((tmp_path / "b").glob("edu-1-0000000001-school.jsonl"))

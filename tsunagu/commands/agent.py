@@ -129,14 +129,29 @@ def check_command(home: HomeOption = None, config: ConfigOption = None) -> None:
         raise typer.Exit(1)
 
 
-def _progress(total: int) -> Callable[[int], None]:
-    bar = tqdm(total=total, desc="符号化・封緘", unit="件", file=sys.stderr, disable=None, leave=False)
-    return bar.update
+class _ProgressBars:
+    """Makes the encoding progress bar of a run (on a terminal only) and closes it afterwards."""
+
+    def __init__(self) -> None:
+        self._bars: list[tqdm] = []
+
+    def __call__(self, total: int) -> Callable[[int], None]:
+        bar = tqdm(total=total, desc="符号化・封緘", unit="件", file=sys.stderr, disable=None, leave=False)
+        self._bars.append(bar)
+        return bar.update
+
+    def close(self) -> None:
+        for bar in self._bars:
+            bar.close()
 
 
 def _run_once(cfg: AgentConfig, passphrase: str, bundle_out: Path | None, force: bool) -> RunResult:
-    with _as_command_errors():
-        return run(cfg, passphrase, bundle_out=bundle_out, force=force, progress=_progress)
+    bars = _ProgressBars()
+    try:
+        with _as_command_errors():
+            return run(cfg, passphrase, bundle_out=bundle_out, force=force, progress=bars)
+    finally:
+        bars.close()
 
 
 @agent_app.command("run")
