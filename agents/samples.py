@@ -107,8 +107,9 @@ def csw_rows(town: Town, share: float = 0.1) -> list[list[str]]:
     return out
 
 
-def _write_csv(path: Path, columns: tuple[str, ...], rows: list[list[str]], encoding: str, delimiter: str = ",",
-               gaiji: dict[str, str] | None = None) -> None:
+def write_csv(path: Path, columns: tuple[str, ...], rows: list[list[str]], encoding: str, delimiter: str = ",",
+              gaiji: dict[str, str] | None = None) -> None:
+    """Write a department file; in CP932, characters outside it get 外字 code points from ``gaiji`` (or 〓 without one)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding=encoding, newline="") as fh:
         writer = csv.writer(fh, delimiter=delimiter, lineterminator="\r\n")
@@ -163,15 +164,15 @@ def write_samples(out: Path | None, children: int, seed: int) -> dict[str, Path]
         "npo": where("internet_network", "npo.csv"),
         "csw": where("internet_network", "csw.xlsx"),
     }
-    _write_csv(paths["school"], SCHOOL_COLUMNS, school_rows(town), "cp932")
+    write_csv(paths["school"], SCHOOL_COLUMNS, school_rows(town), "cp932")
     gaiji: dict[str, str] = {}
-    _write_csv(paths["residents"], RESIDENT_COLUMNS, resident_rows(town, cities), "cp932", gaiji=gaiji)
+    write_csv(paths["residents"], RESIDENT_COLUMNS, resident_rows(town, cities), "cp932", gaiji=gaiji)
     lines = ["# 外字表: 住民記録システムの外字（私用領域の符号位置）と、それが表す文字（表せない字は 〓）。",
              '# 書き方: "U+E000" = "𠮷"', "[gaiji]"]
     lines += [f'"U+{ord(code):04X}" = "{char}"' for char, code in gaiji.items()]
     paths["gaiji"].write_text("\n".join(lines) + "\n", encoding="utf-8")
-    _write_csv(paths["maternal"], MATERNAL_COLUMNS, maternal_rows(town), "utf-8", delimiter="\t")
-    _write_csv(paths["npo"], NPO_COLUMNS, npo_rows(town), "utf-8-sig")
+    write_csv(paths["maternal"], MATERNAL_COLUMNS, maternal_rows(town), "utf-8", delimiter="\t")
+    write_csv(paths["npo"], NPO_COLUMNS, npo_rows(town), "utf-8-sig")
     _write_xlsx(paths["csw"], CSW_COLUMNS, csw_rows(town))
     if out is not None:
         paths["truth"] = out / "truth.csv"

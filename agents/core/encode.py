@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -32,6 +32,7 @@ from keys.seal import SealedBatch, seal_batch
 from keys.submission import SubmittedRecord
 from linkage.encode import Encodings, RowError, encode_records
 from linkage.record import IDENTITY_COLUMNS
+from linkage.schema import load_schema
 from policy import Policy
 
 #: Rows per unit of work: small enough for even load and progress, large enough to keep encoder caches warm.
@@ -118,6 +119,18 @@ def _seal(escrow: EscrowPublicKey, item: SourceInput, tokens: list[str]) -> Seal
     return seal_batch(escrow, item.mapping.source, item.batch_id, identities)
 
 
+def _parts(inputs: Sequence[SourceInput], workers: int) -> list[tuple[int, int, int]]:
+    """(source, start, end) parts of at most about PART_ROWS rows, equal within a source and a multiple of
+    ``workers`` in number, so that no worker is left alone with a last part."""
+    parts = []
+    for s, item in enumerate(inputs):
+        n = len(item.validated.records)
+        count = -(-n // PART_ROWS)
+        count = min(n, -(-count // workers) * workers) or 1
+        parts.extend((s, i * n // count, (i + 1) * n // count) for i in range(count))
+    return parts
+
+
 def encode_and_seal(
     inputs: Sequence[SourceInput],
     linkage: LinkageSecret,
@@ -133,42 +146,67 @@ def encode_and_seal(
     for item in inputs:
         tokeniser = RecordTokeniser(linkage.secret, item.mapping.source)
         tokens.append([tokeniser.token(r.record_id) for r in item.validated.records])
-    parts = [(s, start, min(start + PART_ROWS, len(item.validated.records)))
-             for s, item in enumerate(inputs) for start in range(0, len(item.validated.records), PART_ROWS)]
+    workers = max(1, workers)
+    parts = _parts(inputs, workers)
     decisions = [attribute_decisions(policy, network, item.mapping) for item in inputs]
+    schema_version = load_schema().version  # loaded (and cached) before the fork, so no worker parses it again
     _JOB.update(records=[i.validated.records for i in inputs], tokens=tokens, secret=linkage.secret, key_id=linkage.key_id)
+    errors: dict[int, list[RowError]] = {}
+    lines: dict[int, list[bytes]] = {}
     # Frozen objects are skipped by the cyclic GC: the forked workers then never walk (and so copy) the
     # parent's heap, and the parent's own collections while sealing stay short.
     gc.freeze()
     try:
-        with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=multiprocessing.get_context("fork")) as pool, \
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool, \
                 ThreadPoolExecutor(max_workers=1) as sealer:
-            encoding = [pool.submit(_encode_part, *part) for part in parts]
-            batches = [sealer.submit(_seal, escrow, item, t) for item, t in zip(inputs, tokens)]
-            sealed = [b.result() for b in batches]
-            lines: list[Future[list[bytes]]] = []
-            results = []
-            for (s, start, end), future in zip(parts, encoding):
-                encodings, index, errors = future.result()
-                ciphertexts = [sealed[s].records[tokens[s][i]] for i in index]
-                lines.append(pool.submit(_serialise_part, s, encodings, index, ciphertexts, decisions[s][0]))
-                results.append((encodings.schema_version, errors))
-                if progress:
-                    progress(end - start)
-            serialised = [f.result() for f in lines]
+            to_encode = list(range(len(parts)))[::-1]
+            encoded: list[tuple[int, Encodings, list[int]]] = []
+            running: dict[Future[Any], tuple[str, int]] = {}
+
+            def fill() -> None:
+                # At most one task per worker in flight, serialising first: lines leave the workers as
+                # soon as the seal allows, and no part's serialisation is left for the end.
+                if sealing.done():
+                    sealing.result()  # a sealing error stops the run here
+                while len(running) < workers:
+                    if sealing.done() and encoded:
+                        number, encodings, index = encoded.pop()
+                        source = parts[number][0]
+                        ciphertexts = [sealed[source].records[tokens[source][i]] for i in index]
+                        running[pool.submit(_serialise_part, source, encodings, index, ciphertexts, decisions[source][0])] = ("lines", number)
+                    elif to_encode:
+                        number = to_encode.pop()
+                        running[pool.submit(_encode_part, *parts[number])] = ("encode", number)
+                    else:
+                        return
+
+            sealed: list[SealedBatch] = []
+            sealing = sealer.submit(lambda: sealed.extend(_seal(escrow, item, t) for item, t in zip(inputs, tokens)))
+            fill()
+            while running or encoded:
+                done, _ = wait([*running, sealing], return_when=FIRST_COMPLETED)
+                for future in done:
+                    if future is sealing:
+                        continue
+                    kind, number = running.pop(future)
+                    if kind == "encode":
+                        encodings, index, errors[number] = future.result()
+                        encoded.append((number, encodings, index))
+                        if progress:
+                            progress(parts[number][2] - parts[number][1])
+                    else:
+                        lines[number] = future.result()
+                fill()
+            sealing.result()
     finally:
         _JOB.clear()
         gc.unfreeze()
-    out = [Sealed(item.mapping.source, "", sealed[s].header.to_json(), [], [], *decisions[s]) for s, item in enumerate(inputs)]
-    for (s, _, _), (schema_version, errors), part_lines in zip(parts, results, serialised):
+    out = [Sealed(item.mapping.source, schema_version, sealed[s].header.to_json(), [], [], *decisions[s]) for s, item in enumerate(inputs)]
+    for number, (s, _, _) in enumerate(parts):
         item = inputs[s]
-        out[s].schema_version = schema_version
-        out[s].records.extend(SerialisedRecord(line) for line in part_lines)
+        out[s].records.extend(SerialisedRecord(line) for line in lines[number])
         out[s].problems.extend(
-            Problem(item.file, item.validated.rows[e.index], department_column(item.mapping, e.field), e.field, e.reason) for e in errors
+            Problem(item.file, item.validated.rows[e.index], department_column(item.mapping, e.field), e.field, e.reason)
+            for e in errors[number]
         )
-    for s, item in enumerate(inputs):
-        if not out[s].schema_version:
-            out[s].schema_version = encode_records([], linkage.secret, linkage.key_id, workers=1)[0].schema_version
     return out
-

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -66,6 +67,12 @@ class RunResult:
     sources: list[SourceResult] = field(default_factory=list)
     deliveries: list[Outcome] = field(default_factory=list)
     outbox: int = 0
+    #: seconds spent per step: read (read + validate), encode (normalise, encode, seal), sign, outbox, deliver
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def timed(self, step: str, started: float) -> None:
+        """Add the time since ``started`` (a ``time.perf_counter()`` value) to ``step``."""
+        self.timings[step] = round(self.timings.get(step, 0.0) + time.perf_counter() - started, 3)
 
     @property
     def ok(self) -> bool:
@@ -221,6 +228,7 @@ def run(
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         inputs: list[tuple[SourceInput, SourceResult, str]] = []
         for index in range(len(config.sources)):
+            started = time.perf_counter()
             try:
                 mapping, table, validated, source = _prepare(config, gaiji, policy, index)
                 fingerprint = _fingerprint(table.path, mapping, tuple(source.attributes_sent), gaiji,
@@ -228,6 +236,7 @@ def run(
             except (SourceError, ConfigError) as exc:
                 result.sources.append(_failed(config, index, exc))
                 continue
+            result.timed("read", started)
             if not force and prints.unchanged(mapping.source, fingerprint):
                 source.status, source.message = "unchanged", "前回の提出から入力が変わっていないため、新しい提出は作りません。"
                 result.sources.append(source)
@@ -235,8 +244,10 @@ def run(
             inputs.append((SourceInput(mapping, str(table.path), validated, new_batch_id()), source, fingerprint))
         if inputs:
             total = sum(len(i.validated.records) for i, _, _ in inputs)
+            started = time.perf_counter()
             sealed_all = encode_and_seal([i for i, _, _ in inputs], linkage, escrow, policy, config.agent.network,
                                          progress=progress(total) if progress else None)
+            result.timed("encode", started)
             for (item, source, fingerprint), sealed in zip(inputs, sealed_all):
                 problems = item.validated.problems + sealed.problems
                 source.encoded, source.problems = len(sealed.records), len(problems)
@@ -246,12 +257,17 @@ def run(
                     source.status, source.message = "failed", "送れる行が 1 行もありません（空の提出は前回の記録をすべて消すため送りません）。"
                 else:
                     sequence = counter.take()
+                    started = time.perf_counter()
                     data = build_submission(config, agent, escrow, linkage.key_id, sealed, sequence, item.batch_id)
+                    result.timed("sign", started)
+                    started = time.perf_counter()
                     outbox.put(sequence, data, {"source": sealed.source, "batch_id": item.batch_id, "records": len(sealed.records),
                                                 "fingerprint": fingerprint, "created_at": _now()})
+                    result.timed("outbox", started)
                     prints.set(sealed.source, fingerprint, sequence)
                     source.status, source.sequence = "sent", sequence
                 result.sources.append(source)
+        started = time.perf_counter()
         if bundle_out is not None:
             result.deliveries = write_bundles(outbox, bundle_out, agent.agent_id)
         else:
@@ -259,6 +275,7 @@ def run(
             pusher = Pusher(config.gateway, transport=transport, **({"sleep": sleep} if sleep else {}))
             with pusher:
                 result.deliveries = push_pending(outbox, pusher)
+        result.timed("deliver", started)
         prints.forget_refused(result.deliveries)
         result.outbox = outbox.size()
         result.finished_at = _now()
@@ -273,6 +290,7 @@ def write_status(home: Path, result: RunResult) -> None:
         "finished_at": result.finished_at,
         "result": "ok" if result.ok else "failed",
         "outbox": result.outbox,
+        "timings": result.timings,
         "sources": [asdict(s) for s in result.sources],
         "deliveries": [asdict(d) for d in result.deliveries],
     }

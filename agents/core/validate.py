@@ -111,15 +111,23 @@ def validate(table: Table, mapping: SourceMapping) -> Validated:
     rows: list[int] = []
     problems: list[Problem] = []
     seen: dict[str, int] = {}
+    formula_start, plain_number = _FORMULA_START, _PLAIN_NUMBER.fullmatch
     for number, values in table.rows:
         if len(values) != width:
             problems.append(Problem(file, number, "", "", f"セルの数が見出し（{width} 列）と違います（{len(values)} 列）。区切り文字や改行の入ったセルを確認してください。"))
             continue
-        formula = next((column for _, index, column in checked if is_formula(values[index])), None)
+        formula = None
+        for _, index, column in checked:
+            cell = values[index]
+            if cell and cell[0] in formula_start and not plain_number(cell):
+                formula = column
+                break
         if formula is not None:
             problems.append(Problem(file, number, formula, "", "数式として実行されるおそれのある値（= + - @ などで始まる）は受け付けません。値を直してください。"))
             continue
-        record_id = unicodedata.normalize("NFKC", values[id_index]).strip()
+        record_id = values[id_index].strip()
+        if not record_id.isascii():
+            record_id = unicodedata.normalize("NFKC", record_id).strip()
         if not record_id:
             problems.append(Problem(file, number, id_column, "record_id", "記録番号が空です。"))
             continue

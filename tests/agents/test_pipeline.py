@@ -255,3 +255,15 @@ def test_a_source_that_fails_does_not_stop_the_others(municipality: Municipality
     result = run(load_config(home / "agent.toml"), AGENT_PASSPHRASE, bundle_out=tmp_path / "b")
     assert [s.status for s in result.sources] == ["failed", "sent"] and not result.ok
     assert "ファイルが見つかりません" in result.sources[0].message
+
+
+def test_a_file_with_no_usable_row_sends_no_snapshot(edu: Path, tmp_path: Path) -> None:
+    header, rows = school_rows(edu / "school.csv")
+    for row in rows:
+        row[5] = "不明"
+    with (edu / "school.csv").open("w", encoding="cp932", newline="") as fh:
+        csv.writer(fh).writerows([header, *rows])
+    result = run(config_for(edu), AGENT_PASSPHRASE, bundle_out=tmp_path / "bundle")
+    source = result.sources[0]
+    assert source.status == "failed" and source.problems == len(rows) and "1 行もありません" in source.message
+    assert not result.ok and not list((tmp_path / "bundle").glob("*.jsonl")) and not (edu / "state" / "sequence.json").exists()
