@@ -185,6 +185,11 @@ def test_three_agents_deliver_a_town_to_the_real_gateway(municipality: Municipal
     sent_receipt = json.loads((configs["edu-1"].home / "sent" / "0000000002.json").read_text(encoding="utf-8"))
     assert sent_receipt["via"] == "push" and len(waiting) > 0
 
+    # The gateway links what the three segments sent: children found in several departments become one person.
+    stats = json.loads(tsunagu("gateway", "link", "--home", str(gateway.home)))
+    assert stats["sources"] == 5 and stats["records"] == sum(counts.values()) + 1
+    assert stats["persons"] < stats["records"] * 0.7
+
     # Nothing the gateway wrote holds a department record id or a name in plaintext.
     written = b"".join(p.read_bytes() for p in gateway.home.rglob("*") if p.is_file())
     for line in school.read_text(encoding="cp932").splitlines()[1:20]:
