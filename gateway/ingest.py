@@ -21,7 +21,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, literal, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -43,6 +43,7 @@ log = logging.getLogger("tsunagu.gateway.ingest")
 
 _MAX_TOKEN = 128
 _PRESENT_LIMIT = 1 << 16
+_CHUNK = 10_000
 
 
 @dataclass
@@ -149,8 +150,9 @@ def _check_attributes(gw: Gateway, sub: Submission, network: str, source: str) -
             raise GatewayError(403, "forbidden_attribute", f"提出全体を受け付けません: {decision.reason}")
 
 
-def _record_rows(sub: Submission, source: str, clk_bytes: int, n_blocks: int) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
-    rows: list[dict[str, Any]] = []
+def _record_rows(sub: Submission, source: str, clk_bytes: int, n_blocks: int) -> tuple[list[tuple], list[dict[str, str]]]:
+    """Rows (source, token, clk, present, blocks, sealed, attributes) of the usable records, and the refused ones."""
+    rows: list[tuple] = []
     refused: list[dict[str, str]] = []
     seen: set[str] = set()
     pack = struct.Struct(f"<{n_blocks}Q").pack
@@ -169,12 +171,12 @@ def _record_rows(sub: Submission, source: str, clk_bytes: int, n_blocks: int) ->
             refused.append({"token": token, "reason": "項目の有無フラグが範囲外です。"})
         else:
             seen.add(token)
-            rows.append({"source": source, "token": token, "clk": r.clk, "present": r.present, "blocks": pack(*r.blocks),
-                         "sealed": r.sealed, "attributes": dumps(r.attributes, ensure_ascii=False, sort_keys=True)})
+            attributes = dumps(r.attributes, ensure_ascii=False, sort_keys=True) if r.attributes else "{}"
+            rows.append((source, token, r.clk, r.present, pack(*r.blocks), r.sealed, attributes))
     return rows, refused
 
 
-def _store(gw: Gateway, sub: Submission, rows: list[dict[str, Any]], refused: list[dict[str, str]], channel: str,
+def _store(gw: Gateway, sub: Submission, rows: list[tuple], refused: list[dict[str, str]], channel: str,
            where: dict[str, Any]) -> IngestResult:
     m = sub.manifest
     source, agent_id, sequence = str(m["source"]), str(m["agent_id"]), int(m["sequence"])
@@ -209,20 +211,23 @@ def _store(gw: Gateway, sub: Submission, rows: list[dict[str, Any]], refused: li
     return IngestResult("accepted", submission_id, len(rows), refused, sequence, source)
 
 
-def _replace_snapshot(conn: Connection, source: str, submission_id: int, rows: list[dict[str, Any]]) -> None:
+def _replace_snapshot(conn: Connection, source: str, submission_id: int, rows: list[tuple]) -> None:
     rec, hist = models.records, models.record_history
     first_seen = dict(conn.execute(select(rec.c.token, rec.c.first_submission_id).where(rec.c.source == source)).all())
-    new_tokens = set()
-    for row in rows:
-        row["submission_id"] = submission_id
-        row["first_submission_id"] = first_seen.get(row["token"], submission_id)
-        new_tokens.add(row["token"])
     conn.execute(delete(rec).where(rec.c.source == source))
-    if rows:
-        conn.execute(insert(rec), rows)
-        conn.execute(insert(hist), [{"source": source, "token": r["token"], "submission_id": submission_id,
-                                     "status": "present", "attributes": r["attributes"]} for r in rows])
-    gone = [t for t in first_seen if t not in new_tokens]
+    # The bulk of the data goes through the driver's executemany as plain tuples:
+    # SQLAlchemy's per-value bind processing would cost more than the insert itself.
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    columns = ("source", "token", "clk", "present", "blocks", "sealed", "attributes", "submission_id", "first_submission_id")
+    sql = f"INSERT INTO records ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
+    for i in range(0, len(rows), _CHUNK):
+        conn.exec_driver_sql(sql, [(*r, submission_id, first_seen.get(r[1], submission_id)) for r in rows[i:i + _CHUNK]])
+    # Each version's attributes, copied inside the database.
+    conn.execute(insert(hist).from_select(
+        ["source", "token", "submission_id", "status", "attributes"],
+        select(rec.c.source, rec.c.token, rec.c.submission_id, literal("present"), rec.c.attributes).where(rec.c.source == source)))
+    current = {r[1] for r in rows}
+    gone = [t for t in first_seen if t not in current]
     if gone:
         conn.execute(insert(hist), [{"source": source, "token": t, "submission_id": submission_id,
                                      "status": "deleted", "attributes": "{}"} for t in gone])

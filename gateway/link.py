@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection
 
 from gateway import models
 from gateway.core import Gateway
-from gateway.db import utcnow
+from gateway.db import checkpoint, utcnow
 from gateway.errors import GatewayError
 from gateway.persons import assign
 from linkage.compare import COMPARISONS
@@ -180,6 +180,7 @@ def _run(gw: Gateway, run_id: int, say: Callable[[str], None]) -> dict[str, Any]
                 "records", "sources", "candidates", "matched_pairs", "review_pairs", "persons", "new_persons", "merges",
                 "splits", "load_seconds", "link_seconds", "store_seconds")}))
     _prune(gw, run_id)
+    checkpoint(gw.engine)
     gw.record("scheduler", "system", "link.run", f"persons={stats['persons']} merges={stats['merges']} splits={stats['splits']}",
               target=f"run#{run_id}")
     return stats

@@ -9,6 +9,7 @@ from typing import Any
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from gateway.core import Gateway
+from gateway.db import checkpoint
 from gateway.dropfolder import process_folder
 from gateway.link import RUN_IN_PROGRESS, run_in_subprocess
 from gateway.retention import purge
@@ -16,6 +17,8 @@ from gateway.retention import purge
 log = logging.getLogger("tsunagu.gateway.scheduler")
 
 _LINK_SOON = "link-after-submission"
+#: How often SQLite's write-ahead log is copied back into the database.
+CHECKPOINT_SECONDS = 30
 
 
 class Jobs:
@@ -30,6 +33,7 @@ class Jobs:
             self.scheduler.add_job(self._link, "interval", minutes=settings.link_interval_minutes, args=["schedule"], id="link-interval")
         if settings.retention_interval_minutes:
             self.scheduler.add_job(self._purge, "interval", minutes=settings.retention_interval_minutes, id="retention")
+        self.scheduler.add_job(checkpoint, "interval", seconds=CHECKPOINT_SECONDS, args=[gw.engine], id="wal-checkpoint")
         if settings.drop_folder is not None:
             settings.drop_folder.mkdir(parents=True, exist_ok=True)
             self.scheduler.add_job(self._drop, "interval", seconds=settings.drop_poll_seconds, id="drop-folder")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Callable
+from typing import Annotated, Awaitable, Callable
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -14,7 +14,11 @@ from gateway.identity import User, authorize, user_for_token
 _bearer = HTTPBearer(auto_error=False, description="POST /api/v1/auth/login で得たトークン")
 
 
-def get_gateway(request: Request) -> Gateway:
+# Dependencies that neither block nor touch the database are coroutines: FastAPI
+# runs them on the event loop instead of handing each to the thread pool.
+
+
+async def get_gateway(request: Request) -> Gateway:
     """The gateway this app serves."""
     return request.app.state.gateway
 
@@ -22,7 +26,7 @@ def get_gateway(request: Request) -> Gateway:
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]
 
 
-def get_token(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str:
+async def get_token(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str:
     """The bearer token of the request; 401 if there is none."""
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise GatewayError(401, "not_authenticated", "認証が必要です。ログインしてトークンを Authorization: Bearer で送ってください。")
@@ -37,10 +41,10 @@ def get_current_user(gw: GatewayDep, token: Annotated[str, Depends(get_token)]) 
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
-def require(permission: str) -> Callable[..., User]:
+def require(permission: str) -> Callable[..., Awaitable[User]]:
     """A dependency that lets the request through only if the policy gives the user's role ``permission``."""
 
-    def _check(gw: GatewayDep, user: CurrentUser) -> User:
+    async def _check(gw: GatewayDep, user: CurrentUser) -> User:
         authorize(gw, user, permission)
         return user
 

@@ -203,6 +203,7 @@ def watch(
     once: Annotated[bool, typer.Option("--once", help="1 回だけ取り込んで終わります")] = False,
 ) -> None:
     """フォルダに置かれた提出データを取り込み、imported/ か refused/ に移します。"""
+    from gateway.db import checkpoint
     from gateway.dropfolder import process_folder
     from gateway.errors import GatewayError
 
@@ -214,6 +215,7 @@ def watch(
                 typer.echo(f"拒否: {name}: {outcome.detail}", err=True)
             else:
                 typer.echo(f"取込: {name}: {json.dumps(outcome.to_json(), ensure_ascii=False)}")
+        checkpoint(gw.engine)
         if once:
             return
         time.sleep(interval)
