@@ -184,10 +184,8 @@ def encode_and_seal(
             sealing = sealer.submit(lambda: sealed.extend(_seal(escrow, item, t) for item, t in zip(inputs, tokens)))
             fill()
             while running or encoded:
-                done, _ = wait([*running, sealing], return_when=FIRST_COMPLETED)
-                for future in done:
-                    if future is sealing:
-                        continue
+                done, _ = wait([*running] if sealing.done() else [*running, sealing], return_when=FIRST_COMPLETED)
+                for future in done.difference([sealing]):
                     kind, number = running.pop(future)
                     if kind == "encode":
                         encodings, index, errors[number] = future.result()
