@@ -159,6 +159,8 @@ def encode_and_seal(
     try:
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool, \
                 ThreadPoolExecutor(max_workers=1) as sealer:
+            sealed: list[SealedBatch] = []
+            sealing = sealer.submit(lambda: sealed.extend(_seal(escrow, item, t) for item, t in zip(inputs, tokens)))
             to_encode = list(range(len(parts)))[::-1]
             encoded: list[tuple[int, Encodings, list[int]]] = []
             running: dict[Future[Any], tuple[str, int]] = {}
@@ -180,8 +182,6 @@ def encode_and_seal(
                     else:
                         return
 
-            sealed: list[SealedBatch] = []
-            sealing = sealer.submit(lambda: sealed.extend(_seal(escrow, item, t) for item, t in zip(inputs, tokens)))
             fill()
             while running or encoded:
                 done, _ = wait([*running] if sealing.done() else [*running, sealing], return_when=FIRST_COMPLETED)
