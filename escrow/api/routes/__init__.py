@@ -1,0 +1,1 @@
+"""One module per resource: vault (status, unseal, seal), auth, requests, audit."""

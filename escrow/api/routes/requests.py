@@ -1,0 +1,69 @@
+"""Re-identification requests: file (caseworker), approve or reject (approver), release once (the requester), list."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+
+from escrow import reidentification
+from escrow.api.deps import EscrowDep, require
+from escrow.errors import EscrowError
+from escrow.identity import User
+from escrow.reidentification import RequestFiling
+
+router = APIRouter(prefix="/requests", tags=["requests"])
+
+_READERS = ("approver", "auditor", "admin", "caseworker")
+
+
+class Decision(BaseModel):
+    """An approver's reason (kept with the decision in the escrow's store, not in the audit log)."""
+
+    reason: str = Field(default="", max_length=2000)
+
+
+@router.post("", status_code=201, name="reidentify.request")
+def post_request(escrow: EscrowDep, user: Annotated[User, Depends(require("caseworker"))], body: RequestFiling) -> dict[str, Any]:
+    """File a request the gateway has logged; it waits for ``approvals_required`` approvers."""
+    return reidentification.file_request(escrow, user, body)
+
+
+@router.get("", name="reidentify.list")
+def get_requests(escrow: EscrowDep, user: Annotated[User, Depends(require(*_READERS))]) -> list[dict[str, Any]]:
+    """Every request (a caseworker sees their own): who, when, why, decisions and outcome."""
+    return reidentification.list_requests(escrow, None if _sees_all(user) else user.username)
+
+
+@router.get("/{request_id}", name="reidentify.read")
+def get_request(escrow: EscrowDep, user: Annotated[User, Depends(require(*_READERS))], request_id: str) -> dict[str, Any]:
+    """One request."""
+    found = reidentification.describe(escrow, request_id)
+    if not _sees_all(user) and found["requester"] != user.username:
+        raise EscrowError(403, "not_requester", "ケースワーカーが見られるのは自分の申請だけです。")
+    return found
+
+
+@router.post("/{request_id}/approve", name="reidentify.approve")
+def post_approve(escrow: EscrowDep, user: Annotated[User, Depends(require("approver"))], request_id: str,
+                 body: Decision | None = None) -> dict[str, Any]:
+    """Approve (never one's own request)."""
+    return reidentification.decide(escrow, user, request_id, True, body.reason if body else "")
+
+
+@router.post("/{request_id}/reject", name="reidentify.reject")
+def post_reject(escrow: EscrowDep, user: Annotated[User, Depends(require("approver"))], request_id: str,
+                body: Decision | None = None) -> dict[str, Any]:
+    """Reject; the request is closed."""
+    return reidentification.decide(escrow, user, request_id, False, body.reason if body else "")
+
+
+@router.post("/{request_id}/release", name="reidentify.release")
+def post_release(escrow: EscrowDep, user: Annotated[User, Depends(require("caseworker"))], request_id: str) -> dict[str, Any]:
+    """Open the request's records, once, for the caseworker who filed it (logged before opening)."""
+    return reidentification.release(escrow, user, request_id)
+
+
+def _sees_all(user: User) -> bool:
+    return bool(user.roles & {"approver", "auditor", "admin"})

@@ -1,0 +1,99 @@
+"""The escrow's own store (SQLite through SQLAlchemy): users, sessions, re-identification requests and decisions.
+
+The escrow's audit log (:mod:`keys.audit_store`) lives in the same database
+file. Nothing here is secret or identifying: password hashes, SHA-256 of
+session tokens, request metadata, sealed records (ciphertexts only) and
+timestamps. Opened identities are never stored; a release leaves only
+``released_at``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import Column, DateTime, ForeignKey, Integer, LargeBinary, MetaData, String, Table, Text
+from sqlalchemy.engine import Engine
+
+from keys.audit_store import sqlite_engine
+
+metadata = MetaData()
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("username", String(64), nullable=False, unique=True),
+    #: one or more of escrow.identity.ROLES, comma-separated
+    Column("roles", String(100), nullable=False),
+    Column("password_hash", String(200), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("token_hash", LargeBinary(32), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("expires_at", DateTime, nullable=False),
+)
+
+requests = Table(
+    "requests",
+    metadata,
+    Column("id", String(100), primary_key=True),
+    Column("requester", String(64), nullable=False),
+    Column("purpose", String(100), nullable=False),
+    Column("legal_basis", String(100), nullable=False),
+    Column("case_ref", String(100), nullable=False),
+    Column("justification", Text, nullable=False),
+    Column("max_records", Integer, nullable=False),
+    Column("approvals_required", Integer, nullable=False),
+    #: pending → approved → released, or rejected, or expired
+    Column("status", String(16), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("approved_at", DateTime),
+    Column("closed_at", DateTime),
+    Column("released_at", DateTime),
+    #: the gateway's audit evidence, kept as received so an auditor can re-check it
+    Column("gateway_entry", Text, nullable=False),
+    Column("gateway_leaf_index", Integer, nullable=False),
+    Column("gateway_checkpoint", Text, nullable=False),
+)
+
+request_records = Table(
+    "request_records",
+    metadata,
+    Column("request_id", String(100), ForeignKey("requests.id"), primary_key=True),
+    Column("position", Integer, primary_key=True, autoincrement=False),
+    Column("batch_header", Text, nullable=False),
+    Column("token", String(200), nullable=False),
+    Column("ciphertext", LargeBinary, nullable=False),
+)
+
+decisions = Table(
+    "decisions",
+    metadata,
+    Column("request_id", String(100), ForeignKey("requests.id"), primary_key=True),
+    Column("approver", String(64), primary_key=True),
+    Column("decision", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("at", DateTime, nullable=False),
+)
+
+
+def open_engine(path: str) -> Engine:
+    """The engine on the escrow's SQLite file (WAL, full fsync), with the tables created if missing."""
+    engine = sqlite_engine(path)
+    metadata.create_all(engine)
+    return engine
+
+
+def utcnow() -> datetime:
+    """The current UTC time, naive, as stored."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def iso(value: datetime | None) -> str | None:
+    """A stored (naive UTC) time as ISO 8601 with its offset."""
+    return value.replace(tzinfo=timezone.utc).isoformat(timespec="seconds") if value else None

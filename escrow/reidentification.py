@@ -1,0 +1,302 @@
+"""Re-identification requests at the escrow: file (checked against the gateway's log) → approve or reject → release once.
+
+The contract with the gateway is :class:`RequestFiling`. Who may do what is
+checked here and in the routes: only a caseworker files, and only for
+themselves; only approvers decide, never on their own request; only the
+requesting caseworker has the records opened, once, within
+``release_window_minutes`` of the last approval, after the release is in
+the escrow's audit log. Identities are returned, never stored.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, Field
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from escrow import db
+from escrow.errors import EscrowError
+from escrow.evidence import REQUEST_ACTION, GatewayEvidence, verify_evidence
+from escrow.identity import User
+from escrow.service import Escrow
+from keys import seal
+from keys.errors import KeysError
+
+_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$"
+_LINE = r"^[^\x00-\x1f\x7f]+$"  # one line of text: these fields go into audit entries
+
+
+class SealedRecordIn(BaseModel):
+    """One record to open: its batch's header (``keys.seal.BatchHeader`` JSON), its token and its ciphertext."""
+
+    batch_header: dict[str, Any]
+    token: str = Field(min_length=1, max_length=200, pattern=_LINE)
+    ciphertext: str = Field(min_length=1, max_length=65536, description="base64")
+
+
+class EvidenceIn(BaseModel):
+    """The request's entry in the gateway's audit log, its position, an inclusion proof and a signed checkpoint."""
+
+    entry: dict[str, Any]
+    leaf_index: int = Field(ge=0)
+    inclusion_proof: list[str] = Field(max_length=64, description="base64 SHA-256 hashes, RFC 9162 order")
+    checkpoint: str = Field(max_length=4096, description="C2SP signed note")
+
+
+class RequestFiling(BaseModel):
+    """A re-identification request as the gateway files it (limits derived from its policy)."""
+
+    request_id: str = Field(pattern=_ID_PATTERN)
+    requester: str = Field(min_length=1, max_length=64, pattern=_LINE)
+    purpose: str = Field(min_length=1, max_length=100, pattern=_LINE)
+    legal_basis: str = Field(min_length=1, max_length=100, pattern=_LINE)
+    case_ref: str = Field(min_length=1, max_length=100, pattern=_LINE)
+    justification: str = Field(min_length=1, max_length=4000)
+    max_records: int
+    approvals_required: int
+    records: list[SealedRecordIn] = Field(max_length=1000)
+    gateway_evidence: EvidenceIn
+
+
+def file_request(escrow: Escrow, user: User, filing: RequestFiling) -> dict[str, Any]:
+    """Check and store a request (pending); refusals are logged with their reason."""
+    where = {"target": filing.request_id, "purpose": filing.purpose, "legal_basis": filing.legal_basis, "case_ref": filing.case_ref}
+    try:
+        records = _check_filing(escrow, user, filing)
+        evidence = filing.gateway_evidence
+        checkpoint = verify_evidence(
+            GatewayEvidence(evidence.entry, evidence.leaf_index, evidence.inclusion_proof, evidence.checkpoint),
+            escrow.gateway,
+            {"action": REQUEST_ACTION, "actor": filing.requester, "target": filing.request_id,
+             "purpose": filing.purpose, "case_ref": filing.case_ref},
+        )
+        with escrow.engine.connect() as conn:
+            if _row(conn, filing.request_id) is not None:
+                raise EscrowError(409, "request_exists", f"申請 {filing.request_id} は既に受け付けています。")
+    except EscrowError as exc:
+        raise escrow.refuse(user.username, "caseworker", "reidentify.request", exc, **where) from None
+    escrow.record(user.username, "caseworker", "reidentify.request",
+                  f"filed: {len(records)} records, {filing.approvals_required} approvals required, gateway log size {checkpoint.size}",
+                  **where)
+    now = db.utcnow()
+    try:
+        with escrow.engine.begin() as conn:
+            conn.execute(insert(db.requests).values(
+                id=filing.request_id, requester=filing.requester, purpose=filing.purpose, legal_basis=filing.legal_basis,
+                case_ref=filing.case_ref, justification=filing.justification, max_records=filing.max_records,
+                approvals_required=filing.approvals_required, status="pending", created_at=now,
+                gateway_entry=json.dumps(evidence.entry, ensure_ascii=False), gateway_leaf_index=evidence.leaf_index,
+                gateway_checkpoint=evidence.checkpoint))
+            conn.execute(insert(db.request_records), [
+                {"request_id": filing.request_id, "position": i, "batch_header": json.dumps(header.to_json()),
+                 "token": token, "ciphertext": ciphertext} for i, (header, token, ciphertext) in enumerate(records)])
+    except IntegrityError:
+        error = EscrowError(409, "request_exists", f"申請 {filing.request_id} は既に受け付けています。")
+        raise escrow.refuse(user.username, "caseworker", "reidentify.request", error, **where) from None
+    return describe(escrow, filing.request_id)
+
+
+def decide(escrow: Escrow, user: User, request_id: str, approve: bool, reason: str) -> dict[str, Any]:
+    """Record an approver's approval or rejection; the requester can never decide their own request."""
+    action = "reidentify.approve" if approve else "reidentify.reject"
+    with escrow.engine.connect() as conn:
+        row = _row(conn, request_id)
+    where = _where(row, request_id)
+    try:
+        if row is None:
+            raise _not_found(request_id)
+        if row.requester == user.username:
+            raise EscrowError(403, "own_request", "申請者本人は自分の申請を承認・却下できません。別の承認者が判断してください。")
+        _check_open(escrow, row)
+        with escrow.engine.connect() as conn:
+            if conn.execute(select(db.decisions.c.decision).where(
+                    db.decisions.c.request_id == request_id, db.decisions.c.approver == user.username)).first():
+                raise EscrowError(409, "already_decided", f"申請 {request_id} は既に判断済みです（承認者 {user.username}）。")
+    except EscrowError as exc:
+        raise escrow.refuse(user.username, "approver", action, exc, **where) from None
+    escrow.record(user.username, "approver", action, "approved" if approve else "rejected", **where)
+    now = db.utcnow()
+    try:
+        with escrow.engine.begin() as conn:
+            conn.execute(insert(db.decisions).values(request_id=request_id, approver=user.username,
+                                                     decision="approve" if approve else "reject", reason=reason, at=now))
+            if not approve:
+                conn.execute(update(db.requests).where(db.requests.c.id == request_id, db.requests.c.status == "pending")
+                             .values(status="rejected", closed_at=now))
+            elif _approvals(conn, request_id) >= row.approvals_required:
+                conn.execute(update(db.requests).where(db.requests.c.id == request_id, db.requests.c.status == "pending")
+                             .values(status="approved", approved_at=now))
+    except IntegrityError:  # the same approver, twice at once
+        error = EscrowError(409, "already_decided", f"申請 {request_id} は既に判断済みです（承認者 {user.username}）。")
+        raise escrow.refuse(user.username, "approver", action, error, **where) from None
+    return describe(escrow, request_id)
+
+
+def release(escrow: Escrow, user: User, request_id: str) -> dict[str, Any]:
+    """Open the request's records once for its requester: logged first, then each record key derived and used here."""
+    with escrow.engine.connect() as conn:
+        row = _row(conn, request_id)
+    where = _where(row, request_id)
+    try:
+        if row is None:
+            raise _not_found(request_id)
+        if row.requester != user.username:
+            raise EscrowError(403, "not_requester", "開示を受けられるのは、この申請をしたケースワーカー本人だけです。")
+        if row.status == "released":
+            raise EscrowError(410, "already_released", f"既に開示済みです（申請 {request_id}、{db.iso(row.released_at)}）。")
+        if row.status == "pending":
+            with escrow.engine.connect() as conn:
+                count = _approvals(conn, request_id)
+            raise EscrowError(409, "not_approved", f"承認が足りません（{count}/{row.approvals_required}）。")
+        _check_open(escrow, row)
+        key = escrow.vault.key()
+        released_at = db.utcnow()
+        with escrow.engine.begin() as conn:
+            claimed = conn.execute(update(db.requests).where(db.requests.c.id == request_id, db.requests.c.status == "approved")
+                                   .values(status="released", released_at=released_at)).rowcount
+        if not claimed:
+            raise EscrowError(410, "already_released", f"既に開示済みです（申請 {request_id}）。")
+    except EscrowError as exc:
+        raise escrow.refuse(user.username, "caseworker", "reidentify.release", exc, **where) from None
+    with escrow.engine.connect() as conn:
+        records = conn.execute(select(db.request_records).where(db.request_records.c.request_id == request_id)
+                               .order_by(db.request_records.c.position)).all()
+    try:
+        escrow.record(user.username, "caseworker", "reidentify.release", f"released: {len(records)} records", **where)
+    except Exception:
+        with escrow.engine.begin() as conn:  # not logged, so not released: the request stays approved
+            conn.execute(update(db.requests).where(db.requests.c.id == request_id).values(status="approved", released_at=None))
+        raise
+    opened = []
+    try:
+        for record in records:
+            header = seal.BatchHeader.from_json(json.loads(record.batch_header))
+            record_key = seal.derive_record_key(key, header, record.token)
+            opened.append({"source": header.source, "batch_id": header.batch_id, "token": record.token,
+                           "identity": seal.open_record(record_key, header, record.ciphertext)})
+    except KeysError as exc:
+        error = EscrowError(422, "open_failed", f"記録を開封できませんでした（この申請での開示は使われたものとして扱います。新しく申請してください）: {exc}")
+        raise escrow.refuse(user.username, "caseworker", "reidentify.release", error, **where) from None
+    return {"request_id": request_id, "released_at": db.iso(released_at), "records": opened}
+
+
+def list_requests(escrow: Escrow, requester: str | None = None) -> list[dict[str, Any]]:
+    """Every request, newest first (or only ``requester``'s): who, when, why, decisions and outcome."""
+    query = select(db.requests.c.id).order_by(db.requests.c.created_at.desc(), db.requests.c.id)
+    if requester is not None:
+        query = query.where(db.requests.c.requester == requester)
+    with escrow.engine.connect() as conn:
+        ids = conn.execute(query).scalars().all()
+    return [describe(escrow, request_id) for request_id in ids]
+
+
+def describe(escrow: Escrow, request_id: str) -> dict[str, Any]:
+    """One request as shown to approvers and auditors (pseudonymous tokens only, never an identity)."""
+    with escrow.engine.connect() as conn:
+        row = _row(conn, request_id)
+        if row is None:
+            raise _not_found(request_id)
+        records = conn.execute(select(db.request_records.c.batch_header, db.request_records.c.token)
+                               .where(db.request_records.c.request_id == request_id)
+                               .order_by(db.request_records.c.position)).all()
+        decisions = conn.execute(select(db.decisions).where(db.decisions.c.request_id == request_id)
+                                 .order_by(db.decisions.c.at)).all()
+    expires = _release_deadline(escrow, row)
+    status = "expired" if row.status == "approved" and expires is not None and expires <= db.utcnow() else row.status
+    return {
+        "request_id": row.id, "requester": row.requester, "purpose": row.purpose, "legal_basis": row.legal_basis,
+        "case_ref": row.case_ref, "justification": row.justification, "max_records": row.max_records,
+        "approvals_required": row.approvals_required, "approvals": sum(d.decision == "approve" for d in decisions),
+        "status": status, "created_at": db.iso(row.created_at), "approved_at": db.iso(row.approved_at),
+        "release_expires_at": db.iso(expires) if row.status == "approved" else None,
+        "closed_at": db.iso(row.closed_at), "released_at": db.iso(row.released_at),
+        "records": [_pseudonyms(r.batch_header, r.token) for r in records],
+        "decisions": [{"approver": d.approver, "decision": d.decision, "reason": d.reason, "at": db.iso(d.at)} for d in decisions],
+    }
+
+
+def _pseudonyms(batch_header: str, token: str) -> dict[str, str]:
+    header = json.loads(batch_header)
+    return {"source": header["source"], "batch_id": header["batch_id"], "token": token}
+
+
+def _check_filing(escrow: Escrow, user: User, filing: RequestFiling) -> list[tuple[seal.BatchHeader, str, bytes]]:
+    if filing.requester != user.username:
+        raise EscrowError(403, "requester_mismatch",
+                          f"申請者（{filing.requester}）がログインしている利用者（{user.username}）と違います。申請は本人だけができます。")
+    if filing.approvals_required < 1:
+        raise EscrowError(422, "approvals_required", "必要な承認数は 1 以上でなければなりません。")
+    if filing.max_records < 1:
+        raise EscrowError(422, "max_records", "開示できる記録数の上限は 1 以上でなければなりません。")
+    if not filing.records:
+        raise EscrowError(422, "no_records", "開示を求める記録がありません。")
+    if len(filing.records) > filing.max_records:
+        raise EscrowError(422, "too_many_records",
+                          f"開示を求める記録が {len(filing.records)} 件あり、この目的の上限 {filing.max_records} 件を超えています。")
+    records, seen = [], set()
+    for number, record in enumerate(filing.records, start=1):
+        try:
+            header = seal.BatchHeader.from_json(record.batch_header)
+            ciphertext = base64.b64decode(record.ciphertext, validate=True)
+        except KeysError as exc:
+            raise EscrowError(422, "invalid_record", f"{number} 件目の記録: {exc}") from None
+        except (binascii.Error, ValueError):
+            raise EscrowError(422, "invalid_record", f"{number} 件目の記録の暗号文が base64 として読めません。") from None
+        if header.escrow_key_id != escrow.vault.escrow_key_id:
+            raise EscrowError(422, "wrong_escrow_key",
+                              f"{number} 件目の記録はエスクロー鍵 {header.escrow_key_id} 宛てで、このエスクローの鍵は {escrow.vault.escrow_key_id} です。")
+        if (header.batch_id, record.token) in seen:
+            raise EscrowError(422, "duplicate_record", f"{number} 件目の記録（{record.token}）が重複しています。")
+        seen.add((header.batch_id, record.token))
+        records.append((header, record.token, ciphertext))
+    return records
+
+
+def _check_open(escrow: Escrow, row: Any) -> None:
+    """Refuse a decision or a release on a request that is closed (rejected, released) or whose release expired."""
+    if row.status == "rejected":
+        raise EscrowError(409, "rejected", f"申請 {row.id} は却下されています。")
+    if row.status == "released":
+        raise EscrowError(410, "already_released", f"既に開示済みです（申請 {row.id}）。")
+    deadline = _release_deadline(escrow, row)
+    if row.status == "expired" or (deadline is not None and deadline <= db.utcnow()):
+        if row.status != "expired":
+            with escrow.engine.begin() as conn:
+                conn.execute(update(db.requests).where(db.requests.c.id == row.id, db.requests.c.status == "approved")
+                             .values(status="expired", closed_at=db.utcnow()))
+        raise EscrowError(410, "release_expired",
+                          f"開示の期限が切れています（承認から {escrow.settings.release_window_minutes:g} 分以内に受け取る必要があります）。"
+                          "必要なら新しく申請してください。")
+
+
+def _release_deadline(escrow: Escrow, row: Any) -> datetime | None:
+    if row.approved_at is None:
+        return None
+    return row.approved_at + timedelta(minutes=escrow.settings.release_window_minutes)
+
+
+def _approvals(conn: Connection, request_id: str) -> int:
+    return len(conn.execute(select(db.decisions.c.approver).where(
+        db.decisions.c.request_id == request_id, db.decisions.c.decision == "approve")).all())
+
+
+def _row(conn: Connection, request_id: str) -> Any:
+    return conn.execute(select(db.requests).where(db.requests.c.id == request_id)).first()
+
+
+def _where(row: Any, request_id: str) -> dict[str, str]:
+    if row is None:
+        return {"target": request_id if re.match(_ID_PATTERN, request_id) else "（不正な申請 ID）"}
+    return {"target": row.id, "purpose": row.purpose, "legal_basis": row.legal_basis, "case_ref": row.case_ref}
+
+
+def _not_found(request_id: str) -> EscrowError:
+    return EscrowError(404, "request_not_found", f"申請 {request_id} はありません。")

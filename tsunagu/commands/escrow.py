@@ -1,0 +1,208 @@
+"""`tsunagu escrow …`: set up and serve the escrow, manage its users, and unseal it after a restart.
+
+Passwords and passphrases come from a hidden prompt or from standard input
+(``--password-stdin``, ``--passphrase-stdin``), never from the command line.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import httpx
+import typer
+
+from tsunagu.errors import CommandError
+
+escrow_app = typer.Typer(help="エスクロー（封緘された本人情報の開封）の設定・起動・開封（鍵管理者・情報政策課向け）", no_args_is_help=True)
+user_app = typer.Typer(help="エスクローの利用者の管理", no_args_is_help=True)
+escrow_app.add_typer(user_app, name="user")
+
+HomeOption = Annotated[Path, typer.Option("--home", envvar="TSUNAGU_HOME", help="エスクローのデータフォルダ（既定: 環境変数 TSUNAGU_HOME）")]
+UrlOption = Annotated[str, typer.Option("--url", help="エスクローの URL（例: http://127.0.0.1:8600）")]
+UsernameOption = Annotated[str, typer.Option("--username", help="エスクローの利用者名")]
+PasswordStdinOption = Annotated[bool, typer.Option("--password-stdin", help="パスワードを標準入力の 1 行目から読みます（自動化用）")]
+_LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `escrow` command group to the root app."""
+    app.add_typer(escrow_app, name="escrow")
+
+
+def _run(fn: Any, *args: Any) -> Any:
+    from escrow.errors import EscrowError
+
+    try:
+        return fn(*args)
+    except EscrowError as exc:
+        raise CommandError(exc.detail) from None
+
+
+def _secret(prompt: str, from_stdin: bool, confirm: bool = False) -> str:
+    if from_stdin:
+        line = sys.stdin.readline()
+        if not line:
+            raise CommandError(f"標準入力に{prompt}がありません。")
+        value = line.rstrip("\r\n")
+    else:
+        value = getpass.getpass(f"{prompt}: ")
+        if confirm and getpass.getpass(f"{prompt}（確認のためもう一度）: ") != value:
+            raise CommandError(f"確認の{prompt}が一致しません。")
+    if not value:
+        raise CommandError(f"{prompt}が空です。")
+    return value
+
+
+@escrow_app.command("init")
+def init(
+    home: HomeOption,
+    from_keys: Annotated[Path, typer.Option("--from-keys", help="鍵の生成式を行った管理者のデータフォルダ（封緘されたエスクロー鍵だけを写します）")],
+    gateway_verifier: Annotated[Path, typer.Option("--gateway-verifier", help="ゲートウェイの監査ログの検証鍵を書いたファイル")],
+) -> None:
+    """エスクローのデータフォルダを作ります（封緘されたエスクロー鍵と持分の照合値を写します。持分やパスフレーズは写しません）。"""
+    from escrow.service import AUDIT_VERIFIER, init_home
+
+    try:
+        vkey = gateway_verifier.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise CommandError(f"ファイル {gateway_verifier} がありません。") from None
+    escrow = _run(init_home, home, from_keys, vkey)
+    status = escrow.vault.status()
+    escrow.record("cli", "admin", "escrow.init", "initialised", target=status.escrow_key_id)
+    escrow.close()
+    typer.echo(f"エスクローを {escrow.settings.home} に用意しました（エスクロー鍵 {status.escrow_key_id}、"
+               f"開封に {status.threshold}/{status.custodians} 人の鍵管理者が必要）。")
+    typer.echo(f"エスクローの監査ログの検証鍵: {escrow.audit_vkey}（{escrow.settings.home / AUDIT_VERIFIER}）")
+    typer.echo("次に利用者を作ってください: tsunagu escrow user add --home … --username … --role custodian|approver|caseworker|auditor|admin")
+
+
+@escrow_app.command("serve")
+def serve(
+    home: HomeOption,
+    host: Annotated[str, typer.Option("--host", help="待ち受けるアドレス")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="待ち受けるポート")] = 8600,
+    tls_cert: Annotated[Optional[Path], typer.Option("--tls-cert", help="TLS サーバ証明書（PEM）")] = None,
+    tls_key: Annotated[Optional[Path], typer.Option("--tls-key", help="TLS 秘密鍵（PEM）")] = None,
+) -> None:
+    """エスクローを起動します。起動直後は封印されていて、k 人の鍵管理者が開封するまで開示できません。"""
+    import uvicorn
+
+    from escrow.api.app import create_app
+    from escrow.service import Escrow
+
+    if (tls_cert is None) != (tls_key is None):
+        raise CommandError("--tls-cert と --tls-key は両方指定してください。")
+    if tls_cert is None and host not in _LOOPBACK:
+        raise CommandError("ループバック以外で待ち受けるときは TLS（--tls-cert と --tls-key）が必要です。")
+    escrow = _run(Escrow.open, home)
+    status = escrow.vault.status()
+    typer.echo(f"エスクローを {'https' if tls_cert else 'http'}://{host}:{port}/ で起動します。"
+               f"封印されています（開封には {status.threshold} 人の鍵管理者が必要）。", err=True)
+    uvicorn.run(create_app(escrow), host=host, port=port, ssl_certfile=tls_cert, ssl_keyfile=tls_key,
+                log_level="warning", access_log=False, timeout_graceful_shutdown=10)
+
+
+@user_app.command("add")
+def user_add(
+    home: HomeOption,
+    username: UsernameOption,
+    role: Annotated[list[str], typer.Option("--role", help="caseworker, approver, custodian, auditor, admin のどれか（兼務なら繰り返し指定）")],
+    password_stdin: PasswordStdinOption = False,
+) -> None:
+    """エスクローの利用者を作ります（ゲートウェイの利用者とは別です）。パスワードは引数には書けません。"""
+    from escrow.identity import add_user
+    from escrow.service import Escrow
+
+    escrow = _run(Escrow.open, home)
+    user = _run(add_user, escrow.engine, username, role, _secret("パスワード", password_stdin, confirm=True))
+    escrow.record("cli", "admin", "user.add", "created", target=f"{user.username}:{user.label}")
+    escrow.close()
+    typer.echo(f"利用者「{user.username}」（{user.label}）を作りました。")
+
+
+@escrow_app.command("status")
+def status(url: UrlOption) -> None:
+    """封印されているか、開封が何人分進んだかを表示します。"""
+    with httpx.Client(base_url=url, timeout=30) as client:
+        typer.echo(_progress(_call(client, "GET", "/api/v1/status")))
+
+
+@escrow_app.command("unseal")
+def unseal(
+    url: UrlOption,
+    share: Annotated[Path, typer.Option("--share", help="自分の持分ファイル（custodian-<番号>.json）")],
+    username: UsernameOption,
+    passphrase_stdin: Annotated[bool, typer.Option("--passphrase-stdin", help="パスワードと持分のパスフレーズを標準入力から 1 行ずつ読みます（自動化用）")] = False,
+) -> None:
+    """再起動後のエスクローを開封します。鍵管理者が 1 人ずつ自分の持分とパスフレーズで実行します。"""
+    try:
+        content = share.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CommandError(f"持分ファイル {share} がありません。") from None
+    except UnicodeDecodeError:
+        raise CommandError(f"{share} は持分ファイルではありません（UTF-8 のテキストとして読めません）。") from None
+    password = _password(username, passphrase_stdin)
+    passphrase = _secret(f"持分 {share.name} のパスフレーズ", passphrase_stdin)
+    typer.echo(_progress(_signed_in_call(url, username, password, "/api/v1/unseal", {"share": content, "passphrase": passphrase})))
+
+
+@escrow_app.command("seal")
+def seal(url: UrlOption, username: UsernameOption, password_stdin: PasswordStdinOption = False) -> None:
+    """エスクローを封印し直します（鍵をメモリから消します）。鍵管理者または管理者が実行します。"""
+    typer.echo(_progress(_signed_in_call(url, username, _password(username, password_stdin), "/api/v1/seal")))
+
+
+@escrow_app.command("release")
+def release(
+    url: UrlOption,
+    request_id: Annotated[str, typer.Option("--request-id", help="承認済みの再識別申請の ID")],
+    username: UsernameOption,
+    password_stdin: PasswordStdinOption = False,
+) -> None:
+    """承認済みの申請の本人情報を 1 度だけ受け取ります（申請したケースワーカー本人のみ。ゲートウェイを経由しません）。"""
+    answer = _signed_in_call(url, username, _password(username, password_stdin), f"/api/v1/requests/{request_id}/release")
+    for record in answer["records"]:
+        typer.echo(json.dumps(record, ensure_ascii=False))
+    typer.echo(f"申請 {request_id} の {len(answer['records'])} 件を開示しました。この申請ではもう開示できません。", err=True)
+
+
+def _password(username: str, from_stdin: bool) -> str:
+    return _secret(f"エスクローの利用者 {username} のパスワード", from_stdin)
+
+
+def _signed_in_call(url: str, username: str, password: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    """Sign in, POST ``body`` to ``path``, sign out."""
+    with httpx.Client(base_url=url, timeout=60) as client:
+        token = _call(client, "POST", "/api/v1/auth/login", {"username": username, "password": password})["access_token"]
+        client.headers["Authorization"] = f"Bearer {token}"
+        try:
+            return _call(client, "POST", path, body)
+        finally:
+            client.post("/api/v1/auth/logout")
+
+
+def _call(client: httpx.Client, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    try:
+        response = client.request(method, path, json=body)
+    except httpx.TransportError as exc:
+        raise CommandError(f"エスクロー {client.base_url} に接続できません（{type(exc).__name__}）。URL と起動状態を確認してください。") from None
+    if response.is_success:
+        return response.json()
+    try:
+        detail = response.json()["detail"]
+    except (ValueError, KeyError, TypeError):
+        detail = f"HTTP {response.status_code}"
+    raise CommandError(str(detail))
+
+
+def _progress(status: dict[str, Any]) -> str:
+    if not status["sealed"]:
+        return f"エスクローは開封されています（{status['threshold']}/{status['custodians']} 人の鍵管理者が開封しました）。"
+    if status["progress"]:
+        return (f"{status['progress']}/{status['threshold']} 人の鍵管理者が開封しました。"
+                f"あと {status['threshold'] - status['progress']} 人の鍵管理者の開封が必要です。")
+    return f"エスクローは封印されています（開封には {status['threshold']} 人の鍵管理者が必要です）。"
