@@ -158,6 +158,9 @@ def _samples(problems: list[Problem], limit: int = 5) -> list[str]:
 def _prepare(config: AgentConfig, gaiji: GaijiTable, policy: Policy, index: int) -> tuple[SourceMapping, Table, Validated, SourceResult]:
     entry = config.sources[index]
     mapping = load_mapping(entry.mapping)
+    if policy.network_of(mapping.source) != config.agent.network:
+        raise ConfigError(f"データ元「{mapping.source}」は、ポリシー（{policy.origin}）でこのネットワーク（{config.agent.network}）から"
+                          "送ることを認められていません。ポリシーに加えるか、対応表の source を確かめてください。")
     table = read_table(entry.file, mapping, gaiji)
     validated = validate(table, mapping)
     allowed, refused = attribute_decisions(policy, config.agent.network, mapping)

@@ -267,3 +267,10 @@ def test_a_file_with_no_usable_row_sends_no_snapshot(edu: Path, tmp_path: Path) 
     source = result.sources[0]
     assert source.status == "failed" and source.problems == len(rows) and "1 行もありません" in source.message
     assert not result.ok and not list((tmp_path / "bundle").glob("*.jsonl")) and not (edu / "state" / "sequence.json").exists()
+
+
+def test_a_source_the_policy_does_not_place_on_this_network_is_not_sent(edu: Path, tmp_path: Path) -> None:
+    write_agent_toml(edu, "edu-1", "internet", [(SCHOOL_MAPPING, edu / "school.csv")], policy=SCHOOL_POLICY)
+    result = run(load_config(edu / "agent.toml"), AGENT_PASSPHRASE, bundle_out=tmp_path / "b")
+    assert result.sources[0].status == "failed" and "認められていません" in result.sources[0].message
+    assert not list((tmp_path / "b").glob("*.jsonl"))
