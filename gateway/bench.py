@@ -2,7 +2,7 @@
 
     python -m gateway.bench ingest [--children 50000]   records/s into SQLite (verify + store, one transaction per submission)
     python -m gateway.bench relink [--children 50000]   a full relink from and to the database, with its stages
-    python -m gateway.bench load [--users 50 --requests 4000]
+    python -m gateway.bench load [--users 50 --requests 4000 --think-ms 0]
                                                         casework read latency (p50/p95/p99) of the real server on loopback
 
 A synthetic town is encoded, sealed and signed once by stand-in agents
@@ -125,8 +125,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def bench_load(work: Path, children: int, users: int, requests: int) -> dict:
-    """p50/p95/p99 of casework reads by ``users`` concurrent clients (``requests`` in all) against the real server."""
+def bench_load(work: Path, children: int, users: int, requests: int, think_ms: float = 0.0) -> dict:
+    """p50/p95/p99 of casework reads by ``users`` concurrent clients (``requests`` in all, ``think_ms`` between a user's requests) against the real server."""
     from gateway.core import Gateway
     from gateway.identity import add_user
 
@@ -143,13 +143,13 @@ def bench_load(work: Path, children: int, users: int, requests: int) -> dict:
     server = subprocess.Popen([tsunagu, "gateway", "serve", "--home", str(work / "gateway"), "--port", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        return asyncio.run(_load(f"http://127.0.0.1:{port}", users, requests))
+        return asyncio.run(_load(f"http://127.0.0.1:{port}", users, requests, think_ms))
     finally:
         server.terminate()
         server.wait(timeout=30)
 
 
-async def _load(base: str, users: int, requests: int) -> dict:
+async def _load(base: str, users: int, requests: int, think_ms: float = 0.0) -> dict:
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
         for _ in range(300):
             try:
@@ -177,6 +177,8 @@ async def _load(base: str, users: int, requests: int) -> dict:
                 r = await c.get(path)
                 latencies.append(time.perf_counter() - started)
                 errors += r.status_code != 200
+                if think_ms:
+                    await asyncio.sleep(rng.uniform(0.5, 1.5) * think_ms / 1000)
 
     started = time.perf_counter()
     await asyncio.gather(*(user(n) for n in range(users)))
@@ -185,7 +187,8 @@ async def _load(base: str, users: int, requests: int) -> dict:
     figures = {"requests": len(latencies), "errors": errors, "users": users, "seconds": round(elapsed, 2),
                "per_second": round(len(latencies) / elapsed), "p50_ms": round(q[49] * 1000, 1), "p95_ms": round(q[94] * 1000, 1),
                "p99_ms": round(q[98] * 1000, 1)}
-    print(f"load: 同時 {users} 利用者、{figures['requests']} 要求（人物・経年変化、エラー {errors}）、{figures['per_second']} 要求/秒；"
+    pause = f"、操作間隔 平均 {think_ms:.0f} ms" if think_ms else "、操作間隔なし（連続要求）"
+    print(f"load: 同時 {users} 利用者{pause}、{figures['requests']} 要求（人物・経年変化、エラー {errors}）、{figures['per_second']} 要求/秒；"
           f"p50 {figures['p50_ms']} ms、p95 {figures['p95_ms']} ms、p99 {figures['p99_ms']} ms")
     return figures
 
@@ -198,6 +201,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--work", type=Path, help="作業フォルダ（提出データとゲートウェイを再利用）")
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--requests", type=int, default=4_000)
+    parser.add_argument("--think-ms", type=float, default=0.0, help="利用者ごとの操作間隔の平均（ミリ秒、0 で連続要求）")
     args = parser.parse_args(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="tsunagu-gateway-bench-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -207,7 +211,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.what == "relink":
         bench_relink(work, args.children)
     else:
-        bench_load(work, args.children, args.users, args.requests)
+        bench_load(work, args.children, args.users, args.requests, args.think_ms)
     if args.work is None:
         shutil.rmtree(work, ignore_errors=True)
 
