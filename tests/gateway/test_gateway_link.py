@@ -6,7 +6,7 @@ import pytest
 from linkage.synthetic import Town
 from sqlalchemy import insert, select
 
-from conftest import submit_town
+from gateway_support import submit_town
 from gateway import casework, models
 from gateway.db import utcnow
 from gateway.ingest import ingest

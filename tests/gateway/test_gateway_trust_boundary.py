@@ -17,7 +17,7 @@ from linkage.normalise.dates import parse_birth_date
 from linkage.synthetic import Town
 from sqlalchemy import MetaData, create_engine, select
 
-from conftest import Server, stop_server, wait_for_run
+from gateway_support import Server, stop_server, wait_for_run
 from gateway.synthetic import SyntheticAgent
 
 NDJSON = {"Content-Type": "application/x-ndjson"}

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from conftest import TSUNAGU, Home, free_port
+from gateway_support import TSUNAGU, Home, free_port
 
 
 def _self_signed(folder: Path) -> tuple[Path, Path]:

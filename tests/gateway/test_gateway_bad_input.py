@@ -9,7 +9,7 @@ import pytest
 from linkage.synthetic import Town
 from sqlalchemy import create_engine, text, update
 
-from conftest import Home, Server, start_server, stop_server
+from gateway_support import Home, Server, start_server, stop_server
 from gateway import models
 from gateway.db import utcnow
 from gateway.synthetic import SyntheticAgent, synthetic_agents

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from linkage.synthetic import Town
 
-from conftest import Home
+from gateway_support import Home
 from gateway.synthetic import SyntheticAgent
 
 

@@ -8,7 +8,7 @@ import io
 import pyarrow.parquet as pq
 from linkage.synthetic import Town
 
-from conftest import Server, wait_for_run
+from gateway_support import Server, wait_for_run
 from gateway.synthetic import SyntheticAgent
 
 NDJSON = {"Content-Type": "application/x-ndjson"}

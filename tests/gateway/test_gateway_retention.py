@@ -7,7 +7,7 @@ from datetime import timedelta
 from linkage.synthetic import Town
 from sqlalchemy import func, select, update
 
-from conftest import Home, submit_town
+from gateway_support import Home, submit_town
 from gateway import models
 from gateway.db import utcnow
 from gateway.ingest import ingest
