@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from sqlalchemy import delete, func, insert, literal, select
@@ -55,7 +55,6 @@ class IngestResult:
     accepted: int
     refused: list[dict[str, str]]
     sequence: int
-    source: str = field(default="")
 
     def to_json(self) -> dict[str, Any]:
         """The answer as the API returns it."""
@@ -134,7 +133,7 @@ def _previous_answer(gw: Gateway, agent_id: str, sequence: int, content_sha256: 
         row = conn.execute(select(s).where(s.c.agent_id == agent_id, s.c.sequence == sequence)).first()
         last = conn.execute(select(func.max(s.c.sequence)).where(s.c.agent_id == agent_id)).scalar()
     if row is not None and row.content_sha256 == content_sha256:
-        return IngestResult("duplicate", row.id, row.accepted, json.loads(row.refused), sequence, row.source)
+        return IngestResult("duplicate", row.id, row.accepted, json.loads(row.refused), sequence)
     if row is not None or (last is not None and sequence <= last):
         raise GatewayError(409, "replay", f"連番 {sequence} は受付済みの連番 {last} 以下です（再送または再生攻撃）。新しい連番で提出してください。")
     return None
@@ -208,7 +207,7 @@ def _store(gw: Gateway, sub: Submission, rows: list[tuple], refused: list[dict[s
               target=f"{source}#{submission_id}")
     log.info("submission %s accepted: agent=%s source=%s sequence=%s accepted=%d refused=%d",
              submission_id, agent_id, source, sequence, len(rows), len(refused))
-    return IngestResult("accepted", submission_id, len(rows), refused, sequence, source)
+    return IngestResult("accepted", submission_id, len(rows), refused, sequence)
 
 
 def _replace_snapshot(conn: Connection, source: str, submission_id: int, rows: list[tuple]) -> None:

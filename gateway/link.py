@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from gateway import models
@@ -239,11 +239,6 @@ def runs(gw: Gateway, limit: int = 50) -> list[dict[str, Any]]:
         current = current_run_id(conn)
     return [{**dict(r._mapping), "current": r.id == current} for r in rows]
 
-
-def person_count(conn: Connection, run_id: int) -> int:
-    """Persons in ``run_id``."""
-    return conn.execute(select(func.count(func.distinct(models.assignments.c.person_id)))
-                        .where(models.assignments.c.run_id == run_id)).scalar_one()
 
 
 def run_in_subprocess(home: Path, trigger: str) -> int:
