@@ -185,6 +185,24 @@ def test_three_agents_deliver_a_town_to_the_real_gateway(municipality: Municipal
     sent_receipt = json.loads((configs["edu-1"].home / "sent" / "0000000002.json").read_text(encoding="utf-8"))
     assert sent_receipt["via"] == "push" and len(waiting) > 0
 
+    # An agent the gateway does not know is refused (4xx): the submission is kept in refused/ and reported.
+    stranger = tmp_path / "stranger"
+    stranger.mkdir()
+    enrol_agent(municipality, stranger, "edu-2")
+    write_agent_toml(stranger, "edu-2", "edu", [(PRESETS / "edu_network" / "mappings" / "school.toml", school)],
+                     gateway=f"https://127.0.0.1:{gateway.port}", ca_file=gateway.cert, policy=PRESETS / "edu_network" / "policy.toml")
+    refused = run(load_config(stranger / "agent.toml"), AGENT_PASSPHRASE)
+    assert not refused.ok and refused.deliveries[0].status == "refused" and "登録されていません" in refused.deliveries[0].message
+    assert (stranger / "refused" / "0000000001.jsonl").exists() and refused.outbox == 0
+
+    # A gateway whose certificate is not the pinned one is not sent to: the submission waits in the outbox.
+    other_ca, _ = self_signed(tmp_path / "stranger")
+    write_agent_toml(stranger, "edu-2", "edu", [(PRESETS / "edu_network" / "mappings" / "school.toml", school)],
+                     gateway=f"https://127.0.0.1:{gateway.port}", ca_file=other_ca, policy=PRESETS / "edu_network" / "policy.toml")
+    unverified = run(load_config(stranger / "agent.toml"), AGENT_PASSPHRASE)
+    assert unverified.deliveries[0].status == "pending" and "証明書を検証できません" in unverified.deliveries[0].message
+    assert unverified.outbox == 1
+
     # The gateway links what the three segments sent: children found in several departments become one person.
     stats = json.loads(tsunagu("gateway", "link", "--home", str(gateway.home)))
     assert stats["sources"] == 5 and stats["records"] == sum(counts.values()) + 1
