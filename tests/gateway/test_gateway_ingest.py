@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from gateway import models
 from gateway.ingest import ingest
+from gateway_support import cli
 from gateway.synthetic import SyntheticAgent
 from keys.submission import read_submission, write_submission
 
@@ -51,3 +52,15 @@ def test_snapshots_replace_and_keep_history(gw, town: Town, agents: dict[str, Sy
     assert changed[first.submission_id]["absence_days"] != "777"
     actions = [(e.action, e.target) for e in gw.audit.entries()]
     assert ("submission.accept", f"school#{second.submission_id}") in actions
+
+
+def test_the_audit_log_exports_and_verifies_offline(gw, home, town: Town, agents: dict[str, SyntheticAgent], tmp_path) -> None:
+    ingest(gw, agents["npo"].submit("npo", town.sources["npo"]), "import")
+    export = tmp_path / "audit.jsonl"
+    out = home.cli("audit-export", "--out", str(export))
+    vkey = out.split("検証鍵: ")[1].strip()
+    (tmp_path / "gateway.vkey").write_text(vkey, encoding="utf-8")
+    verified = cli(["audit", "verify", str(export), "--public-key", str(tmp_path / "gateway.vkey")])
+    assert "検証成功" in verified
+    actions = [json.loads(line).get("entry", {}).get("action") for line in export.read_text(encoding="utf-8").splitlines()]
+    assert {"user.add", "agent.register", "submission.accept"} <= set(actions)

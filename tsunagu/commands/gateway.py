@@ -230,6 +230,24 @@ def link(home: HomeOption) -> None:
     typer.echo(json.dumps(stats, ensure_ascii=False))
 
 
+@gateway_app.command("audit-export")
+def audit_export(
+    home: HomeOption,
+    out: Annotated[Path, typer.Option("--out", help="書き出し先（JSON Lines）")],
+) -> None:
+    """ゲートウェイの監査ログを書き出します（tsunagu audit verify で検証できます）。"""
+    from keys.audit import export_lines
+
+    gw = _open(home)
+    store = gw.audit
+    size = store.size()
+    vkey = gw.signer.verifier.vkey()
+    lines = export_lines(store.origin, vkey, store.entries(), store.checkpoints(), size)
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    typer.echo(f"{size} 件の記録を {out} に書き出しました。")
+    typer.echo(f"検証鍵: {vkey}")
+
+
 @gateway_app.command("purge")
 def purge(home: HomeOption) -> None:
     """保存期間を過ぎた記録を今すぐ削除し、削除した件数を表示します。"""
