@@ -198,12 +198,17 @@ def _read_xlsx(path: Path, mapping: SourceMapping, gaiji: GaijiTable) -> tuple[l
     finally:
         workbook.close()
     header, rows = _split_header(path, records, mapping.header_row)
+    # A sheet's rows come as wide as its widest row: empty columns after the header's last name are
+    # dropped; a row with text out there keeps it, so that validation reports its width.
     width = len(header)
     while width and not header[width - 1].strip():
         width -= 1
-    header = header[:width]
-    rows = [(n, (values + [""] * width)[:width] if not any(v.strip() for v in values[width:]) else values) for n, values in rows]
-    return header, rows, unmapped
+    fitted = []
+    for number, values in rows:
+        if not any(v.strip() for v in values[width:]):
+            values = values[:width] + [""] * (width - len(values))
+        fitted.append((number, values))
+    return header[:width], fitted, unmapped
 
 
 def _cell_text(value: object) -> str:

@@ -193,3 +193,18 @@ def test_agent_config_resolves_paths_and_checks_network(tmp_path: Path) -> None:
     path.write_text(path.read_text(encoding="utf-8").replace('"edu"', '"lgwan"'), encoding="utf-8")
     with pytest.raises(ConfigError, match="ネットワーク「lgwan」は使えません"):
         load_config(path)
+
+
+def test_xlsx_trailing_empty_columns_are_dropped_but_stray_cells_reported(tmp_path: Path) -> None:
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.append(HEADER + [None, None])
+    sheet.append(["0000000001", "山田　太郎", "ヤマダ　タロウ", "2015-04-01", "1", "", "", None, None])
+    sheet.append(["0000000002", "鈴木　花子", "スズキ　ハナコ", "2016-05-06", "2", "", "", None, "メモ"])
+    path = tmp_path / "r.xlsx"
+    workbook.save(path)
+    m = mapping(format="xlsx", encoding=None)
+    table = read_table(path, m, GaijiTable())
+    assert table.header == HEADER
+    result = validate(table, m)
+    assert [r.record_id for r in result.records] == ["0000000001"] and "セルの数" in result.problems[0].reason
