@@ -164,14 +164,17 @@ def _record_rows(sub: Submission, source: str, clk_bytes: int, n_blocks: int) ->
             refused.append({"token": token, "reason": "同じ記録トークンが提出内に重複しています（2 件目以降を除外）。"})
         elif len(r.clk) != clk_bytes:
             refused.append({"token": token, "reason": f"符号（CLK）の長さ {len(r.clk)} バイトがスキーマの {clk_bytes} バイトと違います。"})
-        elif len(r.blocks) != n_blocks or not all(0 <= b < 1 << 64 for b in r.blocks):
-            refused.append({"token": token, "reason": f"ブロッキングトークンの数 {len(r.blocks)} がスキーマの {n_blocks} と違います。"})
         elif not 0 <= r.present < _PRESENT_LIMIT:
             refused.append({"token": token, "reason": "項目の有無フラグが範囲外です。"})
         else:
+            try:
+                blocks = pack(*r.blocks)  # refuses a wrong count and values outside uint64
+            except struct.error:
+                refused.append({"token": token, "reason": f"ブロッキングトークンが {n_blocks} 個の 64 ビット値ではありません。"})
+                continue
             seen.add(token)
             attributes = dumps(r.attributes, ensure_ascii=False, sort_keys=True) if r.attributes else "{}"
-            rows.append((source, token, r.clk, r.present, pack(*r.blocks), r.sealed, attributes))
+            rows.append((source, token, r.clk, r.present, blocks, r.sealed, attributes))
     return rows, refused
 
 
