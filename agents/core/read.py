@@ -161,7 +161,7 @@ def _split_header(path: Path, records: list[list[str]], header_row: int) -> tupl
     if len(records) < header_row:
         raise SourceError(path, f"見出し行（{header_row} 行目）がありません。ファイルが空です。")
     header = records[header_row - 1]
-    rows = [(n, values) for n, values in enumerate(records[header_row:], start=header_row + 1) if any(v.strip() for v in values)]
+    rows = [(n, values) for n, values in enumerate(records[header_row:], start=header_row + 1) if "".join(values).strip()]
     return header, rows
 
 
