@@ -51,8 +51,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from linkage.record import IDENTITY_COLUMNS
 from policy import NETWORKS, is_my_number_like
 
-ENCODINGS = ("utf-8", "utf-8-sig", "cp932")
-FORMATS = ("csv", "tsv", "xlsx")
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _NAME_COLUMNS = ("family_name", "given_name", "full_name", "family_name_kana", "given_name_kana", "full_name_kana")
 
