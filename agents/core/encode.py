@@ -169,18 +169,18 @@ def encode_and_seal(
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool, \
                 ThreadPoolExecutor(max_workers=1) as sealer:
             sealed: list[SealedBatch] = []
-            sealing = sealer.submit(lambda: sealed.extend(_seal(escrow, item, t) for item, t in zip(inputs, tokens)))
             to_encode = list(range(len(parts)))[::-1]
             encoded: list[tuple[int, Encodings, list[int]]] = []
             running: dict[Future[Any], tuple[str, int]] = {}
 
-            def fill() -> None:
+            def fill(sealing: Future[None] | None) -> None:
                 # At most one task per worker in flight, serialising first: lines leave the workers as
                 # soon as the seal allows, and no part's serialisation is left for the end.
-                if sealing.done():
+                ready = sealing is not None and sealing.done()
+                if ready:
                     sealing.result()  # a sealing error stops the run here
                 while len(running) < workers:
-                    if sealing.done() and encoded:
+                    if ready and encoded:
                         number, encodings, index = encoded.pop()
                         source = parts[number][0]
                         ciphertexts = [sealed[source].records[tokens[source][i]] for i in index]
@@ -191,7 +191,10 @@ def encode_and_seal(
                     else:
                         return
 
-            fill()
+            # The first submit forks every worker: that happens before the sealing thread starts, so no
+            # child inherits a lock (OpenSSL's, the allocator's) that thread might be holding.
+            fill(None)
+            sealing = sealer.submit(lambda: sealed.extend(_seal(escrow, item, t) for item, t in zip(inputs, tokens)))
             while running or encoded:
                 done, _ = wait([*running] if sealing.done() else [*running, sealing], return_when=FIRST_COMPLETED)
                 for future in done.difference([sealing]):
@@ -203,7 +206,7 @@ def encode_and_seal(
                             progress(parts[number][2] - parts[number][1])
                     else:
                         lines[number] = future.result()
-                fill()
+                fill(sealing)
             sealing.result()
     finally:
         _JOB.clear()
