@@ -217,3 +217,103 @@ purges = Table(
     Column("history_removed", Integer, nullable=False),
     Column("tokens", Text, nullable=False),  # JSON list of removed record tokens (pseudonyms)
 )
+
+# ---- federation (gateway.federation): linkage with other municipalities' gateways ----------------
+# Federation encodings are keyed with the federation secret (another key id than the municipality's
+# own); they are compared only with each other, never with ``records``.
+
+federation_submissions = Table(
+    "federation_submissions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("agent_id", String(64), ForeignKey("agents.agent_id"), nullable=False),
+    Column("sequence", BigInteger, nullable=False),
+    Column("content_sha256", String(64), nullable=False),
+    Column("federation_key_id", String(80), nullable=False),
+    Column("source", String(64), nullable=False),
+    Column("record_count", Integer, nullable=False),
+    Column("received_at", DateTime, nullable=False),
+    UniqueConstraint("agent_id", "sequence", name="uq_federation_submissions_agent_sequence"),
+)
+
+federation_records = Table(
+    "federation_records",
+    metadata,
+    Column("source", String(64), primary_key=True),
+    Column("token", String(128), primary_key=True),  # the record's internal token: never sent to a peer
+    Column("submission_id", Integer, ForeignKey("federation_submissions.id"), nullable=False),
+    Column("clk", LargeBinary, nullable=False),
+    Column("present", Integer, nullable=False),
+    Column("blocks", LargeBinary, nullable=False),
+    Column("moved_in_from", String(6), index=True),
+    Column("moved_out_to", String(6), index=True),
+)
+
+federation_nonces = Table(
+    "federation_nonces",
+    metadata,
+    Column("peer", String(6), primary_key=True),
+    Column("nonce", String(64), primary_key=True),
+    Column("expires_at", DateTime, nullable=False, index=True),
+)
+
+federation_exchanges = Table(
+    "federation_exchanges",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("direction", String(8), nullable=False),  # out (we asked) | in (we answered)
+    Column("peer", String(6), nullable=False, index=True),
+    Column("kind", String(24), nullable=False),
+    Column("status", String(16), nullable=False),  # sent | answered | refused
+    Column("items", Integer, nullable=False),
+    Column("created_at", DateTime, nullable=False, index=True),
+    Column("answered_at", DateTime),
+    Column("actor", String(64), nullable=False),
+    Column("answer", Text),  # the signed answer (in: what we sent back; out: what we received)
+)
+
+federation_query_items = Table(
+    "federation_query_items",
+    metadata,
+    Column("exchange_id", String(40), ForeignKey("federation_exchanges.id", ondelete="CASCADE"), primary_key=True),
+    Column("qid", String(40), primary_key=True),
+    Column("source", String(64), nullable=False),
+    Column("token", String(128), nullable=False),
+    Column("match", Boolean),
+    Column("band", String(4)),
+    Column("handle", String(64)),
+    Column("contact", Text),
+    Column("expires_at", DateTime),
+)
+
+federation_handles = Table(
+    "federation_handles",
+    metadata,
+    Column("handle_hash", LargeBinary(32), primary_key=True),  # SHA-256 of the handle given to the peer
+    Column("exchange_id", String(40), ForeignKey("federation_exchanges.id", ondelete="CASCADE"), nullable=False),
+    Column("peer", String(6), nullable=False),
+    Column("source", String(64), nullable=False),
+    Column("token", String(128), nullable=False),
+    Column("band", String(4), nullable=False),
+    Column("expires_at", DateTime, nullable=False),
+)
+
+federation_handovers = Table(
+    "federation_handovers",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("direction", String(8), nullable=False),  # out (our request) | in (a peer's request)
+    Column("peer", String(6), nullable=False, index=True),
+    Column("source", String(64), nullable=False),
+    Column("token", String(128), nullable=False),
+    Column("purpose", String(64), nullable=False),
+    Column("case_ref", String(128), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("status", String(16), nullable=False),  # open | answered
+    Column("created_at", DateTime, nullable=False),
+    Column("requested_by", String(64), nullable=False),
+    Column("answered_at", DateTime),
+    Column("answered_by", String(64)),
+    Column("answer_message", Text),
+    Column("answer_attributes", Text),  # JSON object of the attributes shared
+)
