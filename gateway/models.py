@@ -317,3 +317,22 @@ federation_handovers = Table(
     Column("answer_message", Text),
     Column("answer_attributes", Text),  # JSON object of the attributes shared
 )
+
+# ---- casework (gateway.review): reviewers' decisions on record pairs, binding every later run ----------------
+
+review_decisions = Table(
+    "review_decisions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    # The pair in a canonical order ((source_a, token_a) < (source_b, token_b)): one pair, one key.
+    Column("source_a", String(64), nullable=False),
+    Column("token_a", String(128), nullable=False),
+    Column("source_b", String(64), nullable=False),
+    Column("token_b", String(128), nullable=False),
+    Column("decision", String(8), nullable=False),  # link | non_link
+    Column("reason", Text, nullable=False),
+    Column("decided_by", String(64), nullable=False),
+    Column("decided_at", DateTime, nullable=False),
+    Column("review_pair_id", Integer),  # the review pair shown, if the decision came from the review list
+    Index("ix_review_decisions_pair", "source_a", "token_a", "source_b", "token_b"),
+)
