@@ -164,10 +164,16 @@ def wait_for_run(server: Server, runs_before: int = 0, timeout: float = 120) -> 
             runs = c.get("/api/v1/runs").json()
             done = [r for r in runs if r["status"] in ("done", "failed") and r["id"] > runs_before]
             if done and not [r for r in runs if r["status"] == "running"]:
-                assert done[0]["status"] == "done", done[0]
+                assert done[0]["status"] == "done", (done[0], _log_tail(server))
                 return done[0]
             time.sleep(0.2)
-    raise AssertionError("no linkage run finished in time")
+    raise AssertionError(f"no linkage run finished in time: {_log_tail(server)}")
+
+
+def _log_tail(server: Server) -> str:
+    logs = server.home.path / "logs"
+    return "\n".join((logs / name).read_text(encoding="utf-8", errors="replace")[-3000:]
+                     for name in ("gateway.log", "serve.out") if (logs / name).exists())
 
 
 @pytest.fixture
