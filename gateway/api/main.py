@@ -15,6 +15,7 @@ from gateway.api.routes import agents, auth, events, exports, health, persons, r
 from gateway.core import Gateway
 from gateway.errors import GatewayError
 from gateway.scheduler import Jobs
+from gateway.web import create_web_app
 
 log = logging.getLogger("tsunagu.gateway.api")
 
@@ -40,6 +41,7 @@ def create_app(gw: Gateway, *, jobs: bool = True) -> FastAPI:
     app.state.gateway = gw
     for module in (health, auth, users, agents, submissions, events, runs, persons, records, review, exports, retention):
         app.include_router(module.router, prefix="/api/v1")
+    app.mount("/ui", create_web_app(gw))
 
     @app.exception_handler(GatewayError)
     async def _gateway_error(request: Request, exc: GatewayError) -> JSONResponse:

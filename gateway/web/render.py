@@ -1,0 +1,76 @@
+"""Rendering pages: the Jinja2 templates, the navigation each role sees, and display filters (times in JST)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from gateway.core import Gateway
+from gateway.web.session import CSRF_FIELD, WebSession
+
+JST = timezone(timedelta(hours=9), "JST")
+
+templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+
+
+@dataclass(frozen=True, slots=True)
+class NavItem:
+    """A link of the navigation, shown to roles that hold ``permission``."""
+
+    label: str
+    path: str
+    permission: str
+
+
+#: Every screen, in the order the navigation lists them.
+NAVIGATION: tuple[NavItem, ...] = (
+    NavItem("管理者ダッシュボード", "/ui/admin", "submissions.read"),
+    NavItem("スクリーニング", "/ui/screening", "persons.read"),
+    NavItem("人物", "/ui/persons", "persons.read"),
+    NavItem("要確認ペア", "/ui/review", "review.read"),
+    NavItem("再識別の申請", "/ui/reidentify", "reidentify.request"),
+    NavItem("承認待ち", "/ui/approvals", "reidentify.approve"),
+    NavItem("エスクローの開封", "/ui/custodian", "escrow.unseal"),
+    NavItem("監査", "/ui/audit", "audit.read"),
+)
+
+
+def navigation(gw: Gateway, role: str) -> list[NavItem]:
+    """The screens ``role`` may open."""
+    return [n for n in NAVIGATION if gw.policy.may(role, n.permission).allowed]
+
+
+def jst(value: datetime | str | None) -> str:
+    """A database time (naive UTC) or ISO string as ``YYYY-MM-DD HH:MM`` in Japan time."""
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(JST).strftime("%Y-%m-%d %H:%M")
+
+
+templates.env.filters["jst"] = jst
+
+
+def render(request: Request, name: str, session: WebSession | None, status_code: int = 200, **context: Any) -> HTMLResponse:
+    """Render template ``name`` for ``session``'s user (navigation, CSRF token) with ``context``."""
+    gw: Gateway = request.app.state.gateway
+    base: dict[str, Any] = {"session": session, "csrf_field": CSRF_FIELD, "municipality": gw.policy.document.municipality.name}
+    if session is not None:
+        role = gw.policy.document.roles.get(session.user.role)
+        base.update(user=session.user, role_label=role.label if role else session.user.role, csrf=session.csrf,
+                    navigation=navigation(gw, session.user.role), current_path=request.url.path)
+    response = templates.TemplateResponse(request, name, {**base, **context}, status_code=status_code)
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -1,0 +1,45 @@
+"""管理者ダッシュボード: agents and their last submission, recent submissions and refusals, linkage runs; start a run."""
+
+from __future__ import annotations
+
+import threading
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import func, select
+
+from gateway import models
+from gateway.agents import list_agents
+from gateway.link import run_in_subprocess, runs
+from gateway.web.render import render
+from gateway.web.session import GatewayDep, WebSession, form_action, page
+
+router = APIRouter()
+
+_RECENT = 20
+
+
+@router.get("/admin")
+def get_dashboard(request: Request, gw: GatewayDep, session: Annotated[WebSession, Depends(page("submissions.read"))],
+                  started: bool = False) -> Response:
+    """The dashboard; each panel only for a role holding its permission (as the API's routes)."""
+    role = session.user.role
+    s, e = models.submissions, models.ingest_events
+    with gw.engine.connect() as conn:
+        submissions = conn.execute(select(s.c.id, s.c.agent_id, s.c.sequence, s.c.network, s.c.source, s.c.received_at,
+                                          s.c.channel, s.c.record_count, s.c.accepted)
+                                   .order_by(s.c.id.desc()).limit(_RECENT)).all()
+        events = conn.execute(select(e).order_by(e.c.id.desc()).limit(_RECENT)).all()
+        last = dict(conn.execute(select(s.c.agent_id, func.max(s.c.received_at)).group_by(s.c.agent_id)).all())
+    agents = [{**a, "last_submission": last.get(a["agent_id"])} for a in list_agents(gw)] if gw.policy.may(role, "agents.read") else None
+    return render(request, "admin.html", session, submissions=submissions, events=events, agents=agents,
+                  runs=runs(gw, 10) if gw.policy.may(role, "runs.read") else None,
+                  may_start=gw.policy.may(role, "runs.start").allowed, started=started)
+
+
+@router.post("/admin/runs")
+def post_run(gw: GatewayDep, session: Annotated[WebSession, Depends(form_action("runs.start"))]) -> Response:
+    """Start a full linkage run in a process of its own, as ``POST /api/v1/runs`` does."""
+    threading.Thread(target=run_in_subprocess, args=(gw.settings.home, f"web:{session.user.username}"[:16]), daemon=True).start()
+    return RedirectResponse("/ui/admin?started=true", status_code=303)
