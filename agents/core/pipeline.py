@@ -22,6 +22,7 @@ import httpx
 
 from agents.core._files import write_atomic
 from agents.core.config import AgentConfig, ConfigError, SourceMapping, load_mapping
+from agents.core import federation
 from agents.core.deliver import Outbox, Outcome, Pusher, push_pending, write_bundles
 from agents.core.encode import SourceInput, attribute_decisions, encode_and_seal
 from agents.core.read import GaijiTable, SourceError, Table, read_table
@@ -278,6 +279,9 @@ def run(
             pusher = Pusher(config.gateway, transport=transport, **({"sleep": sleep} if sleep else {}))
             with pusher:
                 result.deliveries = push_pending(outbox, pusher)
+        # Transferred children's federation encodings follow their source's snapshot (agents.core.federation).
+        snapshotted = [item for item, source, _ in inputs if source.status == "sent"]
+        result.deliveries += federation.deliver(config, agent, passphrase, linkage, snapshotted, bundle_out, transport)
         result.timed("deliver", started)
         prints.forget_refused(result.deliveries)
         result.outbox = outbox.size()

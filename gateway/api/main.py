@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.api.routes import agents, auth, events, exports, health, persons, records, retention, review, runs, submissions, users
 from gateway.core import Gateway
+from gateway.federation.api import router as federation_router
 from gateway.errors import GatewayError
 from gateway.scheduler import Jobs
 from gateway.web import create_web_app
@@ -41,6 +42,7 @@ def create_app(gw: Gateway, *, jobs: bool = True) -> FastAPI:
     app.state.gateway = gw
     for module in (health, auth, users, agents, submissions, events, runs, persons, records, review, exports, retention):
         app.include_router(module.router, prefix="/api/v1")
+    app.include_router(federation_router, prefix="/api/v1")
     app.mount("/ui", create_web_app(gw))
 
     @app.exception_handler(GatewayError)

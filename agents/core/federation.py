@@ -1,0 +1,112 @@
+"""Federation: encodings of transferred children (転入・転出) under the federation secret, for linkage with other municipalities.
+
+When the agent holds a federation secret (``tsunagu federation agent-install``),
+every snapshot of a source whose rows carry ``moved_in_from`` (転入元) or
+``moved_out_to`` (転出先) — the 住民記録 of the My Number agent — is followed by
+a federation submission (``keys.federation``, its own signed format): only the
+children with a 6-digit municipality code in either column, encoded with
+``linkage.encode`` under the federation secret. The address is left out of
+these encodings: it changes with the move, and another municipality has no
+business comparing it. The record token is the same as in the source's own
+submission, so the gateway can tell its caseworkers which child a peer asked
+about; the gateway never sends that token to a peer.
+
+Delivery: pushed to ``POST /api/v1/federation/submissions`` of the agent's
+gateway, or written next to the other bundles as ``<agent>-<seq>-federation.jsonl``
+(imported with ``tsunagu federation ingest``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Sequence
+
+import httpx
+
+from agents.core._files import write_atomic
+from agents.core.config import AgentConfig
+from agents.core.deliver import Outcome, _tls
+from agents.core.encode import SourceInput
+from agents.core.submission import SequenceCounter
+from agents.core.token import RecordTokeniser
+from keys import federation as _federation
+from keys.enrolment import AgentKeys
+from keys.linkage_secret import LinkageSecret
+from linkage.encode import encode_records
+
+FEDERATION_PATH = "/api/v1/federation/submissions"
+MOVE_ATTRIBUTES = ("moved_in_from", "moved_out_to")
+_CODE = re.compile(r"^[0-9]{6}$")
+
+
+def transferred(item: SourceInput) -> list[int]:
+    """Indices of the rows with a 転入元 or 転出先 municipality code."""
+    return [i for i, r in enumerate(item.validated.records)
+            if any(_CODE.match(r.attributes.get(a, "").strip()) for a in MOVE_ATTRIBUTES)]
+
+
+def build(config: AgentConfig, agent: AgentKeys, linkage: LinkageSecret, federation: LinkageSecret, item: SourceInput,
+          sequence: int) -> bytes:
+    """The signed federation submission of one source's transferred children."""
+    records = item.validated.records
+    rows = transferred(item)
+    # No address in a federation encoding: it changed with the move and is none of the peer's business.
+    stripped = [dataclasses.replace(records[i], postal_code="", address="") for i in rows]
+    encodings, index, _errors = encode_records(stripped, federation.secret, federation.key_id, workers=1)
+    tokeniser = RecordTokeniser(linkage.secret, item.mapping.source)
+    out = []
+    present, blocks = encodings.present.tolist(), encodings.blocks.tolist()
+    for row, i in enumerate(index.tolist()):
+        attrs = records[rows[i]].attributes
+        codes = [attrs.get(a, "").strip() for a in MOVE_ATTRIBUTES]
+        out.append(_federation.FederationRecord(
+            tokeniser.token(records[rows[i]].record_id), encodings.bits[row].tobytes(), present[row], blocks[row],
+            *(c if _CODE.match(c) else "" for c in codes)))
+    manifest = {
+        "agent_id": agent.agent_id, "signing_key_id": agent.public.signing_key_id, "municipality": config.agent.municipality,
+        "source": item.mapping.source, "schema_version": encodings.schema_version, "federation_key_id": federation.key_id,
+        "sequence": sequence, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    return _federation.write_federation_submission(manifest, out, agent.signing_key)
+
+
+def deliver(config: AgentConfig, agent: AgentKeys, passphrase: str, linkage: LinkageSecret, items: Sequence[SourceInput],
+            bundle_out: Path | None, transport: httpx.BaseTransport | None = None) -> list[Outcome]:
+    """Make and deliver the federation submissions of ``items`` (sources just snapshotted) that have transferred children.
+
+    Nothing happens when no federation secret is installed.
+    """
+    if not _federation.is_installed(config.home):
+        return []
+    _name, federation = _federation.load_secret(config.home, passphrase)
+    outcomes = []
+    for item in items:
+        if not any(a in item.mapping.attributes for a in MOVE_ATTRIBUTES) or not transferred(item):
+            continue
+        sequence = SequenceCounter(config.home).take()
+        data = build(config, agent, linkage, federation, item, sequence)
+        source = f"{item.mapping.source}:federation"
+        if bundle_out is not None:
+            target = bundle_out / f"{agent.agent_id}-{sequence:010d}-federation.jsonl"
+            write_atomic(target, data, mode=0o644)
+            outcomes.append(Outcome(sequence, source, "bundled", f"連携圏用の持ち出しファイル {target} に書きました"))
+            continue
+        assert config.gateway is not None
+        try:
+            with httpx.Client(base_url=config.gateway.url, verify=_tls(config.gateway), timeout=config.gateway.timeout_seconds,
+                              transport=transport) as client:
+                response = client.post(FEDERATION_PATH, content=data, headers={"Content-Type": "application/x-ndjson"})
+        except httpx.TransportError as exc:
+            outcomes.append(Outcome(sequence, source, "pending", f"ゲートウェイに接続できません（{type(exc).__name__}）。"
+                                    "次回 --force で作り直してください。"))
+            continue
+        body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
+        if response.status_code == 200:
+            outcomes.append(Outcome(sequence, source, "delivered", "連携圏用の符号を受け付けられました", body))
+        else:
+            outcomes.append(Outcome(sequence, source, "refused",
+                                    f"ゲートウェイが連携圏用の符号を受け付けませんでした（{response.status_code}: {body.get('detail', '')}）", body))
+    return outcomes
