@@ -29,6 +29,7 @@ from gateway.core import Gateway
 from gateway.db import checkpoint, utcnow
 from gateway.errors import GatewayError
 from gateway.persons import assign
+from gateway.review import current_decisions, link_bound
 from linkage.compare import COMPARISONS
 from linkage.encode import Encodings
 from linkage.match import link
@@ -138,10 +139,12 @@ def _run(gw: Gateway, run_id: int, say: Callable[[str], None]) -> dict[str, Any]
         a = models.assignments
         previous = {(row.source, row.token): row.person_id for row in conn.execute(
             select(a.c.source, a.c.token, a.c.person_id).where(a.c.run_id == previous_run))} if previous_run else {}
+        decisions = current_decisions(conn)
     t1 = time.perf_counter()
     say("link")
     if loaded.records:
-        result = link(loaded.encodings)
+        # Reviewers' decisions bind the run (gateway.review); without any this is linkage.match.link.
+        result = link_bound(loaded.names, loaded.tokens, loaded.encodings, decisions) if decisions else link(loaded.encodings)
         clusters = result.clusters
         review = result.review_queue()
         matched = int(np.count_nonzero(result.pairs.weight >= result.match_threshold))

@@ -1,0 +1,34 @@
+"""Re-identification requests: the gateway checks and logs the request and returns the filing the caseworker sends to the escrow."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+
+from gateway import reidentify
+from gateway.api.deps import GatewayDep, get_token
+from gateway.errors import GatewayError
+from gateway.identity import user_for_token
+
+router = APIRouter(prefix="/reidentification", tags=["reidentification"])
+
+
+class RequestIn(BaseModel):
+    """What a caseworker asks for; an empty case reference or justification is refused (and logged) by the workflow."""
+
+    person_id: str = Field(min_length=1, max_length=24)
+    purpose: str = Field(min_length=1, max_length=100)
+    case_ref: str = Field(default="", max_length=200)
+    justification: str = Field(default="", max_length=8000)
+
+
+@router.post("")
+def post_request(gw: GatewayDep, token: Annotated[str, Depends(get_token)], body: RequestIn) -> dict[str, Any]:
+    """Log the request (``reidentify.request``) and return the filing package with the evidence the escrow checks."""
+    try:
+        user = user_for_token(gw, token)
+    except GatewayError as exc:  # an expired session is a refusal the auditors see
+        raise reidentify.refuse(gw, "（未認証）", "-", exc, purpose=body.purpose, case_ref=body.case_ref.strip()) from None
+    return reidentify.request(gw, user, body.person_id, body.purpose, body.case_ref, body.justification)

@@ -1,0 +1,128 @@
+"""Re-identification, the gateway's part: check a caseworker's request against the policy, log it, hand back the filing.
+
+The gateway never opens anything and never talks to the escrow. It checks the
+request (a purpose of the policy usable today, a case reference, a
+justification, at most the purpose's record limit), appends
+``reidentify.request`` to its tamper-evident audit log before anything else
+happens, and returns the *filing package*: the person's sealed records (batch
+header, record token, ciphertext, exactly as the agents sealed them) and the
+log entry with its inclusion proof and signed checkpoint. The caseworker's
+own client sends that package to the escrow, which verifies the evidence
+against the gateway's verifier key (``escrow.evidence``) and waits for
+approvers of its own. Every refusal is in the audit log too.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import secrets
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import and_, select
+
+from gateway import models
+from gateway.core import Gateway
+from gateway.errors import GatewayError
+from gateway.identity import User
+from gateway.link import current_run_id
+from keys.audit import AuditEntry
+from policy import PolicyError
+
+ACTION = "reidentify.request"
+JST = timezone(timedelta(hours=9))
+_LINE = re.compile(r"^[^\x00-\x1f\x7f]+$")  # case references go into audit entries: one line of text
+_MAX_CASE_REF = 100
+_MAX_JUSTIFICATION = 4000
+
+
+def new_request_id() -> str:
+    """A fresh, unguessable request id (``reid-`` and 16 hex digits)."""
+    return f"reid-{secrets.token_hex(8)}"
+
+
+def refuse(gw: Gateway, actor: str, role: str, error: GatewayError, *, target: str = "", purpose: str = "",
+           legal_basis: str = "", case_ref: str = "") -> GatewayError:
+    """Log a refused request in the audit log (and the refusal log) and hand the error back to be raised."""
+    if not _LINE.match(case_ref or "-") or len(case_ref) > _MAX_CASE_REF:
+        case_ref = "（不正な案件番号）"
+    if not _LINE.match(purpose or "-") or len(purpose) > 100:
+        purpose = "（不正な利用目的）"
+    gw.audit.append(AuditEntry.now(actor=actor[:64] or "-", role=role or "-", action=ACTION, target=target,
+                                   purpose=purpose, legal_basis=legal_basis, case_ref=case_ref,
+                                   outcome=f"refused: {error.code}"))
+    return error
+
+
+def request(gw: Gateway, user: User, person_id: str, purpose: str, case_ref: str, justification: str,
+            today: datetime | None = None) -> dict[str, Any]:
+    """Check, log and package a request to re-identify ``person_id``; raises a logged :class:`GatewayError` if refused."""
+    request_id = new_request_id()
+    case_ref, justification = case_ref.strip(), justification.strip()
+    where = {"target": request_id, "purpose": purpose, "case_ref": case_ref}
+    try:
+        spec = _check(gw, user, purpose, case_ref, justification, today)
+        where["legal_basis"] = spec.legal_basis
+        records = _sealed_records(gw, person_id)
+        if len(records) > spec.max_records_per_request:
+            raise GatewayError(422, "too_many_records",
+                               f"人物 {person_id} の記録は {len(records)} 件あり、利用目的「{spec.label}」で一度に開示できる上限"
+                               f" {spec.max_records_per_request} 件を超えています。情報政策課に相談してください。")
+    except GatewayError as exc:
+        raise refuse(gw, user.username, user.role, exc, **where) from None
+    # The entry is committed, with its signed checkpoint, before the package exists.
+    entry = AuditEntry.now(actor=user.username, role=user.role, action=ACTION, target=request_id, purpose=spec.name,
+                           legal_basis=spec.legal_basis, case_ref=case_ref,
+                           outcome=f"requested: person={person_id} records={len(records)}")
+    receipt = gw.audit.append(entry)
+    return {
+        "request_id": request_id, "requester": user.username, "purpose": spec.name, "legal_basis": spec.legal_basis,
+        "case_ref": case_ref, "justification": justification, "max_records": spec.max_records_per_request,
+        "approvals_required": spec.approvals_required, "person_id": person_id,
+        "records": records,
+        "gateway_evidence": {"entry": entry.to_json(), "leaf_index": receipt.index,
+                             "inclusion_proof": [base64.b64encode(p).decode() for p in receipt.proof.proof],
+                             "checkpoint": receipt.checkpoint},
+    }
+
+
+def _check(gw: Gateway, user: User, purpose: str, case_ref: str, justification: str, today: datetime | None) -> Any:
+    allowed = gw.policy.may(user.role, "reidentify.request")
+    if not allowed:
+        raise GatewayError(403, "forbidden", allowed.reason)
+    if not case_ref:
+        raise GatewayError(422, "case_ref_required", "案件番号（要対協の番号など）を入力してください。案件番号のない再識別はできません。")
+    if len(case_ref) > _MAX_CASE_REF or not _LINE.match(case_ref):
+        raise GatewayError(422, "case_ref_invalid", f"案件番号は改行を含まない {_MAX_CASE_REF} 文字以内にしてください。")
+    if not justification:
+        raise GatewayError(422, "justification_required", "再識別が必要な理由を入力してください（承認者と監査担当が確認します）。")
+    if len(justification) > _MAX_JUSTIFICATION:
+        raise GatewayError(422, "justification_too_long", f"理由は {_MAX_JUSTIFICATION} 文字以内にしてください。")
+    on = (today or datetime.now(JST)).astimezone(JST).date()
+    usable = gw.policy.may_use_purpose(purpose, on)
+    if not usable:
+        raise GatewayError(422, "purpose_not_usable", usable.reason)
+    try:
+        return gw.policy.purpose(purpose)
+    except PolicyError as exc:
+        raise GatewayError(422, "purpose_not_usable", str(exc)) from None
+
+
+def _sealed_records(gw: Gateway, person_id: str) -> list[dict[str, Any]]:
+    """The person's current records as the agents sealed them: batch header, record token, ciphertext (base64)."""
+    a, r, s = models.assignments, models.records, models.submissions
+    with gw.engine.connect() as conn:
+        run_id = current_run_id(conn)
+        if run_id is None:
+            raise GatewayError(404, "no_run", "まだ名寄せが実行されていません。")
+        rows = conn.execute(select(r.c.source, r.c.token, r.c.sealed, s.c.seal_header)
+                            .select_from(a.join(r, and_(r.c.source == a.c.source, r.c.token == a.c.token))
+                                         .join(s, s.c.id == r.c.submission_id))
+                            .where(a.c.run_id == run_id, a.c.person_id == person_id)).all()
+    if not rows:
+        raise GatewayError(404, "person_not_found", f"人物 {person_id} は現在の名寄せ結果にありません（記録が残っていません）。")
+    rows.sort(key=lambda x: (x.source, x.token))
+    return [{"batch_header": json.loads(x.seal_header), "token": x.token, "ciphertext": base64.b64encode(x.sealed).decode()}
+            for x in rows]

@@ -1,0 +1,240 @@
+"""Clerical review: reviewers decide record pairs (link / non_link), and every later linkage run is bound by those decisions.
+
+A decision names two records by (source, record token), never by a name: the
+reviewer sees per-field levels (``linkage.score.LEVEL_LABELS``: カナ類似,
+生年月日一致, 漢字異なる, 住所不明 …), not the values. The latest decision on a
+pair wins. A run applies them in two places:
+
+1. before solving, the pair's weight becomes :data:`FORCED_LINK` or
+   :data:`FORBIDDEN` (so the solver builds clusters around the decision and
+   the pair never returns to the review queue);
+2. after solving, a forced pair that the candidate stage never produced is
+   merged, and a cluster that still holds a forbidden pair (joined through a
+   third record) is split: the record of the pair with the weaker evidence to
+   the rest of the cluster leaves it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+from sqlalchemy import func, insert, select
+from sqlalchemy.engine import Connection
+
+from gateway import models
+from gateway.core import Gateway
+from gateway.db import utcnow
+from gateway.errors import GatewayError
+from gateway.identity import User
+from linkage.encode import Encodings
+from linkage.match import MATCH_THRESHOLD, REVIEW_THRESHOLD, LinkResult, ScoredPairs, candidate_pairs, fit_model, score_pairs, solve
+
+#: Weight of a pair a reviewer linked: above every real weight, so the solver takes it first.
+FORCED_LINK = 1.0e6
+#: Weight of a pair a reviewer kept apart: below every threshold, so no solver stage uses it.
+FORBIDDEN = -1.0e6
+DECISIONS = {"link": "同一人物", "non_link": "別人"}
+#: What each comparison of ``linkage.compare.COMPARISONS`` looks at, in reviewers' words.
+FIELD_LABELS = {"name_family": "漢字（姓）", "name_given": "漢字（名）", "kana_family": "カナ（姓）", "kana_given": "カナ（名）",
+                "demographic": "生年月日・性別", "address": "住所"}
+_MAX_REASON = 2000
+
+Record = tuple[str, str]  # (source, record token)
+Pair = tuple[Record, Record]
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A reviewer's decision on one record pair."""
+
+    a: Record
+    b: Record
+    decision: str
+
+
+def canonical(a: Record, b: Record) -> Pair:
+    """The pair in its stored order."""
+    return (a, b) if a <= b else (b, a)
+
+
+def _pair_label(pair: Pair) -> str:
+    (sa, ta), (sb, tb) = pair
+    return f"{sa}:{ta}~{sb}:{tb}"
+
+
+def decide_pair(gw: Gateway, user: User, pair_id: int, decision: str, reason: str) -> dict[str, Any]:
+    """Decide the review pair ``pair_id`` of the current run (or an earlier run still kept)."""
+    rp = models.review_pairs
+    with gw.engine.connect() as conn:
+        row = conn.execute(select(rp).where(rp.c.id == pair_id)).first()
+    if row is None:
+        raise GatewayError(404, "review_pair_not_found", f"要確認ペア {pair_id} はありません（新しい名寄せで入れ替わった可能性があります。一覧を開き直してください）。")
+    return decide(gw, user, (row.source_a, row.token_a), (row.source_b, row.token_b), decision, reason, review_pair_id=pair_id)
+
+
+def decide(gw: Gateway, user: User, a: Record, b: Record, decision: str, reason: str,
+           review_pair_id: int | None = None) -> dict[str, Any]:
+    """Record ``user``'s decision on records ``a`` and ``b``; it is logged, then binds every later run."""
+    if decision not in DECISIONS:
+        raise GatewayError(422, "invalid_decision", "判定は link（同一人物）か non_link（別人）のどちらかです。")
+    reason = reason.strip()
+    if not reason:
+        raise GatewayError(422, "reason_required", "判定の理由を入力してください（監査のため必須です）。")
+    if len(reason) > _MAX_REASON:
+        raise GatewayError(422, "reason_too_long", f"判定の理由は {_MAX_REASON} 文字以内にしてください。")
+    if a[0] == b[0]:
+        raise GatewayError(422, "same_source", f"同じデータ元（{a[0]}）の 2 件は判定できません。名寄せは異なるデータ元の記録どうしを結び付けます。")
+    pair = canonical(a, b)
+    r = models.records
+    with gw.engine.connect() as conn:
+        for source, token in pair:
+            if conn.execute(select(r.c.token).where(r.c.source == source, r.c.token == token)).first() is None:
+                raise GatewayError(404, "record_not_found", f"データ元「{source}」の記録 {token} は現在の提出にありません。")
+    # The decision is in the tamper-evident log before it exists anywhere else (the reason stays in the table:
+    # free text is kept out of the log, which holds pseudonyms only).
+    gw.record(user.username, user.role, "review.decide", decision, target=_pair_label(pair))
+    now = utcnow()
+    with gw.engine.begin() as conn:
+        decision_id = conn.execute(insert(models.review_decisions).values(
+            source_a=pair[0][0], token_a=pair[0][1], source_b=pair[1][0], token_b=pair[1][1], decision=decision,
+            reason=reason, decided_by=user.username, decided_at=now, review_pair_id=review_pair_id)).inserted_primary_key[0]
+    return {"id": decision_id, "a": {"source": pair[0][0], "token": pair[0][1]}, "b": {"source": pair[1][0], "token": pair[1][1]},
+            "decision": decision, "label": DECISIONS[decision], "decided_by": user.username, "decided_at": now,
+            "review_pair_id": review_pair_id, "applies": "次回の名寄せから反映されます。"}
+
+
+def list_decisions(gw: Gateway, limit: int = 100, offset: int = 0) -> dict[str, Any]:
+    """Every decision, newest first (pseudonymous: sources, record tokens, who, when, why)."""
+    d = models.review_decisions
+    with gw.engine.connect() as conn:
+        rows = conn.execute(select(d).order_by(d.c.id.desc()).limit(limit).offset(offset)).all()
+    return {"decisions": [{"id": x.id, "a": {"source": x.source_a, "token": x.token_a}, "b": {"source": x.source_b, "token": x.token_b},
+                           "decision": x.decision, "label": DECISIONS[x.decision], "reason": x.reason, "decided_by": x.decided_by,
+                           "decided_at": x.decided_at, "review_pair_id": x.review_pair_id} for x in rows]}
+
+
+def review_pairs(gw: Gateway, limit: int = 100, offset: int = 0) -> dict[str, Any]:
+    """The current run's review pairs (per-field levels and labels, never values), each with its latest decision if any."""
+    rp = models.review_pairs
+    with gw.engine.connect() as conn:
+        run_id = _current_run(conn)
+        if run_id is None:
+            raise GatewayError(404, "no_run", "まだ名寄せが実行されていません。提出を受け付けた後、名寄せの完了を待ってください。")
+        total = conn.execute(select(func.count()).where(rp.c.run_id == run_id)).scalar_one()
+        rows = conn.execute(select(rp).where(rp.c.run_id == run_id).order_by(rp.c.weight.desc(), rp.c.id)
+                            .limit(limit).offset(offset)).all()
+        decided = current_decisions(conn)
+    pairs = []
+    for x in rows:
+        fields = {name: {**f, "field": FIELD_LABELS.get(name, name), "text": _field_text(name, f)}
+                  for name, f in json.loads(x.fields).items()}
+        pairs.append({"id": x.id, "a": {"source": x.source_a, "token": x.token_a}, "b": {"source": x.source_b, "token": x.token_b},
+                      "weight": round(x.weight, 3), "fields": fields, "summary": "・".join(f["text"] for f in fields.values()),
+                      "decision": decided.get(canonical((x.source_a, x.token_a), (x.source_b, x.token_b)))})
+    return {"run_id": run_id, "total": total, "pairs": pairs}
+
+
+def _current_run(conn: Connection) -> int | None:
+    # gateway.link imports this module, so its current_run_id is not imported here.
+    return conn.execute(select(models.current_run.c.run_id).where(models.current_run.c.id == 1)).scalar()
+
+
+def _field_text(name: str, field: dict[str, Any]) -> str:
+    """「カナ（姓）一致」「住所不明」: the field and its level (a missing side is 不明, not a disagreement)."""
+    return f"{FIELD_LABELS.get(name, name)}{'不明' if field.get('level', -1) < 0 else field.get('label', '')}"
+
+
+def current_decisions(conn: Connection) -> dict[Pair, str]:
+    """The latest decision on every decided pair."""
+    d = models.review_decisions
+    rows = conn.execute(select(d.c.source_a, d.c.token_a, d.c.source_b, d.c.token_b, d.c.decision).order_by(d.c.id)).all()
+    return {((x.source_a, x.token_a), (x.source_b, x.token_b)): x.decision for x in rows}
+
+
+def link_bound(names: Sequence[str], tokens: Sequence[Sequence[str]], encodings: Sequence[Encodings],
+               decisions: dict[Pair, str]) -> LinkResult:
+    """``linkage.match.link`` with reviewers' decisions applied between scoring and solving (and enforced after)."""
+    sa, ia, sb, ib = candidate_pairs(encodings)
+    model = fit_model(encodings)
+    pairs = score_pairs(encodings, sa, ia, sb, ib, model)
+    where = _positions(names, tokens, decisions)
+    _bind_weights(pairs, where)
+    clusters = solve(encodings, pairs, MATCH_THRESHOLD)
+    clusters = _enforce(clusters, pairs, where)
+    return LinkResult(clusters, pairs, model, MATCH_THRESHOLD, REVIEW_THRESHOLD, len(sa))
+
+
+Position = tuple[int, int]  # (source index, record index) in this run
+
+
+def _positions(names: Sequence[str], tokens: Sequence[Sequence[str]], decisions: dict[Pair, str]) -> list[tuple[Position, Position, str]]:
+    """Decisions whose two records are both in this run, as run positions."""
+    wanted = {rec for pair in decisions for rec in pair}
+    found: dict[Record, Position] = {}
+    for s, name in enumerate(names):
+        if any(src == name for src, _ in wanted):
+            for i, token in enumerate(tokens[s]):
+                if (name, token) in wanted:
+                    found[(name, token)] = (s, i)
+    return [(found[a], found[b], d) for (a, b), d in decisions.items() if a in found and b in found]
+
+
+def _pair_keys(sa: np.ndarray, ia: np.ndarray, sb: np.ndarray, ib: np.ndarray) -> np.ndarray:
+    a = (sa.astype(np.int64) << 32) | ia.astype(np.int64)
+    b = (sb.astype(np.int64) << 32) | ib.astype(np.int64)
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    # Up to 2^31 records per source and 2^15 sources: a pair fits an unordered 128-bit key, folded to one
+    # void view so numpy can match keys exactly.
+    return np.ascontiguousarray(np.stack([lo, hi], axis=1)).view(np.dtype((np.void, 16))).ravel()
+
+
+def _bind_weights(pairs: ScoredPairs, where: list[tuple[Position, Position, str]]) -> None:
+    if not where or not len(pairs.weight):
+        return
+    keys = _pair_keys(pairs.source_a, pairs.index_a, pairs.source_b, pairs.index_b)
+    for wanted, weight in (("link", FORCED_LINK), ("non_link", FORBIDDEN)):
+        chosen = [(a, b) for a, b, d in where if d == wanted]
+        if not chosen:
+            continue
+        arr = np.asarray([(a[0], a[1], b[0], b[1]) for a, b in chosen], dtype=np.int64)
+        mask = np.isin(keys, _pair_keys(arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3]))
+        pairs.weight[mask] = weight
+
+
+def _enforce(clusters: list[list[Position]], pairs: ScoredPairs, where: list[tuple[Position, Position, str]]) -> list[list[Position]]:
+    if not where:
+        return clusters
+    groups = [set(c) for c in clusters]
+    home = {m: g for g in groups for m in g}
+    for a, b, d in where:
+        if d == "link" and home[a] is not home[b]:
+            merged = home[a] | home[b]
+            groups = [g for g in groups if g is not home[a] and g is not home[b]] + [merged]
+            for m in merged:
+                home[m] = merged
+    for a, b, d in where:
+        group = home[a]
+        if d == "non_link" and b in group:
+            leaving = min((a, b), key=lambda m: (_evidence(pairs, m, group - {m}), m))
+            group.discard(leaving)
+            alone = {leaving}
+            groups.append(alone)
+            home[leaving] = alone
+    return [sorted(g) for g in groups if g]
+
+
+def _evidence(pairs: ScoredPairs, member: Position, others: Iterable[Position]) -> float:
+    """Sum of the weights between ``member`` and ``others`` (a forced link counts as overwhelming evidence)."""
+    others = set(others)
+    mine = ((pairs.source_a == member[0]) & (pairs.index_a == member[1])) | ((pairs.source_b == member[0]) & (pairs.index_b == member[1]))
+    total = 0.0
+    for k in np.flatnonzero(mine).tolist():
+        other = (int(pairs.source_b[k]), int(pairs.index_b[k])) if (int(pairs.source_a[k]), int(pairs.index_a[k])) == member \
+            else (int(pairs.source_a[k]), int(pairs.index_a[k]))
+        w = float(pairs.weight[k])
+        if other in others and w > FORBIDDEN:
+            total += w
+    return total

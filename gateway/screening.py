@@ -1,0 +1,81 @@
+"""Screening: the declared rules (``policy.screening``) over the current run's persons and their latest attributes.
+
+The list is pseudonymous — person ids, source names, attribute names and
+values — and only holds attributes the reader's role may see, so screening
+shows nothing the persons screens would not. Every view is in the audit log.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import and_, select
+
+from gateway import models
+from gateway.core import Gateway
+from gateway.errors import GatewayError
+from gateway.identity import User
+from gateway.link import current_run_id
+from policy.screening import Screening, ScreeningError, ScreeningList, default_screening, load_screening
+
+SCREENING_FILE = "screening.toml"
+
+
+def screening_rules(gw: Gateway) -> Screening:
+    """``<home>/screening.toml`` if the municipality wrote one, else the shipped example rules."""
+    path = gw.settings.home / SCREENING_FILE
+    try:
+        return load_screening(path) if path.exists() else default_screening()
+    except ScreeningError as exc:
+        raise GatewayError(500, "screening_invalid", str(exc)) from None
+
+
+def person_attributes(gw: Gateway, role: str) -> tuple[int, dict[str, dict[str, dict[str, str]]]]:
+    """The current run and ``{person_id: {source: {attribute: value}}}`` of its persons' current records (visible attributes only)."""
+    a, r = models.assignments, models.records
+    with gw.engine.connect() as conn:
+        run_id = current_run_id(conn)
+        if run_id is None:
+            raise GatewayError(404, "no_run", "まだ名寄せが実行されていません。提出を受け付けた後、名寄せの完了を待ってください。")
+        rows = conn.execute(select(a.c.person_id, a.c.source, r.c.attributes)
+                            .join(r, and_(r.c.source == a.c.source, r.c.token == a.c.token))
+                            .where(a.c.run_id == run_id)).all()
+    visible: dict[str, bool] = {}
+    persons: dict[str, dict[str, dict[str, str]]] = {}
+    for row in rows:
+        attributes = json.loads(row.attributes)
+        if not attributes:
+            persons.setdefault(row.person_id, {}).setdefault(row.source, {})
+            continue
+        shown = {}
+        for name, value in attributes.items():
+            if name not in visible:
+                visible[name] = gw.policy.may_see(role, name).allowed
+            if visible[name]:
+                shown[name] = value
+        persons.setdefault(row.person_id, {}).setdefault(row.source, {}).update(shown)
+    return run_id, persons
+
+
+def screen(gw: Gateway, user: User) -> dict[str, Any]:
+    """The screening list for ``user``: flagged persons sorted by score, capped, with each fired rule's data items; logged."""
+    rules = screening_rules(gw)
+    run_id, persons = person_attributes(gw, user.role)
+    result = rules.screen(persons)
+    gw.record(user.username, user.role, "screening.view",
+              f"flagged={result.flagged} shown={len(result.entries)} left_out={result.left_out}", target=f"run#{run_id}")
+    return as_json(run_id, result)
+
+
+def as_json(run_id: int, result: ScreeningList) -> dict[str, Any]:
+    """A screening list as JSON."""
+    return {
+        "run_id": run_id, "capacity": result.capacity, "flagged": result.flagged, "left_out": result.left_out,
+        "entries": [{
+            "rank": rank, "person_id": e.person_id, "score": e.score,
+            "flags": [{"rule_id": f.rule_id, "label": f.label, "weight": f.weight,
+                       "items": [{"source": i.source, "attribute": i.attribute, "value": i.value, "condition": i.condition}
+                                 for i in f.items]} for f in e.flags],
+        } for rank, e in enumerate(result.entries, start=1)],
+    }
