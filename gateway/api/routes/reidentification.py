@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from gateway import reidentify
 from gateway.api.deps import GatewayDep, get_token
 from gateway.errors import GatewayError
-from gateway.identity import user_for_token
+from gateway.identity import User, authorize, user_for_token
 
 router = APIRouter(prefix="/reidentification", tags=["reidentification"])
 
@@ -24,11 +24,20 @@ class RequestIn(BaseModel):
     justification: str = Field(default="", max_length=8000)
 
 
-@router.post("")
-def post_request(gw: GatewayDep, token: Annotated[str, Depends(get_token)], body: RequestIn) -> dict[str, Any]:
-    """Log the request (``reidentify.request``) and return the filing package with the evidence the escrow checks."""
+def requester(gw: GatewayDep, token: Annotated[str, Depends(get_token)]) -> User:
+    """The signed-in user, if the policy lets their role request; an expired session or a wrong role is logged in the audit log."""
     try:
         user = user_for_token(gw, token)
-    except GatewayError as exc:  # an expired session is a refusal the auditors see
-        raise reidentify.refuse(gw, "（未認証）", "-", exc, purpose=body.purpose, case_ref=body.case_ref.strip()) from None
+    except GatewayError as exc:
+        raise reidentify.refuse(gw, "（未認証）", "-", exc) from None
+    try:
+        authorize(gw, user, "reidentify.request")
+    except GatewayError as exc:
+        raise reidentify.refuse(gw, user.username, user.role, exc) from None
+    return user
+
+
+@router.post("")
+def post_request(gw: GatewayDep, user: Annotated[User, Depends(requester)], body: RequestIn) -> dict[str, Any]:
+    """Log the request (``reidentify.request``) and return the filing package with the evidence the escrow checks."""
     return reidentify.request(gw, user, body.person_id, body.purpose, body.case_ref, body.justification)
