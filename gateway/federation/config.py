@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from gateway.core import Gateway
 from gateway.errors import GatewayError
 from keys.checkpoint import CheckpointError, Signer, Verifier
 
@@ -121,3 +122,10 @@ def signer(home: Path, code: str) -> Signer:
     if not isinstance(key, Ed25519PrivateKey):
         raise GatewayError(500, "federation_key_invalid", f"{path} は Ed25519 の秘密鍵ではありません。")
     return Signer(f"tsunagu-gateway-{code}", key)
+
+
+def audit(gw: Gateway, actor: str, role: str, action: str, outcome: str, target: str = "", purpose: str = "", case_ref: str = "") -> None:
+    """Append a federation step to the gateway's tamper-evident audit log (pseudonyms only), with purpose and case."""
+    from keys.audit import AuditEntry
+
+    gw.audit.append(AuditEntry.now(actor=actor, role=role, action=action, outcome=outcome, target=target, purpose=purpose, case_ref=case_ref))

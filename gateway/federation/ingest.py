@@ -81,5 +81,5 @@ def ingest(gw: Gateway, data: bytes, channel: str) -> dict[str, Any]:
         gw.event(channel, exc.status, exc.code, exc.detail, agent_id=agent_id, sequence=sequence if isinstance(sequence, int) else None,
                  path="federation submission")
         raise
-    gw.record(f"agent:{agent_id}", "agent", "federation.submission.accept", "ok", target=f"{manifest['source']}#{sequence}")
+    _config.audit(gw, f"agent:{agent_id}", "agent", "federation.submission.accept", "ok", target=f"{manifest['source']}#{sequence}")
     return {"status": "accepted", "submission_id": submission_id, "records": len(records), "sequence": sequence}

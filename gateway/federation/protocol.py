@@ -29,6 +29,7 @@ from gateway import models
 from gateway.core import Gateway
 from gateway.db import utcnow
 from gateway.errors import GatewayError
+from gateway.federation import config as _config
 from gateway.federation.config import FederationConfig
 from keys._files import canonical_json
 from keys.checkpoint import Signer, Verifier
@@ -83,7 +84,7 @@ def open_message(gw: Gateway, config: FederationConfig, data: bytes, expected_ki
         return message
     except GatewayError as exc:
         gw.event(channel, exc.status, exc.code, exc.detail, path=f"federation {expected_kind} from {peer_code}"[:256])
-        gw.record(f"peer:{peer_code}", "peer", f"federation.{expected_kind}.receive", f"refused:{exc.code}")
+        _config.audit(gw, f"peer:{peer_code}", "peer", f"federation.{expected_kind}.receive", f"refused:{exc.code}")
         raise
 
 

@@ -46,7 +46,7 @@ def _new_id() -> str:
 
 def _refuse(gw: Gateway, user: User, action: str, error: GatewayError) -> GatewayError:
     gw.event("federation", error.status, error.code, error.detail, path=action)
-    gw.record(user.username, user.role, action, f"refused:{error.code}")
+    _config.audit(gw, user.username, user.role, action, f"refused:{error.code}")
     return error
 
 
@@ -102,7 +102,7 @@ def start_query(gw: Gateway, user: User, peer_code: str, tokens: list[str] | Non
         conn.execute(insert(models.federation_exchanges).values(id=exchange, direction="out", peer=peer_code, kind="query",
                                                                status="sent", items=len(items), created_at=utcnow(), actor=user.username))
         conn.execute(insert(models.federation_query_items), stored)
-    gw.record(user.username, user.role, "federation.query.send", "ok", target=f"{peer_code}:{exchange}:{len(items)}", purpose=config.purpose)
+    _config.audit(gw, user.username, user.role, "federation.query.send", "ok", target=f"{peer_code}:{exchange}:{len(items)}", purpose=config.purpose)
     return exchange, data
 
 
@@ -169,7 +169,7 @@ def accept_answer(gw: Gateway, data: bytes, channel: str) -> str:
                 models.federation_query_items.c.exchange_id == exchange, models.federation_query_items.c.qid == str(result.get("q")))).values(**values))
         conn.execute(update(x).where(x.c.id == exchange).values(status="answered", answered_at=utcnow(), answer=data.decode("utf-8")))
     matches = sum(1 for r in body.get("results", []) if r.get("match"))
-    gw.record(f"peer:{peer}", "peer", "federation.answer.receive", "ok", target=f"{peer}:{exchange}:{matches}", purpose=config.purpose)
+    _config.audit(gw, f"peer:{peer}", "peer", "federation.answer.receive", "ok", target=f"{peer}:{exchange}:{matches}", purpose=config.purpose)
     return exchange
 
 
@@ -198,7 +198,7 @@ def answer_query(gw: Gateway, data: bytes, channel: str, *, bundle: bool = False
     x = models.federation_exchanges
     now = utcnow()
     with gw.engine.connect() as conn:
-        day = conn.execute(select(func.coalesce(func.sum(x.c.items), 0)).where(and_(
+        day = conn.execute(select(func.coalesce(func.sum(x.c["items"]), 0)).where(and_(
             x.c.peer == peer, x.c.direction == "in", x.c.created_at > now - timedelta(days=1)))).scalar()
         hour = conn.execute(select(func.count()).select_from(x).where(and_(
             x.c.peer == peer, x.c.direction == "in", x.c.created_at > now - timedelta(hours=1)))).scalar()
@@ -211,7 +211,7 @@ def answer_query(gw: Gateway, data: bytes, channel: str, *, bundle: bool = False
         error = GatewayError(400, "malformed_message", "照会に項目がありません。")
     if error is not None:
         gw.event(channel, error.status, error.code, error.detail, path=f"federation query from {peer}")
-        gw.record(f"peer:{peer}", "peer", "federation.query.receive", f"refused:{error.code}")
+        _config.audit(gw, f"peer:{peer}", "peer", "federation.query.receive", f"refused:{error.code}")
         raise error
     try:
         schema = load_schema(str(body.get("schema_version")))
@@ -248,10 +248,10 @@ def answer_query(gw: Gateway, data: bytes, channel: str, *, bundle: bool = False
                                       created_at=now, answered_at=utcnow(), actor=f"peer:{peer}", answer=answer.decode("utf-8")))
         if handles:
             conn.execute(insert(models.federation_handles), handles)
-    gw.record(f"peer:{peer}", "peer", "federation.query.answer", "ok", target=f"{peer}:{exchange}:{len(items)}:{len(handles)}",
+    _config.audit(gw, f"peer:{peer}", "peer", "federation.query.answer", "ok", target=f"{peer}:{exchange}:{len(items)}:{len(handles)}",
               purpose=config.purpose)
     for h in handles:
-        gw.record(f"peer:{peer}", "peer", "federation.handle.issue", "ok", target=f"{h['source']}:{h['token']}", purpose=config.purpose)
+        _config.audit(gw, f"peer:{peer}", "peer", "federation.handle.issue", "ok", target=f"{h['source']}:{h['token']}", purpose=config.purpose)
     return answer
 
 
@@ -287,7 +287,7 @@ def request_handover(gw: Gateway, user: User, handle: str, case_ref: str, messag
         conn.execute(insert(models.federation_handovers).values(
             id=rid, direction="out", peer=item.peer, source=item.source, token=item.token, purpose=config.purpose, case_ref=case_ref,
             message=message, status="open", created_at=utcnow(), requested_by=user.username))
-    gw.record(user.username, user.role, "federation.handover.request", "ok", target=f"{item.source}:{item.token}",
+    _config.audit(gw, user.username, user.role, "federation.handover.request", "ok", target=f"{item.source}:{item.token}",
               purpose=config.purpose, case_ref=case_ref)
     return rid, item.peer, data
 
@@ -313,14 +313,14 @@ def receive_handover(gw: Gateway, data: bytes, channel: str) -> dict[str, Any]:
             error = exc
     if error is not None:
         gw.event(channel, error.status, error.code, error.detail, path=f"federation handover from {peer}")
-        gw.record(f"peer:{peer}", "peer", "federation.handover.receive", f"refused:{error.code}")
+        _config.audit(gw, f"peer:{peer}", "peer", "federation.handover.receive", f"refused:{error.code}")
         raise error
     hid = f"{peer}-{str(body.get('request', ''))[:32]}"
     with gw.engine.begin() as conn:
         conn.execute(insert(models.federation_handovers).values(
             id=hid, direction="in", peer=peer, source=handle.source, token=handle.token, purpose=message["purpose"], case_ref=case_ref,
             message=text, status="open", created_at=utcnow(), requested_by=f"peer:{peer}"))
-    gw.record(f"peer:{peer}", "peer", "federation.handover.receive", "ok", target=f"{handle.source}:{handle.token}",
+    _config.audit(gw, f"peer:{peer}", "peer", "federation.handover.receive", "ok", target=f"{handle.source}:{handle.token}",
               purpose=message["purpose"], case_ref=case_ref)
     return {"status": "received", "id": hid}
 
@@ -366,7 +366,7 @@ def answer_handover(gw: Gateway, user: User, handover_id: str, message: str, att
     with gw.engine.begin() as conn:
         conn.execute(update(t).where(t.c.id == handover_id).values(status="answered", answered_at=utcnow(), answered_by=user.username,
                                                                   answer_message=message, answer_attributes=json.dumps(shared, ensure_ascii=False)))
-    gw.record(user.username, user.role, action, "ok", target=f"{row.source}:{row.token}:{','.join(attributes)}",
+    _config.audit(gw, user.username, user.role, action, "ok", target=f"{row.source}:{row.token}:{','.join(attributes)}",
               purpose=row.purpose, case_ref=row.case_ref)
     return row.peer, data
 
@@ -388,6 +388,6 @@ def receive_handover_answer(gw: Gateway, data: bytes, channel: str) -> dict[str,
         conn.execute(update(t).where(t.c.id == rid).values(status="answered", answered_at=utcnow(), answered_by=f"peer:{peer}",
                                                           answer_message=str(body.get("message", ""))[:_MAX_TEXT],
                                                           answer_attributes=json.dumps({str(k): str(v) for k, v in attributes.items()}, ensure_ascii=False)))
-    gw.record(f"peer:{peer}", "peer", "federation.handover.answer.receive", "ok", target=f"{row.source}:{row.token}",
+    _config.audit(gw, f"peer:{peer}", "peer", "federation.handover.answer.receive", "ok", target=f"{row.source}:{row.token}",
               purpose=row.purpose, case_ref=row.case_ref)
     return {"status": "received", "id": rid}

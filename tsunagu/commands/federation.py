@@ -149,7 +149,7 @@ def init(home: HomeOption,
         raise CommandError(f"設定に誤りがあります: {exc}") from None
     c.save(home, settings)
     signer = c.signer(home, code)
-    gw.record(_cli_user().username, "admin", "federation.init", "ok", target=code, purpose=purpose)
+    c.audit(gw, _cli_user().username, "admin", "federation.init", "ok", target=code, purpose=purpose)
     typer.echo(f"連携圏の設定を書きました: {c.config_path(home)}")
     typer.echo(f"このゲートウェイの連携用検証鍵: {signer.verifier.vkey()}")
 
@@ -189,7 +189,7 @@ def peer_add(home: HomeOption, code: Annotated[str, typer.Option("--code", help=
         raise CommandError(f"識別ファイルに誤りがあります: {exc}") from None
     settings.peers = [p for p in settings.peers if p.code != code] + [peer]
     c.save(home, settings)
-    _gateway(home).record(_cli_user().username, "admin", "federation.peer.add", "ok", target=code)
+    c.audit(_gateway(home), _cli_user().username, "admin", "federation.peer.add", "ok", target=code)
     typer.echo(f"連携先 {code}（{peer.name}）を登録しました。")
 
 

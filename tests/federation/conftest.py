@@ -1,0 +1,1 @@
+"""Fixtures of the federation tests (defined in federation_support)."""

@@ -1,0 +1,82 @@
+"""Federation test helpers: gateways set up through the real CLI and served by the real `tsunagu gateway serve`."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from typer.testing import CliRunner
+
+from tsunagu.cli import app
+
+PASSWORD = "correct horse battery staple"
+TSUNAGU = str(Path(sys.executable).with_name("tsunagu"))
+
+
+def cli(*args: str, input: str | None = None) -> str:
+    """Run a `tsunagu` command in-process; fail the test with its output if it fails."""
+    result = CliRunner().invoke(app, list(args), input=input)
+    assert result.exit_code == 0, f"{args[:3]} → {result.exit_code}: {result.output}{result.exception!r}"
+    return result.output
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Town:
+    """One municipality's gateway: home, code, port, the running server and session tokens."""
+
+    code: str
+    home: Path
+    port: int = field(default_factory=_free_port)
+    process: subprocess.Popen | None = None
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        """Start `tsunagu gateway serve` and wait until it answers."""
+        log = (self.home / "logs" / "serve.out").open("wb")
+        env = {**os.environ, "TSUNAGU_LINK_INTERVAL_MINUTES": "0"}
+        self.process = subprocess.Popen([TSUNAGU, "gateway", "serve", "--home", str(self.home), "--port", str(self.port)],
+                                        env=env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, (self.home / "logs" / "serve.out").read_text(errors="replace")
+            try:
+                if httpx.get(f"{self.url}/api/v1/health", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise AssertionError("server did not start within 60 s")
+
+    def stop(self) -> None:
+        """Stop the server."""
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def client(self, role: str | None = None) -> httpx.Client:
+        """An httpx client, signed in as the user named after ``role``."""
+        if role and role not in self.tokens:
+            r = httpx.post(f"{self.url}/api/v1/auth/login", json={"username": role, "password": PASSWORD}, timeout=30)
+            r.raise_for_status()
+            self.tokens[role] = r.json()["access_token"]
+        headers = {"Authorization": f"Bearer {self.tokens[role]}"} if role else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=120)
