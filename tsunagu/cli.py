@@ -29,7 +29,7 @@ def version() -> None:
 
 
 # Each module under tsunagu.commands registers its commands on `app`.
-_COMMAND_MODULES = ("link", "bench", "keys", "audit", "agent", "gateway", "escrow", "federation")
+_COMMAND_MODULES = ("link", "bench", "keys", "audit", "agent", "gateway", "escrow", "federation", "casework")
 
 for _name in _COMMAND_MODULES:
     try:

@@ -1,0 +1,140 @@
+"""`tsunagu casework …`: a caseworker's client for re-identification — the gateway logs the request, the escrow decides and releases.
+
+The client signs in to the gateway and to the escrow separately (two user
+stores, two passwords, read from a hidden prompt or standard input, never
+from the command line). The gateway returns the filing package; this client
+files it with the escrow itself, so the gateway never holds an escrow token
+and never sees an identity.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+from contextlib import contextmanager
+from typing import Annotated, Any, Iterator
+
+import httpx
+import typer
+
+from tsunagu.errors import CommandError
+
+casework_app = typer.Typer(help="再識別の申請・状況確認・受け取り（ケースワーカー向け）", no_args_is_help=True)
+
+GatewayOption = Annotated[str, typer.Option("--gateway", help="ゲートウェイの URL（例: https://gateway.example.lg.jp:8443）")]
+EscrowOption = Annotated[str, typer.Option("--escrow", help="エスクローの URL（例: https://escrow.example.lg.jp:8600）")]
+UsernameOption = Annotated[str, typer.Option("--username", help="利用者名（ゲートウェイとエスクローで同じ名前）")]
+PasswordStdinOption = Annotated[bool, typer.Option("--password-stdin", help="パスワードを標準入力から 1 行ずつ読みます（自動化用）")]
+STATUS_LABELS = {"pending": "承認待ち", "approved": "承認済み（受け取りできます）", "rejected": "却下", "released": "開示済み",
+                 "expired": "受け取り期限切れ"}
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `casework` command group to the root app."""
+    app.add_typer(casework_app, name="casework")
+
+
+def _secret(prompt: str, from_stdin: bool) -> str:
+    if from_stdin:
+        line = sys.stdin.readline()
+        if not line:
+            raise CommandError(f"標準入力に{prompt}がありません。")
+        value = line.rstrip("\r\n")
+    else:
+        value = getpass.getpass(f"{prompt}: ")
+    if not value:
+        raise CommandError(f"{prompt}が空です。")
+    return value
+
+
+@contextmanager
+def signed_in(url: str, service: str, username: str, password: str) -> Iterator[httpx.Client]:
+    """A client signed in to ``url`` (the gateway or the escrow); signed out afterwards."""
+    with httpx.Client(base_url=url, timeout=120) as client:
+        token = call(client, service, "POST", "/api/v1/auth/login", {"username": username, "password": password})["access_token"]
+        client.headers["Authorization"] = f"Bearer {token}"
+        try:
+            yield client
+        finally:
+            try:
+                client.post("/api/v1/auth/logout")
+            except httpx.TransportError:
+                pass
+
+
+def call(client: httpx.Client, service: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    """One request; a refusal becomes the command's one-line Japanese message."""
+    try:
+        response = client.request(method, path, json=body)
+    except httpx.TransportError as exc:
+        raise CommandError(f"{service} {client.base_url} に接続できません（{type(exc).__name__}）。URL と起動状態を確認してください。") from None
+    if response.is_success:
+        return response.json()
+    try:
+        detail = response.json()["detail"]
+    except (ValueError, KeyError, TypeError):
+        detail = f"HTTP {response.status_code}"
+    raise CommandError(f"{service}: {detail}")
+
+
+def file_request(gateway: str, escrow: str, username: str, gateway_password: str, escrow_password: str,
+                 person: str, purpose: str, case_ref: str, justification: str) -> dict[str, Any]:
+    """Ask the gateway for the filing package, then file it with the escrow; returns the escrow's view of the request."""
+    with signed_in(gateway, "ゲートウェイ", username, gateway_password) as g:
+        package = call(g, "ゲートウェイ", "POST", "/api/v1/reidentification",
+                       {"person_id": person, "purpose": purpose, "case_ref": case_ref, "justification": justification})
+    package.pop("person_id", None)
+    with signed_in(escrow, "エスクロー", username, escrow_password) as e:
+        return call(e, "エスクロー", "POST", "/api/v1/requests", package)
+
+
+@casework_app.command("request")
+def request(
+    gateway: GatewayOption,
+    escrow: EscrowOption,
+    username: UsernameOption,
+    person: Annotated[str, typer.Option("--person", help="人物 ID（スクリーニング・人物一覧の P…）")],
+    purpose: Annotated[str, typer.Option("--purpose", help="利用目的（ポリシーの名前: early_support, child_protection など）")],
+    case_ref: Annotated[str, typer.Option("--case-ref", help="案件番号（要対協の番号など。必須）")],
+    justification: Annotated[str, typer.Option("--justification", help="再識別が必要な理由（承認者と監査担当が読みます。氏名は書かないでください）")],
+    password_stdin: PasswordStdinOption = False,
+) -> None:
+    """再識別を申請します。ゲートウェイが申請を監査ログに記録し、この端末からエスクローに提出します。"""
+    gateway_password = _secret(f"ゲートウェイの利用者 {username} のパスワード", password_stdin)
+    escrow_password = _secret(f"エスクローの利用者 {username} のパスワード", password_stdin)
+    filed = file_request(gateway, escrow, username, gateway_password, escrow_password, person, purpose, case_ref, justification)
+    typer.echo(f"申請 {filed['request_id']} をエスクローに提出しました（記録 {len(filed['records'])} 件、"
+               f"必要な承認 {filed['approvals_required']} 人）。承認者がエスクローで承認すると受け取れます。")
+    typer.echo(filed["request_id"])
+
+
+@casework_app.command("status")
+def status(
+    escrow: EscrowOption,
+    username: UsernameOption,
+    request_id: Annotated[str, typer.Option("--request", help="申請 ID（reid-…）")],
+    password_stdin: PasswordStdinOption = False,
+) -> None:
+    """申請の状況（承認の数、受け取り期限）を表示します。"""
+    with signed_in(escrow, "エスクロー", username, _secret(f"エスクローの利用者 {username} のパスワード", password_stdin)) as e:
+        found = call(e, "エスクロー", "GET", f"/api/v1/requests/{request_id}")
+    typer.echo(f"申請 {found['request_id']}: {STATUS_LABELS.get(found['status'], found['status'])}"
+               f"（承認 {found['approvals']}/{found['approvals_required']}、案件 {found['case_ref']}）")
+    if found.get("release_expires_at"):
+        typer.echo(f"受け取り期限: {found['release_expires_at']}")
+
+
+@casework_app.command("fetch")
+def fetch(
+    escrow: EscrowOption,
+    username: UsernameOption,
+    request_id: Annotated[str, typer.Option("--request", help="承認済みの申請 ID（reid-…）")],
+    password_stdin: PasswordStdinOption = False,
+) -> None:
+    """承認済みの申請の本人情報を 1 度だけ受け取って表示します（ゲートウェイを経由しません。保存しないでください）。"""
+    with signed_in(escrow, "エスクロー", username, _secret(f"エスクローの利用者 {username} のパスワード", password_stdin)) as e:
+        released = call(e, "エスクロー", "POST", f"/api/v1/requests/{request_id}/release")
+    for record in released["records"]:
+        typer.echo(json.dumps(record, ensure_ascii=False))
+    typer.echo(f"申請 {request_id} の {len(released['records'])} 件を開示しました。この申請ではもう開示できません。", err=True)
