@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install postgres test demo bench bench-quality bench-speed clean
+.PHONY: install postgres chromium test demo bench bench-quality bench-speed clean
 
 install: $(STAMP)
 
@@ -23,7 +23,12 @@ postgres:
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql; }
 
-test: install postgres
+# Debian's Chromium for the web UI's end-to-end tests (tests/web drive it through Playwright).
+chromium:
+	test -x /usr/bin/chromium || { apt-get update && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
+
+test: install postgres chromium
 	$(BIN)/python -m pytest -q
 
 demo: install
