@@ -1,0 +1,106 @@
+"""The federation secret's way: coordinator (prefecture) → member municipality → its My Number agent, and the agent's federation encodings."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from federation_support import cli
+from typer.testing import CliRunner
+
+from agents.core.config import load_config
+from agents.core.pipeline import run
+from keys import custody, enrolment
+from keys import federation as f
+from keys.errors import KeysError
+from keys.keyring import Keyring, init_municipality
+from keys.passphrase import KdfParams
+from tsunagu.cli import app
+
+KDF = KdfParams(memory_kib=1024, iterations=1, lanes=1)
+OPERATOR, COORDINATOR, AGENT = "operator-passphrase-1", "coordinator-pass-1", "agent-passphrase-xyz"
+PRESET = Path(__file__).resolve().parents[2] / "agents" / "mynumber_network"
+
+
+def _municipality(root: Path, code: str) -> Path:
+    home = root / f"keys-{code}"
+    init_municipality(home, code, [custody.Custodian("佐藤", "custodian-pass-1"), custody.Custodian("鈴木", "custodian-pass-2")],
+                      2, OPERATOR, KDF)
+    return home
+
+
+@pytest.fixture
+def federation(tmp_path: Path) -> dict:
+    pref = tmp_path / "pref"
+    made = f.init_coordinator(pref, "ibaraki-2026", COORDINATOR, KDF)
+    member = _municipality(tmp_path, "082201")
+    wrapped = f.issue(pref, COORDINATOR, f.member_identity(member, OPERATOR, KDF), tmp_path / "out")
+    return {"pref": pref, "made": made, "member": member, "wrapped": wrapped, "root": tmp_path}
+
+
+def test_member_installs_the_secret_wrapped_for_it(federation: dict) -> None:
+    member, made = federation["member"], federation["made"]
+    name, key_id = f.install(member, federation["wrapped"], OPERATOR, made.coordinator_vkey, KDF)
+    assert (name, key_id) == ("ibaraki-2026", made.key_id)
+    _, secret = f.load_secret(member, OPERATOR)
+    assert secret.key_id == made.key_id != Keyring(member).current_linkage_key_id  # its own domain, its own key id
+    wrapped_text = federation["wrapped"].read_text(encoding="utf-8")
+    assert secret.secret.hex() not in wrapped_text
+
+
+def test_wrong_member_tampered_file_and_foreign_coordinator_are_refused(federation: dict) -> None:
+    root, made = federation["root"], federation["made"]
+    other = _municipality(root, "082210")
+    f.member_identity(other, OPERATOR, KDF)
+    with pytest.raises(KeysError, match="宛て"):
+        f.install(other, federation["wrapped"], OPERATOR, made.coordinator_vkey, KDF)
+    tampered = root / "tampered.json"
+    doc = json.loads(federation["wrapped"].read_text(encoding="utf-8"))
+    doc["federation"] = "other"
+    tampered.write_text(json.dumps(doc), encoding="utf-8")
+    with pytest.raises(KeysError):
+        f.install(federation["member"], tampered, OPERATOR, made.coordinator_vkey, KDF)
+    rogue = f.init_coordinator(root / "rogue", "rogue", COORDINATOR, KDF)
+    with pytest.raises(KeysError, match="別の鍵"):
+        f.install(federation["member"], federation["wrapped"], OPERATOR, rogue.coordinator_vkey, KDF)
+
+
+def test_agent_sends_federation_encodings_of_transferred_children_only(federation: dict) -> None:
+    root, member = federation["root"], federation["member"]
+    f.install(member, federation["wrapped"], OPERATOR, federation["made"].coordinator_vkey, KDF)
+    agent_home = root / "agent"
+    public = enrolment.init_agent(agent_home, "mynumber-1", AGENT, KDF)
+    ring = Keyring(member)
+    linkage_file = enrolment.AgentRegistry(member).enrol(enrolment.read_agent_public(public), ring.linkage_secret(OPERATOR),
+                                                         ring.federation_signer(OPERATOR), root / "incoming")
+    enrolment.install_linkage_secret(agent_home, linkage_file, AGENT, params=KDF)
+    federation_file = f.enrol_agent(member, OPERATOR, enrolment.read_agent_public(public), root / "incoming")
+    assert f.install_agent(agent_home, federation_file, AGENT, KDF) == federation["made"].key_id
+    shutil.copy(member / "keys" / "escrow-public.json", agent_home / "escrow-public.json")
+    (agent_home / "passphrase.txt").write_text(AGENT + "\n", encoding="utf-8")
+    (agent_home / "passphrase.txt").chmod(0o600)
+    (agent_home / "agent.toml").write_text("\n".join([
+        "[agent]", 'id = "mynumber-1"', 'municipality = "082201"', 'network = "mynumber"', 'passphrase_file = "passphrase.txt"',
+        'escrow_public_key = "escrow-public.json"', f'policy = "{PRESET / "policy.toml"}"', f'gaiji = "{PRESET / "samples" / "gaiji.toml"}"',
+        "", "[[sources]]", f'mapping = "{PRESET / "mappings" / "residents.toml"}"', f'file = "{PRESET / "samples" / "residents.csv"}"',
+    ]) + "\n", encoding="utf-8")
+    bundles = root / "usb"
+    result = run(load_config(agent_home / "agent.toml"), AGENT, bundle_out=bundles)
+    assert result.ok, result
+    federation_bundles = sorted(bundles.glob("*-federation.jsonl"))
+    assert len(federation_bundles) == 1
+    # the gateway takes it (registered My Number agent, the federation key id it is configured with)
+    gateway = root / "gateway"
+    cli("gateway", "init", "--home", str(gateway), "--linkage-key-id", ring.current_linkage_key_id)
+    cli("gateway", "agent", "register", "--home", str(gateway), "--agent-public", str(public), "--network", "mynumber", "--source", "residents")
+    cli("federation", "init", "--home", str(gateway), "--code", "082201", "--name", "水戸市", "--contact", "こども家庭センター",
+        "--federation-key-id", federation["made"].key_id, "--purpose", "early_support")
+    out = cli("federation", "ingest", str(federation_bundles[0]), "--home", str(gateway))
+    assert "5 件" in out  # the sample 住民記録 has five rows with a 転入元 or 転出先 code
+    text = federation_bundles[0].read_text(encoding="utf-8")
+    for plain in ("宛名番号", "つなぐ市", "茨城県"):
+        assert plain not in text
+    # the same file again: refused (its sequence is not above the last one)
+    assert CliRunner().invoke(app, ["federation", "ingest", str(federation_bundles[0]), "--home", str(gateway)]).exit_code != 0
