@@ -28,7 +28,7 @@ from agents.core.encode import SourceInput, attribute_decisions, encode_and_seal
 from agents.core.read import GaijiTable, SourceError, Table, read_table
 from agents.core.submission import SequenceCounter, build_submission, new_batch_id
 from agents.core.validate import Problem, Validated, department_column, validate, write_report
-from keys.custody import read_escrow_public
+from keys.custody import EscrowPublicKey, read_escrow_public
 from keys.enrolment import load_agent_keys, load_linkage_secret
 from linkage.errors import FieldError
 from linkage.normalise import normalise_record
@@ -94,6 +94,15 @@ def load_policy_for(config: AgentConfig) -> Policy:
 def load_gaiji(config: AgentConfig) -> GaijiTable:
     """The municipality's 外字 table (empty when none is configured)."""
     return GaijiTable.load(config.agent.gaiji) if config.agent.gaiji else GaijiTable()
+
+
+def load_escrow(config: AgentConfig) -> EscrowPublicKey:
+    """The escrow public key identities are sealed to (given by the key administrator)."""
+    path = config.agent.escrow_public_key
+    if not path.is_file():
+        raise ConfigError(f"エスクロー公開鍵 {path} がありません。鍵管理者から escrow-public.json を受け取り、agent.toml の"
+                          " escrow_public_key の場所に置いてください。")
+    return read_escrow_public(path)
 
 
 @contextmanager
@@ -179,7 +188,7 @@ def check(config: AgentConfig) -> RunResult:
     """Dry run: read, validate and normalise every source and say what would be sent or refused; sends nothing, needs no key."""
     result = RunResult(_now())
     policy, gaiji = load_policy_for(config), load_gaiji(config)
-    read_escrow_public(config.agent.escrow_public_key)
+    load_escrow(config)
     stamp = "check-" + datetime.now().strftime("%Y%m%d-%H%M%S")
     for index in range(len(config.sources)):
         try:
@@ -226,7 +235,7 @@ def run(
         result = RunResult(_now())
         agent = load_agent_keys(home, passphrase)
         linkage = load_linkage_secret(home, passphrase)
-        escrow = read_escrow_public(config.agent.escrow_public_key)
+        escrow = load_escrow(config)
         policy, gaiji = load_policy_for(config), load_gaiji(config)
         outbox, counter, prints = Outbox(home), SequenceCounter(home), _Fingerprints(home)
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")

@@ -95,3 +95,10 @@ def test_schedule_runs_the_agent_on_each_trigger(municipality: Municipality, tmp
     assert "定期実行を始めます（0 2 * * *" in result.output and fired == ["cron[month='*', day='*', day_of_week='*', hour='2', minute='0']"]
     assert json.loads((home / "status.json").read_text(encoding="utf-8"))["result"] == "ok"
     assert list((tmp_path / "b").glob("edu-1-0000000001-school.jsonl"))
+
+
+def test_missing_escrow_key_is_explained(municipality: Municipality, tmp_path: Path) -> None:
+    home = agent_home(municipality, tmp_path)
+    (home / "escrow-public.json").unlink()
+    r = tsunagu("agent", "check", "--home", str(home))
+    assert r.returncode == 2 and "エスクロー公開鍵" in r.stderr and "escrow-public.json" in r.stderr
