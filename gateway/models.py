@@ -309,7 +309,7 @@ federation_handovers = Table(
     Column("purpose", String(64), nullable=False),
     Column("case_ref", String(128), nullable=False),
     Column("message", Text, nullable=False),
-    Column("status", String(16), nullable=False),  # open | answered
+    Column("status", String(16), nullable=False),  # open | answered | refused (by the peer)
     Column("created_at", DateTime, nullable=False),
     Column("requested_by", String(64), nullable=False),
     Column("answered_at", DateTime),

@@ -7,6 +7,7 @@ session; they are a machine protocol and stay out of the OpenAPI document.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -87,8 +88,12 @@ def get_handovers(gw: GatewayDep, _user: Annotated[User, Depends(require(READ))]
 def post_handover(body: HandoverIn, gw: GatewayDep, user: Annotated[User, Depends(require(ASK))]) -> dict[str, Any]:
     """File a handover request with the peer that gave ``handle``."""
     rid, peer, data = service.request_handover(gw, user, body.handle, body.case_ref, body.message)
-    service.post_to_peer(gw, peer, "handover_request", data)
-    return {"id": rid, "peer": peer, "status": "open"}
+    try:
+        delivery = _deliver(gw, peer, "handover_request", data)
+    except GatewayError as exc:
+        service.withdraw_handover(gw, rid, exc.detail)
+        raise
+    return {"id": rid, "peer": peer, "status": "open", **delivery}
 
 
 @router.post("/handovers/{handover_id}/answer")
@@ -96,8 +101,18 @@ def post_handover_answer(handover_id: str, body: HandoverAnswerIn, gw: GatewayDe
                          user: Annotated[User, Depends(require(ASK))]) -> dict[str, Any]:
     """Answer a peer's handover request; the answer is sent to the peer."""
     peer, data = service.answer_handover(gw, user, handover_id, body.message, body.attributes)
-    service.post_to_peer(gw, peer, "handover_answer", data)
-    return {"id": handover_id, "peer": peer, "status": "answered"}
+    return {"id": handover_id, "peer": peer, "status": "answered", **_deliver(gw, peer, "handover_answer", data)}
+
+
+def _deliver(gw: GatewayDep, peer: str, kind: str, data: bytes) -> dict[str, Any]:
+    """Send a signed message to the peer; when the peer has no URL or cannot be reached, hand it back to be carried as a file."""
+    try:
+        service.post_to_peer(gw, peer, kind, data)
+    except GatewayError as exc:
+        if exc.code not in ("peer_unreachable", "peer_no_url"):
+            raise
+        return {"delivered": False, "reason": exc.detail, "bundle": json.loads(data)}
+    return {"delivered": True}
 
 
 @router.post("/submissions", include_in_schema=False)

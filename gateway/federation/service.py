@@ -111,7 +111,7 @@ def post_to_peer(gw: Gateway, peer_code: str, kind: str, data: bytes) -> bytes:
     config = _config.load(gw.settings.home)
     peer = config.peer(peer_code)
     if peer is None or not peer.url:
-        raise GatewayError(409, "peer_unreachable", f"自治体 {peer_code} の URL が設定されていません。持ち出しファイル（export-query）で運んでください。")
+        raise GatewayError(409, "peer_no_url", f"自治体 {peer_code} の URL が設定されていません。持ち出しファイルで運んでください。")
     parts = urlsplit(peer.url)
     if parts.scheme != "https" and not _loopback(parts.hostname or ""):
         raise GatewayError(409, "peer_insecure", "連携先へは HTTPS で接続してください（HTTP はこの機械の中だけ）。")
@@ -290,6 +290,14 @@ def request_handover(gw: Gateway, user: User, handle: str, case_ref: str, messag
     _config.audit(gw, user.username, user.role, "federation.handover.request", "ok", target=f"{item.source}:{item.token}",
               purpose=config.purpose, case_ref=case_ref)
     return rid, item.peer, data
+
+
+def withdraw_handover(gw: Gateway, request_id: str, reason: str) -> None:
+    """Side B: the peer refused our handover request; it is closed with the peer's reason."""
+    t = models.federation_handovers
+    with gw.engine.begin() as conn:
+        conn.execute(update(t).where(and_(t.c.id == request_id, t.c.direction == "out")).values(
+            status="refused", answered_at=utcnow(), answer_message=reason[:_MAX_TEXT]))
 
 
 def receive_handover(gw: Gateway, data: bytes, channel: str) -> dict[str, Any]:

@@ -184,3 +184,89 @@ def test_bundle_path(world: dict, tmp_path: Path) -> None:
     # the same answer again is refused (replay)
     again = CliRunner().invoke(app, ["federation", "import-answer", "--home", str(towns[C].home), "--file", str(answer)])
     assert again.exit_code != 0
+
+
+def _forge(home: Path, code: str, message: dict) -> bytes:
+    """A message signed with a gateway's real federation key (to test the receiver's checks past the signature)."""
+    import base64
+
+    from gateway.federation.config import signer
+    from keys._files import canonical_json
+
+    key = signer(home, code)
+    return json.dumps({"message": message, "signature": base64.b64encode(key.private_key.sign(canonical_json(message))).decode()}).encode()
+
+
+def test_expired_misaddressed_and_wrong_purpose_messages_are_refused(world: dict) -> None:
+    towns, federation = world["towns"], world["federation"]
+    base = {"kind": "query", "from": B, "to": A, "purpose": "early_support", "federation_key_id": federation.key_id,
+            "body": {"exchange": "x", "schema_version": "tsunagu-jp/1", "items": []}}
+    now = datetime.now(timezone.utc)
+    cases = {
+        "expired": {"issued_at": (now.replace(year=now.year - 1)).isoformat(), "expires_at": (now.replace(year=now.year - 1)).isoformat()},
+        "not_yet_valid": {"issued_at": (now.replace(year=now.year + 1)).isoformat(), "expires_at": (now.replace(year=now.year + 1)).isoformat()},
+        "wrong_recipient": {"to": C},
+        "purpose_refused": {"purpose": "child_protection"},
+        "key_id_mismatch": {"federation_key_id": "lk_0123456789abcdef"},
+    }
+    with towns[A].client() as a:
+        for n, (code, change) in enumerate(cases.items()):
+            message = {**base, "nonce": f"{n:032x}", "issued_at": now.isoformat(), "expires_at": now.isoformat(), **change}
+            r = a.post("/api/v1/federation/peer/query", content=_forge(towns[B].home, B, message))
+            assert r.json()["error"] == code, (code, r.text)
+    with towns[A].client("admin") as a:
+        codes = {e["code"] for e in a.get("/api/v1/ingest-events").json()}
+    assert set(cases) <= codes
+
+
+def test_handover_through_bundle_files_and_expired_handle(world: dict, tmp_path: Path) -> None:
+    towns, tokens = world["towns"], world["tokens"]
+    query, answer = tmp_path / "query.json", tmp_path / "answer.json"
+    cli("federation", "export-query", "--home", str(towns[C].home), "--peer", B, "--out", str(query))
+    out = cli("federation", "import-query", "--home", str(towns[B].home), "--file", str(query), "--out", str(answer))
+    shown = cli("federation", "import-answer", "--home", str(towns[C].home), "--file", str(answer))
+    handle = shown.split("ハンドル ")[1].split()[0]
+    request, reply = tmp_path / "request.json", tmp_path / "reply.json"
+    (tmp_path / "ask.txt").write_text("転入児童の乳幼児健診の受診状況を教えてください。", encoding="utf-8")
+    (tmp_path / "reply.txt").write_text("健診は受診済みです。", encoding="utf-8")
+    cli("federation", "export-handover", "--home", str(towns[C].home), "--username", "caseworker", "--handle", handle,
+        "--case-ref", "C-17", "--message-file", str(tmp_path / "ask.txt"), "--out", str(request))
+    out = cli("federation", "import-handover", "--home", str(towns[B].home), "--file", str(request))
+    handover_id = out.split("引継ぎの依頼 ")[1].split()[0]
+    cli("federation", "answer-handover", "--home", str(towns[B].home), "--username", "caseworker", "--id", handover_id,
+        "--message-file", str(tmp_path / "reply.txt"), "--share", "child_support_allowance", "--out", str(reply))
+    cli("federation", "import-handover-answer", "--home", str(towns[C].home), "--file", str(reply))
+    with towns[C].client("caseworker") as c:
+        mine = [h for h in c.get("/api/v1/federation/handovers", params={"direction": "out"}).json() if h["case_ref"] == "C-17"]
+    assert mine[0]["status"] == "answered" and mine[0]["answer_message"] == "健診は受診済みです。" and mine[0]["token"] == tokens[C][0]
+    # a handle past its expiry is refused by the gateway that issued it
+    import sqlite3
+
+    with sqlite3.connect(towns[B].home / "gateway.db") as db:
+        db.execute("UPDATE federation_handles SET expires_at = '2000-01-01 00:00:00'")
+    cli("federation", "export-handover", "--home", str(towns[C].home), "--username", "caseworker", "--handle", handle,
+        "--case-ref", "C-18", "--message-file", str(tmp_path / "ask.txt"), "--out", str(request))
+    refused = CliRunner().invoke(app, ["federation", "import-handover", "--home", str(towns[B].home), "--file", str(request)])
+    assert refused.exit_code != 0 and "有効期限" in str(refused.exception)
+
+
+def test_both_sides_audit_every_step_and_hold_no_identity(world: dict, tmp_path: Path) -> None:
+    towns, children = world["towns"], world["children"]
+    logs = {}
+    for code in (A, B):
+        path = tmp_path / f"audit-{code}.jsonl"
+        cli("gateway", "audit-export", "--home", str(towns[code].home), "--out", str(path))
+        logs[code] = path.read_text(encoding="utf-8")
+    for action in ("federation.query.answer", "federation.handle.issue", "federation.handover.receive", "federation.handover.answer",
+                   "federation.submission.accept", "refused:rate_limited", "refused:unknown_peer", "refused:expired"):
+        assert action in logs[A], action
+    for action in ("federation.query.send", "federation.answer.receive", "federation.handover.request",
+                   "federation.handover.answer.receive", "refused:no_transfer_record", "refused:replay", "refused:bad_signature"):
+        assert action in logs[B], action
+    names = [(r["family_name"] + r["given_name"]).encode() for r in children[:30]] + \
+            [(r["family_name_kana"] + r["given_name_kana"]).encode() for r in children[:30]]
+    for town in towns.values():
+        for path in town.home.rglob("*"):
+            if path.is_file():
+                data = path.read_bytes()
+                assert not [n for n in names if n in data], path

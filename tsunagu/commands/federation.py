@@ -50,6 +50,30 @@ def _cli_user() -> Any:
     return User(0, f"cli:{getpass.getuser()}", "admin")
 
 
+def _staff(gw: Any, username: str) -> Any:
+    """The gateway user ``username``, who must hold the permission to file and answer handovers."""
+    from sqlalchemy import select
+
+    from gateway import models
+    from gateway.federation.api import ASK
+    from gateway.identity import User, authorize
+
+    with gw.engine.connect() as conn:
+        row = conn.execute(select(models.users).where(models.users.c.username == username)).first()
+    if row is None or row.disabled:
+        raise CommandError(f"利用者「{username}」はこのゲートウェイにいません（または無効です）。")
+    user = User(row.id, row.username, row.role)
+    _run(authorize, gw, user, ASK)
+    return user
+
+
+def _text_file(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        raise CommandError(f"{path} を UTF-8 のテキストとして読めません。") from None
+
+
 # ---- the federation secret -------------------------------------------------------------------------
 
 
@@ -262,3 +286,51 @@ def import_answer(home: HomeOption, file: Annotated[Path, typer.Option("--file",
     typer.echo(f"照会 {exchange}: {len(result['items'])} 件中 {len(matches)} 件が一致しました。")
     for item in matches:
         typer.echo(f"  記録 {item['token']}: 類似度 {item['band']}  ハンドル {item['handle']}  連絡先 {item['contact']}")
+
+
+@federation_app.command("export-handover")
+def export_handover(home: HomeOption, username: Annotated[str, typer.Option("--username", help="依頼する担当者（ゲートウェイの利用者名）")],
+                    handle: Annotated[str, typer.Option("--handle", help="照会の回答にあったハンドル")],
+                    case_ref: Annotated[str, typer.Option("--case-ref", help="こちらの案件番号")],
+                    message_file: Annotated[Path, typer.Option("--message-file", help="依頼の内容を書いたテキストファイル（UTF-8）")],
+                    out: Annotated[Path, typer.Option("--out", help="書き出すファイル")]) -> None:
+    """引継ぎの依頼を署名付きファイルに書きます（依頼の内容は画面やコマンドラインに出さないようファイルで渡します）。"""
+    from gateway.federation import service
+
+    gw = _gateway(home)
+    rid, peer, data = _run(service.request_handover, gw, _staff(gw, username), handle, case_ref, _text_file(message_file), bundle=True)
+    out.write_bytes(data)
+    typer.echo(f"引継ぎの依頼 {rid}（自治体 {peer} 宛て）を {out} に書きました。")
+
+
+@federation_app.command("import-handover")
+def import_handover(home: HomeOption, file: Annotated[Path, typer.Option("--file", help="届いた引継ぎ依頼のファイル")]) -> None:
+    """連携先からの引継ぎ依頼ファイルを検証して受け付けます。"""
+    from gateway.federation import service
+
+    result = _run(service.receive_handover, _gateway(home), file.read_bytes(), "import")
+    typer.echo(f"引継ぎの依頼 {result['id']} を受け付けました。担当者が回答してください（answer-handover）。")
+
+
+@federation_app.command("answer-handover")
+def answer_handover(home: HomeOption, username: Annotated[str, typer.Option("--username", help="回答する担当者（ゲートウェイの利用者名）")],
+                    handover_id: Annotated[str, typer.Option("--id", help="引継ぎ依頼の番号")],
+                    message_file: Annotated[Path, typer.Option("--message-file", help="回答を書いたテキストファイル（UTF-8）")],
+                    out: Annotated[Path, typer.Option("--out", help="書き出すファイル")],
+                    share: Annotated[Optional[list[str]], typer.Option("--share", help="提供する属性（繰り返し可）")] = None) -> None:
+    """引継ぎ依頼への回答を署名付きファイルに書きます。"""
+    from gateway.federation import service
+
+    gw = _gateway(home)
+    peer, data = _run(service.answer_handover, gw, _staff(gw, username), handover_id, _text_file(message_file), share or [], bundle=True)
+    out.write_bytes(data)
+    typer.echo(f"回答（自治体 {peer} 宛て）を {out} に書きました。")
+
+
+@federation_app.command("import-handover-answer")
+def import_handover_answer(home: HomeOption, file: Annotated[Path, typer.Option("--file", help="届いた回答ファイル")]) -> None:
+    """連携先からの引継ぎの回答ファイルを検証して取り込みます。"""
+    from gateway.federation import service
+
+    result = _run(service.receive_handover_answer, _gateway(home), file.read_bytes(), "import")
+    typer.echo(f"引継ぎの依頼 {result['id']} への回答を受け取りました。")
