@@ -231,6 +231,9 @@ def run(
     if bundle_out is None and config.gateway is None:
         raise RunError("送り先がありません。agent.toml に [gateway] を書くか、--bundle-out で持ち出し用フォルダを指定してください。")
     home = config.home
+    if not (home / "keys" / "agent-identity.json").is_file():
+        raise RunError(f"{home} にはエージェントの鍵がありません。先に tsunagu keys agent-init --home {home} で鍵を作り、"
+                       "管理者の登録を受けて tsunagu keys agent-install で連携鍵を導入してください。")
     with run_lock(home):
         result = RunResult(_now())
         agent = load_agent_keys(home, passphrase)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import os
 import re
 import tomllib
 import zipfile
@@ -110,7 +111,11 @@ def read_table(path: Path, mapping: SourceMapping, gaiji: GaijiTable) -> Table:
     else:
         if mapping.encoding is None:
             raise SourceError(path, f"対応表（データ元 {mapping.source}）に encoding（utf-8・utf-8-sig・cp932）を指定してください。")
-        text, encoding = _decode(path, path.read_bytes(), mapping.encoding)
+        try:
+            data = path.read_bytes()
+        except PermissionError:
+            raise SourceError(path, "ファイルを読む権限がありません。エージェントを動かす利用者に読み取り権限を与えてください。") from None
+        text, encoding = _decode(path, data, mapping.encoding)
         text, unmapped = gaiji.apply(text)
         reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t" if fmt == "tsv" else ",")
         header, rows = _split_header(path, list(reader), mapping.header_row)
@@ -173,6 +178,8 @@ def _read_xlsx(path: Path, mapping: SourceMapping, gaiji: GaijiTable) -> tuple[l
         raise SourceError(path, "Excel は .xlsx だけを読みます（.xls・マクロ付きの .xlsm は、.xlsx で保存し直してください）。")
     if path.stat().st_size == 0:
         raise SourceError(path, "ファイルが空です（0 バイト）。書き出しに失敗していないか確認してください。")
+    if not os.access(path, os.R_OK):
+        raise SourceError(path, "ファイルを読む権限がありません。エージェントを動かす利用者に読み取り権限を与えてください。")
     try:
         # data_only=False: a formula cell reads as its formula ("=…"), which validation refuses,
         # rather than as a cached value nobody can check.
