@@ -35,7 +35,7 @@ def test_check_prints_what_would_be_sent_and_sends_nothing(municipality: Municip
     r = tsunagu("agent", "check", "--config", str(home / "agent.toml"))
     assert r.returncode == 0, r.stderr
     assert "[確認] データ元 school" in r.stdout and "送る属性: absence_days、school_aid" in r.stdout
-    assert "読まない列（送りません）: 学年、組" in r.stdout
+    assert "読まない列（送りません）: 学年、組" in r.stdout and "連携鍵: lk_" in r.stdout
     assert not (home / "outbox").exists()
 
 

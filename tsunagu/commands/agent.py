@@ -8,6 +8,7 @@ the command line or the environment, and it is never printed or logged.
 from __future__ import annotations
 
 import getpass
+import json
 import stat
 import sys
 from contextlib import contextmanager
@@ -121,12 +122,27 @@ def check_command(home: HomeOption = None, config: ConfigOption = None) -> None:
     for s in result.sources:
         _print_source(s, dry_run=True)
     typer.echo(f"送信待ち（前回までに送れなかった提出）: {result.outbox} 件")
+    _print_keys(cfg)
     if cfg.gateway is None:
         typer.echo("送り先: [gateway] の設定がないため、--bundle-out で持ち出し用ファイルを作ります。")
     else:
         typer.echo(f"送り先: {cfg.gateway.url}")
     if any(s.status == "failed" for s in result.sources):
         raise typer.Exit(1)
+
+
+def _print_keys(cfg: AgentConfig) -> None:
+    keys_dir = cfg.home / "keys"
+    if not (keys_dir / "agent-identity.json").is_file():
+        typer.echo(f"エージェントの鍵: なし — tsunagu keys agent-init --home {cfg.home} で作ってください。")
+        return
+    typer.echo("エージェントの鍵: あり")
+    try:
+        key_id = json.loads((keys_dir / "agent-state.json").read_text(encoding="utf-8"))["current_linkage_key_id"]
+    except (OSError, ValueError, KeyError):
+        typer.echo("連携鍵: 未導入 — 管理者から受け取ったファイルを tsunagu keys agent-install で導入してください。")
+        return
+    typer.echo(f"連携鍵: {key_id}（導入済み）")
 
 
 class _ProgressBars:
