@@ -41,6 +41,23 @@ NAVIGATION: tuple[NavItem, ...] = (
 )
 
 
+#: Where each role starts: the first screen whose permission it holds (an approver starts at the queue, not the
+#: screening; an administrator, who may start runs, at the dashboard; an auditor at the audit screen).
+LANDING: tuple[tuple[str, str], ...] = (
+    ("/ui/approvals", "reidentify.approve"),
+    ("/ui/custodian", "escrow.unseal"),
+    ("/ui/screening", "persons.read"),
+    ("/ui/admin", "runs.start"),
+    ("/ui/audit", "audit.read"),
+    ("/ui/admin", "submissions.read"),
+)
+
+
+def landing(gw: Gateway, role: str) -> str | None:
+    """The start screen of ``role``, or None if it may open none."""
+    return next((path for path, permission in LANDING if gw.policy.may(role, permission).allowed), None)
+
+
 def navigation(gw: Gateway, role: str) -> list[NavItem]:
     """The screens ``role`` may open."""
     return [n for n in NAVIGATION if gw.policy.may(role, n.permission).allowed]

@@ -1,10 +1,13 @@
-"""Web UI test helpers and fixtures: the real gateway server with a linked town, and real headless Chromium driven by Playwright.
+"""Web UI test helpers and fixtures: the real gateway and escrow servers with a linked town, and real headless Chromium.
 
-Setup goes through the real CLI (``tsunagu gateway init``, ``user add
---password-stdin``, ``agent register``); the town's departments push real
-signed submissions over HTTP; the server is ``tsunagu gateway serve``
-(uvicorn) on a free loopback port. The browser is Debian's Chromium
-(``/usr/bin/chromium``); without it the tests fail and say to run
+A key ceremony (``keys.keyring.init_municipality``, 3 of 5 custodians) makes
+the escrow key; the stand-in agents seal to it. Setup goes through the real
+CLI (``tsunagu gateway init``, ``user add --password-stdin``, ``agent
+register``, ``tsunagu escrow init``/``user add``); the departments push real
+signed submissions over HTTP; the servers are ``tsunagu gateway serve`` and
+``tsunagu escrow serve`` (uvicorn) on free loopback ports, the gateway told
+the escrow's URL. The browser is Debian's Chromium (``/usr/bin/chromium``),
+driven through Playwright; without it the tests fail and say to run
 ``make chromium`` — they never skip.
 """
 
@@ -24,7 +27,11 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 from typer.testing import CliRunner
 
-from gateway.synthetic import SyntheticAgent, synthetic_agents
+from gateway.synthetic import SOURCE_NETWORK, SyntheticAgent
+from keys.custody import Custodian
+from keys.keyring import Keyring, init_municipality
+from keys.linkage_secret import generate_linkage_secret
+from keys.passphrase import KdfParams
 from linkage.synthetic import Town, generate_town
 from tsunagu.cli import app
 
@@ -35,6 +42,10 @@ PASSWORD = "correct horse battery staple"
 ROLES = ("admin", "caseworker", "approver", "custodian", "auditor", "analyst")
 TSUNAGU = str(Path(sys.executable).with_name("tsunagu"))
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+CUSTODIANS = [Custodian(f"custodian{i}", f"custodian pass {i}") for i in range(1, 6)]
+#: Escrow users: the same names as at the gateway (the escrow checks that the requester files their own request).
+ESCROW_USERS = {"caseworker": "caseworker", "approver": "approver", "custodian": "custodian", "auditor": "auditor"}
+_FAST = KdfParams(memory_kib=1024, iterations=1, lanes=1)  # small but real Argon2id for the ceremony's shares
 
 
 def cli(args: list[str], input: str | None = None) -> str:
@@ -53,18 +64,21 @@ def free_port() -> int:
 
 @dataclass
 class Site:
-    """A running gateway with a linked town: its home, base URL and agents."""
+    """A running gateway with a linked town, and its escrow: homes, base URLs, agents and the custodians' share files."""
 
     home: Path
     base_url: str
-    process: subprocess.Popen
     agents: dict[str, SyntheticAgent]
+    escrow_url: str
+    share_files: list[Path]
 
     def api(self, role: str) -> httpx.Client:
-        """An API client signed in as the user holding ``role``."""
-        r = httpx.post(f"{self.base_url}/api/v1/auth/login", json={"username": role, "password": PASSWORD}, timeout=30)
-        r.raise_for_status()
-        return httpx.Client(base_url=self.base_url, headers={"Authorization": f"Bearer {r.json()['access_token']}"}, timeout=60)
+        """A gateway API client signed in as the user holding ``role``."""
+        return _signed_in(self.base_url, role)
+
+    def escrow(self, username: str) -> httpx.Client:
+        """An escrow API client signed in as ``username`` (the escrow's own user store)."""
+        return _signed_in(self.escrow_url, username)
 
     def add_user(self, username: str, role: str) -> None:
         """Create one more user through the CLI."""
@@ -72,18 +86,38 @@ class Site:
             input=PASSWORD + "\n")
 
 
-def _wait_until_up(process: subprocess.Popen, base: str, log: Path) -> None:
+def _signed_in(base_url: str, username: str) -> httpx.Client:
+    r = httpx.post(f"{base_url}/api/v1/auth/login", json={"username": username, "password": PASSWORD}, timeout=30)
+    r.raise_for_status()
+    return httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {r.json()['access_token']}"}, timeout=60)
+
+
+def _serve(args: list[str], ready: str, log: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    """Start ``tsunagu <args> --port <free>`` and wait until ``GET <ready>`` answers 200."""
+    port = free_port()
+    process = subprocess.Popen([TSUNAGU, *args, "--port", str(port)], env={**os.environ, **env},
+                               stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(f"server exited: {log.read_text(errors='replace')}")
+            raise AssertionError(f"{args[0]} server exited: {log.read_text(errors='replace')}")
         try:
-            if httpx.get(f"{base}/api/v1/health", timeout=1).status_code == 200:
-                return
+            if httpx.get(f"{base}{ready}", timeout=1).status_code == 200:
+                return process, base
         except httpx.TransportError:
             time.sleep(0.1)
     process.kill()
-    raise AssertionError("server did not start within 60 s")
+    raise AssertionError(f"{args[0]} server did not start within 60 s")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def wait_for_run(site: Site, after: int = 0, timeout: float = 120) -> dict[str, Any]:
@@ -108,38 +142,48 @@ def town() -> Town:
 
 @pytest.fixture(scope="session")
 def site(town: Town, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    """The real gateway: set up through the CLI, fed real signed submissions over HTTP, linked once."""
+    """The real escrow and gateway: set up through the CLI, fed real signed submissions over HTTP, linked once."""
     root = tmp_path_factory.mktemp("web")
-    agents = synthetic_agents(sorted(town.sources), root / "agents")
+    ceremony = init_municipality(root / "keys", "000000", CUSTODIANS, 3, "operator pass 1", _FAST)
+    linkage = generate_linkage_secret()
+    escrow_key = Keyring(root / "keys").escrow_public()
+    agents = {s: SyntheticAgent(f"agent-{s}-{os.urandom(3).hex()}", SOURCE_NETWORK[s], linkage, escrow_key, root / f"agent-{s}")
+              for s in sorted(town.sources)}
+
     home = root / "gateway"
-    cli(["gateway", "init", "--home", str(home), "--linkage-key-id", next(iter(agents.values())).linkage.key_id])
+    shown = cli(["gateway", "init", "--home", str(home), "--linkage-key-id", linkage.key_id])
+    verifier = root / "gateway-verifier.txt"
+    verifier.write_text(shown.split("監査ログの検証鍵: ")[1].split()[0] + "\n", encoding="utf-8")
     for role in ROLES:
         cli(["gateway", "user", "add", "--home", str(home), "--username", role, "--role", role, "--password-stdin"],
             input=PASSWORD + "\n")
     for source, agent in agents.items():
         cli(["gateway", "agent", "register", "--home", str(home), "--agent-public", str(agent.public_file),
              "--network", agent.network, "--source", source])
-    port = free_port()
-    log = home / "logs" / "serve.out"
-    env = {**os.environ, "TSUNAGU_LINK_DEBOUNCE_SECONDS": "0.2"}
-    process = subprocess.Popen([TSUNAGU, "gateway", "serve", "--home", str(home), "--port", str(port)],
-                               env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-    s = Site(home, f"http://127.0.0.1:{port}", process, agents)
+
+    escrow_home = root / "escrow"
+    cli(["escrow", "init", "--home", str(escrow_home), "--from-keys", str(root / "keys"), "--gateway-verifier", str(verifier)])
+    for username, role in ESCROW_USERS.items():
+        cli(["escrow", "user", "add", "--home", str(escrow_home), "--username", username, "--role", role, "--password-stdin"],
+            input=PASSWORD + "\n")
+
+    processes: list[subprocess.Popen] = []
     try:
-        _wait_until_up(process, s.base_url, log)
+        escrow, escrow_url = _serve(["escrow", "serve", "--home", str(escrow_home)], "/api/v1/status", root / "escrow.out", {})
+        processes.append(escrow)
+        gateway, base_url = _serve(["gateway", "serve", "--home", str(home)], "/api/v1/health", root / "gateway.out",
+                                   {"TSUNAGU_LINK_DEBOUNCE_SECONDS": "0.2", "TSUNAGU_ESCROW_URL": escrow_url})
+        processes.append(gateway)
+        s = Site(home, base_url, agents, escrow_url, list(ceremony.share_files))
         for source, agent in agents.items():
-            r = httpx.post(f"{s.base_url}/api/v1/submissions", content=agent.submit(source, town.sources[source]),
+            r = httpx.post(f"{base_url}/api/v1/submissions", content=agent.submit(source, town.sources[source]),
                            headers={"Content-Type": "application/x-ndjson"}, timeout=60)
             assert r.status_code == 200 and r.json()["status"] == "accepted", r.text
         wait_for_run(s)
         yield s
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        for process in reversed(processes):
+            _stop(process)
 
 
 @pytest.fixture(scope="session")

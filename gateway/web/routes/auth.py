@@ -9,7 +9,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from gateway.errors import GatewayError
 from gateway.identity import login, logout
-from gateway.web.render import navigation, render
+from gateway.web.render import landing, render
 from gateway.web.session import (
     AnyFormSession,
     GatewayDep,
@@ -93,8 +93,8 @@ def post_logout(request: Request, gw: GatewayDep, session: AnyFormSession) -> Re
 @router.get("/")
 def get_home(request: Request, gw: GatewayDep, session: SessionDep) -> Response:
     """The first screen the user's role may open."""
-    screens = navigation(gw, session.user.role)
-    if screens:
-        return RedirectResponse(screens[0].path, status_code=303)
+    start = landing(gw, session.user.role)
+    if start:
+        return RedirectResponse(start, status_code=303)
     return render(request, "error.html", session, 200, title="利用できる画面がありません",
                   message="このロールに割り当てられた画面はありません。必要な権限は管理者に相談してください。")

@@ -1,0 +1,98 @@
+"""監査担当: every re-identification request with its approvals and outcome, anomalies, and the log checked against a kept checkpoint."""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Request, UploadFile
+from fastapi.responses import Response
+
+from gateway import audit_tools
+from gateway.core import Gateway
+from gateway.web.render import render
+from gateway.web.routes.approvals import purpose_labels
+from gateway.web.session import GatewayDep, WebSession, form_action, page
+from keys.audit import AuditVerificationError, verify_export
+from keys.audit_report import ReportInputError
+from policy import LEGAL_BASES
+
+router = APIRouter()
+Auditor = Annotated[WebSession, Depends(page("audit.read"))]
+AuditorForm = Annotated[WebSession, Depends(form_action("audit.read"))]
+
+_MAX_UPLOAD = 256 * 1024 * 1024
+
+
+def _page(request: Request, gw: Gateway, session: WebSession, status: int = 200, *, escrow_lines: list[str] | None = None,
+          errors: dict[str, str] | None = None, verified: dict[str, Any] | None = None, checkpoint_text: str = "") -> Response:
+    report = audit_tools.report_for(gw, session.user, escrow_lines)
+    latest = gw.audit.latest_checkpoint() or ""
+    return render(request, "audit.html", session, status, report=report, legal_bases=LEGAL_BASES, purposes=purpose_labels(gw),
+                  with_escrow=bool(escrow_lines),
+                  checkpoint=latest, size=gw.audit.size(), vkey=gw.signer.verifier.vkey(),
+                  checkpoint_download=f"data:text/plain;base64,{base64.b64encode(latest.encode()).decode()}",
+                  errors=errors or {}, verified=verified, checkpoint_text=checkpoint_text)
+
+
+async def _text(upload: UploadFile | None, what: str) -> str:
+    if upload is None or not upload.filename:
+        return ""
+    data = await upload.read(_MAX_UPLOAD + 1)
+    if len(data) > _MAX_UPLOAD:
+        raise ValueError(f"{what}が大きすぎます（上限 {_MAX_UPLOAD // (1024 * 1024)} MiB）。")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{what}を UTF-8 のテキストとして読めません。") from None
+
+
+@router.get("/audit")
+def get_audit(request: Request, gw: GatewayDep, session: Auditor) -> Response:
+    """The report over the gateway's own log (the view is logged), the current checkpoint and the verification form."""
+    return _page(request, gw, session)
+
+
+@router.get("/audit/export")
+def get_export(gw: GatewayDep, session: Auditor) -> Response:
+    """The gateway's audit log as JSON lines for ``tsunagu audit verify`` (logged, as the API's export)."""
+    gw.record(session.user.username, session.user.role, "audit.export", "exported")
+    return Response("\n".join(audit_tools.export_lines(gw)) + "\n", media_type="application/jsonl; charset=utf-8",
+                    headers={"Content-Disposition": 'attachment; filename="gateway-audit.jsonl"'})
+
+
+@router.post("/audit/verify")
+async def post_verify(request: Request, gw: GatewayDep, session: AuditorForm,
+                      checkpoint: Annotated[str, Form(max_length=8192)] = "", checkpoint_file: UploadFile | None = None) -> Response:
+    """Verify this gateway's log, signed by its own key, and prove a checkpoint the auditor kept is a prefix of it (RFC 9162)."""
+    try:
+        note = checkpoint or await _text(checkpoint_file, "チェックポイントのファイル")
+        note = note.replace("\r\n", "\n").strip()  # a pasted note comes back from the textarea with CRLF
+    except ValueError as exc:
+        return _page(request, gw, session, 422, errors={"checkpoint": str(exc)})
+    if not note:
+        return _page(request, gw, session, 422, errors={"checkpoint": "以前に保存したチェックポイントを貼り付けるか、ファイルを選んでください。"})
+    vkey = gw.signer.verifier.vkey()
+    try:
+        result = verify_export(audit_tools.export_lines(gw), pinned_vkey=vkey, previous_note=note + "\n")
+    except AuditVerificationError as exc:
+        gw.record(session.user.username, session.user.role, "audit.verify", "failed")
+        return _page(request, gw, session, 422, errors={"checkpoint": str(exc)}, checkpoint_text=note)
+    gw.record(session.user.username, session.user.role, "audit.verify", f"consistent: {result.previous_size} -> {result.size}")
+    return _page(request, gw, session, verified={"size": result.size, "previous_size": result.previous_size,
+                                                 "root": result.root.hex()}, checkpoint_text=note)
+
+
+@router.post("/audit/report")
+async def post_report(request: Request, gw: GatewayDep, session: AuditorForm, escrow_export: UploadFile | None = None) -> Response:
+    """The report joined with the escrow's audit export an auditor brought (both verified first)."""
+    try:
+        text = await _text(escrow_export, "エスクローの監査ログ")
+    except ValueError as exc:
+        return _page(request, gw, session, 422, errors={"escrow_export": str(exc)})
+    if not text.strip():
+        return _page(request, gw, session, 422, errors={"escrow_export": "エスクローの監査ログの書き出し（JSON lines）を選んでください。"})
+    try:
+        return _page(request, gw, session, escrow_lines=text.splitlines())
+    except (AuditVerificationError, ReportInputError) as exc:
+        return _page(request, gw, session, 422, errors={"escrow_export": f"エスクローの書き出しを検証できません: {exc}"})
