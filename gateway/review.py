@@ -40,6 +40,7 @@ DECISIONS = {"link": "同一人物", "non_link": "別人"}
 #: What each comparison of ``linkage.compare.COMPARISONS`` looks at, in reviewers' words.
 FIELD_LABELS = {"name_family": "漢字（姓）", "name_given": "漢字（名）", "kana_family": "カナ（姓）", "kana_given": "カナ（名）",
                 "demographic": "生年月日・性別", "address": "住所"}
+_SHORT_LEVELS = {"一致", "類似", "異なる", "一部一致", "一部異なる", "不明"}
 _MAX_REASON = 2000
 
 Record = tuple[str, str]  # (source, record token)
@@ -144,7 +145,8 @@ def _current_run(conn: Connection) -> int | None:
 
 def _field_text(name: str, field: dict[str, Any]) -> str:
     """「カナ（姓）一致」「住所不明」: the field and its level (a missing side is 不明, not a disagreement)."""
-    return f"{FIELD_LABELS.get(name, name)}{'不明' if field.get('level', -1) < 0 else field.get('label', '')}"
+    label = "不明" if field.get("level", -1) < 0 else str(field.get("label", ""))
+    return f"{FIELD_LABELS.get(name, name)}{label}" if label in _SHORT_LEVELS else f"{FIELD_LABELS.get(name, name)}（{label}）"
 
 
 def current_decisions(conn: Connection) -> dict[Pair, str]:
