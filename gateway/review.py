@@ -17,7 +17,6 @@ pair wins. A run applies them in two places:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -45,15 +44,7 @@ _MAX_REASON = 2000
 
 Record = tuple[str, str]  # (source, record token)
 Pair = tuple[Record, Record]
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """A reviewer's decision on one record pair."""
-
-    a: Record
-    b: Record
-    decision: str
+Position = tuple[int, int]  # (source index, record index) in this run
 
 
 def canonical(a: Record, b: Record) -> Pair:
@@ -169,9 +160,6 @@ def link_bound(names: Sequence[str], tokens: Sequence[Sequence[str]], encodings:
     return LinkResult(clusters, pairs, model, MATCH_THRESHOLD, REVIEW_THRESHOLD, len(sa))
 
 
-Position = tuple[int, int]  # (source index, record index) in this run
-
-
 def _positions(names: Sequence[str], tokens: Sequence[Sequence[str]], decisions: dict[Pair, str]) -> list[tuple[Position, Position, str]]:
     """Decisions whose two records are both in this run, as run positions."""
     wanted = {rec for pair in decisions for rec in pair}
@@ -188,8 +176,8 @@ def _pair_keys(sa: np.ndarray, ia: np.ndarray, sb: np.ndarray, ib: np.ndarray) -
     a = (sa.astype(np.int64) << 32) | ia.astype(np.int64)
     b = (sb.astype(np.int64) << 32) | ib.astype(np.int64)
     lo, hi = np.minimum(a, b), np.maximum(a, b)
-    # Up to 2^31 records per source and 2^15 sources: a pair fits an unordered 128-bit key, folded to one
-    # void view so numpy can match keys exactly.
+    # One side is (source << 32 | record); the unordered pair is the two sides, smaller first, viewed as
+    # one 16-byte value so numpy matches whole pairs exactly.
     return np.ascontiguousarray(np.stack([lo, hi], axis=1)).view(np.dtype((np.void, 16))).ravel()
 
 
