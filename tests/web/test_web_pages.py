@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import re
 import sqlite3
 
+import httpx
+from linkage.encode import derive_key
+from linkage.synthetic import Town
 from playwright.sync_api import BrowserContext, expect
 
-from web_support import Site, log_in, shot, wait_for_run
+from web_support import PASSWORD, Site, log_in, shot, wait_for_run
 
 
 def test_login_errors_then_admin_dashboard_and_a_run(context: BrowserContext, site: Site) -> None:
@@ -78,6 +83,55 @@ def test_caseworker_screening_person_and_timeline(context: BrowserContext, site:
     timeline = page.get_by_role("table", name=re.compile("古い順"))
     expect(timeline.locator("tbody tr")).to_have_count(len(person["records"]))
     shot(page, "caseworker-person")
+
+
+def test_timeline_shows_a_changed_attribute_across_submissions(context: BrowserContext, site: Site, town: Town) -> None:
+    rows = [dict(r) for r in town.sources["school"]]
+    rows[0]["absence_days"] = "45"
+    with site.api("admin") as c:
+        before = c.get("/api/v1/runs").json()[0]["id"]
+    r = httpx.post(f"{site.base_url}/api/v1/submissions", content=site.agents["school"].submit("school", rows),
+                   headers={"Content-Type": "application/x-ndjson"}, timeout=60)
+    assert r.json()["status"] == "accepted", r.text
+    wait_for_run(site, before)
+    # The record's token, as the school's agent computes it from its own record id.
+    secret = site.agents["school"].linkage.secret
+    token = hmac.new(derive_key(secret, "record-token|school"), rows[0]["record_id"].encode(), hashlib.sha256).hexdigest()[:32]
+    with site.api("caseworker") as c:
+        person_id = c.get(f"/api/v1/records/school/{token}").json()["person_id"]
+
+    page = context.new_page()
+    log_in(page, "caseworker")
+    page.goto(f"/ui/persons/{person_id}")
+    timeline = page.get_by_role("table", name=re.compile("古い順"))
+    school = timeline.get_by_role("row").filter(has_text="校務支援システム")
+    expect(school).to_have_count(2)
+    absence = 4  # columns: 受付, データ元, 記録トークン, 状態, then the attributes in name order
+    expect(timeline.get_by_role("columnheader").nth(absence)).to_have_text("absence_days")
+    expect(school.nth(0).get_by_role("cell").nth(absence)).to_have_text(town.sources["school"][0]["absence_days"])
+    expect(school.nth(1).get_by_role("cell").nth(absence)).to_have_text("45")
+    shot(page, "caseworker-timeline")
+
+
+def test_keyboard_only(context: BrowserContext, site: Site) -> None:
+    page = context.new_page()
+    page.goto("/ui/login")
+    expect(page.get_by_label("利用者名")).to_be_focused()  # autofocus
+    page.keyboard.type("caseworker")
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("パスワード")).to_be_focused()
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"/ui/screening$"))
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="本文へ移動")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("main")).to_be_focused()
+    page.goto("/ui/review")
+    first = page.locator("section.card").first
+    first.get_by_label("同一人物（結び付ける）").focus()
+    page.keyboard.press("ArrowRight")  # radio group: arrows move the choice
+    expect(first.get_by_label("別人（結び付けない）")).to_be_checked()
 
 
 def test_review_decision_through_the_form(context: BrowserContext, site: Site) -> None:

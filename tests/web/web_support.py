@@ -92,18 +92,19 @@ def _signed_in(base_url: str, username: str) -> httpx.Client:
     return httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {r.json()['access_token']}"}, timeout=60)
 
 
-def _serve(args: list[str], ready: str, log: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
-    """Start ``tsunagu <args> --port <free>`` and wait until ``GET <ready>`` answers 200."""
+def serve(args: list[str], ready: str, log: Path, env: dict[str, str], *, scheme: str = "http",
+          verify: Any = True) -> tuple[subprocess.Popen, str]:
+    """Start ``tsunagu <args> --port <free>`` and wait until ``GET <ready>`` answers 200; returns the process and base URL."""
     port = free_port()
     process = subprocess.Popen([TSUNAGU, *args, "--port", str(port)], env={**os.environ, **env},
                                stdout=log.open("wb"), stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
+    base = f"{scheme}://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AssertionError(f"{args[0]} server exited: {log.read_text(errors='replace')}")
         try:
-            if httpx.get(f"{base}{ready}", timeout=1).status_code == 200:
+            if httpx.get(f"{base}{ready}", timeout=1, verify=verify).status_code == 200:
                 return process, base
         except httpx.TransportError:
             time.sleep(0.1)
@@ -111,7 +112,8 @@ def _serve(args: list[str], ready: str, log: Path, env: dict[str, str]) -> tuple
     raise AssertionError(f"{args[0]} server did not start within 60 s")
 
 
-def _stop(process: subprocess.Popen) -> None:
+def stop(process: subprocess.Popen) -> None:
+    """Stop a server gracefully."""
     process.terminate()
     try:
         process.wait(timeout=30)
@@ -169,9 +171,9 @@ def site(town: Town, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]
 
     processes: list[subprocess.Popen] = []
     try:
-        escrow, escrow_url = _serve(["escrow", "serve", "--home", str(escrow_home)], "/api/v1/status", root / "escrow.out", {})
+        escrow, escrow_url = serve(["escrow", "serve", "--home", str(escrow_home)], "/api/v1/status", root / "escrow.out", {})
         processes.append(escrow)
-        gateway, base_url = _serve(["gateway", "serve", "--home", str(home)], "/api/v1/health", root / "gateway.out",
+        gateway, base_url = serve(["gateway", "serve", "--home", str(home)], "/api/v1/health", root / "gateway.out",
                                    {"TSUNAGU_LINK_DEBOUNCE_SECONDS": "0.2", "TSUNAGU_ESCROW_URL": escrow_url})
         processes.append(gateway)
         s = Site(home, base_url, agents, escrow_url, list(ceremony.share_files))
@@ -183,7 +185,7 @@ def site(town: Town, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]
         yield s
     finally:
         for process in reversed(processes):
-            _stop(process)
+            stop(process)
 
 
 @pytest.fixture(scope="session")
