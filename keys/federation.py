@@ -18,7 +18,7 @@ Files: coordinator home ``keys/federation-coordinator.json`` (signing key and
 secret, locked under the coordinator passphrase); member (key administrator)
 home ``keys/federation-receiving.json`` (X25519, locked), ``keys/federation-member.json``
 (public, for the coordinator), ``keys/federation-secret-<key id>.json`` (locked),
-``keys/federation-state.json``; agent home ``keys/federation-<key id>.json``
+``keys/federation-state.json``; agent home ``keys/federation-secret-<key id>.json``
 (locked under the agent passphrase) and ``keys/federation-state.json``.
 """
 
@@ -168,7 +168,7 @@ def install(home: Path, wrapped_path: Path, passphrase: str, coordinator_vkey: s
     _verify(doc, pinned, wrapped_path)
     header, raw = _pp.read_locked(home / "keys" / "federation-receiving.json", _RECEIVING, passphrase, ("x25519",))
     receiving = X25519PrivateKey.from_private_bytes(raw)
-    secret = _unwrap(doc, receiving, wrapped_path)
+    secret = _unwrap(doc, receiving, fingerprint("fr", receiving.public_key().public_bytes_raw()), wrapped_path)
     _pp.write_locked(home / "keys" / f"federation-secret-{secret.key_id}.json", _INSTALLED,
                      {"key_id": secret.key_id, "federation": doc["federation"]}, secret.secret, passphrase, params)
     write_document(home / "keys" / "federation-state.json", _STATE, _VERSION,
@@ -181,9 +181,8 @@ def load_secret(home: Path, passphrase: str) -> tuple[str, LinkageSecret]:
     state = _state(home)
     if not state:
         raise UnknownKeyIdError("連携圏の鍵（federation secret）がまだ導入されていません（tsunagu federation install）。")
-    names = [f"federation-secret-{state['current_key_id']}.json", f"federation-{state['current_key_id']}.json"]
-    path = next((home / "keys" / n for n in names if (home / "keys" / n).exists()), None)
-    if path is None:
+    path = home / "keys" / f"federation-secret-{state['current_key_id']}.json"
+    if not path.exists():
         raise UnknownKeyIdError(f"連携圏の鍵 {state['current_key_id']} のファイルがありません。")
     header, raw = _pp.read_locked(path, _INSTALLED, passphrase, ("key_id", "federation"))
     return header["federation"], LinkageSecret(header["key_id"], raw)
@@ -217,8 +216,8 @@ def install_agent(home: Path, wrapped_path: Path, passphrase: str, params: _pp.K
     if doc["issuer"] != pinned:
         raise FederationKeyError(f"{wrapped_path} は、このエージェントの連携鍵を発行した鍵とは別の鍵で署名されています。")
     _verify(doc, pinned, wrapped_path)
-    secret = _unwrap(doc, agent.receiving_key, wrapped_path)
-    _pp.write_locked(home / "keys" / f"federation-{secret.key_id}.json", _INSTALLED,
+    secret = _unwrap(doc, agent.receiving_key, agent.public.receiving_key_id, wrapped_path)
+    _pp.write_locked(home / "keys" / f"federation-secret-{secret.key_id}.json", _INSTALLED,
                      {"key_id": secret.key_id, "federation": doc["federation"]}, secret.secret, passphrase, params)
     write_document(home / "keys" / "federation-state.json", _STATE, _VERSION,
                    {"issuer": pinned, "federation": doc["federation"], "current_key_id": secret.key_id})
@@ -255,9 +254,8 @@ def _verify(doc: dict[str, Any], vkey: str, path: Path) -> None:
         raise FederationKeyError(f"{path} の発行者の署名が合いません。ファイルが改ざんされています。") from exc
 
 
-def _unwrap(doc: dict[str, Any], receiving: X25519PrivateKey, path: Path) -> LinkageSecret:
-    if fingerprint("fr", receiving.public_key().public_bytes_raw()) != doc["receiving_key_id"] and \
-            fingerprint("ar", receiving.public_key().public_bytes_raw()) != doc["receiving_key_id"]:
+def _unwrap(doc: dict[str, Any], receiving: X25519PrivateKey, receiving_key_id: str, path: Path) -> LinkageSecret:
+    if doc["receiving_key_id"] != receiving_key_id:
         raise FederationKeyError(f"{path} は別の受信鍵宛てです。参加申請（または登録）をやり直してください。")
     try:
         raw = _SUITE.decrypt(b64d(doc["ciphertext"], "暗号文"), receiving, info=_info(doc))

@@ -37,6 +37,8 @@ class Peer(BaseModel):
     name: str = ""
     url: str = ""
     vkey: str
+    #: the peer's TLS certificate or its private CA (PEM), pinned; empty: the system trust store
+    ca_file: str = ""
 
     @field_validator("vkey")
     @classmethod

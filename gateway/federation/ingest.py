@@ -53,6 +53,8 @@ def ingest(gw: Gateway, data: bytes, channel: str) -> dict[str, Any]:
             raise GatewayError(403, "revoked", f"エージェント {agent_id} は失効しています。")
         if agent.network != "mynumber" or manifest["source"] not in sources:
             raise GatewayError(403, "source_not_registered", f"エージェント {agent_id} はマイナンバー利用事務系のデータ元「{manifest['source']}」の提出を登録されていません。")
+        if manifest["municipality"] != config.code:
+            raise GatewayError(403, "wrong_municipality", f"提出データは自治体 {manifest['municipality']} のもので、このゲートウェイ（{config.code}）のものではありません。")
         if not isinstance(sequence, int) or (last is not None and sequence <= last):
             raise GatewayError(409, "replay", f"連番 {sequence} は受信済みの連番（{last}）以下です。")
         try:

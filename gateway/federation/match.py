@@ -18,6 +18,7 @@ import numpy as np
 from keys.linkage_secret import ensure_same_key_id
 from linkage.encode import Encodings
 from linkage.match import AMBIGUITY_MARGIN, MATCH_THRESHOLD, REVIEW_THRESHOLD, candidate_pairs, fit_model, score_pairs
+from linkage.schema import load_schema
 
 HIGH, MEDIUM = "高", "中"
 
@@ -33,8 +34,6 @@ class Found:
 
 def encodings(schema_version: str, key_id: str, clks: list[bytes], present: list[int], blocks: list[bytes], n_blocks: int) -> Encodings:
     """An :class:`Encodings` batch from stored or received rows (blocks as little-endian uint64 bytes)."""
-    from linkage.schema import load_schema
-
     nbytes = load_schema(schema_version).total_bytes
     n = len(clks)
     bits = np.frombuffer(b"".join(clks), dtype=np.uint8).reshape(n, nbytes).copy() if n else np.zeros((0, nbytes), np.uint8)

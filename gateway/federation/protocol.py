@@ -38,7 +38,7 @@ KINDS = ("query", "answer", "handover_request", "handover_answer")
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
-def seal(config: FederationConfig, signer: Signer, kind: str, to: str, body: dict[str, Any], *, bundle: bool = False) -> bytes:
+def sign_message(config: FederationConfig, signer: Signer, kind: str, to: str, body: dict[str, Any], *, bundle: bool = False) -> bytes:
     """A signed message of ``kind`` to peer ``to``; valid for the HTTP window, or the bundle window with ``bundle``."""
     now = datetime.now(timezone.utc)
     valid = timedelta(hours=config.bundle_hours) if bundle else timedelta(seconds=config.message_seconds)
@@ -50,7 +50,7 @@ def seal(config: FederationConfig, signer: Signer, kind: str, to: str, body: dic
     return json.dumps({"message": message, "signature": signature}, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def open_message(gw: Gateway, config: FederationConfig, data: bytes, expected_kind: str, channel: str) -> dict[str, Any]:
+def verify_message(gw: Gateway, config: FederationConfig, data: bytes, expected_kind: str, channel: str) -> dict[str, Any]:
     """Verify a received message and return it; every refusal is logged with its reason and raised."""
     peer_code = "?"
     try:

@@ -16,12 +16,13 @@ import hashlib
 import ipaddress
 import json
 import secrets
+import ssl
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, delete, func, insert, select, update
 
 from gateway import models
 from gateway.core import Gateway
@@ -96,7 +97,7 @@ def start_query(gw: Gateway, user: User, peer_code: str, tokens: list[str] | Non
         qid = secrets.token_hex(12)
         items.append({"q": qid, "c": b64e(row.clk), "p": row.present, "b": b64e(row.blocks)})
         stored.append({"exchange_id": exchange, "qid": qid, "source": row.source, "token": row.token})
-    data = protocol.seal(config, _config.signer(gw.settings.home, config.code), "query", peer_code,
+    data = protocol.sign_message(config, _config.signer(gw.settings.home, config.code), "query", peer_code,
                          {"exchange": exchange, "schema_version": schema.version, "items": items}, bundle=bundle)
     with gw.engine.begin() as conn:
         conn.execute(insert(models.federation_exchanges).values(id=exchange, direction="out", peer=peer_code, kind="query",
@@ -116,7 +117,8 @@ def post_to_peer(gw: Gateway, peer_code: str, kind: str, data: bytes) -> bytes:
     if parts.scheme != "https" and not _loopback(parts.hostname or ""):
         raise GatewayError(409, "peer_insecure", "連携先へは HTTPS で接続してください（HTTP はこの機械の中だけ）。")
     try:
-        response = httpx.post(peer.url + PEER_PATHS[kind], content=data, timeout=120,
+        verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=peer.ca_file) if peer.ca_file else True
+        response = httpx.post(peer.url + PEER_PATHS[kind], content=data, timeout=120, verify=verify,
                               headers={"Content-Type": "application/json", "User-Agent": "tsunagu-gateway/1"})
     except httpx.TransportError as exc:
         raise GatewayError(502, "peer_unreachable", f"自治体 {peer_code} のゲートウェイに接続できません（{type(exc).__name__}）。") from None
@@ -150,7 +152,7 @@ def ask(gw: Gateway, user: User, peer_code: str, tokens: list[str] | None = None
 def accept_answer(gw: Gateway, data: bytes, channel: str) -> str:
     """Store a peer's signed answer to one of our queries; returns the exchange id."""
     config = _config.load(gw.settings.home)
-    message = protocol.open_message(gw, config, data, "answer", channel)
+    message = protocol.verify_message(gw, config, data, "answer", channel)
     body, peer = message["body"], message["from"]
     x = models.federation_exchanges
     exchange = str(body.get("exchange", ""))
@@ -192,7 +194,7 @@ def results(gw: Gateway, exchange: str) -> dict[str, Any]:
 def answer_query(gw: Gateway, data: bytes, channel: str, *, bundle: bool = False) -> bytes:
     """Verify a peer's query, compare it with our children who moved out to that peer, store and return the signed answer."""
     config = _config.load(gw.settings.home)
-    message = protocol.open_message(gw, config, data, "query", channel)
+    message = protocol.verify_message(gw, config, data, "query", channel)
     peer, body = message["from"], message["body"]
     items = body.get("items") if isinstance(body.get("items"), list) else []
     x = models.federation_exchanges
@@ -227,6 +229,8 @@ def answer_query(gw: Gateway, data: bytes, channel: str, *, bundle: bool = False
     ours_enc = encodings(schema.version, config.federation_key_id, [o.clk for o in ours], [o.present for o in ours],
                          [o.blocks for o in ours], len(schema.blocking_keys))
     found = {f.query: f for f in match(ours_enc, queries)}
+    with gw.engine.begin() as conn:  # handles past their expiry open nothing any more: drop them
+        conn.execute(delete(models.federation_handles).where(models.federation_handles.c.expires_at < now))
     exchange = _new_id()
     expires = now + timedelta(hours=config.handle_hours)
     results_out, handles = [], []
@@ -240,7 +244,7 @@ def answer_query(gw: Gateway, data: bytes, channel: str, *, bundle: bool = False
         handles.append({"handle_hash": hashlib.sha256(handle.encode()).digest(), "exchange_id": exchange, "peer": peer,
                         "source": ours[f.record].source, "token": ours[f.record].token, "band": f.band, "expires_at": expires})
         results_out.append({"q": str(it.get("q")), "match": True, "band": f.band, "handle": handle})
-    answer = protocol.seal(config, _config.signer(gw.settings.home, config.code), "answer", peer,
+    answer = protocol.sign_message(config, _config.signer(gw.settings.home, config.code), "answer", peer,
                            {"exchange": body.get("exchange"), "contact": config.contact, "handle_hours": config.handle_hours,
                             "results": results_out}, bundle=bundle)
     with gw.engine.begin() as conn:
@@ -279,9 +283,10 @@ def request_handover(gw: Gateway, user: User, handle: str, case_ref: str, messag
         raise _refuse(gw, user, "federation.handover.request", GatewayError(404, "unknown_handle", "そのハンドルの照会結果はありません。"))
     if item.expires_at is not None and item.expires_at < utcnow():
         raise _refuse(gw, user, "federation.handover.request", GatewayError(410, "handle_expired", "ハンドルの有効期限が切れています。照会し直してください。"))
-    _text(case_ref, "案件番号"), _text(message, "依頼の内容")
+    _text(case_ref, "案件番号")
+    _text(message, "依頼の内容")
     rid = _new_id()
-    data = protocol.seal(config, _config.signer(gw.settings.home, config.code), "handover_request", item.peer,
+    data = protocol.sign_message(config, _config.signer(gw.settings.home, config.code), "handover_request", item.peer,
                          {"request": rid, "handle": handle, "case_ref": case_ref, "message": message}, bundle=bundle)
     with gw.engine.begin() as conn:
         conn.execute(insert(models.federation_handovers).values(
@@ -303,7 +308,7 @@ def withdraw_handover(gw: Gateway, request_id: str, reason: str) -> None:
 def receive_handover(gw: Gateway, data: bytes, channel: str) -> dict[str, Any]:
     """Side A: a peer's handover request; the handle must be one we gave that peer and still valid."""
     config = _config.load(gw.settings.home)
-    message = protocol.open_message(gw, config, data, "handover_request", channel)
+    message = protocol.verify_message(gw, config, data, "handover_request", channel)
     peer, body = message["from"], message["body"]
     h = models.federation_handles
     digest = hashlib.sha256(str(body.get("handle", "")).encode()).digest()
@@ -369,7 +374,7 @@ def answer_handover(gw: Gateway, user: User, handover_id: str, message: str, att
     _text(message, "回答")
     held = json.loads(record.attributes) if record else {}
     shared = {name: held.get(name, "") for name in attributes}
-    data = protocol.seal(config, _config.signer(gw.settings.home, config.code), "handover_answer", row.peer,
+    data = protocol.sign_message(config, _config.signer(gw.settings.home, config.code), "handover_answer", row.peer,
                          {"request": handover_id.split("-", 1)[1], "message": message, "attributes": shared}, bundle=bundle)
     with gw.engine.begin() as conn:
         conn.execute(update(t).where(t.c.id == handover_id).values(status="answered", answered_at=utcnow(), answered_by=user.username,
@@ -382,7 +387,7 @@ def answer_handover(gw: Gateway, user: User, handover_id: str, message: str, att
 def receive_handover_answer(gw: Gateway, data: bytes, channel: str) -> dict[str, Any]:
     """Side B: the peer's answer to our handover request."""
     config = _config.load(gw.settings.home)
-    message = protocol.open_message(gw, config, data, "handover_answer", channel)
+    message = protocol.verify_message(gw, config, data, "handover_answer", channel)
     peer, body = message["from"], message["body"]
     t = models.federation_handovers
     rid = str(body.get("request", ""))

@@ -194,7 +194,8 @@ def identity(home: HomeOption, out: Annotated[Path, typer.Option("--out", help="
 @peer_app.command("add")
 def peer_add(home: HomeOption, code: Annotated[str, typer.Option("--code", help="連携先の団体コード")],
              identity_file: Annotated[Path, typer.Option("--identity", help="連携先の識別ファイル")],
-             url: Annotated[Optional[str], typer.Option("--url", help="連携先の URL（省略: 識別ファイルの URL。持ち出しファイルだけなら空）")] = None) -> None:
+             url: Annotated[Optional[str], typer.Option("--url", help="連携先の URL（省略: 識別ファイルの URL。持ち出しファイルだけなら空）")] = None,
+             ca_file: Annotated[Optional[Path], typer.Option("--ca-file", help="連携先の TLS 証明書またはその発行元（PEM）。省略時はシステムの信頼ストア")] = None) -> None:
     """連携先ゲートウェイを登録します（その検証鍵を固定します）。"""
     from gateway.federation import config as c
 
@@ -205,10 +206,13 @@ def peer_add(home: HomeOption, code: Annotated[str, typer.Option("--code", help=
             raise ValueError
     except (OSError, ValueError):
         raise CommandError(f"{identity_file} は連携先ゲートウェイの識別ファイルではありません。") from None
+    if ca_file is not None and not ca_file.is_file():
+        raise CommandError(f"証明書ファイル {ca_file} がありません。")
     if doc.get("code") != code:
         raise CommandError(f"識別ファイルの団体コード {doc.get('code')} が --code {code} と違います。")
     try:
-        peer = c.Peer(code=code, name=str(doc.get("name", "")), url=url if url is not None else str(doc.get("url", "")), vkey=str(doc.get("vkey")))
+        peer = c.Peer(code=code, name=str(doc.get("name", "")), url=url if url is not None else str(doc.get("url", "")),
+                      vkey=str(doc.get("vkey")), ca_file=str(ca_file.resolve()) if ca_file else "")
     except ValueError as exc:
         raise CommandError(f"識別ファイルに誤りがあります: {exc}") from None
     settings.peers = [p for p in settings.peers if p.code != code] + [peer]
