@@ -37,8 +37,8 @@ def get_persons(request: Request, gw: GatewayDep, session: Reader, source: str =
         if _PERSON_ID.match(wanted):
             return RedirectResponse(f"/ui/persons/{wanted}", status_code=303)
         errors["person"] = "人物 ID は P と 16 桁の英数字（例: P0123456789abcdef）です。"
-    listing = casework.list_persons(gw, source=source if source in labels else None, min_sources=min_sources,
-                                    limit=_PAGE, offset=offset)
+    source = source if source in labels else ""
+    listing = casework.list_persons(gw, source=source or None, min_sources=min_sources, limit=_PAGE, offset=offset)
     return render(request, "persons.html", session, listing=listing, labels=labels, source=source, min_sources=min_sources,
                   offset=offset, page_size=_PAGE, person=wanted, errors=errors)
 

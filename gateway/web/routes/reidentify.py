@@ -19,6 +19,7 @@ from fastapi.responses import Response
 from gateway import reidentify
 from gateway.core import Gateway
 from gateway.errors import GatewayError
+from gateway.web.escrow import escrow_url
 from gateway.web.render import JST, render
 from gateway.web.session import AnyFormSession, GatewayDep, WebSession, page
 
@@ -70,4 +71,4 @@ def post_request(request: Request, gw: GatewayDep, session: AnyFormSession,
     data = json.dumps(filing, ensure_ascii=False, indent=2).encode("utf-8")
     return render(request, "reidentify_filed.html", session, package=package, spec=spec,
                   download=f"data:application/json;base64,{base64.b64encode(data).decode()}",
-                  filename=f"{package['request_id']}.json")
+                  filename=f"{package['request_id']}.json", escrow=escrow_url())
