@@ -293,10 +293,10 @@ def _part3_flow(story: dict[str, Any]) -> None:
         with _client(es_url, "tanaka", pw["escrow:tanaka"]) as tanaka:
             refused = tanaka.post(f"/api/v1/requests/{request_id}/approve")
             print(f"  tanaka の承認 → {refused.status_code}: {refused.json()['detail']}")
-        print("\n== 承認者 sato がエスクローで承認（エスクロー自身の利用者として）", flush=True)
-        with _client(es_url, "sato", pw["escrow:sato"]) as sato:
-            approved = sato.post(f"/api/v1/requests/{request_id}/approve", json={"reason": "ケース会議で必要性を確認"}).json()
-            print(f"  状態: {approved['status']}（承認 {approved['approvals']}/{approved['approvals_required']}）")
+        print("\n== 承認者 sato がエスクローで申請を確認して承認（エスクロー自身の利用者として）", flush=True)
+        _tsunagu("casework", "list", "--escrow", es_url, "--username", "sato", "--password-stdin", stdin=pw["escrow:sato"] + "\n")
+        _tsunagu("casework", "approve", "--escrow", es_url, "--username", "sato", "--request", request_id,
+                 "--reason", "ケース会議で必要性を確認", "--password-stdin", stdin=pw["escrow:sato"] + "\n")
 
         print("\n== エスクローは起動直後は封印されています。開封前の受け取りは断られます", flush=True)
         _tsunagu("casework", "fetch", "--escrow", es_url, "--username", "tanaka", "--request", request_id, "--password-stdin",

@@ -174,10 +174,14 @@ def test_request_approve_unseal_fetch_exactly_that_childs_identity_once(deployme
                           "--justification", WHY, passwords=2)
     assert code == 0, out
     own = out.strip().splitlines()[-1]
-    with escrow.client("mori") as c:
-        r = c.post(f"/api/v1/requests/{own}/approve")
-        assert r.status_code == 403 and "自分の申請" in r.json()["detail"]
-        assert c.post(f"/api/v1/requests/{request_id}/approve", json={"reason": "ケース会議で確認"}).json()["status"] == "approved"
+    code, out = _casework("approve", "--escrow", escrow.url, "--username", "mori", "--request", own)
+    assert code != 0 and "自分の申請" in out
+    code, out = _casework("list", "--escrow", escrow.url, "--username", "mori")
+    assert code == 0 and request_id in out and own in out and WHY in out
+    code, out = _casework("approve", "--escrow", escrow.url, "--username", "mori", "--request", request_id, "--reason", "ケース会議で確認")
+    assert code == 0 and "承認済み" in out, out
+    code, out = _casework("status", "--escrow", escrow.url, "--username", "tanaka", "--request", request_id)
+    assert code == 0 and "承認 1/1" in out and "受け取り期限" in out, out
 
     # Approved, but the escrow is sealed until k custodians unseal it.
     code, out = _casework("fetch", "--escrow", escrow.url, "--username", "tanaka", "--request", request_id)
@@ -218,6 +222,9 @@ def test_request_approve_unseal_fetch_exactly_that_childs_identity_once(deployme
                                       "--escrow-export", str(tmp_path / "e.jsonl"), "--json"])
     assert result.exit_code == 0, result.output
     report = {r["request_id"]: r for r in json.loads(result.output[result.output.index("["):])}
+    over_http = CliRunner().invoke(app, ["audit", "requests", "--gateway", gateway.base_url, "--escrow", escrow.url,
+                                         "--username", "kato", "--password-stdin"], input=(PASSWORD + "\n") * 2)
+    assert over_http.exit_code == 0 and request_id in over_http.output and "開示済み" in over_http.output, over_http.output
     assert report[request_id]["outcome"] == "released" and report[request_id]["approvals"][0]["approver"] == "mori"
     assert report[own]["outcome"] == "pending" and report[own]["refusals"][0]["actor"] == "mori"
 

@@ -138,3 +138,55 @@ def fetch(
     for record in released["records"]:
         typer.echo(json.dumps(record, ensure_ascii=False))
     typer.echo(f"申請 {request_id} の {len(released['records'])} 件を開示しました。この申請ではもう開示できません。", err=True)
+
+
+@casework_app.command("list")
+def list_requests(
+    escrow: EscrowOption,
+    username: UsernameOption,
+    password_stdin: PasswordStdinOption = False,
+) -> None:
+    """エスクローの申請を一覧にします（承認者はすべて、ケースワーカーは自分の申請）。"""
+    with signed_in(escrow, "エスクロー", username, _secret(f"エスクローの利用者 {username} のパスワード", password_stdin)) as e:
+        found = call(e, "エスクロー", "GET", "/api/v1/requests")
+    for r in found:
+        typer.echo(f"{r['request_id']}  {r['created_at']}  申請者 {r['requester']}  目的 {r['purpose']}（{r['legal_basis']}）"
+                   f"  案件 {r['case_ref']}  記録 {len(r['records'])} 件  承認 {r['approvals']}/{r['approvals_required']}"
+                   f"  {STATUS_LABELS.get(r['status'], r['status'])}")
+        typer.echo(f"    理由: {r['justification']}")
+    if not found:
+        typer.echo("申請はありません。")
+
+
+def _decide(escrow: str, username: str, request_id: str, reason: str, password_stdin: bool, verb: str) -> None:
+    with signed_in(escrow, "エスクロー", username, _secret(f"エスクローの利用者 {username} のパスワード", password_stdin)) as e:
+        decided = call(e, "エスクロー", "POST", f"/api/v1/requests/{request_id}/{verb}", {"reason": reason})
+    typer.echo(f"申請 {request_id}: {STATUS_LABELS.get(decided['status'], decided['status'])}"
+               f"（承認 {decided['approvals']}/{decided['approvals_required']}）")
+
+
+ReasonOption = Annotated[str, typer.Option("--reason", help="判断の理由（エスクローに保存されます。氏名は書かないでください）")]
+
+
+@casework_app.command("approve")
+def approve(
+    escrow: EscrowOption,
+    username: UsernameOption,
+    request_id: Annotated[str, typer.Option("--request", help="申請 ID（reid-…）")],
+    reason: ReasonOption = "",
+    password_stdin: PasswordStdinOption = False,
+) -> None:
+    """申請を承認します（承認者。自分の申請は承認できません）。"""
+    _decide(escrow, username, request_id, reason, password_stdin, "approve")
+
+
+@casework_app.command("reject")
+def reject(
+    escrow: EscrowOption,
+    username: UsernameOption,
+    request_id: Annotated[str, typer.Option("--request", help="申請 ID（reid-…）")],
+    reason: ReasonOption = "",
+    password_stdin: PasswordStdinOption = False,
+) -> None:
+    """申請を却下します（承認者）。却下された申請は開示されません。"""
+    _decide(escrow, username, request_id, reason, password_stdin, "reject")
