@@ -104,3 +104,12 @@ def test_agent_sends_federation_encodings_of_transferred_children_only(federatio
         assert plain not in text
     # the same file again: refused (its sequence is not above the last one)
     assert CliRunner().invoke(app, ["federation", "ingest", str(federation_bundles[0]), "--home", str(gateway)]).exit_code != 0
+    # encodings under the municipality's own linkage key are not federation encodings: the key-id guard refuses them
+    manifest, _signature, records = f.read_federation_submission(federation_bundles[0].read_bytes())
+    manifest = {k: v for k, v in manifest.items() if k not in ("format", "version", "record_count", "content_sha256")}
+    internal = root / "internal.jsonl"
+    internal.write_bytes(f.write_federation_submission({**manifest, "sequence": manifest["sequence"] + 10,
+                                                        "federation_key_id": ring.current_linkage_key_id},
+                                                       records, enrolment.load_agent_keys(agent_home, AGENT).signing_key))
+    refused = CliRunner().invoke(app, ["federation", "ingest", str(internal), "--home", str(gateway)])
+    assert refused.exit_code != 0 and "鍵 ID の異なる符号化は比較できません" in str(refused.exception)
