@@ -7,6 +7,7 @@ from typing import Awaitable, Callable
 from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -52,14 +53,14 @@ def create_web_app(gw: Gateway) -> FastAPI:
 
     @app.exception_handler(PageForbidden)
     async def _forbidden(request: Request, exc: PageForbidden) -> Response:
-        gw.event("web", 403, exc.code, exc.reason, path=f"{request.method} {request.url.path}"[:256])
+        await run_in_threadpool(gw.event, "web", 403, exc.code, exc.reason, path=f"{request.method} {request.url.path}"[:256])
         return render(request, "error.html", getattr(request.state, "session", None), 403,
                       title="この画面は表示できません", message=exc.reason)
 
     @app.exception_handler(GatewayError)
     async def _gateway_error(request: Request, exc: GatewayError) -> Response:
         if 400 <= exc.status < 500:
-            gw.event("web", exc.status, exc.code, exc.detail, path=f"{request.method} {request.url.path}"[:256])
+            await run_in_threadpool(gw.event, "web", exc.status, exc.code, exc.detail, path=f"{request.method} {request.url.path}"[:256])
         return render(request, "error.html", getattr(request.state, "session", None), exc.status,
                       title="処理できませんでした", message=exc.detail)
 
