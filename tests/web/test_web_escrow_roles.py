@@ -1,8 +1,8 @@
 """The roles around the escrow, end to end in Chromium: custodian, approver and auditor, with the real escrow server.
 
 What happens at the escrow (filing, approving, unsealing) is done the way
-staff do it — the escrow's own API or the `tsunagu escrow` command, with
-escrow accounts — never through the gateway's pages.
+staff do it — the `tsunagu escrow` / `tsunagu casework` commands or the
+escrow's own API, with escrow accounts — never through the gateway's pages.
 """
 
 from __future__ import annotations
@@ -63,13 +63,15 @@ def test_request_approval_and_audit_across_roles(context: BrowserContext, site: 
         expect(row).to_contain_text("支援が必要なこどもの早期発見")
         expect(row).to_contain_text("個人情報保護法第61条")
         expect(row).to_contain_text("支援-2026-077")
-        expect(page.locator("main")).to_contain_text(f"{site.escrow_url}")
+        expect(page.locator("main")).to_contain_text(f"tsunagu casework approve --escrow {site.escrow_url} --username approver")
         shot(page, "approver-queue")
     finally:
         approver.close()
-    with site.escrow("approver") as escrow:  # approval is given at the escrow, with the approver's escrow account
-        assert escrow.post(f"/api/v1/requests/{request_id}/approve", json={"reason": "訪問計画を確認"}).status_code == 200
-        escrow_export = site.escrow("auditor").get("/api/v1/audit/export").text
+    # Approval is given at the escrow, with the approver's escrow account, as the page says.
+    cli(["casework", "approve", "--escrow", site.escrow_url, "--username", "approver", "--request", request_id,
+         "--reason", "訪問計画を確認", "--password-stdin"], input=PASSWORD + "\n")
+    with site.escrow("auditor") as escrow:
+        escrow_export = escrow.get("/api/v1/audit/export").text
 
     auditor = context.browser.new_context(base_url=site.base_url, locale="ja-JP", viewport={"width": 1280, "height": 900},
                                           accept_downloads=True)
