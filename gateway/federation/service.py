@@ -252,11 +252,18 @@ def answer_query(gw: Gateway, data: bytes, channel: str, *, bundle: bool = False
                                       created_at=now, answered_at=utcnow(), actor=f"peer:{peer}", answer=answer.decode("utf-8")))
         if handles:
             conn.execute(insert(models.federation_handles), handles)
-    _config.audit(gw, f"peer:{peer}", "peer", "federation.query.answer", "ok", target=f"{peer}:{exchange}:{len(items)}:{len(handles)}",
-              purpose=config.purpose)
-    for h in handles:
-        _config.audit(gw, f"peer:{peer}", "peer", "federation.handle.issue", "ok", target=f"{h['source']}:{h['token']}", purpose=config.purpose)
+    # One audit entry per answer (an entry per handle would cost more than the comparison at 10,000 items); it commits
+    # to exactly which of our records were reported as matches: SHA-256 over the sorted "source:token" of the handles,
+    # which an auditor recomputes from federation_handles.
+    _config.audit(gw, f"peer:{peer}", "peer", "federation.query.answer", "ok", purpose=config.purpose,
+                  target=f"{peer}:{exchange}:{len(items)}:{len(handles)}:sha256:{matched_digest(handles)}")
     return answer
+
+
+def matched_digest(handles: list[dict[str, Any]]) -> str:
+    """SHA-256 (hex) over the sorted ``source:token`` lines of the records an answer reported as matches."""
+    lines = sorted(f"{h['source']}:{h['token']}" for h in handles)
+    return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
 
 
 def stored_answer(gw: Gateway, exchange: str) -> bytes:

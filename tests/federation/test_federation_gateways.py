@@ -5,8 +5,10 @@ A = 082201, B = 082210, C = 082228. Children moved A → B, and one of them on t
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
+import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
@@ -16,7 +18,10 @@ from federation_support import PASSWORD, Town, cli
 from typer.testing import CliRunner
 
 from agents.core.token import RecordTokeniser
+from gateway.federation.config import signer
+from gateway.federation.service import matched_digest
 from gateway.synthetic import SyntheticAgent
+from keys._files import canonical_json
 from keys.federation import FederationRecord, write_federation_submission
 from keys.linkage_secret import LinkageSecret, generate_linkage_secret
 from linkage.encode import encode_records
@@ -188,11 +193,6 @@ def test_bundle_path(world: dict, tmp_path: Path) -> None:
 
 def _forge(home: Path, code: str, message: dict) -> bytes:
     """A message signed with a gateway's real federation key (to test the receiver's checks past the signature)."""
-    import base64
-
-    from gateway.federation.config import signer
-    from keys._files import canonical_json
-
     key = signer(home, code)
     return json.dumps({"message": message, "signature": base64.b64encode(key.private_key.sign(canonical_json(message))).decode()}).encode()
 
@@ -240,8 +240,6 @@ def test_handover_through_bundle_files_and_expired_handle(world: dict, tmp_path:
         mine = [h for h in c.get("/api/v1/federation/handovers", params={"direction": "out"}).json() if h["case_ref"] == "C-17"]
     assert mine[0]["status"] == "answered" and mine[0]["answer_message"] == "健診は受診済みです。" and mine[0]["token"] == tokens[C][0]
     # a handle past its expiry is refused by the gateway that issued it
-    import sqlite3
-
     with sqlite3.connect(towns[B].home / "gateway.db") as db:
         db.execute("UPDATE federation_handles SET expires_at = '2000-01-01 00:00:00'")
     cli("federation", "export-handover", "--home", str(towns[C].home), "--username", "caseworker", "--handle", handle,
@@ -257,12 +255,19 @@ def test_both_sides_audit_every_step_and_hold_no_identity(world: dict, tmp_path:
         path = tmp_path / f"audit-{code}.jsonl"
         cli("gateway", "audit-export", "--home", str(towns[code].home), "--out", str(path))
         logs[code] = path.read_text(encoding="utf-8")
-    for action in ("federation.query.answer", "federation.handle.issue", "federation.handover.receive", "federation.handover.answer",
+    for action in ("federation.query.answer", "federation.handover.receive", "federation.handover.answer",
                    "federation.submission.accept", "refused:rate_limited", "refused:unknown_peer", "refused:expired"):
         assert action in logs[A], action
     for action in ("federation.query.send", "federation.answer.receive", "federation.handover.request",
                    "federation.handover.answer.receive", "refused:no_transfer_record", "refused:replay", "refused:bad_signature"):
         assert action in logs[B], action
+    # the answer's audit entry commits to exactly the records reported as matches
+    with sqlite3.connect(towns[A].home / "gateway.db") as db:
+        exchanges = db.execute("SELECT id FROM federation_exchanges WHERE direction = 'in'").fetchall()
+        for (exchange,) in exchanges:
+            handles = [{"source": s, "token": t} for s, t in
+                       db.execute("SELECT source, token FROM federation_handles WHERE exchange_id = ?", (exchange,)).fetchall()]
+            assert f"{exchange}:" in logs[A] and f"sha256:{matched_digest(handles)}" in logs[A]
     names = [(r["family_name"] + r["given_name"]).encode() for r in children[:30]] + \
             [(r["family_name_kana"] + r["given_name_kana"]).encode() for r in children[:30]]
     for town in towns.values():
