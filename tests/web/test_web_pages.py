@@ -62,7 +62,17 @@ def test_caseworker_screening_person_and_timeline(context: BrowserContext, site:
     page = context.new_page()
     log_in(page, "caseworker")
     expect(page).to_have_url(re.compile(r"/ui/screening$"))
-    expect(page.get_by_role("status")).to_contain_text(re.compile(r"上限 \d+ 人のうち \d+ 人を表示しています"))
+    with site.api("caseworker") as c:
+        listing = c.get("/api/v1/screening").json()
+    expect(page.get_by_role("status")).to_contain_text(
+        f"上限 {listing['capacity']} 人のうち {len(listing['entries'])} 人を表示しています（該当 {listing['flagged']} 人")
+    top, first = listing["entries"][0], page.get_by_role("table", name=re.compile("支援候補")).locator("tbody tr").first
+    expect(first).to_contain_text(top["person_id"])
+    for flag in top["flags"]:
+        expect(first).to_contain_text(flag["label"])
+        for item in flag["items"]:
+            shown = item["value"] if item["value"] is not None else "（未登録）"
+            expect(first).to_contain_text(f"{item['attribute']} = {shown}")
     shot(page, "caseworker-screening")
 
     page.get_by_role("link", name="人物", exact=True).click()
