@@ -43,9 +43,14 @@ AGENTS = {  # home: (agent id, network, preset, [(mapping, department file)], ga
 }
 
 
-def _tsunagu(*args: str, stdin: str | None = None, env: dict[str, str] | None = None, check: bool = True, quiet: bool = False) -> str:
-    """Run a `tsunagu` command (secrets only on ``stdin``); echo it and its output."""
+def _tsunagu(*args: str, stdin: str | None = None, env: dict[str, str] | None = None, check: bool = True, quiet: bool = False,
+             stream: bool = False) -> str:
+    """Run a `tsunagu` command (secrets only on ``stdin``); echo it and its output (``stream``: straight to the terminal)."""
     print("$ tsunagu " + " ".join(args), flush=True)
+    if stream:
+        if subprocess.run([sys.executable, "-m", "tsunagu.cli", *args]).returncode != 0 and check:
+            raise SystemExit(f"デモを中断します: tsunagu {args[0]} が失敗しました。")
+        return ""
     done = subprocess.run([sys.executable, "-m", "tsunagu.cli", *args], input=stdin, capture_output=True, text=True,
                           env={**os.environ, **(env or {})})
     output = done.stdout + done.stderr
@@ -71,7 +76,8 @@ def _part1_link() -> None:
         secret.chmod(0o600)
     files = [str(town_dir / f"{s}.csv") for s in ("residents", "school", "maternal", "npo")]
     print("== 4 部署のファイルを符号化して名寄せします（氏名はこのプロセスの外に出ません）", flush=True)
-    _tsunagu("link", *files, "--out", str(DEMO / "clusters.csv"), "--secret-file", str(secret), "--truth", str(town_dir / "truth.csv"))
+    _tsunagu("link", *files, "--out", str(DEMO / "clusters.csv"), "--secret-file", str(secret), "--truth", str(town_dir / "truth.csv"),
+             stream=True)
     print(f"\n結果: {DEMO / 'clusters.csv'}（source,record_id,cluster_id）")
 
 
