@@ -169,7 +169,8 @@ def anomalies(reports: list[RequestReport], rules: AnomalyRules = AnomalyRules()
     found: list[Anomaly] = []
     for r in reports:
         if not r.case_ref.strip() or r.case_ref.startswith("（"):
-            found.append(Anomaly("no_case_ref", r.requester, (r.request_id,), "案件番号のない再識別申請です。"))
+            state = "ゲートウェイで拒否されています" if r.outcome == "refused_gateway" else "拒否されずに記録されています（改ざん・旧版の疑い）"
+            found.append(Anomaly("no_case_ref", r.requester, (r.request_id,), f"案件番号のない再識別申請です（{state}）。"))
         if r.outcome == "not_in_gateway_log":
             found.append(Anomaly("not_in_gateway_log", r.requester, (r.request_id,),
                                  "エスクローにあるのにゲートウェイの監査ログにない申請です（書き出しの範囲か、改ざんを確認してください）。"))
