@@ -94,6 +94,13 @@ def test_caseworker_screening_person_and_timeline(context: BrowserContext, site:
     expect(timeline.locator("tbody tr")).to_have_count(len(person["records"]))
     shot(page, "caseworker-person")
 
+    response = page.goto("/ui/persons/P0000000000000000")
+    assert response is not None and response.status == 404
+    expect(page.get_by_role("alert")).to_have_text("人物 P0000000000000000 は現在の名寄せ結果にありません。")
+    response = page.goto("/ui/no-such-page")
+    assert response is not None and response.status == 404
+    expect(page.get_by_role("alert")).to_have_text("そのページはありません。")
+
 
 def test_timeline_shows_a_changed_attribute_across_submissions(context: BrowserContext, site: Site, town: Town) -> None:
     rows = [dict(r) for r in town.sources["school"]]
