@@ -62,7 +62,7 @@ def create_web_app(gw: Gateway) -> FastAPI:
         if 400 <= exc.status < 500:
             await run_in_threadpool(gw.event, "web", exc.status, exc.code, exc.detail, path=f"{request.method} {request.url.path}"[:256])
         return render(request, "error.html", getattr(request.state, "session", None), exc.status,
-                      title="処理できませんでした", message=exc.detail)
+                      title="この画面は表示できません" if exc.status == 403 else "処理できませんでした", message=exc.detail)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
