@@ -19,9 +19,9 @@ PASSWORD = "correct horse battery staple"
 TSUNAGU = str(Path(sys.executable).with_name("tsunagu"))
 
 
-def cli(*args: str, input: str | None = None) -> str:
+def cli(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> str:
     """Run a `tsunagu` command in-process; fail the test with its output if it fails."""
-    result = CliRunner().invoke(app, list(args), input=input)
+    result = CliRunner().invoke(app, list(args), input=input, env=env)
     assert result.exit_code == 0, f"{args[:3]} → {result.exit_code}: {result.output}{result.exception!r}"
     return result.output
 
@@ -41,6 +41,12 @@ class Town:
     port: int = field(default_factory=_free_port)
     process: subprocess.Popen | None = None
     tokens: dict[str, str] = field(default_factory=dict)
+    #: environment of its commands and server (TSUNAGU_DATABASE_URL for PostgreSQL)
+    env: dict[str, str] = field(default_factory=dict)
+
+    def cli(self, *args: str, input: str | None = None) -> str:
+        """Run ``tsunagu <args> --home <home>`` with this gateway's environment."""
+        return cli(*args, "--home", str(self.home), input=input, env=self.env)
 
     @property
     def url(self) -> str:
@@ -49,7 +55,7 @@ class Town:
     def start(self) -> None:
         """Start `tsunagu gateway serve` and wait until it answers."""
         log = (self.home / "logs" / "serve.out").open("wb")
-        env = {**os.environ, "TSUNAGU_LINK_INTERVAL_MINUTES": "0"}
+        env = {**os.environ, "TSUNAGU_LINK_INTERVAL_MINUTES": "0", **self.env}
         self.process = subprocess.Popen([TSUNAGU, "gateway", "serve", "--home", str(self.home), "--port", str(self.port)],
                                         env=env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60

@@ -1,6 +1,6 @@
 """Three gateways on loopback (real `tsunagu gateway serve`, each with its own database and keys) linking transferred children.
 
-A = 082201, B = 082210, C = 082228. Children moved A → B, and one of them on to C.
+A = 082201 (PostgreSQL), B = 082210 and C = 082228 (SQLite). Children moved A → B, and one of them on to C.
 """
 
 from __future__ import annotations
@@ -13,8 +13,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
+import _postgres
 import pytest
 from federation_support import PASSWORD, Town, cli
+from sqlalchemy import MetaData, create_engine, text
+from sqlalchemy.engine import URL
 from typer.testing import CliRunner
 
 from agents.core.token import RecordTokeniser
@@ -47,27 +50,28 @@ def _submission(agent: SyntheticAgent, federation: LinkageSecret, rows: list[dic
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+def world(tmp_path_factory: pytest.TempPathFactory, postgres_url: URL) -> Iterator[dict]:
+    """A on PostgreSQL, B and C on SQLite; every gateway set up through the real CLI."""
     root = tmp_path_factory.mktemp("federation")
     federation = generate_linkage_secret()
     children = generate_town(n_children=60, seed=3).sources["residents"]
     towns = {code: Town(code, root / code) for code in (A, B, C)}
+    towns[A].env["TSUNAGU_DATABASE_URL"] = _postgres.create_database(postgres_url, "federation_a").render_as_string(hide_password=False)
     agents = {}
     for code, town in towns.items():
         agent = SyntheticAgent(f"mynumber-{code}", "mynumber", generate_linkage_secret(), None, root / f"agent-{code}")  # type: ignore[arg-type]
         agents[code] = agent
-        cli("gateway", "init", "--home", str(town.home), "--linkage-key-id", agent.linkage.key_id)
+        town.cli("gateway", "init", "--linkage-key-id", agent.linkage.key_id)
         for role in ("admin", "caseworker", "custodian"):
-            cli("gateway", "user", "add", "--home", str(town.home), "--username", role, "--role", role, "--password-stdin", input=PASSWORD + "\n")
-        cli("gateway", "agent", "register", "--home", str(town.home), "--agent-public", str(agent.public_file),
-            "--network", "mynumber", "--source", "residents")
-        cli("federation", "init", "--home", str(town.home), "--code", code, "--name", f"町{code}", "--contact", f"町{code} こども家庭センター 029-000-0000",
-            "--federation-key-id", federation.key_id, "--purpose", "early_support", "--share", "child_support_allowance")
-        cli("federation", "identity", "--home", str(town.home), "--out", str(root / f"{code}.json"), "--url", town.url)
+            town.cli("gateway", "user", "add", "--username", role, "--role", role, "--password-stdin", input=PASSWORD + "\n")
+        town.cli("gateway", "agent", "register", "--agent-public", str(agent.public_file), "--network", "mynumber", "--source", "residents")
+        town.cli("federation", "init", "--code", code, "--name", f"町{code}", "--contact", f"町{code} こども家庭センター 029-000-0000",
+                 "--federation-key-id", federation.key_id, "--purpose", "early_support", "--share", "child_support_allowance")
+        town.cli("federation", "identity", "--out", str(root / f"{code}.json"), "--url", town.url)
     # A knows B; B knows A and C; C knows B (A and C are not peers)
     for me, peers in ((A, (B,)), (B, (A, C)), (C, (B,))):
         for peer in peers:
-            cli("federation", "peer", "add", "--home", str(towns[me].home), "--code", peer, "--identity", str(root / f"{peer}.json"))
+            towns[me].cli("federation", "peer", "add", "--code", peer, "--identity", str(root / f"{peer}.json"))
     config = (towns[A].home / "federation.toml")
     config.write_text(config.read_text(encoding="utf-8").replace("max_items_per_day = 20000", "max_items_per_day = 40"), encoding="utf-8")
     # A: children 0-9 moved out to B, 10-14 to C. B: 0-9 and 20-24 moved in from A (20-24 unknown to A), 0 moved on to C,
@@ -253,7 +257,7 @@ def test_both_sides_audit_every_step_and_hold_no_identity(world: dict, tmp_path:
     logs = {}
     for code in (A, B):
         path = tmp_path / f"audit-{code}.jsonl"
-        cli("gateway", "audit-export", "--home", str(towns[code].home), "--out", str(path))
+        towns[code].cli("gateway", "audit-export", "--out", str(path))
         logs[code] = path.read_text(encoding="utf-8")
     for action in ("federation.query.answer", "federation.handover.receive", "federation.handover.answer",
                    "federation.submission.accept", "refused:rate_limited", "refused:unknown_peer", "refused:expired"):
@@ -262,12 +266,14 @@ def test_both_sides_audit_every_step_and_hold_no_identity(world: dict, tmp_path:
                    "federation.handover.answer.receive", "refused:no_transfer_record", "refused:replay", "refused:bad_signature"):
         assert action in logs[B], action
     # the answer's audit entry commits to exactly the records reported as matches
-    with sqlite3.connect(towns[A].home / "gateway.db") as db:
-        exchanges = db.execute("SELECT id FROM federation_exchanges WHERE direction = 'in'").fetchall()
-        for (exchange,) in exchanges:
-            handles = [{"source": s, "token": t} for s, t in
-                       db.execute("SELECT source, token FROM federation_handles WHERE exchange_id = ?", (exchange,)).fetchall()]
+    engine = create_engine(towns[A].env["TSUNAGU_DATABASE_URL"])
+    with engine.connect() as db:
+        exchanges = db.execute(text("SELECT id FROM federation_exchanges WHERE direction = 'in'")).scalars().all()
+        for exchange in exchanges:
+            handles = [{"source": s, "token": t} for s, t in db.execute(
+                text("SELECT source, token FROM federation_handles WHERE exchange_id = :x"), {"x": exchange}).all()]
             assert f"{exchange}:" in logs[A] and f"sha256:{matched_digest(handles)}" in logs[A]
+    engine.dispose()
     names = [(r["family_name"] + r["given_name"]).encode() for r in children[:30]] + \
             [(r["family_name_kana"] + r["given_name_kana"]).encode() for r in children[:30]]
     for town in towns.values():
@@ -275,3 +281,13 @@ def test_both_sides_audit_every_step_and_hold_no_identity(world: dict, tmp_path:
             if path.is_file():
                 data = path.read_bytes()
                 assert not [n for n in names if n in data], path
+    # A's database lives in PostgreSQL: every row of every table
+    engine = create_engine(towns[A].env["TSUNAGU_DATABASE_URL"])
+    tables = MetaData()
+    tables.reflect(engine)
+    with engine.connect() as db:
+        for table in tables.sorted_tables:
+            for row in db.execute(table.select()):
+                data = b"".join(v if isinstance(v, bytes) else str(v).encode() for v in row)
+                assert not [n for n in names if n in data], table.name
+    engine.dispose()
