@@ -23,10 +23,11 @@ postgres:
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql; }
 
-# Debian's Chromium for the web UI's end-to-end tests (tests/web drive it through Playwright).
+# Debian's Chromium for the web UI's end-to-end tests (tests/web drive it through Playwright),
+# and a Japanese font so the screenshots they keep show the pages as staff see them.
 chromium:
-	test -x /usr/bin/chromium || { apt-get update && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
+	{ test -x /usr/bin/chromium && test -d /usr/share/fonts/opentype/ipafont-gothic; } || { apt-get update && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium fonts-ipafont-gothic; }
 
 test: install postgres chromium
 	$(BIN)/python -m pytest -q
