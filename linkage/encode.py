@@ -49,6 +49,12 @@ class Present(IntFlag):
     ADDRESS = 1 << 13
 
 
+_NAME_FAMILY, _NAME_GIVEN, _NAME_FULL = int(Present.NAME_FAMILY), int(Present.NAME_GIVEN), int(Present.NAME_FULL)
+_KANA_FAMILY, _KANA_GIVEN, _KANA_FULL = int(Present.KANA_FAMILY), int(Present.KANA_GIVEN), int(Present.KANA_FULL)
+_NAME_SPLIT_INFERRED, _KANA_SPLIT_INFERRED = int(Present.NAME_SPLIT_INFERRED), int(Present.KANA_SPLIT_INFERRED)
+_POSTAL_CODE, _ADDRESS = int(Present.POSTAL_CODE), int(Present.ADDRESS)
+
+
 @dataclass(slots=True)
 class Encodings:
     """A batch of encoded records: rows align with the input order.
@@ -110,6 +116,7 @@ class _Feature:
     length: int
     offset: int
     ngram: int  # 0 = exact token
+    slot: int  # position in the encoder's caches
 
 
 def _bigrams(value: str, n: int) -> list[str]:
@@ -144,24 +151,46 @@ class Encoder:
                 comparator = props.comparator
                 n = getattr(comparator, "n", 0)
                 self._features[(seg.name, field.identifier)] = _Feature(
-                    seg.name, field.identifier, bytes(field_keys[0]), props.strategy.bits_per_token(1)[0], clk.l, seg.offset, n
+                    seg.name,
+                    field.identifier,
+                    bytes(field_keys[0]),
+                    props.strategy.bits_per_token(1)[0],
+                    clk.l,
+                    seg.offset,
+                    n,
+                    len(self._features),
                 )
         self._block_key = derive_key(secret, "blocking", self.schema.version)
         self._total_bits = self.schema.total_bits
         # Field values repeat (names, dates, districts): each value's bit mask
         # is computed once per run. Bit p of the encoding is int bit (total-1-p).
-        self._masks: dict[_Feature, dict[str, int]] = {f: {} for f in self._features.values()}
-        self._token_masks: dict[_Feature, dict[str, int]] = {f: {} for f in self._features.values()}
+        self._masks: list[dict[str, int]] = [{} for _ in self._features]
+        self._token_masks: list[dict[str, int]] = [{} for _ in self._features]
+        self._name_fields = tuple(
+            self._features[key]
+            for key in (
+                ("name_family", "name_part"),
+                ("name_given", "name_part"),
+                ("name_full", "name_full"),
+                ("kana_family", "kana_part"),
+                ("kana_given", "kana_part"),
+                ("kana_full", "kana_full"),
+                ("address", "postal_code"),
+                ("address", "address"),
+            )
+        )
         self._block_cache: dict[tuple[str, str], int] = {}
         self._dates: dict[tuple, tuple[int, int, list[int]]] = {}
 
     def _mask(self, segment: str, identifier: str, value: str) -> int:
-        feature = self._features[(segment, identifier)]
-        cache = self._masks[feature]
+        return self._value_mask(self._features[(segment, identifier)], value)
+
+    def _value_mask(self, feature: _Feature, value: str) -> int:
+        cache = self._masks[feature.slot]
         mask = cache.get(value)
         if mask is None:
             tokens = _bigrams(value, feature.ngram) if feature.ngram else [value]
-            token_cache = self._token_masks[feature]
+            token_cache = self._token_masks[feature.slot]
             mask = 0
             for token in tokens:
                 t = token_cache.get(token)
@@ -182,10 +211,10 @@ class Encoder:
             y, m, d, sex = key
             mask = flags = 0
             for identifier, value, flag in (
-                ("birth_year", None if y is None else f"{y:04d}", Present.BIRTH_YEAR),
-                ("birth_month", None if m is None else f"{m:02d}", Present.BIRTH_MONTH),
-                ("birth_day", None if d is None else f"{d:02d}", Present.BIRTH_DAY),
-                ("sex", sex, Present.SEX),
+                ("birth_year", None if y is None else f"{y:04d}", int(Present.BIRTH_YEAR)),
+                ("birth_month", None if m is None else f"{m:02d}", int(Present.BIRTH_MONTH)),
+                ("birth_day", None if d is None else f"{d:02d}", int(Present.BIRTH_DAY)),
+                ("sex", sex, int(Present.SEX)),
             ):
                 if value:
                     mask |= self._mask("demographic", identifier, value)
@@ -205,25 +234,28 @@ class Encoder:
     def record_mask(self, rec: NormalisedRecord) -> tuple[int, int, list[int]]:
         """The encoding of one record as an int (bit p = int bit total-1-p), its presence flags and blocking tokens."""
         mask, flags, blocks = self._date_parts(rec)
-        for segment, identifier, value, flag in (
-            ("name_family", "name_part", rec.family_name, Present.NAME_FAMILY),
-            ("name_given", "name_part", rec.given_name, Present.NAME_GIVEN),
-            ("name_full", "name_full", _full_name(rec), Present.NAME_FULL),
-            ("kana_family", "kana_part", rec.family_kana, Present.KANA_FAMILY),
-            ("kana_given", "kana_part", rec.given_kana, Present.KANA_GIVEN),
-            ("kana_full", "kana_full", (rec.family_kana or "") + (rec.given_kana or ""), Present.KANA_FULL),
-            ("address", "postal_code", rec.postal_code, Present.POSTAL_CODE),
-            ("address", "address", rec.address, Present.ADDRESS),
+        value_mask = self._value_mask
+        f = self._name_fields
+        # Plain ints for the flags: this loop runs for every record.
+        for feature, value, flag in (
+            (f[0], rec.family_name, _NAME_FAMILY),
+            (f[1], rec.given_name, _NAME_GIVEN),
+            (f[2], _full_name(rec), _NAME_FULL),
+            (f[3], rec.family_kana, _KANA_FAMILY),
+            (f[4], rec.given_kana, _KANA_GIVEN),
+            (f[5], (rec.family_kana or "") + (rec.given_kana or ""), _KANA_FULL),
+            (f[6], rec.postal_code, _POSTAL_CODE),
+            (f[7], rec.address, _ADDRESS),
         ):
             if value:
-                m = self._mask(segment, identifier, value)
+                m = value_mask(feature, value)
                 if m:
                     mask |= m
                     flags |= flag
         if rec.name_split_inferred:
-            flags |= Present.NAME_SPLIT_INFERRED
+            flags |= _NAME_SPLIT_INFERRED
         if rec.kana_split_inferred:
-            flags |= Present.KANA_SPLIT_INFERRED
+            flags |= _KANA_SPLIT_INFERRED
         return mask, flags, blocks
 
     def encode(self, records: Sequence[NormalisedRecord]) -> Encodings:
@@ -277,8 +309,9 @@ class RowError:
 _WORKER: dict = {}
 
 
-def _worker_init(secret: bytes, key_id: str, schema: EncodingSchema) -> None:
+def _worker_init(secret: bytes, key_id: str, schema: EncodingSchema, sources: Sequence[Sequence[CanonicalRecord]]) -> None:
     _WORKER["encoder"] = Encoder(secret, key_id, schema)
+    _WORKER["sources"] = sources
 
 
 def _normalise_chunk(records: Sequence[CanonicalRecord], start: int) -> tuple[list[NormalisedRecord], list[int], list[RowError]]:
@@ -296,8 +329,9 @@ def _normalise_chunk(records: Sequence[CanonicalRecord], start: int) -> tuple[li
     return good, good_index, errors
 
 
-def _encode_chunk(records: Sequence[CanonicalRecord], start: int) -> tuple[Encodings, list[int], list[RowError]]:
-    good, good_index, errors = _normalise_chunk(records, start)
+def _encode_chunk(src: int, start: int, stop: int) -> tuple[Encodings, list[int], list[RowError]]:
+    # Forked workers read the records from inherited memory: only indices cross the pipe.
+    good, good_index, errors = _normalise_chunk(_WORKER["sources"][src][start:stop], start)
     return _WORKER["encoder"].encode(good), good_index, errors
 
 
@@ -337,12 +371,14 @@ def encode_sources(
     """
     schema = schema or load_schema(version)
     workers = workers or min(2, os.cpu_count() or 1)
-    chunks = [(src, recs[i : i + chunk_size], i) for src, recs in enumerate(sources) for i in range(0, len(recs), chunk_size)]
+    chunks = [
+        (src, i, min(i + chunk_size, len(recs))) for src, recs in enumerate(sources) for i in range(0, len(recs), chunk_size)
+    ]
     results: Iterable[tuple[Encodings, list[int], list[RowError]]]
     pool = None
     if workers <= 1 or len(chunks) <= 1:
-        _worker_init(secret, key_id, schema)
-        results = (_encode_chunk(c, s) for _, c, s in chunks)
+        _worker_init(secret, key_id, schema, sources)
+        results = (_encode_chunk(*c) for c in chunks)
     else:
         import multiprocessing
 
@@ -350,20 +386,21 @@ def encode_sources(
             max_workers=workers,
             mp_context=multiprocessing.get_context("fork"),
             initializer=_worker_init,
-            initargs=(secret, key_id, schema),
+            initargs=(secret, key_id, schema, sources),
         )
-        results = pool.map(_encode_chunk, [c for _, c, _ in chunks], [s for _, _, s in chunks], chunksize=1)
+        results = pool.map(_encode_chunk, *zip(*chunks), chunksize=1)
     parts: list[list[Encodings]] = [[] for _ in sources]
     index: list[list[int]] = [[] for _ in sources]
     errors: list[list[RowError]] = [[] for _ in sources]
     try:
-        for (enc, idx, errs), (src, chunk, _) in zip(results, chunks):
+        for (enc, idx, errs), (src, start, stop) in zip(results, chunks):
             parts[src].append(enc)
             index[src].extend(idx)
             errors[src].extend(errs)
             if progress:
-                progress(len(chunk))
+                progress(stop - start)
     finally:
+        _WORKER.clear()
         if pool is not None:
             pool.shutdown()
     out = []
