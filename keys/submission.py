@@ -27,6 +27,7 @@ as it is.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -37,6 +38,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from keys._files import canonical_json
 from keys.errors import KeysError
+
+_DECODER = json.JSONDecoder()
+_b64 = binascii.a2b_base64
 
 FORMAT = "tsunagu-submission"
 VERSION = 1
@@ -106,22 +110,27 @@ class SubmittedRecord:
         ).encode("utf-8")
 
     @classmethod
-    def from_line(cls, line: bytes, number: int) -> "SubmittedRecord":
+    def from_line(cls, line: bytes | str, number: int) -> "SubmittedRecord":
         """Parse one record line; ``number`` is its line number for the error message."""
         try:
-            d = json.loads(line)
+            # The gateway parses ~100,000 lines a submission: straight to the
+            # decoder and binascii, without json.loads' and b64decode's wrappers.
+            d = _DECODER.decode(line if isinstance(line, str) else line.decode("utf-8"))
             attributes = d.get("a") or {}
-            if not isinstance(attributes, dict) or not all(isinstance(v, str) for v in attributes.values()):
-                raise ValueError("attributes must be strings")
+            if type(attributes) is not dict:
+                raise ValueError("attributes must be an object")
+            for v in attributes.values():
+                if type(v) is not str:
+                    raise ValueError("attributes must be strings")
             return cls(
-                token=str(d["t"]),
-                clk=base64.b64decode(d["c"], validate=True),
-                present=int(d["p"]),
-                blocks=[int(b, 16) if b else 0 for b in d["b"]],
-                sealed=base64.b64decode(d["s"], validate=True),
-                attributes=attributes,
+                str(d["t"]),
+                _b64(d["c"], strict_mode=True),
+                int(d["p"]),
+                [int(b, 16) if b else 0 for b in d["b"]],
+                _b64(d["s"], strict_mode=True),
+                attributes,
             )
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as exc:
             raise MalformedSubmissionError(f"提出データの {number} 行目の記録が読めません（{type(exc).__name__}）。") from None
 
 
@@ -187,8 +196,11 @@ def read_submission(data: bytes, max_records: int | None = None) -> Submission:
         raise MalformedSubmissionError("マニフェストの record_count が不正です。")
     if max_records is not None and count > max_records:
         raise MalformedSubmissionError(f"提出データの件数 {count} が上限 {max_records} を超えています。")
-    lines = body.split(b"\n")
-    if lines and lines[-1] == b"":
+    try:
+        lines = body.decode("utf-8").split("\n")
+    except UnicodeDecodeError:
+        raise MalformedSubmissionError("提出データの記録に UTF-8 として読めないバイトがあります。") from None
+    if lines and lines[-1] == "":
         lines.pop()
     if len(lines) != count:
         raise ContentHashError(f"記録の数 {len(lines)} がマニフェストの record_count {count} と違います。")
