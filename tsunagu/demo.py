@@ -7,7 +7,10 @@ quality table. Part 2 runs every party as its own deployment under `.demo/`
 ceremony, three agents delivering, linkage, screening, a review decision, a
 re-identification requested at the gateway, approved at the escrow, unsealed
 by custodians and fetched once by the caseworker, and both audit logs
-exported and verified. Everything goes through the real `tsunagu` commands
+exported and verified. Part 4 sets up a second town (`.demo/gateway-b`,
+its own keys and database, a federation secret from the prefecture) that finds
+a child who moved from the first town, and verifies both towns' audit logs.
+Everything goes through the real `tsunagu` commands
 and HTTP APIs; passwords and passphrases are generated here, kept in
 `.demo/secrets.json` (mode 0600) and given on standard input, never on a
 command line. The key derivation uses small Argon2id parameters
@@ -353,13 +356,28 @@ def _summary(story: dict[str, Any]) -> None:
   このデモのパスワードとパスフレーズは .demo/secrets.json（所有者だけが読める）にあります。""")
 
 
+def _part4_federation() -> None:
+    """A second town's gateway (.demo/gateway-b) finds a child who moved from this town; both logs verify."""
+    from gateway.federation.demo import run
+
+    run(DEMO)
+    audit = DEMO / "audit"
+    audit.mkdir(exist_ok=True)
+    print("\n== 両方の町の監査ログを検証します", flush=True)
+    for name in ("gateway", "gateway-b"):
+        export = audit / f"{name}-after-federation.jsonl"
+        _tsunagu("gateway", "audit-export", "--home", str(DEMO / name), "--out", str(export))
+        _tsunagu("audit", "verify", str(export), "--public-key", str(DEMO / name / "audit-verifier.txt"))
+
+
 def main() -> None:
-    """Part 1 (tsunagu link and its quality table), then the deployed flow over loopback."""
+    """Part 1 (tsunagu link and its quality table), the deployed flow over loopback, then a second town."""
     DEMO.mkdir(exist_ok=True)
     _part1_link()
     story = _part2_deployment()
     _part3_flow(story)
     _summary(story)
+    _part4_federation()
 
 
 if __name__ == "__main__":
