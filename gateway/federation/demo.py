@@ -222,7 +222,11 @@ def run(demo_dir: Path) -> dict[str, Any]:
     policy_b = work / "policy-b.toml"
     _policy_for(gateway_a / "policy.toml" if (gateway_a / "policy.toml").exists() else _REPO / "policy" / "default_policy.toml",
                 code_b, names[code_b], policy_b)
-    _tsunagu("gateway", "init", "--home", str(gateway_b), "--linkage-key-id", Keyring(keys_b).current_linkage_key_id, "--policy", str(policy_b))
+    out = _tsunagu("gateway", "init", "--home", str(gateway_b), "--linkage-key-id", Keyring(keys_b).current_linkage_key_id,
+                   "--policy", str(policy_b))
+    # Kept apart from the log, as an auditor would keep it, to verify town B's audit log later.
+    verifier = next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("監査ログの検証鍵"))
+    (gateway_b / "audit-verifier.txt").write_text(verifier + "\n", encoding="utf-8")
     _tsunagu("gateway", "user", "add", "--home", str(gateway_b), "--username", "yamada", "--role", "caseworker", "--password-stdin",
              stdin=fresh["gateway-b:yamada"] + "\n")
     _tsunagu("gateway", "agent", "register", "--home", str(gateway_b), "--agent-public", str(agent_b / "keys" / "agent-public.json"),
