@@ -5,5 +5,5 @@
 tied together by ``pipeline``); each ``*_network`` folder holds what is
 specific to a segment: source mappings, the default field policy, an example
 ``agent.toml`` and small sample files (``python -m agents.samples``).
-Deployment and format notes: ``agents/README_sections.md``.
+Deployment and format notes: README.md, section "Agents".
 """

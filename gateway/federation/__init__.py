@@ -2,5 +2,5 @@
 
 config (federation.toml, peers) → protocol (signed messages, refusals) → store (federation encodings from the
 My Number agent) → match (per-field scoring of the federation encodings) → service (queries, answers, handles,
-handovers, bundles) → api (routes). See README_sections.md.
+handovers, bundles) → api (routes). See README.md, section "Federation".
 """

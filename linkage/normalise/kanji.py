@@ -3,7 +3,7 @@
 The folding follows the MJ縮退マップ (Moji Joho Kiban degeneration map, as
 implemented by jntajis) with the schemes the 法務省 family-register notices
 use, then a small supplement for variants that are used interchangeably in
-names although MJ keeps them apart. See README_itaiji.md for the choice.
+names although MJ keeps them apart. The choice is explained in README.md (Itaiji folding).
 """
 
 from __future__ import annotations
