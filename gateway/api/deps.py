@@ -33,8 +33,8 @@ async def get_token(credentials: Annotated[HTTPAuthorizationCredentials | None, 
     return credentials.credentials
 
 
-def get_current_user(gw: GatewayDep, token: Annotated[str, Depends(get_token)]) -> User:
-    """The user of a live session; 401 otherwise."""
+async def get_current_user(gw: GatewayDep, token: Annotated[str, Depends(get_token)]) -> User:
+    """The user of a live session; 401 otherwise (one indexed read, run on the event loop)."""
     return user_for_token(gw, token)
 
 
