@@ -33,13 +33,13 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from keys._files import canonical_json
 from keys.errors import KeysError
 
-_DECODER = json.JSONDecoder()
 _b64 = binascii.a2b_base64
 
 FORMAT = "tsunagu-submission"
@@ -110,12 +110,12 @@ class SubmittedRecord:
         ).encode("utf-8")
 
     @classmethod
-    def from_line(cls, line: bytes | str, number: int) -> "SubmittedRecord":
+    def from_line(cls, line: bytes, number: int) -> "SubmittedRecord":
         """Parse one record line; ``number`` is its line number for the error message."""
         try:
-            # The gateway parses ~100,000 lines a submission: straight to the
-            # decoder and binascii, without json.loads' and b64decode's wrappers.
-            d = _DECODER.decode(line if isinstance(line, str) else line.decode("utf-8"))
+            # The gateway parses ~100,000 lines a submission: orjson and binascii
+            # directly, without json.loads' and b64decode's wrappers.
+            d = orjson.loads(line)
             attributes = d.get("a") or {}
             if type(attributes) is not dict:
                 raise ValueError("attributes must be an object")
@@ -130,7 +130,7 @@ class SubmittedRecord:
                 _b64(d["s"], strict_mode=True),
                 attributes,
             )
-        except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, binascii.Error, orjson.JSONDecodeError) as exc:
             raise MalformedSubmissionError(f"提出データの {number} 行目の記録が読めません（{type(exc).__name__}）。") from None
 
 
@@ -196,11 +196,8 @@ def read_submission(data: bytes, max_records: int | None = None) -> Submission:
         raise MalformedSubmissionError("マニフェストの record_count が不正です。")
     if max_records is not None and count > max_records:
         raise MalformedSubmissionError(f"提出データの件数 {count} が上限 {max_records} を超えています。")
-    try:
-        lines = body.decode("utf-8").split("\n")
-    except UnicodeDecodeError:
-        raise MalformedSubmissionError("提出データの記録に UTF-8 として読めないバイトがあります。") from None
-    if lines and lines[-1] == "":
+    lines = body.split(b"\n")
+    if lines and lines[-1] == b"":
         lines.pop()
     if len(lines) != count:
         raise ContentHashError(f"記録の数 {len(lines)} がマニフェストの record_count {count} と違います。")
