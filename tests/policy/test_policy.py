@@ -60,7 +60,9 @@ def test_my_number_is_never_sendable(name: str) -> None:
 
 @pytest.mark.parametrize("name", ["個人番号", "my_number", "individual_number", "family_name", "address", "*"])
 def test_a_file_allowing_my_number_or_identity_is_refused(tmp_path: Path, name: str) -> None:
-    text = DEFAULT_TEXT.replace('attributes = ["absence_days", "school_aid"]', f'attributes = ["absence_days", "{name}"]')
+    allowed = 'attributes = ["absence_days", "school_aid", "nurse_visits", "school_checkup"]'
+    assert allowed in DEFAULT_TEXT
+    text = DEFAULT_TEXT.replace(allowed, f'attributes = ["absence_days", "{name}"]')
     with pytest.raises(PolicyError) as err:
         load_policy(_write(tmp_path, text))
     assert "networks.edu.sources.school.attributes" in str(err.value)
@@ -144,7 +146,7 @@ def test_unreadable_files(tmp_path: Path) -> None:
 
 def test_allowed_attributes_and_network_of() -> None:
     p = default_policy()
-    assert p.allowed_attributes("edu", "school") == ("absence_days", "school_aid")
+    assert p.allowed_attributes("edu", "school") == ("absence_days", "school_aid", "nurse_visits", "school_checkup")
     assert p.allowed_attributes("edu", "npo") == ()
     assert p.network_of("maternal") == "mynumber"
     assert p.network_of("x") is None
