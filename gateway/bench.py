@@ -129,8 +129,17 @@ def bench_load(work: Path, children: int, users: int, requests: int, think_ms: f
     """p50/p95/p99 of casework reads by ``users`` concurrent clients (``requests`` in all, ``think_ms`` between a user's requests) against the real server."""
     from gateway.core import Gateway
     from gateway.identity import add_user
+    from gateway.link import current_run_id
 
-    if not (work / "gateway" / "gateway.db").exists():
+    if (work / "gateway" / "gateway.db").exists():
+        # The ingest benchmark leaves a gateway without a linkage run: relink then.
+        gw = Gateway.open(work / "gateway")
+        with gw.engine.connect() as conn:
+            linked = current_run_id(conn) is not None
+        gw.close()
+    else:
+        linked = False
+    if not linked:
         bench_relink(work, children)
     gw = Gateway.open(work / "gateway")
     try:
