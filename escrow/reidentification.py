@@ -14,7 +14,7 @@ import base64
 import binascii
 import json
 import re
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -29,6 +29,7 @@ from escrow.identity import User
 from escrow.service import Escrow
 from keys import seal
 from keys.errors import KeysError
+from policy import Policy, PolicyError
 
 _ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$"
 _LINE = r"^[^\x00-\x1f\x7f]+$"  # one line of text: these fields go into audit entries
@@ -228,10 +229,32 @@ def _pseudonyms(batch_header: str, token: str) -> dict[str, str]:
     return {"source": header["source"], "batch_id": header["batch_id"], "token": token}
 
 
+_JST = timezone(timedelta(hours=9))
+
+
+def _check_against_policy(policy: Policy, filing: RequestFiling) -> None:
+    """Refuse a filing whose purpose, approvals or record limit the installed policy does not back."""
+    try:
+        purpose = policy.purpose(filing.purpose)
+    except PolicyError:
+        raise EscrowError(422, "unknown_purpose", f"利用目的「{filing.purpose}」はポリシーにありません。") from None
+    usable = policy.may_use_purpose(filing.purpose, datetime.now(_JST).date())
+    if not usable.allowed:
+        raise EscrowError(422, "purpose_not_usable", usable.reason)
+    if filing.approvals_required < purpose.approvals_required:
+        raise EscrowError(422, "policy_mismatch", f"利用目的「{purpose.label}」には承認が {purpose.approvals_required} 件必要ですが、"
+                                                  f"申請は {filing.approvals_required} 件としています。")
+    if filing.max_records > purpose.max_records_per_request:
+        raise EscrowError(422, "policy_mismatch", f"利用目的「{purpose.label}」で開示できる記録は {purpose.max_records_per_request} 件までですが、"
+                                                  f"申請は {filing.max_records} 件としています。")
+
+
 def _check_filing(escrow: Escrow, user: User, filing: RequestFiling) -> list[tuple[seal.BatchHeader, str, bytes]]:
     if filing.requester != user.username:
         raise EscrowError(403, "requester_mismatch",
                           f"申請者（{filing.requester}）がログインしている利用者（{user.username}）と違います。申請は本人だけができます。")
+    if escrow.policy is not None:
+        _check_against_policy(escrow.policy, filing)
     if filing.approvals_required < 1:
         raise EscrowError(422, "approvals_required", "必要な承認数は 1 以上でなければなりません。")
     if filing.max_records < 1:

@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from escrow import db
 from escrow.config import CONFIG_FILE, Settings, load_settings
+from policy import load_policy
 from escrow.errors import EscrowError
 from escrow.vault import Vault
 from keys import custody
@@ -41,6 +42,7 @@ SEALED_KEY = "escrow-private.json"
 GATEWAY_VERIFIER = "gateway-verifier.txt"
 AUDIT_KEY = "audit-signing.pem"
 AUDIT_VERIFIER = "audit-verifier.txt"
+POLICY = "policy.toml"
 _SIGNER_NAME = "tsunagu-escrow"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -56,6 +58,9 @@ class Escrow:
         self.audit_vkey = signer.verifier.vkey()
         self.gateway = gateway
         self.vault = Vault(settings.home / SEALED_KEY)
+        # The municipality's policy, when installed, decides a purpose's approvals
+        # and record limit here: the escrow takes no filing's word for them.
+        self.policy = load_policy(settings.home / POLICY) if (settings.home / POLICY).exists() else None
 
     @classmethod
     def open(cls, home: Path, **overrides: Any) -> Escrow:

@@ -186,7 +186,8 @@ def _part2_deployment() -> dict[str, Any]:
 
     print("\n== エスクロー（封緘されたエスクロー鍵だけを写します。持分もパスフレーズも写しません）", flush=True)
     escrow = DEMO / "escrow"
-    _tsunagu("escrow", "init", "--home", str(escrow), "--from-keys", str(keys), "--gateway-verifier", str(gateway / "audit-verifier.txt"))
+    _tsunagu("escrow", "init", "--home", str(escrow), "--from-keys", str(keys), "--gateway-verifier", str(gateway / "audit-verifier.txt"),
+             "--policy", str(gateway / "policy.toml"))
     for username, role in (("tanaka", "caseworker"), ("sato", "approver"), ("kato", "auditor"), *[(c, "custodian") for c in CUSTODIANS]):
         _tsunagu("escrow", "user", "add", "--home", str(escrow), "--username", username, "--role", role, "--password-stdin",
                  stdin=pw[f"escrow:{username}"] + "\n", quiet=True)

@@ -62,15 +62,28 @@ def init(
     home: HomeOption,
     from_keys: Annotated[Path, typer.Option("--from-keys", help="鍵の生成式を行った管理者のデータフォルダ（封緘されたエスクロー鍵だけを写します）")],
     gateway_verifier: Annotated[Path, typer.Option("--gateway-verifier", help="ゲートウェイの監査ログの検証鍵を書いたファイル")],
+    policy_file: Annotated[Optional[Path], typer.Option(
+        "--policy", help="自治体のポリシー（ゲートウェイと同じもの）。指定すると、利用目的ごとの承認数と記録数の上限をエスクロー自身が確かめます")] = None,
 ) -> None:
     """エスクローのデータフォルダを作ります（封緘されたエスクロー鍵と持分の照合値を写します。持分やパスフレーズは写しません）。"""
-    from escrow.service import AUDIT_VERIFIER, init_home
+    from escrow.service import AUDIT_VERIFIER, POLICY, init_home
+    from policy import PolicyError, load_policy
 
     try:
         vkey = gateway_verifier.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         raise CommandError(f"ファイル {gateway_verifier} がありません。") from None
+    policy_text = None
+    if policy_file is not None:
+        try:
+            load_policy(policy_file)
+            policy_text = policy_file.read_text(encoding="utf-8")
+        except (PolicyError, FileNotFoundError) as exc:
+            raise CommandError(f"ポリシー {policy_file} を使えません: {exc}") from None
     escrow = _run(init_home, home, from_keys, vkey)
+    if policy_text is not None:
+        (escrow.settings.home / POLICY).write_text(policy_text, encoding="utf-8")
+        typer.echo(f"ポリシーを {escrow.settings.home / POLICY} に置きました（利用目的ごとの承認数と上限はエスクローが確かめます）。")
     status = escrow.vault.status()
     escrow.record("cli", "admin", "escrow.init", "initialised", target=status.escrow_key_id)
     escrow.close()
