@@ -16,6 +16,7 @@ read → validate → normalise → encode happen before; here:
 from __future__ import annotations
 
 import os
+from array import array
 from dataclasses import dataclass
 from multiprocessing import get_context
 from typing import Callable, Sequence
@@ -301,8 +302,6 @@ def solve(encodings: Sequence[Encodings], pairs: ScoredPairs, match_threshold: f
     """Clusters from the unambiguous pairs at or above ``match_threshold``; singletons for the rest."""
     keep = np.flatnonzero((pairs.weight >= match_threshold) & ~ambiguous(pairs, match_threshold))
     order = keep[np.argsort(-pairs.weight[keep], kind="stable")]
-    from array import array
-
     # anonlink wants similarities in decreasing order; a logistic map keeps the order.
     sims = array("d", (1.0 / (1.0 + np.exp(-pairs.weight[order] / 4.0))).tolist())
     dset = (array("I", pairs.source_a[order].tolist()), array("I", pairs.source_b[order].tolist()))

@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from agents.core.config import GatewaySection
-from agents.core._files import write_atomic
+from keys._files import write_atomic
 
 SUBMISSIONS_PATH = "/api/v1/submissions"
 _RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})

@@ -26,7 +26,7 @@ from typing import Sequence
 
 import httpx
 
-from agents.core._files import write_atomic
+from keys._files import write_atomic
 from agents.core.config import AgentConfig
 from agents.core.deliver import Outcome, _tls
 from agents.core.encode import SourceInput

@@ -20,7 +20,7 @@ from typing import Callable, Iterator
 
 import httpx
 
-from agents.core._files import write_atomic
+from keys._files import write_atomic
 from agents.core.config import AgentConfig, ConfigError, SourceMapping, load_mapping
 from agents.core import federation
 from agents.core.deliver import Outbox, Outcome, Pusher, push_pending, write_bundles

@@ -13,7 +13,7 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
-from agents.core._files import write_atomic
+from keys._files import write_atomic
 from agents.core.config import AgentConfig
 from agents.core.encode import Sealed
 from keys.custody import EscrowPublicKey
