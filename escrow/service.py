@@ -80,9 +80,14 @@ class Escrow:
         except KeysError as exc:
             raise EscrowError(500, "sealed_key_invalid", str(exc)) from None
 
-    def record(self, actor: str, role: str, action: str, outcome: str, **fields: str) -> None:
-        """Append an entry to the escrow's audit log; it is committed before this returns."""
-        self.audit.append(AuditEntry.now(actor=actor, role=role, action=action, outcome=_CONTROL.sub(" ", outcome)[:500], **fields))
+    def record(self, actor: str, role: str, action: str, outcome: str, connection: Any = None, **fields: str) -> None:
+        """Append an entry to the escrow's audit log; it is committed before this returns.
+
+        With ``connection`` (a SQLAlchemy connection inside the transaction making
+        the change) the entry commits together with that change.
+        """
+        self.audit.append(AuditEntry.now(actor=actor, role=role, action=action, outcome=_CONTROL.sub(" ", outcome)[:500], **fields),
+                          connection=connection)
 
     def refuse(self, actor: str, role: str, action: str, error: EscrowError, **fields: str) -> EscrowError:
         """Log a refusal (audit log and service log) and hand the error back to be raised."""

@@ -11,7 +11,7 @@ from typing import Any, Callable
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import insert
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from gateway import models
 from gateway.config import Settings, load_settings
@@ -55,9 +55,15 @@ class Gateway:
         migrate(engine)
         return cls(settings, engine, policy, _audit_signer(settings.home / "keys" / _AUDIT_KEY))
 
-    def record(self, actor: str, role: str, action: str, outcome: str, target: str = "") -> None:
-        """Append an entry to the tamper-evident audit log (pseudonyms only) before reporting success."""
-        self.audit.append(AuditEntry.now(actor=actor, role=role, action=action, outcome=outcome, target=target))
+    def record(self, actor: str, role: str, action: str, outcome: str, target: str = "",
+               connection: Connection | None = None) -> None:
+        """Append an entry to the tamper-evident audit log (pseudonyms only) before reporting success.
+
+        Pass ``connection`` (inside the transaction that makes the change) so the
+        change and its entry commit together or not at all.
+        """
+        self.audit.append(AuditEntry.now(actor=actor, role=role, action=action, outcome=outcome, target=target),
+                          connection=connection)
 
     def event(self, channel: str, status: int, code: str, detail: str, **where: Any) -> None:
         """Log a refused request or submission in ``ingest_events`` and the log file (no identity data)."""

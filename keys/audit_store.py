@@ -156,12 +156,20 @@ class AuditStore:
         self._size = 0
         _create(engine)
 
-    def append(self, entry: AuditEntry) -> Receipt:
-        """Append ``entry`` and commit it with its tree nodes and a signed checkpoint before returning."""
+    def append(self, entry: AuditEntry, *, connection: Connection | None = None) -> Receipt:
+        """Append ``entry`` and commit it with its tree nodes and a signed checkpoint before returning.
+
+        With ``connection`` (a connection inside the caller's open transaction on
+        this store's database) the entry is written there instead and commits or
+        rolls back with the caller's change: the change and its audit entry are
+        atomic. The receipt is then only valid once the caller has committed.
+        """
         if self._signer is None:
             raise AuditStoreError("監査ログに追記するには署名鍵が必要です。")
         body = canonical_json(entry.to_json())
         leaf = merkle.leaf_hash(body)
+        if connection is not None:
+            return self._append_on(connection, body, leaf)
         with self._lock:
             # The cached edge is dropped until this append commits, so a failed
             # transaction makes the next append reload it from the store.
@@ -179,6 +187,18 @@ class AuditStore:
                     _INSERT_ENTRY, {"idx": index, "body": body.decode("utf-8"), "subtrees": subtrees, "checkpoint": note}
                 )
             self._frontier, self._size = frontier, size
+        return Receipt(index, leaf, note, InclusionProof(index, size, leaf, root, path))
+
+    def _append_on(self, conn: Connection, body: bytes, leaf: bytes) -> Receipt:
+        """Append inside the caller's transaction; the cached edge is not trusted, as that transaction may roll back."""
+        with self._lock:
+            self._frontier = None
+        size = conn.execute(_BUMP_HEAD).scalar_one()
+        index = size - 1
+        frontier = self._load_frontier(conn, index)
+        frontier, subtrees, root, path = _grow(frontier, leaf)
+        note = _cp.sign_checkpoint(_cp.Checkpoint(self.origin, size, root), self._signer)
+        conn.execute(_INSERT_ENTRY, {"idx": index, "body": body.decode("utf-8"), "subtrees": subtrees, "checkpoint": note})
         return Receipt(index, leaf, note, InclusionProof(index, size, leaf, root, path))
 
     def size(self) -> int:

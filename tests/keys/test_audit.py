@@ -186,3 +186,19 @@ def test_opening_a_new_log_concurrently(engines: list[Engine]) -> None:
         t.join()
     assert not errors, errors
     assert AuditStore(engines[0], None, ORIGIN).size() == 0
+
+
+def test_append_in_callers_transaction_commits_or_rolls_back_with_it(store: AuditStore, engines: list[Engine]) -> None:
+    """An entry written on the caller's connection exists exactly when the caller's transaction commits."""
+    store.append(_entry(0))
+    with pytest.raises(RuntimeError):
+        with engines[0].begin() as conn:
+            store.append(_entry(1), connection=conn)
+            raise RuntimeError("the change failed after its entry was written")
+    assert store.size() == 1
+    with engines[0].begin() as conn:
+        receipt = store.append(_entry(2), connection=conn)
+    store.append(_entry(3))  # the in-memory edge must not be stale after the external append
+    assert store.size() == 3 and receipt.index == 1
+    lines = _export(store)
+    assert audit.verify_export(lines, store._signer.verifier.vkey()).size == 3
