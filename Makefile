@@ -4,17 +4,18 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install postgres chromium test demo bench bench-quality bench-speed clean
+.PHONY: install postgres chromium test docs demo bench bench-quality bench-speed clean
 
 install: $(STAMP)
 
-$(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
+$(STAMP): requirements.txt requirements-nodeps.txt requirements-docs.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	# clkhash pins cryptography<41; install it (and anonlink) without their
 	# dependencies so the patched cryptography from requirements.txt is used.
 	$(BIN)/python -m pip install --quiet --no-deps -r requirements-nodeps.txt
+	$(BIN)/python -m pip install --quiet -r requirements-docs.txt
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
@@ -29,7 +30,11 @@ chromium:
 	{ test -x /usr/bin/chromium && test -d /usr/share/fonts/opentype/ipafont-gothic; } || { apt-get update && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium fonts-ipafont-gothic; }
 
-test: install postgres chromium
+# The documentation site, offline, strict: a warning (broken link, bad docstring) fails the build.
+docs: install
+	$(BIN)/mkdocs build --strict --quiet
+
+test: install postgres chromium docs
 	$(BIN)/python -m pytest -q
 
 demo: install
@@ -44,4 +49,4 @@ bench-speed: install
 bench: bench-quality bench-speed
 
 clean:
-	rm -rf $(VENV) .demo bench-out .pytest_cache
+	rm -rf $(VENV) .demo bench-out .pytest_cache .site
