@@ -97,7 +97,7 @@ class Server:
         self.process = subprocess.Popen([TSUNAGU, "gateway", "serve", "--home", str(self.home), "--port", str(self.port),
                                          "--tls-cert", str(self.cert), "--tls-key", str(self.key)],
                                         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 300  # a safety net only: a busy 2-core CI machine can take minutes to start a server
         while time.monotonic() < deadline:
             assert self.process.poll() is None, self.process.stderr.read().decode() if self.process.stderr else ""
             try:

@@ -58,7 +58,7 @@ class Town:
         env = {**os.environ, "TSUNAGU_LINK_INTERVAL_MINUTES": "0", **self.env}
         self.process = subprocess.Popen([TSUNAGU, "gateway", "serve", "--home", str(self.home), "--port", str(self.port)],
                                         env=env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 300  # a safety net only: a busy 2-core CI machine can take minutes to start a server
         while time.monotonic() < deadline:
             assert self.process.poll() is None, (self.home / "logs" / "serve.out").read_text(errors="replace")
             try:

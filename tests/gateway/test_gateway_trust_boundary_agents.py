@@ -61,7 +61,7 @@ def test_real_agents_leave_no_identity_in_the_gateway(municipality, tmp_path: Pa
                              gaiji=files / preset / gaiji if gaiji else None)
             result = run(load_config(agent_home / "agent.toml"), AGENT_PASSPHRASE, bundle_out=None if push else drop)
             assert result.ok, result
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 300  # a safety net only: a busy 2-core CI machine can take minutes to start a server
         while [p for p in drop.iterdir() if p.is_file()] and time.monotonic() < deadline:
             time.sleep(0.2)
         assert len(list((drop / "imported").iterdir())) == 2 and not list((drop / "refused").iterdir())

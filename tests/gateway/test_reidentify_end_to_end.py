@@ -56,7 +56,7 @@ class Escrow:
         self.out = (home / "serve.out").open("wb")
         self.process = subprocess.Popen([TSUNAGU, "escrow", "serve", "--home", str(home), "--port", str(port)],
                                         env=os.environ.copy(), stdout=self.out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 300  # a safety net only: a busy 2-core CI machine can take minutes to start a server
         while time.monotonic() < deadline:
             assert self.process.poll() is None, (home / "serve.out").read_text(errors="replace")
             try:
