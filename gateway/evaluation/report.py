@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import threading
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -19,6 +20,7 @@ from policy.screening import Condition, Rule, Screening, ScreeningDocument
 from policy.support import ASSESSMENTS, SupportVocabulary
 
 FONT_FILES = (Path("/usr/share/fonts/opentype/ipafont-gothic/ipag.ttf"), Path("/usr/share/fonts/truetype/fonts-japanese-gothic.ttf"))
+_PYPLOT_LOCK = threading.Lock()
 CHARTS = ("funnel", "precision_by_rule", "capacity_curve", "items_by_difficulty", "human_check", "risk_index")
 
 
@@ -223,19 +225,27 @@ def _pyplot() -> Any:
     return plt
 
 
-def charts(report: dict[str, Any], out: Path) -> list[Path]:
-    """The PNG charts (one per figure); a figure without data gets a chart that says so."""
-    plt = _pyplot()
-    written = []
+def charts(report: dict[str, Any], out: Path, only: str | None = None) -> list[Path]:
+    """The PNG charts (one per figure, or just ``only``); a figure without data gets a chart that says so."""
+    written: list[Path] = []
+    with _PYPLOT_LOCK:  # pyplot keeps global state; the web UI draws from several threads
+        plt = _pyplot()
+        for name in CHARTS:
+            if only in (None, name):
+                _DRAW[name](plt, report, out, written)
+    return written
 
-    def save(fig: Any, name: str) -> None:
-        path = out / f"{name}.png"
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        written.append(path)
 
-    # funnel per period
+def _save(plt: Any, fig: Any, out: Path, name: str, written: list[Path]) -> None:
+    path = out / f"{name}.png"
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    written.append(path)
+
+
+def _draw_funnel(plt: Any, report: dict[str, Any], out: Path, written: list[Path]) -> None:
+    """Chart: funnel per period."""
     fig, ax = plt.subplots(figsize=(8, 4.2))
     rows = report["by_period"] or [report["total"]]
     stages = (("flagged", "抽出"), ("checked", "確認"), ("needs_support", "支援が必要"), ("supported", "支援実施"))
@@ -246,9 +256,11 @@ def charts(report: dict[str, Any], out: Path) -> list[Path]:
     ax.set_ylabel("人数")
     ax.set_title("抽出から支援までの流れ（期間ごと）")
     ax.legend()
-    save(fig, "funnel")
+    _save(plt, fig, out, "funnel", written)
 
-    # precision per rule
+
+def _draw_precision_by_rule(plt: Any, report: dict[str, Any], out: Path, written: list[Path]) -> None:
+    """Chart: precision per rule."""
     fig, ax = plt.subplots(figsize=(8, 0.6 * max(3, len(report["by_rule"])) + 1))
     rules = report["by_rule"]
     ax.barh([r["label"] for r in rules], [100 * (r["precision"] or 0) for r in rules], color="#4a7ab5")
@@ -262,9 +274,11 @@ def charts(report: dict[str, Any], out: Path) -> list[Path]:
     ax.set_xlabel("適合率（支援が必要 ÷ 確認, %）")
     ax.set_title("規則ごとの適合率")
     ax.invert_yaxis()
-    save(fig, "precision_by_rule")
+    _save(plt, fig, out, "precision_by_rule", written)
 
-    # capacity curve
+
+def _draw_capacity_curve(plt: Any, report: dict[str, Any], out: Path, written: list[Path]) -> None:
+    """Chart: capacity curve."""
     fig, ax = plt.subplots(figsize=(8, 4.2))
     curve = report["capacity"]["by_rules"]
     if curve:
@@ -281,9 +295,11 @@ def charts(report: dict[str, Any], out: Path) -> list[Path]:
     ax.set_xlabel("上限人数（一覧に載せる人数）")
     ax.set_ylabel("含まれる支援が必要な子ども")
     ax.set_title("上限人数と、一覧に入る支援が必要な子ども")
-    save(fig, "capacity_curve")
+    _save(plt, fig, out, "capacity_curve", written)
 
-    # items × difficulty types (phi)
+
+def _draw_items_by_difficulty(plt: Any, report: dict[str, Any], out: Path, written: list[Path]) -> None:
+    """Chart: items × difficulty types (phi)."""
     assoc = report["associations"]
     items = sorted({a["item"] for a in assoc})
     kinds = list(dict.fromkeys(a["label"] for a in assoc))
@@ -300,9 +316,11 @@ def charts(report: dict[str, Any], out: Path) -> list[Path]:
     else:
         ax.text(0.5, 0.5, "確認済みの支援記録がまだありません", ha="center", transform=ax.transAxes)
     ax.set_title("データ項目と困難の種類の関連")
-    save(fig, "items_by_difficulty")
+    _save(plt, fig, out, "items_by_difficulty", written)
 
-    # what the human check changed
+
+def _draw_human_check(plt: Any, report: dict[str, Any], out: Path, written: list[Path]) -> None:
+    """Chart: what the human check changed."""
     fig, ax = plt.subplots(figsize=(8, 4))
     h = report["human_check"]
     labels = [ASSESSMENTS["needs_support"], ASSESSMENTS["watch"]] + [f"対応不要: {r['label']}" for r in h["reasons"]]
@@ -311,9 +329,11 @@ def charts(report: dict[str, Any], out: Path) -> list[Path]:
     ax.invert_yaxis()
     ax.set_xlabel("人数（抽出して確認した子ども）")
     ax.set_title(f"人による確認の結果（確認 {h['checked']} 人）")
-    save(fig, "human_check")
+    _save(plt, fig, out, "human_check", written)
 
-    # the risk index's weights
+
+def _draw_risk_index(plt: Any, report: dict[str, Any], out: Path, written: list[Path]) -> None:
+    """Chart: the risk index's weights."""
     fig, ax = plt.subplots(figsize=(8, 4.2))
     r = report["risk"]
     if r["available"]:
@@ -327,5 +347,8 @@ def charts(report: dict[str, Any], out: Path) -> list[Path]:
     else:
         ax.text(0.5, 0.5, "リスク指数はまだ当てはめられません", ha="center", transform=ax.transAxes)
         ax.set_title("リスク指数")
-    save(fig, "risk_index")
-    return written
+    _save(plt, fig, out, "risk_index", written)
+
+
+_DRAW = {"funnel": _draw_funnel, "precision_by_rule": _draw_precision_by_rule, "capacity_curve": _draw_capacity_curve,
+         "items_by_difficulty": _draw_items_by_difficulty, "human_check": _draw_human_check, "risk_index": _draw_risk_index}

@@ -137,7 +137,7 @@ def get_chart(gw: GatewayDep, session: Annotated[WebSession, Depends(page("evalu
     result = report.evaluation(gw, period if period in _KINDS else "month")  # type: ignore[arg-type]
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            report.charts(result, Path(tmp))
+            report.charts(result, Path(tmp), only=name)
         except report.ReportError as exc:
             raise GatewayError(500, "no_font", str(exc)) from None
         data = (Path(tmp) / f"{name}.png").read_bytes()
