@@ -53,6 +53,7 @@ LANDING: tuple[tuple[str, str], ...] = (
     ("/ui/admin", "runs.start"),
     ("/ui/audit", "audit.read"),
     ("/ui/admin", "submissions.read"),
+    ("/ui/evaluation", "evaluation.read"),
 )
 
 

@@ -100,7 +100,8 @@ async def post_case(request: Request, gw: GatewayDep, session: Annotated[WebSess
 
     form = await request.form()
     fields = _form_fields(form)
-    version = int(str(form.get("version") or "0") or 0) or None
+    raw_version = str(form.get("version") or "")
+    version = int(raw_version) if raw_version.isdigit() else None
     try:
         await run_in_threadpool(lambda: support.update_case(gw, session.user, case_id, expected_version=version, **fields))
     except GatewayError as exc:
