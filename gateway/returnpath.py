@@ -97,10 +97,11 @@ def create(gw: Gateway, user: User, source: str, action: str, purpose: str, case
         if not items:
             raise GatewayError(422, "no_records", f"選んだ支援記録の人物には、データ元「{source}」の記録がありません。")
         items = list(dict((t, c) for t, c in items).items())
+        key = signer(gw)
         manifest = {"list_id": list_id, "municipality": gw.policy.municipality_code, "source": source, "action": action,
                     "action_label": vocab.actions[action], "purpose": purpose, "created_at": now.isoformat(timespec="seconds") + "Z",
-                    "signing_key": signer(gw).name}
-        data = write_return_list(manifest, [t for t, _ in items], signer(gw).private_key)
+                    "signing_key": key.name}
+        data = write_return_list(manifest, [t for t, _ in items], key.private_key)
         digest = json.loads(data.partition(b"\n")[0])["manifest"]["content_sha256"]
         conn.execute(insert(models.return_lists).values(id=list_id, source=source, action=action, purpose=purpose, created_at=now,
                                                         created_by=user.username, records=len(items), content_sha256=digest,

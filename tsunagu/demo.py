@@ -402,10 +402,14 @@ def _support_flow(gw_url: str, pw: dict[str, str]) -> None:
         print("\n== 抽出方法の評価（tsunagu evaluate report）", flush=True)
         _tsunagu("evaluate", "report", "--home", str(gateway), "--out", str(DEMO / "evaluation"), "--period", "snapshot", stream=True)
 
-        print("\n== 部署への依頼: 乳幼児健診が未受診で支援が必要とされた子どもの母子保健の記録トークンを、家庭訪問の依頼として返します", flush=True)
         chosen = [c for c in recorded if c["assessment"] == "needs_support" and any(f["rule_id"].startswith("checkup_missed") for f in c["flags"])]
-        source, action = ("maternal", "home_visit") if chosen else ("residents", "line_notice")
-        chosen = chosen or [c for c in recorded if c["assessment"] == "needs_support"]
+        if chosen:
+            print("\n== 部署への依頼: 乳幼児健診が未受診で支援が必要とされた子どもの母子保健の記録トークンを、家庭訪問の依頼として返します", flush=True)
+            source, action = "maternal", "home_visit"
+        else:
+            print("\n== 部署への依頼: 支援が必要とされた子どもの住民記録の記録トークンを、公式 LINE による案内の依頼として返します", flush=True)
+            source, action = "residents", "line_notice"
+            chosen = [c for c in recorded if c["assessment"] == "needs_support"]
         made = caseworker.post("/api/v1/returns", json={"source": source, "action": action, "purpose": "early_support",
                                                          "case_ids": [c["id"] for c in chosen]}).json()
         print(f"  対象者リスト {made['id']}: {made['records']} 件（{source}、{action}、利用目的 early_support）", flush=True)

@@ -168,12 +168,16 @@ def capacity_curve(flags: Sequence[Flag], positives: set[str], snapshot_id: int,
     return curve
 
 
+#: Values that departments write for "no" (a system that keeps 受診 / 未受診 as words, not 0 / 1).
+NEGATIVE_WORDS = frozenset({"受診", "済", "なし", "無", "無し", "いいえ", "非該当", "該当なし", "false", "no", "n"})
+
+
 def item_present(value: str | None) -> bool:
-    """An item is present when it has a value other than blank or zero (受給あり, 未受診=1, 欠席 12 日 …)."""
+    """An item is present when it has a value other than blank, zero or a word for "no" (受給あり, 未受診, 欠席 12 日 …)."""
     if value is None:
         return False
     text = str(value).strip()
-    if not text:
+    if not text or text.casefold() in NEGATIVE_WORDS:
         return False
     try:
         return float(text) != 0.0

@@ -65,6 +65,7 @@ def test_capacity_curve_by_rank_and_by_another_order() -> None:
 def test_items_against_difficulty_types() -> None:
     cases = _cases()
     assert F.item_present("0") is False and F.item_present("") is False and F.item_present("3") and F.item_present("あり")
+    assert F.item_present("未受診") and not F.item_present("受診") and not F.item_present("なし")
     presence = F.item_presence(cases)
     # checked cases: 1, 2, 4, 5, 6 (3 is pending); absence present in 1, 2 (case 4 has 0); checkup in 2, 5
     assert presence == {"maternal.checkup_missed": (2, 5), "school.absence_days": (2, 5)}

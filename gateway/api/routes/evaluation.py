@@ -8,10 +8,12 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
+from gateway import support
 from gateway.api.deps import GatewayDep, require
 from gateway.errors import GatewayError
 from gateway.evaluation import pooled, report
 from gateway.identity import User
+from gateway.link import current_run_id
 
 router = APIRouter(tags=["evaluation"])
 Reader = Annotated[User, Depends(require("evaluation.read"))]
@@ -37,9 +39,6 @@ def get_evaluation(gw: GatewayDep, user: Reader, period: Kind = "month") -> dict
 @router.get("/evaluation/persons/{person_id}/index")
 def get_person_index(gw: GatewayDep, user: Annotated[User, Depends(require("support.read"))], person_id: str) -> dict[str, Any]:
     """The person's risk index with the items that contribute (for ordering within the list; a person decides)."""
-    from gateway import support
-    from gateway.link import current_run_id
-
     with gw.engine.connect() as conn:
         run_id = current_run_id(conn)
         persons = support.all_attributes(conn, run_id, [person_id]) if run_id else {}

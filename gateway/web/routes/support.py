@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-import io
 import re
+import tempfile
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 
 from gateway import returnpath, support
 from gateway.errors import GatewayError
 from gateway.evaluation import report
+from gateway.evaluation.data import PERIOD_KINDS
+from gateway.link import current_run_id
 from gateway.web.render import render
 from gateway.web.routes.casework import source_labels
 from gateway.web.session import GatewayDep, WebSession, form_action, page
@@ -19,7 +23,7 @@ from gateway.web.session import GatewayDep, WebSession, form_action, page
 router = APIRouter()
 Reader = Annotated[WebSession, Depends(page("support.read"))]
 _PERSON_ID = re.compile(r"^P[0-9a-f]{16}$")
-_KINDS = ("snapshot", "month", "quarter", "fiscal_year")
+_KINDS = tuple(PERIOD_KINDS)
 
 
 def _form_fields(form: Any) -> dict[str, Any]:
@@ -35,8 +39,6 @@ def _form_page(request: Request, gw: GatewayDep, session: WebSession, *, case: d
     index = None
     try:
         with gw.engine.connect() as conn:
-            from gateway.link import current_run_id
-
             run_id = current_run_id(conn)
             persons = support.all_attributes(conn, run_id, [person_id]) if run_id else {}
         if person_id in persons:
@@ -70,8 +72,6 @@ def get_new(request: Request, gw: GatewayDep, session: Annotated[WebSession, Dep
 @router.post("/support")
 async def post_new(request: Request, gw: GatewayDep, session: Annotated[WebSession, Depends(form_action("support.record"))]) -> Response:
     """Open the case (``gateway.support.open_case``: validated, logged with the change)."""
-    from fastapi.concurrency import run_in_threadpool
-
     form = await request.form()
     person_id = str(form.get("person_id") or "")
     fields = _form_fields(form)
@@ -96,8 +96,6 @@ def get_case(request: Request, gw: GatewayDep, session: Reader, case_id: int, do
 async def post_case(request: Request, gw: GatewayDep, session: Annotated[WebSession, Depends(form_action("support.record"))],
                     case_id: int) -> Response:
     """Change the case (refused when someone else changed it since the form was opened)."""
-    from fastapi.concurrency import run_in_threadpool
-
     form = await request.form()
     fields = _form_fields(form)
     raw_version = str(form.get("version") or "")
@@ -117,8 +115,6 @@ async def post_case(request: Request, gw: GatewayDep, session: Annotated[WebSess
 def get_evaluation(request: Request, gw: GatewayDep, session: Annotated[WebSession, Depends(page("evaluation.read"))],
                    period: str = "month") -> Response:
     """The evaluation: summary, funnels, per-rule precision, reach, the human check, the risk index; charts beside."""
-    from gateway.evaluation.data import PERIOD_KINDS
-
     period = period if period in _KINDS else "month"
     result = report.evaluation(gw, period)  # type: ignore[arg-type]
     gw.record(session.user.username, session.user.role, "evaluation.view", f"period={period}")
@@ -130,9 +126,6 @@ def get_evaluation(request: Request, gw: GatewayDep, session: Annotated[WebSessi
 def get_chart(gw: GatewayDep, session: Annotated[WebSession, Depends(page("evaluation.read"))], name: str,
               period: str = "month") -> Response:
     """One chart of the evaluation as PNG (drawn on request, not stored)."""
-    import tempfile
-    from pathlib import Path
-
     if name not in report.CHARTS:
         raise GatewayError(404, "chart_not_found", "そのグラフはありません。")
     result = report.evaluation(gw, period if period in _KINDS else "month")  # type: ignore[arg-type]
@@ -142,7 +135,7 @@ def get_chart(gw: GatewayDep, session: Annotated[WebSession, Depends(page("evalu
         except report.ReportError as exc:
             raise GatewayError(500, "no_font", str(exc)) from None
         data = (Path(tmp) / f"{name}.png").read_bytes()
-    return Response(io.BytesIO(data).getvalue(), media_type="image/png", headers={"Cache-Control": "no-store"})
+    return Response(data, media_type="image/png", headers={"Cache-Control": "no-store"})
 
 
 @router.get("/returns")
@@ -157,8 +150,6 @@ def get_returns(request: Request, gw: GatewayDep, session: Annotated[WebSession,
 @router.post("/returns")
 async def post_returns(request: Request, gw: GatewayDep, session: Annotated[WebSession, Depends(form_action("returns.send"))]) -> Response:
     """Sign and store a list (``gateway.returnpath.create``; logged)."""
-    from fastapi.concurrency import run_in_threadpool
-
     form = await request.form()
     ids = [int(v) for v in form.getlist("case_ids") if str(v).isdigit()]
     try:
