@@ -336,3 +336,101 @@ review_decisions = Table(
     Column("review_pair_id", Integer),  # the review pair shown, if the decision came from the review list
     Index("ix_review_decisions_pair", "source_a", "token_a", "source_b", "token_b"),
 )
+
+# ---- support (gateway.support): what staff decided and did, pseudonymous and coded -------------------------
+# No free text that could name a child: codes from the policy's [support] vocabularies, and a short note that
+# policy.support.note_problem checked. Features are the pseudonymous attribute values the screening saw.
+
+screening_snapshots = Table(
+    "screening_snapshots",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("run_id", Integer, ForeignKey("link_runs.id"), nullable=False, unique=True),  # one frozen list per linkage run
+    Column("taken_at", DateTime, nullable=False, index=True),
+    Column("taken_by", String(64), nullable=False),
+    Column("capacity", Integer, nullable=False),
+    Column("flagged", Integer, nullable=False),
+    Column("rules", Text, nullable=False),  # JSON {rule_id: label} of the rules in force
+)
+
+screening_flags = Table(
+    "screening_flags",
+    metadata,
+    Column("snapshot_id", Integer, ForeignKey("screening_snapshots.id", ondelete="CASCADE"), primary_key=True),
+    Column("person_id", String(24), primary_key=True),
+    Column("rank", Integer, nullable=False),  # over every flagged person; rank <= capacity: on the list shown
+    Column("score", Float, nullable=False),
+    Column("rules", Text, nullable=False),  # JSON list of fired rule ids
+    Column("features", Text, nullable=False),  # JSON {"source.attribute": value}
+    Index("ix_screening_flags_person", "person_id"),
+)
+
+support_cases = Table(
+    "support_cases",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("person_id", String(24), nullable=False, index=True),
+    Column("snapshot_id", Integer, ForeignKey("screening_snapshots.id")),  # None: found by another route (not the list)
+    Column("rules", Text, nullable=False),  # JSON list of the rule ids that led here ([] for another route)
+    Column("rank", Integer),
+    Column("features", Text, nullable=False),  # JSON {"source.attribute": value} when the case was opened
+    Column("status", String(16), nullable=False),  # policy.support.CASE_STATUSES
+    Column("assignee", String(64)),
+    Column("department", String(40)),
+    Column("assessment", String(16), nullable=False),  # policy.support.ASSESSMENTS
+    Column("difficulties", Text, nullable=False),  # JSON list of codes
+    Column("supports", Text, nullable=False),  # JSON list of codes
+    Column("not_needed_reason", String(40)),
+    Column("note", String(400), nullable=False),
+    Column("opened_on", String(10), nullable=False),  # ISO date (JST) the case was opened
+    Column("checked_on", String(10)),
+    Column("supported_on", String(10)),
+    Column("opened_by", String(64), nullable=False),
+    Column("opened_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    Column("version", Integer, nullable=False),
+)
+
+support_events = Table(
+    "support_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("case_id", Integer, ForeignKey("support_cases.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("version", Integer, nullable=False),
+    Column("at", DateTime, nullable=False),
+    Column("by", String(64), nullable=False),
+    Column("state", Text, nullable=False),  # JSON of the case's coded fields after this change
+)
+
+return_lists = Table(
+    "return_lists",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("source", String(64), nullable=False, index=True),
+    Column("action", String(40), nullable=False),
+    Column("purpose", String(64), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("records", Integer, nullable=False),
+    Column("content_sha256", String(64), nullable=False),
+    Column("signed", Text, nullable=False),  # the signed list as sent (record tokens of the department's own records)
+)
+
+return_list_items = Table(
+    "return_list_items",
+    metadata,
+    Column("list_id", String(40), ForeignKey("return_lists.id", ondelete="CASCADE"), primary_key=True),
+    Column("token", String(128), primary_key=True),
+    Column("case_id", Integer, ForeignKey("support_cases.id"), nullable=False),
+)
+
+pooled_reports = Table(
+    "pooled_reports",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("peer", String(6), nullable=False, index=True),  # the town that shared (prefecture side)
+    Column("period", String(16), nullable=False),
+    Column("received_at", DateTime, nullable=False),
+    Column("counts", Text, nullable=False),  # JSON of aggregate counts only (small counts suppressed by the town)
+    UniqueConstraint("peer", "period", "received_at", name="uq_pooled_reports"),
+)

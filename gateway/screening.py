@@ -17,6 +17,7 @@ from gateway.core import Gateway
 from gateway.errors import GatewayError
 from gateway.identity import User
 from gateway.link import current_run_id
+from gateway.support import ensure_snapshot
 from policy.screening import Screening, ScreeningError, ScreeningList, default_screening, load_screening
 
 SCREENING_FILE = "screening.toml"
@@ -63,6 +64,8 @@ def screen(gw: Gateway, user: User) -> dict[str, Any]:
     rules = screening_rules(gw)
     run_id, persons = person_attributes(gw, user.role)
     result = rules.screen(persons)
+    # The list a person sees is frozen once per run, so the evaluation can later compare it with what staff decided.
+    ensure_snapshot(gw, user.username)
     gw.record(user.username, user.role, "screening.view",
               f"flagged={result.flagged} shown={len(result.entries)} left_out={result.left_out}", target=f"run#{run_id}")
     return as_json(run_id, result)

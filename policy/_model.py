@@ -9,6 +9,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from policy.support import SupportVocabulary
+
 #: Every permission a role can hold, with what it lets a user do (shown to administrators).
 PERMISSIONS: dict[str, str] = {
     "users.manage": "利用者とロールの管理",
@@ -26,6 +28,11 @@ PERMISSIONS: dict[str, str] = {
     "escrow.unseal": "エスクロー鍵の封印解除（鍵管理者）",
     "audit.read": "監査ログの閲覧・検証",
     "retention.run": "保存期間を過ぎた記録の削除の実行",
+    "support.read": "支援記録（判断・支援内容・対応状況）の閲覧",
+    "support.record": "支援記録の登録・更新",
+    "evaluation.read": "抽出方法の評価（集計・グラフ）の閲覧",
+    "returns.send": "担当部署への対象者リスト（記録トークン）の送付",
+    "pooled.share": "集計値（小さい数は秘匿）の都道府県への提供",
 }
 
 #: Network segments (三層分離 and the school network) an agent can sit on.
@@ -151,6 +158,8 @@ class PolicyDocument(_Strict):
     roles: dict[str, Role]
     networks: dict[str, Network]
     purposes: dict[str, Purpose] = {}
+    #: the vocabularies of support records (policy.support); the defaults serve when the file has no [support]
+    support: SupportVocabulary = SupportVocabulary()
 
     @model_validator(mode="after")
     def _consistent(self) -> "PolicyDocument":

@@ -29,7 +29,7 @@ def version() -> None:
 
 
 # Each module under tsunagu.commands registers its commands on `app`.
-_COMMAND_MODULES = ("link", "bench", "keys", "audit", "agent", "gateway", "escrow", "federation", "casework")
+_COMMAND_MODULES = ("link", "bench", "keys", "audit", "agent", "gateway", "escrow", "federation", "casework", "evaluate")
 
 for _name in _COMMAND_MODULES:
     try:

@@ -7,7 +7,9 @@ quality table. Part 2 runs every party as its own deployment under `.demo/`
 ceremony, three agents delivering, linkage, screening, a review decision, a
 re-identification requested at the gateway, approved at the escrow, unsealed
 by custodians and fetched once by the caseworker, and both audit logs
-exported and verified. Part 4 sets up a second town (`.demo/gateway-b`,
+exported and verified; support recorded for part of two frozen lists, the
+evaluation report written to `.demo/evaluation`, and one return list resolved
+by the My Number agent. Part 4 sets up a second town (`.demo/gateway-b`,
 its own keys and database, a federation secret from the prefecture) that finds
 a child who moved from the first town, and verifies both towns' audit logs.
 Everything goes through the real `tsunagu` commands
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import secrets
 import shutil
 import socket
@@ -329,6 +332,8 @@ def _part3_flow(story: dict[str, Any]) -> None:
         _tsunagu("casework", "fetch", "--escrow", es_url, "--username", "tanaka", "--request", request_id, "--password-stdin",
                  stdin=pw["escrow:tanaka"] + "\n", check=False)
 
+        _support_flow(gw_url, pw)
+
         print("\n== 監査: 両方の監査ログを書き出して検証し、申請を照合します", flush=True)
         audit = DEMO / "audit"
         audit.mkdir()
@@ -346,12 +351,87 @@ def _part3_flow(story: dict[str, Any]) -> None:
         _tsunagu("audit", "anomalies", *exports, check=False)
 
 
+def _judge(entry: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+    """A stand-in for staff's judgement in the demo (random, weighted by the rules that fired): not a model of real cases."""
+    rules = {f["rule_id"] for f in entry["flags"]}
+    chance = 0.15 + 0.35 * ("absence_without_school_aid" in rules) + 0.3 * ("checkup_missed_with_allowance" in rules) + 0.1 * ("long_absence" in rules)
+    roll = rng.random()
+    if roll < chance:
+        kinds = ["school_refusal"] if "long_absence" in rules else ["postnatal_depression"] if "checkup_missed" in rules else ["poverty"]
+        if "absence_without_school_aid" in rules or "checkup_missed_with_allowance" in rules:
+            kinds.append("poverty")
+        supports = rng.sample(["financial", "counselling", "health", "childcare_education", "referral"], k=rng.randint(1, 2))
+        return {"assessment": "needs_support", "difficulties": kinds, "supports": supports, "status": "supporting",
+                "department": "kodomo_center"}
+    if roll < chance + 0.2:
+        return {"assessment": "watch", "difficulties": ["other"], "status": "checking", "department": "kodomo_center"}
+    reason = rng.choice(["already_supported", "data_error", "resolved", "no_concern", "no_concern"])
+    return {"assessment": "not_needed", "not_needed_reason": reason, "status": "closed"}
+
+
+def _support_flow(gw_url: str, pw: dict[str, str]) -> None:
+    """Record support for part of two frozen lists, evaluate, and return one list to the My Number agent."""
+    rng = random.Random(14)
+    gateway, agent = DEMO / "gateway", DEMO / "agent-mynumber"
+    print("\n== 支援記録: スクリーニングの一覧から、確認した子どもの判断・困難の種類・支援の内容をコードで記録します", flush=True)
+    print("  （デモの判断は乱数による想定です。氏名・住所・電話番号のようなメモはゲートウェイが断ります）", flush=True)
+    recorded: list[dict[str, Any]] = []
+    with _client(gw_url, "tanaka", pw["gateway:tanaka"]) as caseworker:
+        for batch in range(2):
+            if batch:
+                print("  次の名寄せの一覧（凍結される 2 回目の一覧）でも確認を続けます", flush=True)
+                _tsunagu("gateway", "link", "--home", str(gateway), quiet=True)
+            listing = caseworker.get("/api/v1/screening").json()
+            done = {c["person_id"] for c in recorded}
+            todo = [e for e in listing["entries"] if e["person_id"] not in done][:40]
+            for entry in todo:
+                case = caseworker.post("/api/v1/support/cases", json={"person_id": entry["person_id"], "status": "checking"}).json()
+                judged = caseworker.patch(f"/api/v1/support/cases/{case['id']}", json={**_judge(entry, rng), "version": case["version"]}).json()
+                recorded.append({**judged, "flags": entry["flags"]})
+            print(f"  一覧 {batch + 1} 回目: {len(todo)} 人を記録", flush=True)
+        refused = caseworker.patch(f"/api/v1/support/cases/{recorded[0]['id']}", json={"note": "田中さん宅 090-1234-5678"})
+        print(f"  氏名・電話番号を含むメモ → {refused.status_code}: {refused.json()['detail']}", flush=True)
+        listed = {e["person_id"] for e in caseworker.get("/api/v1/screening").json()["entries"]}
+        others = [p["person_id"] for p in caseworker.get("/api/v1/persons", params={"min_sources": 2, "limit": 200}).json()["persons"]
+                  if p["person_id"] not in listed][:3]
+        for person in others:  # found by another route (相談・学校からの連絡): the recall proxy counts them
+            caseworker.post("/api/v1/support/cases", json={"person_id": person, "assessment": "needs_support", "difficulties": ["abuse"],
+                                                            "supports": ["referral"], "status": "supporting", "department": "kodomo_center"})
+        print(f"  一覧以外の経路（相談など）で見つかった子ども {len(others)} 人も記録", flush=True)
+
+        print("\n== 抽出方法の評価（tsunagu evaluate report）", flush=True)
+        _tsunagu("evaluate", "report", "--home", str(gateway), "--out", str(DEMO / "evaluation"), "--period", "snapshot", stream=True)
+
+        chosen = [c for c in recorded if c["assessment"] == "needs_support" and any(f["rule_id"].startswith("checkup_missed") for f in c["flags"])]
+        if chosen:
+            print("\n== 部署への依頼: 乳幼児健診が未受診で支援が必要とされた子どもの母子保健の記録トークンを、家庭訪問の依頼として返します", flush=True)
+            source, action = "maternal", "home_visit"
+        else:
+            print("\n== 部署への依頼: 支援が必要とされた子どもの住民記録の記録トークンを、公式 LINE による案内の依頼として返します", flush=True)
+            source, action = "residents", "line_notice"
+            chosen = [c for c in recorded if c["assessment"] == "needs_support"]
+        made = caseworker.post("/api/v1/returns", json={"source": source, "action": action, "purpose": "early_support",
+                                                         "case_ids": [c["id"] for c in chosen]}).json()
+        print(f"  対象者リスト {made['id']}: {made['records']} 件（{source}、{action}、利用目的 early_support）", flush=True)
+        carried = agent / "incoming-returns"
+        carried.mkdir(exist_ok=True)
+        list_file = carried / f"{made['id']}.jsonl"
+        list_file.write_bytes(caseworker.get(f"/api/v1/returns/{made['id']}/file").content)
+    key = agent / "gateway-return-key.txt"
+    key.write_text(_tsunagu("returns", "key", "--home", str(gateway), quiet=True).strip() + "\n", encoding="utf-8")
+    print("  リストを持ち出し媒体でマイナンバー利用事務系へ運び、エージェントが自分の記録に照合します", flush=True)
+    _tsunagu("returns", "resolve", "--home", str(agent), "--list", str(list_file), "--gateway-key", str(key))
+
+
 def _summary(story: dict[str, Any]) -> None:
     print("\n== まとめ", flush=True)
     print(f"""- 3 つのネットワークのエージェントが、氏名を暗号化（CLK）と封印だけで送り、ゲートウェイが名寄せしました。
 - スクリーニングで支援候補を仮名のまま抽出し、要確認ペアの判定は次の名寄せに反映されました。
 - 人物 {story['flagged']} の再識別は、ゲートウェイの監査ログに記録されてからエスクローに提出され（申請 {story['request_id']}）、
   申請者以外の承認者が承認し、鍵管理者 2 人が開封した後、申請者本人が {story['released']} 件を 1 度だけ受け取りました。
+- 確認した子どもの支援記録（コードのみ）から抽出方法を評価し、グラフと表を .demo/evaluation に書きました。
+- 支援を決めた子どもの母子保健（または住民記録）の記録トークンを署名付きで返し、マイナンバー系のエージェントが
+  自分の記録に照合して .demo/agent-mynumber/returns/ に書き出しました（本人情報はゲートウェイを通っていません）。
 - ゲートウェイとエスクローの監査ログはどちらも署名を検証でき、申請・承認・開示が照合できました。
 - 各当事者が持つものは .demo/ の下で確かめられます（ゲートウェイには氏名も連携鍵もエスクロー秘密鍵もありません）。
   このデモのパスワードとパスフレーズは .demo/secrets.json（所有者だけが読める）にあります。""")

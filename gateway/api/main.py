@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.api.routes import agents, auth, events, exports, health, persons, records, retention, review, runs, submissions, users
 from gateway.api.routes import audit, decisions, reidentification, screening
+from gateway.api.routes import evaluation, returns, support
 from gateway.core import Gateway
 from gateway.federation.api import router as federation_router
 from gateway.errors import GatewayError
@@ -42,7 +43,7 @@ def create_app(gw: Gateway, *, jobs: bool = True) -> FastAPI:
                   description="こどもデータ連携ゲートウェイ API（仮名化データのみ）")
     app.state.gateway = gw
     for module in (health, auth, users, agents, submissions, events, runs, persons, records, review, exports, retention,
-                   screening, decisions, reidentification, audit):
+                   screening, decisions, reidentification, audit, support, evaluation, returns):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(federation_router, prefix="/api/v1")
     app.mount("/ui", create_web_app(gw))

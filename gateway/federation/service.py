@@ -37,7 +37,8 @@ from keys.errors import KeysError
 from linkage.schema import SchemaError, load_schema
 
 PEER_PATHS = {"query": "/api/v1/federation/peer/query", "handover_request": "/api/v1/federation/peer/handover",
-              "handover_answer": "/api/v1/federation/peer/handover-answer"}
+              "handover_answer": "/api/v1/federation/peer/handover-answer",
+              "pooled_counts": "/api/v1/federation/peer/pooled"}
 _MAX_TEXT = 2000
 
 

@@ -33,6 +33,9 @@ NAVIGATION: tuple[NavItem, ...] = (
     NavItem("管理者ダッシュボード", "/ui/admin", "submissions.read"),
     NavItem("スクリーニング", "/ui/screening", "persons.read"),
     NavItem("人物", "/ui/persons", "persons.read"),
+    NavItem("支援記録", "/ui/support", "support.read"),
+    NavItem("評価", "/ui/evaluation", "evaluation.read"),
+    NavItem("部署への依頼", "/ui/returns", "returns.send"),
     NavItem("要確認ペア", "/ui/review", "review.read"),
     NavItem("再識別の申請", "/ui/reidentify", "reidentify.request"),
     NavItem("承認待ち", "/ui/approvals", "reidentify.approve"),
@@ -50,6 +53,7 @@ LANDING: tuple[tuple[str, str], ...] = (
     ("/ui/admin", "runs.start"),
     ("/ui/audit", "audit.read"),
     ("/ui/admin", "submissions.read"),
+    ("/ui/evaluation", "evaluation.read"),
 )
 
 

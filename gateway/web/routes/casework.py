@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from gateway import casework
+from gateway import casework, support
 from gateway.core import Gateway
 from gateway.web.render import render
 from gateway.web.session import GatewayDep, WebSession, page
@@ -52,6 +52,9 @@ def get_person(request: Request, gw: GatewayDep, session: Reader, person_id: str
     for record in found["records"]:
         by_source.setdefault(record["source"], []).append(record)
     attributes = sorted({k for e in history["events"] for k in e["attributes"]})
+    may_support = gw.policy.may(session.user.role, "support.read").allowed
     return render(request, "person.html", session, person=found, by_source=by_source, events=history["events"],
                   attributes=attributes, labels=source_labels(gw),
-                  may_request=gw.policy.may(session.user.role, "reidentify.request").allowed)
+                  may_request=gw.policy.may(session.user.role, "reidentify.request").allowed,
+                  may_record=gw.policy.may(session.user.role, "support.record").allowed,
+                  cases=support.list_cases(gw, person_id=person_id)["cases"] if may_support else [])

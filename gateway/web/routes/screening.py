@@ -20,4 +20,5 @@ def get_screening(request: Request, gw: GatewayDep, session: Annotated[WebSessio
     """The capped list (``gateway.screening.screen``; the view is in the audit log)."""
     listing = screening.screen(gw, session.user)
     return render(request, "screening.html", session, listing=listing, labels=source_labels(gw),
-                  may_request=gw.policy.may(session.user.role, "reidentify.request").allowed)
+                  may_request=gw.policy.may(session.user.role, "reidentify.request").allowed,
+                  may_record=gw.policy.may(session.user.role, "support.record").allowed)

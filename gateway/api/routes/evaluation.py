@@ -1,0 +1,73 @@
+"""The evaluation of the screening (JSON), a person's risk index, and pooled counts with the prefecture."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
+
+from gateway import support
+from gateway.api.deps import GatewayDep, require
+from gateway.errors import GatewayError
+from gateway.evaluation import pooled, report
+from gateway.identity import User
+from gateway.link import current_run_id
+
+router = APIRouter(tags=["evaluation"])
+Reader = Annotated[User, Depends(require("evaluation.read"))]
+Kind = Literal["snapshot", "month", "quarter", "fiscal_year"]
+
+
+class ShareIn(BaseModel):
+    """Share this town's suppressed counts with the prefecture's gateway (a configured federation peer)."""
+
+    prefecture: str = Field(pattern=r"^[0-9]{6}$")
+    period_kind: Kind = "fiscal_year"
+    period: str | None = Field(default=None, max_length=16)
+
+
+@router.get("/evaluation")
+def get_evaluation(gw: GatewayDep, user: Reader, period: Kind = "month") -> dict[str, Any]:
+    """Every figure: funnels, precision, recall proxy, capacity curve, items × difficulty types, human check, risk index."""
+    result = report.evaluation(gw, period)
+    gw.record(user.username, user.role, "evaluation.view", f"period={period}")
+    return result
+
+
+@router.get("/evaluation/persons/{person_id}/index")
+def get_person_index(gw: GatewayDep, user: Annotated[User, Depends(require("support.read"))], person_id: str) -> dict[str, Any]:
+    """The person's risk index with the items that contribute (for ordering within the list; a person decides)."""
+    with gw.engine.connect() as conn:
+        run_id = current_run_id(conn)
+        persons = support.all_attributes(conn, run_id, [person_id]) if run_id else {}
+    if person_id not in persons:
+        raise GatewayError(404, "person_not_found", f"人物 {person_id} は現在の名寄せ結果にありません。")
+    found = report.person_index(gw, support.flatten(persons[person_id]))
+    if found is None:
+        raise GatewayError(409, "index_unavailable", "過去の判断が少なく、リスク指数はまだ当てはめられません。")
+    return {"person_id": person_id, **found}
+
+
+@router.post("/evaluation/pooled/share")
+def post_share(gw: GatewayDep, user: Annotated[User, Depends(require("pooled.share"))], body: ShareIn) -> dict[str, Any]:
+    """Send the town's aggregate counts (small counts suppressed) to the prefecture; logged."""
+    return pooled.share(gw, user, body.prefecture, body.period_kind, body.period)
+
+
+@router.get("/evaluation/pooled")
+def get_pooled(gw: GatewayDep, user: Reader) -> dict[str, Any]:
+    """The prefecture's pooled figures: sums of the towns' counts, and how many cells were suppressed."""
+    gw.record(user.username, user.role, "pooled.view", "ok")
+    return pooled.pooled(gw)
+
+
+@router.post("/federation/peer/pooled", include_in_schema=False)
+async def peer_pooled(request: Request, gw: GatewayDep) -> dict[str, Any]:
+    """A town's signed counts (authenticated by the town gateway's federation signature)."""
+    request.state.event_logged = True
+    body = await request.body()
+    if len(body) > 8 * 1024 * 1024:
+        raise GatewayError(413, "too_large", "メッセージが大きすぎます。")
+    return await run_in_threadpool(pooled.receive, gw, body, "federation")
