@@ -186,12 +186,15 @@ def agent_list(home: HomeOption) -> None:
 @gateway_app.command("import")
 def import_file(home: HomeOption, file: Annotated[Path, typer.Argument(help="提出データのファイル（JSON Lines）")]) -> None:
     """提出データのファイルを 1 つ取り込みます（可搬媒体で運んだもの）。"""
+    from gateway.frontdoor import check_signed_head
     from gateway.ingest import ingest
 
     gw = _open(home)
     if file.stat().st_size > gw.settings.max_submission_bytes:
         raise CommandError(f"{file} は上限 {gw.settings.max_submission_bytes} バイトを超えています。")
-    result = _run(ingest, gw, file.read_bytes(), "import", path=file.name)
+    data = file.read_bytes()
+    _run(check_signed_head, gw, data)
+    result = _run(ingest, gw, data, "import", path=file.name)
     typer.echo(json.dumps(result.to_json(), ensure_ascii=False))
 
 
@@ -202,7 +205,7 @@ def watch(
     interval: Annotated[float, typer.Option("--interval", help="確認の間隔（秒）")] = 10.0,
     once: Annotated[bool, typer.Option("--once", help="1 回だけ取り込んで終わります")] = False,
 ) -> None:
-    """フォルダに置かれた提出データを取り込み、imported/ か refused/ に移します。"""
+    """フォルダに置かれた提出データを取り込み、imported/ か rejected/ に移します。"""
     from gateway.db import checkpoint
     from gateway.dropfolder import process_folder
     from gateway.errors import GatewayError
