@@ -69,6 +69,7 @@ def create_app(gw: Gateway, *, jobs: bool = True) -> FastAPI:
     # Outermost: no body reaches a parser (FastAPI's, json's, a form's) before it is bounded.
     app.add_middleware(BodyLimits, refuse=_door_refusal(gw), default_bytes=BODY_BYTES,
                        path_bytes={"/api/v1/submissions": gw.settings.max_submission_bytes,
+                                   "/api/v1/audit/report": AUDIT_REPORT_BYTES,
                                    "/api/v1/federation/submissions": FEDERATION_BYTES,
                                    "/api/v1/federation/peer/": FEDERATION_BYTES})
     return app
@@ -76,6 +77,8 @@ def create_app(gw: Gateway, *, jobs: bool = True) -> FastAPI:
 
 #: Every body but submissions and federation messages: forms, logins, queries, filings.
 BODY_BYTES = 1024 * 1024
+#: An auditor's report request carries the escrow's whole export.
+AUDIT_REPORT_BYTES = 256 * 1024 * 1024
 #: A federation message or the My Number agent's federation encodings.
 FEDERATION_BYTES = MAX_MESSAGE_BYTES
 

@@ -39,6 +39,10 @@ def check_password(password: str, username: str = "", context: tuple[str, ...] =
     """
     if len(password) > MAX_LENGTH:
         raise WeakPassword(f"パスワードは {MAX_LENGTH} 文字以内にしてください。")
+    try:
+        password.encode("utf-8")
+    except UnicodeEncodeError:
+        raise WeakPassword("パスワードに使えない文字（不正な文字コード）が含まれています。") from None
     if not password.strip():
         raise WeakPassword("空白だけのパスワードは使えません。")
     if len(password) < MIN_LENGTH:
