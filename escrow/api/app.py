@@ -6,6 +6,9 @@ unauthenticated one is counted and summarised (keys.frontdoor.refusals).
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -27,7 +30,12 @@ _HTTP_CODES = {404: ("not_found", "そのような URL はありません。"), 
 
 def create_app(escrow: Escrow) -> FastAPI:
     """The API of ``escrow``."""
-    app = FastAPI(title="tsunagu escrow", version="1",
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        escrow.refusals.flush()  # the period's counts of unauthenticated refusals, as one audit entry
+
+    app = FastAPI(title="tsunagu escrow", version="1", lifespan=lifespan,
                   description="エスクロー（封緘された本人情報の開封）API。開封は承認済みの再識別申請に限ります。")
     app.state.escrow = escrow
     for module in (vault, auth, requests, audit, users):

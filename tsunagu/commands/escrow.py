@@ -131,7 +131,7 @@ def user_add(
     from escrow.service import Escrow
 
     escrow = _run(Escrow.open, home)
-    user = _run(add_user, escrow.engine, username, role, _secret("パスワード", password_stdin, confirm=True), escrow=escrow)
+    user = _run(add_user, escrow.engine, username, role, _secret("パスワード", password_stdin, confirm=True), escrow)
     escrow.close()
     typer.echo(f"利用者「{user.username}」（{user.label}）を作りました。")
 
