@@ -258,7 +258,7 @@ def unlock(gw: Gateway, actor: User | str, kind: str, key: str) -> bool:
 
 
 def temporary_password() -> str:
-    """A random temporary password (about 120 bits), readable aloud in groups."""
+    """A random temporary password (192 bits in four groups, so it can be read out)."""
     return "-".join(secrets.token_urlsafe(6) for _ in range(4))
 
 
