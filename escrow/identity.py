@@ -30,7 +30,7 @@ from sqlalchemy.engine import Connection, Engine
 from escrow import db
 from escrow.errors import EscrowError
 from keys.frontdoor.passwords import MIN_LENGTH, WeakPassword, check_password
-from keys.frontdoor.throttle import ACCOUNT, ADDRESS, LoginThrottle
+from keys.frontdoor.throttle import ACCOUNT, ADDRESS, LoginRefused, LoginThrottle
 
 if TYPE_CHECKING:
     from escrow.service import Escrow
@@ -121,7 +121,12 @@ def login(engine: Engine, username: str, password: str, session_minutes: float, 
         row = conn.execute(select(db.users).where(db.users.c.username == username)).first()
     account = row.username if row is not None else None
     if throttle is not None:
-        throttle.check(account, address)
+        try:
+            throttle.check(account, address)
+        except LoginRefused as exc:
+            if exc.account_locked:
+                raise AccountLocked(account or "", exc) from None
+            raise
     if not _password_matches(row.password_hash if row else None, password) or row is None or row.disabled:
         if throttle is not None:
             outcome = throttle.failed(account, address)
@@ -142,9 +147,12 @@ def login(engine: Engine, username: str, password: str, session_minutes: float, 
 class AccountLocked(EscrowError):
     """This failed sign-in locked ``username`` (the caller logs the lock in the audit log)."""
 
-    def __init__(self, username: str) -> None:
-        """A 401 like any failed sign-in: the lock shows at the next attempt."""
-        super().__init__(401, "login_failed", "利用者名またはパスワードが違います。")
+    def __init__(self, username: str, refused: LoginRefused | None = None) -> None:
+        """Answered as the attempt itself was: a failed password (401), or the throttle's refusal."""
+        if refused is None:
+            super().__init__(401, "login_failed", "利用者名またはパスワードが違います。")
+        else:
+            super().__init__(refused.status, refused.code, refused.detail)
         self.username = username
 
 

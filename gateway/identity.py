@@ -82,13 +82,12 @@ def login(gw: Gateway, username: str, password: str, address: str | None = None)
     try:
         gw.throttle.check(account, address)
     except LoginRefused as exc:
+        if exc.account_locked:
+            _log_lock(gw, account or "")
         raise GatewayError(exc.status, exc.code, exc.detail) from None
     if not verify_password(row.password_hash if row else None, password) or row is None or row.disabled:
-        outcome = gw.throttle.failed(account, address)
-        if outcome.account_locked:
-            gw.record("(throttle)", "-", "auth.lock", f"locked after {gw.throttle.rules.lock_after} failed sign-ins", target=account or "")
-        if outcome.address_locked:
-            gw.refusals.admit("auth:address_locked")
+        if gw.throttle.failed(account, address).account_locked:
+            _log_lock(gw, account or "")
         raise GatewayError(401, "login_failed", "利用者名またはパスワードが違います。")
     gw.throttle.succeeded(row.username)
     with gw.engine.begin() as conn:
@@ -100,6 +99,11 @@ def login(gw: Gateway, username: str, password: str, address: str | None = None)
         conn.execute(delete(models.sessions).where(models.sessions.c.expires_at < now))
         conn.execute(insert(models.sessions).values(token_hash=token_digest(token), user_id=row.id, created_at=now, expires_at=expires))
     return token, User(row.id, row.username, row.role, bool(row.must_change_password)), expires
+
+
+def _log_lock(gw: Gateway, account: str) -> None:
+    # One entry per lock (an account stays locked until an administrator lifts it), so this cannot flood the log.
+    gw.record("(throttle)", "-", "auth.lock", f"locked after {gw.throttle.rules.lock_after} failed sign-ins", target=account)
 
 
 def logout(gw: Gateway, token: str) -> None:

@@ -65,6 +65,8 @@ class LoginRefused(Exception):
         """``status`` 429 (wait) or 403 (locked); ``retry_after`` in seconds when waiting helps."""
         super().__init__(detail)
         self.status, self.code, self.detail, self.retry_after = status, code, detail, retry_after
+        #: this very attempt (counted as a failure) locked the account: the caller logs the lock
+        self.account_locked = False
 
 
 @dataclass(frozen=True)
@@ -107,8 +109,8 @@ class LoginThrottle:
             wait = _seconds(account_row.wait_until - now)
             refusal = LoginRefused(429, "login_throttled", f"パスワードの誤りが続いています。{_minutes(wait)}後にもう一度試してください。", wait)
         if refusal is not None:
-            # Trying while told to wait is one more failed attempt.
-            self.failed(account if account_row is not None else None, address)
+            # Trying while told to wait is one more failed attempt (and may be the one that locks the account).
+            refusal.account_locked = self.failed(account if account_row is not None else None, address).account_locked
             raise refusal
 
     def failed(self, account: str | None, address: str | None) -> FailureOutcome:
