@@ -8,7 +8,8 @@ FastAPI parses those) is scanned for its nesting depth first; for JSON Lines
 parses, is scanned (the records are read by orjson, whose own depth limit
 raises a clean error). Python's ``json`` recurses per level, so a body of
 ``[[[[…`` would otherwise end in a ``RecursionError`` (a 500) deep inside a
-handler.
+handler. A lone surrogate escape (``"\\ud800"``) is refused too: it parses
+into a string nothing downstream can encode.
 
 Large bodies are read by at most ``large_at_once`` requests at a time, so a
 handful of clients cannot make the service hold many copies of the largest
@@ -63,6 +64,35 @@ def json_depth(data: bytes, stop_above: int | None = None) -> int:
         if stop_above is not None and deepest > stop_above:
             break
     return deepest
+
+
+_ESCAPE = re.compile(rb"\\(?:u([0-9a-fA-F]{4})|.)", re.DOTALL)
+
+
+def lone_surrogate(data: bytes) -> bool:
+    """True if a JSON text holds a ``\\uD800``–``\\uDFFF`` escape that is not half of a pair.
+
+    ``json`` turns such an escape into a Python string that cannot be encoded
+    (no database, log or hash takes it), so it is refused at the door.
+    """
+    if b"\\u" not in data:
+        return False
+    high_ends = -1  # where the last high surrogate escape ended, waiting for its low half
+    for m in _ESCAPE.finditer(data):
+        if high_ends >= 0 and m.start() != high_ends:
+            return True
+        code = int(m.group(1), 16) if m.group(1) else -1
+        if 0xD800 <= code < 0xDC00:
+            if high_ends >= 0:
+                return True
+            high_ends = m.end()
+        elif 0xDC00 <= code < 0xE000:
+            if high_ends != m.start():
+                return True
+            high_ends = -1
+        elif high_ends >= 0:
+            return True
+    return high_ends >= 0
 
 
 class BodyLimits:
@@ -121,6 +151,9 @@ class BodyLimits:
                 return
             if depth < 0:
                 await self.refuse(400, "malformed_json", "JSON として読めません（閉じ括弧が開き括弧より先にあります）。", scope)(scope, receive, send)
+                return
+            if lone_surrogate(head):
+                await self.refuse(400, "invalid_unicode", "JSON の文字列に、対になっていないサロゲート（\\uD800〜\\uDFFF）があります。", scope)(scope, receive, send)
                 return
         await self.app(scope, _replay(body, receive), send)
 

@@ -16,7 +16,7 @@ import pytest
 from tsunagu.fuzz import Deployment, deploy, fuzz
 
 #: requests per service in the suite (the benchmark sends 10,000)
-BUDGET = 1500
+BUDGET = 600
 
 
 @pytest.fixture(scope="module")

@@ -120,6 +120,7 @@ def test_bad_unauthenticated_bodies_get_a_4xx_before_any_parser(server: Server) 
         ("POST", "/api/v1/federation/submissions", b'{"manifest": {"agent_id": "x"}, "signature": ""}\n' + b"[" * 50_000,
          "application/x-ndjson", 401, "unknown_agent"),
         ("POST", "/api/v1/auth/login", b"]]]][[[[", "application/json", 400, "malformed_json"),
+        ("POST", "/api/v1/auth/login", b'{"username": "\\ud800", "password": "x"}', "application/json", 400, "invalid_unicode"),
     ]
     with httpx.Client(base_url=server.base_url, timeout=60) as c:
         for method, path, body, media, status, code in cases:
