@@ -30,7 +30,7 @@ from sqlalchemy.engine import Connection, Engine
 from escrow import db
 from escrow.errors import EscrowError
 from keys.frontdoor.passwords import MIN_LENGTH, WeakPassword, check_password
-from keys.frontdoor.throttle import ACCOUNT, ADDRESS, LoginRefused, LoginThrottle
+from keys.frontdoor.throttle import ACCOUNT, ADDRESS, LoginRefused, LoginThrottle, valid_lock_key
 
 if TYPE_CHECKING:
     from escrow.service import Escrow
@@ -284,6 +284,8 @@ def unlock(escrow: Escrow, actor: User | str, kind: str, key: str) -> bool:
     name, role = _who(actor)
     if kind not in (ACCOUNT, ADDRESS):
         raise EscrowError(422, "unknown_lock_kind", "種類は account（利用者）か address（接続元アドレス）です。")
+    if not valid_lock_key(kind, key):
+        raise EscrowError(422, "invalid_lock_key", "解除する対象は、利用者名か IP アドレス（例: 192.0.2.10）で指定してください。")
     if kind == ACCOUNT:
         with escrow.engine.connect() as conn:
             _target(conn, key)

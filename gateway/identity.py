@@ -23,7 +23,7 @@ from gateway.db import utcnow
 from gateway.errors import GatewayError
 from gateway.security import hash_password, needs_rehash, new_token, token_digest, verify_password
 from keys.frontdoor.passwords import MIN_LENGTH, WeakPassword, check_password
-from keys.frontdoor.throttle import ACCOUNT, ADDRESS, LoginRefused
+from keys.frontdoor.throttle import ACCOUNT, ADDRESS, LoginRefused, valid_lock_key
 
 _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 MIN_PASSWORD = MIN_LENGTH
@@ -253,6 +253,8 @@ def unlock(gw: Gateway, actor: User | str, kind: str, key: str) -> bool:
     name, role = _who(actor)
     if kind not in (ACCOUNT, ADDRESS):
         raise GatewayError(422, "unknown_lock_kind", "種類は account（利用者）か address（接続元アドレス）です。")
+    if not valid_lock_key(kind, key):
+        raise GatewayError(422, "invalid_lock_key", "解除する対象は、利用者名か IP アドレス（例: 192.0.2.10）で指定してください。")
     if kind == ACCOUNT:
         with gw.engine.connect() as conn:
             _target(conn, key)

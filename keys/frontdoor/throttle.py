@@ -21,6 +21,8 @@ client address alone, so the table cannot be grown by inventing names.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -75,6 +77,22 @@ class FailureOutcome:
 
     account_locked: bool = False
     address_locked: bool = False
+
+
+_USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+
+
+def valid_lock_key(kind: str, key: str) -> bool:
+    """True if ``key`` can name a lock of ``kind``: a user name, or an IP address (what unlock requests are checked against)."""
+    if kind == ACCOUNT:
+        return bool(_USERNAME.match(key))
+    if kind == ADDRESS:
+        try:
+            ipaddress.ip_address(key)
+        except ValueError:
+            return False
+        return True
+    return False
 
 
 def _now() -> datetime:

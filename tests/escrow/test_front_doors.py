@@ -52,6 +52,7 @@ def test_120_wrong_passwords_then_the_right_one_does_not_sign_in(own_server: Ser
 
     assert {"kind": "account", "key": "tanaka", "locked": True}.items() <= \
         next(e for e in admin.get("/api/v1/lockouts").json() if e["kind"] == "account").items()
+    assert admin.post("/api/v1/lockouts/unlock", json={"kind": "address", "key": "127.0.0.1\u0007"}).json()["code"] == "invalid_lock_key"
     assert admin.post("/api/v1/lockouts/unlock", json={"kind": "account", "key": "tanaka"}).json()["lifted"] is True
     assert admin.post("/api/v1/lockouts/unlock", json={"kind": "address", "key": "127.0.0.1"}).json()["lifted"] is True
     assert _login(own_server, "tanaka", PASSWORD).status_code == 200

@@ -73,10 +73,10 @@ def test_password_rule_and_account_lifecycle_over_the_api(server: Server) -> Non
 
         session = _login(server, "yamada.taro", GOOD).json()["access_token"]
         mine = {"Authorization": f"Bearer {session}"}
-        assert httpx.get(f"{server.base_url}/api/v1/persons", headers=mine).status_code == 200
+        assert httpx.get(f"{server.base_url}/api/v1/runs", headers=mine).status_code == 200
 
         assert admin.post("/api/v1/users/yamada.taro/disable").status_code == 204
-        assert httpx.get(f"{server.base_url}/api/v1/persons", headers=mine).status_code == 401  # the session ended
+        assert httpx.get(f"{server.base_url}/api/v1/runs", headers=mine).status_code == 401  # the session ended
         assert _login(server, "yamada.taro", GOOD).status_code == 401
         assert admin.post("/api/v1/users/yamada.taro/enable").status_code == 204
 
