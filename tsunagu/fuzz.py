@@ -141,7 +141,8 @@ def fuzz(service: str, base_url: str, variants: dict[str, dict[str, str]], budge
     report.operations = len(operations)
     modes = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
     per_case = len(variants)
-    examples = max(1, budget // max(1, len(operations) * len(modes) * per_case))
+    # Rounded up, so at least ``budget`` requests go out (fewer only where an operation is skipped for a session).
+    examples = max(1, -(-budget // max(1, len(operations) * len(modes) * per_case)))
     session = _requests_session()
 
     for operation in operations:
