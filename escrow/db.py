@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import Column, DateTime, ForeignKey, Integer, LargeBinary, MetaData, String, Table, Text
+from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Integer, LargeBinary, MetaData, String, Table, Text, false, inspect, text
 from sqlalchemy.engine import Engine
 
 from keys.audit_store import sqlite_engine
@@ -27,6 +27,10 @@ users = Table(
     Column("roles", String(100), nullable=False),
     Column("password_hash", String(200), nullable=False),
     Column("created_at", DateTime, nullable=False),
+    #: a disabled user cannot sign in, and their sessions end
+    Column("disabled", Boolean, nullable=False, default=False, server_default=false()),
+    #: set by an administrator's reset: the temporary password only lets the user choose their own
+    Column("must_change_password", Boolean, nullable=False, default=False, server_default=false()),
 )
 
 sessions = Table(
@@ -86,7 +90,25 @@ def open_engine(path: str) -> Engine:
     """The engine on the escrow's SQLite file (WAL, full fsync), with the tables created if missing."""
     engine = sqlite_engine(path)
     metadata.create_all(engine)
+    _add_missing_columns(engine)
     return engine
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Add the columns later versions gave to existing tables (``create_all`` creates only missing tables).
+
+    The escrow keeps one SQLite file and no migration tool; every added column
+    has a server default, so ``ALTER TABLE … ADD COLUMN`` is all it takes.
+    """
+    inspector = inspect(engine)
+    with engine.begin() as conn:
+        for table in metadata.sorted_tables:
+            present = {c["name"] for c in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name not in present and column.server_default is not None:
+                    ddl = column.type.compile(dialect=engine.dialect)
+                    default = column.server_default.arg.compile(dialect=engine.dialect)
+                    conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN {column.name} {ddl} NOT NULL DEFAULT {default}'))
 
 
 def utcnow() -> datetime:

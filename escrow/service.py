@@ -33,6 +33,8 @@ from keys import custody
 from keys.audit import AuditEntry
 from keys.audit_store import AuditStore
 from keys.checkpoint import CheckpointError, Signer, Verifier
+from keys.frontdoor.refusals import RefusalCounter
+from keys.frontdoor.throttle import LoginThrottle
 from keys.errors import KeysError
 from keys.keyring import Keyring
 
@@ -61,6 +63,10 @@ class Escrow:
         # The municipality's policy, when installed, decides a purpose's approvals
         # and record limit here: the escrow takes no filing's word for them.
         self.policy = load_policy(settings.home / POLICY) if (settings.home / POLICY).exists() else None
+        #: failed sign-ins per account and client address (the gateway's implementation: keys.frontdoor)
+        self.throttle = LoginThrottle(self.engine)
+        #: refusals of unauthenticated requests: counted, summarised into one audit entry per period
+        self.refusals = RefusalCounter(self._summarise_refusals)
 
     @classmethod
     def open(cls, home: Path, **overrides: Any) -> Escrow:
@@ -97,8 +103,20 @@ class Escrow:
             error.logged = True
         return error
 
+    def refuse_anonymous(self, action: str, error: EscrowError) -> EscrowError:
+        """Count a refusal of an unauthenticated request (not one audit entry each: see keys.frontdoor.refusals)."""
+        if not error.logged:
+            if self.refusals.admit(f"{action}:{error.code}"):
+                log.warning("%s by an unauthenticated client refused (%s %s): %s", action, error.status, error.code, error.detail)
+            error.logged = True
+        return error
+
+    def _summarise_refusals(self, outcome: str, total: int) -> None:
+        self.record("(未認証)", "-", "refusals.summary", outcome)
+
     def close(self) -> None:
-        """Release the database connections."""
+        """Write the pending refusal counts, then release the database connections."""
+        self.refusals.flush()
         self.engine.dispose()
 
 

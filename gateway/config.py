@@ -26,7 +26,7 @@ class Settings(BaseSettings):
     policy_file: Path | None = None
     max_submission_bytes: int = Field(default=256 * MiB, ge=1)
     session_minutes: int = Field(default=480, ge=1)
-    #: folder polled for submission files (moved to imported/ or refused/ afterwards)
+    #: folder polled for submission files (moved to imported/ or rejected/ afterwards)
     drop_folder: Path | None = None
     drop_poll_seconds: float = Field(default=10.0, gt=0)
     #: a linkage run starts this long after the last accepted submission

@@ -20,6 +20,8 @@ from gateway.errors import GatewayError
 from keys.audit import AuditEntry
 from keys.audit_store import AuditStore
 from keys.checkpoint import Signer
+from keys.frontdoor.refusals import RefusalCounter
+from keys.frontdoor.throttle import LoginThrottle
 from policy import Policy, PolicyError, default_policy, load_policy
 
 log = logging.getLogger("tsunagu.gateway")
@@ -39,6 +41,10 @@ class Gateway:
         self.signer = signer
         #: called with each accepted submission (gateway.ingest.IngestResult), e.g. to schedule a linkage run
         self.listeners: list[Callable[[Any], None]] = []
+        #: failed sign-ins per account and client address (shared with the escrow: keys.frontdoor)
+        self.throttle = LoginThrottle(engine)
+        #: refusals counted in memory; a few per kind and period get an ``ingest_events`` row, all get one audit summary
+        self.refusals = RefusalCounter(self._summarise_refusals)
 
     @classmethod
     def open(cls, home: Path | None = None, **overrides: Any) -> "Gateway":
@@ -66,14 +72,26 @@ class Gateway:
                           connection=connection)
 
     def event(self, channel: str, status: int, code: str, detail: str, **where: Any) -> None:
-        """Log a refused request or submission in ``ingest_events`` and the log file (no identity data)."""
+        """Log a refused request or submission in ``ingest_events`` and the log file (no identity data).
+
+        Refusals are counted first: past a few of one kind in a period only the
+        count is kept (summarised into one audit entry per period), so that
+        nobody can grow the database by sending bad requests.
+        """
+        if not self.refusals.admit(f"{channel}:{code}"):
+            return
         with self.engine.begin() as conn:
             conn.execute(insert(models.ingest_events).values(at=utcnow(), channel=channel, status=status, code=code,
                                                              detail=detail, **where))
         log.warning("%s %s %s: %s %s", channel, status, code, detail, {k: v for k, v in where.items() if v is not None})
 
+    def _summarise_refusals(self, outcome: str, total: int) -> None:
+        self.record("(unauthenticated)", "-", "refusals.summary", outcome)
+        log.warning("refusals summarised: %s", outcome)
+
     def close(self) -> None:
-        """Release the database connections."""
+        """Write the pending refusal counts, then release the database connections."""
+        self.refusals.flush()
         self.engine.dispose()
 
 

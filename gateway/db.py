@@ -12,6 +12,10 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 
 
+#: The largest OFFSET both databases take (a signed 64-bit integer); list routes refuse more with a 422.
+MAX_OFFSET = 2**63 - 1
+
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite gets WAL, full fsync on commit and a busy timeout."""
     if url.startswith("sqlite"):

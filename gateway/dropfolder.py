@@ -1,56 +1,94 @@
 """The drop folder: submission files carried across networks (可搬媒体, 中継サーバ) are imported from a folder.
 
 Each regular file in the folder is ingested; it then moves to ``imported/``,
-or to ``refused/`` next to a ``<name>.reason.txt`` saying why. A file still
-being written (changed in the last seconds) is left for the next poll.
+or to ``rejected/`` next to a ``<name>.reason.txt`` saying why, and the loop
+goes on with the next file whatever went wrong with this one. A symbolic link
+(or anything else that is not a regular file) is never followed or read: it is
+moved to ``rejected/`` as it is, with its reason. A file still being written
+(changed in the last seconds) is left for the next poll.
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
+import os
+import stat
 import time
 from pathlib import Path
 
 from gateway.core import Gateway
 from gateway.errors import GatewayError
+from gateway.frontdoor import check_signed_head
 from gateway.ingest import IngestResult, ingest
 
 log = logging.getLogger("tsunagu.gateway.drop")
 
 #: A file must have been left alone this long before it is read.
 SETTLE_SECONDS = 2.0
+_SUBFOLDERS = ("imported", "rejected")
 
 
 def process_folder(gw: Gateway, folder: Path, settle: float = SETTLE_SECONDS) -> list[tuple[str, IngestResult | GatewayError]]:
     """Import every settled file in ``folder``; returns (file name, answer or refusal) per file."""
-    imported, refused = folder / "imported", folder / "refused"
+    imported, rejected = folder / "imported", folder / "rejected"
     imported.mkdir(parents=True, exist_ok=True)
-    refused.mkdir(parents=True, exist_ok=True)
+    rejected.mkdir(parents=True, exist_ok=True)
     outcomes: list[tuple[str, IngestResult | GatewayError]] = []
     now = time.time()
-    for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
-        if now - path.stat().st_mtime < settle:
+    for path in sorted(p for p in folder.iterdir() if not p.name.startswith(".") and p.name not in _SUBFOLDERS):
+        info = path.lstat()  # the entry itself: a link is judged as a link, never through its target
+        if stat.S_ISDIR(info.st_mode):
             continue
-        size = path.stat().st_size
+        if now - info.st_mtime < settle:
+            continue
         try:
-            if size > gw.settings.max_submission_bytes:
-                error = GatewayError(413, "too_large", f"提出データが大きすぎます（{size} バイト、上限 {gw.settings.max_submission_bytes} バイト）。")
-                gw.event("drop", error.status, error.code, error.detail, path=path.name)
-                raise error
-            result = ingest(gw, path.read_bytes(), "drop", path=path.name)
+            result = _import(gw, path, info)
         except GatewayError as exc:
-            _move(path, refused)
-            (refused / f"{path.name}.reason.txt").write_text(f"{exc.code}\n{exc.detail}\n", encoding="utf-8")
+            _reject(path, rejected, exc)
             outcomes.append((path.name, exc))
+            continue
+        except Exception as exc:  # one bad file must not stop every later import
+            log.exception("drop folder: %s could not be imported", path.name)
+            error = GatewayError(422, "unreadable_file", f"ファイルを取り込めませんでした（{type(exc).__name__}）。提出データのファイルか確認してください。")
+            gw.event("drop", error.status, error.code, error.detail, path=path.name[:256])
+            _reject(path, rejected, error)
+            outcomes.append((path.name, error))
             continue
         _move(path, imported)
         outcomes.append((path.name, result))
     return outcomes
 
 
-def _move(path: Path, folder: Path) -> None:
+def _import(gw: Gateway, path: Path, info: os.stat_result) -> IngestResult:
+    if not stat.S_ISREG(info.st_mode):
+        what = "シンボリックリンク" if stat.S_ISLNK(info.st_mode) else "通常のファイルではないもの"
+        error = GatewayError(422, "not_a_regular_file", f"{what}は取り込みません（リンク先は読んでいません）。提出データのファイルそのものを置いてください。")
+        gw.event("drop", error.status, error.code, error.detail, path=path.name[:256])
+        raise error
+    if info.st_size > gw.settings.max_submission_bytes:
+        error = GatewayError(413, "too_large", f"提出データが大きすぎます（{info.st_size} バイト、上限 {gw.settings.max_submission_bytes} バイト）。")
+        gw.event("drop", error.status, error.code, error.detail, path=path.name[:256])
+        raise error
+    # O_NOFOLLOW: a file swapped for a link after the check above is still not followed (O_NONBLOCK: nor a FIFO waited on).
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as handle:
+        data = handle.read(gw.settings.max_submission_bytes + 1)
+    try:
+        check_signed_head(gw, data)
+    except GatewayError as exc:
+        gw.event("drop", exc.status, exc.code, exc.detail, path=path.name[:256])
+        raise
+    return ingest(gw, data, "drop", path=path.name)
+
+
+def _reject(path: Path, rejected: Path, error: GatewayError) -> None:
+    target = _move(path, rejected)
+    (rejected / f"{target.name}.reason.txt").write_text(f"{error.code}\n{error.detail}\n", encoding="utf-8")
+
+
+def _move(path: Path, folder: Path) -> Path:
     target = folder / path.name
-    if target.exists():
-        target = folder / f"{path.stem}-{time.strftime('%Y%m%dT%H%M%S')}{path.suffix}"
-    shutil.move(str(path), target)
+    if target.exists() or target.is_symlink():
+        target = folder / f"{path.stem}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}{path.suffix}"
+    os.rename(path, target)  # renames the entry itself (a link stays a link; its target is untouched)
+    return target

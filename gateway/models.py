@@ -40,6 +40,8 @@ users = Table(
     Column("password_hash", String(256), nullable=False),
     Column("disabled", Boolean, nullable=False, default=False),
     Column("created_at", DateTime, nullable=False),
+    # Set by an administrator's password reset: the temporary password only lets the user choose their own.
+    Column("must_change_password", Boolean, nullable=False, default=False),
 )
 
 sessions = Table(

@@ -35,7 +35,7 @@ def verify_password(password_hash: str | None, password: str) -> bool:
     """True if ``password`` matches; a missing user costs the same time as a wrong password."""
     try:
         return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
-    except (VerificationError, InvalidHashError):
+    except (VerificationError, InvalidHashError, UnicodeEncodeError):  # a lone surrogate can match no stored password
         return False
 
 

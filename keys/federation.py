@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hpke
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -325,10 +326,10 @@ def read_federation_submission(data: bytes) -> tuple[dict[str, Any], bytes, list
     records = []
     for number, line in enumerate(body.splitlines(), start=2):
         try:
-            d = json.loads(line)
+            d = orjson.loads(line)  # orjson bounds the nesting depth itself (json would recurse into a RecursionError)
             record = FederationRecord(str(d["t"]), base64.b64decode(d["c"], validate=True), int(d["p"]),
                                       [int(b, 16) if b else 0 for b in d["b"]], str(d["in"]), str(d["out"]))
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError):
             raise FederationKeyError(f"連携圏の提出データの {number} 行目が読めません。") from None
         if not (record.moved_in_from or record.moved_out_to) or any(c and not _CODE.match(c) for c in (record.moved_in_from, record.moved_out_to)):
             raise FederationKeyError(f"連携圏の提出データの {number} 行目の市区町村コードが 6 桁の数字ではありません。")

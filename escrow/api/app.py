@@ -1,6 +1,13 @@
-"""The FastAPI application: routes under /api/v1, and every refusal answered in Japanese JSON and logged in the audit log."""
+"""The FastAPI application: routes under /api/v1, and every refusal answered in Japanese JSON.
+
+A signed-in user's refusal is logged in the audit log under their name; an
+unauthenticated one is counted and summarised (keys.frontdoor.refusals).
+"""
 
 from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -8,20 +15,32 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from escrow.api.routes import audit, auth, requests, vault
+from escrow.api.routes import audit, auth, requests, users, vault
 from escrow.errors import EscrowError
 from escrow.service import Escrow
+from keys.frontdoor.limits import BodyLimits
+
+#: Every body but a filing: logins, decisions, shares.
+BODY_BYTES = 1024 * 1024
+#: A filing carries the sealed records of the request (ciphertexts) and the gateway's evidence.
+FILING_BYTES = 32 * 1024 * 1024
 
 _HTTP_CODES = {404: ("not_found", "そのような URL はありません。"), 405: ("method_not_allowed", "この URL ではその操作はできません。")}
 
 
 def create_app(escrow: Escrow) -> FastAPI:
     """The API of ``escrow``."""
-    app = FastAPI(title="tsunagu escrow", version="1",
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        escrow.refusals.flush()  # the period's counts of unauthenticated refusals, as one audit entry
+
+    app = FastAPI(title="tsunagu escrow", version="1", lifespan=lifespan,
                   description="エスクロー（封緘された本人情報の開封）API。開封は承認済みの再識別申請に限ります。")
     app.state.escrow = escrow
-    for module in (vault, auth, requests, audit):
+    for module in (vault, auth, requests, audit, users):
         app.include_router(module.router, prefix="/api/v1")
+    app.include_router(users.lockouts, prefix="/api/v1")
 
     @app.exception_handler(EscrowError)
     async def _escrow_error(request: Request, exc: EscrowError) -> JSONResponse:
@@ -37,15 +56,36 @@ def create_app(escrow: Escrow) -> FastAPI:
         code, detail = _HTTP_CODES.get(exc.status_code, ("http_error", "リクエストを処理できません。"))
         return JSONResponse({"code": code, "detail": detail}, status_code=exc.status_code)
 
+    # Outermost: no body reaches a parser before it is bounded in size and depth.
+    app.add_middleware(BodyLimits, refuse=_door_refusal(escrow), default_bytes=BODY_BYTES,
+                       path_bytes={"/api/v1/requests": FILING_BYTES})
     return app
+
+
+def _door_refusal(escrow: Escrow):
+    """The middleware's refusals: counted like any unauthenticated refusal, answered in the escrow's JSON."""
+
+    def refuse(status: int, code: str, detail: str, scope: dict):
+        async def answer(scope: dict, receive, send) -> None:
+            escrow.refuse_anonymous("http.body", EscrowError(status, code, detail))
+            await JSONResponse({"code": code, "detail": detail}, status_code=status)(scope, receive, send)
+
+        return answer
+
+    return refuse
 
 
 async def _refuse(escrow: Escrow, request: Request, exc: EscrowError) -> JSONResponse:
     """Log the refusal in the audit log unless the workflow already did, then answer it."""
     user = getattr(request.state, "user", None)
-    action = request.scope["route"].name  # every route is named after its audit action
+    route = request.scope.get("route")
+    action = route.name if route is not None else "http"  # every route is named after its audit action
     target = str(request.path_params.get("request_id", ""))
-    await run_in_threadpool(escrow.refuse, user.username if user else "(未認証)", user.label if user else "-", action, exc,
-                            target=target if len(target) <= 100 and target.isprintable() else "（不正な申請 ID）")
+    if user is None:
+        # Nobody signed in: counted and summarised, never one signed entry per request (anyone could grow the log).
+        escrow.refuse_anonymous(action, exc)
+    else:
+        await run_in_threadpool(escrow.refuse, user.username, user.label, action, exc,
+                                target=target if len(target) <= 100 and target.isprintable() else "（不正な申請 ID）")
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
     return JSONResponse({"code": exc.code, "detail": exc.detail}, status_code=exc.status, headers=headers)

@@ -43,6 +43,9 @@ def require(*roles: str) -> Callable[..., User]:
     """A dependency that lets the request through only for a user holding one of ``roles``."""
 
     def _check(user: CurrentUser) -> User:
+        if user.must_change_password:
+            raise EscrowError(403, "password_change_required",
+                              "仮パスワードでログインしています。先に自分のパスワードを設定してください（POST /api/v1/auth/password）。")
         if not user.roles & set(roles):
             allowed = "、".join(ROLES[r] for r in roles)
             raise EscrowError(403, "forbidden_role", f"この操作はロール「{user.label}」ではできません（できるのは: {allowed}）。")

@@ -9,6 +9,7 @@ from typing import AsyncIterator
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.api.routes import agents, auth, events, exports, health, persons, records, retention, review, runs, submissions, users
@@ -16,9 +17,11 @@ from gateway.api.routes import audit, decisions, reidentification, screening
 from gateway.api.routes import evaluation, returns, support
 from gateway.core import Gateway
 from gateway.federation.api import router as federation_router
+from gateway.federation.protocol import MAX_MESSAGE_BYTES
 from gateway.errors import GatewayError
 from gateway.scheduler import Jobs
 from gateway.web import create_web_app
+from keys.frontdoor.limits import BodyLimits
 
 log = logging.getLogger("tsunagu.gateway.api")
 
@@ -38,6 +41,7 @@ def create_app(gw: Gateway, *, jobs: bool = True) -> FastAPI:
         finally:
             if scheduler:
                 scheduler.shutdown()
+            gw.refusals.flush()
 
     app = FastAPI(title="tsunagu gateway", version="1", lifespan=lifespan,
                   description="こどもデータ連携ゲートウェイ API（仮名化データのみ）")
@@ -45,6 +49,7 @@ def create_app(gw: Gateway, *, jobs: bool = True) -> FastAPI:
     for module in (health, auth, users, agents, submissions, events, runs, persons, records, review, exports, retention,
                    screening, decisions, reidentification, audit, support, evaluation, returns):
         app.include_router(module.router, prefix="/api/v1")
+    app.include_router(users.lockouts, prefix="/api/v1")
     app.include_router(federation_router, prefix="/api/v1")
     app.mount("/ui", create_web_app(gw))
 
@@ -62,7 +67,35 @@ def create_app(gw: Gateway, *, jobs: bool = True) -> FastAPI:
         code, detail = _HTTP_CODES.get(exc.status_code, ("http_error", "リクエストを処理できません。"))
         return _refuse(gw, request, exc.status_code, code, detail)
 
+    # Outermost: no body reaches a parser (FastAPI's, json's, a form's) before it is bounded.
+    app.add_middleware(BodyLimits, refuse=_door_refusal(gw), default_bytes=BODY_BYTES,
+                       path_bytes={"/api/v1/submissions": gw.settings.max_submission_bytes,
+                                   "/api/v1/audit/report": AUDIT_REPORT_BYTES,
+                                   "/api/v1/federation/submissions": FEDERATION_BYTES,
+                                   "/api/v1/federation/peer/": FEDERATION_BYTES})
     return app
+
+
+#: Every body but submissions and federation messages: forms, logins, queries, filings.
+BODY_BYTES = 1024 * 1024
+#: An auditor's report request carries the escrow's whole export.
+AUDIT_REPORT_BYTES = 256 * 1024 * 1024
+#: A federation message or the My Number agent's federation encodings.
+FEDERATION_BYTES = MAX_MESSAGE_BYTES
+
+
+def _door_refusal(gw: Gateway):
+    """The middleware's refusals, answered and counted like every other refusal."""
+
+    def refuse(status: int, code: str, detail: str, scope: dict):
+        async def answer(scope: dict, receive, send) -> None:
+            path = f"{scope.get('method', '')} {scope.get('path', '')}"[:256]
+            await run_in_threadpool(gw.event, "api", status, code, detail, path=path)
+            await JSONResponse({"error": code, "detail": detail}, status_code=status)(scope, receive, send)
+
+        return answer
+
+    return refuse
 
 
 def _refuse(gw: Gateway, request: Request, status: int, code: str, detail: str) -> JSONResponse:

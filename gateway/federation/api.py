@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from gateway.api.deps import GatewayDep, require
 from gateway.errors import GatewayError
 from gateway.federation import ingest, service
+from gateway.frontdoor import check_signed_head
 from gateway.identity import User
 
 router = APIRouter(prefix="/federation", tags=["federation"])
@@ -119,7 +120,13 @@ def _deliver(gw: GatewayDep, peer: str, kind: str, data: bytes) -> dict[str, Any
 async def post_submission(request: Request, gw: GatewayDep) -> dict[str, Any]:
     """The My Number agent's federation encodings (authenticated by the agent's signature)."""
     _signed(request)
-    return await run_in_threadpool(ingest.ingest, gw, await _body(request), "http")
+    data = await _body(request)
+    try:
+        await run_in_threadpool(check_signed_head, gw, data)  # the agent and its signature before any record is read
+    except GatewayError as exc:
+        await run_in_threadpool(gw.event, "http", exc.status, exc.code, exc.detail, path="federation submission")
+        raise
+    return await run_in_threadpool(ingest.ingest, gw, data, "http")
 
 
 @router.post("/peer/query", include_in_schema=False)

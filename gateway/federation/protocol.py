@@ -8,7 +8,8 @@ codes), ``purpose``, ``federation_key_id``, a random ``nonce``, ``issued_at``,
 bundle file (a bundle simply gets a longer validity).
 
 Checks, in order — the first failure refuses the message with its reason
-(logged in ``ingest_events`` and the audit log): a configured peer, its
+(counted and logged in ``ingest_events``; once the signature verified, also in
+the audit log, under the peer's name): a configured peer, its
 signature, addressed to us, the purpose, the federation key id, the time
 window, the nonce not seen before (replay).
 """
@@ -52,14 +53,14 @@ def sign_message(config: FederationConfig, signer: Signer, kind: str, to: str, b
 
 def verify_message(gw: Gateway, config: FederationConfig, data: bytes, expected_kind: str, channel: str) -> dict[str, Any]:
     """Verify a received message and return it; every refusal is logged with its reason and raised."""
-    peer_code = "?"
+    peer_code, authenticated = "?", False
     try:
         try:
             top = json.loads(data)
             message, signature = top["message"], base64.b64decode(top["signature"], validate=True)
             peer_code = str(message["from"])
             kind = message["kind"]
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             raise GatewayError(400, "malformed_message", "連携圏のメッセージとして読めません。") from None
         if kind != expected_kind:
             raise GatewayError(400, "wrong_kind", f"ここでは「{expected_kind}」のメッセージだけを受け付けます（受信: {kind!r}）。")
@@ -68,8 +69,9 @@ def verify_message(gw: Gateway, config: FederationConfig, data: bytes, expected_
             raise GatewayError(403, "unknown_peer", f"自治体 {peer_code} は連携先として設定されていません。")
         try:
             Verifier.from_vkey(peer.vkey).public_key.verify(signature, canonical_json(message))
-        except InvalidSignature:
+        except (InvalidSignature, ValueError, TypeError):
             raise GatewayError(401, "bad_signature", f"自治体 {peer_code} のメッセージの署名が合いません。") from None
+        authenticated = True
         if message.get("to") != config.code:
             raise GatewayError(403, "wrong_recipient", f"このメッセージは自治体 {message.get('to')} 宛てです。")
         if message.get("purpose") != config.purpose:
@@ -83,8 +85,11 @@ def verify_message(gw: Gateway, config: FederationConfig, data: bytes, expected_
         _check_nonce(gw, peer_code, str(message.get("nonce", "")), expires)
         return message
     except GatewayError as exc:
-        gw.event(channel, exc.status, exc.code, exc.detail, path=f"federation {expected_kind} from {peer_code}"[:256])
-        _config.audit(gw, f"peer:{peer_code}", "peer", f"federation.{expected_kind}.receive", f"refused:{exc.code}")
+        # Before the signature verifies, the sender is anonymous: its refusal is counted (gw.event), not signed into the log.
+        path = f"federation {expected_kind} from {peer_code if authenticated else '(unverified)'}"
+        gw.event(channel, exc.status, exc.code, exc.detail, path=path[:256])
+        if authenticated:
+            _config.audit(gw, f"peer:{peer_code}", "peer", f"federation.{expected_kind}.receive", f"refused:{exc.code}")
         raise
 
 

@@ -16,8 +16,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from gateway.core import Gateway
 from gateway.errors import GatewayError
 from gateway.web.render import render
-from gateway.web.routes import admin, approvals, audit, auth, casework, custodian, reidentify, review, screening, support
-from gateway.web.session import LoginRequired, PageForbidden, clear_session_cookie
+from gateway.web.routes import (accounts, admin, approvals, audit, auth, casework, custodian, reidentify, review,
+                                screening, support)
+from gateway.web.session import LoginRequired, PageForbidden, PasswordChangeRequired, clear_session_cookie
 
 _SECURITY_HEADERS = {
     # Everything the pages use is served from here: no CDN, no inline script.
@@ -35,7 +36,7 @@ def create_web_app(gw: Gateway) -> FastAPI:
     app = FastAPI(title="tsunagu web UI", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.gateway = gw
     app.mount("/static", StaticFiles(directory=str(Path(__file__).with_name("static"))), name="static")
-    for module in (auth, admin, casework, screening, review, reidentify, approvals, custodian, audit, support):
+    for module in (auth, accounts, admin, casework, screening, review, reidentify, approvals, custodian, audit, support):
         app.include_router(module.router)
 
     @app.middleware("http")
@@ -50,6 +51,10 @@ def create_web_app(gw: Gateway) -> FastAPI:
         response = RedirectResponse(f"/ui/login?{urlencode(query)}", status_code=303)
         clear_session_cookie(request, response)
         return response
+
+    @app.exception_handler(PasswordChangeRequired)
+    async def _password(request: Request, exc: PasswordChangeRequired) -> Response:
+        return RedirectResponse("/ui/password?reason=temporary", status_code=303)
 
     @app.exception_handler(PageForbidden)
     async def _forbidden(request: Request, exc: PageForbidden) -> Response:

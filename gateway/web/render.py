@@ -41,6 +41,7 @@ NAVIGATION: tuple[NavItem, ...] = (
     NavItem("承認待ち", "/ui/approvals", "reidentify.approve"),
     NavItem("エスクローの開封", "/ui/custodian", "escrow.unseal"),
     NavItem("監査", "/ui/audit", "audit.read"),
+    NavItem("利用者の管理", "/ui/users", "users.manage"),
 )
 
 

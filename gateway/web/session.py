@@ -44,6 +44,10 @@ class LoginRequired(Exception):
         self.next_path = next_path
 
 
+class PasswordChangeRequired(Exception):
+    """The user signed in with a temporary password: every page but the password page sends them there."""
+
+
 class PageForbidden(Exception):
     """The role may not see or do this; the 403 page shows ``reason`` (the policy's own words)."""
 
@@ -136,6 +140,8 @@ def page(permission: str) -> Callable[..., Awaitable[WebSession]]:
     """A dependency: a signed-in user whose role the policy gives ``permission`` (as the API's ``require``)."""
 
     async def _check(gw: GatewayDep, session: SessionDep) -> WebSession:
+        if session.user.must_change_password:
+            raise PasswordChangeRequired()
         decision = gw.policy.may(session.user.role, permission)
         if not decision.allowed:
             raise PageForbidden(decision.reason)

@@ -11,7 +11,7 @@ PUBLIC = {("get", "/api/v1/health"), ("post", "/api/v1/auth/login")}
 #: Agents authenticate by the signature on the submission (tests/gateway/test_bad_input.py).
 SIGNED = {("post", "/api/v1/submissions")}
 #: Any signed-in user may end their own session.
-ANY_ROLE = {("post", "/api/v1/auth/logout")}
+ANY_ROLE = {("post", "/api/v1/auth/logout"), ("post", "/api/v1/auth/password")}  # any signed-in user: end the session, change own password
 
 
 def _routes(server: Server) -> list[tuple[str, str]]:

@@ -131,10 +131,123 @@ def user_add(
     from escrow.service import Escrow
 
     escrow = _run(Escrow.open, home)
-    user = _run(add_user, escrow.engine, username, role, _secret("パスワード", password_stdin, confirm=True))
-    escrow.record("cli", "admin", "user.add", "created", target=f"{user.username}:{user.label}")
+    user = _run(add_user, escrow.engine, username, role, _secret("パスワード", password_stdin, confirm=True), escrow)
     escrow.close()
     typer.echo(f"利用者「{user.username}」（{user.label}）を作りました。")
+
+
+ActorOption = Annotated[str, typer.Option("--actor", help="監査ログに記録する操作者の名前（既定: cli）")]
+
+
+def _account_command(home: Path, fn_name: str, *args: Any) -> Any:
+    """Open the escrow at ``home``, run ``escrow.identity.<fn_name>(escrow, *args)``, close it."""
+    from escrow import identity
+    from escrow.service import Escrow
+
+    escrow = _run(Escrow.open, home)
+    try:
+        return _run(getattr(identity, fn_name), escrow, *args)
+    finally:
+        escrow.close()
+
+
+@user_app.command("list")
+def user_list(home: HomeOption) -> None:
+    """エスクローの利用者の一覧（ロール・状態・ロック）を表示します。"""
+    for u in _account_command(home, "list_users"):
+        state = [s for s, on in (("無効", u["disabled"]), ("ロック中", u["locked"]), ("待機中", bool(u["wait_until"]) and not u["locked"]),
+                                 ("仮パスワード", u["must_change_password"])) if on]
+        typer.echo(f"{u['username']}\t{','.join(u['roles'])}\t{'、'.join(state) or '有効'}")
+
+
+@user_app.command("disable")
+def user_disable(home: HomeOption, username: UsernameOption, actor: ActorOption = "cli") -> None:
+    """利用者を無効にします（ログイン中のセッションも終わります）。"""
+    _account_command(home, "set_disabled", actor, username, True)
+    typer.echo(f"利用者「{username}」を無効にしました。")
+
+
+@user_app.command("enable")
+def user_enable(home: HomeOption, username: UsernameOption, actor: ActorOption = "cli") -> None:
+    """無効にした利用者を有効に戻します。"""
+    _account_command(home, "set_disabled", actor, username, False)
+    typer.echo(f"利用者「{username}」を有効に戻しました。")
+
+
+@user_app.command("delete")
+def user_delete(home: HomeOption, username: UsernameOption, actor: ActorOption = "cli",
+                yes: Annotated[bool, typer.Option("--yes", help="確認せずに削除します")] = False) -> None:
+    """利用者を削除します（申請・判断・監査ログの記録は残ります）。"""
+    if not yes and not typer.confirm(f"利用者「{username}」を削除しますか？"):
+        raise CommandError("削除を取りやめました。")
+    _account_command(home, "delete_user", actor, username)
+    typer.echo(f"利用者「{username}」を削除しました。")
+
+
+@user_app.command("role")
+def user_role(home: HomeOption, username: UsernameOption,
+              role: Annotated[list[str], typer.Option("--role", help="新しいロール（兼務なら繰り返し指定）")], actor: ActorOption = "cli") -> None:
+    """利用者のロールを変えます。"""
+    _account_command(home, "set_roles", actor, username, role)
+    typer.echo(f"利用者「{username}」のロールを {','.join(sorted(set(role)))} にしました。")
+
+
+@user_app.command("reset-password")
+def user_reset_password(home: HomeOption, username: UsernameOption, actor: ActorOption = "cli") -> None:
+    """仮パスワードを発行します（1 回だけ表示。本人は次のログインで自分のパスワードに変えます）。"""
+    temporary = _account_command(home, "reset_password", actor, username)
+    typer.echo(f"利用者「{username}」の仮パスワード（この表示限り。本人に直接伝えてください）:", err=True)
+    typer.echo(temporary)
+
+
+@user_app.command("unlock")
+def user_unlock(home: HomeOption, username: Annotated[Optional[str], typer.Option("--username", help="ロックを解除する利用者")] = None,
+                address: Annotated[Optional[str], typer.Option("--address", help="ロックを解除する接続元 IP アドレス")] = None,
+                actor: ActorOption = "cli") -> None:
+    """ログインのロック（パスワードの誤りが続いたもの）を解除します。"""
+    if (username is None) == (address is None):
+        raise CommandError("--username か --address のどちらか一方を指定してください。")
+    kind, key = ("account", username) if username else ("address", address)
+    lifted = _account_command(home, "unlock", actor, kind, key)
+    typer.echo("ロックを解除しました。" if lifted else "ロックはかかっていませんでした。")
+
+
+@user_app.command("lockouts")
+def user_lockouts(home: HomeOption) -> None:
+    """ロック中・待機中の利用者と接続元アドレスを表示します。"""
+    from escrow.service import Escrow
+
+    escrow = _run(Escrow.open, home)
+    entries = escrow.throttle.lockouts()
+    escrow.close()
+    for e in entries:
+        typer.echo(f"{'利用者' if e['kind'] == 'account' else '接続元'}\t{e['key']}\t失敗 {e['failures']} 回\t"
+                   f"{'ロック中' if e['locked'] else '待機中'}\t{e['wait_until'] or ''}")
+    if not entries:
+        typer.echo("ロック中の利用者・接続元はありません。")
+
+
+@escrow_app.command("passwd")
+def passwd(url: UrlOption, username: UsernameOption,
+           password_stdin: Annotated[bool, typer.Option("--password-stdin", help="現在と新しいパスワードを標準入力の 1 行目と 2 行目から読みます")] = False) -> None:
+    """自分のパスワードを変えます（エスクローにログインして変更します。仮パスワードからの変更にも使います）。"""
+    if password_stdin:
+        current, new = sys.stdin.readline().rstrip("\r\n"), sys.stdin.readline().rstrip("\r\n")
+    else:
+        current = getpass.getpass("現在のパスワード: ")
+        new = getpass.getpass("新しいパスワード: ")
+        if getpass.getpass("新しいパスワード（確認）: ") != new:
+            raise CommandError("確認のパスワードが一致しません。")
+    with httpx.Client(base_url=url, timeout=60) as client:
+        token = _call(client, "POST", "/api/v1/auth/login", {"username": username, "password": current})["access_token"]
+        client.headers["Authorization"] = f"Bearer {token}"
+        try:
+            response = client.post("/api/v1/auth/password", json={"current_password": current, "new_password": new})
+            if not response.is_success:
+                raise CommandError(str(response.json().get("detail", f"HTTP {response.status_code}")))
+        finally:
+            client.post("/api/v1/auth/logout")
+    typer.echo("パスワードを変更しました。")
 
 
 @escrow_app.command("status")

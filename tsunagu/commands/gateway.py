@@ -144,6 +144,117 @@ def user_add(
     typer.echo(f"利用者「{user.username}」（{role}）を作りました。")
 
 
+UsernameOption = Annotated[str, typer.Option("--username", help="利用者名")]
+ActorOption = Annotated[str, typer.Option("--actor", help="監査ログに記録する操作者の名前（既定: cli）")]
+
+
+@user_app.command("list")
+def user_list(home: HomeOption) -> None:
+    """利用者の一覧（ロール・状態・ロック）を表示します。"""
+    from gateway.identity import list_users
+
+    for u in list_users(_open(home)):
+        state = [s for s, on in (("無効", u["disabled"]), ("ロック中", u["locked"]), ("待機中", bool(u["wait_until"]) and not u["locked"]),
+                                 ("仮パスワード", u["must_change_password"])) if on]
+        typer.echo(f"{u['username']}\t{u['role']}\t{'、'.join(state) or '有効'}")
+
+
+@user_app.command("disable")
+def user_disable(home: HomeOption, username: UsernameOption, actor: ActorOption = "cli") -> None:
+    """利用者を無効にします（ログイン中のセッションも終わります）。"""
+    from gateway.identity import set_disabled
+
+    _run(set_disabled, _open(home), actor, username, True)
+    typer.echo(f"利用者「{username}」を無効にしました。")
+
+
+@user_app.command("enable")
+def user_enable(home: HomeOption, username: UsernameOption, actor: ActorOption = "cli") -> None:
+    """無効にした利用者を有効に戻します。"""
+    from gateway.identity import set_disabled
+
+    _run(set_disabled, _open(home), actor, username, False)
+    typer.echo(f"利用者「{username}」を有効に戻しました。")
+
+
+@user_app.command("delete")
+def user_delete(home: HomeOption, username: UsernameOption, actor: ActorOption = "cli",
+                yes: Annotated[bool, typer.Option("--yes", help="確認せずに削除します")] = False) -> None:
+    """利用者を削除します（監査ログの記録は残ります）。"""
+    from gateway.identity import delete_user
+
+    if not yes and not typer.confirm(f"利用者「{username}」を削除しますか？"):
+        raise CommandError("削除を取りやめました。")
+    _run(delete_user, _open(home), actor, username)
+    typer.echo(f"利用者「{username}」を削除しました。")
+
+
+@user_app.command("role")
+def user_role(home: HomeOption, username: UsernameOption,
+              role: Annotated[str, typer.Option("--role", help="新しいロール（ポリシーの roles のどれか）")], actor: ActorOption = "cli") -> None:
+    """利用者のロールを変えます。"""
+    from gateway.identity import set_role
+
+    _run(set_role, _open(home), actor, username, role)
+    typer.echo(f"利用者「{username}」のロールを {role} にしました。")
+
+
+@user_app.command("reset-password")
+def user_reset_password(home: HomeOption, username: UsernameOption, actor: ActorOption = "cli") -> None:
+    """仮パスワードを発行します（1 回だけ表示。本人は次のログインで自分のパスワードに変えます）。"""
+    from gateway.identity import reset_password
+
+    temporary = _run(reset_password, _open(home), actor, username)
+    typer.echo(f"利用者「{username}」の仮パスワード（この表示限り。本人に直接伝えてください）:", err=True)
+    typer.echo(temporary)
+
+
+@user_app.command("passwd")
+def user_passwd(home: HomeOption, username: UsernameOption,
+                password_stdin: Annotated[bool, typer.Option("--password-stdin", help="現在と新しいパスワードを標準入力の 1 行目と 2 行目から読みます")] = False) -> None:
+    """自分のパスワードを変えます（現在のパスワードが必要です）。"""
+    from gateway.identity import User, change_password, list_users
+
+    gw = _open(home)
+    if password_stdin:
+        current, new = sys.stdin.readline().rstrip("\r\n"), sys.stdin.readline().rstrip("\r\n")
+    else:
+        current = getpass.getpass("現在のパスワード: ")
+        new = getpass.getpass("新しいパスワード: ")
+        if getpass.getpass("新しいパスワード（確認）: ") != new:
+            raise CommandError("確認のパスワードが一致しません。")
+    row = next((u for u in list_users(gw) if u["username"] == username), None)
+    if row is None:
+        raise CommandError(f"利用者「{username}」はいません。")
+    _run(change_password, gw, User(0, username, row["role"]), current, new)
+    typer.echo("パスワードを変更しました。")
+
+
+@user_app.command("unlock")
+def user_unlock(home: HomeOption, username: Annotated[Optional[str], typer.Option("--username", help="ロックを解除する利用者")] = None,
+                address: Annotated[Optional[str], typer.Option("--address", help="ロックを解除する接続元 IP アドレス")] = None,
+                actor: ActorOption = "cli") -> None:
+    """ログインのロック（パスワードの誤りが続いたもの）を解除します。"""
+    from gateway.identity import unlock
+
+    if (username is None) == (address is None):
+        raise CommandError("--username か --address のどちらか一方を指定してください。")
+    kind, key = ("account", username) if username else ("address", address)
+    lifted = _run(unlock, _open(home), actor, kind, key)
+    typer.echo("ロックを解除しました。" if lifted else "ロックはかかっていませんでした。")
+
+
+@user_app.command("lockouts")
+def user_lockouts(home: HomeOption) -> None:
+    """ロック中・待機中の利用者と接続元アドレスを表示します。"""
+    entries = _open(home).throttle.lockouts()
+    for e in entries:
+        typer.echo(f"{'利用者' if e['kind'] == 'account' else '接続元'}\t{e['key']}\t失敗 {e['failures']} 回\t"
+                   f"{'ロック中' if e['locked'] else '待機中'}\t{e['wait_until'] or ''}")
+    if not entries:
+        typer.echo("ロック中の利用者・接続元はありません。")
+
+
 @agent_app.command("register")
 def agent_register(
     home: HomeOption,
@@ -186,12 +297,15 @@ def agent_list(home: HomeOption) -> None:
 @gateway_app.command("import")
 def import_file(home: HomeOption, file: Annotated[Path, typer.Argument(help="提出データのファイル（JSON Lines）")]) -> None:
     """提出データのファイルを 1 つ取り込みます（可搬媒体で運んだもの）。"""
+    from gateway.frontdoor import check_signed_head
     from gateway.ingest import ingest
 
     gw = _open(home)
     if file.stat().st_size > gw.settings.max_submission_bytes:
         raise CommandError(f"{file} は上限 {gw.settings.max_submission_bytes} バイトを超えています。")
-    result = _run(ingest, gw, file.read_bytes(), "import", path=file.name)
+    data = file.read_bytes()
+    _run(check_signed_head, gw, data)
+    result = _run(ingest, gw, data, "import", path=file.name)
     typer.echo(json.dumps(result.to_json(), ensure_ascii=False))
 
 
@@ -202,7 +316,7 @@ def watch(
     interval: Annotated[float, typer.Option("--interval", help="確認の間隔（秒）")] = 10.0,
     once: Annotated[bool, typer.Option("--once", help="1 回だけ取り込んで終わります")] = False,
 ) -> None:
-    """フォルダに置かれた提出データを取り込み、imported/ か refused/ に移します。"""
+    """フォルダに置かれた提出データを取り込み、imported/ か rejected/ に移します。"""
     from gateway.db import checkpoint
     from gateway.dropfolder import process_folder
     from gateway.errors import GatewayError

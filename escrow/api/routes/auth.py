@@ -1,16 +1,18 @@
-"""Sessions: sign in for a bearer token that expires, sign out."""
+"""Sessions: sign in for a bearer token that expires (throttled per account and address), sign out, change one's own password."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from escrow.api.deps import CurrentUser, EscrowDep, get_token
 from escrow.errors import EscrowError
-from escrow.identity import login, logout
+from escrow.identity import AccountLocked, change_password, login, logout
+from keys.frontdoor.throttle import LoginRefused
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -23,30 +25,53 @@ class LoginRequest(BaseModel):
 
 
 class LoginAnswer(BaseModel):
-    """A session token, shown once."""
+    """A session token, shown once; ``must_change_password``: only ``POST /auth/password`` works until it is done."""
 
     access_token: str
     token_type: str = "bearer"
     expires_at: datetime
     username: str
     roles: list[str]
+    must_change_password: bool = False
+
+
+class PasswordChange(BaseModel):
+    """One's own password: the current one, and the new one (checked against the password rule)."""
+
+    current_password: str = Field(max_length=1024)
+    new_password: str = Field(max_length=1024)
 
 
 @router.post("/login", name="auth.login")
-def post_login(escrow: EscrowDep, body: LoginRequest) -> LoginAnswer:
-    """Check the password (Argon2id) and open a session of ``session_minutes``."""
+def post_login(request: Request, escrow: EscrowDep, body: LoginRequest) -> LoginAnswer:
+    """Check the password (Argon2id) and open a session of ``session_minutes``; failures back off, then lock."""
+    address = request.client.host if request.client else None
     try:
-        token, user, expires = login(escrow.engine, body.username, body.password, escrow.settings.session_minutes)
+        token, user, expires = login(escrow.engine, body.username, body.password, escrow.settings.session_minutes,
+                                     throttle=escrow.throttle, address=address)
+    except LoginRefused as exc:
+        raise escrow.refuse_anonymous("auth.login", EscrowError(exc.status, exc.code, exc.detail)) from None
+    except AccountLocked as exc:
+        # A lock is rare and bounded (one per account until an administrator lifts it): it is signed into the log.
+        escrow.record("(throttle)", "-", "auth.lock", f"locked after {escrow.throttle.rules.lock_after} failed sign-ins", target=exc.username)
+        raise escrow.refuse_anonymous("auth.login", exc) from None
     except EscrowError as exc:
         # The name typed is not logged: it may be a mistyped password.
-        raise escrow.refuse("(未認証)", "-", "auth.login", exc) from None
+        raise escrow.refuse_anonymous("auth.login", exc) from None
     escrow.record(user.username, user.label, "auth.login", "signed in")
     return LoginAnswer(access_token=token, expires_at=expires.replace(tzinfo=timezone.utc), username=user.username,
-                       roles=sorted(user.roles))
+                       roles=sorted(user.roles), must_change_password=user.must_change_password)
 
 
 @router.post("/logout", status_code=204, name="auth.logout")
 def post_logout(escrow: EscrowDep, _user: CurrentUser, token: Annotated[str, Depends(get_token)]) -> Response:
     """End this session."""
     logout(escrow.engine, token)
+    return Response(status_code=204)
+
+
+@router.post("/password", status_code=204, name="user.change_password")
+async def post_password(escrow: EscrowDep, user: CurrentUser, body: PasswordChange, token: Annotated[str, Depends(get_token)]) -> Response:
+    """Change one's own password (also the way out of a temporary one); the user's other sessions end."""
+    await run_in_threadpool(change_password, escrow, user, body.current_password, body.new_password, token)
     return Response(status_code=204)

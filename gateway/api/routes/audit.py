@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from gateway import audit_tools
 from gateway.api.deps import GatewayDep, require
@@ -29,6 +29,14 @@ class ReportIn(BaseModel):
     max_requests: int = Field(default=AnomalyRules.max_requests, ge=1)
     window_days: int = Field(default=AnomalyRules.window_days, ge=1)
     pair_repeats: int = Field(default=AnomalyRules.pair_repeats, ge=2)
+
+    @field_validator("office_start", "office_end")
+    @classmethod
+    def _local_time(cls, value: time) -> time:
+        # Office hours are wall-clock times in JST; an offset ("08:30+09:00") cannot be compared with them.
+        if value.tzinfo is not None:
+            raise ValueError("勤務時間はタイムゾーンなしの時刻（例: 08:30）で指定してください（日本時間として扱います）。")
+        return value
 
 
 @router.get("/export", response_class=PlainTextResponse)

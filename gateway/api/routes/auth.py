@@ -1,15 +1,15 @@
-"""Sessions: log in for a bearer token, log out."""
+"""Sessions: log in for a bearer token (throttled per account and address), log out, change one's own password."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 
 from gateway.api.deps import CurrentUser, GatewayDep, get_token
-from gateway.identity import login, logout
+from gateway.identity import change_password, login, logout
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -22,20 +22,29 @@ class LoginRequest(BaseModel):
 
 
 class LoginAnswer(BaseModel):
-    """A session token, shown once."""
+    """A session token, shown once; ``must_change_password``: only ``POST /auth/password`` works until it is done."""
 
     access_token: str
     token_type: str = "bearer"
     expires_at: datetime
     username: str
     role: str
+    must_change_password: bool = False
+
+
+class PasswordChange(BaseModel):
+    """One's own password: the current one, and the new one (checked against the password rule)."""
+
+    current_password: str = Field(max_length=1024)
+    new_password: str = Field(max_length=1024)
 
 
 @router.post("/login")
-def post_login(gw: GatewayDep, body: LoginRequest) -> LoginAnswer:
-    """Check the password (Argon2id) and open a session."""
-    token, user, expires = login(gw, body.username, body.password)
-    return LoginAnswer(access_token=token, expires_at=expires, username=user.username, role=user.role)
+def post_login(request: Request, gw: GatewayDep, body: LoginRequest) -> LoginAnswer:
+    """Check the password (Argon2id) and open a session; repeated failures back off, then lock (429 / 403)."""
+    token, user, expires = login(gw, body.username, body.password, address=client_address(request))
+    return LoginAnswer(access_token=token, expires_at=expires, username=user.username, role=user.role,
+                       must_change_password=user.must_change_password)
 
 
 @router.post("/logout", status_code=204)
@@ -43,3 +52,15 @@ def post_logout(gw: GatewayDep, _user: CurrentUser, token: Annotated[str, Depend
     """End this session (any signed-in user)."""
     logout(gw, token)
     return Response(status_code=204)
+
+
+@router.post("/password", status_code=204)
+def post_password(gw: GatewayDep, user: CurrentUser, body: PasswordChange, token: Annotated[str, Depends(get_token)]) -> Response:
+    """Change one's own password (also the way out of a temporary one); other sessions of the user end."""
+    change_password(gw, user, body.current_password, body.new_password, token)
+    return Response(status_code=204)
+
+
+def client_address(request: Request) -> str | None:
+    """The client's IP address as the server saw it (a reverse proxy's own, unless uvicorn is told to trust it)."""
+    return request.client.host if request.client else None

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from gateway import review
 from gateway.api.deps import GatewayDep, require
+from gateway.db import MAX_OFFSET
 from gateway.identity import User
 
 router = APIRouter(prefix="/review", tags=["review"])
@@ -38,7 +39,7 @@ class PairDecisionIn(DecisionIn):
 
 @router.get("/pairs")
 def get_pairs(gw: GatewayDep, _user: Annotated[User, Depends(require("review.read"))],
-              limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+              limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> dict[str, Any]:
     """The current run's review pairs with per-field levels and labels (no values) and any decision taken."""
     return review.review_pairs(gw, limit, offset)
 
@@ -57,6 +58,6 @@ def post_pair_decision(gw: GatewayDep, user: Decider, body: PairDecisionIn) -> d
 
 @router.get("/decisions")
 def get_decisions(gw: GatewayDep, _user: Annotated[User, Depends(require("review.read"))],
-                  limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+                  limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> dict[str, Any]:
     """Every decision, newest first."""
     return review.list_decisions(gw, limit, offset)

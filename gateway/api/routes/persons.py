@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query
 
 from gateway import casework
 from gateway.api.deps import GatewayDep, require
+from gateway.db import MAX_OFFSET
 from gateway.identity import User
 
 router = APIRouter(prefix="/persons", tags=["persons"])
@@ -18,7 +19,7 @@ Reader = Annotated[User, Depends(require("persons.read"))]
 def get_persons(gw: GatewayDep, _user: Reader, source: str | None = None,
                 min_sources: Annotated[int, Query(ge=1, le=32)] = 1,
                 limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+                offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> dict[str, Any]:
     """Persons of the current run (optionally: having a record of ``source``, or records from ``min_sources`` sources)."""
     return casework.list_persons(gw, source=source, min_sources=min_sources, limit=limit, offset=offset)
 

@@ -25,10 +25,17 @@ class RequestIn(BaseModel):
 
 
 def requester(gw: GatewayDep, token: Annotated[str, Depends(get_token)]) -> User:
-    """The signed-in user, if the policy lets their role request; an expired session or a wrong role is logged in the audit log."""
+    """The signed-in user, if the policy lets their role request; an expired session or a wrong role is logged in the audit log.
+
+    An unknown token is only counted, like every unauthenticated refusal.
+    """
     try:
         user = user_for_token(gw, token)
     except GatewayError as exc:
+        if exc.code != "token_expired":
+            # A token that never was a session: anyone can send one, so it is counted (gw.event), not signed.
+            raise
+        # A real session that expired (deleted at the next sign-in of anyone, so bounded): logged.
         raise reidentify.refuse(gw, "（未認証）", "-", exc) from None
     try:
         authorize(gw, user, "reidentify.request")

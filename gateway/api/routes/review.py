@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query
 
 from gateway import casework
 from gateway.api.deps import GatewayDep, require
+from gateway.db import MAX_OFFSET
 from gateway.identity import User
 
 router = APIRouter(prefix="/review-pairs", tags=["review"])
@@ -16,6 +17,6 @@ router = APIRouter(prefix="/review-pairs", tags=["review"])
 @router.get("")
 def get_review_pairs(gw: GatewayDep, _user: Annotated[User, Depends(require("review.read"))],
                      limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                     offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+                     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> dict[str, Any]:
     """The current run's review pairs with per-field levels, highest weight first."""
     return casework.review_pairs(gw, limit, offset)

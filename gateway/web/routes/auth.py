@@ -71,11 +71,12 @@ def post_login(request: Request, gw: GatewayDep, username: Annotated[str, Form(m
     if errors:
         return _login_page(request, 400 if "form" in errors else 422, username=username, next_path=next, errors=errors)
     try:
-        token, _user, expires = login(gw, username.strip(), password)
+        token, user, expires = login(gw, username.strip(), password, address=request.client.host if request.client else None)
     except GatewayError as exc:
         gw.event("web", exc.status, exc.code, exc.detail, path="POST /ui/login")
         return _login_page(request, exc.status, username=username, next_path=next, errors={"form": exc.detail})
-    response = RedirectResponse(_safe_next(next), status_code=303)
+    # A temporary password (after an administrator's reset) opens only the password page.
+    response = RedirectResponse("/ui/password?reason=temporary" if user.must_change_password else _safe_next(next), status_code=303)
     set_session_cookie(request, response, token, expires)
     clear_login_cookie(request, response)
     return response

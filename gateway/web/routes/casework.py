@@ -10,6 +10,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from gateway import casework, support
 from gateway.core import Gateway
+from gateway.db import MAX_OFFSET
 from gateway.web.render import render
 from gateway.web.session import GatewayDep, WebSession, page
 
@@ -27,7 +28,7 @@ def source_labels(gw: Gateway) -> dict[str, str]:
 
 @router.get("/persons")
 def get_persons(request: Request, gw: GatewayDep, session: Reader, source: str = "",
-                min_sources: Annotated[int, Query(ge=1, le=32)] = 1, offset: Annotated[int, Query(ge=0)] = 0,
+                min_sources: Annotated[int, Query(ge=1, le=32)] = 1, offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
                 person: str = "") -> Response:
     """Persons of the current run, filtered by source or by how many sources hold them; or jump to one person id."""
     labels = source_labels(gw)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from gateway import review
+from gateway.db import MAX_OFFSET
 from gateway.errors import GatewayError
 from gateway.web.render import render
 from gateway.web.routes.casework import source_labels
@@ -40,7 +41,7 @@ def _page(request: Request, gw: GatewayDep, session: WebSession, offset: int, *,
 
 @router.get("/review")
 def get_review(request: Request, gw: GatewayDep, session: Annotated[WebSession, Depends(page("review.read"))],
-               offset: Annotated[int, Query(ge=0)] = 0, done: str = "") -> Response:
+               offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0, done: str = "") -> Response:
     """The current run's review pairs, highest weight first, each with its latest decision."""
     return _page(request, gw, session, offset, done=done)
 
