@@ -289,13 +289,13 @@ def _check_against_policy(policy: Policy, filing: RequestFiling) -> None:
     try:
         purpose = policy.purpose(filing.purpose)
     except PolicyError:
-        raise EscrowError(422, "unknown_purpose", f"利用目的「{filing.purpose}」はポリシーにありません。") from None
+        raise EscrowError(422, "unknown_purpose", "申請の利用目的はポリシーにありません。") from None
     usable = policy.may_use_purpose(filing.purpose, datetime.now(_JST).date())
     if not usable.allowed:
         raise EscrowError(422, "purpose_not_usable", usable.reason)
     if filing.legal_basis != purpose.legal_basis:
         raise EscrowError(422, "policy_mismatch", f"利用目的「{purpose.label}」の法的根拠は {purpose.legal_basis_label} ですが、"
-                                                  f"申請は「{filing.legal_basis}」としています。")
+                                                  "申請の法的根拠はこれと違います。")
     if not (fits := policy.check_case_ref(filing.case_ref)):
         raise EscrowError(422, "case_ref_invalid", fits.reason)
     if filing.approvals_required < purpose.approvals_required:

@@ -129,7 +129,8 @@ class Policy:
         """Does ``case_ref`` follow the case-reference format the policy declares (``[reidentification] case_ref_pattern``)?"""
         rules = self.document.reidentification
         if re.fullmatch(rules.case_ref_pattern, case_ref) is None:
-            return Decision(False, f"案件番号「{case_ref}」はポリシーで決められた形式ではありません（例: {rules.case_ref_example}）。"
+            # The value is not repeated: a reason is shown and logged, and the value may be a name.
+            return Decision(False, f"案件番号がポリシーで決められた形式ではありません（例: {rules.case_ref_example}）。"
                                    "氏名などの個人情報は案件番号に入力できません。")
         return Decision(True, "案件番号はポリシーの形式に合っています。")
 
