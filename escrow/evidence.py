@@ -64,7 +64,9 @@ def verify_evidence(evidence: GatewayEvidence, verifier: Verifier, expected: dic
     found = entry.to_json()
     for name, value in expected.items():
         if found[name] != value:
-            raise _refused(f"ゲートウェイの監査記録の {name}（{found[name]!r}）が申請の内容（{value!r}）と一致しません。")
+            # The filed value is not echoed: the reason goes into the escrow's permanent log, and a
+            # mismatching value is exactly what did not pass the gateway's door (it may be a name).
+            raise _refused(f"ゲートウェイの監査記録の {name}（{found[name]!r}）が申請の内容と一致しません。")
     return checkpoint
 
 

@@ -6,6 +6,17 @@ themselves; only approvers decide, never on their own request; only the
 requesting caseworker has the records opened, once, within
 ``release_window_minutes`` of the last approval, after the release is in
 the escrow's audit log. Identities are returned, never stored.
+
+What may be opened is what the gateway logged (``keys.binding``): a filing is
+accepted only with an included, accepted gateway entry whose requester,
+purpose, legal basis, case reference, justification hash, approvals, record
+limit, record count and hash over the sorted sealed records all match it. A
+refused gateway entry (``refused: …``) is never evidence; any mismatch is
+refused with its reason and logged. Every change here (a filing, a decision,
+a release) commits in one transaction with its audit entry
+(``Escrow.record(..., connection=conn)``), so the escrow never says
+"released" without a release in its log, whatever point a crash hits
+(``escrow.faults`` marks the points the kill -9 tests use).
 """
 
 from __future__ import annotations
@@ -17,7 +28,7 @@ import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
@@ -25,14 +36,22 @@ from sqlalchemy.exc import IntegrityError
 from escrow import db
 from escrow.errors import EscrowError
 from escrow.evidence import REQUEST_ACTION, GatewayEvidence, verify_evidence
+from escrow.faults import crash_point
 from escrow.identity import User
 from escrow.service import Escrow
-from keys import seal
+from keys import binding, seal
 from keys.errors import KeysError
-from policy import Policy, PolicyError
+from policy import LEGAL_BASES, Policy, PolicyError, default_policy
 
 _ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$"
 _LINE = r"^[^\x00-\x1f\x7f]+$"  # one line of text: these fields go into audit entries
+_PLACEHOLDER = {"purpose": "（不正な利用目的）", "legal_basis": "（不正な法的根拠）", "case_ref": "（形式外の案件番号）"}
+
+
+def _one_line(value: str) -> str:
+    if problem := binding.text_problem(value):
+        raise ValueError(problem)
+    return value
 
 
 class SealedRecordIn(BaseModel):
@@ -41,6 +60,11 @@ class SealedRecordIn(BaseModel):
     batch_header: dict[str, Any]
     token: str = Field(min_length=1, max_length=200, pattern=_LINE)
     ciphertext: str = Field(min_length=1, max_length=65536, description="base64")
+
+    @field_validator("token")
+    @classmethod
+    def _no_control_characters(cls, value: str) -> str:
+        return _one_line(value)
 
 
 class EvidenceIn(BaseModel):
@@ -66,10 +90,22 @@ class RequestFiling(BaseModel):
     records: list[SealedRecordIn] = Field(max_length=1000)
     gateway_evidence: EvidenceIn
 
+    @field_validator("requester", "purpose", "legal_basis", "case_ref")
+    @classmethod
+    def _no_control_characters(cls, value: str) -> str:
+        return _one_line(value)
+
+    @field_validator("justification")
+    @classmethod
+    def _justification_text(cls, value: str) -> str:
+        if problem := binding.text_problem(value, multiline=True):
+            raise ValueError(problem)
+        return value
+
 
 def file_request(escrow: Escrow, user: User, filing: RequestFiling) -> dict[str, Any]:
-    """Check and store a request (pending); refusals are logged with their reason."""
-    where = {"target": filing.request_id, "purpose": filing.purpose, "legal_basis": filing.legal_basis, "case_ref": filing.case_ref}
+    """Check and store a request (pending) with its audit entry, in one transaction; refusals are logged with their reason."""
+    where = _refusal_where(escrow, filing)
     try:
         records = _check_filing(escrow, user, filing)
         evidence = filing.gateway_evidence
@@ -77,17 +113,18 @@ def file_request(escrow: Escrow, user: User, filing: RequestFiling) -> dict[str,
             GatewayEvidence(evidence.entry, evidence.leaf_index, evidence.inclusion_proof, evidence.checkpoint),
             escrow.gateway,
             {"action": REQUEST_ACTION, "actor": filing.requester, "target": filing.request_id,
-             "purpose": filing.purpose, "case_ref": filing.case_ref},
+             "purpose": filing.purpose, "legal_basis": filing.legal_basis, "case_ref": filing.case_ref},
         )
+        _check_binding(filing, records, str(evidence.entry.get("outcome", "")))
         with escrow.engine.connect() as conn:
             if _row(conn, filing.request_id) is not None:
                 raise EscrowError(409, "request_exists", f"申請 {filing.request_id} は既に受け付けています。")
     except EscrowError as exc:
         raise escrow.refuse(user.username, "caseworker", "reidentify.request", exc, **where) from None
-    escrow.record(user.username, "caseworker", "reidentify.request",
-                  f"filed: {len(records)} records, {filing.approvals_required} approvals required, gateway log size {checkpoint.size}",
-                  **where)
+    # Accepted: every field is the gateway's logged one, so it is logged as filed.
+    where = {"target": filing.request_id, "purpose": filing.purpose, "legal_basis": filing.legal_basis, "case_ref": filing.case_ref}
     now = db.utcnow()
+    digest = binding.records_digest((h.batch_id, t, h.to_json(), c) for h, t, c in records)
     try:
         with escrow.engine.begin() as conn:
             conn.execute(insert(db.requests).values(
@@ -99,6 +136,13 @@ def file_request(escrow: Escrow, user: User, filing: RequestFiling) -> dict[str,
             conn.execute(insert(db.request_records), [
                 {"request_id": filing.request_id, "position": i, "batch_header": json.dumps(header.to_json()),
                  "token": token, "ciphertext": ciphertext} for i, (header, token, ciphertext) in enumerate(records)])
+            crash_point("file.after_insert")
+            escrow.record(user.username, "caseworker", "reidentify.request",
+                          f"filed: {len(records)} records, {filing.approvals_required} approvals required, gateway log size"
+                          f" {checkpoint.size}, records_sha256={digest},"
+                          f" justification_sha256={binding.justification_digest(filing.justification)}",
+                          connection=conn, **where)
+            crash_point("file.after_log")
     except IntegrityError:
         error = EscrowError(409, "request_exists", f"申請 {filing.request_id} は既に受け付けています。")
         raise escrow.refuse(user.username, "caseworker", "reidentify.request", error, **where) from None
@@ -106,7 +150,7 @@ def file_request(escrow: Escrow, user: User, filing: RequestFiling) -> dict[str,
 
 
 def decide(escrow: Escrow, user: User, request_id: str, approve: bool, reason: str) -> dict[str, Any]:
-    """Record an approver's approval or rejection; the requester can never decide their own request."""
+    """Record an approver's approval or rejection with its audit entry; the requester can never decide their own request."""
     action = "reidentify.approve" if approve else "reidentify.reject"
     with escrow.engine.connect() as conn:
         row = _row(conn, request_id)
@@ -123,7 +167,6 @@ def decide(escrow: Escrow, user: User, request_id: str, approve: bool, reason: s
                 raise EscrowError(409, "already_decided", f"申請 {request_id} は既に判断済みです（承認者 {user.username}）。")
     except EscrowError as exc:
         raise escrow.refuse(user.username, "approver", action, exc, **where) from None
-    escrow.record(user.username, "approver", action, "approved" if approve else "rejected", **where)
     now = db.utcnow()
     try:
         with escrow.engine.begin() as conn:
@@ -135,6 +178,9 @@ def decide(escrow: Escrow, user: User, request_id: str, approve: bool, reason: s
             elif _approvals(conn, request_id) >= row.approvals_required:
                 conn.execute(update(db.requests).where(db.requests.c.id == request_id, db.requests.c.status == "pending")
                              .values(status="approved", approved_at=now))
+            crash_point("decide.after_insert")
+            escrow.record(user.username, "approver", action, "approved" if approve else "rejected", connection=conn, **where)
+            crash_point("decide.after_log")
     except IntegrityError:  # the same approver, twice at once
         error = EscrowError(409, "already_decided", f"申請 {request_id} は既に判断済みです（承認者 {user.username}）。")
         raise escrow.refuse(user.username, "approver", action, error, **where) from None
@@ -142,7 +188,13 @@ def decide(escrow: Escrow, user: User, request_id: str, approve: bool, reason: s
 
 
 def release(escrow: Escrow, user: User, request_id: str) -> dict[str, Any]:
-    """Open the request's records once for its requester: logged first, then each record key derived and used here."""
+    """Open the request's records once for its requester.
+
+    The state change to ``released`` and the ``reidentify.release`` entry commit
+    together; the records are opened in memory inside that transaction and
+    handed out only after it committed. A record that does not open rolls
+    everything back: nothing was released, and the refusal is logged.
+    """
     with escrow.engine.connect() as conn:
         row = _row(conn, request_id)
     where = _where(row, request_id)
@@ -159,33 +211,33 @@ def release(escrow: Escrow, user: User, request_id: str) -> dict[str, Any]:
             raise EscrowError(409, "not_approved", f"承認が足りません（{count}/{row.approvals_required}）。")
         _check_open(escrow, row)
         key = escrow.vault.key()
+        crash_point("release.before_claim")
         released_at = db.utcnow()
         with escrow.engine.begin() as conn:
             claimed = conn.execute(update(db.requests).where(db.requests.c.id == request_id, db.requests.c.status == "approved")
                                    .values(status="released", released_at=released_at)).rowcount
-        if not claimed:
-            raise EscrowError(410, "already_released", f"既に開示済みです（申請 {request_id}）。")
+            if not claimed:
+                raise EscrowError(410, "already_released", f"既に開示済みです（申請 {request_id}）。")
+            crash_point("release.after_claim")
+            records = conn.execute(select(db.request_records).where(db.request_records.c.request_id == request_id)
+                                   .order_by(db.request_records.c.position)).all()
+            headers = [seal.BatchHeader.from_json(json.loads(r.batch_header)) for r in records]
+            digest = binding.records_digest((h.batch_id, r.token, h.to_json(), r.ciphertext) for h, r in zip(headers, records))
+            escrow.record(user.username, "caseworker", "reidentify.release",
+                          f"released: {len(records)} records, records_sha256={digest}", connection=conn, **where)
+            crash_point("release.after_log")
+            opened = []
+            try:
+                for header, record in zip(headers, records):
+                    record_key = seal.derive_record_key(key, header, record.token)
+                    opened.append({"source": header.source, "batch_id": header.batch_id, "token": record.token,
+                                   "identity": seal.open_record(record_key, header, record.ciphertext)})
+            except KeysError as exc:
+                raise EscrowError(422, "open_failed", f"記録を開封できませんでした（開示はしていません。申請内容を確認してください）: {exc}") from None
+            crash_point("release.after_open")
+        crash_point("release.after_commit")
     except EscrowError as exc:
         raise escrow.refuse(user.username, "caseworker", "reidentify.release", exc, **where) from None
-    with escrow.engine.connect() as conn:
-        records = conn.execute(select(db.request_records).where(db.request_records.c.request_id == request_id)
-                               .order_by(db.request_records.c.position)).all()
-    try:
-        escrow.record(user.username, "caseworker", "reidentify.release", f"released: {len(records)} records", **where)
-    except Exception:
-        with escrow.engine.begin() as conn:  # not logged, so not released: the request stays approved
-            conn.execute(update(db.requests).where(db.requests.c.id == request_id).values(status="approved", released_at=None))
-        raise
-    opened = []
-    try:
-        for record in records:
-            header = seal.BatchHeader.from_json(json.loads(record.batch_header))
-            record_key = seal.derive_record_key(key, header, record.token)
-            opened.append({"source": header.source, "batch_id": header.batch_id, "token": record.token,
-                           "identity": seal.open_record(record_key, header, record.ciphertext)})
-    except KeysError as exc:
-        error = EscrowError(422, "open_failed", f"記録を開封できませんでした（この申請での開示は使われたものとして扱います。新しく申請してください）: {exc}")
-        raise escrow.refuse(user.username, "caseworker", "reidentify.release", error, **where) from None
     return {"request_id": request_id, "released_at": db.iso(released_at), "records": opened}
 
 
@@ -237,10 +289,15 @@ def _check_against_policy(policy: Policy, filing: RequestFiling) -> None:
     try:
         purpose = policy.purpose(filing.purpose)
     except PolicyError:
-        raise EscrowError(422, "unknown_purpose", f"利用目的「{filing.purpose}」はポリシーにありません。") from None
+        raise EscrowError(422, "unknown_purpose", "申請の利用目的はポリシーにありません。") from None
     usable = policy.may_use_purpose(filing.purpose, datetime.now(_JST).date())
     if not usable.allowed:
         raise EscrowError(422, "purpose_not_usable", usable.reason)
+    if filing.legal_basis != purpose.legal_basis:
+        raise EscrowError(422, "policy_mismatch", f"利用目的「{purpose.label}」の法的根拠は {purpose.legal_basis_label} ですが、"
+                                                  "申請の法的根拠はこれと違います。")
+    if not (fits := policy.check_case_ref(filing.case_ref)):
+        raise EscrowError(422, "case_ref_invalid", fits.reason)
     if filing.approvals_required < purpose.approvals_required:
         raise EscrowError(422, "policy_mismatch", f"利用目的「{purpose.label}」には承認が {purpose.approvals_required} 件必要ですが、"
                                                   f"申請は {filing.approvals_required} 件としています。")
@@ -281,6 +338,47 @@ def _check_filing(escrow: Escrow, user: User, filing: RequestFiling) -> list[tup
         seen.add((header.batch_id, record.token))
         records.append((header, record.token, ciphertext))
     return records
+
+
+def _check_binding(filing: RequestFiling, records: list[tuple[seal.BatchHeader, str, bytes]], outcome: str) -> None:
+    """Refuse a filing the gateway's entry does not cover exactly: a refused entry, or any field that differs."""
+    if outcome.startswith("refused"):
+        raise EscrowError(403, "gateway_refused",
+                          f"ゲートウェイはこの申請を拒否しています（{outcome[:100]}）。拒否された申請は開示できません。")
+    bound = binding.parse_outcome(outcome)
+    if bound is None:
+        raise EscrowError(403, "gateway_entry_unbound",
+                          "ゲートウェイの監査記録が、開示してよい記録を特定する形式（accepted: …）ではありません。ゲートウェイで申請し直してください。")
+    digest = binding.records_digest((h.batch_id, t, h.to_json(), c) for h, t, c in records)
+    checks = [
+        ("記録の件数", bound.records, len(records)),
+        ("記録の一覧（ハッシュ）", bound.records_sha256, digest),
+        ("理由（ハッシュ）", bound.justification_sha256, binding.justification_digest(filing.justification)),
+        ("必要な承認数", bound.approvals, filing.approvals_required),
+        ("開示できる記録数の上限", bound.max_records, filing.max_records),
+    ]
+    for what, logged, filed in checks:
+        if logged != filed:
+            raise EscrowError(403, "binding_mismatch",
+                              f"申請の{what}（{filed}）が、ゲートウェイの監査ログに記録された内容（{logged}）と一致しません。"
+                              "ゲートウェイが記録した申請のとおりにしか開示できません。")
+
+
+def _refusal_where(escrow: Escrow, filing: RequestFiling) -> dict[str, str]:
+    """A refused filing's fields for its audit entry: a value outside the policy (its format, its purposes, the legal
+    bases) is logged as a placeholder, not as sent, so that a name typed as a case number never enters the log.
+
+    Without an installed policy the shipped default's case-reference format is used (for this entry only).
+    """
+    policy = escrow.policy or default_policy()
+    where = {"target": filing.request_id, "purpose": filing.purpose, "legal_basis": filing.legal_basis, "case_ref": filing.case_ref}
+    if escrow.policy is not None and filing.purpose not in {p.name for p in escrow.policy.purposes()}:
+        where["purpose"] = _PLACEHOLDER["purpose"]
+    if filing.legal_basis not in LEGAL_BASES:
+        where["legal_basis"] = _PLACEHOLDER["legal_basis"]
+    if not policy.check_case_ref(filing.case_ref):
+        where["case_ref"] = _PLACEHOLDER["case_ref"]
+    return where
 
 
 def _check_open(escrow: Escrow, row: Any) -> None:

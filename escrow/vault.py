@@ -1,8 +1,9 @@
 """The escrow key in memory only: sealed after every start, unsealed when k custodians have each offered a share.
 
-In the manner of Vault's unseal: each custodian sends the content of their
-share file and its passphrase; the share is checked on its own at once
-(passphrase, escrow key, share set, commitment), kept in memory, and when k
+In the manner of Vault's unseal: each custodian, signed in as themselves, sends
+the content of their own share file and its passphrase; the share is checked
+on its own at once (it names the signed-in custodian, passphrase, escrow key,
+share set, commitment), kept in memory, and when k
 distinct shares are in, :func:`keys.custody.unseal` rebuilds the key. A
 restart, or :meth:`Vault.seal`, forgets the key and every share offered.
 """
@@ -10,12 +11,12 @@ restart, or :meth:`Vault.seal`, forgets the key and every share offered.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PosixPath
 
 from keys import custody
 from keys.custody import EscrowPrivateKey, ShareInput
-from keys.errors import KeysError
+from keys.errors import KeysError, ShareNotYoursError
 
 from escrow.errors import SEALED_DETAIL, EscrowError
 
@@ -29,6 +30,8 @@ class Progress:
     threshold: int
     custodians: int
     escrow_key_id: str
+    #: the index of the share just accepted (for the audit entry; not part of the status)
+    share_index: int | None = None
 
     def to_json(self) -> dict[str, object]:
         """The progress as a JSON object."""
@@ -70,7 +73,11 @@ class Vault:
         return Progress(self._key is None, len(self._offered), self._threshold, self._custodians, self.escrow_key_id)
 
     def offer(self, username: str, content: bytes, passphrase: str) -> Progress:
-        """Check one custodian's share and keep it; with the k-th share, unseal. Refusals are :class:`EscrowError`."""
+        """Check one custodian's share and keep it; with the k-th share, unseal. Refusals are :class:`EscrowError`.
+
+        ``username`` is the signed-in escrow user: the share must be theirs
+        (:func:`keys.custody.check_share`), so the log's actor is who really unsealed.
+        """
         with self._lock:
             if self._key is not None:
                 raise EscrowError(409, "already_unsealed", "エスクローは既に開封されています。")
@@ -79,10 +86,11 @@ class Vault:
                                   f"利用者「{username}」は既に持分を提出しました。開封には別の鍵管理者の持分が必要です。")
             share = ShareInput(_received(content), passphrase)
             try:
-                # keys.custody checks one share on its own only inside unseal(); its
-                # per-share check is used directly so a bad share is refused at once,
-                # not when the k-th custodian arrives.
-                index = custody._open_share(share, custody._read_sealed(self._path))[0]
+                # Each share is checked on its own at once (not when the k-th
+                # custodian arrives), and only for the custodian it names.
+                index = custody.check_share(share, self._path, username)
+            except ShareNotYoursError as exc:
+                raise EscrowError(403, "share_not_yours", str(exc)) from None
             except KeysError as exc:
                 raise EscrowError(400, "share_refused", str(exc)) from None
             if index in self._offered:
@@ -96,7 +104,7 @@ class Vault:
                     self._key = custody.unseal(self._path, shares)
                 except KeysError as exc:
                     raise EscrowError(409, "unseal_failed", f"{exc} 最初から開封をやり直してください。") from None
-            return self.status()
+            return replace(self.status(), share_index=index)
 
     def seal(self) -> Progress:
         """Forget the key and every share offered so far."""

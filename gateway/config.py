@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     #: folder polled for submission files (moved to imported/ or rejected/ afterwards)
     drop_folder: Path | None = None
     drop_poll_seconds: float = Field(default=10.0, gt=0)
+    #: days an imported file is kept in <drop>/imported/ (it holds sealed identities; the gateway's database has the records)
+    drop_imported_retention_days: float = Field(default=7.0, ge=0)
     #: a linkage run starts this long after the last accepted submission
     link_debounce_seconds: float = Field(default=30.0, ge=0)
     #: and in any case every so often (0 = only after submissions)

@@ -6,6 +6,12 @@ goes on with the next file whatever went wrong with this one. A symbolic link
 (or anything else that is not a regular file) is never followed or read: it is
 moved to ``rejected/`` as it is, with its reason. A file still being written
 (changed in the last seconds) is left for the next poll.
+
+A submission file holds every record's sealed identity, so the folders the
+gateway keeps are its own only (0700, files 0600), and an imported file is
+removed ``drop_imported_retention_days`` after its import (default 7 days;
+the records are in the gateway's database by then, and the agent keeps its
+receipt). ``docs/security-reidentification.md`` explains why.
 """
 
 from __future__ import annotations
@@ -31,10 +37,12 @@ _SUBFOLDERS = ("imported", "rejected")
 def process_folder(gw: Gateway, folder: Path, settle: float = SETTLE_SECONDS) -> list[tuple[str, IngestResult | GatewayError]]:
     """Import every settled file in ``folder``; returns (file name, answer or refusal) per file."""
     imported, rejected = folder / "imported", folder / "rejected"
-    imported.mkdir(parents=True, exist_ok=True)
-    rejected.mkdir(parents=True, exist_ok=True)
+    for kept in (imported, rejected):
+        kept.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(kept, 0o700)
     outcomes: list[tuple[str, IngestResult | GatewayError]] = []
     now = time.time()
+    purge_imported(imported, gw.settings.drop_imported_retention_days, now)
     for path in sorted(p for p in folder.iterdir() if not p.name.startswith(".") and p.name not in _SUBFOLDERS):
         info = path.lstat()  # the entry itself: a link is judged as a link, never through its target
         if stat.S_ISDIR(info.st_mode):
@@ -86,9 +94,25 @@ def _reject(path: Path, rejected: Path, error: GatewayError) -> None:
     (rejected / f"{target.name}.reason.txt").write_text(f"{error.code}\n{error.detail}\n", encoding="utf-8")
 
 
+def purge_imported(imported: Path, days: float, now: float | None = None) -> list[str]:
+    """Remove files imported more than ``days`` ago (their modification time is the import time); returns their names."""
+    cutoff = (time.time() if now is None else now) - days * 86400
+    removed = []
+    for path in sorted(imported.iterdir()) if imported.is_dir() else []:
+        if path.is_file() and not path.is_symlink() and path.stat().st_mtime <= cutoff:
+            path.unlink()
+            removed.append(path.name)
+    if removed:
+        log.info("drop folder: %d imported file(s) older than %g days removed", len(removed), days)
+    return removed
+
+
 def _move(path: Path, folder: Path) -> Path:
     target = folder / path.name
     if target.exists() or target.is_symlink():
         target = folder / f"{path.stem}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}{path.suffix}"
     os.rename(path, target)  # renames the entry itself (a link stays a link; its target is untouched)
+    if not target.is_symlink():
+        os.chmod(target, 0o600)  # sealed identities: readable by the gateway's own account only
+        os.utime(target)  # the retention counts from the import, not from when the file was written
     return target

@@ -10,13 +10,24 @@ log entry with its inclusion proof and signed checkpoint. The caseworker's
 own client sends that package to the escrow, which verifies the evidence
 against the gateway's verifier key (``escrow.evidence``) and waits for
 approvers of its own. Every refusal is in the audit log too.
+
+The entry commits to exactly what may be opened (``keys.binding``): the
+requester, purpose, legal basis and case reference in its fields; the
+person, the number of records, a hash over the sorted sealed records, a hash
+of the justification, the approvals and the record limit in an ``accepted:``
+outcome. The escrow opens nothing the entry does not cover, so records taken
+from a carried bundle, a refused entry or a made-up legal basis get nothing.
+
+Free text is checked at the door: control and invisible format characters
+(U+2028, U+0085, …) are refused in every field, and the case reference must
+follow the format the policy declares (``[reidentification] case_ref_pattern``),
+so that no name is written into the permanent log as a case number.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import re
 import secrets
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -28,12 +39,13 @@ from gateway.core import Gateway
 from gateway.errors import GatewayError
 from gateway.identity import User
 from gateway.link import current_run_id
+from keys import binding
 from keys.audit import AuditEntry
+from keys.seal import BatchHeader
 from policy import PolicyError
 
 ACTION = "reidentify.request"
 JST = timezone(timedelta(hours=9))
-_LINE = re.compile(r"^[^\x00-\x1f\x7f]+$")  # case references go into audit entries: one line of text
 _MAX_CASE_REF = 100
 _MAX_JUSTIFICATION = 4000
 
@@ -45,10 +57,16 @@ def new_request_id() -> str:
 
 def refuse(gw: Gateway, actor: str, role: str, error: GatewayError, *, target: str = "", purpose: str = "",
            legal_basis: str = "", case_ref: str = "") -> GatewayError:
-    """Log a refused request in the audit log (and the refusal log) and hand the error back to be raised."""
-    if not _LINE.match(case_ref or "-") or len(case_ref) > _MAX_CASE_REF:
-        case_ref = "（不正な案件番号）"
-    if not _LINE.match(purpose or "-") or len(purpose) > 100:
+    """Log a refused request in the audit log (and the refusal log) and hand the error back to be raised.
+
+    Only what passed the door is written: a case reference outside the policy's
+    format (it may be a name) or a purpose the policy does not know is logged
+    as a placeholder, never as typed.
+    """
+    if case_ref and not (len(case_ref) <= _MAX_CASE_REF and binding.text_problem(case_ref) is None
+                         and gw.policy.check_case_ref(case_ref)):
+        case_ref = "（形式外の案件番号）"
+    if purpose and purpose not in {p.name for p in gw.policy.purposes()}:
         purpose = "（不正な利用目的）"
     gw.audit.append(AuditEntry.now(actor=actor[:64] or "-", role=role or "-", action=ACTION, target=target,
                                    purpose=purpose, legal_basis=legal_basis, case_ref=case_ref,
@@ -60,7 +78,7 @@ def request(gw: Gateway, user: User, person_id: str, purpose: str, case_ref: str
             today: datetime | None = None) -> dict[str, Any]:
     """Check, log and package a request to re-identify ``person_id``; raises a logged :class:`GatewayError` if refused."""
     request_id = new_request_id()
-    case_ref, justification = case_ref.strip(), justification.strip()
+    case_ref, justification = case_ref.strip(), binding.normalise_newlines(justification).strip()
     where = {"target": request_id, "purpose": purpose, "case_ref": case_ref}
     try:
         spec = _check(gw, user, purpose, case_ref, justification, today)
@@ -72,10 +90,16 @@ def request(gw: Gateway, user: User, person_id: str, purpose: str, case_ref: str
                                f" {spec.max_records_per_request} 件を超えています。情報政策課に相談してください。")
     except GatewayError as exc:
         raise refuse(gw, user.username, user.role, exc, **where) from None
+    bound = binding.Binding(
+        person=person_id, records=len(records),
+        records_sha256=binding.records_digest(
+            (r["batch_header"]["batch_id"], r["token"], BatchHeader.from_json(r["batch_header"]).to_json(),
+             base64.b64decode(r["ciphertext"])) for r in records),
+        justification_sha256=binding.justification_digest(justification),
+        approvals=spec.approvals_required, max_records=spec.max_records_per_request)
     # The entry is committed, with its signed checkpoint, before the package exists.
     entry = AuditEntry.now(actor=user.username, role=user.role, action=ACTION, target=request_id, purpose=spec.name,
-                           legal_basis=spec.legal_basis, case_ref=case_ref,
-                           outcome=f"requested: person={person_id} records={len(records)}")
+                           legal_basis=spec.legal_basis, case_ref=case_ref, outcome=binding.accepted_outcome(bound))
     receipt = gw.audit.append(entry)
     return {
         "request_id": request_id, "requester": user.username, "purpose": spec.name, "legal_basis": spec.legal_basis,
@@ -92,14 +116,22 @@ def _check(gw: Gateway, user: User, purpose: str, case_ref: str, justification: 
     allowed = gw.policy.may(user.role, "reidentify.request")
     if not allowed:
         raise GatewayError(403, "forbidden", allowed.reason)
+    if problem := binding.text_problem(purpose):
+        raise GatewayError(422, "purpose_invalid", f"利用目的: {problem}")
     if not case_ref:
         raise GatewayError(422, "case_ref_required", "案件番号（要対協の番号など）を入力してください。案件番号のない再識別はできません。")
-    if len(case_ref) > _MAX_CASE_REF or not _LINE.match(case_ref):
-        raise GatewayError(422, "case_ref_invalid", f"案件番号は改行を含まない {_MAX_CASE_REF} 文字以内にしてください。")
+    if problem := binding.text_problem(case_ref):
+        raise GatewayError(422, "case_ref_invalid", f"案件番号: {problem}")
+    if len(case_ref) > _MAX_CASE_REF:
+        raise GatewayError(422, "case_ref_invalid", f"案件番号は {_MAX_CASE_REF} 文字以内にしてください。")
+    if not (fits := gw.policy.check_case_ref(case_ref)):
+        raise GatewayError(422, "case_ref_invalid", fits.reason)
     if not justification:
         raise GatewayError(422, "justification_required", "再識別が必要な理由を入力してください（承認者と監査担当が確認します）。")
     if len(justification) > _MAX_JUSTIFICATION:
         raise GatewayError(422, "justification_too_long", f"理由は {_MAX_JUSTIFICATION} 文字以内にしてください。")
+    if problem := binding.text_problem(justification, multiline=True):
+        raise GatewayError(422, "justification_invalid", f"理由: {problem}")
     on = (today or datetime.now(JST)).astimezone(JST).date()
     usable = gw.policy.may_use_purpose(purpose, on)
     if not usable:

@@ -6,16 +6,26 @@ then read it here. A request is keyed by its id: the gateway logs
 ``reidentify.request`` (target = request id) before it hands out a filing;
 the escrow logs the filing, each approval or rejection, and the release under
 the same target. Nothing here holds an identity: the logs hold pseudonyms only.
+
+The gateway's accepted entry commits to what may be opened (``keys.binding``):
+the escrow's filing, approvals and release must agree with it. An escrow that
+acted on a request the gateway refused, or whose filing or release differs
+from the gateway's entry (requester, purpose, legal basis, case reference,
+number of records, the hash over the records or the justification), is
+reported as an anomaly: an honest escrow refuses such filings, so each one
+means an altered escrow, an older version or a rewritten log.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, time, timedelta, timezone
 from typing import Any, Iterable
 
+from keys import binding
 from keys.audit import AuditEntry
 from keys.errors import KeysError
 
@@ -60,6 +70,9 @@ class RequestReport:
     released_at: str = ""
     refusals: list[dict[str, str]] = field(default_factory=list)
     outcome: str = ""
+    #: the escrow's own entry of the filing (actor, purpose, legal basis, case reference, outcome), to check against the gateway's
+    escrow_filing: dict[str, str] = field(default_factory=dict)
+    release_outcome: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """The report row as JSON."""
@@ -128,6 +141,8 @@ def requests_report(gateway: Iterable[AuditEntry], escrow: Iterable[AuditEntry])
             r.refusals.append({"time": e.time, "actor": e.actor, "action": e.action, "outcome": e.outcome})
         elif e.action == REQUEST:
             r.escrow_outcome = e.outcome
+            r.escrow_filing = {"requester": e.actor, "purpose": e.purpose, "legal_basis": e.legal_basis,
+                               "case_ref": e.case_ref, "outcome": e.outcome}
             if not r.requested_at:  # filed at the escrow, never logged by the gateway
                 r.requester, r.requested_at, r.purpose, r.legal_basis, r.case_ref = e.actor, e.time, e.purpose, e.legal_basis, e.case_ref
         elif e.action == APPROVE:
@@ -136,6 +151,7 @@ def requests_report(gateway: Iterable[AuditEntry], escrow: Iterable[AuditEntry])
             r.rejections.append({"approver": e.actor, "time": e.time})
         elif e.action == RELEASE:
             r.released_at = e.time
+            r.release_outcome = e.outcome
     for r in reports.values():
         r.outcome = _outcome(r)
     return sorted(reports.values(), key=lambda r: (r.requested_at, r.request_id))
@@ -144,8 +160,8 @@ def requests_report(gateway: Iterable[AuditEntry], escrow: Iterable[AuditEntry])
 def _outcome(r: RequestReport) -> str:
     if not r.gateway_outcome:
         return "not_in_gateway_log"
-    if r.gateway_outcome.startswith("refused"):
-        return "refused_gateway"
+    if r.gateway_outcome.startswith("refused") and not (r.escrow_outcome or r.released_at):
+        return "refused_gateway"  # an escrow that acted anyway shows what it did, and binding_problems flags it
     if r.released_at:
         return "released"
     if r.rejections:
@@ -171,6 +187,8 @@ def anomalies(reports: list[RequestReport], rules: AnomalyRules = AnomalyRules()
         if not r.case_ref.strip() or r.case_ref.startswith("（"):
             state = "ゲートウェイで拒否されています" if r.outcome == "refused_gateway" else "拒否されずに記録されています（改ざん・旧版の疑い）"
             found.append(Anomaly("no_case_ref", r.requester, (r.request_id,), f"案件番号のない再識別申請です（{state}）。"))
+        for kind, reason in binding_problems(r):
+            found.append(Anomaly(kind, r.requester, (r.request_id,), reason))
         if r.outcome == "not_in_gateway_log":
             found.append(Anomaly("not_in_gateway_log", r.requester, (r.request_id,),
                                  "エスクローにあるのにゲートウェイの監査ログにない申請です（書き出しの範囲か、改ざんを確認してください）。"))
@@ -187,6 +205,48 @@ def anomalies(reports: list[RequestReport], rules: AnomalyRules = AnomalyRules()
         if len(ids) >= rules.pair_repeats:
             found.append(Anomaly("repeated_pair", requester, tuple(ids),
                                  f"申請者 {requester} の申請を同じ承認者 {approver} が {len(ids)} 回承認しています（基準 {rules.pair_repeats} 回）。"))
+    return found
+
+
+_FILED = re.compile(r"^filed: (?P<records>[0-9]+) records, .*records_sha256=(?P<records_sha256>[0-9a-f]{64}),"
+                    r" justification_sha256=(?P<justification_sha256>[0-9a-f]{64})$")
+_RELEASED = re.compile(r"^released: (?P<records>[0-9]+) records(?:, records_sha256=(?P<records_sha256>[0-9a-f]{64}))?$")
+
+
+def binding_problems(r: RequestReport) -> list[tuple[str, str]]:
+    """Where the escrow acted beyond what the gateway's entry covers: (anomaly kind, reason in Japanese) pairs."""
+    acted = bool(r.escrow_outcome or r.released_at or r.approvals)
+    if not acted or not r.gateway_outcome:
+        return []  # nothing done at the escrow, or no gateway entry at all (flagged as not_in_gateway_log)
+    if r.gateway_outcome.startswith("refused"):
+        return [("gateway_refused_but_acted",
+                 f"ゲートウェイが拒否した申請（{r.gateway_outcome[:80]}）を、エスクローが受け付けて処理しています。拒否された申請は開示できません。")]
+    bound = binding.parse_outcome(r.gateway_outcome)
+    if bound is None:
+        return [("unbound_gateway_entry",
+                 "ゲートウェイの記録が開示してよい記録を特定していない（accepted: … の形式でない）のに、エスクローが処理しています（旧版か改ざんの疑い）。")]
+    found = []
+    gateway_fields = {"requester": r.requester, "purpose": r.purpose, "legal_basis": r.legal_basis, "case_ref": r.case_ref}
+    labels = {"requester": "申請者", "purpose": "利用目的", "legal_basis": "法的根拠", "case_ref": "案件番号",
+              "records": "記録の件数", "records_sha256": "記録の一覧（ハッシュ）", "justification_sha256": "理由（ハッシュ）"}
+    if r.escrow_filing:
+        filed = dict(r.escrow_filing)
+        m = _FILED.match(filed.pop("outcome"))
+        if m is None:
+            found.append(("binding_mismatch", "エスクローの受付記録に、記録の件数とハッシュがありません（旧版か改ざんの疑い）。"))
+        else:
+            filed |= {"records": int(m["records"]), "records_sha256": m["records_sha256"], "justification_sha256": m["justification_sha256"]}
+        logged = gateway_fields | {"records": bound.records, "records_sha256": bound.records_sha256,
+                                   "justification_sha256": bound.justification_sha256}
+        for name, value in filed.items():
+            if logged[name] != value:
+                found.append(("binding_mismatch", f"エスクローが受け付けた申請の{labels[name]}（{value}）が、"
+                                                  f"ゲートウェイの記録（{logged[name]}）と一致しません。"))
+    if r.release_outcome:
+        m = _RELEASED.match(r.release_outcome)
+        if m is None or int(m["records"]) > bound.records or (m["records_sha256"] or bound.records_sha256) != bound.records_sha256:
+            found.append(("binding_mismatch", f"エスクローの開示（{r.release_outcome[:120]}）が、ゲートウェイが記録した"
+                                              f" {bound.records} 件の記録と一致しません。"))
     return found
 
 

@@ -40,7 +40,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from keys import passphrase as _pp
 from keys._files import b64d, b64e, canonical_json, parse_document, read_document, write_document
 from keys._ids import fingerprint
-from keys.errors import KeyFileError, ShareError, WrongPassphraseError
+from keys.errors import KeyFileError, ShareError, ShareNotYoursError, WrongPassphraseError
 
 SHARE_KIND = "tsunagu/custodian-share"
 SEALED_KIND = "tsunagu/escrow-private-key"
@@ -173,6 +173,37 @@ def rewrap(
     escrow = unseal(sealed_path, old_shares)
     paths = _seal_and_split(escrow, sealed_path, shares_dir, custodians, threshold, params)
     return sealed_info(sealed_path)["share_set_id"], paths
+
+
+def check_share(share: ShareInput, sealed_path: Path, custodian: str) -> int:
+    """Check one share on its own for ``custodian`` (the signed-in user offering it); returns its index.
+
+    A share names its custodian in its header, which is bound to the share as
+    associated data of its passphrase encryption, and the sealed key lists
+    each index's custodian (bound to the sealed key the same way). The share
+    is refused unless both name ``custodian``, before its passphrase is tried:
+    a custodian can offer only their own share.
+    """
+    sealed = _read_sealed(sealed_path)
+    name = str(share.path)
+    try:
+        raw = share.path.read_bytes()
+    except FileNotFoundError as exc:
+        raise ShareError(f"持分ファイル {name} がありません。") from exc
+    doc = parse_document(
+        raw, SHARE_KIND, _VERSION, ("escrow_key_id", "share_set_id", "index", "threshold", "custodians", "custodian", "locked"), name
+    )
+    if (doc["escrow_key_id"], doc["share_set_id"]) != (sealed["escrow_key_id"], sealed["share_set_id"]):
+        return _open_share(share, sealed)[0]  # refused there, naming the foreign key or the earlier split
+    index = doc["index"]
+    names = sealed.get("custodian_names") or []
+    listed = names[index - 1] if isinstance(index, int) and 1 <= index <= len(names) else None
+    if doc["custodian"] != custodian or (names and listed != custodian):
+        owner = listed if names else doc["custodian"]
+        raise ShareNotYoursError(
+            f"持分 {index} 番は鍵管理者「{owner}」の持分です。ログインしている「{custodian}」さんが提出できるのは自分の持分だけです。"
+        )
+    return _open_share(share, sealed)[0]
 
 
 def sealed_info(sealed_path: Path) -> dict[str, Any]:

@@ -23,6 +23,10 @@ class ShareError(KeysError):
     """Custodian shares cannot be combined: missing, duplicate, foreign or corrupted."""
 
 
+class ShareNotYoursError(ShareError):
+    """A custodian offered a share that names another custodian."""
+
+
 class KeyIdMismatchError(KeysError):
     """Two things under different key ids were about to be used together."""
 

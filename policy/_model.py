@@ -143,6 +143,30 @@ class Purpose(_Strict):
         return self
 
 
+#: The default format of a case reference (案件番号): an office prefix (kanji, kana or capitals) and one to four
+#: hyphen-separated numbers of capitals and digits, with at least one digit, e.g. 要対協-2026-015 or R6-001.
+#: A name (山田太郎) or free words are refused, so that no name ends up in a permanent log as a case number.
+DEFAULT_CASE_REF_PATTERN = r"^(?=.*[0-9])[A-Z0-9\u3005\u3041-\u3096\u30A1-\u30FA\u30FC\u4E00-\u9FFF]{1,20}(?:-[A-Z0-9]{1,12}){1,4}$"
+
+
+class Reidentification(_Strict):
+    """Rules of a re-identification request that are the municipality's to set."""
+
+    #: regular expression (Python ``re``, full match) a case reference must follow
+    case_ref_pattern: str = DEFAULT_CASE_REF_PATTERN
+    #: how the format is explained to a caseworker whose case reference does not follow it
+    case_ref_example: str = "要対協-2026-015、R6-001（係の略称または英大文字に、ハイフンで区切った番号）"
+
+    @field_validator("case_ref_pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"案件番号の形式（正規表現）が正しくありません: {exc}") from None
+        return value
+
+
 class Municipality(_Strict):
     """Who the policy belongs to."""
 
@@ -160,6 +184,7 @@ class PolicyDocument(_Strict):
     purposes: dict[str, Purpose] = {}
     #: the vocabularies of support records (policy.support); the defaults serve when the file has no [support]
     support: SupportVocabulary = SupportVocabulary()
+    reidentification: Reidentification = Reidentification()
 
     @model_validator(mode="after")
     def _consistent(self) -> "PolicyDocument":

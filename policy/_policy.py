@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
@@ -123,6 +124,15 @@ class Policy:
         if spec.valid_until is not None and on > spec.valid_until:
             return Decision(False, f"利用目的「{spec.label}」（{spec.legal_basis_label}）の利用期限 {spec.valid_until} を過ぎています。")
         return Decision(True, f"利用目的「{spec.label}」（{spec.legal_basis_label}）により利用できます。")
+
+    def check_case_ref(self, case_ref: str) -> Decision:
+        """Does ``case_ref`` follow the case-reference format the policy declares (``[reidentification] case_ref_pattern``)?"""
+        rules = self.document.reidentification
+        if re.fullmatch(rules.case_ref_pattern, case_ref) is None:
+            # The value is not repeated: a reason is shown and logged, and the value may be a name.
+            return Decision(False, f"案件番号がポリシーで決められた形式ではありません（例: {rules.case_ref_example}）。"
+                                   "氏名などの個人情報は案件番号に入力できません。")
+        return Decision(True, "案件番号はポリシーの形式に合っています。")
 
     def retention_days(self, source: str) -> int | None:
         """Days ``source`` records are kept after their last submission; None if the policy sets no limit."""

@@ -246,12 +246,17 @@ def push_pending(outbox: Outbox, pusher: Pusher) -> list[Outcome]:
 
 
 def write_bundles(outbox: Outbox, directory: Path, agent_id: str) -> list[Outcome]:
-    """Write every waiting submission to ``directory`` as one plain ``.jsonl`` file each (the same bytes)."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """Write every waiting submission to ``directory`` as one plain ``.jsonl`` file each (the same bytes).
+
+    A bundle holds every record's sealed identity, so it is readable by its
+    owner only (0600; a folder made here is 0700): whoever carries it across
+    must not leave a copy others can read.
+    """
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     outcomes = []
     for item in outbox.pending():
         target = directory / f"{agent_id}-{_name(item.sequence)}-{item.source}.jsonl"
-        write_atomic(target, item.path.read_bytes(), mode=0o644)
+        write_atomic(target, item.path.read_bytes(), mode=0o600)
         outbox.mark_delivered(item, "bundle", {"bundle": str(target)})
         outcomes.append(Outcome(item.sequence, item.source, "bundled", f"持ち出し用ファイル {target} に書きました"))
     return outcomes

@@ -91,7 +91,7 @@ def deliver(config: AgentConfig, agent: AgentKeys, passphrase: str, linkage: Lin
         source = f"{item.mapping.source}:federation"
         if bundle_out is not None:
             target = bundle_out / f"{agent.agent_id}-{sequence:010d}-federation.jsonl"
-            write_atomic(target, data, mode=0o644)
+            write_atomic(target, data, mode=0o600)  # sealed material: owner only, like every bundle
             outcomes.append(Outcome(sequence, source, "bundled", f"連携圏用の持ち出しファイル {target} に書きました"))
             continue
         assert config.gateway is not None

@@ -49,7 +49,11 @@ def create_app(escrow: Escrow) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         where = ", ".join(".".join(str(p) for p in e.get("loc", ())) for e in exc.errors()[:5])
-        return await _refuse(escrow, request, EscrowError(422, "invalid_request", f"リクエストの形式が正しくありません（{where}）。"))
+        # A value error is one of our own checks (e.g. a control character in a filing field): its Japanese message says how to fix it.
+        why = " ".join(f"{'.'.join(str(p) for p in e.get('loc', ())[1:])}: {str(e.get('msg', '')).removeprefix('Value error, ')}"
+                       for e in exc.errors()[:5] if e.get("type") == "value_error")
+        return await _refuse(escrow, request, EscrowError(422, "invalid_request",
+                                                          f"リクエストの形式が正しくありません（{where}）。{why}".strip()))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

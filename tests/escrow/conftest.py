@@ -23,7 +23,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
-from keys import seal
+from keys import binding, seal
 from keys.audit import AuditEntry
 from keys.audit_store import AuditStore, sqlite_engine
 from keys.checkpoint import Signer
@@ -35,7 +35,8 @@ from tsunagu.cli import app
 FAST = KdfParams(memory_kib=1024, iterations=1, lanes=1)  # small but real Argon2id
 PASSWORD = "correct horse battery staple"
 CUSTODIANS = [Custodian(f"custodian{i}", f"custodian pass {i}") for i in range(1, 6)]
-USERS = {"custodian1": ["custodian"], "custodian2": ["custodian"], "custodian3": ["custodian"], "admin": ["admin"],
+USERS = {"custodian1": ["custodian"], "custodian2": ["custodian"], "custodian3": ["custodian"], "custodian4": ["custodian"],
+         "custodian5": ["custodian"], "admin": ["admin"],
          "tanaka": ["caseworker"], "suzuki": ["caseworker"], "sato": ["approver"], "ito": ["approver"], "kato": ["auditor"],
          "mori": ["caseworker", "approver"]}  # a supervisor who also files requests
 IDENTITIES = {
@@ -71,9 +72,9 @@ class GatewayLog:
     verifier_file: Path
 
     def log_request(self, request_id: str, requester: str = "tanaka", purpose: str = "child_protection",
-                    legal_basis: str = "69-2-2", case_ref: str = "要対協-2026-015") -> dict[str, Any]:
+                    legal_basis: str = "69-2-2", case_ref: str = "要対協-2026-015", outcome: str = "refused: test") -> dict[str, Any]:
         """Append the request's entry and return the evidence the escrow wants: entry, index, proof, checkpoint."""
-        entry = AuditEntry.now(actor=requester, role="caseworker", action="reidentify.request", outcome="filed",
+        entry = AuditEntry.now(actor=requester, role="caseworker", action="reidentify.request", outcome=outcome,
                                target=request_id, purpose=purpose, legal_basis=legal_basis, case_ref=case_ref)
         receipt = self.store.append(entry)
         return {"entry": entry.to_json(), "leaf_index": receipt.index,
@@ -145,10 +146,10 @@ class Server:
         return r.json()["access_token"]
 
     def unseal(self, ceremony: Ceremony, picks: tuple[int, ...] = (0, 1, 2)) -> dict[str, Any]:
-        """Custodians custodian1.. offer the shares ``picks``; returns the last answer."""
+        """The custodians of the shares ``picks`` each offer their own share, signed in as themselves; returns the last answer."""
         answer: dict[str, Any] = {}
-        for number, pick in enumerate(picks, start=1):
-            r = self.client(f"custodian{number}").post("/api/v1/unseal", json={
+        for pick in picks:
+            r = self.client(CUSTODIANS[pick].name).post("/api/v1/unseal", json={
                 "share": ceremony.share_files[pick].read_text(encoding="utf-8"), "passphrase": CUSTODIANS[pick].passphrase})
             assert r.status_code == 200, r.text
             answer = r.json()
@@ -196,16 +197,32 @@ def server(escrow_home: Path) -> Iterator[Server]:
     s.stop()
 
 
+def bound_outcome(records: list[dict[str, Any]], justification: str, *, approvals: int, max_records: int,
+                  person: str = "P0001") -> str:
+    """The outcome the gateway logs for an accepted request covering exactly ``records`` (``keys.binding``)."""
+    digest = binding.records_digest((r["batch_header"]["batch_id"], r["token"], seal.BatchHeader.from_json(r["batch_header"]).to_json(),
+                                     base64.b64decode(r["ciphertext"])) for r in records)
+    return binding.accepted_outcome(binding.Binding(person, len(records), digest, binding.justification_digest(justification),
+                                                    approvals, max_records))
+
+
 def filing(ceremony: Ceremony, gateway_log: GatewayLog, request_id: str, tokens: list[str], *, max_records: int = 5,
-           approvals_required: int = 2, requester: str = "tanaka", **logged: str) -> dict[str, Any]:
-    """The request body as the gateway files it, with its entry freshly logged in the gateway's audit log."""
+           approvals_required: int = 2, requester: str = "tanaka", outcome: str | None = None, **logged: str) -> dict[str, Any]:
+    """The request body as the gateway files it, with its entry freshly logged in the gateway's audit log.
+
+    The entry's outcome binds exactly these records and this justification, unless ``outcome`` says otherwise.
+    """
     header = ceremony.batch.header.to_json()
     fields = {"purpose": "child_protection", "legal_basis": "69-2-2", "case_ref": "要対協-2026-015"}
+    justification = "要保護児童対策地域協議会の個別ケース検討のため、世帯を特定して家庭訪問する必要がある。"
+    records = [{"batch_header": header, "token": t, "ciphertext": base64.b64encode(ceremony.batch.records[t]).decode()}
+               for t in tokens]
+    if outcome is None:
+        outcome = bound_outcome(records, justification, approvals=approvals_required, max_records=max_records)
     return {
         "request_id": request_id, "requester": requester, **fields,
-        "justification": "要保護児童対策地域協議会の個別ケース検討のため、世帯を特定して家庭訪問する必要がある。",
+        "justification": justification,
         "max_records": max_records, "approvals_required": approvals_required,
-        "records": [{"batch_header": header, "token": t, "ciphertext": base64.b64encode(ceremony.batch.records[t]).decode()}
-                    for t in tokens],
-        "gateway_evidence": gateway_log.log_request(request_id, requester=requester, **{**fields, **logged}),
+        "records": records,
+        "gateway_evidence": gateway_log.log_request(request_id, requester=requester, outcome=outcome, **{**fields, **logged}),
     }

@@ -78,7 +78,7 @@ def test_the_filing_holds_the_persons_sealed_records_and_verifiable_evidence(gw,
     assert entry.to_json() == package["gateway_evidence"]["entry"]
     assert (entry.action, entry.actor, entry.role, entry.target, entry.legal_basis) == \
         ("reidentify.request", "tanaka", "caseworker", package["request_id"], "61")
-    assert entry.outcome.startswith("requested") and person in entry.outcome
+    assert entry.outcome.startswith("accepted: ") and f"person={person} records=2 " in entry.outcome
     verify_evidence(_evidence(package), gw.signer.verifier, _expected(package))
 
     # An edited entry, another request id, or a checkpoint signed by another key: the escrow's check refuses.

@@ -274,6 +274,6 @@ def test_forged_requests_and_expired_sessions_are_refused_and_logged(deployment)
     gateway.tokens.clear()
     with gateway.client("kato") as c:
         logged = [e for e in _entries(c.get("/api/v1/audit/export").text) if e["action"] == "reidentify.request"]
-    assert [x["outcome"].split(":")[0] for x in logged] == ["requested", "refused", "refused"]
+    assert [x["outcome"].split(":")[0] for x in logged] == ["accepted", "refused", "refused"]
     assert logged[-1]["outcome"] == "refused: token_expired" and logged[-1]["actor"] == "（未認証）"
     assert logged[1]["outcome"] == "refused: case_ref_required"

@@ -20,16 +20,23 @@ from tsunagu.cli import app
 WORKDAY = "2026-11-24T01:00:00.000+00:00"
 
 
-def _g(request_id: str, actor: str = "tanaka", at: str = WORKDAY, case_ref: str = "要対協-1", outcome: str = "requested: person=P1 records=2") -> AuditEntry:
+RECORDS, WHY = "a" * 64, "b" * 64  # the hashes over the records and the justification, as both logs carry them
+ACCEPTED = f"accepted: person=P1 records=2 records_sha256={RECORDS} justification_sha256={WHY} approvals=1 max_records=20"
+
+
+def _g(request_id: str, actor: str = "tanaka", at: str = WORKDAY, case_ref: str = "要対協-1", outcome: str = ACCEPTED) -> AuditEntry:
     return AuditEntry(time=at, actor=actor, role="caseworker", action="reidentify.request", target=request_id,
                       purpose="early_support", legal_basis="61", case_ref=case_ref, outcome=outcome)
 
 
 def _e(request_id: str, actor: str, action: str, outcome: str, at: str = WORKDAY) -> AuditEntry:
-    return AuditEntry(time=at, actor=actor, role="x", action=action, target=request_id, outcome=outcome)
+    """An escrow entry; like the escrow's own, it carries the request's purpose, legal basis and case reference."""
+    return AuditEntry(time=at, actor=actor, role="x", action=action, target=request_id, outcome=outcome,
+                      purpose="early_support", legal_basis="61", case_ref="要対協-1")
 
 
-FILED = "filed: 2 records, 1 approvals required, gateway log size 9"
+FILED = f"filed: 2 records, 1 approvals required, gateway log size 9, records_sha256={RECORDS}, justification_sha256={WHY}"
+RELEASED = f"released: 2 records, records_sha256={RECORDS}"
 
 
 def test_requests_are_joined_with_their_outcome() -> None:
@@ -37,7 +44,7 @@ def test_requests_are_joined_with_their_outcome() -> None:
                AuditEntry(time=WORKDAY, actor="x", role="admin", action="user.add", outcome="ok")]
     escrow = [
         _e("r1", "tanaka", "reidentify.request", FILED), _e("r1", "sato", "reidentify.approve", "approved"),
-        _e("r1", "tanaka", "reidentify.release", "released: 2 records"),
+        _e("r1", "tanaka", "reidentify.release", RELEASED),
         _e("r2", "tanaka", "reidentify.request", FILED), _e("r2", "sato", "reidentify.reject", "rejected"),
         _e("r3", "tanaka", "reidentify.request", FILED), _e("r3", "tanaka", "reidentify.approve", "refused: own_request: …"),
         _e("r9", "suzuki", "reidentify.request", FILED),
@@ -85,7 +92,7 @@ def _export(tmp_path: Path, name: str, entries: list[AuditEntry]) -> tuple[Path,
 def test_cli_reports_requests_and_anomalies_from_verified_exports(tmp_path: Path) -> None:
     g, gk = _export(tmp_path, "gateway", [_g("r1"), _g("r2", case_ref="")])
     e, ek = _export(tmp_path, "escrow", [_e("r1", "tanaka", "reidentify.request", FILED), _e("r1", "sato", "reidentify.approve", "approved"),
-                                          _e("r1", "tanaka", "reidentify.release", "released: 2 records")])
+                                          _e("r1", "tanaka", "reidentify.release", RELEASED)])
     runner = CliRunner()
     listed = runner.invoke(app, ["audit", "requests", "--gateway-export", str(g), "--escrow-export", str(e),
                                  "--gateway-key", str(gk), "--escrow-key", str(ek)])
@@ -105,3 +112,36 @@ def test_cli_reports_requests_and_anomalies_from_verified_exports(tmp_path: Path
     refused = runner.invoke(app, ["audit", "requests", "--gateway-export", str(g), "--escrow-export", str(e)])
     assert refused.exit_code != 0 and "エスクローの監査ログを検証できません" in str(refused.exception)
     assert read_entries(g.read_text(encoding="utf-8").splitlines())[0].target == "r1"
+
+
+def test_an_escrow_acting_beyond_the_gateways_entry_is_an_anomaly() -> None:
+    """What an honest escrow refuses (tests/escrow/test_insider.py) is flagged when an altered escrow's log shows it anyway."""
+    gateway = [_g("ok"), _g("refused", outcome="refused: person_not_found"), _g("more"), _g("basis"), _g("why"),
+               _g("old", outcome="requested: person=P1 records=2"), _g("wider")]
+    other = "c" * 64
+    escrow = [
+        _e("ok", "tanaka", "reidentify.request", FILED), _e("ok", "tanaka", "reidentify.release", RELEASED),
+        # a refused gateway entry taken as evidence, and released
+        _e("refused", "tanaka", "reidentify.request", FILED), _e("refused", "tanaka", "reidentify.release", "released: 4 records"),
+        # more records than the gateway logged (carried from a bundle)
+        _e("more", "tanaka", "reidentify.request", FILED.replace("filed: 2 records", "filed: 5 records").replace(RECORDS, other)),
+        _e("more", "tanaka", "reidentify.release", f"released: 5 records, records_sha256={other}"),
+        # a made-up legal basis, a different justification
+        AuditEntry(time=WORKDAY, actor="tanaka", role="caseworker", action="reidentify.request", target="basis",
+                   purpose="early_support", legal_basis="69-2-3", case_ref="要対協-1", outcome=FILED),
+        _e("why", "tanaka", "reidentify.request", FILED.replace(WHY, other)),
+        _e("old", "tanaka", "reidentify.request", FILED),
+        _e("wider", "tanaka", "reidentify.request", FILED), _e("wider", "tanaka", "reidentify.release", "released: 3 records"),
+    ]
+    rows = {r.request_id: r for r in requests_report(gateway, escrow)}
+    assert rows["refused"].outcome == "released"  # what the escrow did, not "refused at the gateway"
+    found = {}
+    for a in anomalies(list(rows.values()), AnomalyRules(max_requests=100)):  # seven requests of one user are not the point here
+        found.setdefault(a.request_ids[0], set()).add(a.kind)
+    assert "ok" not in found
+    assert found["refused"] == {"gateway_refused_but_acted"}
+    assert found["more"] == {"binding_mismatch"} and found["wider"] == {"binding_mismatch"}
+    assert found["basis"] == {"binding_mismatch"} and found["why"] == {"binding_mismatch"}
+    assert found["old"] == {"unbound_gateway_entry"}
+    reasons = [a.reason for a in anomalies(list(rows.values())) if a.request_ids == ("basis",)]
+    assert any("法的根拠（69-2-3）" in reason for reason in reasons)

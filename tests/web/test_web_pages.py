@@ -93,6 +93,11 @@ def test_caseworker_screening_person_and_timeline(context: BrowserContext, site:
     timeline = page.get_by_role("table", name=re.compile("古い順"))
     expect(timeline.locator("tbody tr")).to_have_count(len(person["records"]))
     shot(page, "caseworker-person")
+    with site.api("auditor") as c:  # the page view is in the audit log (the web page shows records and timeline)
+        export = c.get("/api/v1/audit/export").text
+    views = [json.loads(line)["entry"] for line in export.strip().split("\n") if json.loads(line)["type"] == "entry"]
+    assert any((e["actor"], e["action"], e["target"]) == ("caseworker", "persons.view", person_id) and "events=" in e["outcome"]
+               for e in views)
 
     response = page.goto("/ui/persons/P0000000000000000")
     assert response is not None and response.status == 404

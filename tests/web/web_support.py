@@ -42,7 +42,8 @@ PASSWORD = "correct horse battery staple"
 ROLES = ("admin", "caseworker", "approver", "custodian", "auditor", "analyst")
 TSUNAGU = str(Path(sys.executable).with_name("tsunagu"))
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
-CUSTODIANS = [Custodian(f"custodian{i}", f"custodian pass {i}") for i in range(1, 6)]
+# A share is its custodian's only (the escrow checks the share's name against the login): the first is the "custodian" user's.
+CUSTODIANS = [Custodian("custodian", "custodian pass 1"), *[Custodian(f"custodian{i}", f"custodian pass {i}") for i in range(2, 6)]]
 #: Escrow users: the same names as at the gateway (the escrow checks that the requester files their own request).
 ESCROW_USERS = {"caseworker": "caseworker", "approver": "approver", "custodian": "custodian", "auditor": "auditor"}
 _FAST = KdfParams(memory_kib=1024, iterations=1, lanes=1)  # small but real Argon2id for the ceremony's shares

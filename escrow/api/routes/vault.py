@@ -34,7 +34,9 @@ def post_unseal(escrow: EscrowDep, user: Annotated[User, Depends(require("custod
         progress = escrow.vault.offer(user.username, body.share.encode("utf-8"), body.passphrase)
     except EscrowError as exc:
         raise escrow.refuse(user.username, "custodian", "escrow.unseal", exc, target=escrow.vault.escrow_key_id) from None
-    outcome = "unsealed" if not progress.sealed else f"share accepted {progress.progress}/{progress.threshold}"
+    # The share was checked to be the signed-in custodian's own, so the entry names who really unsealed.
+    share = f"share {progress.share_index} of {user.username}"
+    outcome = f"unsealed with {share}" if not progress.sealed else f"{share} accepted {progress.progress}/{progress.threshold}"
     escrow.record(user.username, "custodian", "escrow.unseal", outcome, target=progress.escrow_key_id)
     return progress.to_json()
 

@@ -24,16 +24,20 @@ def get_persons(gw: GatewayDep, _user: Reader, source: str | None = None,
     return casework.list_persons(gw, source=source, min_sources=min_sources, limit=limit, offset=offset)
 
 
-# The two casework reads are short, read-only queries: they run on the event
-# loop rather than in the thread pool, whose hand-off per request doubled the
-# latency under load (python -m gateway.bench load: p95 175 ms → 88 ms).
+# A person's page and records are logged for the auditor, like the screening
+# list: who looked at which pseudonymous person, and when. The append signs a
+# checkpoint, so these routes run in the thread pool, not on the event loop.
 @router.get("/{person_id}")
-async def get_person(gw: GatewayDep, user: Reader, person_id: str) -> dict[str, Any]:
-    """A person's linked records per source: record tokens and the attributes the role may see."""
-    return casework.person(gw, person_id, user.role)
+def get_person(gw: GatewayDep, user: Reader, person_id: str) -> dict[str, Any]:
+    """A person's linked records per source: record tokens and the attributes the role may see (the view is logged)."""
+    found = casework.person(gw, person_id, user.role)
+    gw.record(user.username, user.role, "persons.view", f"viewed: records={len(found['records'])}", target=person_id)
+    return found
 
 
 @router.get("/{person_id}/timeline")
-async def get_timeline(gw: GatewayDep, user: Reader, person_id: str) -> dict[str, Any]:
-    """Every submitted version of the person's records, oldest first."""
-    return casework.timeline(gw, person_id, user.role)
+def get_timeline(gw: GatewayDep, user: Reader, person_id: str) -> dict[str, Any]:
+    """Every submitted version of the person's records, oldest first (the view is logged)."""
+    found = casework.timeline(gw, person_id, user.role)
+    gw.record(user.username, user.role, "persons.timeline", f"viewed: events={len(found['events'])}", target=person_id)
+    return found

@@ -14,6 +14,8 @@ router = APIRouter(prefix="/records", tags=["persons"])
 
 
 @router.get("/{source}/{token}")
-def get_record(gw: GatewayDep, _user: Annotated[User, Depends(require("persons.read"))], source: str, token: str) -> dict[str, Any]:
-    """The current person of one record."""
-    return casework.record_person(gw, source, token)
+def get_record(gw: GatewayDep, user: Annotated[User, Depends(require("persons.read"))], source: str, token: str) -> dict[str, Any]:
+    """The current person of one record (the look-up is logged for the auditor)."""
+    found = casework.record_person(gw, source, token)
+    gw.record(user.username, user.role, "records.view", f"viewed: person={found.get('person_id', '')}", target=f"{source}:{token}")
+    return found

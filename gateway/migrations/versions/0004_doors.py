@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004_doors"
-down_revision = "0003_review_decisions"
+down_revision = "0004_support"  # migrations of one session, chained in merge order
 branch_labels = None
 depends_on = None
 

@@ -26,7 +26,7 @@ def purpose_labels(gw: Gateway) -> dict[str, str]:
 def get_approvals(request: Request, gw: GatewayDep, session: Annotated[WebSession, Depends(page("reidentify.approve"))]) -> Response:
     """Requests in the gateway's (verified) audit log that it accepted, newest first, with purpose and legal basis."""
     report = audit_tools.report(audit_tools.export_lines(gw), None)
-    filed = [r for r in report["requests"] if r["gateway_outcome"].startswith("requested")]
+    filed = [r for r in report["requests"] if r["gateway_outcome"].startswith("accepted")]
     filed.reverse()
     return render(request, "approvals.html", session, requests=filed, purposes=purpose_labels(gw), legal_bases=LEGAL_BASES,
                   escrow=escrow_url())

@@ -53,6 +53,9 @@ def get_person(request: Request, gw: GatewayDep, session: Reader, person_id: str
     for record in found["records"]:
         by_source.setdefault(record["source"], []).append(record)
     attributes = sorted({k for e in history["events"] for k in e["attributes"]})
+    # Logged for the auditor, like the screening list: who looked at which person.
+    gw.record(session.user.username, session.user.role, "persons.view",
+              f"viewed: records={len(found['records'])} events={len(history['events'])}", target=person_id)
     may_support = gw.policy.may(session.user.role, "support.read").allowed
     return render(request, "person.html", session, person=found, by_source=by_source, events=history["events"],
                   attributes=attributes, labels=source_labels(gw),

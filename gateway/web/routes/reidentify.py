@@ -29,7 +29,7 @@ router = APIRouter()
 _FIELD_OF = {
     "case_ref_required": "case_ref", "case_ref_invalid": "case_ref",
     "justification_required": "justification", "justification_too_long": "justification",
-    "purpose_not_usable": "purpose", "person_not_found": "person_id",
+    "justification_invalid": "justification", "purpose_not_usable": "purpose", "purpose_invalid": "purpose", "person_not_found": "person_id",
 }
 
 
