@@ -20,6 +20,7 @@ from gateway.errors import GatewayError
 from keys.audit import AuditEntry
 from keys.audit_store import AuditStore
 from keys.checkpoint import Signer
+from keys.witness import Witness
 from policy import Policy, PolicyError, default_policy, load_policy
 
 log = logging.getLogger("tsunagu.gateway")
@@ -37,6 +38,8 @@ class Gateway:
         self.policy = policy
         self.audit = AuditStore(engine, signer, f"tsunagu.gateway/{policy.municipality_code}")
         self.signer = signer
+        #: the gateway's witness (it cosigns the escrow's checkpoints) and the witnesses it submits its own to
+        self.witness_folder = settings.home / "witness"
         #: called with each accepted submission (gateway.ingest.IngestResult), e.g. to schedule a linkage run
         self.listeners: list[Callable[[Any], None]] = []
 
@@ -53,7 +56,10 @@ class Gateway:
         configure_logging(settings)
         engine = make_engine(settings.database_url)
         migrate(engine)
-        return cls(settings, engine, policy, _audit_signer(settings.home / "keys" / _AUDIT_KEY))
+        gw = cls(settings, engine, policy, _audit_signer(settings.home / "keys" / _AUDIT_KEY))
+        # The witness key is made with the home, like the audit key (0600 in <home>/witness/).
+        Witness.ensure(gw.witness_folder, f"{gw.audit.origin}/witness")
+        return gw
 
     def record(self, actor: str, role: str, action: str, outcome: str, target: str = "",
                connection: Connection | None = None) -> None:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -11,17 +16,38 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from escrow.api.routes import audit, auth, requests, vault
 from escrow.errors import EscrowError
 from escrow.service import Escrow
+from keys.witness import Witness, submit_all
+from keys.witness_http import witness_router
+
+log = logging.getLogger("tsunagu.escrow")
 
 _HTTP_CODES = {404: ("not_found", "そのような URL はありません。"), 405: ("method_not_allowed", "この URL ではその操作はできません。")}
 
 
 def create_app(escrow: Escrow) -> FastAPI:
-    """The API of ``escrow``."""
-    app = FastAPI(title="tsunagu escrow", version="1",
+    """The API of ``escrow``, and while it runs, its checkpoints sent to its witnesses every ``witness_interval_seconds``."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stop = threading.Event()
+        interval = escrow.settings.witness_interval_seconds
+        thread = threading.Thread(target=_witness_loop, args=(escrow, interval, stop), name="witness", daemon=True)
+        if interval:
+            thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            if interval:
+                thread.join(timeout=30)
+
+    app = FastAPI(title="tsunagu escrow", version="1", lifespan=lifespan,
                   description="エスクロー（封緘された本人情報の開封）API。開封は承認済みの再識別申請に限ります。")
     app.state.escrow = escrow
     for module in (vault, auth, requests, audit):
         app.include_router(module.router, prefix="/api/v1")
+    # The escrow witnesses the gateway's log (C2SP tlog-witness; the checkpoint's signature is the authentication).
+    app.include_router(witness_router(lambda: Witness.open(escrow.witness_folder)), prefix="/api/v1")
 
     @app.exception_handler(EscrowError)
     async def _escrow_error(request: Request, exc: EscrowError) -> JSONResponse:
@@ -38,6 +64,15 @@ def create_app(escrow: Escrow) -> FastAPI:
         return JSONResponse({"code": code, "detail": detail}, status_code=exc.status_code)
 
     return app
+
+
+def _witness_loop(escrow: Escrow, interval: float, stop: threading.Event) -> None:
+    # Witnessed often, an operator's rewrite of already-cosigned history cannot be cosigned again.
+    while not stop.wait(interval):
+        try:
+            submit_all(escrow.audit, escrow.witness_folder)
+        except Exception:  # noqa: BLE001
+            log.exception("witness submission failed")
 
 
 async def _refuse(escrow: Escrow, request: Request, exc: EscrowError) -> JSONResponse:

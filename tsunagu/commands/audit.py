@@ -1,16 +1,18 @@
-"""`tsunagu audit …`: export the audit log, verify an export offline, check a single proof."""
+"""`tsunagu audit …`: export the audit log, verify an export offline (trusted log key and witness keys), check a single proof, run a witness."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import json
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from keys import audit, merkle
+from keys import witness as _witness
 from keys._files import write_atomic
 from keys.keyring import Keyring
 from tsunagu.errors import CommandError
@@ -31,37 +33,46 @@ def export(
     """監査ログの全記録・署名付きチェックポイント・公開鍵を書き出します。"""
     ring = Keyring(home)
     store = ring.audit_store(None)
-    size = store.size()
-    lines = audit.export_lines(store.origin, ring.checkpoint_vkey, store.entries(), store.checkpoints(), size)
+    lines = store.export(ring.checkpoint_vkey)
     write_atomic(out, ("\n".join(lines) + "\n").encode("utf-8"), mode=0o644)
-    typer.echo(f"{size} 件の記録を {out} に書き出しました。")
+    typer.echo(f"{json.loads(lines[0])['size']} 件の記録を {out} に書き出しました。")
     typer.echo(f"検証鍵: {ring.checkpoint_vkey}")
 
 
 @audit_app.command("verify")
 def verify(
     file: Annotated[Path, typer.Argument(help="tsunagu audit export の書き出しファイル")],
+    public_key: Annotated[Optional[Path], typer.Option("--public-key", help="信頼するログの検証鍵を書いたファイル（必須）")] = None,
+    witness_key: Annotated[Optional[list[Path]], typer.Option("--witness-key", help="信頼する証人の検証鍵のファイル（必須、複数可）")] = None,
+    witness_quorum: Annotated[int, typer.Option("--witness-quorum", min=1, help="連署が必要な証人の数")] = 1,
     previous_checkpoint: Annotated[Optional[Path], typer.Option("--previous-checkpoint", help="以前に保存したチェックポイント")] = None,
-    public_key: Annotated[Optional[Path], typer.Option("--public-key", help="信頼する検証鍵を書いたファイル")] = None,
     save_checkpoint: Annotated[Optional[Path], typer.Option("--save-checkpoint", help="検証できた最新のチェックポイントの保存先")] = None,
 ) -> None:
-    """書き出しファイルを検証します。改ざんがあれば最初の不正な位置を示し、終了コード 1 で終わります。"""
+    """書き出しファイルを、信頼するログの鍵と証人の鍵で検証します。改ざん・書き換え・分岐があれば理由と位置を示し、終了コード 1 で終わります。"""
+    if public_key is None:
+        raise CommandError("--public-key でログの検証鍵のファイルを指定してください。書き出しファイルに書かれた鍵は信頼できません"
+                           "（運用者が書き換えて自分の鍵で署名し直せるため）。鍵は設置時に受け取ったもの（例: audit-verifier.txt）を使います。")
+    if not witness_key:
+        raise CommandError("--witness-key で証人の検証鍵のファイルを指定してください（1 つ以上）。証人の連署がないと、"
+                           "運用者がログの鍵で署名し直した履歴の書き換えを見抜けません。鍵は各証人の witness-verifier.txt です。")
     text = _read(file)
-    pinned = _read(public_key).strip() if public_key else None
+    pinned = _read(public_key).strip()
+    witnesses = [_read(k).strip() for k in witness_key]
     previous = _read(previous_checkpoint) if previous_checkpoint else None
     try:
-        report = audit.verify_export(text.splitlines(), pinned, previous)
+        report = audit.verify_export(audit.split_export(text), pinned, previous, witness_vkeys=witnesses, quorum=witness_quorum)
     except audit.AuditVerificationError as exc:
         where = f"（位置 {exc.position}）" if exc.position is not None else ""
         typer.echo(f"検証失敗{where}: {exc}", err=True)
         raise typer.Exit(1) from exc
     typer.echo(f"検証成功: {report.size} 件、署名付きチェックポイント {report.checkpoints} 個、根ハッシュ {base64.b64encode(report.root).decode()}")
+    for c in report.cosignatures:
+        when = datetime.fromtimestamp(c.timestamp, timezone(timedelta(hours=9))).strftime("%Y-%m-%d %H:%M:%S JST")
+        typer.echo(f"証人 {c.witness} が {report.witnessed_size} 件のチェックポイントに連署しています（{when}）。")
     if report.previous_size is not None:
         typer.echo(f"以前のチェックポイント（{report.previous_size} 件）は現在のログの先頭部分です（一貫性証明を確認）。")
-    if not pinned:
-        typer.echo("注意: 公開鍵は書き出しファイルのものを使いました。--public-key で信頼できる鍵を指定してください。")
     if save_checkpoint:
-        latest = [json.loads(line)["note"] for line in text.splitlines() if line.strip() and json.loads(line).get("type") == "checkpoint"]
+        latest = [item["note"] for item in map(json.loads, filter(str.strip, audit.split_export(text))) if item.get("type") == "checkpoint"]
         write_atomic(save_checkpoint, latest[-1].encode("utf-8"), mode=0o644)
         typer.echo(f"最新のチェックポイントを {save_checkpoint} に保存しました。次回 --previous-checkpoint に指定してください。")
 
@@ -130,7 +141,7 @@ def _load_exports(gateway_export: Optional[Path], escrow_export: Optional[Path],
         raise CommandError("ゲートウェイとエスクローの両方の監査ログを指定してください（--gateway-export と --escrow-export、または --gateway と --escrow）。")
     entries = []
     for name, key in (("ゲートウェイ", gateway_key), ("エスクロー", escrow_key)):
-        lines = texts[name].splitlines()
+        lines = audit.split_export(texts[name])
         try:
             audit.verify_export(lines, _read(key).strip() if key else None)
             entries.append(read_entries(lines))
@@ -211,3 +222,124 @@ def anomalies(
         typer.echo(f"申請 {len(rows)} 件を調べ、注意点 {len(found)} 件。")
     if found:
         raise typer.Exit(1)
+
+
+witness_app = typer.Typer(help="監査ログの証人（C2SP tlog-witness）: 運用者から独立して、ログのチェックポイントに連署します", no_args_is_help=True)
+audit_app.add_typer(witness_app, name="witness")
+WitnessHome = Annotated[Path, typer.Option("--home", help="証人の状態を置くフォルダ（<home>/witness/）。ゲートウェイ・エスクローのデータフォルダも可")]
+
+
+def _open_witness(home: Path) -> _witness.Witness:
+    try:
+        return _witness.Witness.open(home / "witness")
+    except _witness.WitnessError as exc:
+        raise CommandError(str(exc)) from None
+
+
+@witness_app.command("init")
+def witness_init(home: WitnessHome, name: Annotated[str, typer.Option("--name", help="証人の名前（例: kansa.example.jp/witness）")]) -> None:
+    """証人の鍵（Ed25519）を作り、<home>/witness/ に置きます。表示される検証鍵を、ログを検証する人に渡してください。"""
+    try:
+        w = _witness.Witness.init(home / "witness", name)
+    except _witness.WitnessError as exc:
+        raise CommandError(str(exc)) from None
+    typer.echo(f"証人 {w.name} を {home / 'witness'} に作りました。")
+    typer.echo(f"証人の検証鍵: {w.vkey}")
+
+
+@witness_app.command("trust")
+def witness_trust(
+    home: WitnessHome,
+    origin: Annotated[str, typer.Option("--origin", help="証明するログの origin（例: tsunagu.gateway/131016）")],
+    log_key: Annotated[Path, typer.Option("--log-key", help="そのログの検証鍵のファイル（この鍵の署名があるチェックポイントだけに連署します）")],
+) -> None:
+    """証人が連署するログを登録します。"""
+    w = _open_witness(home)
+    try:
+        w.trust(origin, _read(log_key).strip())
+    except _witness.WitnessError as exc:
+        raise CommandError(str(exc)) from None
+    typer.echo(f"証人 {w.name} はログ {origin} のチェックポイントに連署します（一貫性を確認したうえで）。")
+
+
+@witness_app.command("use")
+def witness_use(
+    home: Annotated[Path, typer.Option("--home", help="ログを持つゲートウェイ・エスクローのデータフォルダ")],
+    url: Annotated[str, typer.Option("--url", help="証人の add-checkpoint の URL の前半（例: http://127.0.0.1:8470/api/v1/witness）")],
+    witness_key: Annotated[Path, typer.Option("--witness-key", help="証人の検証鍵のファイル")],
+) -> None:
+    """このデータフォルダのログが、チェックポイントをこの証人に送って連署を受けるようにします。"""
+    try:
+        peer = _witness.add_peer(home / "witness", url, _read(witness_key).strip())
+    except _witness.WitnessError as exc:
+        raise CommandError(str(exc)) from None
+    typer.echo(f"{home} の監査ログは証人 {peer.key.name}（{peer.url}）に連署を求めます。")
+
+
+@witness_app.command("sync")
+def witness_sync(home: Annotated[Path, typer.Option("--home", help="ゲートウェイまたはエスクローのデータフォルダ")]) -> None:
+    """ログの最新のチェックポイントを、今すぐ各証人に送って連署を受けます（失敗した証人があれば終了コード 1）。"""
+    if (home / "escrow.toml").exists():
+        from escrow.service import Escrow
+
+        service = Escrow.open(home)
+    else:
+        from gateway.core import Gateway
+
+        service = Gateway.open(home)
+    try:
+        results = _witness.submit_all(service.audit, service.witness_folder)
+    finally:
+        service.close()
+    if not results:
+        raise CommandError(f"{home} には証人が設定されていません（tsunagu audit witness use で設定します）。")
+    for name, result in results.items():
+        typer.echo(f"証人 {name}: {'連署を得ました（' + result.split()[1] + ' 件）' if result.startswith('cosigned') else result}")
+    if any(not r.startswith("cosigned") for r in results.values()):
+        raise typer.Exit(1)
+
+
+@witness_app.command("cosign")
+def witness_cosign(
+    home: WitnessHome,
+    file: Annotated[Path, typer.Argument(help="連署する書き出しファイル（tsunagu audit export など）")],
+    out: Annotated[Optional[Path], typer.Option("--out", help="連署を加えた書き出しの保存先（既定: 元のファイルを置き換え）")] = None,
+) -> None:
+    """書き出しファイルを手元で検証し、前回連署した状態から一貫していれば最新のチェックポイントに連署します（監査担当者の証人）。"""
+    w = _open_witness(home)
+    try:
+        lines = w.cosign_export(audit.split_export(_read(file).rstrip("\n")))
+    except (_witness.WitnessError, audit.AuditVerificationError) as exc:
+        typer.echo(f"連署しません: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    target = out or file
+    write_atomic(target, ("\n".join(lines) + "\n").encode("utf-8"), mode=0o644)
+    typer.echo(f"証人 {w.name} が連署し、{target} に保存しました。")
+
+
+@witness_app.command("serve")
+def witness_serve(
+    home: WitnessHome,
+    host: Annotated[str, typer.Option("--host", help="待ち受けるアドレス")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="待ち受けるポート")] = 8470,
+) -> None:
+    """証人を HTTP サービスとして動かします（POST /witness/add-checkpoint、C2SP tlog-witness）。"""
+    import uvicorn
+
+    from keys.witness_http import witness_app
+
+    w = _open_witness(home)
+    app = witness_app(home / "witness")
+    typer.echo(f"証人 {w.name} が http://{host}:{port}/witness/add-checkpoint で待ち受けます。", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+@witness_app.command("show")
+def witness_show(home: WitnessHome) -> None:
+    """証人の名前・検証鍵・連署するログと、各ログで最後に連署した大きさを表示します。"""
+    w = _open_witness(home)
+    typer.echo(f"証人 {w.name}")
+    typer.echo(f"証人の検証鍵: {w.vkey}")
+    for origin in sorted(w.logs):
+        latest = w.latest(origin)
+        typer.echo(f"  {origin}: {'連署済み ' + str(latest[0]) + ' 件' if latest else 'まだ連署していません'}")
