@@ -297,9 +297,19 @@ class Witness:
                     self._refused(origin, note, f"consistency from {old}: {exc}")
                     return WitnessResponse(422, f"大きさ {old} からの一貫性証明を確認できません: {exc}")
             stamp = int(time.time())
-            state[origin] = {"size": cp.size, "root": b64e(cp.root), "time": stamp}
+            line = cosign(body, self.name, self.key, stamp)
+            state[origin] = {"size": cp.size, "root": b64e(cp.root), "time": stamp, "note": note + line}
             write_atomic(self.folder / STATE, json.dumps(state, indent=1, sort_keys=True).encode("utf-8"), mode=0o644)
-        return WitnessResponse(200, cosign(body, self.name, self.key, stamp))
+        return WitnessResponse(200, line)
+
+    def latest_note(self, origin: str) -> str | None:
+        """The latest checkpoint this witness cosigned for ``origin``, with the log's signature and its cosignature.
+
+        A verifier who kept no checkpoint uses it as the earlier checkpoint the
+        log must extend: an export that stops short of it was truncated.
+        """
+        item = self._state().get(origin)
+        return item.get("note") if item else None
 
     def cosign_export(self, lines: Sequence[str]) -> list[str]:
         """Witness an export offline (an auditor's witness): check it extends the last state, then cosign its latest checkpoint.

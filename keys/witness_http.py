@@ -35,6 +35,14 @@ def witness_router(get_witness: Callable[[], Witness]) -> APIRouter:
         answer = await run_in_threadpool(get_witness().add_checkpoint, bytes(body))
         return PlainTextResponse(answer.body, status_code=answer.status, media_type=answer.content_type)
 
+    @router.get("/latest", response_class=PlainTextResponse, name="witness.latest",
+                summary="The latest checkpoint this witness cosigned for a log (log signature and cosignature)")
+    async def latest(origin: str) -> PlainTextResponse:
+        note = get_witness().latest_note(origin)
+        if note is None:
+            return PlainTextResponse("この証人はそのログにまだ連署していません。\n", status_code=404)
+        return PlainTextResponse(note)
+
     return router
 
 

@@ -45,7 +45,8 @@ def verify(
     public_key: Annotated[Optional[Path], typer.Option("--public-key", help="信頼するログの検証鍵を書いたファイル（必須）")] = None,
     witness_key: Annotated[Optional[list[Path]], typer.Option("--witness-key", help="信頼する証人の検証鍵のファイル（必須、複数可）")] = None,
     witness_quorum: Annotated[int, typer.Option("--witness-quorum", min=1, help="連署が必要な証人の数")] = 1,
-    previous_checkpoint: Annotated[Optional[Path], typer.Option("--previous-checkpoint", help="以前に保存したチェックポイント")] = None,
+    previous_checkpoint: Annotated[Optional[Path], typer.Option("--previous-checkpoint", help="以前に保存したチェックポイント（tsunagu audit witness latest の出力も可）")] = None,
+    witness_url: Annotated[Optional[str], typer.Option("--witness-url", help="証人に最新の連署済みチェックポイントを問い合わせ、切り詰めを確かめます（例: http://127.0.0.1:8471/api/v1/witness）")] = None,
     save_checkpoint: Annotated[Optional[Path], typer.Option("--save-checkpoint", help="検証できた最新のチェックポイントの保存先")] = None,
 ) -> None:
     """書き出しファイルを、信頼するログの鍵と証人の鍵で検証します。改ざん・書き換え・分岐があれば理由と位置を示し、終了コード 1 で終わります。"""
@@ -59,6 +60,8 @@ def verify(
     pinned = _read(public_key).strip()
     witnesses = [_read(k).strip() for k in witness_key]
     previous = _read(previous_checkpoint) if previous_checkpoint else None
+    if witness_url:
+        previous = _witness_latest(witness_url, text, witnesses)
     try:
         report = audit.verify_export(audit.split_export(text), pinned, previous, witness_vkeys=witnesses, quorum=witness_quorum)
     except audit.AuditVerificationError as exc:
@@ -75,6 +78,27 @@ def verify(
         latest = [item["note"] for item in map(json.loads, filter(str.strip, audit.split_export(text))) if item.get("type") == "checkpoint"]
         write_atomic(save_checkpoint, latest[-1].encode("utf-8"), mode=0o644)
         typer.echo(f"最新のチェックポイントを {save_checkpoint} に保存しました。次回 --previous-checkpoint に指定してください。")
+
+
+def _witness_latest(url: str, text: str, witnesses: list[str]) -> str:
+    """The latest checkpoint the witness at ``url`` cosigned for the export's log, its cosignature checked against a trusted key."""
+    import httpx
+
+    try:
+        origin = json.loads(audit.split_export(text)[0])["origin"]
+        r = httpx.get(f"{url.rstrip('/')}/latest", params={"origin": origin}, timeout=30)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CommandError("書き出しファイルの 1 行目（見出し）が読めません。") from exc
+    except httpx.HTTPError as exc:
+        raise CommandError(f"証人 {url} に接続できません: {type(exc).__name__}") from exc
+    if r.status_code != 200:
+        raise CommandError(f"証人 {url} から最新のチェックポイントを得られません（{r.status_code}）: {r.text.strip()[:200]}")
+    try:
+        if not any(_witness.CosignerKey.from_vkey(w).verify(r.text) for w in witnesses):
+            raise CommandError(f"{url} の応答には、信頼する証人の連署がありません。")
+    except _witness.WitnessError as exc:
+        raise CommandError(f"{url} の応答の連署を確認できません: {exc}") from exc
+    return r.text
 
 
 @audit_app.command("verify-proof")
@@ -332,6 +356,20 @@ def witness_serve(
     app = witness_app(home / "witness")
     typer.echo(f"証人 {w.name} が http://{host}:{port}/witness/add-checkpoint で待ち受けます。", err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+@witness_app.command("latest")
+def witness_latest(
+    home: WitnessHome,
+    origin: Annotated[str, typer.Option("--origin", help="ログの origin")],
+    out: Annotated[Path, typer.Option("--out", help="保存先（tsunagu audit verify --previous-checkpoint に指定できます）")],
+) -> None:
+    """証人が最後に連署したチェックポイントを保存します。これより短い書き出しは切り詰められています。"""
+    note = _open_witness(home).latest_note(origin)
+    if note is None:
+        raise CommandError(f"証人はログ {origin} にまだ連署していません。")
+    write_atomic(out, note.encode("utf-8"), mode=0o644)
+    typer.echo(f"証人が最後に連署したチェックポイント（{note.split(chr(10))[1]} 件）を {out} に保存しました。")
 
 
 @witness_app.command("show")
