@@ -52,4 +52,9 @@ def witness_app(folder: Path) -> FastAPI:
     app = FastAPI(title="tsunagu witness", version="1", description="監査ログの証人（C2SP tlog-witness）")
     # Reopened per request, so logs trusted later with `tsunagu audit witness trust` count at once.
     app.include_router(witness_router(lambda: Witness.open(folder)))
+
+    @app.get("/health", include_in_schema=False)
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
     return app
