@@ -14,6 +14,11 @@ def export_lines(gw: Gateway) -> list[str]:
     return gw.audit.export(gw.signer.verifier.vkey())
 
 
+def witnessed_export_lines(gw: Gateway) -> list[str]:
+    """The export after the gateway's witnesses cosigned its latest checkpoint (what auditors download)."""
+    return witness.witnessed_export(gw.audit, gw.signer.verifier.vkey(), gw.witness_folder)
+
+
 def sync_witnesses(gw: Gateway) -> dict[str, str]:
     """Ask the gateway's witnesses (the escrow, an auditor's) to cosign its latest checkpoint; failures are logged, not raised."""
     return witness.submit_all(gw.audit, gw.witness_folder)

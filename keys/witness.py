@@ -491,3 +491,16 @@ def read_key_file(path: Path) -> str:
     text = path.read_text(encoding="utf-8")
     return next((line.strip() for line in text.split("\n") if line.strip()), "")
 
+
+
+def witnessed_export(store: "AuditStore", vkey: str, folder: Path, post: Post | None = None) -> list[str]:
+    """The store's export after its witnesses cosigned its latest checkpoint (an entry appended meanwhile: once more)."""
+    export: list[str] = []
+    for _attempt in range(2):
+        results = submit_all(store, folder, post)
+        export = store.export(vkey)
+        size = json.loads(export[0])["size"]
+        reached = [p for p in peers(folder) if results.get(p.key.name, "").startswith("cosigned")]
+        if all(store.cosigned_size(witness_id(p.key)) >= size for p in reached):
+            break
+    return export

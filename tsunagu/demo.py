@@ -367,7 +367,8 @@ def _part3_flow(story: dict[str, Any]) -> None:
                  "--witness-key", str(audit / "gateway-witness.txt"), "--save-checkpoint", str(audit / "escrow-checkpoint.txt"))
         _rewritten_history(gateway, audit)
         exports = ["--gateway-export", str(audit / "gateway.jsonl"), "--escrow-export", str(audit / "escrow.jsonl"),
-                   "--gateway-key", str(audit / "gateway-verifier.txt"), "--escrow-key", str(audit / "escrow-verifier.txt")]
+                   "--gateway-key", str(audit / "gateway-verifier.txt"), "--escrow-key", str(audit / "escrow-verifier.txt"),
+                   "--gateway-witness-key", str(audit / "escrow-witness.txt"), "--escrow-witness-key", str(audit / "gateway-witness.txt")]
         _tsunagu("audit", "requests", *exports)
         _tsunagu("audit", "anomalies", *exports, check=False)
 

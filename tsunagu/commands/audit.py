@@ -141,7 +141,8 @@ def _read(path: Path) -> str:
 
 
 def _load_exports(gateway_export: Optional[Path], escrow_export: Optional[Path], gateway: Optional[str], escrow: Optional[str],
-                  username: Optional[str], password_stdin: bool, gateway_key: Optional[Path], escrow_key: Optional[Path]) -> tuple[list, list]:
+                  username: Optional[str], password_stdin: bool, gateway_key: Optional[Path], escrow_key: Optional[Path],
+                  gateway_witness: Optional[list[Path]] = None, escrow_witness: Optional[list[Path]] = None) -> tuple[list, list]:
     """Both logs' entries, each export verified first (with the pinned verifier key if given)."""
     from keys.audit_report import ReportInputError, read_entries
 
@@ -164,10 +165,11 @@ def _load_exports(gateway_export: Optional[Path], escrow_export: Optional[Path],
     if "ゲートウェイ" not in texts or "エスクロー" not in texts:
         raise CommandError("ゲートウェイとエスクローの両方の監査ログを指定してください（--gateway-export と --escrow-export、または --gateway と --escrow）。")
     entries = []
-    for name, key in (("ゲートウェイ", gateway_key), ("エスクロー", escrow_key)):
+    for name, key, witnesses in (("ゲートウェイ", gateway_key, gateway_witness), ("エスクロー", escrow_key, escrow_witness)):
         lines = audit.split_export(texts[name])
         try:
-            audit.verify_export(lines, _read(key).strip() if key else None)
+            audit.verify_export(lines, _read(key).strip() if key else None,
+                                witness_vkeys=[_read(w).strip() for w in witnesses] if witnesses else None)
             entries.append(read_entries(lines))
         except audit.AuditVerificationError as exc:
             where = f"（位置 {exc.position}）" if exc.position is not None else ""
@@ -187,6 +189,8 @@ UsernameOption = Annotated[Optional[str], typer.Option("--username", help="監�
 PasswordStdinOption = Annotated[bool, typer.Option("--password-stdin", help="パスワードを標準入力から 1 行ずつ読みます（ゲートウェイ、エスクローの順）")]
 GatewayKeyOption = Annotated[Optional[Path], typer.Option("--gateway-key", help="ゲートウェイの監査ログの検証鍵を書いたファイル")]
 EscrowKeyOption = Annotated[Optional[Path], typer.Option("--escrow-key", help="エスクローの監査ログの検証鍵を書いたファイル")]
+GatewayWitnessOption = Annotated[Optional[list[Path]], typer.Option("--gateway-witness-key", help="ゲートウェイのログに連署する証人の検証鍵（複数可）")]
+EscrowWitnessOption = Annotated[Optional[list[Path]], typer.Option("--escrow-witness-key", help="エスクローのログに連署する証人の検証鍵（複数可）")]
 JsonOption = Annotated[bool, typer.Option("--json", help="JSON で出力します")]
 
 
@@ -195,12 +199,14 @@ def requests(
     gateway_export: GatewayExportOption = None, escrow_export: EscrowExportOption = None,
     gateway: GatewayUrlOption = None, escrow: EscrowUrlOption = None, username: UsernameOption = None,
     password_stdin: PasswordStdinOption = False, gateway_key: GatewayKeyOption = None, escrow_key: EscrowKeyOption = None,
+    gateway_witness_key: GatewayWitnessOption = None, escrow_witness_key: EscrowWitnessOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """すべての再識別申請を、だれが・いつ・なぜ（目的・法的根拠・案件番号）・承認・結果とともに一覧にします（両方のログを照合）。"""
     from keys.audit_report import OUTCOMES, counts, requests_report
 
-    rows = requests_report(*_load_exports(gateway_export, escrow_export, gateway, escrow, username, password_stdin, gateway_key, escrow_key))
+    rows = requests_report(*_load_exports(gateway_export, escrow_export, gateway, escrow, username, password_stdin, gateway_key, escrow_key,
+                                          gateway_witness_key, escrow_witness_key))
     if as_json:
         typer.echo(json.dumps([r.to_json() for r in rows], ensure_ascii=False, indent=1))
         return
@@ -219,6 +225,7 @@ def anomalies(
     gateway_export: GatewayExportOption = None, escrow_export: EscrowExportOption = None,
     gateway: GatewayUrlOption = None, escrow: EscrowUrlOption = None, username: UsernameOption = None,
     password_stdin: PasswordStdinOption = False, gateway_key: GatewayKeyOption = None, escrow_key: EscrowKeyOption = None,
+    gateway_witness_key: GatewayWitnessOption = None, escrow_witness_key: EscrowWitnessOption = None,
     office_start: Annotated[str, typer.Option("--office-start", help="勤務開始（JST、HH:MM）")] = "08:30",
     office_end: Annotated[str, typer.Option("--office-end", help="勤務終了（JST、HH:MM）")] = "18:15",
     max_requests: Annotated[int, typer.Option("--max-requests", min=1, help="1 人がこの件数を超えて申請したら指摘")] = 5,
@@ -236,7 +243,8 @@ def anomalies(
         start, end = _time.fromisoformat(office_start), _time.fromisoformat(office_end)
     except ValueError:
         raise CommandError("--office-start と --office-end は HH:MM で指定してください（例: 08:30）。") from None
-    rows = requests_report(*_load_exports(gateway_export, escrow_export, gateway, escrow, username, password_stdin, gateway_key, escrow_key))
+    rows = requests_report(*_load_exports(gateway_export, escrow_export, gateway, escrow, username, password_stdin, gateway_key, escrow_key,
+                                          gateway_witness_key, escrow_witness_key))
     found = _anomalies(rows, AnomalyRules(start, end, max_requests, window_days, pair_repeats))
     if as_json:
         typer.echo(json.dumps([a.to_json() for a in found], ensure_ascii=False, indent=1))

@@ -58,8 +58,7 @@ def get_audit(request: Request, gw: GatewayDep, session: Auditor) -> Response:
 def get_export(gw: GatewayDep, session: Auditor) -> Response:
     """The gateway's audit log as JSON lines for ``tsunagu audit verify`` (logged, as the API's export)."""
     gw.record(session.user.username, session.user.role, "audit.export", "exported")
-    audit_tools.sync_witnesses(gw)  # so the export ends with a witnessed checkpoint
-    return Response("\n".join(audit_tools.export_lines(gw)) + "\n", media_type="application/jsonl; charset=utf-8",
+    return Response("\n".join(audit_tools.witnessed_export_lines(gw)) + "\n", media_type="application/jsonl; charset=utf-8",
                     headers={"Content-Disposition": 'attachment; filename="gateway-audit.jsonl"'})
 
 
@@ -77,10 +76,9 @@ async def post_verify(request: Request, gw: GatewayDep, session: AuditorForm,
     vkey = gw.signer.verifier.vkey()
     # With witnesses configured, the log must also end with a checkpoint they cosigned.
     witnesses = [p.key.vkey() for p in peers(gw.witness_folder)] or None
-    if witnesses:
-        audit_tools.sync_witnesses(gw)
+    lines = audit_tools.witnessed_export_lines(gw) if witnesses else audit_tools.export_lines(gw)
     try:
-        result = verify_export(audit_tools.export_lines(gw), pinned_vkey=vkey, previous_note=note + "\n", witness_vkeys=witnesses)
+        result = verify_export(lines, pinned_vkey=vkey, previous_note=note + "\n", witness_vkeys=witnesses)
     except AuditVerificationError as exc:
         gw.record(session.user.username, session.user.role, "audit.verify", "failed")
         return _page(request, gw, session, 422, errors={"checkpoint": str(exc)}, checkpoint_text=note)
