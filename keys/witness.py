@@ -486,11 +486,6 @@ def submit_all(store: "AuditStore", folder: Path, post: Post | None = None) -> d
     return results
 
 
-def read_key_file(path: Path) -> str:
-    """A verifier key from a file (first non-empty line)."""
-    text = path.read_text(encoding="utf-8")
-    return next((line.strip() for line in text.split("\n") if line.strip()), "")
-
 
 
 def witnessed_export(store: "AuditStore", vkey: str, folder: Path, post: Post | None = None) -> list[str]:

@@ -10,7 +10,6 @@ witnesses refuse to cosign, and the auditor, who kept no checkpoint, sees it.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import time

@@ -61,6 +61,8 @@ def verify(
     witnesses = [_read(k).strip() for k in witness_key]
     previous = _read(previous_checkpoint) if previous_checkpoint else None
     if witness_url:
+        if previous is not None:
+            raise CommandError("--previous-checkpoint と --witness-url はどちらか一方を指定してください（証人の最新のものは以前のものより新しいはずです）。")
         previous = _witness_latest(witness_url, text, witnesses)
     try:
         report = audit.verify_export(audit.split_export(text), pinned, previous, witness_vkeys=witnesses, quorum=witness_quorum)
