@@ -228,8 +228,17 @@ class Witness:
 
     @classmethod
     def ensure(cls, folder: Path, name: str) -> Witness:
-        """Open the witness in ``folder``, creating it first if there is none."""
-        return cls.open(folder) if (folder / CONFIG).exists() else cls.init(folder, name)
+        """Open the witness in ``folder``, creating it first if there is none (processes starting together make one key)."""
+        if not (folder / CONFIG).exists():
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            with open(folder / ".lock", "a") as f:
+                fcntl.flock(f, fcntl.LOCK_EX)
+                try:
+                    if not (folder / CONFIG).exists():
+                        cls.init(folder, name)
+                finally:
+                    fcntl.flock(f, fcntl.LOCK_UN)
+        return cls.open(folder)
 
     @property
     def cosigner(self) -> CosignerKey:
