@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     session_minutes: float = Field(default=30, gt=0)
     #: an approved request must be released within this time after its last approval, or it expires
     release_window_minutes: float = Field(default=1440, gt=0)
+    #: how often the audit log's latest checkpoint is sent to its witnesses for cosigning (0 = only at export)
+    witness_interval_seconds: float = Field(default=60, ge=0)
 
     @model_validator(mode="after")
     def _resolve(self) -> "Settings":

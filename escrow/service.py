@@ -37,6 +37,7 @@ from keys.frontdoor.refusals import RefusalCounter
 from keys.frontdoor.throttle import LoginThrottle
 from keys.errors import KeysError
 from keys.keyring import Keyring
+from keys.witness import Witness, WitnessError
 
 log = logging.getLogger("tsunagu.escrow")
 
@@ -67,6 +68,7 @@ class Escrow:
         self.throttle = LoginThrottle(self.engine)
         #: refusals of unauthenticated requests: counted, summarised into one audit entry per period
         self.refusals = RefusalCounter(self._summarise_refusals)
+        self.witness_folder = settings.home / "witness"
 
     @classmethod
     def open(cls, home: Path, **overrides: Any) -> Escrow:
@@ -82,9 +84,19 @@ class Escrow:
         signer = _load_signer(settings.home / AUDIT_KEY)
         gateway = _load_verifier(settings.home / GATEWAY_VERIFIER)
         try:
-            return cls(settings, signer, gateway)
+            escrow = cls(settings, signer, gateway)
         except KeysError as exc:
             raise EscrowError(500, "sealed_key_invalid", str(exc)) from None
+        try:
+            # The escrow witnesses the gateway's log: it cosigns only checkpoints signed
+            # by the gateway key it was set up with, and consistent with the last one.
+            witness = Witness.ensure(escrow.witness_folder, f"{settings.audit_origin}/witness")
+            origin = f"tsunagu.gateway/{settings.municipality}"
+            if witness.logs.get(origin) != gateway.vkey():
+                witness.trust(origin, gateway.vkey())
+        except WitnessError as exc:
+            raise EscrowError(500, "witness_invalid", str(exc)) from None
+        return escrow
 
     def record(self, actor: str, role: str, action: str, outcome: str, connection: Any = None, **fields: str) -> None:
         """Append an entry to the escrow's audit log; it is committed before this returns.

@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     #: and in any case every so often (0 = only after submissions)
     link_interval_minutes: int = Field(default=1440, ge=0)
     retention_interval_minutes: int = Field(default=1440, ge=0)
+    #: how often the audit log's latest checkpoint is sent to its witnesses for cosigning (0 = only at export)
+    witness_interval_seconds: float = Field(default=60.0, ge=0)
 
     @model_validator(mode="after")
     def _resolve(self) -> "Settings":

@@ -22,6 +22,7 @@ from keys.audit_store import AuditStore
 from keys.checkpoint import Signer
 from keys.frontdoor.refusals import RefusalCounter
 from keys.frontdoor.throttle import LoginThrottle
+from keys.witness import Witness
 from policy import Policy, PolicyError, default_policy, load_policy
 
 log = logging.getLogger("tsunagu.gateway")
@@ -39,6 +40,8 @@ class Gateway:
         self.policy = policy
         self.audit = AuditStore(engine, signer, f"tsunagu.gateway/{policy.municipality_code}")
         self.signer = signer
+        #: the gateway's witness (it cosigns the escrow's checkpoints) and the witnesses it submits its own to
+        self.witness_folder = settings.home / "witness"
         #: called with each accepted submission (gateway.ingest.IngestResult), e.g. to schedule a linkage run
         self.listeners: list[Callable[[Any], None]] = []
         #: failed sign-ins per account and client address (shared with the escrow: keys.frontdoor)
@@ -59,7 +62,10 @@ class Gateway:
         configure_logging(settings)
         engine = make_engine(settings.database_url)
         migrate(engine)
-        return cls(settings, engine, policy, _audit_signer(settings.home / "keys" / _AUDIT_KEY))
+        gw = cls(settings, engine, policy, _audit_signer(settings.home / "keys" / _AUDIT_KEY))
+        # The witness key is made with the home, like the audit key (0600 in <home>/witness/).
+        Witness.ensure(gw.witness_folder, f"{gw.audit.origin}/witness")
+        return gw
 
     def record(self, actor: str, role: str, action: str, outcome: str, target: str = "",
                connection: Connection | None = None) -> None:

@@ -29,6 +29,7 @@ from gateway import agents as _agents
 from gateway import models
 from gateway.core import Gateway
 from gateway.db import utcnow
+from gateway.crashpoints import crash_point
 from gateway.errors import GatewayError
 from keys.submission import (
     ContentHashError,
@@ -182,6 +183,7 @@ def _store(gw: Gateway, sub: Submission, rows: list[tuple], refused: list[dict[s
            where: dict[str, Any]) -> IngestResult:
     m = sub.manifest
     source, agent_id, sequence = str(m["source"]), str(m["agent_id"]), int(m["sequence"])
+    crash_point("ingest.before_store")
     try:
         with gw.engine.begin() as conn:
             if conn.dialect.name == "postgresql":
@@ -195,19 +197,24 @@ def _store(gw: Gateway, sub: Submission, rows: list[tuple], refused: list[dict[s
                 created_at=str(m["created_at"])[:40], received_at=utcnow(), channel=channel, record_count=len(sub.records),
                 accepted=len(rows), refused=json.dumps(refused, ensure_ascii=False),
             )).inserted_primary_key[0]
+            crash_point("ingest.after_submission_row")
             later = conn.execute(select(func.max(models.submissions.c.sequence)).where(
                 models.submissions.c.agent_id == agent_id, models.submissions.c.id != submission_id)).scalar()
             if later is not None and later >= sequence:
                 raise GatewayError(409, "replay", f"連番 {sequence} は受付済みの連番 {later} 以下です。新しい連番で提出してください。")
             _replace_snapshot(conn, source, submission_id, rows)
+            crash_point("ingest.after_records")
+            # The entry commits with the submission: neither exists without the other.
+            gw.record(f"agent:{agent_id}", "agent", "submission.accept", f"accepted={len(rows)} refused={len(refused)}",
+                      target=f"{source}#{submission_id}", connection=conn)
+            crash_point("ingest.after_audit")
     except IntegrityError:
         answer = _previous_answer(gw, agent_id, sequence, m["content_sha256"])
         if answer is None:
             raise
         return answer
+    crash_point("ingest.after_commit")
     where["submission_id"] = submission_id
-    gw.record(f"agent:{agent_id}", "agent", "submission.accept", f"accepted={len(rows)} refused={len(refused)}",
-              target=f"{source}#{submission_id}")
     log.info("submission %s accepted: agent=%s source=%s sequence=%s accepted=%d refused=%d",
              submission_id, agent_id, source, sequence, len(rows), len(refused))
     return IngestResult("accepted", submission_id, len(rows), refused, sequence)

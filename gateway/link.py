@@ -26,6 +26,7 @@ from sqlalchemy.engine import Connection
 
 from gateway import models
 from gateway.core import Gateway
+from gateway.crashpoints import crash_point
 from gateway.db import checkpoint, utcnow
 from gateway.errors import GatewayError
 from gateway.persons import assign
@@ -118,6 +119,7 @@ def run_linkage(gw: Gateway, trigger: str = "manual", progress: Callable[[str], 
         _clean_interrupted(gw)
         with gw.engine.begin() as conn:
             run_id = conn.execute(insert(models.link_runs).values(trigger=trigger, status="running", started_at=utcnow())).inserted_primary_key[0]
+        crash_point("link.after_start")
         log.info("linkage run %s started (%s)", run_id, trigger)
         try:
             stats = _run(gw, run_id, say)
@@ -165,6 +167,7 @@ def _run(gw: Gateway, run_id: int, say: Callable[[str], None]) -> dict[str, Any]
                         + [{"run_id": run_id, "kind": "split", "person_id": p, "related": json.dumps(o)} for p, o in assignment.splits])
         if result is not None:
             _insert_batched(conn, models.review_pairs, _review_rows(run_id, loaded, result, review))
+    crash_point("link.after_store")
     say("publish")
     t3 = time.perf_counter()
     stats = {"run_id": run_id, "records": loaded.records, "sources": len(loaded.names), "skipped_records": loaded.skipped,
@@ -182,10 +185,14 @@ def _run(gw: Gateway, run_id: int, say: Callable[[str], None]) -> dict[str, Any]
             status="done", finished_at=utcnow(), **{k: stats[k] for k in (
                 "records", "sources", "candidates", "matched_pairs", "review_pairs", "persons", "new_persons", "merges",
                 "splits", "load_seconds", "link_seconds", "store_seconds")}))
+        crash_point("link.after_publish")
+        # The entry commits with the publication: a published run always has its entry.
+        gw.record("scheduler", "system", "link.run", f"persons={stats['persons']} merges={stats['merges']} splits={stats['splits']}",
+                  target=f"run#{run_id}", connection=conn)
+        crash_point("link.after_audit")
+    crash_point("link.after_commit")
     _prune(gw, run_id)
     checkpoint(gw.engine)
-    gw.record("scheduler", "system", "link.run", f"persons={stats['persons']} merges={stats['merges']} splits={stats['splits']}",
-              target=f"run#{run_id}")
     return stats
 
 

@@ -25,6 +25,7 @@ from sqlalchemy.engine import Connection
 
 from gateway import models
 from gateway.core import Gateway
+from gateway.crashpoints import crash_point
 from gateway.db import utcnow
 from gateway.errors import GatewayError
 from gateway.identity import User
@@ -85,14 +86,18 @@ def decide(gw: Gateway, user: User, a: Record, b: Record, decision: str, reason:
         for source, token in pair:
             if conn.execute(select(r.c.token).where(r.c.source == source, r.c.token == token)).first() is None:
                 raise GatewayError(404, "record_not_found", f"データ元「{source}」の記録 {token} は現在の提出にありません。")
-    # The decision is in the tamper-evident log before it exists anywhere else (the reason stays in the table:
-    # free text is kept out of the log, which holds pseudonyms only).
-    gw.record(user.username, user.role, "review.decide", decision, target=_pair_label(pair))
     now = utcnow()
+    crash_point("review.before_store")
     with gw.engine.begin() as conn:
         decision_id = conn.execute(insert(models.review_decisions).values(
             source_a=pair[0][0], token_a=pair[0][1], source_b=pair[1][0], token_b=pair[1][1], decision=decision,
             reason=reason, decided_by=user.username, decided_at=now, review_pair_id=review_pair_id)).inserted_primary_key[0]
+        crash_point("review.after_decision_row")
+        # The decision and its tamper-evident entry commit together (the reason stays in the table:
+        # free text is kept out of the log, which holds pseudonyms only).
+        gw.record(user.username, user.role, "review.decide", decision, target=_pair_label(pair), connection=conn)
+        crash_point("review.after_audit")
+    crash_point("review.after_commit")
     return {"id": decision_id, "a": {"source": pair[0][0], "token": pair[0][1]}, "b": {"source": pair[1][0], "token": pair[1][1]},
             "decision": decision, "label": DECISIONS[decision], "decided_by": user.username, "decided_at": now,
             "review_pair_id": review_pair_id, "applies": "次回の名寄せから反映されます。"}

@@ -13,6 +13,7 @@ from gateway.db import checkpoint
 from gateway.dropfolder import process_folder
 from gateway.link import RUN_IN_PROGRESS, run_in_subprocess
 from gateway.retention import purge
+from keys.witness import submit_all
 
 log = logging.getLogger("tsunagu.gateway.scheduler")
 
@@ -34,6 +35,8 @@ class Jobs:
         if settings.retention_interval_minutes:
             self.scheduler.add_job(self._purge, "interval", minutes=settings.retention_interval_minutes, id="retention")
         self.scheduler.add_job(checkpoint, "interval", seconds=CHECKPOINT_SECONDS, args=[gw.engine], id="wal-checkpoint")
+        if settings.witness_interval_seconds:
+            self.scheduler.add_job(self._witness, "interval", seconds=settings.witness_interval_seconds, id="witness")
         if settings.drop_folder is not None:
             settings.drop_folder.mkdir(parents=True, exist_ok=True)
             self.scheduler.add_job(self._drop, "interval", seconds=settings.drop_poll_seconds, id="drop-folder")
@@ -67,6 +70,13 @@ class Jobs:
                 self.link_soon(trigger="retention")
         except Exception:  # noqa: BLE001
             log.exception("retention purge failed")
+
+    def _witness(self) -> None:
+        # Witnessed often, an operator's rewrite of already-cosigned history cannot be cosigned again.
+        try:
+            submit_all(self.gw.audit, self.gw.witness_folder)
+        except Exception:  # noqa: BLE001
+            log.exception("witness submission failed")
 
     def _drop(self) -> None:
         try:

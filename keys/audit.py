@@ -7,7 +7,16 @@ ride along. Leaves are RFC 9162 leaf hashes of an entry's canonical JSON.
 Export (JSON lines): one header line (origin, verifier key, size), one line
 per entry in log order, one line per signed checkpoint. The log signs a
 checkpoint at every append, so the verifier finds the exact first position
-where the entries stop matching what was signed.
+where the entries stop matching what was signed. A checkpoint a witness
+cosigned carries the witness's ``cosignature/v1`` lines in its note
+(:mod:`keys.witness`); given the witnesses' keys, the verifier requires the
+latest checkpoint to be cosigned, which a log's operator cannot obtain for a
+rewritten, truncated or forked history.
+
+One entry is always one line, whatever its text holds: every line is JSON
+with U+2028, U+2029 and U+0085 escaped (JSON escapes the C0 controls itself),
+and readers split an export on ``\n`` only (:func:`split_export`), never with
+``str.splitlines``, which also breaks at those characters.
 """
 
 from __future__ import annotations
@@ -16,10 +25,11 @@ import json
 import re
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from keys import checkpoint as _cp
 from keys import merkle
+from keys import witness as _witness
 from keys._files import canonical_json
 from keys.errors import AuditEntryError, KeysError
 
@@ -115,6 +125,14 @@ class InconsistentHistoryError(AuditVerificationError):
     """An earlier checkpoint is not a prefix of the current log (history rewritten or truncated)."""
 
 
+class UnwitnessedError(AuditVerificationError):
+    """No trusted witness cosigned a checkpoint covering the whole export (history rewritten or forked, or not yet witnessed)."""
+
+
+class CosignatureMismatchError(AuditVerificationError):
+    """A trusted witness's cosignature does not match the checkpoint it sits on (the checkpoint was re-signed)."""
+
+
 @dataclass(frozen=True)
 class VerifyReport:
     """What an export verification established."""
@@ -123,35 +141,64 @@ class VerifyReport:
     root: bytes
     checkpoints: int
     previous_size: int | None
+    #: the largest size cosigned by enough trusted witnesses (None: no witness keys given)
+    witnessed_size: int | None = None
+    #: the cosignatures on that checkpoint
+    cosignatures: tuple[_witness.Cosignature, ...] = ()
 
 
-def export_lines(origin: str, vkey: str, entries: Iterable[AuditEntry], notes: Iterable[str], size: int) -> Iterator[str]:
-    """The export as JSON lines: header, entries in log order, signed checkpoint notes."""
-    yield json.dumps({"type": "header", "format": EXPORT_FORMAT, "version": EXPORT_VERSION,
-                      "origin": origin, "public_key": vkey, "size": size}, ensure_ascii=False)
+def dumps_line(item: Any) -> str:
+    """One export line: JSON with the characters ``str.splitlines`` breaks at escaped, so the line never splits."""
+    text = json.dumps(item, ensure_ascii=False)
+    # These code points only occur inside JSON strings, where their escape means the same text.
+    return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").replace("\x85", "\\u0085")
+
+
+def split_export(text: str) -> list[str]:
+    """The lines of an export's text, split on ``\\n`` only (a ``\\r`` left by a CRLF copy is JSON whitespace)."""
+    return text.split("\n")
+
+
+def export_lines(origin: str, vkey: str, entries: Iterable[AuditEntry], notes: Iterable[str], size: int,
+                 cosignatures: Mapping[int, Sequence[str]] | None = None) -> Iterator[str]:
+    """The export as JSON lines: header, entries in log order, signed checkpoint notes.
+
+    ``cosignatures`` maps a tree size to the witnesses' cosignature lines on
+    that size's checkpoint; they are appended to the note, as signed notes do.
+    """
+    cosignatures = cosignatures or {}
+    yield dumps_line({"type": "header", "format": EXPORT_FORMAT, "version": EXPORT_VERSION,
+                      "origin": origin, "public_key": vkey, "size": size})
     for index, entry in enumerate(entries):
-        yield json.dumps({"type": "entry", "index": index, "entry": entry.to_json()}, ensure_ascii=False)
-    for note in notes:
-        yield json.dumps({"type": "checkpoint", "note": note}, ensure_ascii=False)
+        yield dumps_line({"type": "entry", "index": index, "entry": entry.to_json()})
+    for index, note in enumerate(notes):
+        yield dumps_line({"type": "checkpoint", "note": note + "".join(cosignatures.get(index + 1, ()))})
 
 
 def verify_export(
-    lines: Iterable[str], pinned_vkey: str | None = None, previous_note: str | None = None
+    lines: Iterable[str], pinned_vkey: str | None = None, previous_note: str | None = None, *,
+    witness_vkeys: Sequence[str] | None = None, quorum: int = 1,
 ) -> VerifyReport:
     """Verify an export offline; raise an :class:`AuditVerificationError` subclass naming the first bad position.
 
     ``pinned_vkey`` makes the export's own public key untrusted unless equal;
     ``previous_note`` is an earlier checkpoint the auditor kept, proved to be a
-    prefix of this log with an RFC 9162 consistency proof.
+    prefix of this log with an RFC 9162 consistency proof. With
+    ``witness_vkeys`` the latest checkpoint (covering every entry) must carry
+    valid cosignatures by at least ``quorum`` of those witnesses.
     """
     header, raw_entries, notes = _parse_export(lines)
     if pinned_vkey is not None and pinned_vkey.strip() != header["public_key"]:
-        raise PublicKeyMismatchError("書き出しファイルの公開鍵が、指定された公開鍵と一致しません。")
+        raise PublicKeyMismatchError("書き出しファイルの公開鍵が、指定された公開鍵と一致しません（別の鍵で署名し直されています）。")
     try:
         verifier = _cp.Verifier.from_vkey(header["public_key"])
-    except _cp.CheckpointError as exc:
-        raise ExportFormatError(f"書き出しファイルの公開鍵が読めません: {exc}") from exc
+        witnesses = [_witness.CosignerKey.from_vkey(v) for v in witness_vkeys or ()]
+    except (_cp.CheckpointError, _witness.WitnessError) as exc:
+        raise ExportFormatError(f"検証鍵が読めません: {exc}") from exc
+    if witness_vkeys is not None and not 1 <= quorum <= len(witnesses):
+        raise ExportFormatError(f"必要な証人の数 {quorum} は、指定された証人の鍵の数 {len(witnesses)} 以下で 1 以上にしてください。")
     signed: dict[int, bytes] = {}
+    cosigned: dict[int, tuple[_witness.Cosignature, ...]] = {}
     for number, note in enumerate(notes):
         try:
             cp = _cp.verify_checkpoint(note, verifier, header["origin"])
@@ -159,6 +206,12 @@ def verify_export(
             raise ExportFormatError(f"{number} 番目のチェックポイントを検証できません: {exc}") from exc
         if signed.setdefault(cp.size, cp.root) != cp.root:
             raise InconsistentHistoryError(f"大きさ {cp.size} に対して根ハッシュの異なる二つのチェックポイントがあります（ログの分岐）。")
+        try:
+            found = tuple(c for w in witnesses for c in w.verify(note)[:1])
+        except _witness.WitnessError as exc:
+            raise CosignatureMismatchError(f"大きさ {cp.size} のチェックポイント: {exc}", None) from exc
+        if found:
+            cosigned[cp.size] = cosigned.get(cp.size, ()) + found
 
     leaves = _check_entries(raw_entries, signed)
     size = len(leaves)
@@ -171,7 +224,25 @@ def verify_export(
         raise UnsignedEntriesError(f"位置 {latest} 以降の記録は署名されていません（後から追加された疑いがあります）。", latest)
     root = merkle.root_hash(leaves)
     previous_size = _check_previous(previous_note, verifier, header["origin"], leaves, root) if previous_note else None
-    return VerifyReport(size, root, len(signed), previous_size)
+    if witness_vkeys is None:
+        return VerifyReport(size, root, len(signed), previous_size)
+    enough = [s for s, cs in cosigned.items() if len({c.witness for c in cs}) >= quorum]
+    witnessed = max(enough, default=0)
+    if witnessed == 0:
+        raise UnwitnessedError(
+            f"信頼する証人（{len(witnesses)} 人中 {quorum} 人以上）が連署したチェックポイントがありません。"
+            "証人に連署されていない履歴は、運用者による書き換え・分岐を否定できません。", 0)
+    if witnessed < size:
+        raise UnwitnessedError(
+            f"証人の連署は {witnessed} 件までです。位置 {witnessed} 以降の {size - witnessed} 件は証人に連署されていません"
+            "（書き換え・分岐した履歴か、まだ証人に送られていない記録です）。", witnessed)
+    return VerifyReport(size, root, len(signed), previous_size, witnessed, cosigned[witnessed])
+
+
+def export_leaves(lines: Iterable[str]) -> list[bytes]:
+    """The leaf hashes of an export's entries, in order (verify the export first)."""
+    _, raw_entries, _ = _parse_export(lines)
+    return [AuditEntry.from_json(item.get("entry")).leaf_hash() for _, item in raw_entries]
 
 
 def _parse_export(lines: Iterable[str]) -> tuple[dict[str, Any], list[tuple[int, Any]], list[str]]:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any, Iterator
 
 from sqlalchemy import (
@@ -38,6 +39,7 @@ from sqlalchemy import (
     Text,
     bindparam,
     create_engine,
+    delete,
     event,
     exists,
     func,
@@ -69,6 +71,14 @@ _entries = Table(
     Column("body", Text, nullable=False),
     Column("subtrees", LargeBinary, nullable=False),
     Column("checkpoint", Text, nullable=False),
+)
+# Witnesses' cosignature lines (keys.witness) on the checkpoint of a tree size, one row per witness and size.
+_cosignatures = Table(
+    "audit_cosignatures",
+    _metadata,
+    Column("witness", Text, primary_key=True),
+    Column("size", BigInteger, primary_key=True, autoincrement=False),
+    Column("line", Text, nullable=False),
 )
 
 # Built once: the hot path then skips statement construction and hits the
@@ -236,6 +246,37 @@ class AuditStore:
         """The signed note of the latest checkpoint, if any entry exists."""
         with self._engine.connect() as conn:
             return conn.execute(select(_entries.c.checkpoint).order_by(_entries.c.idx.desc()).limit(1)).scalar()
+
+    def export(self, vkey: str) -> list[str]:
+        """The log as the JSON-lines export ``tsunagu audit verify`` checks: a consistent snapshot, witnesses' cosignatures included."""
+        from keys.audit import export_lines
+
+        size = self.size()  # the log only grows: its first ``size`` entries and checkpoints are consistent
+        entries = islice(self.entries(), size)
+        notes = islice(self.checkpoints(), size)
+        return list(export_lines(self.origin, vkey, entries, notes, size, self.cosignatures(size)))
+
+    def add_cosignature(self, size: int, witness: str, line: str) -> None:
+        """Keep a witness's cosignature line(s) on the checkpoint of ``size`` (a repeat replaces the earlier one)."""
+        with self._engine.begin() as conn:
+            conn.execute(delete(_cosignatures).where(_cosignatures.c.witness == witness, _cosignatures.c.size == size))
+            conn.execute(insert(_cosignatures).values(witness=witness, size=size, line=line))
+
+    def cosigned_size(self, witness: str) -> int:
+        """The largest size ``witness`` cosigned for this log (0 if none)."""
+        with self._engine.connect() as conn:
+            return conn.execute(select(func.max(_cosignatures.c.size)).where(_cosignatures.c.witness == witness)).scalar() or 0
+
+    def cosignatures(self, max_size: int | None = None) -> dict[int, list[str]]:
+        """Every kept cosignature line by tree size (up to ``max_size``), for the export."""
+        query = select(_cosignatures.c.size, _cosignatures.c.line).order_by(_cosignatures.c.size, _cosignatures.c.witness)
+        if max_size is not None:
+            query = query.where(_cosignatures.c.size <= max_size)
+        out: dict[int, list[str]] = {}
+        with self._engine.connect() as conn:
+            for size, line in conn.execute(query):
+                out.setdefault(int(size), []).append(line)
+        return out
 
     def entries(self) -> Iterator[AuditEntry]:
         """Every entry in log order."""

@@ -158,7 +158,7 @@ def _split_note(note: str) -> tuple[str, list[tuple[str, bytes]]]:
     cut = note.rindex("\n\n")
     body, sig_text = note[: cut + 1], note[cut + 2 :]
     signatures = []
-    for line in sig_text.splitlines():
+    for line in sig_text.rstrip("\n").split("\n"):
         match = re.fullmatch(r"\u2014 ([^\s+]+) ([A-Za-z0-9+/=]+)", line)
         if not match:
             raise CheckpointFormatError("署名行の形式が違います（「— 名前 署名」ではありません）。")

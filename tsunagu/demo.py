@@ -7,9 +7,13 @@ quality table. Part 2 runs every party as its own deployment under `.demo/`
 ceremony, three agents delivering, linkage, screening, a review decision, a
 re-identification requested at the gateway, approved at the escrow, unsealed
 by custodians and fetched once by the caseworker, and both audit logs
-exported and verified; support recorded for part of two frozen lists, the
-evaluation report written to `.demo/evaluation`, and one return list resolved
-by the My Number agent. Part 4 sets up a second town (`.demo/gateway-b`,
+exported and verified by an auditor who trusts only the services' log keys
+and the witnesses' keys: the escrow witnesses the gateway's log, the gateway
+the escrow's, and the auditor runs a witness of their own (`audit-witness`);
+a history the gateway's operator rewrites and re-signs is then shown to fail.
+Support is recorded for part of two frozen lists, the evaluation report
+written to `.demo/evaluation`, and one return list resolved by the My Number
+agent. Part 4 sets up a second town (`.demo/gateway-b`,
 its own keys and database, a federation secret from the prefecture) that finds
 a child who moved from the first town, and verifies both towns' audit logs.
 Everything goes through the real `tsunagu` commands
@@ -40,7 +44,7 @@ DEMO = Path(".demo")
 REPO = Path(__file__).resolve().parents[1]
 DEMO_KDF_KIB = "1024"  # demo only: 1 MiB Argon2id; production keeps the 64 MiB default
 CUSTODIANS = ("sato-k", "suzuki-k", "takahashi-k")
-HOMES = ("keys", "gateway", "escrow", "agent-edu", "agent-mynumber", "agent-internet", "audit")
+HOMES = ("keys", "gateway", "escrow", "agent-edu", "agent-mynumber", "agent-internet", "audit", "audit-witness")
 AGENTS = {  # home: (agent id, network, preset, [(mapping, department file)], gaiji, push)
     "agent-edu": ("edu-1", "edu", "edu_network", [("school.toml", "school.csv")], None, True),
     "agent-mynumber": ("mynumber-1", "mynumber", "mynumber_network", [("residents.toml", "residents.csv"), ("maternal.toml", "maternal.tsv")],
@@ -195,6 +199,15 @@ def _part2_deployment() -> dict[str, Any]:
         _tsunagu("escrow", "user", "add", "--home", str(escrow), "--username", username, "--role", role, "--password-stdin",
                  stdin=pw[f"escrow:{username}"] + "\n", quiet=True)
 
+    print("\n== 証人: エスクローはゲートウェイの監査ログに、ゲートウェイはエスクローの監査ログに連署します。監査担当者も自分の証人を置きます", flush=True)
+    _tsunagu("audit", "witness", "trust", "--home", str(gateway), "--origin", "tsunagu.escrow/000000",
+             "--log-key", str(escrow / "audit-verifier.txt"))
+    _tsunagu("audit", "witness", "show", "--home", str(escrow))
+    auditor = DEMO / "audit-witness"
+    _tsunagu("audit", "witness", "init", "--home", str(auditor), "--name", "kansa.demo/witness")
+    _tsunagu("audit", "witness", "trust", "--home", str(auditor), "--origin", "tsunagu.gateway/000000",
+             "--log-key", str(gateway / "audit-verifier.txt"))
+
     print("\n== 3 つのエージェント（校務系・マイナンバー利用事務系・インターネット接続系）の登録", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         files = write_samples(Path(tmp), children=int(os.environ.get("TSUNAGU_DEMO_AGENT_CHILDREN", "2000")), seed=2026)
@@ -250,6 +263,14 @@ def _part3_flow(story: dict[str, Any]) -> None:
         servers.callback(_stop, gw_process)
         es_process, es_url = _serve(["escrow", "serve", "--home", str(escrow)], "/api/v1/status", DEMO / "escrow-serve.log")
         servers.callback(_stop, es_process)
+        auditor = DEMO / "audit-witness"
+        wi_process, wi_url = _serve(["audit", "witness", "serve", "--home", str(auditor)], "/health", DEMO / "witness-serve.log")
+        servers.callback(_stop, wi_process)
+        print("\n== 各ログが連署を求める証人（ループバックの HTTP、C2SP tlog-witness の add-checkpoint）", flush=True)
+        for home, url, key in ((gateway, f"{es_url}/api/v1/witness", escrow / "witness" / "witness-verifier.txt"),
+                               (gateway, f"{wi_url}/witness", auditor / "witness" / "witness-verifier.txt"),
+                               (escrow, f"{gw_url}/api/v1/witness", gateway / "witness" / "witness-verifier.txt")):
+            _tsunagu("audit", "witness", "use", "--home", str(home), "--url", url, "--witness-key", str(key))
 
         print("\n== エージェントが提出します（校務系・インターネット接続系はプッシュ〈ループバックなので HTTP、本番は HTTPS〉、マイナンバー系は持ち出しファイル）", flush=True)
         for home_name, (agent_id, network, _preset, sources, gaiji, push) in AGENTS.items():
@@ -334,19 +355,26 @@ def _part3_flow(story: dict[str, Any]) -> None:
 
         _support_flow(gw_url, pw)
 
-        print("\n== 監査: 両方の監査ログを書き出して検証し、申請を照合します", flush=True)
+        print("\n== 監査: 両方の監査ログを書き出し、信頼する鍵（ログの鍵と証人の鍵）だけで検証し、申請を照合します", flush=True)
         audit = DEMO / "audit"
         audit.mkdir()
-        _tsunagu("gateway", "audit-export", "--home", str(gateway), "--out", str(audit / "gateway.jsonl"))
+        with _client(gw_url, "kato", pw["gateway:kato"]) as kato:
+            (audit / "gateway.jsonl").write_text(kato.get("/api/v1/audit/export").text, encoding="utf-8")
         with _client(es_url, "kato", pw["escrow:kato"]) as kato:
             (audit / "escrow.jsonl").write_text(kato.get("/api/v1/audit/export").text, encoding="utf-8")
         shutil.copy(escrow / "audit-verifier.txt", audit / "escrow-verifier.txt")
         shutil.copy(gateway / "audit-verifier.txt", audit / "gateway-verifier.txt")
-        for name in ("gateway", "escrow"):
-            _tsunagu("audit", "verify", str(audit / f"{name}.jsonl"), "--public-key", str(audit / f"{name}-verifier.txt"),
-                     "--save-checkpoint", str(audit / f"{name}-checkpoint.txt"))
+        for name, home in (("gateway", gateway), ("escrow", escrow), ("auditor", auditor)):
+            shutil.copy(home / "witness" / "witness-verifier.txt", audit / f"{name}-witness.txt")
+        _tsunagu("audit", "verify", str(audit / "gateway.jsonl"), "--public-key", str(audit / "gateway-verifier.txt"),
+                 "--witness-key", str(audit / "escrow-witness.txt"), "--witness-key", str(audit / "auditor-witness.txt"),
+                 "--witness-quorum", "2", "--witness-url", f"{wi_url}/witness", "--save-checkpoint", str(audit / "gateway-checkpoint.txt"))
+        _tsunagu("audit", "verify", str(audit / "escrow.jsonl"), "--public-key", str(audit / "escrow-verifier.txt"),
+                 "--witness-key", str(audit / "gateway-witness.txt"), "--save-checkpoint", str(audit / "escrow-checkpoint.txt"))
+        _rewritten_history(gateway, audit)
         exports = ["--gateway-export", str(audit / "gateway.jsonl"), "--escrow-export", str(audit / "escrow.jsonl"),
-                   "--gateway-key", str(audit / "gateway-verifier.txt"), "--escrow-key", str(audit / "escrow-verifier.txt")]
+                   "--gateway-key", str(audit / "gateway-verifier.txt"), "--escrow-key", str(audit / "escrow-verifier.txt"),
+                   "--gateway-witness-key", str(audit / "escrow-witness.txt"), "--escrow-witness-key", str(audit / "gateway-witness.txt")]
         _tsunagu("audit", "requests", *exports)
         _tsunagu("audit", "anomalies", *exports, check=False)
 
@@ -421,6 +449,39 @@ def _support_flow(gw_url: str, pw: dict[str, str]) -> None:
     key.write_text(_tsunagu("returns", "key", "--home", str(gateway), quiet=True).strip() + "\n", encoding="utf-8")
     print("  リストを持ち出し媒体でマイナンバー利用事務系へ運び、エージェントが自分の記録に照合します", flush=True)
     _tsunagu("returns", "resolve", "--home", str(agent), "--list", str(list_file), "--gateway-key", str(key))
+def _rewritten_history(gateway: Path, audit: Path) -> None:
+    """The gateway's operator rewrites one entry and re-signs the whole log with the gateway's own key: the auditor still sees it."""
+    from cryptography.hazmat.primitives import serialization
+
+    from keys.audit import AuditEntry, split_export
+    from keys.audit_store import AuditStore, sqlite_engine
+    from keys.checkpoint import Signer
+
+    print("\n== 運用者がゲートウェイの監査ログの 1 件を書き換え、ゲートウェイ自身の鍵で全チェックポイントを署名し直しても、証人の連署が合いません", flush=True)
+    lines = split_export((audit / "gateway.jsonl").read_text(encoding="utf-8"))
+    header = json.loads(lines[0])
+    entries = [AuditEntry.from_json(json.loads(line)["entry"]) for line in lines if line and json.loads(line)["type"] == "entry"]
+    target = next(i for i, e in enumerate(entries) if e.action == "reidentify.request")
+    entries[target] = AuditEntry(**{**entries[target].to_json(), "actor": "(書き換え)"})
+    key = serialization.load_pem_private_key((gateway / "keys" / "audit-signing.pem").read_bytes(), password=None)
+    with tempfile.TemporaryDirectory() as tmp:
+        forged = AuditStore(sqlite_engine(str(Path(tmp) / "forged.db")), Signer("tsunagu-gateway", key), header["origin"])
+        for entry in entries:
+            forged.append(entry)
+        rewritten = forged.export(header["public_key"])
+        forged._engine.dispose()
+    # The operator keeps the witnesses' old cosignature lines on the re-signed checkpoints.
+    genuine = [json.loads(line) for line in lines if line and json.loads(line)["type"] == "checkpoint"]
+    out, notes = [], iter(genuine)
+    for line in rewritten:
+        item = json.loads(line)
+        if item["type"] == "checkpoint":
+            old = next(notes)["note"]
+            item["note"] += "".join(l for l in old.splitlines(keepends=True) if "/witness " in l)
+        out.append(json.dumps(item, ensure_ascii=False))
+    (audit / "gateway-rewritten.jsonl").write_text("\n".join(out) + "\n", encoding="utf-8")
+    _tsunagu("audit", "verify", str(audit / "gateway-rewritten.jsonl"), "--public-key", str(audit / "gateway-verifier.txt"),
+             "--witness-key", str(audit / "escrow-witness.txt"), check=False)
 
 
 def _summary(story: dict[str, Any]) -> None:
@@ -433,6 +494,8 @@ def _summary(story: dict[str, Any]) -> None:
 - 支援を決めた子どもの母子保健（または住民記録）の記録トークンを署名付きで返し、マイナンバー系のエージェントが
   自分の記録に照合して .demo/agent-mynumber/returns/ に書き出しました（本人情報はゲートウェイを通っていません）。
 - ゲートウェイとエスクローの監査ログはどちらも署名を検証でき、申請・承認・開示が照合できました。
+  ゲートウェイのログにはエスクローと監査担当者の証人が、エスクローのログにはゲートウェイの証人が連署しており、
+  運用者が書き換えて自分の鍵で署名し直したログは、チェックポイントを保存していない監査担当者にも見抜けました。
 - 各当事者が持つものは .demo/ の下で確かめられます（ゲートウェイには氏名も連携鍵もエスクロー秘密鍵もありません）。
   このデモのパスワードとパスフレーズは .demo/secrets.json（所有者だけが読める）にあります。""")
 
@@ -444,11 +507,16 @@ def _part4_federation() -> None:
     run(DEMO)
     audit = DEMO / "audit"
     audit.mkdir(exist_ok=True)
-    print("\n== 両方の町の監査ログを検証します", flush=True)
+    print("\n== 両方の町の監査ログを、監査担当者の証人が手元で連署してから検証します（サーバは止まっています）", flush=True)
+    auditor = DEMO / "audit-witness"
     for name in ("gateway", "gateway-b"):
         export = audit / f"{name}-after-federation.jsonl"
-        _tsunagu("gateway", "audit-export", "--home", str(DEMO / name), "--out", str(export))
-        _tsunagu("audit", "verify", str(export), "--public-key", str(DEMO / name / "audit-verifier.txt"))
+        _tsunagu("gateway", "audit-export", "--home", str(DEMO / name), "--out", str(export), quiet=True)
+        origin = json.loads(export.read_text(encoding="utf-8").split("\n", 1)[0])["origin"]
+        _tsunagu("audit", "witness", "trust", "--home", str(auditor), "--origin", origin, "--log-key", str(DEMO / name / "audit-verifier.txt"))
+        _tsunagu("audit", "witness", "cosign", "--home", str(auditor), str(export))
+        _tsunagu("audit", "verify", str(export), "--public-key", str(DEMO / name / "audit-verifier.txt"),
+                 "--witness-key", str(auditor / "witness" / "witness-verifier.txt"))
 
 
 def main() -> None:

@@ -6,6 +6,8 @@ unauthenticated one is counted and summarised (keys.frontdoor.refusals).
 
 from __future__ import annotations
 
+import logging
+import threading
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
@@ -19,6 +21,10 @@ from escrow.api.routes import audit, auth, requests, users, vault
 from escrow.errors import EscrowError
 from escrow.service import Escrow
 from keys.frontdoor.limits import BodyLimits
+from keys.witness import Witness, submit_all
+from keys.witness_http import witness_router
+
+log = logging.getLogger("tsunagu.escrow")
 
 #: Every body but a filing: logins, decisions, shares.
 BODY_BYTES = 1024 * 1024
@@ -29,11 +35,22 @@ _HTTP_CODES = {404: ("not_found", "そのような URL はありません。"), 
 
 
 def create_app(escrow: Escrow) -> FastAPI:
-    """The API of ``escrow``."""
+    """The API of ``escrow``, and while it runs, its checkpoints sent to its witnesses every ``witness_interval_seconds``."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        escrow.refusals.flush()  # the period's counts of unauthenticated refusals, as one audit entry
+        stop = threading.Event()
+        interval = escrow.settings.witness_interval_seconds
+        thread = threading.Thread(target=_witness_loop, args=(escrow, interval, stop), name="witness", daemon=True)
+        if interval:
+            thread.start()
+        try:
+            yield
+        finally:
+            escrow.refusals.flush()  # the period's counts of unauthenticated refusals, as one audit entry
+            stop.set()
+            if interval:
+                thread.join(timeout=30)
 
     app = FastAPI(title="tsunagu escrow", version="1", lifespan=lifespan,
                   description="エスクロー（封緘された本人情報の開封）API。開封は承認済みの再識別申請に限ります。")
@@ -41,6 +58,8 @@ def create_app(escrow: Escrow) -> FastAPI:
     for module in (vault, auth, requests, audit, users):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(users.lockouts, prefix="/api/v1")
+    # The escrow witnesses the gateway's log (C2SP tlog-witness; the checkpoint's signature is the authentication).
+    app.include_router(witness_router(lambda: Witness.open(escrow.witness_folder)), prefix="/api/v1")
 
     @app.exception_handler(EscrowError)
     async def _escrow_error(request: Request, exc: EscrowError) -> JSONResponse:
@@ -77,6 +96,13 @@ def _door_refusal(escrow: Escrow):
         return answer
 
     return refuse
+def _witness_loop(escrow: Escrow, interval: float, stop: threading.Event) -> None:
+    # Witnessed often, an operator's rewrite of already-cosigned history cannot be cosigned again.
+    while not stop.wait(interval):
+        try:
+            submit_all(escrow.audit, escrow.witness_folder)
+        except Exception:  # noqa: BLE001
+            log.exception("witness submission failed")
 
 
 async def _refuse(escrow: Escrow, request: Request, exc: EscrowError) -> JSONResponse:

@@ -22,6 +22,8 @@ from gateway.errors import GatewayError
 from gateway.scheduler import Jobs
 from gateway.web import create_web_app
 from keys.frontdoor.limits import BodyLimits
+from keys.witness import Witness
+from keys.witness_http import witness_router
 
 log = logging.getLogger("tsunagu.gateway.api")
 
@@ -51,6 +53,8 @@ def create_app(gw: Gateway, *, jobs: bool = True) -> FastAPI:
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(users.lockouts, prefix="/api/v1")
     app.include_router(federation_router, prefix="/api/v1")
+    # The gateway witnesses the escrow's log (C2SP tlog-witness; the checkpoint's signature is the authentication).
+    app.include_router(witness_router(lambda: Witness.open(gw.witness_folder)), prefix="/api/v1")
     app.mount("/ui", create_web_app(gw))
 
     @app.exception_handler(GatewayError)

@@ -95,9 +95,27 @@ def test_ceremony_through_cli(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     vkey_file = tmp_path / "vkey.txt"
     vkey_file.write_text(ring.checkpoint_vkey)
-    saved = tmp_path / "checkpoint.txt"
-    r = run("audit", "verify", str(export), "--public-key", str(vkey_file), "--save-checkpoint", str(saved))
+    # No trust on first use: the verifier names the trusted log key and the witnesses' keys.
+    r = run("audit", "verify", str(export))
+    assert r.returncode == 2 and "--public-key" in r.stderr and "信頼できません" in r.stderr
+    r = run("audit", "verify", str(export), "--public-key", str(vkey_file))
+    assert r.returncode == 2 and "--witness-key" in r.stderr
+    # The key administrator's log has no service to push from: the auditor's own witness cosigns the export.
+    witness_home = tmp_path / "auditor"
+    r = run("audit", "witness", "init", "--home", str(witness_home), "--name", "kansa.example/witness")
     assert r.returncode == 0, r.stderr
+    r = run("audit", "witness", "trust", "--home", str(witness_home), "--origin", "tsunagu/131016/audit-log", "--log-key", str(vkey_file))
+    assert r.returncode == 0, r.stderr
+    witness_key = witness_home / "witness" / "witness-verifier.txt"
+    r = run("audit", "verify", str(export), "--public-key", str(vkey_file), "--witness-key", str(witness_key))
+    assert r.returncode == 1 and "連署" in r.stderr
+    r = run("audit", "witness", "cosign", "--home", str(witness_home), str(export))
+    assert r.returncode == 0, r.stderr
+    saved = tmp_path / "checkpoint.txt"
+    r = run("audit", "verify", str(export), "--public-key", str(vkey_file), "--witness-key", str(witness_key),
+            "--save-checkpoint", str(saved))
+    assert r.returncode == 0, r.stderr
+    assert "kansa.example/witness" in r.stdout
     entries = [json.loads(l) for l in export.read_text().splitlines() if json.loads(l)["type"] == "entry"]
     assert [e["entry"]["action"] for e in entries] == [
         "keys.init", "agent.enrol", "escrow.open-record", "agent.revoke", "linkage.rotate", "escrow.rewrap"]
@@ -107,14 +125,15 @@ def test_ceremony_through_cli(tmp_path: Path) -> None:
     text[3] = text[3].replace("R6-001", "R6-999")  # entry 2: the case reference of the re-identification
     tampered = tmp_path / "tampered.jsonl"
     tampered.write_text("\n".join(text) + "\n")
-    r = run("audit", "verify", str(tampered), "--public-key", str(vkey_file))
+    r = run("audit", "verify", str(tampered), "--public-key", str(vkey_file), "--witness-key", str(witness_key))
     assert r.returncode == 1 and "位置 2" in r.stderr
 
     # A later log is consistent with the saved checkpoint.
     r = run("keys", "revoke-agent", "--home", str(admin), "--agent-id", "edu-1", "--reason", "x", "--passphrase-stdin",
             stdin=lines(OPERATOR))
     assert r.returncode == 2 and "すでに失効" in r.stderr
-    r = run("audit", "verify", str(export), "--previous-checkpoint", str(saved))
+    r = run("audit", "verify", str(export), "--previous-checkpoint", str(saved), "--public-key", str(vkey_file),
+            "--witness-key", str(witness_key))
     assert r.returncode == 0 and "先頭部分" in r.stdout
 
 

@@ -71,16 +71,24 @@ def test_audit_export_verifies_with_tsunagu_audit_verify(server: Server, tmp_pat
     assert server.client("tanaka").get("/api/v1/audit/export").status_code == 403
     export = tmp_path / "escrow-audit.jsonl"
     export.write_text(r.text, encoding="utf-8")
-    out = cli(["audit", "verify", str(export), "--public-key", str(server.home / "audit-verifier.txt")])
+    # An auditor's own witness cosigns the export offline (this escrow has no witness configured).
+    auditor = tmp_path / "auditor"
+    cli(["audit", "witness", "init", "--home", str(auditor), "--name", "kansa.example/witness"])
+    cli(["audit", "witness", "trust", "--home", str(auditor), "--origin", "tsunagu.escrow/131016",
+         "--log-key", str(server.home / "audit-verifier.txt")])
+    cli(["audit", "witness", "cosign", "--home", str(auditor), str(export)])
+    witness_key = str(auditor / "witness" / "witness-verifier.txt")
+    out = cli(["audit", "verify", str(export), "--public-key", str(server.home / "audit-verifier.txt"), "--witness-key", witness_key])
     assert "検証成功" in out
 
-    lines = r.text.splitlines()
+    lines = export.read_text(encoding="utf-8").split("\n")[:-1]
     refused = next(i for i, line in enumerate(lines) if '"refused: share_refused' in line)
     item = json.loads(lines[refused])
     item["entry"]["outcome"] = "share accepted 1/3"  # someone hides a refusal
     lines[refused] = json.dumps(item, ensure_ascii=False)
     export.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    result = CliRunner().invoke(app, ["audit", "verify", str(export), "--public-key", str(server.home / "audit-verifier.txt")])
+    result = CliRunner().invoke(app, ["audit", "verify", str(export), "--public-key", str(server.home / "audit-verifier.txt"),
+                                      "--witness-key", witness_key])
     assert result.exit_code == 1 and f"位置 {item['index']}" in result.output
 
 

@@ -60,7 +60,13 @@ def test_the_audit_log_exports_and_verifies_offline(gw, home, town: Town, agents
     out = home.cli("audit-export", "--out", str(export))
     vkey = out.split("検証鍵: ")[1].strip()
     (tmp_path / "gateway.vkey").write_text(vkey, encoding="utf-8")
-    verified = cli(["audit", "verify", str(export), "--public-key", str(tmp_path / "gateway.vkey")])
+    # No witness is configured for this gateway: an auditor's own witness cosigns the export offline.
+    auditor = tmp_path / "auditor"
+    cli(["audit", "witness", "init", "--home", str(auditor), "--name", "kansa.example/witness"])
+    cli(["audit", "witness", "trust", "--home", str(auditor), "--origin", gw.audit.origin, "--log-key", str(tmp_path / "gateway.vkey")])
+    cli(["audit", "witness", "cosign", "--home", str(auditor), str(export)])
+    verified = cli(["audit", "verify", str(export), "--public-key", str(tmp_path / "gateway.vkey"),
+                    "--witness-key", str(auditor / "witness" / "witness-verifier.txt")])
     assert "検証成功" in verified
     actions = [json.loads(line).get("entry", {}).get("action") for line in export.read_text(encoding="utf-8").splitlines()]
     assert {"user.add", "agent.register", "submission.accept"} <= set(actions)

@@ -1,16 +1,18 @@
-"""`tsunagu audit …`: export the audit log, verify an export offline, check a single proof."""
+"""`tsunagu audit …`: export the audit log, verify an export offline (trusted log key and witness keys), check a single proof, run a witness."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import json
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from keys import audit, merkle
+from keys import witness as _witness
 from keys._files import write_atomic
 from keys.keyring import Keyring
 from tsunagu.errors import CommandError
@@ -31,39 +33,74 @@ def export(
     """監査ログの全記録・署名付きチェックポイント・公開鍵を書き出します。"""
     ring = Keyring(home)
     store = ring.audit_store(None)
-    size = store.size()
-    lines = audit.export_lines(store.origin, ring.checkpoint_vkey, store.entries(), store.checkpoints(), size)
+    lines = store.export(ring.checkpoint_vkey)
     write_atomic(out, ("\n".join(lines) + "\n").encode("utf-8"), mode=0o644)
-    typer.echo(f"{size} 件の記録を {out} に書き出しました。")
+    typer.echo(f"{json.loads(lines[0])['size']} 件の記録を {out} に書き出しました。")
     typer.echo(f"検証鍵: {ring.checkpoint_vkey}")
 
 
 @audit_app.command("verify")
 def verify(
     file: Annotated[Path, typer.Argument(help="tsunagu audit export の書き出しファイル")],
-    previous_checkpoint: Annotated[Optional[Path], typer.Option("--previous-checkpoint", help="以前に保存したチェックポイント")] = None,
-    public_key: Annotated[Optional[Path], typer.Option("--public-key", help="信頼する検証鍵を書いたファイル")] = None,
+    public_key: Annotated[Optional[Path], typer.Option("--public-key", help="信頼するログの検証鍵を書いたファイル（必須）")] = None,
+    witness_key: Annotated[Optional[list[Path]], typer.Option("--witness-key", help="信頼する証人の検証鍵のファイル（必須、複数可）")] = None,
+    witness_quorum: Annotated[int, typer.Option("--witness-quorum", min=1, help="連署が必要な証人の数")] = 1,
+    previous_checkpoint: Annotated[Optional[Path], typer.Option("--previous-checkpoint", help="以前に保存したチェックポイント（tsunagu audit witness latest の出力も可）")] = None,
+    witness_url: Annotated[Optional[str], typer.Option("--witness-url", help="証人に最新の連署済みチェックポイントを問い合わせ、切り詰めを確かめます（例: http://127.0.0.1:8471/api/v1/witness）")] = None,
     save_checkpoint: Annotated[Optional[Path], typer.Option("--save-checkpoint", help="検証できた最新のチェックポイントの保存先")] = None,
 ) -> None:
-    """書き出しファイルを検証します。改ざんがあれば最初の不正な位置を示し、終了コード 1 で終わります。"""
+    """書き出しファイルを、信頼するログの鍵と証人の鍵で検証します。改ざん・書き換え・分岐があれば理由と位置を示し、終了コード 1 で終わります。"""
+    if public_key is None:
+        raise CommandError("--public-key でログの検証鍵のファイルを指定してください。書き出しファイルに書かれた鍵は信頼できません"
+                           "（運用者が書き換えて自分の鍵で署名し直せるため）。鍵は設置時に受け取ったもの（例: audit-verifier.txt）を使います。")
+    if not witness_key:
+        raise CommandError("--witness-key で証人の検証鍵のファイルを指定してください（1 つ以上）。証人の連署がないと、"
+                           "運用者がログの鍵で署名し直した履歴の書き換えを見抜けません。鍵は各証人の witness-verifier.txt です。")
     text = _read(file)
-    pinned = _read(public_key).strip() if public_key else None
+    pinned = _read(public_key).strip()
+    witnesses = [_read(k).strip() for k in witness_key]
     previous = _read(previous_checkpoint) if previous_checkpoint else None
+    if witness_url:
+        if previous is not None:
+            raise CommandError("--previous-checkpoint と --witness-url はどちらか一方を指定してください（証人の最新のものは以前のものより新しいはずです）。")
+        previous = _witness_latest(witness_url, text, witnesses)
     try:
-        report = audit.verify_export(text.splitlines(), pinned, previous)
+        report = audit.verify_export(audit.split_export(text), pinned, previous, witness_vkeys=witnesses, quorum=witness_quorum)
     except audit.AuditVerificationError as exc:
         where = f"（位置 {exc.position}）" if exc.position is not None else ""
         typer.echo(f"検証失敗{where}: {exc}", err=True)
         raise typer.Exit(1) from exc
     typer.echo(f"検証成功: {report.size} 件、署名付きチェックポイント {report.checkpoints} 個、根ハッシュ {base64.b64encode(report.root).decode()}")
+    for c in report.cosignatures:
+        when = datetime.fromtimestamp(c.timestamp, timezone(timedelta(hours=9))).strftime("%Y-%m-%d %H:%M:%S JST")
+        typer.echo(f"証人 {c.witness} が {report.witnessed_size} 件のチェックポイントに連署しています（{when}）。")
     if report.previous_size is not None:
         typer.echo(f"以前のチェックポイント（{report.previous_size} 件）は現在のログの先頭部分です（一貫性証明を確認）。")
-    if not pinned:
-        typer.echo("注意: 公開鍵は書き出しファイルのものを使いました。--public-key で信頼できる鍵を指定してください。")
     if save_checkpoint:
-        latest = [json.loads(line)["note"] for line in text.splitlines() if line.strip() and json.loads(line).get("type") == "checkpoint"]
+        latest = [item["note"] for item in map(json.loads, filter(str.strip, audit.split_export(text))) if item.get("type") == "checkpoint"]
         write_atomic(save_checkpoint, latest[-1].encode("utf-8"), mode=0o644)
         typer.echo(f"最新のチェックポイントを {save_checkpoint} に保存しました。次回 --previous-checkpoint に指定してください。")
+
+
+def _witness_latest(url: str, text: str, witnesses: list[str]) -> str:
+    """The latest checkpoint the witness at ``url`` cosigned for the export's log, its cosignature checked against a trusted key."""
+    import httpx
+
+    try:
+        origin = json.loads(audit.split_export(text)[0])["origin"]
+        r = httpx.get(f"{url.rstrip('/')}/latest", params={"origin": origin}, timeout=30)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CommandError("書き出しファイルの 1 行目（見出し）が読めません。") from exc
+    except httpx.HTTPError as exc:
+        raise CommandError(f"証人 {url} に接続できません: {type(exc).__name__}") from exc
+    if r.status_code != 200:
+        raise CommandError(f"証人 {url} から最新のチェックポイントを得られません（{r.status_code}）: {r.text.strip()[:200]}")
+    try:
+        if not any(_witness.CosignerKey.from_vkey(w).verify(r.text) for w in witnesses):
+            raise CommandError(f"{url} の応答には、信頼する証人の連署がありません。")
+    except _witness.WitnessError as exc:
+        raise CommandError(f"{url} の応答の連署を確認できません: {exc}") from exc
+    return r.text
 
 
 @audit_app.command("verify-proof")
@@ -106,7 +143,8 @@ def _read(path: Path) -> str:
 
 
 def _load_exports(gateway_export: Optional[Path], escrow_export: Optional[Path], gateway: Optional[str], escrow: Optional[str],
-                  username: Optional[str], password_stdin: bool, gateway_key: Optional[Path], escrow_key: Optional[Path]) -> tuple[list, list]:
+                  username: Optional[str], password_stdin: bool, gateway_key: Optional[Path], escrow_key: Optional[Path],
+                  gateway_witness: Optional[list[Path]] = None, escrow_witness: Optional[list[Path]] = None) -> tuple[list, list]:
     """Both logs' entries, each export verified first (with the pinned verifier key if given)."""
     from keys.audit_report import ReportInputError, read_entries
 
@@ -129,10 +167,11 @@ def _load_exports(gateway_export: Optional[Path], escrow_export: Optional[Path],
     if "ゲートウェイ" not in texts or "エスクロー" not in texts:
         raise CommandError("ゲートウェイとエスクローの両方の監査ログを指定してください（--gateway-export と --escrow-export、または --gateway と --escrow）。")
     entries = []
-    for name, key in (("ゲートウェイ", gateway_key), ("エスクロー", escrow_key)):
-        lines = texts[name].splitlines()
+    for name, key, witnesses in (("ゲートウェイ", gateway_key, gateway_witness), ("エスクロー", escrow_key, escrow_witness)):
+        lines = audit.split_export(texts[name])
         try:
-            audit.verify_export(lines, _read(key).strip() if key else None)
+            audit.verify_export(lines, _read(key).strip() if key else None,
+                                witness_vkeys=[_read(w).strip() for w in witnesses] if witnesses else None)
             entries.append(read_entries(lines))
         except audit.AuditVerificationError as exc:
             where = f"（位置 {exc.position}）" if exc.position is not None else ""
@@ -152,6 +191,8 @@ UsernameOption = Annotated[Optional[str], typer.Option("--username", help="監�
 PasswordStdinOption = Annotated[bool, typer.Option("--password-stdin", help="パスワードを標準入力から 1 行ずつ読みます（ゲートウェイ、エスクローの順）")]
 GatewayKeyOption = Annotated[Optional[Path], typer.Option("--gateway-key", help="ゲートウェイの監査ログの検証鍵を書いたファイル")]
 EscrowKeyOption = Annotated[Optional[Path], typer.Option("--escrow-key", help="エスクローの監査ログの検証鍵を書いたファイル")]
+GatewayWitnessOption = Annotated[Optional[list[Path]], typer.Option("--gateway-witness-key", help="ゲートウェイのログに連署する証人の検証鍵（複数可）")]
+EscrowWitnessOption = Annotated[Optional[list[Path]], typer.Option("--escrow-witness-key", help="エスクローのログに連署する証人の検証鍵（複数可）")]
 JsonOption = Annotated[bool, typer.Option("--json", help="JSON で出力します")]
 
 
@@ -160,12 +201,14 @@ def requests(
     gateway_export: GatewayExportOption = None, escrow_export: EscrowExportOption = None,
     gateway: GatewayUrlOption = None, escrow: EscrowUrlOption = None, username: UsernameOption = None,
     password_stdin: PasswordStdinOption = False, gateway_key: GatewayKeyOption = None, escrow_key: EscrowKeyOption = None,
+    gateway_witness_key: GatewayWitnessOption = None, escrow_witness_key: EscrowWitnessOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """すべての再識別申請を、だれが・いつ・なぜ（目的・法的根拠・案件番号）・承認・結果とともに一覧にします（両方のログを照合）。"""
     from keys.audit_report import OUTCOMES, counts, requests_report
 
-    rows = requests_report(*_load_exports(gateway_export, escrow_export, gateway, escrow, username, password_stdin, gateway_key, escrow_key))
+    rows = requests_report(*_load_exports(gateway_export, escrow_export, gateway, escrow, username, password_stdin, gateway_key, escrow_key,
+                                          gateway_witness_key, escrow_witness_key))
     if as_json:
         typer.echo(json.dumps([r.to_json() for r in rows], ensure_ascii=False, indent=1))
         return
@@ -184,6 +227,7 @@ def anomalies(
     gateway_export: GatewayExportOption = None, escrow_export: EscrowExportOption = None,
     gateway: GatewayUrlOption = None, escrow: EscrowUrlOption = None, username: UsernameOption = None,
     password_stdin: PasswordStdinOption = False, gateway_key: GatewayKeyOption = None, escrow_key: EscrowKeyOption = None,
+    gateway_witness_key: GatewayWitnessOption = None, escrow_witness_key: EscrowWitnessOption = None,
     office_start: Annotated[str, typer.Option("--office-start", help="勤務開始（JST、HH:MM）")] = "08:30",
     office_end: Annotated[str, typer.Option("--office-end", help="勤務終了（JST、HH:MM）")] = "18:15",
     max_requests: Annotated[int, typer.Option("--max-requests", min=1, help="1 人がこの件数を超えて申請したら指摘")] = 5,
@@ -201,7 +245,8 @@ def anomalies(
         start, end = _time.fromisoformat(office_start), _time.fromisoformat(office_end)
     except ValueError:
         raise CommandError("--office-start と --office-end は HH:MM で指定してください（例: 08:30）。") from None
-    rows = requests_report(*_load_exports(gateway_export, escrow_export, gateway, escrow, username, password_stdin, gateway_key, escrow_key))
+    rows = requests_report(*_load_exports(gateway_export, escrow_export, gateway, escrow, username, password_stdin, gateway_key, escrow_key,
+                                          gateway_witness_key, escrow_witness_key))
     found = _anomalies(rows, AnomalyRules(start, end, max_requests, window_days, pair_repeats))
     if as_json:
         typer.echo(json.dumps([a.to_json() for a in found], ensure_ascii=False, indent=1))
@@ -211,3 +256,138 @@ def anomalies(
         typer.echo(f"申請 {len(rows)} 件を調べ、注意点 {len(found)} 件。")
     if found:
         raise typer.Exit(1)
+
+
+witness_app = typer.Typer(help="監査ログの証人（C2SP tlog-witness）: 運用者から独立して、ログのチェックポイントに連署します", no_args_is_help=True)
+audit_app.add_typer(witness_app, name="witness")
+WitnessHome = Annotated[Path, typer.Option("--home", help="証人の状態を置くフォルダ（<home>/witness/）。ゲートウェイ・エスクローのデータフォルダも可")]
+
+
+def _open_witness(home: Path) -> _witness.Witness:
+    try:
+        return _witness.Witness.open(home / "witness")
+    except _witness.WitnessError as exc:
+        raise CommandError(str(exc)) from None
+
+
+@witness_app.command("init")
+def witness_init(home: WitnessHome, name: Annotated[str, typer.Option("--name", help="証人の名前（例: kansa.example.jp/witness）")]) -> None:
+    """証人の鍵（Ed25519）を作り、<home>/witness/ に置きます。表示される検証鍵を、ログを検証する人に渡してください。"""
+    try:
+        w = _witness.Witness.init(home / "witness", name)
+    except _witness.WitnessError as exc:
+        raise CommandError(str(exc)) from None
+    typer.echo(f"証人 {w.name} を {home / 'witness'} に作りました。")
+    typer.echo(f"証人の検証鍵: {w.vkey}")
+
+
+@witness_app.command("trust")
+def witness_trust(
+    home: WitnessHome,
+    origin: Annotated[str, typer.Option("--origin", help="証明するログの origin（例: tsunagu.gateway/131016）")],
+    log_key: Annotated[Path, typer.Option("--log-key", help="そのログの検証鍵のファイル（この鍵の署名があるチェックポイントだけに連署します）")],
+) -> None:
+    """証人が連署するログを登録します。"""
+    w = _open_witness(home)
+    try:
+        w.trust(origin, _read(log_key).strip())
+    except _witness.WitnessError as exc:
+        raise CommandError(str(exc)) from None
+    typer.echo(f"証人 {w.name} はログ {origin} のチェックポイントに連署します（一貫性を確認したうえで）。")
+
+
+@witness_app.command("use")
+def witness_use(
+    home: Annotated[Path, typer.Option("--home", help="ログを持つゲートウェイ・エスクローのデータフォルダ")],
+    url: Annotated[str, typer.Option("--url", help="証人の add-checkpoint の URL の前半（例: http://127.0.0.1:8470/api/v1/witness）")],
+    witness_key: Annotated[Path, typer.Option("--witness-key", help="証人の検証鍵のファイル")],
+) -> None:
+    """このデータフォルダのログが、チェックポイントをこの証人に送って連署を受けるようにします。"""
+    try:
+        peer = _witness.add_peer(home / "witness", url, _read(witness_key).strip())
+    except _witness.WitnessError as exc:
+        raise CommandError(str(exc)) from None
+    typer.echo(f"{home} の監査ログは証人 {peer.key.name}（{peer.url}）に連署を求めます。")
+
+
+@witness_app.command("sync")
+def witness_sync(home: Annotated[Path, typer.Option("--home", help="ゲートウェイまたはエスクローのデータフォルダ")]) -> None:
+    """ログの最新のチェックポイントを、今すぐ各証人に送って連署を受けます（失敗した証人があれば終了コード 1）。"""
+    if (home / "escrow.toml").exists():
+        from escrow.service import Escrow
+
+        service = Escrow.open(home)
+    else:
+        from gateway.core import Gateway
+
+        service = Gateway.open(home)
+    try:
+        results = _witness.submit_all(service.audit, service.witness_folder)
+    finally:
+        service.close()
+    if not results:
+        raise CommandError(f"{home} には証人が設定されていません（tsunagu audit witness use で設定します）。")
+    for name, result in results.items():
+        typer.echo(f"証人 {name}: {'連署を得ました（' + result.split()[1] + ' 件）' if result.startswith('cosigned') else result}")
+    if any(not r.startswith("cosigned") for r in results.values()):
+        raise typer.Exit(1)
+
+
+@witness_app.command("cosign")
+def witness_cosign(
+    home: WitnessHome,
+    file: Annotated[Path, typer.Argument(help="連署する書き出しファイル（tsunagu audit export など）")],
+    out: Annotated[Optional[Path], typer.Option("--out", help="連署を加えた書き出しの保存先（既定: 元のファイルを置き換え）")] = None,
+) -> None:
+    """書き出しファイルを手元で検証し、前回連署した状態から一貫していれば最新のチェックポイントに連署します（監査担当者の証人）。"""
+    w = _open_witness(home)
+    try:
+        lines = w.cosign_export(audit.split_export(_read(file).rstrip("\n")))
+    except (_witness.WitnessError, audit.AuditVerificationError) as exc:
+        typer.echo(f"連署しません: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    target = out or file
+    write_atomic(target, ("\n".join(lines) + "\n").encode("utf-8"), mode=0o644)
+    typer.echo(f"証人 {w.name} が連署し、{target} に保存しました。")
+
+
+@witness_app.command("serve")
+def witness_serve(
+    home: WitnessHome,
+    host: Annotated[str, typer.Option("--host", help="待ち受けるアドレス")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="待ち受けるポート")] = 8470,
+) -> None:
+    """証人を HTTP サービスとして動かします（POST /witness/add-checkpoint、C2SP tlog-witness）。"""
+    import uvicorn
+
+    from keys.witness_http import witness_app
+
+    w = _open_witness(home)
+    app = witness_app(home / "witness")
+    typer.echo(f"証人 {w.name} が http://{host}:{port}/witness/add-checkpoint で待ち受けます。", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+@witness_app.command("latest")
+def witness_latest(
+    home: WitnessHome,
+    origin: Annotated[str, typer.Option("--origin", help="ログの origin")],
+    out: Annotated[Path, typer.Option("--out", help="保存先（tsunagu audit verify --previous-checkpoint に指定できます）")],
+) -> None:
+    """証人が最後に連署したチェックポイントを保存します。これより短い書き出しは切り詰められています。"""
+    note = _open_witness(home).latest_note(origin)
+    if note is None:
+        raise CommandError(f"証人はログ {origin} にまだ連署していません。")
+    write_atomic(out, note.encode("utf-8"), mode=0o644)
+    typer.echo(f"証人が最後に連署したチェックポイント（{note.split(chr(10))[1]} 件）を {out} に保存しました。")
+
+
+@witness_app.command("show")
+def witness_show(home: WitnessHome) -> None:
+    """証人の名前・検証鍵・連署するログと、各ログで最後に連署した大きさを表示します。"""
+    w = _open_witness(home)
+    typer.echo(f"証人 {w.name}")
+    typer.echo(f"証人の検証鍵: {w.vkey}")
+    for origin in sorted(w.logs):
+        latest = w.latest(origin)
+        typer.echo(f"  {origin}: {'連署済み ' + str(latest[0]) + ' 件' if latest else 'まだ連署していません'}")

@@ -349,16 +349,16 @@ def audit_export(
     home: HomeOption,
     out: Annotated[Path, typer.Option("--out", help="書き出し先（JSON Lines）")],
 ) -> None:
-    """ゲートウェイの監査ログを書き出します（tsunagu audit verify で検証できます）。"""
-    from keys.audit import export_lines
+    """ゲートウェイの監査ログを、証人の連署とともに書き出します（tsunagu audit verify で検証できます）。"""
+    from gateway.audit_tools import export_lines, sync_witnesses
 
     gw = _open(home)
-    store = gw.audit
-    size = store.size()
+    for name, result in sync_witnesses(gw).items():
+        typer.echo(f"証人 {name}: {'連署を得ました' if result.startswith('cosigned') else result}", err=True)
+    lines = export_lines(gw)
     vkey = gw.signer.verifier.vkey()
-    lines = export_lines(store.origin, vkey, store.entries(), store.checkpoints(), size)
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    typer.echo(f"{size} 件の記録を {out} に書き出しました。")
+    typer.echo(f"{len(lines) and json.loads(lines[0])['size']} 件の記録を {out} に書き出しました。")
     typer.echo(f"検証鍵: {vkey}")
 
 

@@ -1,8 +1,7 @@
-"""The escrow's audit log for auditors, as the JSON lines export that `tsunagu audit verify` checks."""
+"""The escrow's audit log for auditors, as the JSON lines export that `tsunagu audit verify` checks (with its witnesses' cosignatures)."""
 
 from __future__ import annotations
 
-from itertools import islice
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
@@ -10,7 +9,7 @@ from fastapi.responses import PlainTextResponse
 
 from escrow.api.deps import EscrowDep, require
 from escrow.identity import User
-from keys.audit import export_lines
+from keys.witness import witnessed_export
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 
@@ -19,7 +18,6 @@ router = APIRouter(prefix="/audit", tags=["audit"])
 def get_export(escrow: EscrowDep, user: Annotated[User, Depends(require("auditor"))]) -> PlainTextResponse:
     """Every entry, every signed checkpoint and the verifier key (JSON lines)."""
     escrow.record(user.username, "auditor", "audit.export", "exported")
-    store = escrow.audit
-    size = store.size()  # the log only grows: its first ``size`` entries and checkpoints are a consistent snapshot
-    lines = export_lines(store.origin, escrow.audit_vkey, islice(store.entries(), size), islice(store.checkpoints(), size), size)
+    # After the escrow's witnesses cosigned its latest checkpoint, so the export ends witnessed.
+    lines = witnessed_export(escrow.audit, escrow.audit_vkey, escrow.witness_folder)
     return PlainTextResponse("\n".join(lines) + "\n", media_type="application/jsonl; charset=utf-8")

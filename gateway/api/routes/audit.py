@@ -13,7 +13,7 @@ from gateway import audit_tools
 from gateway.api.deps import GatewayDep, require
 from gateway.errors import GatewayError
 from gateway.identity import User
-from keys.audit import AuditVerificationError
+from keys.audit import AuditVerificationError, split_export
 from keys.audit_report import AnomalyRules, ReportInputError
 
 router = APIRouter(prefix="/audit", tags=["audit"])
@@ -43,7 +43,7 @@ class ReportIn(BaseModel):
 def get_export(gw: GatewayDep, user: Auditor) -> PlainTextResponse:
     """Every entry, every signed checkpoint and the verifier key (JSON lines for ``tsunagu audit verify``)."""
     gw.record(user.username, user.role, "audit.export", "exported")
-    return PlainTextResponse("\n".join(audit_tools.export_lines(gw)) + "\n", media_type="application/jsonl; charset=utf-8")
+    return PlainTextResponse("\n".join(audit_tools.witnessed_export_lines(gw)) + "\n", media_type="application/jsonl; charset=utf-8")
 
 
 @router.post("/report")
@@ -51,6 +51,6 @@ def post_report(gw: GatewayDep, user: Auditor, body: ReportIn) -> dict[str, Any]
     """Every re-identification request joined across both logs, outcomes and anomalies."""
     rules = AnomalyRules(body.office_start, body.office_end, body.max_requests, body.window_days, body.pair_repeats)
     try:
-        return audit_tools.report_for(gw, user, body.escrow_export.splitlines() if body.escrow_export else None, rules)
+        return audit_tools.report_for(gw, user, split_export(body.escrow_export) if body.escrow_export else None, rules)
     except (AuditVerificationError, ReportInputError) as exc:
         raise GatewayError(422, "export_invalid", f"エスクローの書き出しを検証できません: {exc}") from None

@@ -13,7 +13,8 @@ from gateway.core import Gateway
 from gateway.web.render import render
 from gateway.web.routes.approvals import purpose_labels
 from gateway.web.session import GatewayDep, WebSession, form_action, page
-from keys.audit import AuditVerificationError, verify_export
+from keys.audit import AuditVerificationError, split_export, verify_export
+from keys.witness import peers
 from keys.audit_report import ReportInputError
 from policy import LEGAL_BASES
 
@@ -57,7 +58,7 @@ def get_audit(request: Request, gw: GatewayDep, session: Auditor) -> Response:
 def get_export(gw: GatewayDep, session: Auditor) -> Response:
     """The gateway's audit log as JSON lines for ``tsunagu audit verify`` (logged, as the API's export)."""
     gw.record(session.user.username, session.user.role, "audit.export", "exported")
-    return Response("\n".join(audit_tools.export_lines(gw)) + "\n", media_type="application/jsonl; charset=utf-8",
+    return Response("\n".join(audit_tools.witnessed_export_lines(gw)) + "\n", media_type="application/jsonl; charset=utf-8",
                     headers={"Content-Disposition": 'attachment; filename="gateway-audit.jsonl"'})
 
 
@@ -73,14 +74,18 @@ async def post_verify(request: Request, gw: GatewayDep, session: AuditorForm,
     if not note:
         return _page(request, gw, session, 422, errors={"checkpoint": "以前に保存したチェックポイントを貼り付けるか、ファイルを選んでください。"})
     vkey = gw.signer.verifier.vkey()
+    # With witnesses configured, the log must also end with a checkpoint they cosigned.
+    witnesses = [p.key.vkey() for p in peers(gw.witness_folder)] or None
+    lines = audit_tools.witnessed_export_lines(gw) if witnesses else audit_tools.export_lines(gw)
     try:
-        result = verify_export(audit_tools.export_lines(gw), pinned_vkey=vkey, previous_note=note + "\n")
+        result = verify_export(lines, pinned_vkey=vkey, previous_note=note + "\n", witness_vkeys=witnesses)
     except AuditVerificationError as exc:
         gw.record(session.user.username, session.user.role, "audit.verify", "failed")
         return _page(request, gw, session, 422, errors={"checkpoint": str(exc)}, checkpoint_text=note)
     gw.record(session.user.username, session.user.role, "audit.verify", f"consistent: {result.previous_size} -> {result.size}")
     return _page(request, gw, session, verified={"size": result.size, "previous_size": result.previous_size,
-                                                 "root": result.root.hex()}, checkpoint_text=note)
+                                                 "root": result.root.hex(), "witnesses": [c.witness for c in result.cosignatures]},
+                 checkpoint_text=note)
 
 
 @router.post("/audit/report")
@@ -93,6 +98,6 @@ async def post_report(request: Request, gw: GatewayDep, session: AuditorForm, es
     if not text.strip():
         return _page(request, gw, session, 422, errors={"escrow_export": "エスクローの監査ログの書き出し（JSON lines）を選んでください。"})
     try:
-        return _page(request, gw, session, escrow_lines=text.splitlines())
+        return _page(request, gw, session, escrow_lines=split_export(text))
     except (AuditVerificationError, ReportInputError) as exc:
         return _page(request, gw, session, 422, errors={"escrow_export": f"エスクローの書き出しを検証できません: {exc}"})
