@@ -30,6 +30,7 @@ def create_app(gw: Gateway, *, jobs: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         scheduler = Jobs(gw) if jobs else None
+        app.state.jobs = scheduler
         if scheduler:
             scheduler.start()
         try:

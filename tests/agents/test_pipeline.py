@@ -49,6 +49,10 @@ class RecordingGateway:
         self.calls = 0
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/submissions/state"):
+            # Answers like a gateway without the state route (the agent then delivers without reconciling);
+            # reconciling with the real gateway is covered in tests/agents/test_delivery_state.py.
+            return httpx.Response(404, json={"error": "not_found", "detail": "そのような URL はありません。"})
         self.calls += 1
         if self.answers:
             code = self.answers.pop(0)

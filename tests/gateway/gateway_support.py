@@ -156,16 +156,20 @@ def server(home: Home) -> Iterator[Server]:
         stop_server(s)
 
 
-def wait_for_run(server: Server, runs_before: int = 0, timeout: float = 120) -> dict[str, Any]:
-    """Wait until a linkage run newer than the first ``runs_before`` is done; return it."""
+def wait_for_run(server: Server, runs_before: int = 0, timeout: float = 600) -> dict[str, Any]:
+    """Wait until the gateway has linked everything it accepted (no run request waiting, none running) in a run
+    newer than ``runs_before``; return that run. Waits on the gateway's state, not on time: the timeout only
+    ends a test whose gateway never gets there."""
     deadline = time.monotonic() + timeout
     with server.client("admin") as c:
         while time.monotonic() < deadline:
-            runs = c.get("/api/v1/runs").json()
-            done = [r for r in runs if r["status"] in ("done", "failed") and r["id"] > runs_before]
-            if done and not [r for r in runs if r["status"] == "running"]:
-                assert done[0]["status"] == "done", (done[0], _log_tail(server))
-                return done[0]
+            pending = c.get("/api/v1/runs/pending").json()
+            if not pending["requests"] and not pending["running"]:
+                runs = c.get("/api/v1/runs").json()
+                done = [r for r in runs if r["status"] in ("done", "failed") and r["id"] > runs_before]
+                if done:
+                    assert done[0]["status"] == "done", (done[0], _log_tail(server))
+                    return done[0]
             time.sleep(0.2)
     raise AssertionError(f"no linkage run finished in time: {_log_tail(server)}")
 
