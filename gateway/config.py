@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     #: and in any case every so often (0 = only after submissions)
     link_interval_minutes: int = Field(default=1440, ge=0)
     retention_interval_minutes: int = Field(default=1440, ge=0)
+    #: /health fails (503) when the gateway's folder has less free disk than this
+    min_free_disk_mb: int = Field(default=200, ge=0)
 
     @model_validator(mode="after")
     def _resolve(self) -> "Settings":

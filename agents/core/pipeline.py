@@ -218,7 +218,7 @@ def check(config: AgentConfig) -> RunResult:
             except FieldError as exc:
                 problems.append(Problem(str(config.sources[index].file), row, department_column(mapping, exc.field), exc.field, exc.reason))
         source.encoded = len(validated.records) - (len(problems) - len(validated.problems))
-        source.problems = len(problems)
+        source.problems = sum(not p.kept for p in problems)
         source.report = _report(config, stamp, mapping.source, problems)
         source.sample_problems = _samples(problems)
         if source.encoded == 0:
@@ -302,7 +302,7 @@ def _run_locked(config: AgentConfig, passphrase: str, bundle_out: Path | None, f
             result.timed("encode", started)
             for (item, source, fingerprint), sealed in zip(inputs, sealed_all):
                 problems = item.validated.problems + sealed.problems
-                source.encoded, source.problems = len(sealed.records), len(problems)
+                source.encoded, source.problems = len(sealed.records), sum(not p.kept for p in problems)
                 source.report = _report(config, stamp, sealed.source, problems)
                 source.sample_problems = _samples(problems)
                 if not sealed.records:
