@@ -83,13 +83,29 @@ def source_owner(gw: Gateway, source: str) -> str | None:
         return conn.execute(select(models.source_owners.c.agent_id).where(models.source_owners.c.source == source)).scalar()
 
 
-def handover_source(gw: Gateway, source: str, to_agent: str, reason: str, actor: str = "cli") -> dict[str, str]:
-    """Give ``source`` to the registered agent ``to_agent``: from now on only its snapshots are accepted (logged).
+def handover_source(gw: Gateway, source: str, to_agent: str, reason: str, actor: str = "cli",
+                    public: AgentPublic | None = None) -> dict[str, str]:
+    """Give ``source`` to the agent ``to_agent``: from now on only its snapshots are accepted (logged).
 
-    The source's current records stay until the new owner's first snapshot replaces them.
+    ``public``: the new agent's public key, to register it in the same step when the gateway does not know it yet
+    (a new agent taking over the only source of its network could not be registered otherwise). The source's
+    current records stay until the new owner's first snapshot replaces them.
     """
     if not reason.strip():
         raise GatewayError(422, "no_reason", "引き継ぎの理由を指定してください（--reason）。")
+    if public is not None:
+        if public.agent_id != to_agent:
+            raise GatewayError(422, "agent_mismatch", f"公開鍵ファイルはエージェント {public.agent_id} のもので、{to_agent} ではありません。")
+        with gw.engine.begin() as conn:
+            known = conn.execute(select(models.agents).where(models.agents.c.agent_id == to_agent)).first()
+            if known is None:
+                conn.execute(insert(models.agents).values(
+                    agent_id=to_agent, signing_key=public.signing_key.public_bytes_raw(), signing_key_id=public.signing_key_id,
+                    network=gw.policy.network_of(source) or "", status="enrolled", registered_at=utcnow()))
+                gw.record(actor, "admin", "agent.register", "ok", target=f"{to_agent}:{gw.policy.network_of(source)}:",
+                          connection=conn)
+            elif known.signing_key_id != public.signing_key_id:
+                raise GatewayError(409, "agent_key_differs", f"エージェント {to_agent} は別の鍵で登録済みです。")
     agent = get_agent(gw, to_agent)
     if agent.status != "enrolled":
         raise GatewayError(409, "agent_revoked", f"エージェント {to_agent} は失効しています。失効したエージェントには引き継げません。")

@@ -38,7 +38,8 @@ def _count(home: Home, source: str) -> int:
 
 def _cli(home: Home, *args: str) -> tuple[int, str]:
     result = CliRunner().invoke(app, ["gateway", *args, "--home", str(home.path)], env=home.env)
-    return result.exit_code, result.output
+    # A refusal leaves the CLI as CommandError (printed by tsunagu.cli.main in real use).
+    return result.exit_code, result.output + (str(result.exception) if result.exception else "")
 
 
 def test_a_source_has_one_agent_until_an_administrator_hands_it_over(server: Server, home: Home, town: Town,
