@@ -215,11 +215,19 @@ def _store(gw: Gateway, sub: Submission, rows: list[tuple], refused: list[dict[s
                 raise GatewayError(409, "replay", f"連番 {sequence} は受付済みの連番 {later} 以下です。新しい連番で提出してください。")
             if "previous" in m:
                 _extend_chain(conn, m, submission_id)
-            _replace_snapshot(conn, source, submission_id, rows)
-            # The run request and the audit entry commit with the data, or neither does.
-            request_run(conn, "submission")
-            gw.record(f"agent:{agent_id}", "agent", "submission.accept", f"accepted={len(rows)} refused={len(refused)}",
-                      target=f"{source}#{submission_id}", connection=conn)
+            part, parts = int(m.get("part", 1)), int(m.get("parts", 1))
+            if part < parts:
+                _stage_part(conn, m, submission_id, rows)
+                gw.record(f"agent:{agent_id}", "agent", "submission.part", f"part={part}/{parts} accepted={len(rows)}",
+                          target=f"{source}#{submission_id}", connection=conn)
+            else:
+                if parts > 1:
+                    rows = _assemble(conn, m, rows, refused)
+                _replace_snapshot(conn, source, submission_id, rows)
+                # The run request and the audit entry commit with the data, or neither does.
+                request_run(conn, "submission")
+                gw.record(f"agent:{agent_id}", "agent", "submission.accept", f"accepted={len(rows)} refused={len(refused)}",
+                          target=f"{source}#{submission_id}", connection=conn)
     except IntegrityError:
         answer = _previous_answer(gw, agent_id, sequence, m["content_sha256"])
         if answer is None:
@@ -229,6 +237,54 @@ def _store(gw: Gateway, sub: Submission, rows: list[tuple], refused: list[dict[s
     log.info("submission %s accepted: agent=%s source=%s sequence=%s accepted=%d refused=%d",
              submission_id, agent_id, source, sequence, len(rows), len(refused))
     return IngestResult("accepted", submission_id, len(rows), refused, sequence)
+
+
+_PART_COLUMNS = ("source", "token", "clk", "present", "blocks", "sealed", "attributes")
+
+
+def _staged_parts(conn: Connection, agent_id: str, batch_id: str) -> set[int]:
+    p = models.snapshot_parts
+    return set(conn.execute(select(p.c.part).where(p.c.agent_id == agent_id, p.c.batch_id == batch_id).distinct()).scalars())
+
+
+def _stage_part(conn: Connection, m: dict[str, Any], submission_id: int, rows: list[tuple]) -> None:
+    """Keep a part's records aside until the snapshot's last part arrives; parts must come in order."""
+    p = models.snapshot_parts
+    agent_id, batch_id, part, source = str(m["agent_id"]), str(m["batch_id"])[:128], int(m["part"]), str(m["source"])
+    if part == 1:
+        # A new snapshot of the source: parts of an earlier one that never completed are dropped.
+        stale = select(models.submissions.c.id).where(models.submissions.c.agent_id == agent_id,
+                                                      models.submissions.c.source == source)
+        conn.execute(delete(p).where(p.c.submission_id.in_(stale)))
+    elif _staged_parts(conn, agent_id, batch_id) != set(range(1, part)):
+        raise GatewayError(409, "parts_out_of_order", f"分割提出（{batch_id}）の {part} 番目の前の部分が届いていません。"
+                                                      "エージェントの送信待ちを古い順に送り直してください。")
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    columns = (*_PART_COLUMNS, "submission_id", "agent_id", "batch_id", "part")
+    sql = f"INSERT INTO snapshot_parts ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
+    for i in range(0, len(rows), _CHUNK):
+        conn.exec_driver_sql(sql, [(*r, submission_id, agent_id, batch_id, part) for r in rows[i:i + _CHUNK]])
+
+
+def _assemble(conn: Connection, m: dict[str, Any], rows: list[tuple], refused: list[dict[str, str]]) -> list[tuple]:
+    """Every record of a multi-part snapshot (its earlier parts and this last one); a token twice is refused."""
+    p = models.snapshot_parts
+    agent_id, batch_id, parts = str(m["agent_id"]), str(m["batch_id"])[:128], int(m["parts"])
+    if _staged_parts(conn, agent_id, batch_id) != set(range(1, parts)):
+        raise GatewayError(409, "parts_missing", f"分割提出（{batch_id}）の部分がそろっていません（{parts} 部分のうち最後だけ届きました）。"
+                                                 "エージェントの送信待ちを古い順に送り直してください。")
+    staged = conn.execute(select(*(p.c[c] for c in _PART_COLUMNS)).where(p.c.agent_id == agent_id, p.c.batch_id == batch_id)
+                          .order_by(p.c.part)).all()
+    seen = {r[1] for r in rows}
+    out: list[tuple] = []
+    for r in staged:
+        if r[1] in seen:
+            refused.append({"token": r[1], "reason": "同じ記録トークンが分割提出の別の部分にもあります（2 件目以降を除外）。"})
+            continue
+        seen.add(r[1])
+        out.append(tuple(r))
+    conn.execute(delete(p).where(p.c.agent_id == agent_id, p.c.batch_id == batch_id))
+    return out + rows
 
 
 def chain_head(conn: Connection, agent_id: str) -> Any:

@@ -371,3 +371,22 @@ link_requests = Table(
     Column("requested_at", DateTime, nullable=False),
     Column("trigger", String(16), nullable=False),
 )
+
+snapshot_parts = Table(
+    "snapshot_parts",
+    metadata,
+    # The records of the parts of a multi-part snapshot received so far; the last part replaces the source's
+    # records with all of them in one transaction (all parts or nothing), and they leave this table.
+    Column("submission_id", Integer, ForeignKey("submissions.id", ondelete="CASCADE"), primary_key=True),
+    Column("token", String(128), primary_key=True),
+    Column("agent_id", String(64), nullable=False),
+    Column("batch_id", String(128), nullable=False),
+    Column("part", Integer, nullable=False),
+    Column("source", String(64), nullable=False),
+    Column("clk", LargeBinary, nullable=False),
+    Column("present", Integer, nullable=False),
+    Column("blocks", LargeBinary, nullable=False),
+    Column("sealed", LargeBinary, nullable=False),
+    Column("attributes", Text, nullable=False),
+    Index("ix_snapshot_parts_batch", "agent_id", "batch_id"),
+)

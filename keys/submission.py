@@ -21,6 +21,10 @@ as a carried bundle file that a file sanitiser (無害化) passes as plain text:
   ``moved_from`` names the instance the agent was moved from, set only after
   an operator said so (``tsunagu agent resync``): without it the gateway
   refuses a submission from another copy than the one that sent the last.
+* optional ``part`` and ``parts`` (1 ≤ part ≤ parts): one snapshot too large
+  for one submission travels as ``parts`` signed submissions with the same
+  ``batch_id`` and seal header, consecutive sequence numbers, in order; the
+  gateway replaces the source's records only when the last part arrives.
 * ``signature`` is the agent's Ed25519 signature over the canonical JSON of the
   manifest (sorted keys, no spaces), so it covers the records through the hash.
 * each record: ``t`` the record token (a keyed hash of the department's record
@@ -75,6 +79,9 @@ _MANIFEST_FIELDS = (
     "content_sha256",
 )
 
+
+#: Most parts one snapshot may travel in.
+MAX_PARTS = 10_000
 
 #: Optional manifest fields of the hash chain (see the module docstring).
 CHAIN_FIELDS = ("previous", "instance", "instance_label", "moved_from")
@@ -215,6 +222,9 @@ def read_submission(data: bytes, max_records: int | None = None) -> Submission:
     for name, limit in (("instance", 64), ("instance_label", 200), ("moved_from", 64)):
         if not isinstance(manifest.get(name, ""), str) or len(manifest.get(name, "")) > limit:
             raise MalformedSubmissionError(f"マニフェストの {name} が {limit} 文字以下の文字列ではありません。")
+    part, parts = manifest.get("part", 1), manifest.get("parts", 1)
+    if (type(part) is not int or type(parts) is not int or not 1 <= part <= parts <= MAX_PARTS):
+        raise MalformedSubmissionError(f"マニフェストの part / parts（分割提出の番号と数）が 1 ≤ part ≤ parts ≤ {MAX_PARTS} の整数ではありません。")
     count = manifest["record_count"]
     if not isinstance(count, int) or count < 0:
         raise MalformedSubmissionError("マニフェストの record_count が不正です。")

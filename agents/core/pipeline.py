@@ -8,6 +8,7 @@ the others. The result is written to ``<home>/status.json`` for monitoring.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import hashlib
 import json
@@ -16,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import httpx
 
@@ -24,7 +25,7 @@ from keys._files import write_atomic
 from agents.core.config import AgentConfig, ConfigError, SourceMapping, load_mapping
 from agents.core import federation
 from agents.core.deliver import GatewayRefused, Outbox, Outcome, Pusher, push_pending, write_bundles
-from agents.core.encode import SourceInput, attribute_decisions, encode_and_seal
+from agents.core.encode import Sealed, SourceInput, attribute_decisions, encode_and_seal
 from agents.core.read import GaijiTable, SourceError, Table, read_table
 from agents.core.state import Chain, ForkError, Instance, instance, reconcile
 from agents.core.submission import SequenceCounter, StateError, build_submission, new_batch_id
@@ -308,25 +309,8 @@ def _run_locked(config: AgentConfig, passphrase: str, bundle_out: Path | None, f
                 if not sealed.records:
                     source.status, source.message = "failed", "送れる行が 1 行もありません（空の提出は前回の記録をすべて消すため送りません）。"
                 else:
-                    sequence = counter.take()
-                    head = chain.read()
-                    links = {"previous": head["manifest_sha256"], "instance": me.id, "instance_label": me.label,
-                             **({"moved_from": head["moved_from"]} if head["moved_from"] else {})}
-                    started = time.perf_counter()
-                    data = build_submission(config, agent, escrow, linkage.key_id, sealed, sequence, item.batch_id, links)
-                    result.timed("sign", started)
-                    manifest = json.loads(data.partition(b"\n")[0])["manifest"]
-                    digest = manifest_sha256(manifest)
-                    # The head moves first: a crash before the outbox write is healed by reconciling with the gateway,
-                    # whereas two waiting submissions naming the same previous one would be a fork.
-                    chain.write(sequence, digest, head["moved_from"])
-                    started = time.perf_counter()
-                    outbox.put(sequence, data, {"source": sealed.source, "batch_id": item.batch_id, "records": len(sealed.records),
-                                                "fingerprint": fingerprint, "created_at": _now(), "kind": "submission",
-                                                "manifest_sha256": digest, "previous": head["manifest_sha256"],
-                                                "content_sha256": manifest["content_sha256"]})
-                    result.timed("outbox", started)
-                    prints.set(sealed.source, fingerprint, sequence, manifest["content_sha256"])
+                    sequence = _enqueue_snapshot(config, agent, escrow, linkage.key_id, sealed, item.batch_id, fingerprint,
+                                                 outbox, counter, chain, me, prints, result)
                     source.status, source.sequence = "sent", sequence
                 result.sources.append(source)
         # Transferred children's federation encodings follow their source's snapshot, through the same outbox.
@@ -350,6 +334,40 @@ def _run_locked(config: AgentConfig, passphrase: str, bundle_out: Path | None, f
     result.finished_at = _now()
     write_status(home, result)
     return result
+
+
+def _enqueue_snapshot(config: AgentConfig, agent: AgentKeys, escrow: EscrowPublicKey, linkage_key_id: str, sealed: Sealed,
+                      batch_id: str, fingerprint: str, outbox: Outbox, counter: SequenceCounter, chain: Chain, me: Instance,
+                      prints: _Fingerprints, result: RunResult) -> int:
+    """Sign one source's snapshot (as several parts past ``records_per_part``) into the outbox; returns the last sequence."""
+    size = config.agent.records_per_part
+    pieces = [sealed.records[i:i + size] for i in range(0, len(sealed.records), size)]
+    digest = content = ""
+    sequence = 0
+    for number, records in enumerate(pieces, start=1):
+        sequence = counter.take()
+        head = chain.read()
+        links: dict[str, Any] = {"previous": head["manifest_sha256"], "instance": me.id, "instance_label": me.label,
+                                 **({"moved_from": head["moved_from"]} if head["moved_from"] else {})}
+        if len(pieces) > 1:
+            links.update(part=number, parts=len(pieces))
+        started = time.perf_counter()
+        data = build_submission(config, agent, escrow, linkage_key_id, dataclasses.replace(sealed, records=records), sequence,
+                                batch_id, links)
+        result.timed("sign", started)
+        manifest = json.loads(data.partition(b"\n")[0])["manifest"]
+        digest, content = manifest_sha256(manifest), manifest["content_sha256"]
+        # The head moves first: a crash before the outbox write is healed by reconciling with the gateway,
+        # whereas two waiting submissions naming the same previous one would be a fork.
+        chain.write(sequence, digest, head["moved_from"])
+        started = time.perf_counter()
+        outbox.put(sequence, data, {"source": sealed.source, "batch_id": batch_id, "records": len(records),
+                                    "fingerprint": fingerprint, "created_at": _now(), "kind": "submission",
+                                    "manifest_sha256": digest, "previous": head["manifest_sha256"], "content_sha256": content,
+                                    **({"part": number, "parts": len(pieces)} if len(pieces) > 1 else {})})
+        result.timed("outbox", started)
+    prints.set(sealed.source, fingerprint, sequence, content)
+    return sequence
 
 
 def _reconcile(home: Path, me: Instance, pusher: Pusher, agent: AgentKeys, outbox: Outbox, counter: SequenceCounter,

@@ -135,3 +135,41 @@ def test_a_cloned_agent_is_refused_until_resync(municipality: Municipality, gate
     with pytest.raises(RunError, match="別の場所でも動いています"):
         run(config, AGENT_PASSPHRASE)
     assert _school_rows(gateway.home) == 50
+
+
+def test_a_snapshot_in_parts_is_committed_all_at_once_and_resumes(municipality: Municipality, gateway: Server,
+                                                                   tmp_path: Path) -> None:
+    school = _school(tmp_path)
+    home = _edu_agent(municipality, gateway, tmp_path, school)
+    toml = home / "agent.toml"
+    toml.write_text(toml.read_text(encoding="utf-8").replace("[agent]\n", "[agent]\nrecords_per_part = 40\n"), encoding="utf-8")
+    pushed = run(load_config(toml), AGENT_PASSPHRASE)
+    assert pushed.ok and len(pushed.deliveries) == -(-pushed.sources[0].encoded // 40) >= 3
+    assert _school_rows(gateway.home) == pushed.sources[0].encoded == _file_rows(school)
+
+    # The same agent carries the next snapshot on media, in parts: the gateway keeps the old records until the last part.
+    _append(school, 0, 30)
+    write_agent_toml(home, "edu-1", "edu", [(SCHOOL_MAPPING, school)], policy=PRESETS / "edu_network" / "policy.toml")
+    toml.write_text(toml.read_text(encoding="utf-8").replace("[agent]\n", "[agent]\nrecords_per_part = 40\n"), encoding="utf-8")
+    media = tmp_path / "usb"
+    bundled = run(load_config(toml), AGENT_PASSPHRASE, bundle_out=media)
+    assert bundled.ok
+    parts = sorted(media.glob("*.jsonl"))
+    assert len(parts) == len(bundled.deliveries) >= 3
+    before = _school_rows(gateway.home)
+
+    def imported(path: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([TSUNAGU, "gateway", "import", "--home", str(gateway.home), str(path)], capture_output=True,
+                              text=True, timeout=300)
+
+    for part in parts[:-2]:
+        assert imported(part).returncode == 0
+        assert _school_rows(gateway.home) == before  # nothing replaced yet
+    early = imported(parts[-1])  # the last part before the one ahead of it: refused, nothing replaced
+    assert early.returncode != 0 and "そろっていません" in early.stdout + early.stderr
+    assert _school_rows(gateway.home) == before
+    assert json.loads(imported(parts[0]).stdout)["status"] == "duplicate"  # resuming re-sends are harmless
+    assert imported(parts[-2]).returncode == 0
+    assert _school_rows(gateway.home) == before
+    assert json.loads(imported(parts[-1]).stdout)["status"] == "accepted"
+    assert _school_rows(gateway.home) == _file_rows(school) == bundled.sources[0].encoded

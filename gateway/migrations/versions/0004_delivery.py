@@ -1,4 +1,4 @@
-"""Delivery: chained submissions, one owner per source, persisted linkage-run requests.
+"""Delivery: chained submissions, one owner per source, persisted linkage-run requests, multi-part snapshots.
 
 Existing deployments: each source's owner becomes the agent that last
 submitted it (else the first agent registered for it), and a gateway that
@@ -22,7 +22,7 @@ down_revision = "0003_review_decisions"
 branch_labels = None
 depends_on = None
 
-_TABLES = ("submission_chain", "source_owners", "link_requests")
+_TABLES = ("submission_chain", "source_owners", "link_requests", "snapshot_parts")
 
 
 def upgrade() -> None:
