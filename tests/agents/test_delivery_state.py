@@ -142,15 +142,15 @@ def test_a_snapshot_in_parts_is_committed_all_at_once_and_resumes(municipality: 
     school = _school(tmp_path)
     home = _edu_agent(municipality, gateway, tmp_path, school)
     toml = home / "agent.toml"
-    toml.write_text(toml.read_text(encoding="utf-8").replace("[agent]\n", "[agent]\nrecords_per_part = 40\n"), encoding="utf-8")
+    toml.write_text(toml.read_text(encoding="utf-8").replace("[agent]\n", "[agent]\nrecords_per_part = 20\n"), encoding="utf-8")
     pushed = run(load_config(toml), AGENT_PASSPHRASE)
-    assert pushed.ok and len(pushed.deliveries) == -(-pushed.sources[0].encoded // 40) >= 3
+    assert pushed.ok and len(pushed.deliveries) == -(-pushed.sources[0].encoded // 20) >= 3
     assert _school_rows(gateway.home) == pushed.sources[0].encoded == _file_rows(school)
 
     # The same agent carries the next snapshot on media, in parts: the gateway keeps the old records until the last part.
     _append(school, 0, 30)
     write_agent_toml(home, "edu-1", "edu", [(SCHOOL_MAPPING, school)], policy=PRESETS / "edu_network" / "policy.toml")
-    toml.write_text(toml.read_text(encoding="utf-8").replace("[agent]\n", "[agent]\nrecords_per_part = 40\n"), encoding="utf-8")
+    toml.write_text(toml.read_text(encoding="utf-8").replace("[agent]\n", "[agent]\nrecords_per_part = 20\n"), encoding="utf-8")
     media = tmp_path / "usb"
     bundled = run(load_config(toml), AGENT_PASSPHRASE, bundle_out=media)
     assert bundled.ok
