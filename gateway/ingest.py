@@ -213,9 +213,13 @@ def _store(gw: Gateway, sub: Submission, rows: list[tuple], refused: list[dict[s
                 models.submissions.c.agent_id == agent_id, models.submissions.c.id != submission_id)).scalar()
             if later is not None and later >= sequence:
                 raise GatewayError(409, "replay", f"連番 {sequence} は受付済みの連番 {later} 以下です。新しい連番で提出してください。")
+            part, parts = int(m.get("part", 1)), int(m.get("parts", 1))
+            if part > 1 and _staged_parts(conn, agent_id, str(m["batch_id"])[:128]) != set(range(1, part)):
+                # Before the chain check: a part out of order is a missing part, not a second copy of the agent.
+                raise GatewayError(409, "parts_missing", f"分割提出（{m['batch_id']}）の {part}/{parts} 番目より前の部分がそろっていません。"
+                                                         "エージェントの送信待ち（または持ち出しファイル）を古い順に送り直してください。")
             if "previous" in m:
                 _extend_chain(conn, m, submission_id)
-            part, parts = int(m.get("part", 1)), int(m.get("parts", 1))
             if part < parts:
                 _stage_part(conn, m, submission_id, rows)
                 gw.record(f"agent:{agent_id}", "agent", "submission.part", f"part={part}/{parts} accepted={len(rows)}",
@@ -256,9 +260,6 @@ def _stage_part(conn: Connection, m: dict[str, Any], submission_id: int, rows: l
         stale = select(models.submissions.c.id).where(models.submissions.c.agent_id == agent_id,
                                                       models.submissions.c.source == source)
         conn.execute(delete(p).where(p.c.submission_id.in_(stale)))
-    elif _staged_parts(conn, agent_id, batch_id) != set(range(1, part)):
-        raise GatewayError(409, "parts_out_of_order", f"分割提出（{batch_id}）の {part} 番目の前の部分が届いていません。"
-                                                      "エージェントの送信待ちを古い順に送り直してください。")
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     columns = (*_PART_COLUMNS, "submission_id", "agent_id", "batch_id", "part")
     sql = f"INSERT INTO snapshot_parts ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
@@ -270,9 +271,6 @@ def _assemble(conn: Connection, m: dict[str, Any], rows: list[tuple], refused: l
     """Every record of a multi-part snapshot (its earlier parts and this last one); a token twice is refused."""
     p = models.snapshot_parts
     agent_id, batch_id, parts = str(m["agent_id"]), str(m["batch_id"])[:128], int(m["parts"])
-    if _staged_parts(conn, agent_id, batch_id) != set(range(1, parts)):
-        raise GatewayError(409, "parts_missing", f"分割提出（{batch_id}）の部分がそろっていません（{parts} 部分のうち最後だけ届きました）。"
-                                                 "エージェントの送信待ちを古い順に送り直してください。")
     staged = conn.execute(select(*(p.c[c] for c in _PART_COLUMNS)).where(p.c.agent_id == agent_id, p.c.batch_id == batch_id)
                           .order_by(p.c.part)).all()
     seen = {r[1] for r in rows}
