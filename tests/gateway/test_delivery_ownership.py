@@ -96,10 +96,10 @@ def test_a_fork_is_refused_and_overwrites_nothing(server: Server, home: Home, to
                                                              "instance_label": f"host-{instance}:/agent", **more})
 
     with server.client() as c:
-        one = chained("", "aaaa", 200)
+        one = chained("", "aaaa", 60)
         assert c.post("/api/v1/submissions", content=one, headers=NDJSON).json()["status"] == "accepted"
         h1 = manifest_sha256(read_submission(one).manifest)
-        two = chained(h1, "aaaa", 210)
+        two = chained(h1, "aaaa", 100)
         second = c.post("/api/v1/submissions", content=two, headers=NDJSON).json()
         assert second["status"] == "accepted"
         h2 = manifest_sha256(read_submission(two).manifest)
@@ -127,6 +127,6 @@ def test_a_fork_is_refused_and_overwrites_nothing(server: Server, home: Home, to
                       headers={"Content-Type": "application/json"}).status_code == 401
 
         # Moved on purpose (after `tsunagu agent resync`): the new copy names the old one and is accepted.
-        moved = c.post("/api/v1/submissions", content=chained(h2, "bbbb", 150, moved_from="aaaa"), headers=NDJSON)
+        moved = c.post("/api/v1/submissions", content=chained(h2, "bbbb", 40, moved_from="aaaa"), headers=NDJSON)
         assert moved.status_code == 200 and moved.json()["status"] == "accepted", moved.text
-    assert _count(home, "school") == moved.json()["accepted"] < second["accepted"]
+    assert _count(home, "school") == moved.json()["accepted"] < second["accepted"]  # the moved copy's snapshot
