@@ -58,10 +58,7 @@ def _toml(home: Path, gateway: Server, school: Path) -> None:
     # Generous timeouts: a busy 2-core machine can take seconds to answer.
     write_agent_toml(home, "edu-1", "edu", [(SCHOOL_MAPPING, school)], gateway=f"https://127.0.0.1:{gateway.port}",
                      ca_file=gateway.cert, policy=PRESETS / "edu_network" / "policy.toml",
-                     extra_gateway="attempts = 3
-backoff_seconds = 0.5
-timeout_seconds = 180
-")
+                     extra_gateway="attempts = 3\nbackoff_seconds = 0.5\ntimeout_seconds = 180\n")
 
 
 def _school(tmp_path: Path, name: str = "town") -> Path:
