@@ -1,7 +1,14 @@
-"""The agents the gateway accepts submissions from: their signing keys, network and sources."""
+"""The agents the gateway accepts submissions from: their signing keys, network and sources.
+
+A source belongs to one registered agent (``source_owners``): registering a
+second agent for it is refused, and only an administrator's hand-over
+(:func:`handover_source`, logged in the audit log) gives it to another one,
+so two agents never overwrite each other's snapshots.
+"""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -12,6 +19,8 @@ from gateway.core import Gateway
 from gateway.db import utcnow
 from gateway.errors import GatewayError
 from keys.enrolment import AgentPublic
+
+log = logging.getLogger("tsunagu.gateway.agents")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +45,15 @@ def register_agent(gw: Gateway, agent: AgentPublic, network: str, sources: list[
             where = f"{on} にあります" if on else "ポリシーにありません"
             raise GatewayError(422, "source_not_on_network", f"データ元「{source}」は{where}。ネットワーク {network} のエージェントには登録できません。")
     with gw.engine.begin() as conn:
+        o = models.source_owners
+        taken = conn.execute(select(o.c.source, o.c.agent_id).where(o.c.source.in_(sorted(set(sources))),
+                                                                   o.c.agent_id != agent.agent_id)).all()
+        if taken:
+            names = "、".join(f"「{t.source}」（エージェント {t.agent_id}）" for t in taken)
+            raise GatewayError(409, "source_owned",
+                               f"データ元 {names} はすでに別のエージェントの担当です。1 つのデータ元を 2 つのエージェントが提出すると"
+                               "互いの記録を上書きするため、登録しません。担当を替えるときは、このエージェントを担当なしで登録せず、"
+                               f"tsunagu gateway agent handover --source <データ元> --to {agent.agent_id} で引き継いでください。")
         known = conn.execute(select(models.agents).where(models.agents.c.agent_id == agent.agent_id)).first()
         if known is not None and known.status == "revoked":
             raise GatewayError(409, "agent_revoked", f"エージェント {agent.agent_id} は失効しています。新しい ID で鍵を作り直してください。")
@@ -49,8 +67,67 @@ def register_agent(gw: Gateway, agent: AgentPublic, network: str, sources: list[
             conn.execute(update(models.agents).where(models.agents.c.agent_id == agent.agent_id).values(network=network))
             conn.execute(delete(models.agent_sources).where(models.agent_sources.c.agent_id == agent.agent_id))
         conn.execute(insert(models.agent_sources), [{"agent_id": agent.agent_id, "source": s} for s in sorted(set(sources))])
-    gw.record(actor, "admin", "agent.register", "ok", target=f"{agent.agent_id}:{network}:{','.join(sorted(set(sources)))}")
+        conn.execute(delete(o).where(o.c.agent_id == agent.agent_id, o.c.source.not_in(sorted(set(sources)))))
+        owned = set(conn.execute(select(o.c.source).where(o.c.agent_id == agent.agent_id)).scalars())
+        new = [{"source": s, "agent_id": agent.agent_id, "since": utcnow()} for s in sorted(set(sources)) if s not in owned]
+        if new:
+            conn.execute(insert(o), new)
+        gw.record(actor, "admin", "agent.register", "ok", target=f"{agent.agent_id}:{network}:{','.join(sorted(set(sources)))}",
+                  connection=conn)
     return get_agent(gw, agent.agent_id)
+
+
+def source_owner(gw: Gateway, source: str) -> str | None:
+    """The agent that owns ``source`` (None if no agent was ever registered for it)."""
+    with gw.engine.connect() as conn:
+        return conn.execute(select(models.source_owners.c.agent_id).where(models.source_owners.c.source == source)).scalar()
+
+
+def handover_source(gw: Gateway, source: str, to_agent: str, reason: str, actor: str = "cli",
+                    public: AgentPublic | None = None) -> dict[str, str]:
+    """Give ``source`` to the agent ``to_agent``: from now on only its snapshots are accepted (logged).
+
+    ``public``: the new agent's public key, to register it in the same step when the gateway does not know it yet
+    (a new agent taking over the only source of its network could not be registered otherwise). The source's
+    current records stay until the new owner's first snapshot replaces them.
+    """
+    if not reason.strip():
+        raise GatewayError(422, "no_reason", "引き継ぎの理由を指定してください（--reason）。")
+    if public is not None:
+        if public.agent_id != to_agent:
+            raise GatewayError(422, "agent_mismatch", f"公開鍵ファイルはエージェント {public.agent_id} のもので、{to_agent} ではありません。")
+        with gw.engine.begin() as conn:
+            known = conn.execute(select(models.agents).where(models.agents.c.agent_id == to_agent)).first()
+            if known is None:
+                conn.execute(insert(models.agents).values(
+                    agent_id=to_agent, signing_key=public.signing_key.public_bytes_raw(), signing_key_id=public.signing_key_id,
+                    network=gw.policy.network_of(source) or "", status="enrolled", registered_at=utcnow()))
+                gw.record(actor, "admin", "agent.register", "ok", target=f"{to_agent}:{gw.policy.network_of(source)}:",
+                          connection=conn)
+            elif known.signing_key_id != public.signing_key_id:
+                raise GatewayError(409, "agent_key_differs", f"エージェント {to_agent} は別の鍵で登録済みです。")
+    agent = get_agent(gw, to_agent)
+    if agent.status != "enrolled":
+        raise GatewayError(409, "agent_revoked", f"エージェント {to_agent} は失効しています。失効したエージェントには引き継げません。")
+    on = gw.policy.network_of(source)
+    if on != agent.network:
+        where = f"{on} にあります" if on else "ポリシーにありません"
+        raise GatewayError(422, "source_not_on_network", f"データ元「{source}」は{where}。ネットワーク {agent.network} のエージェント {to_agent} には引き継げません。")
+    o, a = models.source_owners, models.agent_sources
+    with gw.engine.begin() as conn:
+        previous = conn.execute(select(o.c.agent_id).where(o.c.source == source)).scalar()
+        if previous == to_agent:
+            raise GatewayError(409, "already_owner", f"データ元「{source}」はすでにエージェント {to_agent} の担当です。")
+        if previous is None:
+            conn.execute(insert(o).values(source=source, agent_id=to_agent, since=utcnow()))
+        else:
+            conn.execute(update(o).where(o.c.source == source).values(agent_id=to_agent, since=utcnow()))
+            conn.execute(delete(a).where(a.c.agent_id == previous, a.c.source == source))
+        if conn.execute(select(a.c.source).where(a.c.agent_id == to_agent, a.c.source == source)).first() is None:
+            conn.execute(insert(a).values(agent_id=to_agent, source=source))
+        gw.record(actor, "admin", "source.handover", "ok", target=f"{source}:{previous or '-'}->{to_agent}", connection=conn)
+    log.info("source %s handed over from %s to %s by %s: %s", source, previous or "-", to_agent, actor, reason)
+    return {"source": source, "from": previous or "", "to": to_agent}
 
 
 def revoke_agent(gw: Gateway, agent_id: str, reason: str, actor: str = "cli") -> None:

@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     retention_interval_minutes: int = Field(default=1440, ge=0)
     #: how often the audit log's latest checkpoint is sent to its witnesses for cosigning (0 = only at export)
     witness_interval_seconds: float = Field(default=60.0, ge=0)
+    #: /health fails (503) when the gateway's folder has less free disk than this
+    min_free_disk_mb: int = Field(default=200, ge=0)
 
     @model_validator(mode="after")
     def _resolve(self) -> "Settings":

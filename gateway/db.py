@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from alembic import command
@@ -32,17 +33,39 @@ def make_engine(url: str) -> Engine:
             # Copying the WAL back into the database happens in checkpoint(), off the
             # ingest path (a background job), not inside whichever commit crosses the limit.
             cursor.execute("PRAGMA wal_autocheckpoint=0")
+            # After a checkpoint that resets the log, SQLite cuts the file back to this size.
+            cursor.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
             cursor.close()
 
         return engine
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
 
 
-def checkpoint(engine: Engine) -> None:
-    """SQLite: copy the write-ahead log back into the database without blocking readers or writers."""
-    if engine.dialect.name == "sqlite":
-        with engine.connect() as conn:
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+#: The write-ahead log is cut back to this size after a large write (it would otherwise stay at its largest burst).
+WAL_LIMIT_BYTES = 64 * 1024 * 1024
+
+
+def wal_path(engine: Engine) -> Path | None:
+    """SQLite's write-ahead log file (None for PostgreSQL or an in-memory database)."""
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    return Path(database + "-wal") if database and database != ":memory:" else None
+
+
+def checkpoint(engine: Engine, limit: int = WAL_LIMIT_BYTES) -> None:
+    """SQLite: copy the write-ahead log back into the database without blocking readers or writers; once the
+    log has grown past ``limit`` (a large submission or run), also reset and truncate it."""
+    wal = wal_path(engine)
+    if wal is None:
+        return
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        try:
+            large = wal.stat().st_size > limit
+        except FileNotFoundError:
+            large = False
+        if large:
+            # TRUNCATE waits (busy timeout) for the current writer and readers, then empties the file.
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def migrate(engine: Engine) -> None:

@@ -8,6 +8,12 @@ and source the agent is registered for, the encoding schema, the linkage key
 id, and the policy for every attribute. Records that cannot be used (wrong
 encoding length, duplicate token) are refused one by one and named by token.
 
+Ownership and chain: a source's snapshots come from the one agent that owns
+it (``source_owners``; an administrator hands a source over); an agent's
+submissions name the previous one (``previous``), and one that does not
+follow the last accepted submission is a fork, refused before anything is
+replaced.
+
 Snapshot semantics: the accepted records replace the source's current ones;
 each record version is kept in ``record_history`` under the submission id,
 and a record missing from the new snapshot gets a ``deleted`` history row.
@@ -31,11 +37,13 @@ from gateway.core import Gateway
 from gateway.db import utcnow
 from gateway.crashpoints import crash_point
 from gateway.errors import GatewayError
+from gateway.link import request_run
 from keys.submission import (
     ContentHashError,
     MalformedSubmissionError,
     Submission,
     SubmissionSignatureError,
+    manifest_sha256,
     read_submission,
 )
 from linkage.schema import SchemaError, load_schema
@@ -111,6 +119,12 @@ def _ingest(gw: Gateway, data: bytes, channel: str, where: dict[str, Any]) -> In
     if network != agent.network or source not in agent.sources:
         raise GatewayError(403, "source_not_registered",
                            f"エージェント {agent_id} は {network} のデータ元「{source}」の提出者として登録されていません。")
+    owner = _agents.source_owner(gw, source)
+    if owner is not None and owner != agent_id:
+        raise GatewayError(403, "source_owned_by_other",
+                           f"データ元「{source}」はエージェント {owner} の担当です。エージェント {agent_id} からの提出は受け付けません"
+                           "（別のエージェントの記録を上書きしないため）。担当を替えるときは、管理者が"
+                           f" tsunagu gateway agent handover --source {source} --to {agent_id} で引き継いでください。")
     if gw.policy.network_of(source) != network:
         raise GatewayError(403, "source_not_allowed", f"ポリシーでは、データ元「{source}」をネットワーク {network} から受け付けません。")
     try:
@@ -202,12 +216,27 @@ def _store(gw: Gateway, sub: Submission, rows: list[tuple], refused: list[dict[s
                 models.submissions.c.agent_id == agent_id, models.submissions.c.id != submission_id)).scalar()
             if later is not None and later >= sequence:
                 raise GatewayError(409, "replay", f"連番 {sequence} は受付済みの連番 {later} 以下です。新しい連番で提出してください。")
-            _replace_snapshot(conn, source, submission_id, rows)
-            crash_point("ingest.after_records")
-            # The entry commits with the submission: neither exists without the other.
-            gw.record(f"agent:{agent_id}", "agent", "submission.accept", f"accepted={len(rows)} refused={len(refused)}",
-                      target=f"{source}#{submission_id}", connection=conn)
-            crash_point("ingest.after_audit")
+            part, parts = int(m.get("part", 1)), int(m.get("parts", 1))
+            if part > 1 and _staged_parts(conn, agent_id, str(m["batch_id"])[:128]) != set(range(1, part)):
+                # Before the chain check: a part out of order is a missing part, not a second copy of the agent.
+                raise GatewayError(409, "parts_missing", f"分割提出（{m['batch_id']}）の {part}/{parts} 番目より前の部分がそろっていません。"
+                                                         "エージェントの送信待ち（または持ち出しファイル）を古い順に送り直してください。")
+            if "previous" in m:
+                _extend_chain(conn, m, submission_id)
+            if part < parts:
+                _stage_part(conn, m, submission_id, rows)
+                gw.record(f"agent:{agent_id}", "agent", "submission.part", f"part={part}/{parts} accepted={len(rows)}",
+                          target=f"{source}#{submission_id}", connection=conn)
+            else:
+                if parts > 1:
+                    rows = _assemble(conn, m, rows, refused)
+                _replace_snapshot(conn, source, submission_id, rows)
+                crash_point("ingest.after_records")
+                # The run request and the audit entry commit with the data, or neither does.
+                request_run(conn, "submission")
+                gw.record(f"agent:{agent_id}", "agent", "submission.accept", f"accepted={len(rows)} refused={len(refused)}",
+                          target=f"{source}#{submission_id}", connection=conn)
+                crash_point("ingest.after_audit")
     except IntegrityError:
         answer = _previous_answer(gw, agent_id, sequence, m["content_sha256"])
         if answer is None:
@@ -218,6 +247,103 @@ def _store(gw: Gateway, sub: Submission, rows: list[tuple], refused: list[dict[s
     log.info("submission %s accepted: agent=%s source=%s sequence=%s accepted=%d refused=%d",
              submission_id, agent_id, source, sequence, len(rows), len(refused))
     return IngestResult("accepted", submission_id, len(rows), refused, sequence)
+
+
+_PART_COLUMNS = ("source", "token", "clk", "present", "blocks", "sealed", "attributes")
+
+
+def _staged_parts(conn: Connection, agent_id: str, batch_id: str) -> set[int]:
+    p = models.snapshot_parts
+    return set(conn.execute(select(p.c.part).where(p.c.agent_id == agent_id, p.c.batch_id == batch_id).distinct()).scalars())
+
+
+def _stage_part(conn: Connection, m: dict[str, Any], submission_id: int, rows: list[tuple]) -> None:
+    """Keep a part's records aside until the snapshot's last part arrives; parts must come in order."""
+    p = models.snapshot_parts
+    agent_id, batch_id, part, source = str(m["agent_id"]), str(m["batch_id"])[:128], int(m["part"]), str(m["source"])
+    if part == 1:
+        # A new snapshot of the source: parts of an earlier one that never completed are dropped.
+        stale = select(models.submissions.c.id).where(models.submissions.c.agent_id == agent_id,
+                                                      models.submissions.c.source == source)
+        conn.execute(delete(p).where(p.c.submission_id.in_(stale)))
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    columns = (*_PART_COLUMNS, "submission_id", "agent_id", "batch_id", "part")
+    sql = f"INSERT INTO snapshot_parts ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
+    for i in range(0, len(rows), _CHUNK):
+        conn.exec_driver_sql(sql, [(*r, submission_id, agent_id, batch_id, part) for r in rows[i:i + _CHUNK]])
+
+
+def _assemble(conn: Connection, m: dict[str, Any], rows: list[tuple], refused: list[dict[str, str]]) -> list[tuple]:
+    """Every record of a multi-part snapshot (its earlier parts and this last one); a token twice is refused."""
+    p = models.snapshot_parts
+    agent_id, batch_id, parts = str(m["agent_id"]), str(m["batch_id"])[:128], int(m["parts"])
+    staged = conn.execute(select(*(p.c[c] for c in _PART_COLUMNS)).where(p.c.agent_id == agent_id, p.c.batch_id == batch_id)
+                          .order_by(p.c.part)).all()
+    seen = {r[1] for r in rows}
+    out: list[tuple] = []
+    for r in staged:
+        if r[1] in seen:
+            refused.append({"token": r[1], "reason": "同じ記録トークンが分割提出の別の部分にもあります（2 件目以降を除外）。"})
+            continue
+        seen.add(r[1])
+        out.append(tuple(r))
+    conn.execute(delete(p).where(p.c.agent_id == agent_id, p.c.batch_id == batch_id))
+    return out + rows
+
+
+def chain_head(conn: Connection, agent_id: str) -> Any:
+    """The agent's last accepted chained submission (sequence, manifest hash, instance), or None."""
+    c = models.submission_chain
+    return conn.execute(select(c).where(c.c.agent_id == agent_id).order_by(c.c.sequence.desc()).limit(1)).first()
+
+
+def _extend_chain(conn: Connection, m: dict[str, Any], submission_id: int) -> None:
+    """Refuse a fork (the submission does not follow the agent's last accepted one); else record the link."""
+    agent_id = str(m["agent_id"])
+    head = chain_head(conn, agent_id)
+    expected = head.manifest_sha256 if head is not None else ""
+    moved = (head is not None and head.instance and m.get("instance") and m["instance"] != head.instance
+             and m.get("moved_from") != head.instance)
+    if m["previous"] != expected or moved:
+        here = str(m.get("instance_label") or "（不明）")
+        if head is None:
+            there = "まだ連鎖のある提出を受け付けていません"
+        else:
+            there = f"最後に受け付けたのは {head.instance_label or '（不明）'} からの連番 {head.sequence} です"
+        raise GatewayError(409, "fork",
+                           f"エージェント {agent_id} の提出が分岐しています: {here} からの連番 {m['sequence']} は、ゲートウェイが受け付けた"
+                           f"最後の提出の続きではありません（{there}）。同じエージェントが 2 か所で動いているか、古い状態（state/）から"
+                           "動いています。提出は受け付けず、記録は何も上書きしていません。ゲートウェイが最後に受け付けた側"
+                           f"（{head.instance_label if head is not None else '—'}）を残し、もう一方を止めてください。こちらを残す場合は、"
+                           "もう一方を止めてから、こちらで tsunagu agent resync を実行してください。")
+    conn.execute(insert(models.submission_chain).values(
+        submission_id=submission_id, agent_id=agent_id, sequence=int(m["sequence"]), manifest_sha256=manifest_sha256(m),
+        previous_sha256=str(m["previous"]), instance=str(m.get("instance", ""))[:64],
+        instance_label=str(m.get("instance_label", ""))[:200]))
+
+
+def agent_state(gw: Gateway, agent_id: str) -> dict[str, Any]:
+    """What the gateway has accepted from ``agent_id``: the authority an agent reconciles its state with."""
+    s = models.submissions
+    with gw.engine.connect() as conn:
+        last = conn.execute(select(s).where(s.c.agent_id == agent_id).order_by(s.c.sequence.desc()).limit(1)).first()
+        head = chain_head(conn, agent_id)
+        owned = conn.execute(select(models.source_owners.c.source).where(models.source_owners.c.agent_id == agent_id)).scalars().all()
+        sources = {}
+        for source in owned:
+            row = conn.execute(select(s.c.id, s.c.sequence, s.c.content_sha256, s.c.agent_id).where(s.c.source == source)
+                               .order_by(s.c.id.desc()).limit(1)).first()
+            sources[source] = ({"submission_id": row.id, "sequence": row.sequence, "content_sha256": row.content_sha256,
+                                "agent_id": row.agent_id} if row is not None else None)
+    return {
+        "agent_id": agent_id,
+        "sequence": last.sequence if last is not None else 0,
+        "content_sha256": last.content_sha256 if last is not None else "",
+        "received_at": last.received_at.isoformat() if last is not None else None,
+        "head": ({"sequence": head.sequence, "manifest_sha256": head.manifest_sha256, "instance": head.instance,
+                  "instance_label": head.instance_label} if head is not None else None),
+        "sources": sources,
+    }
 
 
 def _replace_snapshot(conn: Connection, source: str, submission_id: int, rows: list[tuple]) -> None:

@@ -6,6 +6,12 @@ persons) in one short transaction. Readers always join on the current run, so
 they see the previous run until the flip and the new one after it. A run that
 dies before the flip leaves status ``running``; the next run marks it
 ``failed`` and removes its rows, so the previous run stays intact.
+
+Run requests (``link_requests``) are written in the transaction of the change
+that needs a run (an accepted submission, a retention purge, the interval);
+a run notes the requests it saw before loading and removes exactly those when
+it publishes. A request made during a run therefore outlives it and causes the
+next one, and a gateway that crashed before running still finds it at start.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from gateway import models
@@ -58,6 +64,19 @@ class LoadedSources:
     def records(self) -> int:
         """Records loaded."""
         return sum(len(t) for t in self.tokens)
+
+
+def request_run(conn: Connection, trigger: str) -> None:
+    """Ask for a linkage run, inside the caller's transaction (so the request commits with the change)."""
+    conn.execute(insert(models.link_requests).values(requested_at=utcnow(), trigger=trigger[:16]))
+
+
+def pending_requests(conn: Connection) -> tuple[int, Any, Any, str]:
+    """How many run requests wait, the oldest's and newest's times, and the newest's trigger."""
+    q = models.link_requests
+    count, oldest, newest = conn.execute(select(func.count(), func.min(q.c.requested_at), func.max(q.c.requested_at))).one()
+    trigger = conn.execute(select(q.c.trigger).order_by(q.c.id.desc()).limit(1)).scalar() if count else ""
+    return int(count), oldest, newest, trigger or ""
 
 
 def current_run_id(conn: Connection) -> int | None:
@@ -136,6 +155,8 @@ def _run(gw: Gateway, run_id: int, say: Callable[[str], None]) -> dict[str, Any]
     t0 = time.perf_counter()
     say("load")
     with gw.engine.connect() as conn:
+        # Read before loading: the data of every request seen here is committed, so this run covers it.
+        covered = conn.execute(select(models.link_requests.c.id)).scalars().all()
         loaded = load_sources(conn, gw.settings.linkage_key_id)
         previous_run = current_run_id(conn)
         a = models.assignments
@@ -176,6 +197,8 @@ def _run(gw: Gateway, run_id: int, say: Callable[[str], None]) -> dict[str, Any]
              "merges": len(assignment.merges), "splits": len(assignment.splits),
              "load_seconds": round(t1 - t0, 3), "link_seconds": round(t2 - t1, 3), "store_seconds": round(t3 - t2, 3)}
     with gw.engine.begin() as conn:
+        for i in range(0, len(covered), _BATCH):
+            conn.execute(delete(models.link_requests).where(models.link_requests.c.id.in_(covered[i:i + _BATCH])))
         for i in range(0, len(assignment.retired), _BATCH):
             conn.execute(update(models.persons).where(models.persons.c.person_id.in_(assignment.retired[i:i + _BATCH]))
                          .values(retired_run_id=run_id))

@@ -436,3 +436,57 @@ pooled_reports = Table(
     Column("counts", Text, nullable=False),  # JSON of aggregate counts only (small counts suppressed by the town)
     UniqueConstraint("peer", "period", "received_at", name="uq_pooled_reports"),
 )
+
+# ---- delivery (gateway.ingest, gateway.scheduler): chained submissions, one owner per source, run requests ----------
+
+submission_chain = Table(
+    "submission_chain",
+    metadata,
+    # Each accepted submission of an agent names the one before it (keys.submission "previous"),
+    # so the gateway can refuse a fork: two copies of one agent sending from the same point.
+    Column("submission_id", Integer, ForeignKey("submissions.id", ondelete="CASCADE"), primary_key=True),
+    Column("agent_id", String(64), ForeignKey("agents.agent_id"), nullable=False, index=True),
+    Column("sequence", BigInteger, nullable=False),
+    Column("manifest_sha256", String(64), nullable=False),
+    Column("previous_sha256", String(64), nullable=False),  # "" for an agent's first chained submission
+    Column("instance", String(64), nullable=False),  # which copy of the agent (machine and folder) sent it
+    Column("instance_label", String(200), nullable=False),  # host:folder, for the message saying which copy to keep
+)
+
+source_owners = Table(
+    "source_owners",
+    metadata,
+    # One registered agent per source: only it may submit the source's snapshots.
+    Column("source", String(64), primary_key=True),
+    Column("agent_id", String(64), ForeignKey("agents.agent_id"), nullable=False),
+    Column("since", DateTime, nullable=False),
+)
+
+link_requests = Table(
+    "link_requests",
+    metadata,
+    # "Data changed since the last run": written in the transaction of the change, removed by
+    # the run that covered it, so a crash or a busy scheduler never loses a run.
+    Column("id", Integer, primary_key=True),
+    Column("requested_at", DateTime, nullable=False),
+    Column("trigger", String(16), nullable=False),
+)
+
+snapshot_parts = Table(
+    "snapshot_parts",
+    metadata,
+    # The records of the parts of a multi-part snapshot received so far; the last part replaces the source's
+    # records with all of them in one transaction (all parts or nothing), and they leave this table.
+    Column("submission_id", Integer, ForeignKey("submissions.id", ondelete="CASCADE"), primary_key=True),
+    Column("token", String(128), primary_key=True),
+    Column("agent_id", String(64), nullable=False),
+    Column("batch_id", String(128), nullable=False),
+    Column("part", Integer, nullable=False),
+    Column("source", String(64), nullable=False),
+    Column("clk", LargeBinary, nullable=False),
+    Column("present", Integer, nullable=False),
+    Column("blocks", LargeBinary, nullable=False),
+    Column("sealed", LargeBinary, nullable=False),
+    Column("attributes", Text, nullable=False),
+    Index("ix_snapshot_parts_batch", "agent_id", "batch_id"),
+)

@@ -18,6 +18,7 @@ from sqlalchemy import and_, delete, insert, select
 from gateway import models
 from gateway.core import Gateway
 from gateway.db import utcnow
+from gateway.link import request_run
 
 log = logging.getLogger("tsunagu.gateway.retention")
 
@@ -43,6 +44,7 @@ def purge(gw: Gateway, actor: str = "scheduler") -> list[dict[str, Any]]:
                 continue
             conn.execute(insert(models.purges).values(at=now, source=source, retention_days=days, records_removed=removed,
                                                       history_removed=history, tokens=json.dumps(sorted(tokens))))
+            request_run(conn, "retention")
         entry = {"source": source, "retention_days": days, "records_removed": removed, "history_removed": history,
                  "tokens": sorted(tokens)}
         report.append(entry)

@@ -1,25 +1,42 @@
-"""Background jobs of a running gateway (APScheduler): debounced and periodic linkage runs, retention, the drop folder."""
+"""Background jobs of a running gateway: linkage runs as the database asks for them, retention, the drop folder.
+
+Linkage runs are driven by the persisted run requests (``gateway.link``),
+not by timers held in memory: a worker thread looks at ``link_requests``
+whenever a submission is accepted (and every few seconds, for imports made
+by the CLI or another process), waits ``link_debounce_seconds`` after the
+newest request, and runs. A request made while a run goes on stays in the
+table and causes the next run, so no run is dropped ("maximum number of
+running instances reached" cannot happen here), and a gateway that starts
+with requests left over from before a crash runs them.
+"""
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
+import threading
+import time
+from datetime import timedelta, timezone
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from gateway.core import Gateway
-from gateway.db import checkpoint
+from gateway.db import checkpoint, utcnow
 from gateway.dropfolder import process_folder
-from gateway.link import RUN_IN_PROGRESS, run_in_subprocess
+from gateway.link import RUN_IN_PROGRESS, pending_requests, request_run, run_in_subprocess
 from gateway.retention import purge
 from keys.witness import submit_all
 
 log = logging.getLogger("tsunagu.gateway.scheduler")
 
-_LINK_SOON = "link-after-submission"
 #: How often SQLite's write-ahead log is copied back into the database.
 CHECKPOINT_SECONDS = 30
+#: How often the run worker looks for requests nobody told it about (CLI imports, another process).
+POLL_SECONDS = 5.0
+#: Wait after a run that found another run going (the CLI's, the API's) before trying again.
+BUSY_RETRY_SECONDS = 2.0
+#: Wait after a failed run before trying again (the requests stay; the failure is in the log).
+FAILED_RETRY_SECONDS = 60.0
 
 
 class Jobs:
@@ -31,7 +48,7 @@ class Jobs:
         self.scheduler = BackgroundScheduler(timezone=timezone.utc, job_defaults={"coalesce": True, "max_instances": 1})
         settings = gw.settings
         if settings.link_interval_minutes:
-            self.scheduler.add_job(self._link, "interval", minutes=settings.link_interval_minutes, args=["schedule"], id="link-interval")
+            self.scheduler.add_job(self._interval, "interval", minutes=settings.link_interval_minutes, id="link-interval")
         if settings.retention_interval_minutes:
             self.scheduler.add_job(self._purge, "interval", minutes=settings.retention_interval_minutes, id="retention")
         self.scheduler.add_job(checkpoint, "interval", seconds=CHECKPOINT_SECONDS, args=[gw.engine], id="wal-checkpoint")
@@ -40,34 +57,86 @@ class Jobs:
         if settings.drop_folder is not None:
             settings.drop_folder.mkdir(parents=True, exist_ok=True)
             self.scheduler.add_job(self._drop, "interval", seconds=settings.drop_poll_seconds, id="drop-folder")
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._worker = threading.Thread(target=self._link_worker, name="tsunagu-link-worker", daemon=True)
+        #: set while the worker has a run process going (for /health and tests)
+        self.running = False
+        #: the last time the worker loop went round (for /health: a stuck worker is a failed scheduler)
+        self.heartbeat = time.monotonic()
 
     def start(self) -> None:
         """Start the jobs and listen for accepted submissions."""
         self.gw.listeners.append(self.link_soon)
         self.scheduler.start()
+        self._worker.start()
 
     def shutdown(self) -> None:
-        """Stop the jobs (a running linkage run finishes first)."""
+        """Stop the jobs (a running linkage run finishes first; waiting requests stay for the next start)."""
         if self.link_soon in self.gw.listeners:
             self.gw.listeners.remove(self.link_soon)
+        self._stop.set()
+        self._wake.set()
         self.scheduler.shutdown(wait=True)
+        if self._worker.is_alive():
+            self._worker.join()
 
-    def link_soon(self, _result: Any = None, trigger: str = "submission") -> None:
-        """Schedule a linkage run ``link_debounce_seconds`` from now; later calls push it back."""
-        when = datetime.now(timezone.utc) + timedelta(seconds=self.gw.settings.link_debounce_seconds)
-        self.scheduler.add_job(self._link, "date", run_date=when, args=[trigger], id=_LINK_SOON, replace_existing=True)
+    @property
+    def alive(self) -> bool:
+        """Whether the scheduler and the run worker are both going."""
+        return self.scheduler.running and self._worker.is_alive()
 
-    def _link(self, trigger: str) -> None:
-        code = run_in_subprocess(self.gw.settings.home, trigger)
-        if code == RUN_IN_PROGRESS:
-            self.link_soon(trigger=trigger)
-        elif code:
-            log.error("linkage run (%s) ended with exit code %s", trigger, code)
+    def link_soon(self, _result: Any = None) -> None:
+        """Wake the run worker: a request was just committed (the debounce counts from the newest request)."""
+        self._wake.set()
+
+    def _sleep(self, seconds: float) -> None:
+        self._wake.wait(max(0.0, seconds))
+        self._wake.clear()
+
+    def _link_worker(self) -> None:
+        debounce = self.gw.settings.link_debounce_seconds
+        while not self._stop.is_set():
+            self.heartbeat = time.monotonic()
+            try:
+                with self.gw.engine.connect() as conn:
+                    count, _oldest, newest, trigger = pending_requests(conn)
+            except Exception:  # noqa: BLE001 - the database may be down; the requests wait in it
+                log.exception("cannot read the linkage-run requests; trying again in %s s", POLL_SECONDS)
+                self._sleep(POLL_SECONDS)
+                continue
+            if not count:
+                self._sleep(POLL_SECONDS)
+                continue
+            due = (newest + timedelta(seconds=debounce) - utcnow()).total_seconds()
+            if due > 0:
+                self._sleep(min(due, POLL_SECONDS))
+                continue
+            self.running = True
+            try:
+                code = run_in_subprocess(self.gw.settings.home, trigger or "submission")
+            finally:
+                self.running = False
+            if code == RUN_IN_PROGRESS:
+                self._stop.wait(BUSY_RETRY_SECONDS)
+            elif code:
+                log.error("linkage run (%s) ended with exit code %s; its requests stay and it is retried in %s s",
+                          trigger, code, FAILED_RETRY_SECONDS)
+                self._stop.wait(FAILED_RETRY_SECONDS)
+
+    def _interval(self) -> None:
+        try:
+            with self.gw.engine.begin() as conn:
+                request_run(conn, "schedule")
+        except Exception:  # noqa: BLE001
+            log.exception("cannot request the scheduled linkage run")
+            return
+        self._wake.set()
 
     def _purge(self) -> None:
         try:
             if purge(self.gw):
-                self.link_soon(trigger="retention")
+                self._wake.set()
         except Exception:  # noqa: BLE001
             log.exception("retention purge failed")
 

@@ -12,6 +12,19 @@ as a carried bundle file that a file sanitiser (無害化) passes as plain text:
   the mode (``snapshot``: the submission replaces the source's previous one, so
   deletions become visible), the record count, the sealed batch's header and
   ``content_sha256``, the SHA-256 of every byte after the first newline.
+* optional chain fields (the agent's own submissions carry them):
+  ``previous`` the :func:`manifest_sha256` of the agent's previous accepted
+  submission ("" for its first), so the submissions of one agent form a hash
+  chain and two copies of one agent sending from the same point are a fork the
+  gateway refuses; ``instance`` names the copy of the agent (machine and
+  folder) and ``instance_label`` says it for people (``host:folder``);
+  ``moved_from`` names the instance the agent was moved from, set only after
+  an operator said so (``tsunagu agent resync``): without it the gateway
+  refuses a submission from another copy than the one that sent the last.
+* optional ``part`` and ``parts`` (1 ≤ part ≤ parts): one snapshot too large
+  for one submission travels as ``parts`` signed submissions with the same
+  ``batch_id`` and seal header, consecutive sequence numbers, in order; the
+  gateway replaces the source's records only when the last part arrives.
 * ``signature`` is the agent's Ed25519 signature over the canonical JSON of the
   manifest (sorted keys, no spaces), so it covers the records through the hash.
 * each record: ``t`` the record token (a keyed hash of the department's record
@@ -65,6 +78,18 @@ _MANIFEST_FIELDS = (
     "seal_header",
     "content_sha256",
 )
+
+
+#: Most parts one snapshot may travel in.
+MAX_PARTS = 10_000
+
+#: Optional manifest fields of the hash chain (see the module docstring).
+CHAIN_FIELDS = ("previous", "instance", "instance_label", "moved_from")
+
+
+def manifest_sha256(manifest: dict[str, Any]) -> str:
+    """The hash a later submission names as its ``previous``: SHA-256 of the canonical manifest (covers the records)."""
+    return hashlib.sha256(canonical_json(manifest)).hexdigest()
 
 
 class SubmissionError(KeysError):
@@ -191,6 +216,15 @@ def read_submission(data: bytes, max_records: int | None = None) -> Submission:
         raise MalformedSubmissionError(f"マニフェストに項目がありません: {', '.join(missing)}")
     if hashlib.sha256(body).hexdigest() != manifest["content_sha256"]:
         raise ContentHashError("提出データの中身がマニフェストのハッシュと一致しません（途中で切れたか改変されています）。")
+    previous = manifest.get("previous", "")
+    if not isinstance(previous, str) or (previous and (len(previous) != 64 or any(c not in "0123456789abcdef" for c in previous))):
+        raise MalformedSubmissionError("マニフェストの previous（直前の提出のハッシュ）が 64 桁の 16 進数ではありません。")
+    for name, limit in (("instance", 64), ("instance_label", 200), ("moved_from", 64)):
+        if not isinstance(manifest.get(name, ""), str) or len(manifest.get(name, "")) > limit:
+            raise MalformedSubmissionError(f"マニフェストの {name} が {limit} 文字以下の文字列ではありません。")
+    part, parts = manifest.get("part", 1), manifest.get("parts", 1)
+    if (type(part) is not int or type(parts) is not int or not 1 <= part <= parts <= MAX_PARTS):
+        raise MalformedSubmissionError(f"マニフェストの part / parts（分割提出の番号と数）が 1 ≤ part ≤ parts ≤ {MAX_PARTS} の整数ではありません。")
     count = manifest["record_count"]
     if not isinstance(count, int) or count < 0:
         raise MalformedSubmissionError("マニフェストの record_count が不正です。")
@@ -203,3 +237,35 @@ def read_submission(data: bytes, max_records: int | None = None) -> Submission:
         raise ContentHashError(f"記録の数 {len(lines)} がマニフェストの record_count {count} と違います。")
     records = [SubmittedRecord.from_line(line, n) for n, line in enumerate(lines, start=2)]
     return Submission(manifest, signature, records)
+
+
+#: What a state request's signature covers, so it cannot be mistaken for a signed manifest.
+STATE_PURPOSE = "tsunagu-agent-state"
+
+
+def write_state_request(agent_id: str, signing_key: Ed25519PrivateKey, at: str) -> bytes:
+    """The agent's signed question "what have you accepted from me?" (``at``: ISO time, limits its reuse)."""
+    request = {"purpose": STATE_PURPOSE, "agent_id": agent_id, "at": at}
+    return json.dumps({"request": request, "signature": base64.b64encode(signing_key.sign(canonical_json(request))).decode("ascii")},
+                      separators=(",", ":")).encode("utf-8")
+
+
+def read_state_request(data: bytes) -> tuple[dict[str, Any], bytes]:
+    """The request and its signature (not yet verified); raises :class:`MalformedSubmissionError`."""
+    try:
+        top = json.loads(data)
+        request, signature = top["request"], base64.b64decode(top["signature"], validate=True)
+        if (not isinstance(request, dict) or request.get("purpose") != STATE_PURPOSE
+                or not isinstance(request.get("agent_id"), str) or not isinstance(request.get("at"), str)):
+            raise ValueError
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        raise MalformedSubmissionError("状態の問い合わせの形式が正しくありません。") from None
+    return request, signature
+
+
+def verify_state_request(request: dict[str, Any], signature: bytes, public_key: Ed25519PublicKey) -> None:
+    """Check the state request's signature; raises :class:`SubmissionSignatureError`."""
+    try:
+        public_key.verify(signature, canonical_json(request))
+    except InvalidSignature:
+        raise SubmissionSignatureError(f"エージェント {request.get('agent_id')} の状態の問い合わせの署名を検証できません。") from None

@@ -22,6 +22,7 @@ import subprocess
 import tempfile
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -49,9 +50,38 @@ def bin_dir() -> Path:
     return Path(newest).parent
 
 
+@dataclass
+class Cluster:
+    """A running throwaway cluster: its URL, and stop/start for tests of a database that goes away (same port)."""
+
+    url: URL
+    _account: pwd.struct_passwd | None
+    _root: Path
+    _binaries: Path
+    _data: Path
+    _log: Path
+
+    def stop(self) -> None:
+        """Stop the server (fast shutdown: open connections are cut)."""
+        _run(self._account, self._root, [str(self._binaries / "pg_ctl"), "stop", "-D", str(self._data), "-m", "fast", "-w"])
+
+    def start(self) -> None:
+        """Start the stopped server again on the same port."""
+        options = f"-c listen_addresses=127.0.0.1 -p {self.url.port} -c unix_socket_directories={self._root}"
+        _run(self._account, self._root, [str(self._binaries / "pg_ctl"), "start", "-D", str(self._data), "-l", str(self._log),
+                                         "-w", "-t", "60", "-o", options])
+
+
 @contextmanager
 def cluster() -> Iterator[URL]:
     """Start a cluster in a temp dir and yield a ``postgresql+psycopg`` URL to an empty database; stop it on exit."""
+    with controllable_cluster() as handle:
+        yield handle.url
+
+
+@contextmanager
+def controllable_cluster() -> Iterator[Cluster]:
+    """As :func:`cluster`, yielding a :class:`Cluster` that can be stopped and started again."""
     binaries = bin_dir()
     account = _server_account()
     password = secrets.token_urlsafe(24)
@@ -72,7 +102,7 @@ def cluster() -> Iterator[URL]:
         try:
             admin = URL.create("postgresql+psycopg", _SUPERUSER, password, "127.0.0.1", port, "postgres")
             create_database(admin, _DATABASE)
-            yield admin.set(database=_DATABASE)
+            yield Cluster(admin.set(database=_DATABASE), account, root, binaries, data, log)
         finally:
             _run(account, root, [str(binaries / "pg_ctl"), "stop", "-D", str(data), "-m", "fast", "-w"], check=False)
     finally:

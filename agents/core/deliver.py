@@ -1,12 +1,17 @@
 """Deliver: the outbox, HTTPS push with retries, and bundle files for 可搬媒体 / 中継サーバ.
 
-Idempotent by (agent, sequence). A submission is written to the outbox
+Idempotent by (agent, sequence) and content. A submission is written to the outbox
 before anything is sent; it leaves the outbox only when the gateway has
 answered ``accepted`` or ``duplicate`` (or when it has been written to a
 bundle), and a receipt is written first. A crash, a gateway that is down or
 a timeout after the gateway stored it all leave the same bytes in the
 outbox, and the next run sends those bytes again with the same sequence
 number: the gateway answers ``duplicate`` rather than storing it twice.
+A receipt counts only for the bytes it was written for (matched by SHA-256,
+not by sequence alone): after ``state/`` is restored from a backup, an old
+receipt with the same number does not make a new submission look delivered.
+Federation submissions wait in the same outbox and are pushed to their own
+route.
 
 Only the agent opens connections: there is no listening socket here.
 
@@ -16,10 +21,13 @@ Layout under the agent home::
     outbox/<sequence>.json    what it is (source, batch id, record count, input fingerprint)
     sent/<sequence>.json      receipt: how and when it was delivered, the gateway's answer
     refused/<sequence>.jsonl  submissions the gateway refused (4xx), kept with refused/<sequence>.json
+    stale/<sequence>.jsonl    submissions set aside unsent: made for a chain position the gateway no longer
+                              expects (after a refusal or a restore); their sources are snapshotted again
 """
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
 import ssl
@@ -34,8 +42,11 @@ import httpx
 
 from agents.core.config import GatewaySection
 from keys._files import write_atomic
+from keys.submission import write_state_request
 
 SUBMISSIONS_PATH = "/api/v1/submissions"
+STATE_PATH = "/api/v1/submissions/state"
+FEDERATION_PATH = "/api/v1/federation/submissions"
 _RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
@@ -55,10 +66,16 @@ class Pending:
     def source(self) -> str:
         return str(self.meta.get("source", "?"))
 
+    @property
+    def kind(self) -> str:
+        """``submission`` (chained snapshot) or ``federation``."""
+        return str(self.meta.get("kind", "submission"))
+
 
 @dataclass(slots=True)
 class Outcome:
-    """What happened to one submission: ``delivered``, ``bundled``, ``refused`` or ``pending`` (still in the outbox)."""
+    """What happened to one submission: ``delivered``, ``bundled``, ``refused``, ``pending`` (still in the outbox) or
+    ``stale`` (set aside unsent; its source is snapshotted again)."""
 
     sequence: int
     source: str
@@ -82,28 +99,47 @@ class Outbox:
         self.dir = home / "outbox"
         self.sent_dir = home / "sent"
         self.refused_dir = home / "refused"
+        self.stale_dir = home / "stale"
 
     def put(self, sequence: int, data: bytes, meta: dict[str, Any]) -> Pending:
         """Store a submission durably before any attempt to deliver it."""
         path = self.dir / f"{_name(sequence)}.jsonl"
-        write_atomic(self.dir / f"{_name(sequence)}.json", json.dumps({**meta, "sequence": sequence}, ensure_ascii=False).encode("utf-8"))
+        meta = {**meta, "sequence": sequence, "sha256": hashlib.sha256(data).hexdigest()}
+        write_atomic(self.dir / f"{_name(sequence)}.json", json.dumps(meta, ensure_ascii=False).encode("utf-8"))
         write_atomic(path, data)
-        return Pending(sequence, path, {**meta, "sequence": sequence})
+        return Pending(sequence, path, meta)
 
     def pending(self) -> list[Pending]:
-        """Submissions waiting, oldest first; any already receipted (a crash after delivery) are cleared."""
+        """Submissions waiting, oldest first; any whose receipt is for these very bytes (a crash after delivery) are cleared."""
         out = []
         for path in sorted(self.dir.glob("*.jsonl")) if self.dir.is_dir() else []:
             if not path.stem.isdigit():
                 continue
             sequence = int(path.stem)
-            if (self.sent_dir / f"{path.stem}.json").exists():
-                self._drop(path)
-                continue
             meta_path = path.with_suffix(".json")
             meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {"sequence": sequence}
+            digest = meta.get("sha256") or hashlib.sha256(path.read_bytes()).hexdigest()
+            meta["sha256"] = digest
+            if self._receipted(path.stem, digest):
+                self._drop(path)
+                continue
             out.append(Pending(sequence, path, meta))
         return out
+
+    def _receipted(self, name: str, digest: str) -> bool:
+        receipt = self.sent_dir / f"{name}.json"
+        try:
+            return json.loads(receipt.read_text(encoding="utf-8")).get("sha256") == digest
+        except (OSError, ValueError, AttributeError):
+            return False
+
+    def set_aside(self, item: Pending, reason: str = "") -> None:
+        """Move an unsent submission to ``stale/``: the gateway no longer expects its chain position."""
+        name = _name(item.sequence)
+        write_atomic(self.stale_dir / f"{name}.jsonl", item.path.read_bytes())
+        write_atomic(self.stale_dir / f"{name}.json",
+                     json.dumps({**item.meta, "set_aside_at": _now(), "reason": reason}, ensure_ascii=False, indent=1).encode("utf-8"))
+        self._drop(item.path)
 
     def size(self) -> int:
         """How many submissions are waiting."""
@@ -188,7 +224,7 @@ class Pusher:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def push(self, data: bytes) -> _Answer:
+    def push(self, data: bytes, path: str = SUBMISSIONS_PATH) -> _Answer:
         """Send one submission; never raises for network trouble (the answer says ``unreachable``)."""
         gateway = self._gateway
         last = ""
@@ -196,7 +232,7 @@ class Pusher:
             if attempt:
                 self._sleep(min(gateway.max_backoff_seconds, gateway.backoff_seconds * 2 ** (attempt - 1)))
             try:
-                response = self._client.post(SUBMISSIONS_PATH, content=data)
+                response = self._client.post(path, content=data)
             except httpx.TransportError as exc:
                 if "CERTIFICATE_VERIFY_FAILED" in str(exc):
                     return _Answer("unreachable", f"ゲートウェイ {gateway.url} の証明書を検証できません。agent.toml の ca_file が"
@@ -208,15 +244,44 @@ class Pusher:
                 return _Answer("delivered", "受け付けられました" if body["status"] == "accepted" else "受付済みでした（重複送信）",
                                body, response.status_code)
             if response.status_code in _RETRY_STATUS:
-                last = f"ゲートウェイが応答 {response.status_code} を返しました（{body.get('error', '')}）"
+                last = f"ゲートウェイが応答 {response.status_code} を返しました（{reason(body, response)}）"
                 continue
-            detail = body.get("detail") or body.get("error") or response.reason_phrase
-            if response.status_code == 409:
+            detail = reason(body, response)
+            if response.status_code == 409 and body.get("error") == "replay":
                 message = f"この連番はゲートウェイで使用済みです（409: {detail}）。エージェントの state/ を復元していないか確認してください。"
             else:
                 message = f"ゲートウェイが受け付けませんでした（{response.status_code}: {detail}）"
             return _Answer("refused", message, body, response.status_code)
         return _Answer("unreachable", f"{last}。{gateway.attempts} 回試しました。提出は送信待ちに残し、次回送り直します。")
+
+    def state(self, agent_id: str, signing_key: Any) -> dict[str, Any] | None:
+        """The gateway's record of what it accepted from this agent (signed question); None if it cannot be reached.
+
+        Raises :class:`GatewayRefused` when the gateway answers but refuses (unknown or revoked agent, clock far off).
+        """
+        data = write_state_request(agent_id, signing_key, _now())
+        try:
+            response = self._client.post(STATE_PATH, content=data, headers={"Content-Type": "application/json"})
+        except httpx.TransportError:
+            return None
+        body = _json(response)
+        if response.status_code == 200 and "sequence" in body:
+            return body
+        if response.status_code in _RETRY_STATUS or response.status_code == 404:
+            return None  # 404: a gateway older than the state route; the run goes on as before
+        raise GatewayRefused(f"ゲートウェイがこのエージェントの状態の問い合わせを受け付けませんでした（{response.status_code}: "
+                             f"{reason(body, response)}）")
+
+
+class GatewayRefused(Exception):
+    """The gateway answered the agent's state question with a refusal; the message has the gateway's reason."""
+
+
+def reason(body: dict[str, Any], response: httpx.Response) -> str:
+    """The gateway's reason for an error answer, with its request id when it gave one (for the gateway's log)."""
+    text = str(body.get("detail") or body.get("error") or response.reason_phrase or "理由の記載なし")
+    request_id = body.get("request_id") or response.headers.get("x-request-id")
+    return f"{text}（問い合わせ番号 {request_id}）" if request_id else text
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:
@@ -228,15 +293,25 @@ def _json(response: httpx.Response) -> dict[str, Any]:
 
 
 def push_pending(outbox: Outbox, pusher: Pusher) -> list[Outcome]:
-    """Send every waiting submission, oldest first; stop at the first one the gateway cannot be reached for."""
+    """Send every waiting submission, oldest first; stop at the first one the gateway cannot be reached for.
+
+    After a refused snapshot the later ones waiting name a submission the gateway does not have (the hash chain),
+    so they are set aside (``stale``) for their sources to be snapshotted again.
+    """
     outcomes = []
     pending = outbox.pending()
+    broken = False
     for position, item in enumerate(pending):
-        answer = pusher.push(item.path.read_bytes())
+        if broken and item.kind == "submission":
+            outbox.set_aside(item, "an earlier submission was refused")
+            outcomes.append(Outcome(item.sequence, item.source, "stale", "前の提出が拒否されたため送らず、次回作り直します"))
+            continue
+        answer = pusher.push(item.path.read_bytes(), FEDERATION_PATH if item.kind == "federation" else SUBMISSIONS_PATH)
         if answer.status == "delivered":
             outbox.mark_delivered(item, "push", answer.response)
         elif answer.status == "refused":
             outbox.mark_refused(item, answer.http_status, answer.response)
+            broken = broken or item.kind == "submission"
         else:
             # Order matters (a later snapshot replaces an earlier one): keep the rest waiting too.
             outcomes.extend(Outcome(p.sequence, p.source, "pending", answer.message) for p in pending[position:])
@@ -255,7 +330,8 @@ def write_bundles(outbox: Outbox, directory: Path, agent_id: str) -> list[Outcom
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     outcomes = []
     for item in outbox.pending():
-        target = directory / f"{agent_id}-{_name(item.sequence)}-{item.source}.jsonl"
+        label = "federation" if item.kind == "federation" else item.source
+        target = directory / f"{agent_id}-{_name(item.sequence)}-{label}.jsonl"
         write_atomic(target, item.path.read_bytes(), mode=0o600)
         outbox.mark_delivered(item, "bundle", {"bundle": str(target)})
         outcomes.append(Outcome(item.sequence, item.source, "bundled", f"持ち出し用ファイル {target} に書きました"))

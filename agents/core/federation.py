@@ -11,9 +11,10 @@ business comparing it. The record token is the same as in the source's own
 submission, so the gateway can tell its caseworkers which child a peer asked
 about; the gateway never sends that token to a peer.
 
-Delivery: pushed to ``POST /api/v1/federation/submissions`` of the agent's
-gateway, or written next to the other bundles as ``<agent>-<seq>-federation.jsonl``
-(imported with ``tsunagu federation ingest``).
+Delivery: through the agent's outbox like every submission (kept while the
+gateway cannot be reached), pushed to ``POST /api/v1/federation/submissions``
+of the agent's gateway, or written next to the other bundles as
+``<agent>-<seq>-federation.jsonl`` (imported with ``tsunagu federation ingest``).
 """
 
 from __future__ import annotations
@@ -21,14 +22,10 @@ from __future__ import annotations
 import dataclasses
 import re
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Sequence
 
-import httpx
-
-from keys._files import write_atomic
 from agents.core.config import AgentConfig
-from agents.core.deliver import Outcome, _tls
+from agents.core.deliver import Outbox
 from agents.core.encode import SourceInput
 from agents.core.submission import SequenceCounter
 from agents.core.token import RecordTokeniser
@@ -37,7 +34,6 @@ from keys.enrolment import AgentKeys
 from keys.linkage_secret import LinkageSecret
 from linkage.encode import encode_records
 
-FEDERATION_PATH = "/api/v1/federation/submissions"
 MOVE_ATTRIBUTES = ("moved_in_from", "moved_out_to")
 _CODE = re.compile(r"^[0-9]{6}$")
 
@@ -73,40 +69,24 @@ def build(config: AgentConfig, agent: AgentKeys, linkage: LinkageSecret, federat
     return _federation.write_federation_submission(manifest, out, agent.signing_key)
 
 
-def deliver(config: AgentConfig, agent: AgentKeys, passphrase: str, linkage: LinkageSecret, items: Sequence[SourceInput],
-            bundle_out: Path | None, transport: httpx.BaseTransport | None = None) -> list[Outcome]:
-    """Make and deliver the federation submissions of ``items`` (sources just snapshotted) that have transferred children.
+def enqueue(config: AgentConfig, agent: AgentKeys, passphrase: str, linkage: LinkageSecret, items: Sequence[SourceInput],
+            outbox: Outbox, counter: SequenceCounter) -> int:
+    """Put the federation submissions of ``items`` (sources just snapshotted) that have transferred children in the outbox.
 
-    Nothing happens when no federation secret is installed.
+    They are delivered with the rest (pushed to the federation route, or written as bundles) and, like the rest,
+    wait in the outbox while the gateway cannot be reached. Nothing happens when no federation secret is installed.
+    Returns how many were made.
     """
     if not _federation.is_installed(config.home):
-        return []
+        return 0
     _name, federation = _federation.load_secret(config.home, passphrase)
-    outcomes = []
+    made = 0
     for item in items:
         if not any(a in item.mapping.attributes for a in MOVE_ATTRIBUTES) or not transferred(item):
             continue
-        sequence = SequenceCounter(config.home).take()
+        sequence = counter.take()
         data = build(config, agent, linkage, federation, item, sequence)
-        source = f"{item.mapping.source}:federation"
-        if bundle_out is not None:
-            target = bundle_out / f"{agent.agent_id}-{sequence:010d}-federation.jsonl"
-            write_atomic(target, data, mode=0o600)  # sealed material: owner only, like every bundle
-            outcomes.append(Outcome(sequence, source, "bundled", f"連携圏用の持ち出しファイル {target} に書きました"))
-            continue
-        assert config.gateway is not None
-        try:
-            with httpx.Client(base_url=config.gateway.url, verify=_tls(config.gateway), timeout=config.gateway.timeout_seconds,
-                              transport=transport) as client:
-                response = client.post(FEDERATION_PATH, content=data, headers={"Content-Type": "application/x-ndjson"})
-        except httpx.TransportError as exc:
-            outcomes.append(Outcome(sequence, source, "pending", f"ゲートウェイに接続できません（{type(exc).__name__}）。"
-                                    "次回 --force で作り直してください。"))
-            continue
-        body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
-        if response.status_code == 200:
-            outcomes.append(Outcome(sequence, source, "delivered", "連携圏用の符号を受け付けられました", body))
-        else:
-            outcomes.append(Outcome(sequence, source, "refused",
-                                    f"ゲートウェイが連携圏用の符号を受け付けませんでした（{response.status_code}: {body.get('detail', '')}）", body))
-    return outcomes
+        outbox.put(sequence, data, {"source": f"{item.mapping.source}:federation", "kind": "federation",
+                                    "records": len(transferred(item)), "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+        made += 1
+    return made

@@ -8,6 +8,7 @@ the others. The result is written to ``<home>/status.json`` for monitoring.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import hashlib
 import json
@@ -16,20 +17,23 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import httpx
 
 from keys._files import write_atomic
 from agents.core.config import AgentConfig, ConfigError, SourceMapping, load_mapping
 from agents.core import federation
-from agents.core.deliver import Outbox, Outcome, Pusher, push_pending, write_bundles
-from agents.core.encode import SourceInput, attribute_decisions, encode_and_seal
+from agents.core.deliver import GatewayRefused, Outbox, Outcome, Pusher, push_pending, write_bundles
+from agents.core.encode import Sealed, SourceInput, attribute_decisions, encode_and_seal
 from agents.core.read import GaijiTable, SourceError, Table, read_table
-from agents.core.submission import SequenceCounter, build_submission, new_batch_id
+from agents.core.state import Chain, ForkError, Instance, instance, reconcile
+from agents.core.submission import SequenceCounter, StateError, build_submission, new_batch_id
 from agents.core.validate import Problem, Validated, department_column, validate, write_report
 from keys.custody import EscrowPublicKey, read_escrow_public
-from keys.enrolment import load_agent_keys, load_linkage_secret
+from keys.enrolment import AgentKeys, load_agent_keys, load_linkage_secret
+from keys.errors import KeysError
+from keys.submission import manifest_sha256
 from linkage.errors import FieldError
 from linkage.normalise import normalise_record
 from policy import Policy, default_policy, load_policy
@@ -70,6 +74,8 @@ class RunResult:
     outbox: int = 0
     #: seconds spent per step: read (read + validate), encode (normalise, encode, seal), sign, outbox, deliver
     timings: dict[str, float] = field(default_factory=dict)
+    #: what reconciling with the gateway did, and other things staff should know about this run
+    notes: list[str] = field(default_factory=list)
 
     def timed(self, step: str, started: float) -> None:
         """Add the time since ``started`` (a ``time.perf_counter()`` value) to ``step``."""
@@ -131,13 +137,23 @@ class _Fingerprints:
     def unchanged(self, source: str, fingerprint: str) -> bool:
         return self.data.get(source, {}).get("fingerprint") == fingerprint
 
-    def set(self, source: str, fingerprint: str, sequence: int) -> None:
-        self.data[source] = {"fingerprint": fingerprint, "sequence": sequence}
+    def set(self, source: str, fingerprint: str, sequence: int, content_sha256: str = "") -> None:
+        self.data[source] = {"fingerprint": fingerprint, "sequence": sequence, "content_sha256": content_sha256}
+        self._save()
+
+    def forget(self, source: str) -> None:
+        """Snapshot ``source`` again in this run even if its input did not change."""
+        if self.data.pop(source, None) is not None:
+            self._save()
+
+    def forget_all(self) -> None:
+        """Snapshot every source again (after taking the gateway's state)."""
+        self.data = {}
         self._save()
 
     def forget_refused(self, outcomes: list[Outcome]) -> None:
         for o in outcomes:
-            if o.status == "refused" and self.data.get(o.source, {}).get("sequence") == o.sequence:
+            if o.status in ("refused", "stale") and self.data.get(o.source, {}).get("sequence") == o.sequence:
                 del self.data[o.source]
         self._save()
 
@@ -203,7 +219,7 @@ def check(config: AgentConfig) -> RunResult:
             except FieldError as exc:
                 problems.append(Problem(str(config.sources[index].file), row, department_column(mapping, exc.field), exc.field, exc.reason))
         source.encoded = len(validated.records) - (len(problems) - len(validated.problems))
-        source.problems = len(problems)
+        source.problems = sum(not p.kept for p in problems)
         source.report = _report(config, stamp, mapping.source, problems)
         source.sample_problems = _samples(problems)
         if source.encoded == 0:
@@ -235,12 +251,33 @@ def run(
         raise RunError(f"{home} にはエージェントの鍵がありません。先に tsunagu keys agent-init --home {home} で鍵を作り、"
                        "管理者の登録を受けて tsunagu keys agent-install で連携鍵を導入してください。")
     with run_lock(home):
-        result = RunResult(_now())
-        agent = load_agent_keys(home, passphrase)
-        linkage = load_linkage_secret(home, passphrase)
-        escrow = load_escrow(config)
-        policy, gaiji = load_policy_for(config), load_gaiji(config)
-        outbox, counter, prints = Outbox(home), SequenceCounter(home), _Fingerprints(home)
+        try:
+            return _run_locked(config, passphrase, bundle_out, force, transport, progress, sleep)
+        except Exception as exc:
+            # Whatever stopped the run, monitoring must not keep reading the last run's "ok".
+            write_failure_status(home, str(exc) if isinstance(exc, (RunError, ConfigError, SourceError, KeysError, StateError))
+                                 else f"予期しないエラーで実行が止まりました（{type(exc).__name__}: {exc}）。")
+            raise
+
+
+def _run_locked(config: AgentConfig, passphrase: str, bundle_out: Path | None, force: bool,
+                transport: httpx.BaseTransport | None, progress: Callable[[int], Callable[[int], None]] | None,
+                sleep: Callable[[float], None] | None) -> RunResult:
+    home = config.home
+    result = RunResult(_now())
+    agent = load_agent_keys(home, passphrase)
+    linkage = load_linkage_secret(home, passphrase)
+    escrow = load_escrow(config)
+    policy, gaiji = load_policy_for(config), load_gaiji(config)
+    outbox, counter, prints = Outbox(home), SequenceCounter(home), _Fingerprints(home)
+    me, chain = instance(home), Chain(home)
+    pusher = None
+    if bundle_out is None:
+        assert config.gateway is not None
+        pusher = Pusher(config.gateway, transport=transport, **({"sleep": sleep} if sleep else {}))
+    try:
+        if pusher is not None:
+            _reconcile(home, me, pusher, agent, outbox, counter, prints, result)
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         inputs: list[tuple[SourceInput, SourceResult, str]] = []
         for index in range(len(config.sources)):
@@ -266,40 +303,112 @@ def run(
             result.timed("encode", started)
             for (item, source, fingerprint), sealed in zip(inputs, sealed_all):
                 problems = item.validated.problems + sealed.problems
-                source.encoded, source.problems = len(sealed.records), len(problems)
+                source.encoded, source.problems = len(sealed.records), sum(not p.kept for p in problems)
                 source.report = _report(config, stamp, sealed.source, problems)
                 source.sample_problems = _samples(problems)
                 if not sealed.records:
                     source.status, source.message = "failed", "送れる行が 1 行もありません（空の提出は前回の記録をすべて消すため送りません）。"
                 else:
-                    sequence = counter.take()
-                    started = time.perf_counter()
-                    data = build_submission(config, agent, escrow, linkage.key_id, sealed, sequence, item.batch_id)
-                    result.timed("sign", started)
-                    started = time.perf_counter()
-                    outbox.put(sequence, data, {"source": sealed.source, "batch_id": item.batch_id, "records": len(sealed.records),
-                                                "fingerprint": fingerprint, "created_at": _now()})
-                    result.timed("outbox", started)
-                    prints.set(sealed.source, fingerprint, sequence)
+                    sequence = _enqueue_snapshot(config, agent, escrow, linkage.key_id, sealed, item.batch_id, fingerprint,
+                                                 outbox, counter, chain, me, prints, result)
                     source.status, source.sequence = "sent", sequence
                 result.sources.append(source)
+        # Transferred children's federation encodings follow their source's snapshot, through the same outbox.
+        snapshotted = [item for item, source, _ in inputs if source.status == "sent"]
+        federation.enqueue(config, agent, passphrase, linkage, snapshotted, outbox, counter)
         started = time.perf_counter()
-        if bundle_out is not None:
+        if pusher is None:
+            assert bundle_out is not None
             result.deliveries = write_bundles(outbox, bundle_out, agent.agent_id)
         else:
-            assert config.gateway is not None
-            pusher = Pusher(config.gateway, transport=transport, **({"sleep": sleep} if sleep else {}))
-            with pusher:
-                result.deliveries = push_pending(outbox, pusher)
-        # Transferred children's federation encodings follow their source's snapshot (agents.core.federation).
-        snapshotted = [item for item, source, _ in inputs if source.status == "sent"]
-        result.deliveries += federation.deliver(config, agent, passphrase, linkage, snapshotted, bundle_out, transport)
+            result.deliveries = push_pending(outbox, pusher)
         result.timed("deliver", started)
-        prints.forget_refused(result.deliveries)
-        result.outbox = outbox.size()
-        result.finished_at = _now()
-        write_status(home, result)
-        return result
+    finally:
+        if pusher is not None:
+            pusher.close()
+    if any(d.status == "stale" for d in result.deliveries):
+        # The gateway's head is the refused submission's previous one: take it from the gateway next run.
+        result.notes.append("拒否された提出の後に作った提出は送らず stale/ に移しました。次回の実行で作り直して送ります。")
+    prints.forget_refused(result.deliveries)
+    result.outbox = outbox.size()
+    result.finished_at = _now()
+    write_status(home, result)
+    return result
+
+
+def _enqueue_snapshot(config: AgentConfig, agent: AgentKeys, escrow: EscrowPublicKey, linkage_key_id: str, sealed: Sealed,
+                      batch_id: str, fingerprint: str, outbox: Outbox, counter: SequenceCounter, chain: Chain, me: Instance,
+                      prints: _Fingerprints, result: RunResult) -> int:
+    """Sign one source's snapshot (as several parts past ``records_per_part``) into the outbox; returns the last sequence."""
+    size = config.agent.records_per_part
+    pieces = [sealed.records[i:i + size] for i in range(0, len(sealed.records), size)]
+    digest = content = ""
+    sequence = 0
+    for number, records in enumerate(pieces, start=1):
+        sequence = counter.take()
+        head = chain.read()
+        links: dict[str, Any] = {"previous": head["manifest_sha256"], "instance": me.id, "instance_label": me.label,
+                                 **({"moved_from": head["moved_from"]} if head["moved_from"] else {})}
+        if len(pieces) > 1:
+            links.update(part=number, parts=len(pieces))
+        started = time.perf_counter()
+        data = build_submission(config, agent, escrow, linkage_key_id, dataclasses.replace(sealed, records=records), sequence,
+                                batch_id, links)
+        result.timed("sign", started)
+        manifest = json.loads(data.partition(b"\n")[0])["manifest"]
+        digest, content = manifest_sha256(manifest), manifest["content_sha256"]
+        # The head moves first: a crash before the outbox write is healed by reconciling with the gateway,
+        # whereas two waiting submissions naming the same previous one would be a fork.
+        chain.write(sequence, digest, head["moved_from"])
+        started = time.perf_counter()
+        outbox.put(sequence, data, {"source": sealed.source, "batch_id": batch_id, "records": len(records),
+                                    "fingerprint": fingerprint, "created_at": _now(), "kind": "submission",
+                                    "manifest_sha256": digest, "previous": head["manifest_sha256"], "content_sha256": content,
+                                    **({"part": number, "parts": len(pieces)} if len(pieces) > 1 else {})})
+        result.timed("outbox", started)
+    prints.set(sealed.source, fingerprint, sequence, content)
+    return sequence
+
+
+def _reconcile(home: Path, me: Instance, pusher: Pusher, agent: AgentKeys, outbox: Outbox, counter: SequenceCounter,
+               prints: _Fingerprints, result: RunResult, moved: bool = False) -> None:
+    """Ask the gateway what it accepted from this agent and bring the local state in line (agents.core.state)."""
+    try:
+        state = pusher.state(agent.agent_id, agent.signing_key)
+    except GatewayRefused as exc:
+        if moved:
+            raise RunError(str(exc)) from None
+        # The submissions will be refused for the same reason, and kept in refused/ with it.
+        result.notes.append(str(exc))
+        return
+    if state is None:
+        if moved:
+            raise RunError("ゲートウェイに接続できないため、ゲートウェイの記録と突き合わせられません。接続できるときにもう一度実行してください。")
+        result.notes.append("ゲートウェイに接続できないため、状態の突き合わせをせずに実行しました（提出は送信待ちに残ります）。")
+        return
+    try:
+        done = reconcile(home, me, state, outbox, counter, prints, moved=moved)
+    except ForkError as exc:
+        raise RunError(str(exc)) from None
+    if done.message:
+        result.notes.append(done.message)
+
+
+def resync(config: AgentConfig, passphrase: str, *, transport: httpx.BaseTransport | None = None) -> list[str]:
+    """Make this copy of the agent the one the gateway follows (after moving it, or after the other copy was stopped).
+
+    Takes the gateway's record as this agent's state; the next run snapshots every source again.
+    """
+    if config.gateway is None:
+        raise RunError("agent.toml に [gateway] がないため、ゲートウェイの記録と突き合わせられません。")
+    home = config.home
+    with run_lock(home):
+        agent = load_agent_keys(home, passphrase)
+        result = RunResult(_now())
+        with Pusher(config.gateway, transport=transport) as pusher:
+            _reconcile(home, instance(home), pusher, agent, Outbox(home), SequenceCounter(home), _Fingerprints(home), result,
+                       moved=True)
+        return result.notes
 
 
 def write_status(home: Path, result: RunResult) -> None:
@@ -310,6 +419,7 @@ def write_status(home: Path, result: RunResult) -> None:
         "result": "ok" if result.ok else "failed",
         "outbox": result.outbox,
         "timings": result.timings,
+        "notes": result.notes,
         "sources": [asdict(s) for s in result.sources],
         "deliveries": [asdict(d) for d in result.deliveries],
     }

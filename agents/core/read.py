@@ -29,6 +29,10 @@ from agents.core.config import ConfigError, SourceMapping
 GETA = "\u3013"
 _PRIVATE_USE = re.compile("[\ue000-\uf8ff]")
 _UTF8_BOM = b"\xef\xbb\xbf"
+#: Single bytes CP932 has no character for; Python's codec still decodes them (to U+0080, U+F8F0–U+F8F3),
+#: and U+F8F0–U+F8F3 would otherwise pass for 外字.
+_STRAY_BYTES = {"\x80": 0x80, "\uf8f0": 0xA0, "\uf8f1": 0xFD, "\uf8f2": 0xFE, "\uf8f3": 0xFF}
+_NOT_CP932 = re.compile("[\x80\uf8f0-\uf8f3]")
 
 
 class SourceError(Exception):
@@ -98,6 +102,8 @@ class Table:
     rows: list[tuple[int, list[str]]]
     encoding: str
     unmapped_gaiji: int = 0
+    #: the day the file was written (its modification time): no one in it can be born later
+    file_date: dt.date | None = None
 
 
 def read_table(path: Path, mapping: SourceMapping, gaiji: GaijiTable) -> Table:
@@ -116,12 +122,30 @@ def read_table(path: Path, mapping: SourceMapping, gaiji: GaijiTable) -> Table:
         except PermissionError:
             raise SourceError(path, "ファイルを読む権限がありません。エージェントを動かす利用者に読み取り権限を与えてください。") from None
         text, encoding = _decode(path, data, mapping.encoding)
+        delimiter = "\t" if fmt == "tsv" else ","
+        if encoding == "cp932" and _NOT_CP932.search(text):
+            _refuse_stray_bytes(path, list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)))
         text, unmapped = gaiji.apply(text)
-        reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t" if fmt == "tsv" else ",")
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
         header, rows = _split_header(path, list(reader), mapping.header_row)
     if not rows:
         raise SourceError(path, "データ行がありません（見出しだけです）。空の提出は前回の記録をすべて消すため、送りません。")
-    return Table(path, header, rows, encoding, unmapped)
+    return Table(path, header, rows, encoding, unmapped, dt.date.fromtimestamp(path.stat().st_mtime))
+
+
+def _refuse_stray_bytes(path: Path, records: list[list[str]]) -> None:
+    """Name the row and column of a byte that CP932 has no character for (Python maps them to U+0080 and U+F8F0–F8F3)."""
+    number = 0
+    for values in records:
+        number += 1
+        for column, cell in enumerate(values, start=1):
+            match = _NOT_CP932.search(cell)
+            if match:
+                byte = _STRAY_BYTES[match.group()]
+                raise SourceError(
+                    path, f"{column} 列目の {match.start() + 1} 文字目に、CP932（Shift_JIS）の文字ではないバイト 0x{byte:02X} があります"
+                    "（外字でもありません）。書き出し元のシステムで、その行のその項目を確認して直してください。", row=number)
+        number += "".join(values).count("\n")  # a cell with line breaks spans several lines of the file
 
 
 def _format_from_suffix(path: Path) -> str:

@@ -46,6 +46,11 @@ class SequenceCounter:
             raise StateError(f"{self._path} の連番 {value!r} が不正です。")
         return value
 
+    def at_least(self, value: int) -> None:
+        """Make sure the next number is at least ``value`` (the gateway has accepted up to ``value - 1``)."""
+        if self.peek() < value:
+            write_atomic(self._path, json.dumps({"next": value}).encode("utf-8"))
+
     def take(self) -> int:
         """Allocate the next number; it is on disk before it is returned."""
         value = self.peek()
@@ -59,9 +64,10 @@ def new_batch_id() -> str:
 
 
 def build_submission(
-    config: AgentConfig, agent: AgentKeys, escrow: EscrowPublicKey, linkage_key_id: str, sealed: Sealed, sequence: int, batch_id: str
+    config: AgentConfig, agent: AgentKeys, escrow: EscrowPublicKey, linkage_key_id: str, sealed: Sealed, sequence: int, batch_id: str,
+    chain: dict[str, str] | None = None,
 ) -> bytes:
-    """The signed submission bytes of one source's snapshot."""
+    """The signed submission bytes of one source's snapshot; ``chain``: previous, instance, instance_label (, moved_from)."""
     manifest = {
         "agent_id": agent.agent_id,
         "signing_key_id": agent.public.signing_key_id,
@@ -76,5 +82,6 @@ def build_submission(
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "mode": MODE,
         "seal_header": sealed.seal_header,
+        **(chain or {}),
     }
     return write_submission(manifest, sealed.records, agent.signing_key)

@@ -4,7 +4,11 @@ A mapped column missing from the file stops the whole file (with the nearest
 header named, since a typo is the usual cause). A bad row stops only that
 row: wrong number of cells, an empty or repeated record id, or a cell that a
 spreadsheet would run as a formula (CSV injection: = + - @ tab CR at the
-start). Values the normaliser cannot read are reported later, by
+start). A birth date that cannot be right — impossible (2月30日), after
+the day the file was written, or more than :data:`MAX_AGE_YEARS` before it —
+is reported for its row, and the record is kept without it: it still links on
+its name, address and the rest, as a record with no birth date does. Other
+values the normaliser cannot read are reported later, by
 :mod:`agents.core.encode`, in the same report.
 """
 
@@ -16,15 +20,21 @@ import os
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 from agents.core.config import SourceMapping
 from agents.core.read import SourceError, Table
+from linkage.errors import FieldError
+from linkage.normalise.dates import parse_birth_date
 from linkage.record import CanonicalRecord
 
 _FORMULA_START = frozenset("=+-@\t\r")
 _PLAIN_NUMBER = re.compile(r"-|-?[0-9][0-9,]*(?:\.[0-9]+)?")
 _REPORT_HEADER = ("ファイル", "行", "列", "項目", "理由")
+#: A birth date further back than this before the file's date is taken for a typo.
+MAX_AGE_YEARS = 120
+_KEPT = "この行は生年月日なしで送ります（氏名・住所などで名寄せします）。元のデータを直してください。"
 
 
 @dataclass(slots=True)
@@ -36,6 +46,8 @@ class Problem:
     column: str
     field: str
     reason: str
+    #: the row is still sent (without the value named); False: the row is not sent
+    kept: bool = False
 
 
 @dataclass(slots=True)
@@ -138,9 +150,30 @@ def validate(table: Table, mapping: SourceMapping) -> Validated:
         seen[record_id] = number
         fields = {canonical: values[index] for canonical, index, _ in identity}
         fields["record_id"] = record_id
+        if fields.get("birth_date"):
+            why = birth_date_problem(fields["birth_date"], table.file_date)
+            if why:
+                problems.append(Problem(file, number, mapping.columns["birth_date"], "birth_date", f"{why}{_KEPT}", kept=True))
+                fields["birth_date"] = ""
         records.append(CanonicalRecord(**fields, attributes={name: values[index].strip() for name, index, _ in attributes}))
         rows.append(number)
     return Validated(records, rows, problems, ignored)
+
+
+def birth_date_problem(value: str, file_date: date | None) -> str:
+    """Why ``value`` cannot be a real birth date for a file written on ``file_date`` ("" if it can)."""
+    try:
+        year, month, day = parse_birth_date(value)
+    except FieldError as exc:
+        return f"{exc.reason}。"
+    if year is None or file_date is None:
+        return ""
+    earliest = (year, month or 1, day or 1)
+    if earliest > (file_date.year, file_date.month, file_date.day):
+        return f"生年月日「{value}」がファイルの作成日（{file_date.isoformat()}）より後です。"
+    if year < file_date.year - MAX_AGE_YEARS:
+        return f"生年月日「{value}」はファイルの作成日から {MAX_AGE_YEARS} 年以上前で、ありえません。"
+    return ""
 
 
 def department_column(mapping: SourceMapping, canonical: str) -> str:

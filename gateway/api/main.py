@@ -1,15 +1,25 @@
-"""The FastAPI application: routes, JSON errors for every 4xx, and the background jobs' lifetime."""
+"""The FastAPI application: routes, JSON errors for every 4xx and 5xx, and the background jobs' lifetime.
+
+Every request gets a request id (``X-Request-ID``). Every 5xx — a refusal
+the gateway raises, a database that is down, a full disk, a bug — is a JSON
+body ``{"error", "detail", "request_id"}`` with a Japanese reason, and is
+written with its request id (and traceback) to the gateway's log file, so
+the id an agent or a browser shows finds the entry.
+"""
 
 from __future__ import annotations
 
+import errno
 import logging
+import uuid
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.api.routes import agents, auth, events, exports, health, persons, records, retention, review, runs, submissions, users
@@ -36,6 +46,7 @@ def create_app(gw: Gateway, *, jobs: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         scheduler = Jobs(gw) if jobs else None
+        app.state.jobs = scheduler
         if scheduler:
             scheduler.start()
         try:
@@ -56,6 +67,8 @@ def create_app(gw: Gateway, *, jobs: bool = True) -> FastAPI:
     # The gateway witnesses the escrow's log (C2SP tlog-witness; the checkpoint's signature is the authentication).
     app.include_router(witness_router(lambda: Witness.open(gw.witness_folder)), prefix="/api/v1")
     app.mount("/ui", create_web_app(gw))
+
+    app.add_middleware(_RequestErrors, gw=gw)
 
     @app.exception_handler(GatewayError)
     async def _gateway_error(request: Request, exc: GatewayError) -> JSONResponse:
@@ -104,6 +117,59 @@ def _door_refusal(gw: Gateway):
 
 def _refuse(gw: Gateway, request: Request, status: int, code: str, detail: str) -> JSONResponse:
     # Submission refusals are logged by ingest itself, with the agent and sequence.
-    if 400 <= status < 500 and not getattr(request.state, "event_logged", False):
-        gw.event("api", status, code, detail, path=f"{request.method} {request.url.path}"[:256])
-    return JSONResponse({"error": code, "detail": detail}, status_code=status)
+    request_id = request.scope.get("request_id", "")
+    if status >= 500:
+        log.error("%s %s → %s %s: %s [request %s]", request.method, request.url.path, status, code, detail, request_id)
+        return JSONResponse({"error": code, "detail": detail, "request_id": request_id}, status_code=status)
+    if not getattr(request.state, "event_logged", False):
+        try:
+            gw.event("api", status, code, detail, path=f"{request.method} {request.url.path}"[:256])
+        except Exception as exc:  # noqa: BLE001 - the refusal still goes out when its log row cannot be written
+            log.error("refusal %s %s not stored in ingest_events (%s) [request %s]", status, code, type(exc).__name__, request_id)
+    return JSONResponse({"error": code, "detail": detail, "request_id": request_id}, status_code=status)
+
+
+def failure_reason(exc: BaseException) -> tuple[int, str, str]:
+    """(status, code, Japanese reason) for an exception no route handled: a database down, a full disk, or a bug."""
+    text = str(exc).lower()
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC or "database or disk is full" in text or "no space left" in text:
+        return 503, "disk_full", "ゲートウェイのディスクがいっぱいで書き込めません。空きを作ってから、もう一度送ってください（提出は送信待ちに残ります）。"
+    if isinstance(exc, (OperationalError, InterfaceError)) or (isinstance(exc, DBAPIError) and exc.connection_invalidated):
+        return 503, "database_unavailable", "ゲートウェイのデータベースに接続できません。しばらくしてからもう一度試してください（提出は送信待ちに残ります）。"
+    return 500, "internal_error", "ゲートウェイの内部で問題が起きました。問い合わせ番号を添えて管理者に連絡してください。"
+
+
+class _RequestErrors:
+    """Pure ASGI middleware: a request id for every request, and a JSON 5xx (logged) for any exception left unhandled."""
+
+    def __init__(self, app: Any, gw: Gateway) -> None:
+        self.app = app
+        self.gw = gw
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = uuid.uuid4().hex[:16]
+        scope["request_id"] = request_id
+        started = False
+
+        async def send_with_id(message: dict) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode("ascii"))]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a JSON answer and a log entry
+            status, code, detail = failure_reason(exc)
+            log.error("%s %s → %s %s [request %s]", scope.get("method"), scope.get("path"), status, code, request_id,
+                      exc_info=(type(exc), exc, exc.__traceback__))
+            if started:
+                raise
+            response = JSONResponse({"error": code, "detail": detail, "request_id": request_id}, status_code=status,
+                                    headers={"x-request-id": request_id})
+            await response(scope, receive, send)

@@ -55,6 +55,14 @@ def ingest(gw: Gateway, data: bytes, channel: str) -> dict[str, Any]:
             raise GatewayError(403, "source_not_registered", f"エージェント {agent_id} はマイナンバー利用事務系のデータ元「{manifest['source']}」の提出を登録されていません。")
         if manifest["municipality"] != config.code:
             raise GatewayError(403, "wrong_municipality", f"提出データは自治体 {manifest['municipality']} のもので、このゲートウェイ（{config.code}）のものではありません。")
+        if isinstance(sequence, int) and last is not None and sequence <= last:
+            # The same submission again (an agent's outbox resending after a lost answer) gets its first answer back.
+            with gw.engine.connect() as conn:
+                same = conn.execute(select(models.federation_submissions).where(
+                    models.federation_submissions.c.agent_id == agent_id, models.federation_submissions.c.sequence == sequence,
+                    models.federation_submissions.c.content_sha256 == manifest["content_sha256"])).first()
+            if same is not None:
+                return {"status": "duplicate", "submission_id": same.id, "records": same.record_count, "sequence": sequence}
         if not isinstance(sequence, int) or (last is not None and sequence <= last):
             raise GatewayError(409, "replay", f"連番 {sequence} は受信済みの連番（{last}）以下です。")
         try:

@@ -101,11 +101,11 @@ class Server:
         while time.monotonic() < deadline:
             assert self.process.poll() is None, self.process.stderr.read().decode() if self.process.stderr else ""
             try:
-                if httpx.get(f"https://127.0.0.1:{self.port}/api/v1/health", verify=self._tls, timeout=1).status_code == 200:
+                if httpx.get(f"https://127.0.0.1:{self.port}/api/v1/health", verify=self._tls, timeout=30).status_code == 200:
                     return
             except httpx.TransportError:
                 time.sleep(0.2)
-        raise AssertionError("the gateway did not start within 60 s")
+        raise AssertionError("the gateway did not start within 300 s")
 
     def stop(self) -> None:
         if self.process is not None:

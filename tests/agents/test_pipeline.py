@@ -49,6 +49,10 @@ class RecordingGateway:
         self.calls = 0
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/submissions/state"):
+            # Answers like a gateway without the state route (the agent then delivers without reconciling);
+            # reconciling with the real gateway is covered in tests/agents/test_delivery_state.py.
+            return httpx.Response(404, json={"error": "not_found", "detail": "そのような URL はありません。"})
         self.calls += 1
         if self.answers:
             code = self.answers.pop(0)
@@ -278,3 +282,33 @@ def test_a_source_the_policy_does_not_place_on_this_network_is_not_sent(edu: Pat
     result = run(load_config(edu / "agent.toml"), AGENT_PASSPHRASE, bundle_out=tmp_path / "b")
     assert result.sources[0].status == "failed" and "認められていません" in result.sources[0].message
     assert not list((tmp_path / "b").glob("*.jsonl"))
+
+
+def test_a_gateway_5xx_reason_and_request_id_are_shown_and_the_submission_waits(edu: Path) -> None:
+    config = config_for(edu, gateway="http://127.0.0.1:9")
+
+    def down(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/submissions/state"):
+            return httpx.Response(404, json={"error": "not_found", "detail": "そのような URL はありません。"})
+        return httpx.Response(503, json={"error": "database_unavailable", "request_id": "abc123def456",
+                                          "detail": "ゲートウェイのデータベースに接続できません。"})
+
+    result = run(config, AGENT_PASSPHRASE, transport=httpx.MockTransport(down), sleep=lambda s: None)
+    assert not result.ok and result.outbox == 1 and result.deliveries[0].status == "pending"
+    message = result.deliveries[0].message
+    assert "データベースに接続できません" in message and "問い合わせ番号 abc123def456" in message
+    status = json.loads((edu / "status.json").read_text(encoding="utf-8"))
+    assert status["result"] == "failed" and "abc123def456" in status["deliveries"][0]["message"]
+
+
+def test_an_unexpected_error_is_recorded_in_status_json(edu: Path) -> None:
+    config = config_for(edu, gateway="http://127.0.0.1:9")
+
+    def broken(request: httpx.Request) -> httpx.Response:
+        raise RuntimeError("a bug in the transport")
+
+    (edu / "status.json").write_text('{"result": "ok"}', encoding="utf-8")
+    with pytest.raises(RuntimeError):
+        run(config, AGENT_PASSPHRASE, transport=httpx.MockTransport(broken), sleep=lambda s: None)
+    status = json.loads((edu / "status.json").read_text(encoding="utf-8"))
+    assert status["result"] == "failed" and "予期しないエラー" in status["message"] and "RuntimeError" in status["message"]

@@ -208,3 +208,31 @@ def test_xlsx_trailing_empty_columns_are_dropped_but_stray_cells_reported(tmp_pa
     assert table.header == HEADER
     result = validate(table, m)
     assert [r.record_id for r in result.records] == ["0000000001"] and "セルの数" in result.problems[0].reason
+
+
+@pytest.mark.parametrize("byte", [0xA0, 0x80, 0xFD])
+def test_a_byte_cp932_has_no_character_for_is_an_encoding_error_naming_row_and_column(tmp_path: Path, byte: int) -> None:
+    path = write(tmp_path / "r.csv", GOOD)
+    # 0xA0 inside the third row's address (Python's cp932 codec would decode it as U+F8F0, a "外字").
+    data = path.read_bytes().replace("つなぐ市".encode("cp932"), "つなぐ".encode("cp932") + bytes([byte]) + "市".encode("cp932"))
+    path.write_bytes(data)
+    with pytest.raises(SourceError) as err:
+        read_table(path, mapping(), GaijiTable({0xF8F0: "髙"}))
+    assert err.value.row == 2 and "6 列目" in err.value.reason and f"0x{byte:02X}" in err.value.reason
+    assert str(path) in str(err.value)
+
+
+def test_impossible_future_and_ancient_birth_dates_are_reported_and_the_record_kept(tmp_path: Path) -> None:
+    rows = [["0000000001", "山田　太郎", "ヤマダ　タロウ", "2099-01-01", "1", "つなぐ市泉1丁目1番1号", ""],
+            ["0000000002", "鈴木　花子", "スズキ　ハナコ", "2015-02-30", "2", "つなぐ市泉1丁目2番1号", ""],
+            ["0000000003", "佐藤　一郎", "サトウ　イチロウ", "1900-05-05", "1", "つなぐ市泉1丁目3番1号", ""],
+            ["0000000004", "田中　次郎", "タナカ　ジロウ", "H27.4.2", "1", "つなぐ市泉1丁目4番1号", ""]]
+    path = write(tmp_path / "r.csv", rows)
+    validated = validate(read_table(path, mapping(), GaijiTable()), mapping())
+    assert [r.record_id for r in validated.records] == ["0000000001", "0000000002", "0000000003", "0000000004"]
+    assert [r.birth_date for r in validated.records] == ["", "", "", "H27.4.2"]
+    by_row = {p.row: p for p in validated.problems}
+    assert set(by_row) == {2, 3, 4} and all(p.kept and p.file == str(path) and p.column == "生年月日" for p in by_row.values())
+    assert "ファイルの作成日" in by_row[2].reason and "より後" in by_row[2].reason
+    assert "120 年以上前" in by_row[4].reason
+    assert "生年月日なしで送ります" in by_row[3].reason

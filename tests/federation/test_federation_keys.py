@@ -102,8 +102,15 @@ def test_agent_sends_federation_encodings_of_transferred_children_only(federatio
     text = federation_bundles[0].read_text(encoding="utf-8")
     for plain in ("宛名番号", "つなぐ市", "茨城県"):
         assert plain not in text
-    # the same file again: refused (its sequence is not above the last one)
-    assert CliRunner().invoke(app, ["federation", "ingest", str(federation_bundles[0]), "--home", str(gateway)]).exit_code != 0
+    # the same file again (an outbox resending after a lost answer): its first answer, stored once
+    assert "受付済み" in cli("federation", "ingest", str(federation_bundles[0]), "--home", str(gateway))
+    # another submission with a used sequence: refused
+    manifest0, _sig, records0 = f.read_federation_submission(federation_bundles[0].read_bytes())
+    replay = root / "replay.jsonl"
+    replay.write_bytes(f.write_federation_submission(
+        {k: v for k, v in manifest0.items() if k not in ("format", "version", "record_count", "content_sha256")},
+        records0[:-1], enrolment.load_agent_keys(agent_home, AGENT).signing_key))
+    assert CliRunner().invoke(app, ["federation", "ingest", str(replay), "--home", str(gateway)]).exit_code != 0
     # encodings under the municipality's own linkage key are not federation encodings: the key-id guard refuses them
     manifest, _signature, records = f.read_federation_submission(federation_bundles[0].read_bytes())
     manifest = {k: v for k, v in manifest.items() if k not in ("format", "version", "record_count", "content_sha256")}

@@ -128,12 +128,12 @@ def start_server(home: Home, extra_env: dict[str, str] | None = None) -> Server:
         if process.poll() is not None:
             raise AssertionError(f"server exited: {(home.path / 'logs' / 'serve.out').read_text(errors='replace')}")
         try:
-            if httpx.get(f"{base}/api/v1/health", timeout=1).status_code == 200:
+            if httpx.get(f"{base}/api/v1/health", timeout=30).status_code == 200:
                 return Server(base, home, process)
         except httpx.TransportError:
             time.sleep(0.1)
     process.kill()
-    raise AssertionError("server did not start within 60 s")
+    raise AssertionError("server did not start within 300 s")
 
 
 def stop_server(server: Server) -> None:
@@ -156,16 +156,20 @@ def server(home: Home) -> Iterator[Server]:
         stop_server(s)
 
 
-def wait_for_run(server: Server, runs_before: int = 0, timeout: float = 120) -> dict[str, Any]:
-    """Wait until a linkage run newer than the first ``runs_before`` is done; return it."""
+def wait_for_run(server: Server, runs_before: int = 0, timeout: float = 600) -> dict[str, Any]:
+    """Wait until the gateway has linked everything it accepted (no run request waiting, none running) in a run
+    newer than ``runs_before``; return that run. Waits on the gateway's state, not on time: the timeout only
+    ends a test whose gateway never gets there."""
     deadline = time.monotonic() + timeout
     with server.client("admin") as c:
         while time.monotonic() < deadline:
-            runs = c.get("/api/v1/runs").json()
-            done = [r for r in runs if r["status"] in ("done", "failed") and r["id"] > runs_before]
-            if done and not [r for r in runs if r["status"] == "running"]:
-                assert done[0]["status"] == "done", (done[0], _log_tail(server))
-                return done[0]
+            pending = c.get("/api/v1/runs/pending").json()
+            if not pending["requests"] and not pending["running"]:
+                runs = c.get("/api/v1/runs").json()
+                done = [r for r in runs if r["status"] in ("done", "failed") and r["id"] > runs_before]
+                if done:
+                    assert done[0]["status"] == "done", (done[0], _log_tail(server))
+                    return done[0]
             time.sleep(0.2)
     raise AssertionError(f"no linkage run finished in time: {_log_tail(server)}")
 

@@ -9,7 +9,7 @@ from gateway_support import Server
 #: Routes outside the session scheme, and why.
 PUBLIC = {("get", "/api/v1/health"), ("post", "/api/v1/auth/login")}
 #: Agents authenticate by the signature on the submission (tests/gateway/test_bad_input.py).
-SIGNED = {("post", "/api/v1/submissions")}
+SIGNED = {("post", "/api/v1/submissions"), ("post", "/api/v1/submissions/state")}
 #: Any signed-in user may end their own session.
 ANY_ROLE = {("post", "/api/v1/auth/logout"), ("post", "/api/v1/auth/password")}  # any signed-in user: end the session, change own password
 
@@ -43,6 +43,6 @@ def test_every_route_needs_a_session_and_the_right_role(server: Server) -> None:
 
 def test_health_and_unknown_urls_answer_json(server: Server) -> None:
     with server.client() as c:
-        assert c.get("/api/v1/health").json() == {"status": "ok"}
+        assert c.get("/api/v1/health").json()["status"] == "ok"
         r = c.get("/api/v1/nothing-here")
         assert r.status_code == 404 and r.json()["error"] == "not_found"

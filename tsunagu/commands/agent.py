@@ -102,10 +102,12 @@ def _print_source(s: SourceResult, dry_run: bool) -> None:
 
 
 def _print_result(result: RunResult) -> None:
+    for note in result.notes:
+        typer.echo(f"[注意] {note}")
     for s in result.sources:
         _print_source(s, dry_run=False)
     for d in result.deliveries:
-        mark = {"delivered": "送信済み", "bundled": "書き出し済み", "refused": "拒否", "pending": "送信待ち"}[d.status]
+        mark = {"delivered": "送信済み", "bundled": "書き出し済み", "refused": "拒否", "pending": "送信待ち", "stale": "作り直し"}[d.status]
         typer.echo(f"[{mark}] 連番 {d.sequence}（{d.source}）: {d.message}")
         refused = d.response.get("refused") if isinstance(d.response, dict) else None
         if refused:
@@ -192,6 +194,20 @@ def run_command(
             raise typer.Exit(1)
         return
     _schedule(cfg, passphrase, bundle_out, schedule)
+
+
+@agent_app.command("resync")
+def resync_command(home: HomeOption = None, config: ConfigOption = None) -> None:
+    """この場所のエージェントを、ゲートウェイが受け付ける側にします（機械を移したとき・もう一方を止めたとき）。次の実行ですべて送り直します。"""
+    from agents.core.pipeline import resync
+
+    cfg = _config(home, config)
+    passphrase = _passphrase(cfg)
+    with _as_command_errors():
+        notes = resync(cfg, passphrase)
+    for note in notes:
+        typer.echo(note)
+    typer.echo("ゲートウェイの記録と突き合わせました。tsunagu agent run で、すべてのデータ元の最新の提出を送ってください。")
 
 
 def _schedule(cfg: AgentConfig, passphrase: str, bundle_out: Path | None, expression: str) -> None:

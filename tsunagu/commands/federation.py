@@ -227,6 +227,9 @@ def ingest(home: HomeOption, file: Annotated[Path, typer.Argument(help="エー�
     from gateway.federation import ingest as i
 
     result = _run(i.ingest, _gateway(home), file.read_bytes(), "import")
+    if result["status"] == "duplicate":
+        typer.echo(f"受付済みでした（同じ提出の再送）: {result['records']} 件（連番 {result['sequence']}）。二重には取り込みません。")
+        return
     typer.echo(f"受け付けました: {result['records']} 件（連番 {result['sequence']}）")
 
 

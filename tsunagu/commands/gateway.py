@@ -285,6 +285,24 @@ def agent_revoke(
     typer.echo(f"エージェント {agent_id} を失効させました。")
 
 
+@agent_app.command("handover")
+def agent_handover(
+    home: HomeOption,
+    source: Annotated[str, typer.Option("--source", help="引き継ぐデータ元")],
+    to: Annotated[str, typer.Option("--to", help="新しく担当するエージェント ID（登録済みであること）")],
+    reason: Annotated[str, typer.Option("--reason", help="引き継ぎの理由（ログに残ります）")],
+    agent_public: Annotated[Optional[Path], typer.Option("--agent-public", help="新しいエージェントが未登録なら、その公開鍵ファイル（同時に登録します）")] = None,
+) -> None:
+    """データ元の担当を別のエージェントに引き継ぎます。以後はそのエージェントの提出だけを受け付けます（監査ログに残ります）。"""
+    from gateway.agents import handover_source
+    from keys.enrolment import read_agent_public
+
+    public = read_agent_public(agent_public) if agent_public is not None else None
+    done = _run(handover_source, _open(home), source, to, reason, public=public)
+    typer.echo(f"データ元「{done['source']}」の担当を {done['from'] or '（なし）'} から {done['to']} に引き継ぎました。"
+               "以前のエージェントからのこのデータ元の提出は、今後受け付けません。")
+
+
 @agent_app.command("list")
 def agent_list(home: HomeOption) -> None:
     """登録済みのエージェントを表示します。"""

@@ -5,11 +5,14 @@ from __future__ import annotations
 import threading
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
+from sqlalchemy import func, select
+
+from gateway import models
 
 from gateway.api.deps import GatewayDep, require
 from gateway.identity import User
-from gateway.link import run_in_subprocess, runs
+from gateway.link import pending_requests, run_in_subprocess, runs
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 
@@ -19,6 +22,17 @@ def get_runs(gw: GatewayDep, _user: Annotated[User, Depends(require("runs.read")
              limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[dict[str, Any]]:
     """The latest runs with statistics, newest first; ``current`` marks the one readers see."""
     return runs(gw, limit)
+
+
+@router.get("/pending")
+def get_pending(gw: GatewayDep, request: Request, _user: Annotated[User, Depends(require("runs.read"))]) -> dict[str, Any]:
+    """Whether a run is due: the waiting run requests (data changed since the last run) and whether one is going."""
+    with gw.engine.connect() as conn:
+        count, oldest, newest, trigger = pending_requests(conn)
+        running = conn.execute(select(func.count()).where(models.link_runs.c.status == "running")).scalar()
+    jobs = getattr(request.app.state, "jobs", None)
+    return {"requests": count, "oldest": oldest, "newest": newest, "trigger": trigger,
+            "running": bool(running) or bool(jobs and jobs.running)}
 
 
 @router.post("", status_code=202)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -13,7 +14,9 @@ from gateway.api.deps import GatewayDep, require
 from gateway.errors import GatewayError
 from gateway.frontdoor import check_signed_head
 from gateway.identity import User
-from gateway.ingest import ingest
+from gateway.agents import get_agent
+from gateway.ingest import agent_state, ingest
+from keys.submission import MalformedSubmissionError, SubmissionSignatureError, read_state_request, verify_state_request
 
 router = APIRouter(prefix="/submissions", tags=["submissions"])
 
@@ -62,6 +65,44 @@ async def _read_body(request: Request, gw: GatewayDep) -> bytes:
         await run_in_threadpool(gw.event, "http", error.status, error.code, error.detail)
         raise error
     return b"".join(chunks)
+
+
+#: How far a state request's time may be from the gateway's clock.
+STATE_REQUEST_SKEW = timedelta(minutes=15)
+_STATE_REQUEST_BYTES = 4096
+
+
+@router.post("/state", openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}})
+async def post_state(request: Request, gw: GatewayDep) -> dict[str, Any]:
+    """What the gateway has accepted from the agent that signed the request: last sequence, content hash, chain head, and
+    the current snapshot of each source it owns. The agent reconciles its state with this answer before it sends."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > _STATE_REQUEST_BYTES:
+            raise GatewayError(413, "too_large", "状態の問い合わせが大きすぎます。")
+    return await run_in_threadpool(_state, gw, body)
+
+
+def _state(gw: Any, body: bytes) -> dict[str, Any]:
+    try:
+        req, signature = read_state_request(body)
+    except MalformedSubmissionError as exc:
+        raise GatewayError(400, "malformed_request", str(exc)) from None
+    agent = get_agent(gw, req["agent_id"])
+    try:
+        verify_state_request(req, signature, agent.signing_key)
+    except SubmissionSignatureError as exc:
+        raise GatewayError(401, "bad_signature", str(exc)) from None
+    if agent.status != "enrolled":
+        raise GatewayError(403, "agent_revoked", f"エージェント {agent.agent_id} は失効しています。")
+    try:
+        at = datetime.fromisoformat(req["at"]).astimezone(timezone.utc)
+    except ValueError:
+        raise GatewayError(400, "malformed_request", "状態の問い合わせの時刻が読めません。") from None
+    if abs(datetime.now(timezone.utc) - at) > STATE_REQUEST_SKEW:
+        raise GatewayError(401, "stale_request", "状態の問い合わせの時刻がゲートウェイの時計と 15 分以上ずれています。エージェントの機械の時計を合わせてください。")
+    return agent_state(gw, agent.agent_id)
 
 
 @router.get("")

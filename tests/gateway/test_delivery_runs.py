@@ -1,0 +1,94 @@
+"""Linkage runs are never lost (issue #15, build 4): the request is in the database with the data, on SQLite and PostgreSQL.
+
+Real server (uvicorn in a subprocess), real database; the waits are on the
+gateway's state (``GET /api/v1/runs/pending``), never on a fixed time.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+
+from sqlalchemy import func, select
+
+from gateway import models
+from gateway.core import Gateway
+from gateway.ingest import ingest
+from gateway.synthetic import SyntheticAgent
+from gateway_support import Home, Server, start_server, stop_server, wait_for_run
+from linkage.synthetic import Town
+
+NDJSON = {"Content-Type": "application/x-ndjson"}
+
+
+def _open(home: Home) -> Gateway:
+    url = home.env.get("TSUNAGU_DATABASE_URL")
+    return Gateway.open(home.path, **({"database_url": url} if url else {}))
+
+
+def _requests(home: Home) -> int:
+    gw = _open(home)
+    try:
+        with gw.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(models.link_requests)).scalar()
+    finally:
+        gw.close()
+
+
+def test_gateway_killed_right_after_accepting_still_links_after_restart(home: Home, town: Town,
+                                                                       agents: dict[str, SyntheticAgent]) -> None:
+    # A debounce far longer than the test: the run cannot have happened before the kill.
+    server = start_server(home, {"TSUNAGU_LINK_DEBOUNCE_SECONDS": "86400"})
+    try:
+        with server.client() as c:
+            for source, agent in agents.items():
+                r = c.post("/api/v1/submissions", content=agent.submit(source, town.sources[source]), headers=NDJSON)
+                assert r.status_code == 200 and r.json()["status"] == "accepted", r.text
+    finally:
+        server.process.send_signal(signal.SIGKILL)
+        server.process.wait()
+    assert _requests(home) == len(agents)  # the requests committed with the submissions
+
+    restarted = start_server(home)
+    try:
+        run = wait_for_run(restarted)
+        assert run["records"] == sum(len(town.sources[s]) for s in agents)
+        assert _requests(home) == 0
+    finally:
+        stop_server(restarted)
+
+
+def test_gateway_that_starts_with_unlinked_submissions_runs(home: Home, town: Town, agents: dict[str, SyntheticAgent]) -> None:
+    gw = _open(home)
+    try:
+        for source, agent in agents.items():  # as `tsunagu gateway import` does, with no server running
+            assert ingest(gw, agent.submit(source, town.sources[source]), "import").status == "accepted"
+    finally:
+        gw.close()
+    server = start_server(home)
+    try:
+        assert wait_for_run(server)["records"] == sum(len(town.sources[s]) for s in agents)
+    finally:
+        stop_server(server)
+
+
+def test_submission_during_a_run_is_linked_by_the_next_run(server: Server, town: Town, agents: dict[str, SyntheticAgent]) -> None:
+    sources = sorted(agents)
+    first, rest = sources[:1], sources[1:]
+    with server.client() as c:
+        for source in first:
+            c.post("/api/v1/submissions", content=agents[source].submit(source, town.sources[source]), headers=NDJSON).raise_for_status()
+    with server.client("admin") as admin:
+        # Submit the rest as soon as the first run is going (or already done: either way none may be dropped).
+        for _ in range(600):
+            state = admin.get("/api/v1/runs/pending").json()
+            if state["running"] or not state["requests"]:
+                break
+            time.sleep(0.1)
+    with server.client() as c:
+        for source in rest:
+            c.post("/api/v1/submissions", content=agents[source].submit(source, town.sources[source]), headers=NDJSON).raise_for_status()
+    last = wait_for_run(server)
+    assert last["records"] == sum(len(town.sources[s]) for s in sources)
+    log = (server.home.path / "logs" / "gateway.log").read_text(encoding="utf-8")
+    assert "maximum number of running instances" not in log
