@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from array import array
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing import get_context
 from typing import Callable, Sequence
 
@@ -26,6 +26,7 @@ from anonlink.similarities import dice_coefficient_accelerated
 from anonlink.solving import probabilistic_greedy_solve
 from bitarray import bitarray
 
+from linkage.blocking import SPAN, LshConfig, PassStats, keyed_tasks, lsh_pairs, offsets_of, split_keys, unique_sorted
 from linkage.compare import PairSimilarities, compare_pairs
 from linkage.encode import Encodings
 from linkage.schema import EncodingSchema
@@ -37,6 +38,12 @@ MATCH_THRESHOLD = 12.0
 REVIEW_THRESHOLD = 8.0
 #: Loose Dice threshold on the written name or the reading for candidate generation.
 CANDIDATE_THRESHOLD = 0.45
+#: The Hamming-LSH blocking pass (``linkage.blocking``) that finds pairs whose dates disagree.
+LSH = LshConfig()
+#: Whole-encoding Dice an LSH pair needs to become a candidate.
+LSH_DICE = 0.7
+#: Review queue: at most this share of the records (one review pair per hundred records).
+REVIEW_SHARE = 0.01
 #: Random pairs drawn to fit the u-probabilities.
 U_SAMPLE = 200_000
 #: Two matches of one record into one source closer than this (bits) are ambiguous.
@@ -67,33 +74,58 @@ class LinkResult:
     match_threshold: float
     review_threshold: float
     candidate_count: int
+    passes: list[PassStats] = field(default_factory=list)
 
-    def review_queue(self) -> np.ndarray:
-        """Indices into ``pairs`` for clerical review, best first.
+    def review_queue(self, budget: int | None = None) -> np.ndarray:
+        """Indices into ``pairs`` for clerical review, the most useful first, at most ``budget`` of them.
 
-        The band below the match threshold and the ambiguous matches, leaving
-        out pairs whose two records are both already linked into each other's
-        source: a person has to decide only where a decision can change a cluster.
+        A pair is queued only when a person's decision can matter:
+
+        * it is genuinely uncertain — its weight lies within
+          ``match_threshold − review_threshold`` bits of the match threshold
+          (read as log-odds against the threshold, P(match) between about
+          1/17 and 16/17), or it is an ambiguous match (a rival equally good);
+        * the decision can change a cluster — a linked pair could be split,
+          or an unlinked pair could be joined without putting two records of
+          one source into one person (a record already linked into the other
+          side's source would have to leave that link: that is not this
+          pair's decision).
+
+        They are ordered by expected gain: the chance the automatic decision
+        is wrong (min(p, 1 − p), 1/2 for an ambiguous pair) times the
+        record pairs the decision moves. ``budget`` defaults to
+        :data:`REVIEW_SHARE` of the records, so the queue fits a team.
         """
         w = self.pairs.weight
-        band = (w >= self.review_threshold) & (w < self.match_threshold)
-        candidates = np.flatnonzero(band | ambiguous(self.pairs, self.match_threshold))
-        sources_of: dict[tuple[int, int], frozenset[int]] = {}
-        for members in self.clusters:
-            srcs = frozenset(s for s, _ in members)
-            for m in members:
-                sources_of[m] = srcs
         p = self.pairs
-        keep = [
-            i
-            for i in candidates
-            if not (
-                int(p.source_b[i]) in sources_of[(int(p.source_a[i]), int(p.index_a[i]))]
-                and int(p.source_a[i]) in sources_of[(int(p.source_b[i]), int(p.index_b[i]))]
-            )
-        ]
-        keep_arr = np.asarray(keep, dtype=np.int64)
-        return keep_arr[np.argsort(-w[keep_arr], kind="stable")]
+        n_records = sum(len(c) for c in self.clusters)
+        if budget is None:
+            budget = max(1, int(np.ceil(REVIEW_SHARE * n_records)))
+        margin = self.match_threshold - self.review_threshold
+        amb = ambiguous(self.pairs, self.match_threshold)
+        uncertain = np.isfinite(w) & (np.abs(w - self.match_threshold) <= margin)
+        candidates = np.flatnonzero(uncertain | amb)
+        if not len(candidates) or budget <= 0:
+            return np.zeros(0, dtype=np.int64)
+        cluster_of: dict[tuple[int, int], int] = {}
+        sources: list[frozenset[int]] = []
+        for c, members in enumerate(self.clusters):
+            sources.append(frozenset(s for s, _ in members))
+            for m in members:
+                cluster_of[m] = c
+        sizes = np.asarray([len(c) for c in self.clusters], dtype=np.float64)
+        ca = np.fromiter((cluster_of[(int(p.source_a[i]), int(p.index_a[i]))] for i in candidates), np.int64, len(candidates))
+        cb = np.fromiter((cluster_of[(int(p.source_b[i]), int(p.index_b[i]))] for i in candidates), np.int64, len(candidates))
+        same = ca == cb
+        joinable = np.fromiter((not (sources[a] & sources[b]) for a, b in zip(ca.tolist(), cb.tolist())), bool, len(candidates))
+        can_change = same | joinable
+        prob = 1.0 / (1.0 + np.exp2(-(w[candidates] - self.match_threshold)))
+        doubt = np.where(amb[candidates], 0.5, np.minimum(prob, 1.0 - prob))
+        moved = np.where(same, sizes[ca] - 1.0, sizes[ca] * sizes[cb])
+        gain = doubt * moved
+        keep = np.flatnonzero(can_change)
+        order = keep[np.lexsort((-w[candidates][keep], -gain[keep]))]
+        return candidates[order[:budget]]
 
 
 def _bitarrays(enc: Encodings, part: slice) -> list[bitarray]:
@@ -113,25 +145,9 @@ def _first_stage_parts(schema: EncodingSchema) -> list[slice]:
     return [name, kana]
 
 
-def _blocks_of(enc: Encodings) -> dict[tuple[int, int], np.ndarray]:
-    """Record indices per (blocking key, token); records without any token are wildcards."""
-    out: dict[tuple[int, int], np.ndarray] = {}
-    for k in range(enc.blocks.shape[1]):
-        col = enc.blocks[:, k]
-        idx = np.flatnonzero(col)
-        order = idx[np.argsort(col[idx], kind="stable")]
-        values = col[order]
-        cuts = np.flatnonzero(values[1:] != values[:-1]) + 1
-        for chunk in np.split(order, cuts):
-            if len(chunk):
-                out[(k, int(col[chunk[0]]))] = chunk
-    return out
-
-
 # Worker processes are forked after this is set, so they share the datasets
 # copy-on-write instead of receiving them through a pipe.
 _SHARED: dict = {}
-_SPAN = np.int64(1 << 31)
 
 
 def _compare_tasks(tasks: list[tuple[int, np.ndarray, int, np.ndarray]]) -> np.ndarray:
@@ -146,7 +162,7 @@ def _compare_tasks(tasks: list[tuple[int, np.ndarray, int, np.ndarray]]) -> np.n
                 a = rows_s[np.frombuffer(i0, dtype=np.uint32)].astype(np.int64)
                 b = rows_t[np.frombuffer(i1, dtype=np.uint32)].astype(np.int64)
                 # One int64 per pair: global record numbers of both sides.
-                found.append((offsets[s] + a) * _SPAN + offsets[t] + b)
+                found.append((offsets[s] + a) * SPAN + offsets[t] + b)
     return np.concatenate(found)
 
 
@@ -169,45 +185,82 @@ def _run_parallel(fn, shares: list, workers: int) -> list:
 
 
 def candidate_pairs(
-    encodings: Sequence[Encodings], threshold: float = CANDIDATE_THRESHOLD, workers: int | None = None
+    encodings: Sequence[Encodings],
+    threshold: float = CANDIDATE_THRESHOLD,
+    workers: int | None = None,
+    lsh: LshConfig | None = LSH,
+    passes: list[PassStats] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(source_a, index_a, source_b, index_b) for every candidate pair, source_a < source_b.
 
-    Two records are compared when they share a keyed birth-date block (or one
-    of them has no usable birth date); they are candidates when their written
-    names or their readings reach ``threshold`` (anonlink's Dice). The blocks
-    are dealt to ``workers`` processes.
+    Two records are compared when a blocking pass (``linkage.blocking``) puts
+    them together: a shared keyed birth-date block (or no usable birth date on
+    one side), or a shared Hamming-LSH block of their encodings (``lsh``; None
+    turns the pass off). They are candidates when their written names or their
+    readings reach ``threshold`` (Dice). Keyed blocks are compared with
+    anonlink's accelerated Dice in ``workers`` processes; LSH blocks are small
+    and many, so their pairs are listed and checked with numpy. ``passes``, if
+    given, receives one :class:`PassStats` per pass.
     """
+    keys, stats = candidate_keys(encodings, threshold, workers, lsh)
+    if passes is not None:
+        passes.extend(stats)
+    return split_keys(keys, offsets_of([len(e) for e in encodings]))
+
+
+def candidate_keys(
+    encodings: Sequence[Encodings], threshold: float = CANDIDATE_THRESHOLD, workers: int | None = None,
+    lsh: LshConfig | None = LSH,
+) -> tuple[np.ndarray, list[PassStats]]:
+    """Sorted unique pair keys (``linkage.blocking.pair_key``) of every candidate pair, and per-pass figures."""
     workers = workers or min(2, os.cpu_count() or 1)
     parts = _first_stage_parts(encodings[0].schema)
-    blocks = [_blocks_of(e) for e in encodings]
-    wild = [np.flatnonzero(~(e.blocks != 0).any(axis=1)) for e in encodings]
-    tasks: list[tuple[int, np.ndarray, int, np.ndarray]] = []
-    for s in range(len(encodings)):
-        for t in range(s + 1, len(encodings)):
-            for key, rows_s in blocks[s].items():
-                rows_t = blocks[t].get(key)
-                if rows_t is not None:
-                    tasks.append((s, rows_s, t, rows_t))
-            # Records without a usable birth date meet every record of the other source.
-            if len(wild[s]):
-                tasks.append((s, wild[s], t, np.arange(len(encodings[t]))))
-            if len(wild[t]):
-                tasks.append((s, np.setdiff1d(np.arange(len(encodings[s])), wild[s]), t, wild[t]))
-    offsets = np.cumsum([0] + [len(e) for e in encodings]).astype(np.int64)
-    if offsets[-1] >= _SPAN:
-        raise ValueError(f"too many records for one linkage run ({offsets[-1]:,})")
+    offsets = offsets_of([len(e) for e in encodings])
+    tasks, compared = keyed_tasks([e.blocks for e in encodings])
     _SHARED.update(datasets=[[_bitarrays(e, p) for p in parts] for e in encodings], threshold=threshold, offsets=offsets)
     try:
         found = _run_parallel(_compare_tasks, _spread(tasks, workers), workers)
     finally:
         _SHARED.clear()
     # A pair found through several blocks or both parts counts once.
-    key = np.unique(np.concatenate(found + [np.zeros(0, dtype=np.int64)]))
-    ga, gb = key // _SPAN, key % _SPAN
-    sa = np.searchsorted(offsets, ga, side="right") - 1
-    sb = np.searchsorted(offsets, gb, side="right") - 1
-    return sa.astype(np.int32), ga - offsets[sa], sb.astype(np.int32), gb - offsets[sb]
+    keyed = unique_sorted(np.concatenate(found + [np.zeros(0, dtype=np.int64)]))
+    stats = [PassStats("birth-date blocks", compared, keyed)]
+    if lsh is None:
+        return keyed, stats
+    lsh_keys, lsh_compared, _positions = lsh_pairs([e.bits for e in encodings], lsh)
+    # Pairs of this pass are near in the whole encoding, not just in a name: the whole-encoding
+    # Dice (anonlink's measure) keeps the common-surname pairs a loose name test would let through.
+    lsh_found = lsh_keys[first_stage(encodings, lsh_keys, LSH_DICE, [slice(None)])]
+    stats.append(PassStats("Hamming LSH", lsh_compared, lsh_found))
+    return unique_sorted(np.concatenate([keyed, lsh_found])), stats
+
+
+def first_stage(encodings: Sequence[Encodings], keys: np.ndarray, threshold: float,
+                parts: Sequence[slice] | None = None) -> np.ndarray:
+    """Mask of the pairs whose written names or readings reach ``threshold`` (Dice, numpy popcounts).
+
+    The same test as the keyed pass's anonlink comparison, for pairs that are
+    listed one by one instead of block against block.
+    """
+    parts = parts or _first_stage_parts(encodings[0].schema)
+    offsets = offsets_of([len(e) for e in encodings])
+    sa, ia, sb, ib = split_keys(keys, offsets)
+    out = np.zeros(len(keys), dtype=bool)
+    for s in np.unique(sa):
+        for t in np.unique(sb[sa == s]):
+            sel = np.flatnonzero((sa == s) & (sb == t))
+            for start in range(0, len(sel), 200_000):
+                chunk = sel[start : start + 200_000]
+                for part in parts:
+                    a = encodings[s].bits[ia[chunk], part]
+                    b = encodings[t].bits[ib[chunk], part]
+                    na = np.bitwise_count(a).sum(axis=1, dtype=np.int32)
+                    nb = np.bitwise_count(b).sum(axis=1, dtype=np.int32)
+                    inter = np.bitwise_count(a & b).sum(axis=1, dtype=np.int32)
+                    with np.errstate(invalid="ignore", divide="ignore"):
+                        dice = np.where(na + nb > 0, 2.0 * inter / np.maximum(na + nb, 1), 0.0)
+                    out[chunk] |= dice >= threshold
+    return out
 
 
 def fit_model(encodings: Sequence[Encodings], seed: int = 0, sample: int = U_SAMPLE) -> ScoringModel:
@@ -334,11 +387,12 @@ def link(
         raise ValueError("all sources must be encoded under the same schema and linkage key")
     say = progress or (lambda _msg: None)
     say("候補ペアを生成しています")
-    sa, ia, sb, ib = candidate_pairs(encodings)
+    passes: list[PassStats] = []
+    sa, ia, sb, ib = candidate_pairs(encodings, passes=passes)
     say("重みを推定しています")
     model = model or fit_model(encodings)
     say("候補ペアを採点しています")
     pairs = score_pairs(encodings, sa, ia, sb, ib, model)
     say("クラスタを確定しています")
     clusters = solve(encodings, pairs, match_threshold)
-    return LinkResult(clusters, pairs, model, match_threshold, review_threshold, len(sa))
+    return LinkResult(clusters, pairs, model, match_threshold, review_threshold, len(sa), passes)

@@ -43,6 +43,9 @@ def _table(report: b.QualityReport) -> list[str]:
     lines.append("")
     lines.append(f"誤って 1 人にまとめられたクラスタ（双子・きょうだいを含む）: {report.twins_merged} 件")
     lines.append("")
+    queue = len(report.result.review_queue())
+    lines.append(f"要確認ペア: {queue:,} 組（記録 {report.records:,} 件の {queue / max(report.records, 1):.2%}）")
+    lines.append("")
     return lines
 
 
@@ -61,7 +64,7 @@ def quality(
     lines = ["# 名寄せ精度（ペア単位）", ""]
     for stem, data in datasets:
         report = b.run_quality(data, progress=_say)
-        table = _table(report)
+        table = _table(report) + ["ブロッキングの段階ごとの削減率とペア網羅率:", "", *b.pass_table(report, data), ""]
         typer.echo("\n".join(table))
         charts = b.write_charts(report, data, out, stem)
         lines.extend(table)
