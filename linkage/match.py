@@ -151,7 +151,18 @@ _SHARED: dict = {}
 
 
 def _compare_tasks(tasks: list[tuple[int, np.ndarray, int, np.ndarray]]) -> np.ndarray:
-    datasets, threshold, offsets = _SHARED["datasets"], _SHARED["threshold"], _SHARED["offsets"]
+    return compare_block_tasks(_SHARED["datasets"], tasks, _SHARED["threshold"], _SHARED["offsets"])
+
+
+def bitarray_datasets(encodings: Sequence[Encodings]) -> list[list[list[bitarray]]]:
+    """Per source and first-stage part, the rows as bitarrays (what anonlink's Dice reads)."""
+    parts = _first_stage_parts(encodings[0].schema)
+    return [[_bitarrays(e, p) for p in parts] for e in encodings]
+
+
+def compare_block_tasks(datasets: list, tasks: Sequence[tuple[int, np.ndarray, int, np.ndarray]], threshold: float,
+                        offsets: np.ndarray) -> np.ndarray:
+    """Pair keys of the block pairs ``tasks`` whose written names or readings reach ``threshold`` (anonlink Dice)."""
     found = [np.zeros(0, dtype=np.int64)]
     for s, rows_s, t, rows_t in tasks:
         for p in range(len(datasets[s])):
@@ -190,6 +201,7 @@ def candidate_pairs(
     workers: int | None = None,
     lsh: LshConfig | None = LSH,
     passes: list[PassStats] | None = None,
+    engine: "Engine | None" = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(source_a, index_a, source_b, index_b) for every candidate pair, source_a < source_b.
 
@@ -202,7 +214,7 @@ def candidate_pairs(
     and many, so their pairs are listed and checked with numpy. ``passes``, if
     given, receives one :class:`PassStats` per pass.
     """
-    keys, stats = candidate_keys(encodings, threshold, workers, lsh)
+    keys, stats = candidate_keys(encodings, threshold, workers, lsh, engine)
     if passes is not None:
         passes.extend(stats)
     return split_keys(keys, offsets_of([len(e) for e in encodings]))
@@ -210,18 +222,21 @@ def candidate_pairs(
 
 def candidate_keys(
     encodings: Sequence[Encodings], threshold: float = CANDIDATE_THRESHOLD, workers: int | None = None,
-    lsh: LshConfig | None = LSH,
+    lsh: LshConfig | None = LSH, engine: "Engine | None" = None,
 ) -> tuple[np.ndarray, list[PassStats]]:
     """Sorted unique pair keys (``linkage.blocking.pair_key``) of every candidate pair, and per-pass figures."""
     workers = workers or min(2, os.cpu_count() or 1)
     parts = _first_stage_parts(encodings[0].schema)
     offsets = offsets_of([len(e) for e in encodings])
     tasks, compared = keyed_tasks([e.blocks for e in encodings])
-    _SHARED.update(datasets=[[_bitarrays(e, p) for p in parts] for e in encodings], threshold=threshold, offsets=offsets)
-    try:
-        found = _run_parallel(_compare_tasks, _spread(tasks, workers), workers)
-    finally:
-        _SHARED.clear()
+    if engine is not None:
+        found = engine.compare_blocks(encodings, _spread(tasks, engine.partitions), threshold, offsets)
+    else:
+        _SHARED.update(datasets=bitarray_datasets(encodings), threshold=threshold, offsets=offsets)
+        try:
+            found = _run_parallel(_compare_tasks, _spread(tasks, workers), workers)
+        finally:
+            _SHARED.clear()
     # A pair found through several blocks or both parts counts once.
     keyed = unique_sorted(np.concatenate(found + [np.zeros(0, dtype=np.int64)]))
     stats = [PassStats("birth-date blocks", compared, keyed)]
@@ -230,7 +245,10 @@ def candidate_keys(
     lsh_keys, lsh_compared, _positions = lsh_pairs([e.bits for e in encodings], lsh)
     # Pairs of this pass are near in the whole encoding, not just in a name: the whole-encoding
     # Dice (anonlink's measure) keeps the common-surname pairs a loose name test would let through.
-    lsh_found = lsh_keys[first_stage(encodings, lsh_keys, LSH_DICE, [slice(None)])]
+    if engine is not None:
+        lsh_found = engine.filter_pairs(encodings, lsh_keys, LSH_DICE)
+    else:
+        lsh_found = lsh_keys[first_stage(encodings, lsh_keys, LSH_DICE, [slice(None)])]
     stats.append(PassStats("Hamming LSH", lsh_compared, lsh_found))
     return unique_sorted(np.concatenate([keyed, lsh_found])), stats
 
@@ -302,8 +320,9 @@ def score_pairs(
     ib: np.ndarray,
     model: ScoringModel,
     workers: int | None = None,
+    engine: Engine | None = None,
 ) -> ScoredPairs:
-    """Compare and weigh candidate pairs, in slices spread over ``workers`` processes."""
+    """Compare and weigh candidate pairs, in slices spread over ``workers`` processes (or the engine's workers)."""
     workers = workers or min(2, os.cpu_count() or 1)
     values = np.full((len(sa), 6), np.nan)
     detail = np.zeros(len(sa), dtype=np.int8)
@@ -312,12 +331,15 @@ def score_pairs(
         for t in np.unique(sb[sa == s]):
             sel = np.flatnonzero((sa == s) & (sb == t))
             slices.extend((int(s), int(t), part) for part in np.array_split(sel, max(1, len(sel) // 100_000)))
-    shares = [slices[w::workers] for w in range(workers)] if len(sa) > 50_000 else [slices]
-    _SHARED.update(encodings=encodings, ia=ia, ib=ib)
-    try:
-        results = _run_parallel(_score_share, [sh for sh in shares if sh], workers)
-    finally:
-        _SHARED.clear()
+    if engine is not None:
+        results = [engine.score(encodings, slices, ia, ib)]
+    else:
+        shares = [slices[w::workers] for w in range(workers)] if len(sa) > 50_000 else [slices]
+        _SHARED.update(encodings=encodings, ia=ia, ib=ib)
+        try:
+            results = _run_parallel(_score_share, [sh for sh in shares if sh], workers)
+        finally:
+            _SHARED.clear()
     for share in results:
         for sel, sims in share:
             values[sel] = sims.values
@@ -353,6 +375,11 @@ def ambiguous(pairs: ScoredPairs, match_threshold: float, margin: float = AMBIGU
 
 def solve(encodings: Sequence[Encodings], pairs: ScoredPairs, match_threshold: float) -> list[list[tuple[int, int]]]:
     """Clusters from the unambiguous pairs at or above ``match_threshold``; singletons for the rest."""
+    return with_singletons(encodings, cluster_pairs(pairs, match_threshold))
+
+
+def cluster_pairs(pairs: ScoredPairs, match_threshold: float) -> list[list[tuple[int, int]]]:
+    """The clusters of two or more records that anonlink's greedy solver builds from ``pairs``."""
     keep = np.flatnonzero((pairs.weight >= match_threshold) & ~ambiguous(pairs, match_threshold))
     order = keep[np.argsort(-pairs.weight[keep], kind="stable")]
     # anonlink wants similarities in decreasing order; a logistic map keeps the order.
@@ -360,17 +387,85 @@ def solve(encodings: Sequence[Encodings], pairs: ScoredPairs, match_threshold: f
     dset = (array("I", pairs.source_a[order].tolist()), array("I", pairs.source_b[order].tolist()))
     recs = (array("I", pairs.index_a[order].tolist()), array("I", pairs.index_b[order].tolist()))
     groups = probabilistic_greedy_solve((sims, dset, recs), merge_threshold=MERGE_THRESHOLD, deduplicated=True)
-    clusters: list[list[tuple[int, int]]] = []
-    seen: set[tuple[int, int]] = set()
-    for g in groups:
-        members = sorted((int(d), int(r)) for d, r in g)
-        clusters.append(members)
-        seen.update(members)
+    return [sorted((int(d), int(r)) for d, r in g) for g in groups]
+
+
+def with_singletons(encodings: Sequence[Encodings], clusters: list[list[tuple[int, int]]]) -> list[list[tuple[int, int]]]:
+    """``clusters`` plus one singleton for every record in none of them."""
+    out = list(clusters)
+    seen = {m for c in clusters for m in c}
     for s, enc in enumerate(encodings):
         for r in range(len(enc)):
             if (s, r) not in seen:
-                clusters.append([(s, r)])
-    return clusters
+                out.append([(s, r)])
+    return out
+
+
+def take_pairs(pairs: ScoredPairs, index: np.ndarray) -> ScoredPairs:
+    """The scored pairs at ``index``."""
+    sims = PairSimilarities(pairs.similarities.values[index], pairs.similarities.date_detail[index])
+    return ScoredPairs(pairs.source_a[index], pairs.index_a[index], pairs.source_b[index], pairs.index_b[index], sims,
+                       pairs.weight[index])
+
+
+def components(pairs: ScoredPairs, sizes: Sequence[int], match_threshold: float) -> list[np.ndarray]:
+    """Pair indices per connected component of the pairs the solver can look at.
+
+    The solver reads only pairs within AMBIGUITY_MARGIN below the threshold
+    or above (the ambiguity test compares a record's pairs with each other,
+    and they share that record), so solving each component alone gives the
+    clusters of solving all pairs at once.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    offsets = offsets_of(sizes)
+    live = np.flatnonzero(pairs.weight >= match_threshold - AMBIGUITY_MARGIN)
+    if not len(live):
+        return []
+    ga = offsets[pairs.source_a[live]] + pairs.index_a[live]
+    gb = offsets[pairs.source_b[live]] + pairs.index_b[live]
+    n = int(offsets[-1])
+    graph = coo_matrix((np.ones(len(live), dtype=np.int8), (ga, gb)), shape=(n, n))
+    _count, label = connected_components(graph, directed=False)
+    comp = label[ga]
+    order = np.argsort(comp, kind="stable")
+    cuts = np.flatnonzero(np.diff(comp[order])) + 1
+    return [live[part] for part in np.split(order, cuts)]
+
+
+def solve_components(encodings: Sequence[Encodings], pairs: ScoredPairs, match_threshold: float,
+                     engine: "Engine | None" = None) -> list[list[tuple[int, int]]]:
+    """:func:`solve`, one connected component at a time (in the engine's workers when given)."""
+    parts = components(pairs, [len(e) for e in encodings], match_threshold)
+    if engine is not None:
+        clusters = engine.solve_components(pairs, parts, match_threshold)
+    else:
+        clusters = [c for part in parts for c in cluster_pairs(take_pairs(pairs, part), match_threshold)]
+    return with_singletons(encodings, clusters)
+
+
+class Engine:
+    """Where the heavy steps run: the local engine is this module's functions; ``linkage.distributed`` is Dask."""
+
+    partitions: int = 1
+
+    def compare_blocks(self, encodings: Sequence[Encodings], shares: list, threshold: float,
+                       offsets: np.ndarray) -> list[np.ndarray]:
+        """Pair keys found by each share of keyed block tasks."""
+        raise NotImplementedError
+
+    def filter_pairs(self, encodings: Sequence[Encodings], keys: np.ndarray, threshold: float) -> np.ndarray:
+        """The keys whose whole encodings reach ``threshold`` (Dice)."""
+        raise NotImplementedError
+
+    def score(self, encodings: Sequence[Encodings], slices: list, ia: np.ndarray, ib: np.ndarray) -> list:
+        """(selection, similarities) per slice (s, t, selection) of the candidate pairs."""
+        raise NotImplementedError
+
+    def solve_components(self, pairs: ScoredPairs, parts: list[np.ndarray], match_threshold: float) -> list:
+        """Clusters of every component."""
+        raise NotImplementedError
 
 
 def link(
@@ -380,19 +475,35 @@ def link(
     review_threshold: float = REVIEW_THRESHOLD,
     model: ScoringModel | None = None,
     progress: Callable[[str], None] | None = None,
+    dask_address: str | None = None,
+    engine: Engine | None = None,
 ) -> LinkResult:
-    """Link any number of sources; every record ends in exactly one cluster."""
+    """Link any number of sources; every record ends in exactly one cluster.
+
+    With ``dask_address`` (a Dask scheduler, ``tcp://host:8786``) or an
+    ``engine``, blocks, scoring and solving run on that engine's workers; the
+    clusters are the same as the local engine's (tests/linkage/test_distributed.py).
+    """
     versions = {(e.schema_version, e.key_id) for e in encodings}
     if len(versions) > 1:
         raise ValueError("all sources must be encoded under the same schema and linkage key")
+    if dask_address and engine is None:
+        from linkage.distributed import DaskEngine
+
+        with DaskEngine(dask_address) as dask_engine:
+            return link(encodings, match_threshold=match_threshold, review_threshold=review_threshold, model=model,
+                        progress=progress, engine=dask_engine)
     say = progress or (lambda _msg: None)
     say("候補ペアを生成しています")
     passes: list[PassStats] = []
-    sa, ia, sb, ib = candidate_pairs(encodings, passes=passes)
+    sa, ia, sb, ib = candidate_pairs(encodings, passes=passes, engine=engine)
     say("重みを推定しています")
     model = model or fit_model(encodings)
     say("候補ペアを採点しています")
-    pairs = score_pairs(encodings, sa, ia, sb, ib, model)
+    pairs = score_pairs(encodings, sa, ia, sb, ib, model, engine=engine)
     say("クラスタを確定しています")
-    clusters = solve(encodings, pairs, match_threshold)
+    if engine is not None:
+        clusters = solve_components(encodings, pairs, match_threshold, engine)
+    else:
+        clusters = solve(encodings, pairs, match_threshold)
     return LinkResult(clusters, pairs, model, match_threshold, review_threshold, len(sa), passes)
