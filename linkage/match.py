@@ -222,7 +222,7 @@ def candidate_pairs(
 
 def candidate_keys(
     encodings: Sequence[Encodings], threshold: float = CANDIDATE_THRESHOLD, workers: int | None = None,
-    lsh: LshConfig | None = LSH, engine: "Engine | None" = None,
+    lsh: LshConfig | None = LSH, engine: "Engine | None" = None, positions: np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[PassStats]]:
     """Sorted unique pair keys (``linkage.blocking.pair_key``) of every candidate pair, and per-pass figures."""
     workers = workers or min(2, os.cpu_count() or 1)
@@ -242,7 +242,8 @@ def candidate_keys(
     stats = [PassStats("birth-date blocks", compared, keyed)]
     if lsh is None:
         return keyed, stats
-    lsh_keys, lsh_compared, _positions = lsh_pairs([e.bits for e in encodings], lsh)
+    # ``positions``: the LSH bit positions to use (an incremental chain keeps its own); else drawn from this data.
+    lsh_keys, lsh_compared, _positions = lsh_pairs([e.bits for e in encodings], lsh, positions)
     # Pairs of this pass are near in the whole encoding, not just in a name: the whole-encoding
     # Dice (anonlink's measure) keeps the common-surname pairs a loose name test would let through.
     if engine is not None:
