@@ -34,6 +34,12 @@ class Settings(BaseSettings):
     #: and in any case every so often (0 = only after submissions)
     link_interval_minutes: int = Field(default=1440, ge=0)
     retention_interval_minutes: int = Field(default=1440, ge=0)
+    #: "incremental": a run links the new and changed records against the last run (a full run when
+    #: there is nothing to continue from, reviewers' decisions exist, or `--full`); "full": every run
+    #: relinks and refits the model (docs/linkage-at-scale.md)
+    linkage_mode: str = Field(default="incremental", pattern="^(incremental|full)$")
+    #: Dask scheduler for full runs (tcp://host:8786); empty: this machine's cores
+    linkage_dask_address: str = ""
 
     @model_validator(mode="after")
     def _resolve(self) -> "Settings":
