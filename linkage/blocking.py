@@ -178,14 +178,21 @@ def sample_positions(columns: np.ndarray, config: LshConfig) -> np.ndarray:
 
 
 def band_keys(bits: np.ndarray, positions: np.ndarray) -> np.ndarray:
-    """(n, bands) uint64: the sampled bits of each band packed into one integer per record."""
+    """(n, bands) uint64: the sampled bits of each band packed into one integer per record (first sample highest)."""
     n, bands = len(bits), len(positions)
     out = np.zeros((n, bands), dtype=np.uint64)
+    if not bands or not n:
+        return out
+    # Only the sampled byte columns, stored column-major: each bit read is then one contiguous row.
+    byte_cols = np.unique(positions >> 3)
+    where = {int(c): i for i, c in enumerate(byte_cols)}
+    columns = np.ascontiguousarray(bits[:, byte_cols].T)
+    one = np.uint64(1)
     for b in range(bands):
         key = np.zeros(n, dtype=np.uint64)
-        for pos in positions[b]:
-            bit = (bits[:, pos >> 3] >> np.uint8(7 - (pos & 7))) & np.uint8(1)
-            key = (key << np.uint64(1)) | bit.astype(np.uint64)
+        for pos in positions[b].tolist():
+            bit = (columns[where[pos >> 3]] >> np.uint8(7 - (pos & 7))) & np.uint8(1)
+            key = (key << one) | bit
         out[:, b] = key
     return out
 

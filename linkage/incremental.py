@@ -98,14 +98,23 @@ class LinkState:
 
 
 def digests(enc: Encodings) -> np.ndarray:
-    """A 64-bit digest of each record's encoding, presence flags and blocking tokens (what linkage reads)."""
-    out = np.empty(len(enc), dtype=np.uint64)
-    for i in range(len(enc)):
-        h = hashlib.blake2b(enc.bits[i].tobytes(), digest_size=8)
-        h.update(int(enc.present[i]).to_bytes(2, "little"))
-        h.update(enc.blocks[i].tobytes())
-        out[i] = int.from_bytes(h.digest(), "little")
-    return out
+    """A 64-bit digest of each record's encoding, presence flags and blocking tokens (what linkage reads).
+
+    It only tells a changed record from an unchanged one (never leaves the
+    gateway): a multiply-xorshift mix over the row's 64-bit words, in numpy.
+    """
+    n = len(enc)
+    width = enc.bits.shape[1]
+    pad = (-width) % 8
+    bits = np.ascontiguousarray(np.pad(enc.bits, ((0, 0), (0, pad)))) if pad else np.ascontiguousarray(enc.bits)
+    words = np.concatenate([bits.view("<u8").reshape(n, -1), enc.present.astype(np.uint64).reshape(n, 1),
+                            enc.blocks.astype(np.uint64).reshape(n, -1)], axis=1)
+    h = np.full(n, 0x9E3779B97F4A7C15, dtype=np.uint64)
+    mult = np.uint64(0xBF58476D1CE4E5B9)
+    for j in range(words.shape[1]):
+        h = (h ^ words[:, j]) * mult
+        h ^= h >> np.uint64(31)
+    return h
 
 
 def _state(names, tokens, encodings, model, positions, result_pairs, clusters, review_threshold) -> LinkState:
@@ -185,18 +194,17 @@ def link_incremental(names: Sequence[str], tokens: Sequence[Sequence[str]], enco
     for s in range(len(encodings)):
         ok = old_index[s] >= 0
         touched[s][ok] |= touched_old[s][old_index[s][ok]]
-    clusters: list[list[tuple[int, int]]] = []
-    resolved = 0
-    in_touched_component = [np.zeros(n, dtype=bool) for n in sizes]
-    for part in components(pairs, sizes, match_threshold):
-        members_a = list(zip(pairs.source_a[part].tolist(), pairs.index_a[part].tolist()))
-        members_b = list(zip(pairs.source_b[part].tolist(), pairs.index_b[part].tolist()))
-        members = set(members_a) | set(members_b)
-        if any(touched[s][i] for s, i in members):
-            clusters.extend(cluster_pairs(take_pairs(pairs, part), match_threshold))
-            for s, i in members:
-                in_touched_component[s][i] = True
-            resolved += 1
+    offsets_new = offsets
+    label = record_components(pairs, sizes, match_threshold)
+    hit = np.unique(label[np.concatenate(touched)])
+    hit = hit[hit >= 0]
+    in_touched = np.isin(label, hit)
+    ga = offsets_new[pairs.source_a] + pairs.index_a
+    # Whole components only, so solving them together equals solving each alone.
+    chosen = np.flatnonzero(in_touched[ga] & (pairs.weight >= match_threshold - AMBIGUITY_MARGIN))
+    clusters: list[list[tuple[int, int]]] = cluster_pairs(take_pairs(pairs, chosen), match_threshold)
+    resolved = int(len(hit))
+    in_touched_component = [in_touched[offsets_new[s] : offsets_new[s + 1]] for s in range(len(sizes))]
     # Untouched records keep their previous clusters (each lies inside one untouched component).
     by_label: dict[int, list[tuple[int, int]]] = {}
     for s in range(len(encodings)):
@@ -223,16 +231,50 @@ def _concat(a: ScoredPairs, b: ScoredPairs) -> ScoredPairs:
     return take_pairs(out, np.argsort(key, kind="stable"))
 
 
+def record_components(pairs: ScoredPairs, sizes: Sequence[int], match_threshold: float) -> np.ndarray:
+    """Connected-component label of every record (global numbering) in the graph the solver reads; -1 = in none."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    offsets = offsets_of(sizes)
+    n = int(offsets[-1])
+    live = np.flatnonzero(pairs.weight >= match_threshold - AMBIGUITY_MARGIN)
+    ga = offsets[pairs.source_a[live]] + pairs.index_a[live]
+    gb = offsets[pairs.source_b[live]] + pairs.index_b[live]
+    _count, label = connected_components(coo_matrix((np.ones(len(live), np.int8), (ga, gb)), shape=(n, n)), directed=False)
+    in_graph = np.zeros(n, dtype=bool)
+    in_graph[ga] = True
+    in_graph[gb] = True
+    return np.where(in_graph, label, -1)
+
+
 def _touched_old_components(state: LinkState, gone: list[np.ndarray], match_threshold: float) -> list[np.ndarray]:
     """Per source, old records whose old component held a record that changed or left."""
     sizes = [len(t) for t in state.tokens]
-    out = [np.zeros(n, dtype=bool) for n in sizes]
-    p = state.pairs
-    for part in components(p, sizes, match_threshold):
-        rec = list(zip(p.source_a[part].tolist(), p.index_a[part].tolist())) + list(zip(p.source_b[part].tolist(), p.index_b[part].tolist()))
-        if any(gone[s][i] for s, i in rec):
-            for s, i in rec:
-                out[s][i] = True
+    label = record_components(state.pairs, sizes, match_threshold)
+    hit = np.unique(label[np.concatenate(gone)])
+    touched = np.isin(label, hit[hit >= 0])
+    offsets = offsets_of(sizes)
+    return [touched[offsets[s] : offsets[s + 1]] for s in range(len(sizes))]
+
+
+def _datasets_for(encodings: Sequence[Encodings], tasks: list) -> list:
+    """:func:`linkage.match.bitarray_datasets` for only the rows ``tasks`` read (the rest stay None)."""
+    needed = [np.zeros(len(e), dtype=bool) for e in encodings]
+    for s, rows_s, t, rows_t in tasks:
+        needed[s][rows_s] = True
+        needed[t][rows_t] = True
+    out = []
+    for s, e in enumerate(encodings):
+        rows = np.flatnonzero(needed[s])
+        parts = bitarray_datasets([e.take(rows)])[0]
+        full = []
+        for part in parts:
+            column: list = [None] * len(e)
+            for r, ba in zip(rows.tolist(), part):
+                column[r] = ba
+            full.append(column)
+        out.append(full)
     return out
 
 
@@ -265,7 +307,7 @@ def _changed_candidates(encodings: Sequence[Encodings], changed: list[np.ndarray
                                    (all_s[~wild_s & changed[s]], all_t[wild_t]), (all_s[~wild_s & ~changed[s]], all_t[wild_t & changed[t]])):
                 if len(rows_s) and len(rows_t):
                     tasks.append((s, rows_s, t, rows_t))
-    found = [compare_block_tasks(bitarray_datasets(encodings), tasks, CANDIDATE_THRESHOLD, offsets)] if tasks else []
+    found = [compare_block_tasks(_datasets_for(encodings, tasks), tasks, CANDIDATE_THRESHOLD, offsets)] if tasks else []
     # LSH: the full run's blocks (sizes over all records), pairs with a changed end only.
     bits = [e.bits for e in encodings]
     source = np.concatenate([np.full(len(b), s, dtype=np.int32) for s, b in enumerate(bits)])
