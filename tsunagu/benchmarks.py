@@ -9,8 +9,11 @@ end to end.
 
 from __future__ import annotations
 
+import json
 import os
 import resource
+import subprocess
+import sys
 import time
 import unicodedata
 from dataclasses import dataclass
@@ -344,3 +347,96 @@ def schema_variant(name_l: int, name_k: int, kana_l: int, kana_k: int, address_k
             for feature in cfg["features"]:
                 feature["hashing"]["strategy"]["bitsPerToken"] = date_k
     return parse_schema(doc)
+
+
+def scale_point(children: int, dask: str | None = None, seed: int = 1) -> dict:
+    """One point of ``tsunagu bench scale``: a town of ``children`` encoded and linked (locally or on Dask).
+
+    Runs in a process of its own (see :func:`scale_points`), so the peak
+    memory is this size's alone. ``dask`` is a scheduler address, or "local"
+    for a LocalCluster of two single-threaded workers on this machine.
+    """
+    started = time.perf_counter()
+    data = town_dataset(children, seed)
+    generate_s = time.perf_counter() - started
+    names = list(data.sources)
+    t = time.perf_counter()
+    salvaged = [salvage_birth_dates(data.sources[n])[0] for n in names]
+    encoded = encode_sources(salvaged, BENCH_SECRET, BENCH_KEY_ID)
+    encode_s = time.perf_counter() - t
+    cluster = None
+    address = dask
+    if dask == "local":
+        from distributed import LocalCluster
+
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address=None, silence_logs=40)
+        address = cluster.scheduler_address
+    try:
+        t = time.perf_counter()
+        result = link([e for e, _, _ in encoded], dask_address=address)
+        link_s = time.perf_counter() - t
+    finally:
+        if cluster is not None:
+            cluster.close()
+    predicted: dict[tuple[str, str], str] = {}
+    for c, members in enumerate(result.clusters):
+        for s, r in members:
+            predicted[(names[s], data.sources[names[s]][encoded[s][1][r]].record_id)] = str(c)
+    overall, _ = pairwise_quality(predicted, {k: v for k, v in data.truth.items() if k in predicted})
+    records = sum(len(v) for v in data.sources.values())
+    return {"children": children, "engine": "dask" if dask else "local", "records": records,
+            "generate_seconds": round(generate_s, 2), "encode_seconds": round(encode_s, 2), "link_seconds": round(link_s, 2),
+            "candidates": result.candidate_count, "review_pairs": int(len(result.review_queue())),
+            "precision": overall.precision, "recall": overall.recall, "f1": overall.f1, "peak_mib": round(peak_memory_mib())}
+
+
+_SCALE_CHILD = (
+    "import json, sys\n"
+    "from tsunagu.benchmarks import scale_point\n"
+    "print(json.dumps(scale_point(int(sys.argv[1]), sys.argv[2] or None)))\n"
+)
+
+
+def scale_points(sizes: list[int], engines: list[str | None]) -> list[dict]:
+    """:func:`scale_point` for every size and engine, each in a fresh process (one at a time)."""
+    out = []
+    for children in sizes:
+        for engine in engines:
+            # A fresh interpreter per point: its peak memory is that point's own (and it may fork workers).
+            proc = subprocess.run([sys.executable, "-c", _SCALE_CHILD, str(children), engine or ""],
+                                  capture_output=True, text=True, check=False)
+            if proc.returncode != 0:
+                raise RuntimeError(f"scale point {children} ({engine or 'local'}) failed: {proc.stderr[-2000:]}")
+            out.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return out
+
+
+def write_scale_chart(points: list[dict], out_dir: Path) -> Path:
+    """PNG: link time and peak memory against the number of children, per engine."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.5))
+    for engine in sorted({p["engine"] for p in points}):
+        mine = sorted((p for p in points if p["engine"] == engine), key=lambda p: p["children"])
+        xs = [p["children"] for p in mine]
+        ax1.plot(xs, [p["link_seconds"] for p in mine], marker="o", label=f"link ({engine})")
+        ax1.plot(xs, [p["encode_seconds"] for p in mine], marker="x", linestyle=":", label=f"encode ({engine})")
+        ax2.plot(xs, [p["peak_mib"] for p in mine], marker="o", label=engine)
+    ax1.set_xlabel("children")
+    ax1.set_ylabel("seconds")
+    ax1.set_title("cost against population size")
+    ax1.legend()
+    ax2.set_xlabel("children")
+    ax2.set_ylabel("peak memory (MiB)")
+    ax2.set_title("peak memory")
+    ax2.legend()
+    fig.tight_layout()
+    path = out_dir / "scale.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -74,6 +74,35 @@ def quality(
     typer.echo(f"表とグラフ: {out}/quality.md")
 
 
+@bench_app.command("scale")
+def scale(
+    sizes: str = typer.Option("50000,100000,200000,500000", "--sizes", help="子どもの数（カンマ区切り）"),
+    dask: str = typer.Option("local", "--dask", help="Dask の scheduler のアドレス、この機械の LocalCluster なら local、使わないなら none"),
+    out: Path = typer.Option(Path("bench-out"), "--out", help="表（scale.md）とグラフ（scale.png）の出力先"),
+) -> None:
+    """人口規模ごとに、名寄せの時間・最大メモリ・精度をこの機械と Dask で測り、グラフにします。"""
+    try:
+        children = [int(x) for x in sizes.split(",") if x.strip()]
+    except ValueError:
+        raise typer.BadParameter("--sizes は 50000,100000 のように数をカンマで区切って指定してください") from None
+    engines: list[str | None] = [None] + ([] if dask == "none" else [dask])
+    points = []
+    lines = ["| 子ども | 記録 | 方式 | 符号化 秒 | 名寄せ 秒 | 最大メモリ MiB | 候補ペア | 要確認ペア | 適合率 | 再現率 | F1 |",
+             "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    typer.echo("\n".join(lines))
+    for n in children:
+        for engine in engines:
+            p = b.scale_points([n], [engine])[0]
+            points.append(p)
+            row = (f"| {p['children']:,} | {p['records']:,} | {p['engine']} | {p['encode_seconds']:.1f} | {p['link_seconds']:.1f} | "
+                   f"{p['peak_mib']:,} | {p['candidates']:,} | {p['review_pairs']:,} | {p['precision']:.4f} | {p['recall']:.4f} | {p['f1']:.4f} |")
+            lines.append(row)
+            typer.echo(row)
+    chart = b.write_scale_chart(points, out)
+    (out / "scale.md").write_text("# 規模と費用\n\n" + "\n".join(lines) + f"\n\n![scale]({chart.name})\n", encoding="utf-8")
+    typer.echo(f"表とグラフ: {out}/scale.md")
+
+
 @bench_app.command("schema")
 def schema(
     children: int = typer.Option(20_000, "--children", help="合成自治体の子どもの数"),
