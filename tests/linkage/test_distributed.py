@@ -57,3 +57,27 @@ def test_solving_per_component_equals_solving_all_pairs(encoded):
     assert len(parts) > 100
     assert _canonical(solve_components(encoded, result.pairs, result.match_threshold)) == _canonical(
         solve(encoded, result.pairs, result.match_threshold))
+
+
+def test_tsunagu_link_dask_gives_the_same_clusters_as_without(cluster, tmp_path):
+    import csv
+    import subprocess
+    import sys
+
+    town = generate_town(n_children=400, seed=12)
+    paths = [p for p in town.write(tmp_path) if not str(p).endswith("truth.csv")]
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(b"k" * 48)
+    outputs = []
+    for extra in ([], ["--dask", cluster.scheduler_address]):
+        out = tmp_path / f"out{len(outputs)}.csv"
+        proc = subprocess.run([sys.executable, "-m", "tsunagu.cli", "link", *map(str, paths), "--out", str(out),
+                               "--secret-file", str(secret), *extra], capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+        with out.open(encoding="utf-8") as fh:
+            groups: dict[str, set] = {}
+            for row in csv.DictReader(fh):
+                groups.setdefault(row["cluster_id"], set()).add((row["source"], row["record_id"]))
+        outputs.append(sorted(tuple(sorted(g)) for g in groups.values()))
+    assert outputs[0] == outputs[1]
+    assert sum(len(g) > 1 for g in outputs[0]) > 100
