@@ -278,3 +278,28 @@ def _pairs_within_blocks(key: np.ndarray, source: np.ndarray, max_block: int) ->
     if not found:
         return np.zeros(0, dtype=np.int64), 0
     return np.concatenate(found), compared
+
+
+def component_labels(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Connected-component label (the smallest member) of each of ``n`` nodes under the edges (a[i], b[i]).
+
+    Min-label propagation with pointer jumping, in numpy: linkage graphs are
+    forests of small components, so a handful of rounds settle it.
+    """
+    label = np.arange(n, dtype=np.int64)
+    if not len(a):
+        return label
+    a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+    while True:
+        low = np.minimum(label[a], label[b])
+        before = label.copy()
+        np.minimum.at(label, a, low)
+        np.minimum.at(label, b, low)
+        # Pointer jumping: follow labels to their own labels until stable.
+        while True:
+            jumped = label[label]
+            if np.array_equal(jumped, label):
+                break
+            label = jumped
+        if np.array_equal(label, before):
+            return label

@@ -31,7 +31,7 @@ from typing import Sequence
 
 import numpy as np
 
-from linkage.blocking import LshConfig, band_keys, keyed_blocks, offsets_of, pair_key, split_keys, unique_sorted, _popcount64
+from linkage.blocking import LshConfig, band_keys, component_labels, keyed_blocks, offsets_of, pair_key, split_keys, unique_sorted, _popcount64
 from linkage.blocking import _pairs_within_blocks, _to_global, informative_columns, sample_positions
 from linkage.compare import PairSimilarities
 from linkage.encode import Encodings
@@ -233,15 +233,12 @@ def _concat(a: ScoredPairs, b: ScoredPairs) -> ScoredPairs:
 
 def record_components(pairs: ScoredPairs, sizes: Sequence[int], match_threshold: float) -> np.ndarray:
     """Connected-component label of every record (global numbering) in the graph the solver reads; -1 = in none."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
     offsets = offsets_of(sizes)
     n = int(offsets[-1])
     live = np.flatnonzero(pairs.weight >= match_threshold - AMBIGUITY_MARGIN)
     ga = offsets[pairs.source_a[live]] + pairs.index_a[live]
     gb = offsets[pairs.source_b[live]] + pairs.index_b[live]
-    _count, label = connected_components(coo_matrix((np.ones(len(live), np.int8), (ga, gb)), shape=(n, n)), directed=False)
+    label = component_labels(n, ga, gb)
     in_graph = np.zeros(n, dtype=bool)
     in_graph[ga] = True
     in_graph[gb] = True

@@ -26,7 +26,7 @@ from anonlink.similarities import dice_coefficient_accelerated
 from anonlink.solving import probabilistic_greedy_solve
 from bitarray import bitarray
 
-from linkage.blocking import SPAN, LshConfig, PassStats, keyed_tasks, lsh_pairs, offsets_of, split_keys, unique_sorted
+from linkage.blocking import SPAN, LshConfig, component_labels, PassStats, keyed_tasks, lsh_pairs, offsets_of, split_keys, unique_sorted
 from linkage.compare import PairSimilarities, compare_pairs
 from linkage.encode import Encodings
 from linkage.schema import EncodingSchema
@@ -417,18 +417,13 @@ def components(pairs: ScoredPairs, sizes: Sequence[int], match_threshold: float)
     and they share that record), so solving each component alone gives the
     clusters of solving all pairs at once.
     """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
     offsets = offsets_of(sizes)
     live = np.flatnonzero(pairs.weight >= match_threshold - AMBIGUITY_MARGIN)
     if not len(live):
         return []
     ga = offsets[pairs.source_a[live]] + pairs.index_a[live]
     gb = offsets[pairs.source_b[live]] + pairs.index_b[live]
-    n = int(offsets[-1])
-    graph = coo_matrix((np.ones(len(live), dtype=np.int8), (ga, gb)), shape=(n, n))
-    _count, label = connected_components(graph, directed=False)
+    label = component_labels(int(offsets[-1]), ga, gb)
     comp = label[ga]
     order = np.argsort(comp, kind="stable")
     cuts = np.flatnonzero(np.diff(comp[order])) + 1

@@ -123,3 +123,27 @@ def test_impossible_birth_dates_keep_their_usable_parts():
     assert [r.birth_date for r in kept] == ["2015-04-01", "1915-11", ""]
     assert [(n.index, n.field) for n in notes] == [(1, "birth_date"), (2, "birth_date")]
     assert "1915年11月" in notes[0].reason
+
+
+def test_component_labels_equal_a_plain_union_find():
+    from linkage.blocking import component_labels
+
+    rng = np.random.default_rng(5)
+    n = 300
+    a, b = rng.integers(0, n, 220), rng.integers(0, n, 220)
+    parent = list(range(n))
+
+    def find(x):
+        while parent[x] != x:
+            x = parent[x]
+        return x
+
+    for x, y in zip(a.tolist(), b.tolist()):
+        rx, ry = find(x), find(y)
+        if rx != ry:
+            parent[max(rx, ry)] = min(rx, ry)
+    expected = [find(x) for x in range(n)]
+    got = component_labels(n, a, b)
+    # Same partition (labels are each component's smallest member in both).
+    assert got.tolist() == expected
+    assert len(set(expected)) < n  # there are real components
