@@ -23,7 +23,6 @@ to refit the u-probabilities to a changed population.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 from dataclasses import dataclass
@@ -31,8 +30,22 @@ from typing import Sequence
 
 import numpy as np
 
-from linkage.blocking import LshConfig, band_keys, component_labels, keyed_blocks, offsets_of, pair_key, split_keys, unique_sorted, _popcount64
-from linkage.blocking import _pairs_within_blocks, _to_global, informative_columns, sample_positions
+from linkage.blocking import (
+    LshConfig,
+    PassStats,
+    _pairs_within_blocks,
+    _popcount64,
+    _to_global,
+    band_keys,
+    component_labels,
+    informative_columns,
+    keyed_blocks,
+    offsets_of,
+    pair_key,
+    sample_positions,
+    split_keys,
+    unique_sorted,
+)
 from linkage.compare import PairSimilarities
 from linkage.encode import Encodings
 from linkage.match import (
@@ -48,14 +61,13 @@ from linkage.match import (
     candidate_keys,
     cluster_pairs,
     compare_block_tasks,
-    components,
     first_stage,
     fit_model,
     score_pairs,
+    solve,
     take_pairs,
     with_singletons,
 )
-from linkage.blocking import PassStats
 from linkage.score import ScoringModel
 
 
@@ -138,8 +150,6 @@ def link_full(names: Sequence[str], tokens: Sequence[Sequence[str]], encodings: 
     sa, ia, sb, ib = split_keys(keys, offsets_of([len(e) for e in encodings]))
     model = model or fit_model(encodings)
     pairs = score_pairs(encodings, sa, ia, sb, ib, model)
-    from linkage.match import solve
-
     clusters = solve(encodings, pairs, match_threshold)
     result = LinkResult(clusters, pairs, model, match_threshold, review_threshold, len(sa), passes)
     return result, _state(names, tokens, encodings, model, positions, pairs, clusters, review_threshold)
@@ -177,8 +187,10 @@ def link_incremental(names: Sequence[str], tokens: Sequence[Sequence[str]], enco
         m[old_index[s][ok]] = np.flatnonzero(ok)
         new_of_old.append(m)
     op = state.pairs
-    na = np.array([new_of_old[s][i] for s, i in zip(op.source_a.tolist(), op.index_a.tolist())], dtype=np.int64)
-    nb = np.array([new_of_old[s][i] for s, i in zip(op.source_b.tolist(), op.index_b.tolist())], dtype=np.int64)
+    old_offsets = offsets_of([len(t) for t in state.tokens])
+    flat = np.concatenate(new_of_old) if new_of_old else np.zeros(0, dtype=np.int64)
+    na = flat[old_offsets[op.source_a] + op.index_a] if len(op.weight) else np.zeros(0, dtype=np.int64)
+    nb = flat[old_offsets[op.source_b] + op.index_b] if len(op.weight) else np.zeros(0, dtype=np.int64)
     kept = np.flatnonzero((na >= 0) & (nb >= 0))
     kept_pairs = ScoredPairs(op.source_a[kept], na[kept], op.source_b[kept], nb[kept],
                              PairSimilarities(op.similarities.values[kept], op.similarities.date_detail[kept]), op.weight[kept])
@@ -194,17 +206,16 @@ def link_incremental(names: Sequence[str], tokens: Sequence[Sequence[str]], enco
     for s in range(len(encodings)):
         ok = old_index[s] >= 0
         touched[s][ok] |= touched_old[s][old_index[s][ok]]
-    offsets_new = offsets
     label = record_components(pairs, sizes, match_threshold)
     hit = np.unique(label[np.concatenate(touched)])
     hit = hit[hit >= 0]
     in_touched = np.isin(label, hit)
-    ga = offsets_new[pairs.source_a] + pairs.index_a
+    ga = offsets[pairs.source_a] + pairs.index_a
     # Whole components only, so solving them together equals solving each alone.
     chosen = np.flatnonzero(in_touched[ga] & (pairs.weight >= match_threshold - AMBIGUITY_MARGIN))
     clusters: list[list[tuple[int, int]]] = cluster_pairs(take_pairs(pairs, chosen), match_threshold)
     resolved = int(len(hit))
-    in_touched_component = [in_touched[offsets_new[s] : offsets_new[s + 1]] for s in range(len(sizes))]
+    in_touched_component = [in_touched[offsets[s] : offsets[s + 1]] for s in range(len(sizes))]
     # Untouched records keep their previous clusters (each lies inside one untouched component).
     by_label: dict[int, list[tuple[int, int]]] = {}
     for s in range(len(encodings)):

@@ -2,15 +2,23 @@
 
 read → validate → normalise → encode happen before; here:
 
-1. candidates: keyed birth-date blocks, and inside each block anonlink's
-   accelerated Dice on the written name and on the reading separately (a
-   loose threshold: the second stage decides); records without a usable
-   birth date are compared with every record of the other sources;
+1. candidates: two blocking passes (``linkage.blocking``): keyed birth-date
+   blocks, inside each block anonlink's accelerated Dice on the written name
+   and on the reading separately (a loose threshold: the second stage
+   decides; records without a usable birth date are compared with every
+   record of the other sources), and Hamming LSH on the encodings, which
+   finds pairs whose birth dates disagree (whole-encoding Dice);
 2. score: per-field similarities (``compare``) weighed by a Fellegi–Sunter
    model (``score``) whose u-probabilities are fitted on random pairs of
    this very run;
 3. solve: anonlink's probabilistic greedy solver over the pairs above the
-   match threshold, at most one record per source in a cluster.
+   match threshold, at most one record per source in a cluster (the same
+   clusters come out solving each connected component alone, which the Dask
+   engine and incremental runs use).
+
+The review queue (``LinkResult.review_queue``) holds only uncertain pairs
+whose decision can change a cluster, by expected gain, at most 1 % of the
+records. Steps can run on an :class:`Engine` (``linkage.distributed``: Dask).
 """
 
 from __future__ import annotations
