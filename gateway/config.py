@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     witness_interval_seconds: float = Field(default=60.0, ge=0)
     #: /health fails (503) when the gateway's folder has less free disk than this
     min_free_disk_mb: int = Field(default=200, ge=0)
+    #: "incremental": a run links the new and changed records against the last run (a full run when
+    #: there is nothing to continue from, reviewers' decisions exist, or `--full`); "full": every run
+    #: relinks and refits the model (docs/linkage-at-scale.md)
+    linkage_mode: str = Field(default="incremental", pattern="^(incremental|full)$")
+    #: Dask scheduler for full runs (tcp://host:8786); empty: this machine's cores
+    linkage_dask_address: str = ""
 
     @model_validator(mode="after")
     def _resolve(self) -> "Settings":

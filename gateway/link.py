@@ -39,6 +39,7 @@ from gateway.persons import assign
 from gateway.review import current_decisions, link_bound
 from linkage.compare import COMPARISONS
 from linkage.encode import Encodings
+from linkage.incremental import LinkState, link_full, link_incremental
 from linkage.match import link
 from linkage.score import LEVEL_LABELS, levels
 
@@ -131,8 +132,16 @@ def _run_lock(gw: Gateway) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def run_linkage(gw: Gateway, trigger: str = "manual", progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Link every current record and publish the result as the current run; returns the run's statistics."""
+def run_linkage(gw: Gateway, trigger: str = "manual", progress: Callable[[str], None] | None = None,
+                full: bool | None = None) -> dict[str, Any]:
+    """Link the current records and publish the result as the current run; returns the run's statistics.
+
+    Incremental (the default ``linkage_mode``): only new and changed records are
+    linked against the last run, and only the components they touch are
+    solved again (``linkage.incremental``), with the same persons a full relink
+    with the same model would give. ``full=True`` (or ``linkage_mode = "full"``)
+    relinks everything and refits the model.
+    """
     say = progress or (lambda _stage: None)
     with _run_lock(gw):
         _clean_interrupted(gw)
@@ -141,7 +150,7 @@ def run_linkage(gw: Gateway, trigger: str = "manual", progress: Callable[[str], 
         crash_point("link.after_start")
         log.info("linkage run %s started (%s)", run_id, trigger)
         try:
-            stats = _run(gw, run_id, say)
+            stats = _run(gw, run_id, say, full if full is not None else gw.settings.linkage_mode == "full")
         except BaseException as exc:
             with gw.engine.begin() as conn:
                 _discard(conn, [run_id], type(exc).__name__)
@@ -151,7 +160,53 @@ def run_linkage(gw: Gateway, trigger: str = "manual", progress: Callable[[str], 
     return stats
 
 
-def _run(gw: Gateway, run_id: int, say: Callable[[str], None]) -> dict[str, Any]:
+def _state_path(gw: Gateway) -> Path:
+    return gw.settings.home / "link-state.npz"
+
+
+def _load_state(gw: Gateway, previous_run: int | None) -> LinkState | None:
+    """The state the current run left, if it is that run's (else None: a full run is needed)."""
+    path = _state_path(gw)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    if previous_run is None or not data.startswith(f"run{previous_run}\n".encode()):
+        return None
+    try:
+        return LinkState.from_bytes(data.split(b"\n", 1)[1])
+    except (ValueError, KeyError, OSError):
+        log.warning("the linkage state file is unreadable; this run relinks everything")
+        return None
+
+
+def _save_state(gw: Gateway, run_id: int, state: LinkState) -> None:
+    # Written beside the database and renamed into place: a reader sees the old state or the new one.
+    path = _state_path(gw)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(f"run{run_id}\n".encode() + state.to_bytes())
+    tmp.chmod(0o600)
+    tmp.replace(path)
+
+
+def _link(gw: Gateway, loaded: LoadedSources, decisions: dict, previous_run: int | None,
+          full: bool) -> tuple[Any, LinkState | None, dict[str, Any]]:
+    """The run's LinkResult, the state to keep, and how it was made."""
+    if decisions:
+        # Reviewers' decisions bind the run (gateway.review): a full run applies them.
+        return link_bound(loaded.names, loaded.tokens, loaded.encodings, decisions), None, {"mode": "full"}
+    if gw.settings.linkage_dask_address:
+        result = link(loaded.encodings, dask_address=gw.settings.linkage_dask_address)
+        return result, None, {"mode": "full", "engine": "dask"}
+    state = None if full else _load_state(gw, previous_run)
+    if state is not None and state.names == loaded.names:
+        result, new_state, figures = link_incremental(loaded.names, loaded.tokens, loaded.encodings, state)
+        return result, new_state, {"mode": "incremental", **figures}
+    result, new_state = link_full(loaded.names, loaded.tokens, loaded.encodings)
+    return result, new_state, {"mode": "full"}
+
+
+def _run(gw: Gateway, run_id: int, say: Callable[[str], None], full: bool = False) -> dict[str, Any]:
     t0 = time.perf_counter()
     say("load")
     with gw.engine.connect() as conn:
@@ -165,9 +220,9 @@ def _run(gw: Gateway, run_id: int, say: Callable[[str], None]) -> dict[str, Any]
         decisions = current_decisions(conn)
     t1 = time.perf_counter()
     say("link")
+    state, how = None, {"mode": "full"}
     if loaded.records:
-        # Reviewers' decisions bind the run (gateway.review); without any this is linkage.match.link.
-        result = link_bound(loaded.names, loaded.tokens, loaded.encodings, decisions) if decisions else link(loaded.encodings)
+        result, state, how = _link(gw, loaded, decisions, previous_run, full)
         clusters = result.clusters
         review = result.review_queue()
         matched = int(np.count_nonzero(result.pairs.weight >= result.match_threshold))
@@ -195,7 +250,7 @@ def _run(gw: Gateway, run_id: int, say: Callable[[str], None]) -> dict[str, Any]
              "candidates": int(candidates), "matched_pairs": matched, "review_pairs": int(len(review)),
              "persons": len(clusters), "new_persons": len(assignment.new), "retired_persons": len(assignment.retired),
              "merges": len(assignment.merges), "splits": len(assignment.splits),
-             "load_seconds": round(t1 - t0, 3), "link_seconds": round(t2 - t1, 3), "store_seconds": round(t3 - t2, 3)}
+             "load_seconds": round(t1 - t0, 3), "link_seconds": round(t2 - t1, 3), "store_seconds": round(t3 - t2, 3), **how}
     with gw.engine.begin() as conn:
         for i in range(0, len(covered), _BATCH):
             conn.execute(delete(models.link_requests).where(models.link_requests.c.id.in_(covered[i:i + _BATCH])))
@@ -209,11 +264,16 @@ def _run(gw: Gateway, run_id: int, say: Callable[[str], None]) -> dict[str, Any]
                 "records", "sources", "candidates", "matched_pairs", "review_pairs", "persons", "new_persons", "merges",
                 "splits", "load_seconds", "link_seconds", "store_seconds")}))
         crash_point("link.after_publish")
-        # The entry commits with the publication: a published run always has its entry.
-        gw.record("scheduler", "system", "link.run", f"persons={stats['persons']} merges={stats['merges']} splits={stats['splits']}",
+        # The entry commits with the flip: a published run is always in the log, an unpublished one never.
+        gw.record("scheduler", "system", "link.run",
+                  f"mode={how['mode']} persons={stats['persons']} merges={stats['merges']} splits={stats['splits']}",
                   target=f"run#{run_id}", connection=conn)
         crash_point("link.after_audit")
     crash_point("link.after_commit")
+    if state is not None:
+        _save_state(gw, run_id, state)
+    elif _state_path(gw).exists():
+        _state_path(gw).unlink()
     _prune(gw, run_id)
     checkpoint(gw.engine)
     return stats

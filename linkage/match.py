@@ -2,22 +2,30 @@
 
 read → validate → normalise → encode happen before; here:
 
-1. candidates: keyed birth-date blocks, and inside each block anonlink's
-   accelerated Dice on the written name and on the reading separately (a
-   loose threshold: the second stage decides); records without a usable
-   birth date are compared with every record of the other sources;
+1. candidates: two blocking passes (``linkage.blocking``): keyed birth-date
+   blocks, inside each block anonlink's accelerated Dice on the written name
+   and on the reading separately (a loose threshold: the second stage
+   decides; records without a usable birth date are compared with every
+   record of the other sources), and Hamming LSH on the encodings, which
+   finds pairs whose birth dates disagree (whole-encoding Dice);
 2. score: per-field similarities (``compare``) weighed by a Fellegi–Sunter
    model (``score``) whose u-probabilities are fitted on random pairs of
    this very run;
 3. solve: anonlink's probabilistic greedy solver over the pairs above the
-   match threshold, at most one record per source in a cluster.
+   match threshold, at most one record per source in a cluster (the same
+   clusters come out solving each connected component alone, which the Dask
+   engine and incremental runs use).
+
+The review queue (``LinkResult.review_queue``) holds only uncertain pairs
+whose decision can change a cluster, by expected gain, at most 1 % of the
+records. Steps can run on an :class:`Engine` (``linkage.distributed``: Dask).
 """
 
 from __future__ import annotations
 
 import os
 from array import array
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing import get_context
 from typing import Callable, Sequence
 
@@ -26,6 +34,7 @@ from anonlink.similarities import dice_coefficient_accelerated
 from anonlink.solving import probabilistic_greedy_solve
 from bitarray import bitarray
 
+from linkage.blocking import SPAN, LshConfig, component_labels, PassStats, keyed_tasks, lsh_pairs, offsets_of, split_keys, unique_sorted
 from linkage.compare import PairSimilarities, compare_pairs
 from linkage.encode import Encodings
 from linkage.schema import EncodingSchema
@@ -37,6 +46,12 @@ MATCH_THRESHOLD = 12.0
 REVIEW_THRESHOLD = 8.0
 #: Loose Dice threshold on the written name or the reading for candidate generation.
 CANDIDATE_THRESHOLD = 0.45
+#: The Hamming-LSH blocking pass (``linkage.blocking``) that finds pairs whose dates disagree.
+LSH = LshConfig()
+#: Whole-encoding Dice an LSH pair needs to become a candidate.
+LSH_DICE = 0.7
+#: Review queue: at most this share of the records (one review pair per hundred records).
+REVIEW_SHARE = 0.01
 #: Random pairs drawn to fit the u-probabilities.
 U_SAMPLE = 200_000
 #: Two matches of one record into one source closer than this (bits) are ambiguous.
@@ -67,33 +82,58 @@ class LinkResult:
     match_threshold: float
     review_threshold: float
     candidate_count: int
+    passes: list[PassStats] = field(default_factory=list)
 
-    def review_queue(self) -> np.ndarray:
-        """Indices into ``pairs`` for clerical review, best first.
+    def review_queue(self, budget: int | None = None) -> np.ndarray:
+        """Indices into ``pairs`` for clerical review, the most useful first, at most ``budget`` of them.
 
-        The band below the match threshold and the ambiguous matches, leaving
-        out pairs whose two records are both already linked into each other's
-        source: a person has to decide only where a decision can change a cluster.
+        A pair is queued only when a person's decision can matter:
+
+        * it is genuinely uncertain — its weight lies within
+          ``match_threshold − review_threshold`` bits of the match threshold
+          (read as log-odds against the threshold, P(match) between about
+          1/17 and 16/17), or it is an ambiguous match (a rival equally good);
+        * the decision can change a cluster — a linked pair could be split,
+          or an unlinked pair could be joined without putting two records of
+          one source into one person (a record already linked into the other
+          side's source would have to leave that link: that is not this
+          pair's decision).
+
+        They are ordered by expected gain: the chance the automatic decision
+        is wrong (min(p, 1 − p), 1/2 for an ambiguous pair) times the
+        record pairs the decision moves. ``budget`` defaults to
+        :data:`REVIEW_SHARE` of the records, so the queue fits a team.
         """
         w = self.pairs.weight
-        band = (w >= self.review_threshold) & (w < self.match_threshold)
-        candidates = np.flatnonzero(band | ambiguous(self.pairs, self.match_threshold))
-        sources_of: dict[tuple[int, int], frozenset[int]] = {}
-        for members in self.clusters:
-            srcs = frozenset(s for s, _ in members)
-            for m in members:
-                sources_of[m] = srcs
         p = self.pairs
-        keep = [
-            i
-            for i in candidates
-            if not (
-                int(p.source_b[i]) in sources_of[(int(p.source_a[i]), int(p.index_a[i]))]
-                and int(p.source_a[i]) in sources_of[(int(p.source_b[i]), int(p.index_b[i]))]
-            )
-        ]
-        keep_arr = np.asarray(keep, dtype=np.int64)
-        return keep_arr[np.argsort(-w[keep_arr], kind="stable")]
+        n_records = sum(len(c) for c in self.clusters)
+        if budget is None:
+            budget = max(1, int(np.ceil(REVIEW_SHARE * n_records)))
+        margin = self.match_threshold - self.review_threshold
+        amb = ambiguous(self.pairs, self.match_threshold)
+        uncertain = np.isfinite(w) & (np.abs(w - self.match_threshold) <= margin)
+        candidates = np.flatnonzero(uncertain | amb)
+        if not len(candidates) or budget <= 0:
+            return np.zeros(0, dtype=np.int64)
+        cluster_of: dict[tuple[int, int], int] = {}
+        sources: list[frozenset[int]] = []
+        for c, members in enumerate(self.clusters):
+            sources.append(frozenset(s for s, _ in members))
+            for m in members:
+                cluster_of[m] = c
+        sizes = np.asarray([len(c) for c in self.clusters], dtype=np.float64)
+        ca = np.fromiter((cluster_of[(int(p.source_a[i]), int(p.index_a[i]))] for i in candidates), np.int64, len(candidates))
+        cb = np.fromiter((cluster_of[(int(p.source_b[i]), int(p.index_b[i]))] for i in candidates), np.int64, len(candidates))
+        same = ca == cb
+        joinable = np.fromiter((not (sources[a] & sources[b]) for a, b in zip(ca.tolist(), cb.tolist())), bool, len(candidates))
+        can_change = same | joinable
+        prob = 1.0 / (1.0 + np.exp2(-(w[candidates] - self.match_threshold)))
+        doubt = np.where(amb[candidates], 0.5, np.minimum(prob, 1.0 - prob))
+        moved = np.where(same, sizes[ca] - 1.0, sizes[ca] * sizes[cb])
+        gain = doubt * moved
+        keep = np.flatnonzero(can_change)
+        order = keep[np.lexsort((-w[candidates][keep], -gain[keep]))]
+        return candidates[order[:budget]]
 
 
 def _bitarrays(enc: Encodings, part: slice) -> list[bitarray]:
@@ -113,29 +153,24 @@ def _first_stage_parts(schema: EncodingSchema) -> list[slice]:
     return [name, kana]
 
 
-def _blocks_of(enc: Encodings) -> dict[tuple[int, int], np.ndarray]:
-    """Record indices per (blocking key, token); records without any token are wildcards."""
-    out: dict[tuple[int, int], np.ndarray] = {}
-    for k in range(enc.blocks.shape[1]):
-        col = enc.blocks[:, k]
-        idx = np.flatnonzero(col)
-        order = idx[np.argsort(col[idx], kind="stable")]
-        values = col[order]
-        cuts = np.flatnonzero(values[1:] != values[:-1]) + 1
-        for chunk in np.split(order, cuts):
-            if len(chunk):
-                out[(k, int(col[chunk[0]]))] = chunk
-    return out
-
-
 # Worker processes are forked after this is set, so they share the datasets
 # copy-on-write instead of receiving them through a pipe.
 _SHARED: dict = {}
-_SPAN = np.int64(1 << 31)
 
 
 def _compare_tasks(tasks: list[tuple[int, np.ndarray, int, np.ndarray]]) -> np.ndarray:
-    datasets, threshold, offsets = _SHARED["datasets"], _SHARED["threshold"], _SHARED["offsets"]
+    return compare_block_tasks(_SHARED["datasets"], tasks, _SHARED["threshold"], _SHARED["offsets"])
+
+
+def bitarray_datasets(encodings: Sequence[Encodings]) -> list[list[list[bitarray]]]:
+    """Per source and first-stage part, the rows as bitarrays (what anonlink's Dice reads)."""
+    parts = _first_stage_parts(encodings[0].schema)
+    return [[_bitarrays(e, p) for p in parts] for e in encodings]
+
+
+def compare_block_tasks(datasets: list, tasks: Sequence[tuple[int, np.ndarray, int, np.ndarray]], threshold: float,
+                        offsets: np.ndarray) -> np.ndarray:
+    """Pair keys of the block pairs ``tasks`` whose written names or readings reach ``threshold`` (anonlink Dice)."""
     found = [np.zeros(0, dtype=np.int64)]
     for s, rows_s, t, rows_t in tasks:
         for p in range(len(datasets[s])):
@@ -146,7 +181,7 @@ def _compare_tasks(tasks: list[tuple[int, np.ndarray, int, np.ndarray]]) -> np.n
                 a = rows_s[np.frombuffer(i0, dtype=np.uint32)].astype(np.int64)
                 b = rows_t[np.frombuffer(i1, dtype=np.uint32)].astype(np.int64)
                 # One int64 per pair: global record numbers of both sides.
-                found.append((offsets[s] + a) * _SPAN + offsets[t] + b)
+                found.append((offsets[s] + a) * SPAN + offsets[t] + b)
     return np.concatenate(found)
 
 
@@ -169,45 +204,90 @@ def _run_parallel(fn, shares: list, workers: int) -> list:
 
 
 def candidate_pairs(
-    encodings: Sequence[Encodings], threshold: float = CANDIDATE_THRESHOLD, workers: int | None = None
+    encodings: Sequence[Encodings],
+    threshold: float = CANDIDATE_THRESHOLD,
+    workers: int | None = None,
+    lsh: LshConfig | None = LSH,
+    passes: list[PassStats] | None = None,
+    engine: "Engine | None" = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(source_a, index_a, source_b, index_b) for every candidate pair, source_a < source_b.
 
-    Two records are compared when they share a keyed birth-date block (or one
-    of them has no usable birth date); they are candidates when their written
-    names or their readings reach ``threshold`` (anonlink's Dice). The blocks
-    are dealt to ``workers`` processes.
+    Two records are compared when a blocking pass (``linkage.blocking``) puts
+    them together: a shared keyed birth-date block (or no usable birth date on
+    one side), or a shared Hamming-LSH block of their encodings (``lsh``; None
+    turns the pass off). They are candidates when their written names or their
+    readings reach ``threshold`` (Dice). Keyed blocks are compared with
+    anonlink's accelerated Dice in ``workers`` processes; LSH blocks are small
+    and many, so their pairs are listed and checked with numpy. ``passes``, if
+    given, receives one :class:`PassStats` per pass.
     """
+    keys, stats = candidate_keys(encodings, threshold, workers, lsh, engine)
+    if passes is not None:
+        passes.extend(stats)
+    return split_keys(keys, offsets_of([len(e) for e in encodings]))
+
+
+def candidate_keys(
+    encodings: Sequence[Encodings], threshold: float = CANDIDATE_THRESHOLD, workers: int | None = None,
+    lsh: LshConfig | None = LSH, engine: "Engine | None" = None, positions: np.ndarray | None = None,
+) -> tuple[np.ndarray, list[PassStats]]:
+    """Sorted unique pair keys (``linkage.blocking.pair_key``) of every candidate pair, and per-pass figures."""
     workers = workers or min(2, os.cpu_count() or 1)
     parts = _first_stage_parts(encodings[0].schema)
-    blocks = [_blocks_of(e) for e in encodings]
-    wild = [np.flatnonzero(~(e.blocks != 0).any(axis=1)) for e in encodings]
-    tasks: list[tuple[int, np.ndarray, int, np.ndarray]] = []
-    for s in range(len(encodings)):
-        for t in range(s + 1, len(encodings)):
-            for key, rows_s in blocks[s].items():
-                rows_t = blocks[t].get(key)
-                if rows_t is not None:
-                    tasks.append((s, rows_s, t, rows_t))
-            # Records without a usable birth date meet every record of the other source.
-            if len(wild[s]):
-                tasks.append((s, wild[s], t, np.arange(len(encodings[t]))))
-            if len(wild[t]):
-                tasks.append((s, np.setdiff1d(np.arange(len(encodings[s])), wild[s]), t, wild[t]))
-    offsets = np.cumsum([0] + [len(e) for e in encodings]).astype(np.int64)
-    if offsets[-1] >= _SPAN:
-        raise ValueError(f"too many records for one linkage run ({offsets[-1]:,})")
-    _SHARED.update(datasets=[[_bitarrays(e, p) for p in parts] for e in encodings], threshold=threshold, offsets=offsets)
-    try:
-        found = _run_parallel(_compare_tasks, _spread(tasks, workers), workers)
-    finally:
-        _SHARED.clear()
+    offsets = offsets_of([len(e) for e in encodings])
+    tasks, compared = keyed_tasks([e.blocks for e in encodings])
+    if engine is not None:
+        found = engine.compare_blocks(encodings, _spread(tasks, engine.partitions), threshold, offsets)
+    else:
+        _SHARED.update(datasets=bitarray_datasets(encodings), threshold=threshold, offsets=offsets)
+        try:
+            found = _run_parallel(_compare_tasks, _spread(tasks, workers), workers)
+        finally:
+            _SHARED.clear()
     # A pair found through several blocks or both parts counts once.
-    key = np.unique(np.concatenate(found + [np.zeros(0, dtype=np.int64)]))
-    ga, gb = key // _SPAN, key % _SPAN
-    sa = np.searchsorted(offsets, ga, side="right") - 1
-    sb = np.searchsorted(offsets, gb, side="right") - 1
-    return sa.astype(np.int32), ga - offsets[sa], sb.astype(np.int32), gb - offsets[sb]
+    keyed = unique_sorted(np.concatenate(found + [np.zeros(0, dtype=np.int64)]))
+    stats = [PassStats("birth-date blocks", compared, keyed)]
+    if lsh is None:
+        return keyed, stats
+    # ``positions``: the LSH bit positions to use (an incremental chain keeps its own); else drawn from this data.
+    lsh_keys, lsh_compared, _positions = lsh_pairs([e.bits for e in encodings], lsh, positions)
+    # Pairs of this pass are near in the whole encoding, not just in a name: the whole-encoding
+    # Dice (anonlink's measure) keeps the common-surname pairs a loose name test would let through.
+    if engine is not None:
+        lsh_found = engine.filter_pairs(encodings, lsh_keys, LSH_DICE)
+    else:
+        lsh_found = lsh_keys[first_stage(encodings, lsh_keys, LSH_DICE, [slice(None)])]
+    stats.append(PassStats("Hamming LSH", lsh_compared, lsh_found))
+    return unique_sorted(np.concatenate([keyed, lsh_found])), stats
+
+
+def first_stage(encodings: Sequence[Encodings], keys: np.ndarray, threshold: float,
+                parts: Sequence[slice] | None = None) -> np.ndarray:
+    """Mask of the pairs whose written names or readings reach ``threshold`` (Dice, numpy popcounts).
+
+    The same test as the keyed pass's anonlink comparison, for pairs that are
+    listed one by one instead of block against block.
+    """
+    parts = parts or _first_stage_parts(encodings[0].schema)
+    offsets = offsets_of([len(e) for e in encodings])
+    sa, ia, sb, ib = split_keys(keys, offsets)
+    out = np.zeros(len(keys), dtype=bool)
+    for s in np.unique(sa):
+        for t in np.unique(sb[sa == s]):
+            sel = np.flatnonzero((sa == s) & (sb == t))
+            for start in range(0, len(sel), 200_000):
+                chunk = sel[start : start + 200_000]
+                for part in parts:
+                    a = encodings[s].bits[ia[chunk], part]
+                    b = encodings[t].bits[ib[chunk], part]
+                    na = np.bitwise_count(a).sum(axis=1, dtype=np.int32)
+                    nb = np.bitwise_count(b).sum(axis=1, dtype=np.int32)
+                    inter = np.bitwise_count(a & b).sum(axis=1, dtype=np.int32)
+                    with np.errstate(invalid="ignore", divide="ignore"):
+                        dice = np.where(na + nb > 0, 2.0 * inter / np.maximum(na + nb, 1), 0.0)
+                    out[chunk] |= dice >= threshold
+    return out
 
 
 def fit_model(encodings: Sequence[Encodings], seed: int = 0, sample: int = U_SAMPLE) -> ScoringModel:
@@ -249,8 +329,9 @@ def score_pairs(
     ib: np.ndarray,
     model: ScoringModel,
     workers: int | None = None,
+    engine: Engine | None = None,
 ) -> ScoredPairs:
-    """Compare and weigh candidate pairs, in slices spread over ``workers`` processes."""
+    """Compare and weigh candidate pairs, in slices spread over ``workers`` processes (or the engine's workers)."""
     workers = workers or min(2, os.cpu_count() or 1)
     values = np.full((len(sa), 6), np.nan)
     detail = np.zeros(len(sa), dtype=np.int8)
@@ -259,12 +340,15 @@ def score_pairs(
         for t in np.unique(sb[sa == s]):
             sel = np.flatnonzero((sa == s) & (sb == t))
             slices.extend((int(s), int(t), part) for part in np.array_split(sel, max(1, len(sel) // 100_000)))
-    shares = [slices[w::workers] for w in range(workers)] if len(sa) > 50_000 else [slices]
-    _SHARED.update(encodings=encodings, ia=ia, ib=ib)
-    try:
-        results = _run_parallel(_score_share, [sh for sh in shares if sh], workers)
-    finally:
-        _SHARED.clear()
+    if engine is not None:
+        results = [engine.score(encodings, slices, ia, ib)]
+    else:
+        shares = [slices[w::workers] for w in range(workers)] if len(sa) > 50_000 else [slices]
+        _SHARED.update(encodings=encodings, ia=ia, ib=ib)
+        try:
+            results = _run_parallel(_score_share, [sh for sh in shares if sh], workers)
+        finally:
+            _SHARED.clear()
     for share in results:
         for sel, sims in share:
             values[sel] = sims.values
@@ -300,6 +384,11 @@ def ambiguous(pairs: ScoredPairs, match_threshold: float, margin: float = AMBIGU
 
 def solve(encodings: Sequence[Encodings], pairs: ScoredPairs, match_threshold: float) -> list[list[tuple[int, int]]]:
     """Clusters from the unambiguous pairs at or above ``match_threshold``; singletons for the rest."""
+    return with_singletons(encodings, cluster_pairs(pairs, match_threshold))
+
+
+def cluster_pairs(pairs: ScoredPairs, match_threshold: float) -> list[list[tuple[int, int]]]:
+    """The clusters of two or more records that anonlink's greedy solver builds from ``pairs``."""
     keep = np.flatnonzero((pairs.weight >= match_threshold) & ~ambiguous(pairs, match_threshold))
     order = keep[np.argsort(-pairs.weight[keep], kind="stable")]
     # anonlink wants similarities in decreasing order; a logistic map keeps the order.
@@ -307,17 +396,80 @@ def solve(encodings: Sequence[Encodings], pairs: ScoredPairs, match_threshold: f
     dset = (array("I", pairs.source_a[order].tolist()), array("I", pairs.source_b[order].tolist()))
     recs = (array("I", pairs.index_a[order].tolist()), array("I", pairs.index_b[order].tolist()))
     groups = probabilistic_greedy_solve((sims, dset, recs), merge_threshold=MERGE_THRESHOLD, deduplicated=True)
-    clusters: list[list[tuple[int, int]]] = []
-    seen: set[tuple[int, int]] = set()
-    for g in groups:
-        members = sorted((int(d), int(r)) for d, r in g)
-        clusters.append(members)
-        seen.update(members)
+    return [sorted((int(d), int(r)) for d, r in g) for g in groups]
+
+
+def with_singletons(encodings: Sequence[Encodings], clusters: list[list[tuple[int, int]]]) -> list[list[tuple[int, int]]]:
+    """``clusters`` plus one singleton for every record in none of them."""
+    out = list(clusters)
+    seen = {m for c in clusters for m in c}
     for s, enc in enumerate(encodings):
         for r in range(len(enc)):
             if (s, r) not in seen:
-                clusters.append([(s, r)])
-    return clusters
+                out.append([(s, r)])
+    return out
+
+
+def take_pairs(pairs: ScoredPairs, index: np.ndarray) -> ScoredPairs:
+    """The scored pairs at ``index``."""
+    sims = PairSimilarities(pairs.similarities.values[index], pairs.similarities.date_detail[index])
+    return ScoredPairs(pairs.source_a[index], pairs.index_a[index], pairs.source_b[index], pairs.index_b[index], sims,
+                       pairs.weight[index])
+
+
+def components(pairs: ScoredPairs, sizes: Sequence[int], match_threshold: float) -> list[np.ndarray]:
+    """Pair indices per connected component of the pairs the solver can look at.
+
+    The solver reads only pairs within AMBIGUITY_MARGIN below the threshold
+    or above (the ambiguity test compares a record's pairs with each other,
+    and they share that record), so solving each component alone gives the
+    clusters of solving all pairs at once.
+    """
+    offsets = offsets_of(sizes)
+    live = np.flatnonzero(pairs.weight >= match_threshold - AMBIGUITY_MARGIN)
+    if not len(live):
+        return []
+    ga = offsets[pairs.source_a[live]] + pairs.index_a[live]
+    gb = offsets[pairs.source_b[live]] + pairs.index_b[live]
+    label = component_labels(int(offsets[-1]), ga, gb)
+    comp = label[ga]
+    order = np.argsort(comp, kind="stable")
+    cuts = np.flatnonzero(np.diff(comp[order])) + 1
+    return [live[part] for part in np.split(order, cuts)]
+
+
+def solve_components(encodings: Sequence[Encodings], pairs: ScoredPairs, match_threshold: float,
+                     engine: "Engine | None" = None) -> list[list[tuple[int, int]]]:
+    """:func:`solve`, one connected component at a time (in the engine's workers when given)."""
+    parts = components(pairs, [len(e) for e in encodings], match_threshold)
+    if engine is not None:
+        clusters = engine.solve_components(pairs, parts, match_threshold)
+    else:
+        clusters = [c for part in parts for c in cluster_pairs(take_pairs(pairs, part), match_threshold)]
+    return with_singletons(encodings, clusters)
+
+
+class Engine:
+    """Where the heavy steps run: the local engine is this module's functions; ``linkage.distributed`` is Dask."""
+
+    partitions: int = 1
+
+    def compare_blocks(self, encodings: Sequence[Encodings], shares: list, threshold: float,
+                       offsets: np.ndarray) -> list[np.ndarray]:
+        """Pair keys found by each share of keyed block tasks."""
+        raise NotImplementedError
+
+    def filter_pairs(self, encodings: Sequence[Encodings], keys: np.ndarray, threshold: float) -> np.ndarray:
+        """The keys whose whole encodings reach ``threshold`` (Dice)."""
+        raise NotImplementedError
+
+    def score(self, encodings: Sequence[Encodings], slices: list, ia: np.ndarray, ib: np.ndarray) -> list:
+        """(selection, similarities) per slice (s, t, selection) of the candidate pairs."""
+        raise NotImplementedError
+
+    def solve_components(self, pairs: ScoredPairs, parts: list[np.ndarray], match_threshold: float) -> list:
+        """Clusters of every component."""
+        raise NotImplementedError
 
 
 def link(
@@ -327,18 +479,35 @@ def link(
     review_threshold: float = REVIEW_THRESHOLD,
     model: ScoringModel | None = None,
     progress: Callable[[str], None] | None = None,
+    dask_address: str | None = None,
+    engine: Engine | None = None,
 ) -> LinkResult:
-    """Link any number of sources; every record ends in exactly one cluster."""
+    """Link any number of sources; every record ends in exactly one cluster.
+
+    With ``dask_address`` (a Dask scheduler, ``tcp://host:8786``) or an
+    ``engine``, blocks, scoring and solving run on that engine's workers; the
+    clusters are the same as the local engine's (tests/linkage/test_distributed.py).
+    """
     versions = {(e.schema_version, e.key_id) for e in encodings}
     if len(versions) > 1:
         raise ValueError("all sources must be encoded under the same schema and linkage key")
+    if dask_address and engine is None:
+        from linkage.distributed import DaskEngine
+
+        with DaskEngine(dask_address) as dask_engine:
+            return link(encodings, match_threshold=match_threshold, review_threshold=review_threshold, model=model,
+                        progress=progress, engine=dask_engine)
     say = progress or (lambda _msg: None)
     say("候補ペアを生成しています")
-    sa, ia, sb, ib = candidate_pairs(encodings)
+    passes: list[PassStats] = []
+    sa, ia, sb, ib = candidate_pairs(encodings, passes=passes, engine=engine)
     say("重みを推定しています")
     model = model or fit_model(encodings)
     say("候補ペアを採点しています")
-    pairs = score_pairs(encodings, sa, ia, sb, ib, model)
+    pairs = score_pairs(encodings, sa, ia, sb, ib, model, engine=engine)
     say("クラスタを確定しています")
-    clusters = solve(encodings, pairs, match_threshold)
-    return LinkResult(clusters, pairs, model, match_threshold, review_threshold, len(sa))
+    if engine is not None:
+        clusters = solve_components(encodings, pairs, match_threshold, engine)
+    else:
+        clusters = solve(encodings, pairs, match_threshold)
+    return LinkResult(clusters, pairs, model, match_threshold, review_threshold, len(sa), passes)

@@ -9,8 +9,11 @@ end to end.
 
 from __future__ import annotations
 
+import json
 import os
 import resource
+import subprocess
+import sys
 import time
 import unicodedata
 from dataclasses import dataclass
@@ -25,6 +28,7 @@ from linkage.evaluate import Quality, pairwise_quality
 from linkage.match import LinkResult, link
 from linkage.normalise import parse_birth_date
 from linkage.record import CanonicalRecord
+from linkage.salvage import salvage_birth_dates
 from linkage.errors import FieldError
 from linkage.schema import EncodingSchema, load_schema, parse_schema
 
@@ -121,7 +125,9 @@ def run_quality(
     names = list(data.sources)
     started = time.perf_counter()
     progress(f"{data.name}: 符号化")
-    encoded = encode_sources([data.sources[n] for n in names], BENCH_SECRET, BENCH_KEY_ID, schema=schema)
+    # As `tsunagu link` does: a record with an impossible birth date links on the date's usable parts.
+    salvaged = [salvage_birth_dates(data.sources[n])[0] for n in names]
+    encoded = encode_sources(salvaged, BENCH_SECRET, BENCH_KEY_ID, schema=schema)
     progress(f"{data.name}: 名寄せ")
     result = link([e for e, _, _ in encoded])
     seconds = time.perf_counter() - started
@@ -172,6 +178,44 @@ def pair_truth(report: QualityReport, data: Dataset) -> np.ndarray:
         b = report.labels[offsets[pairs.source_b[p]] + pairs.index_b[p]]
         out[p] = truth[a] == truth[b]
     return out
+
+
+def true_pair_keys(report: QualityReport, data: Dataset) -> np.ndarray:
+    """Pair keys (``linkage.blocking.pair_key``) of every cross-source pair of the same person among the linked records."""
+    from linkage.blocking import pair_key
+
+    by_person: dict[str, list[tuple[str, int]]] = {}
+    for g, label in enumerate(report.labels):
+        by_person.setdefault(data.truth[label], []).append((label[0], g))
+    a, b = [], []
+    for members in by_person.values():
+        for i, (src_i, g_i) in enumerate(members):
+            for src_j, g_j in members[i + 1 :]:
+                if src_i != src_j:
+                    a.append(g_i)
+                    b.append(g_j)
+    return np.unique(pair_key(np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)))
+
+
+def pass_table(report: QualityReport, data: Dataset) -> list[str]:
+    """Per blocking pass: pairs compared, reduction ratio, candidates and pair completeness (and all passes together)."""
+    sizes: dict[str, int] = {}
+    for source, _ in report.labels:
+        sizes[source] = sizes.get(source, 0) + 1
+    n = list(sizes.values())
+    total = sum(n[i] * n[j] for i in range(len(n)) for j in range(i + 1, len(n)))
+    truth = true_pair_keys(report, data)
+    lines = ["| 段階 | 比較したペア | 削減率 (RR) | 候補ペア | ペア網羅率 (PC) |", "|---|---:|---:|---:|---:|"]
+    union = np.zeros(0, dtype=np.int64)
+    compared = 0
+    for p in report.result.passes:
+        lines.append(f"| {p.name} | {p.compared:,} | {p.reduction_ratio(total):.6f} | {p.candidates:,} | {p.pair_completeness(truth):.4f} |")
+        union = np.union1d(union, p.keys)
+        compared += p.compared
+    pc = float(np.isin(truth, union).mean()) if len(truth) else 1.0
+    rr = 1.0 - compared / total if total else 1.0
+    lines.append(f"| **全段階** | {compared:,} | {rr:.6f} | {len(union):,} | {pc:.4f} |")
+    return lines
 
 
 def write_charts(report: QualityReport, data: Dataset, out_dir: Path, stem: str) -> list[Path]:
@@ -303,3 +347,96 @@ def schema_variant(name_l: int, name_k: int, kana_l: int, kana_k: int, address_k
             for feature in cfg["features"]:
                 feature["hashing"]["strategy"]["bitsPerToken"] = date_k
     return parse_schema(doc)
+
+
+def scale_point(children: int, dask: str | None = None, seed: int = 1) -> dict:
+    """One point of ``tsunagu bench scale``: a town of ``children`` encoded and linked (locally or on Dask).
+
+    Runs in a process of its own (see :func:`scale_points`), so the peak
+    memory is this size's alone. ``dask`` is a scheduler address, or "local"
+    for a LocalCluster of two single-threaded workers on this machine.
+    """
+    started = time.perf_counter()
+    data = town_dataset(children, seed)
+    generate_s = time.perf_counter() - started
+    names = list(data.sources)
+    t = time.perf_counter()
+    salvaged = [salvage_birth_dates(data.sources[n])[0] for n in names]
+    encoded = encode_sources(salvaged, BENCH_SECRET, BENCH_KEY_ID)
+    encode_s = time.perf_counter() - t
+    cluster = None
+    address = dask
+    if dask == "local":
+        from distributed import LocalCluster
+
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address=None, silence_logs=40)
+        address = cluster.scheduler_address
+    try:
+        t = time.perf_counter()
+        result = link([e for e, _, _ in encoded], dask_address=address)
+        link_s = time.perf_counter() - t
+    finally:
+        if cluster is not None:
+            cluster.close()
+    predicted: dict[tuple[str, str], str] = {}
+    for c, members in enumerate(result.clusters):
+        for s, r in members:
+            predicted[(names[s], data.sources[names[s]][encoded[s][1][r]].record_id)] = str(c)
+    overall, _ = pairwise_quality(predicted, {k: v for k, v in data.truth.items() if k in predicted})
+    records = sum(len(v) for v in data.sources.values())
+    return {"children": children, "engine": "dask" if dask else "local", "records": records,
+            "generate_seconds": round(generate_s, 2), "encode_seconds": round(encode_s, 2), "link_seconds": round(link_s, 2),
+            "candidates": result.candidate_count, "review_pairs": int(len(result.review_queue())),
+            "precision": overall.precision, "recall": overall.recall, "f1": overall.f1, "peak_mib": round(peak_memory_mib())}
+
+
+_SCALE_CHILD = (
+    "import json, sys\n"
+    "from tsunagu.benchmarks import scale_point\n"
+    "print(json.dumps(scale_point(int(sys.argv[1]), sys.argv[2] or None)))\n"
+)
+
+
+def scale_points(sizes: list[int], engines: list[str | None]) -> list[dict]:
+    """:func:`scale_point` for every size and engine, each in a fresh process (one at a time)."""
+    out = []
+    for children in sizes:
+        for engine in engines:
+            # A fresh interpreter per point: its peak memory is that point's own (and it may fork workers).
+            proc = subprocess.run([sys.executable, "-c", _SCALE_CHILD, str(children), engine or ""],
+                                  capture_output=True, text=True, check=False)
+            if proc.returncode != 0:
+                raise RuntimeError(f"scale point {children} ({engine or 'local'}) failed: {proc.stderr[-2000:]}")
+            out.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return out
+
+
+def write_scale_chart(points: list[dict], out_dir: Path) -> Path:
+    """PNG: link time and peak memory against the number of children, per engine."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.5))
+    for engine in sorted({p["engine"] for p in points}):
+        mine = sorted((p for p in points if p["engine"] == engine), key=lambda p: p["children"])
+        xs = [p["children"] for p in mine]
+        ax1.plot(xs, [p["link_seconds"] for p in mine], marker="o", label=f"link ({engine})")
+        ax1.plot(xs, [p["encode_seconds"] for p in mine], marker="x", linestyle=":", label=f"encode ({engine})")
+        ax2.plot(xs, [p["peak_mib"] for p in mine], marker="o", label=engine)
+    ax1.set_xlabel("children")
+    ax1.set_ylabel("seconds")
+    ax1.set_title("cost against population size")
+    ax1.legend()
+    ax2.set_xlabel("children")
+    ax2.set_ylabel("peak memory (MiB)")
+    ax2.set_title("peak memory")
+    ax2.legend()
+    fig.tight_layout()
+    path = out_dir / "scale.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

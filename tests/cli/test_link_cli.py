@@ -55,6 +55,7 @@ def test_without_secret_file_says_a_fresh_secret_is_used(town_dir, tmp_path):
 
 
 def test_bad_rows_are_reported_with_file_row_column_and_good_rows_still_link(tmp_path):
+    # A2's impossible date (2月30日) is a typo: the row is reported and still links on 2015-02.
     a = tmp_path / "a.csv"
     a.write_text(
         HEADER
@@ -71,12 +72,15 @@ def test_bad_rows_are_reported_with_file_row_column_and_good_rows_still_link(tmp
     assert proc.returncode == 0, proc.stderr
     report = list(csv.DictReader((tmp_path / "out.report.csv").open(encoding="utf-8")))
     by_row = {(Path(r["file"]).name, int(r["row"])): r for r in report}
-    assert by_row[("a.csv", 3)]["column"] == "birth_date"
+    assert by_row[("a.csv", 3)]["column"] == "birth_date" and by_row[("a.csv", 3)]["status"] == "連携済み"
+    assert "2015年2月" in by_row[("a.csv", 3)]["reason"]
+    assert by_row[("a.csv", 4)]["status"] == "除外"
     assert by_row[("a.csv", 4)]["column"] == "record_id" and "重複" in by_row[("a.csv", 4)]["reason"]
     assert by_row[("a.csv", 5)]["column"] == "sex"
-    assert "連携できなかった行: 3 件" in proc.stderr
+    assert "連携できなかった行: 2 件" in proc.stderr
+    assert "使える部分だけで連携した行: 1 件" in proc.stderr
     rows = read_clusters(out)
-    assert {(r["source"], r["record_id"]) for r in rows} == {("a", "A1"), ("b", "B1")}
+    assert {(r["source"], r["record_id"]) for r in rows} == {("a", "A1"), ("a", "A2"), ("b", "B1")}
     cluster = {r["record_id"]: r["cluster_id"] for r in rows}
     assert cluster["A1"] == cluster["B1"]
 

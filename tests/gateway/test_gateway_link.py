@@ -61,3 +61,44 @@ def test_a_run_that_dies_leaves_the_previous_run_current(gw, town: Town, agents:
     kept = [k for k in after if k in before]
     assert len(after) == len(before) - 5
     assert sum(after[k] == before[k] for k in kept) / len(kept) > 0.99
+
+
+def _partition(gw, run_id):
+    groups: dict[str, set] = {}
+    for rec, pid in _assignments(gw, run_id).items():
+        groups.setdefault(pid, set()).add(rec)
+    return sorted(tuple(sorted(g)) for g in groups.values())
+
+
+def test_incremental_run_gives_the_persons_of_a_full_relink(gw, town: Town, agents: dict[str, SyntheticAgent]) -> None:
+    from gateway import link as gateway_link
+    from linkage.incremental import link_full
+
+    submit_town(gw, town, agents)
+    first = run_linkage(gw)
+    assert first["mode"] == "full"
+    assert (gw.settings.home / "link-state.npz").exists()
+
+    # A day's changes: school drops pupils, the NPO gains a few records.
+    ingest(gw, agents["school"].submit("school", town.sources["school"][:-20]), "import")
+    ingest(gw, agents["npo"].submit("npo", town.sources["npo"][5:]), "import")
+    second = run_linkage(gw)
+    assert second["mode"] == "incremental"
+    assert second["changed_records"] == 0 and second["removed_records"] == 25
+    incremental = _partition(gw, second["run_id"])
+
+    # The same data relinked in full with the state's model and LSH positions: the same persons.
+    with gw.engine.connect() as conn:
+        loaded = gateway_link.load_sources(conn, gw.settings.linkage_key_id)
+    state = gateway_link._load_state(gw, second["run_id"])
+    result, _ = link_full(loaded.names, loaded.tokens, loaded.encodings, model=state.model, positions=state.positions)
+    full = sorted(tuple(sorted((loaded.names[s], loaded.tokens[s][r]) for s, r in c)) for c in result.clusters)
+    assert incremental == full
+
+    with gw.engine.connect() as conn:
+        assert current_run_id(conn) == second["run_id"]
+    # A full run on demand refits the model; it still keeps nearly every person.
+    third = run_linkage(gw, full=True)
+    assert third["mode"] == "full"
+    refit = _partition(gw, third["run_id"])
+    assert len(set(refit) & set(incremental)) / len(incremental) > 0.98

@@ -43,6 +43,9 @@ def _table(report: b.QualityReport) -> list[str]:
     lines.append("")
     lines.append(f"誤って 1 人にまとめられたクラスタ（双子・きょうだいを含む）: {report.twins_merged} 件")
     lines.append("")
+    queue = len(report.result.review_queue())
+    lines.append(f"要確認ペア: {queue:,} 組（記録 {report.records:,} 件の {queue / max(report.records, 1):.2%}）")
+    lines.append("")
     return lines
 
 
@@ -61,7 +64,7 @@ def quality(
     lines = ["# 名寄せ精度（ペア単位）", ""]
     for stem, data in datasets:
         report = b.run_quality(data, progress=_say)
-        table = _table(report)
+        table = _table(report) + ["ブロッキングの段階ごとの削減率とペア網羅率:", "", *b.pass_table(report, data), ""]
         typer.echo("\n".join(table))
         charts = b.write_charts(report, data, out, stem)
         lines.extend(table)
@@ -69,6 +72,35 @@ def quality(
         lines.append("")
     (out / "quality.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     typer.echo(f"表とグラフ: {out}/quality.md")
+
+
+@bench_app.command("scale")
+def scale(
+    sizes: str = typer.Option("50000,100000,200000,500000", "--sizes", help="子どもの数（カンマ区切り）"),
+    dask: str = typer.Option("local", "--dask", help="Dask の scheduler のアドレス、この機械の LocalCluster なら local、使わないなら none"),
+    out: Path = typer.Option(Path("bench-out"), "--out", help="表（scale.md）とグラフ（scale.png）の出力先"),
+) -> None:
+    """人口規模ごとに、名寄せの時間・最大メモリ・精度をこの機械と Dask で測り、グラフにします。"""
+    try:
+        children = [int(x) for x in sizes.split(",") if x.strip()]
+    except ValueError:
+        raise typer.BadParameter("--sizes は 50000,100000 のように数をカンマで区切って指定してください") from None
+    engines: list[str | None] = [None] + ([] if dask == "none" else [dask])
+    points = []
+    lines = ["| 子ども | 記録 | 方式 | 符号化 秒 | 名寄せ 秒 | 最大メモリ MiB | 候補ペア | 要確認ペア | 適合率 | 再現率 | F1 |",
+             "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    typer.echo("\n".join(lines))
+    for n in children:
+        for engine in engines:
+            p = b.scale_points([n], [engine])[0]
+            points.append(p)
+            row = (f"| {p['children']:,} | {p['records']:,} | {p['engine']} | {p['encode_seconds']:.1f} | {p['link_seconds']:.1f} | "
+                   f"{p['peak_mib']:,} | {p['candidates']:,} | {p['review_pairs']:,} | {p['precision']:.4f} | {p['recall']:.4f} | {p['f1']:.4f} |")
+            lines.append(row)
+            typer.echo(row)
+    chart = b.write_scale_chart(points, out)
+    (out / "scale.md").write_text("# 規模と費用\n\n" + "\n".join(lines) + f"\n\n![scale]({chart.name})\n", encoding="utf-8")
+    typer.echo(f"表とグラフ: {out}/scale.md")
 
 
 @bench_app.command("schema")

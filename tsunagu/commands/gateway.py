@@ -354,11 +354,15 @@ def watch(
 
 
 @gateway_app.command("link")
-def link(home: HomeOption) -> None:
+def link(
+    home: HomeOption,
+    full: Annotated[bool, typer.Option("--full", help="全件を名寄せし直し、重み（モデル）を推定し直します（既定は差分だけの名寄せ）")] = False,
+) -> None:
     """今すぐ名寄せを実行し、統計を表示します。"""
     from gateway.link import run_linkage
 
-    stats = _run(run_linkage, _open(home), trigger="cli", progress=lambda stage: typer.echo(f"… {stage}", err=True))
+    stats = _run(run_linkage, _open(home), trigger="cli", progress=lambda stage: typer.echo(f"… {stage}", err=True),
+                 full=True if full else None)
     typer.echo(json.dumps(stats, ensure_ascii=False))
 
 

@@ -15,6 +15,7 @@ from tqdm import tqdm
 from linkage.encode import encode_sources
 from linkage.evaluate import pairwise_quality
 from linkage.match import MATCH_THRESHOLD, link
+from linkage.salvage import salvage_birth_dates
 from tsunagu.csvinput import RowProblem, SourceFile, read_source
 from tsunagu.errors import fail
 
@@ -52,6 +53,9 @@ def link_command(
     report: Optional[Path] = typer.Option(None, "--report", help="連携できなかった行の一覧（省略時は OUT と同じ場所に *.report.csv）"),
     truth: Optional[Path] = typer.Option(None, "--truth", help="正解（source,record_id,person_id）があれば精度を表示"),
     workers: int = typer.Option(min(2, os.cpu_count() or 1), "--workers", help="符号化に使うプロセス数"),
+    dask: Optional[str] = typer.Option(
+        None, "--dask", help="Dask の scheduler のアドレス（例 tcp://10.0.0.5:8786）。指定するとブロックの比較と採点をそのクラスタで行います"
+    ),
 ) -> None:
     """CSV ファイルを符号化（CLK）して名寄せし、同一人物のクラスタを出力します。"""
     if len(files) < 2:
@@ -63,6 +67,11 @@ def link_command(
     secret = _load_secret(secret_file)
     sources: list[SourceFile] = [read_source(f, encoding) for f in files]
     problems: list[RowProblem] = [p for s in sources for p in s.problems]
+    # A date typo is not a reason to lose a child: such rows link on the date's usable parts and are reported.
+    kept_notes: list[RowProblem] = []
+    for s in sources:
+        s.records, notes = salvage_birth_dates(s.records)
+        kept_notes.extend(RowProblem(str(s.path), s.rows[n.index], n.field, n.reason) for n in notes)
 
     total = sum(len(s.records) for s in sources)
     with tqdm(total=total, desc="符号化", unit="件", file=sys.stderr, disable=total < 5000) as bar:
@@ -76,7 +85,7 @@ def link_command(
             problems.append(RowProblem(str(s.path), s.rows[e.index], e.field, e.reason))
         encodings.append(enc)
         kept_rows.append(index.tolist())
-    result = link(encodings, match_threshold=threshold, progress=lambda m: typer.echo(m, err=True))
+    result = link(encodings, match_threshold=threshold, progress=lambda m: typer.echo(m, err=True), dask_address=dask)
 
     cluster_of: dict[tuple[str, str], str] = {}
     with out.open("w", newline="", encoding="utf-8") as fh:
@@ -93,9 +102,10 @@ def link_command(
     report_path = report or out.with_suffix(".report.csv")
     with report_path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["file", "row", "column", "reason"])
-        for p in sorted(problems, key=lambda p: (p.file, p.row)):
-            writer.writerow([p.file, p.row, p.column, p.reason])
+        writer.writerow(["file", "row", "column", "reason", "status"])
+        rows = [(p, "除外") for p in problems] + [(p, "連携済み") for p in kept_notes]
+        for p, status in sorted(rows, key=lambda x: (x[0].file, x[0].row)):
+            writer.writerow([p.file, p.row, p.column, p.reason, status])
 
     elapsed = time.perf_counter() - started
     linked = sum(1 for c in result.clusters if len(c) > 1)
@@ -105,6 +115,10 @@ def link_command(
     if problems:
         typer.echo(f"連携できなかった行: {len(problems):,} 件（理由は {report_path} を参照）", err=True)
         for p in problems[:5]:
+            typer.echo(f"  {p.file} {p.row} 行目 {p.column}: {p.reason}", err=True)
+    if kept_notes:
+        typer.echo(f"生年月日が存在しない日付で、使える部分だけで連携した行: {len(kept_notes):,} 件（{report_path} を参照）", err=True)
+        for p in kept_notes[:5]:
             typer.echo(f"  {p.file} {p.row} 行目 {p.column}: {p.reason}", err=True)
     if truth is not None:
         _print_quality(cluster_of, truth)

@@ -1,0 +1,305 @@
+"""Multi-pass blocking: which record pairs are compared at all.
+
+Two passes, each reported with how many pairs it compares and finds
+(``PassStats``: reduction ratio and, where the truth is known, pair
+completeness):
+
+* **keyed blocks** — the keyed blocking tokens every encoding carries
+  (``Encodings.blocks``, one token per blocking key; 0 = none). Records that
+  share a token of the same key are compared; records without any token
+  (no usable birth date) are compared with every record of the other
+  sources. Cheap and precise, but a record whose date is wrong in two parts
+  shares no block with its twin in another department.
+* **Hamming LSH** — λ-fold bit-sampling LSH on the encodings themselves (the
+  scheme of Karapiperis & Verykios that blocklib calls λ-fold LSH): each of
+  ``bands`` tables samples ``bits_per_band`` bit positions, and records whose
+  sampled bits are all equal share that table's block. Two encodings that
+  differ in a share h of their bits collide in one table with probability
+  (1 − h)^k, so near-identical encodings meet in some table whatever their
+  dates say. It reads nothing but a packed bit array, so it works on any
+  bit-array encoding: positions are drawn from the *informative* bits (set in
+  between ``min_share`` and ``max_share`` of the records), which leaves out
+  segments that are empty everywhere (a source without readings) and would
+  otherwise put every record into one block. Blocks larger than ``max_block``
+  records are dropped: a key that common says nothing.
+
+Pairs come out as one int64 per pair (``pair_key``): the global record
+numbers of both sides, smaller first. The hot loops are numpy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+#: One int64 per pair: (global number of the first record) * SPAN + global number of the second.
+SPAN = np.int64(1 << 31)
+
+
+@dataclass(frozen=True, slots=True)
+class LshConfig:
+    """Parameters of the Hamming LSH pass (measured: docs/linkage-at-scale.md)."""
+
+    bands: int = 60
+    bits_per_band: int = 16
+    seed: int = 20250
+    max_block: int = 100
+    min_ones: int = 5
+    min_share: float = 0.02
+    max_share: float = 0.98
+
+
+@dataclass(slots=True)
+class PassStats:
+    """What one blocking pass did: pairs it compared, and the candidate pairs it found."""
+
+    name: str
+    compared: int = 0
+    keys: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    @property
+    def candidates(self) -> int:
+        """Candidate pairs this pass found (after the first-stage filter)."""
+        return int(len(self.keys))
+
+    def reduction_ratio(self, total_pairs: int) -> float:
+        """1 − compared / all cross-source pairs."""
+        return 1.0 - self.compared / total_pairs if total_pairs else 1.0
+
+    def pair_completeness(self, true_keys: np.ndarray) -> float:
+        """Share of the true pairs (``pair_key`` form) this pass found."""
+        if not len(true_keys):
+            return 1.0
+        return float(np.isin(true_keys, self.keys).mean())
+
+
+def unique_sorted(values: np.ndarray) -> np.ndarray:
+    """Sorted distinct values (a sort and a mask: numpy's hash-based ``unique`` is far slower on int64 keys)."""
+    values = np.sort(values, kind="stable")
+    if not len(values):
+        return values
+    return values[np.r_[True, values[1:] != values[:-1]]]
+
+
+def offsets_of(sizes: Sequence[int]) -> np.ndarray:
+    """Global record number of each source's first record (and the total at the end)."""
+    offsets = np.cumsum([0, *sizes]).astype(np.int64)
+    if offsets[-1] >= SPAN:
+        raise ValueError(f"too many records for one linkage run ({offsets[-1]:,})")
+    return offsets
+
+
+def pair_key(global_a: np.ndarray, global_b: np.ndarray) -> np.ndarray:
+    """One int64 per unordered pair of global record numbers."""
+    lo, hi = np.minimum(global_a, global_b), np.maximum(global_a, global_b)
+    return lo.astype(np.int64) * SPAN + hi.astype(np.int64)
+
+
+def split_keys(keys: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(source_a, index_a, source_b, index_b) of pair keys; source_a < source_b for cross-source pairs."""
+    ga, gb = keys // SPAN, keys % SPAN
+    sa = np.searchsorted(offsets, ga, side="right") - 1
+    sb = np.searchsorted(offsets, gb, side="right") - 1
+    return sa.astype(np.int32), ga - offsets[sa], sb.astype(np.int32), gb - offsets[sb]
+
+
+# --- keyed blocks -------------------------------------------------------------------------------
+
+
+def keyed_blocks(blocks: np.ndarray) -> dict[tuple[int, int], np.ndarray]:
+    """Record indices per (blocking key, token) of one source."""
+    out: dict[tuple[int, int], np.ndarray] = {}
+    for k in range(blocks.shape[1]):
+        col = blocks[:, k]
+        idx = np.flatnonzero(col)
+        order = idx[np.argsort(col[idx], kind="stable")]
+        values = col[order]
+        cuts = np.flatnonzero(values[1:] != values[:-1]) + 1
+        for chunk in np.split(order, cuts):
+            if len(chunk):
+                out[(k, int(col[chunk[0]]))] = chunk
+    return out
+
+
+def keyed_tasks(blocks: Sequence[np.ndarray]) -> tuple[list[tuple[int, np.ndarray, int, np.ndarray]], int]:
+    """Block pairs to compare across sources, (s, rows_s, t, rows_t) with s < t, and the pairs they hold.
+
+    Records without any token meet every record of the other source. A pair
+    that shares several blocks is counted in each (the caller deduplicates).
+    """
+    per_source = [keyed_blocks(b) for b in blocks]
+    wild = [np.flatnonzero(~(b != 0).any(axis=1)) for b in blocks]
+    sizes = [len(b) for b in blocks]
+    tasks: list[tuple[int, np.ndarray, int, np.ndarray]] = []
+    for s in range(len(blocks)):
+        for t in range(s + 1, len(blocks)):
+            for key, rows_s in per_source[s].items():
+                rows_t = per_source[t].get(key)
+                if rows_t is not None:
+                    tasks.append((s, rows_s, t, rows_t))
+            if len(wild[s]):
+                tasks.append((s, wild[s], t, np.arange(sizes[t])))
+            if len(wild[t]):
+                tasks.append((s, np.setdiff1d(np.arange(sizes[s]), wild[s]), t, wild[t]))
+    compared = sum(len(a) * len(b) for _, a, _, b in tasks)
+    return tasks, compared
+
+
+# --- Hamming LSH ---------------------------------------------------------------------------------
+
+
+def informative_columns(bits: Sequence[np.ndarray], min_share: float, max_share: float) -> np.ndarray:
+    """Bit positions set in between ``min_share`` and ``max_share`` of all records (big-endian bit order)."""
+    total = sum(len(b) for b in bits)
+    if not total:
+        return np.zeros(0, dtype=np.int64)
+    ones = sum(_column_ones(b) for b in bits)
+    share = ones / total
+    return np.flatnonzero((share >= min_share) & (share <= max_share)).astype(np.int64)
+
+
+def _column_ones(bits: np.ndarray) -> np.ndarray:
+    # Per bit position, how many rows have it set; in row chunks so memory stays at one chunk unpacked.
+    out = np.zeros(bits.shape[1] * 8, dtype=np.int64)
+    for start in range(0, len(bits), 65536):
+        out += np.unpackbits(bits[start : start + 65536], axis=1).sum(axis=0, dtype=np.int64)
+    return out
+
+
+def sample_positions(columns: np.ndarray, config: LshConfig) -> np.ndarray:
+    """(bands, bits_per_band) bit positions, each band drawn without replacement from ``columns``."""
+    rng = np.random.default_rng(config.seed)
+    k = min(config.bits_per_band, len(columns))
+    if k == 0:
+        return np.zeros((0, 0), dtype=np.int64)
+    return np.stack([rng.choice(columns, size=k, replace=False) for _ in range(config.bands)])
+
+
+def band_keys(bits: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """(n, bands) uint64: the sampled bits of each band packed into one integer per record (first sample highest)."""
+    n, bands = len(bits), len(positions)
+    out = np.zeros((n, bands), dtype=np.uint64)
+    if not bands or not n:
+        return out
+    # Only the sampled byte columns, stored column-major: each bit read is then one contiguous row.
+    byte_cols = np.unique(positions >> 3)
+    where = {int(c): i for i, c in enumerate(byte_cols)}
+    columns = np.ascontiguousarray(bits[:, byte_cols].T)
+    one = np.uint64(1)
+    for b in range(bands):
+        key = np.zeros(n, dtype=np.uint64)
+        for pos in positions[b].tolist():
+            bit = (columns[where[pos >> 3]] >> np.uint8(7 - (pos & 7))) & np.uint8(1)
+            key = (key << one) | bit
+        out[:, b] = key
+    return out
+
+
+def band_keys_reference(rows: Sequence[bytes], positions: np.ndarray) -> list[list[int]]:
+    """Plain-Python twin of :func:`band_keys` (the tests compare the two)."""
+    out = []
+    for row in rows:
+        keys = []
+        for band in positions:
+            key = 0
+            for pos in band:
+                key = (key << 1) | ((row[pos // 8] >> (7 - pos % 8)) & 1)
+            keys.append(key)
+        out.append(keys)
+    return out
+
+
+def lsh_pairs(bits: Sequence[np.ndarray], config: LshConfig = LshConfig(),
+              positions: np.ndarray | None = None) -> tuple[np.ndarray, int, np.ndarray]:
+    """Cross-source pairs that share a block in some LSH band: (pair keys, pairs compared, positions).
+
+    ``bits`` are the sources' packed encodings (same width). The same
+    positions must be used for every source; they are drawn here from the
+    informative columns unless given.
+    """
+    sizes = [len(b) for b in bits]
+    offsets_of(sizes)  # refuses runs too large for one int64 per pair
+    if positions is None:
+        positions = sample_positions(informative_columns(bits, config.min_share, config.max_share), config)
+    if not len(positions) or len(bits) < 2:
+        return np.zeros(0, dtype=np.int64), 0, positions
+    source = np.concatenate([np.full(n, s, dtype=np.int32) for s, n in enumerate(sizes)])
+    keys = np.concatenate([band_keys(b, positions) for b in bits])
+    found: list[np.ndarray] = []
+    compared = 0
+    ones = _popcount64(keys)
+    for band in range(keys.shape[1]):
+        # A sample with hardly a set bit says only that both records are sparse there (a missing field).
+        informative = np.flatnonzero(ones[:, band] >= config.min_ones)
+        pairs, n_compared = _pairs_within_blocks(keys[informative, band], source[informative], config.max_block)
+        pairs = _to_global(pairs, informative)
+        found.append(pairs)
+        compared += n_compared
+    out = unique_sorted(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
+    return out, compared, positions
+
+
+def _popcount64(keys: np.ndarray) -> np.ndarray:
+    return np.bitwise_count(keys).astype(np.int16)
+
+
+def _to_global(local_keys: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Pair keys over a subset's positions, mapped back to global record numbers."""
+    a, b = local_keys // SPAN, local_keys % SPAN
+    return pair_key(rows[a], rows[b])
+
+
+def _pairs_within_blocks(key: np.ndarray, source: np.ndarray, max_block: int) -> tuple[np.ndarray, int]:
+    """Every cross-source pair of records with equal ``key``, blocks above ``max_block`` dropped."""
+    order = np.argsort(key, kind="stable")
+    k = key[order]
+    starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
+    lengths = np.diff(np.r_[starts, len(k)])
+    keep = (lengths >= 2) & (lengths <= max_block)
+    # Position of each kept record inside its block, and its block's length.
+    group_len = np.repeat(np.where(keep, lengths, 0), lengths)
+    pos_in_group = np.arange(len(k)) - np.repeat(starts, lengths)
+    active = np.flatnonzero(group_len > 0)
+    found = []
+    compared = 0
+    d = 1
+    while len(active):
+        # Pair each record with the one d places later in the same block.
+        active = active[pos_in_group[active] + d < group_len[active]]
+        if not len(active):
+            break
+        a, b = order[active], order[active + d]
+        cross = source[a] != source[b]
+        compared += int(cross.sum())
+        found.append(pair_key(a[cross], b[cross]))
+        d += 1
+    if not found:
+        return np.zeros(0, dtype=np.int64), 0
+    return np.concatenate(found), compared
+
+
+def component_labels(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Connected-component label (the smallest member) of each of ``n`` nodes under the edges (a[i], b[i]).
+
+    Min-label propagation with pointer jumping, in numpy: linkage graphs are
+    forests of small components, so a handful of rounds settle it.
+    """
+    label = np.arange(n, dtype=np.int64)
+    if not len(a):
+        return label
+    a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+    while True:
+        low = np.minimum(label[a], label[b])
+        before = label.copy()
+        np.minimum.at(label, a, low)
+        np.minimum.at(label, b, low)
+        # Pointer jumping: follow labels to their own labels until stable.
+        while True:
+            jumped = label[label]
+            if np.array_equal(jumped, label):
+                break
+            label = jumped
+        if np.array_equal(label, before):
+            return label
