@@ -8,9 +8,10 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from escrow.api.routes import audit, auth, requests, vault
+from escrow.api.routes import audit, auth, requests, states, vault
 from escrow.errors import EscrowError
 from escrow.service import Escrow
+from escrow.web.app import create_web_app
 
 _HTTP_CODES = {404: ("not_found", "そのような URL はありません。"), 405: ("method_not_allowed", "この URL ではその操作はできません。")}
 
@@ -20,8 +21,10 @@ def create_app(escrow: Escrow) -> FastAPI:
     app = FastAPI(title="tsunagu escrow", version="1",
                   description="エスクロー（封緘された本人情報の開封）API。開封は承認済みの再識別申請に限ります。")
     app.state.escrow = escrow
-    for module in (vault, auth, requests, audit):
+    for module in (vault, auth, requests, states, audit):
         app.include_router(module.router, prefix="/api/v1")
+    # The staff's pages: a mount, so they stay out of the API's OpenAPI document and render errors as HTML.
+    app.mount("/ui", create_web_app(escrow))
 
     @app.exception_handler(EscrowError)
     async def _escrow_error(request: Request, exc: EscrowError) -> JSONResponse:

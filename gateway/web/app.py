@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.core import Gateway
 from gateway.errors import GatewayError
+from gateway.web.escrow import escrow_origin
 from gateway.web.render import render
 from gateway.web.routes import admin, approvals, audit, auth, casework, custodian, reidentify, review, screening
 from gateway.web.session import LoginRequired, PageForbidden, clear_session_cookie
@@ -38,10 +39,15 @@ def create_web_app(gw: Gateway) -> FastAPI:
     for module in (auth, admin, casework, screening, review, reidentify, approvals, custodian, audit):
         app.include_router(module.router)
 
+    headers = dict(_SECURITY_HEADERS)
+    escrow = escrow_origin()
+    if escrow:  # the filed page sends the package to the escrow's own page (a form, never a script)
+        headers["Content-Security-Policy"] = headers["Content-Security-Policy"].replace("form-action 'self'", f"form-action 'self' {escrow}")
+
     @app.middleware("http")
     async def _headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         response = await call_next(request)
-        response.headers.update(_SECURITY_HEADERS)
+        response.headers.update(headers)
         return response
 
     @app.exception_handler(LoginRequired)

@@ -36,6 +36,7 @@ from linkage.synthetic import Town, generate_town
 from tsunagu.cli import app
 
 CHROMIUM = Path("/usr/bin/chromium")
+DEFAULT_POLICY = Path(__file__).resolve().parents[2] / "policy" / "default_policy.toml"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 PASSWORD = "correct horse battery staple"
@@ -164,7 +165,9 @@ def site(town: Town, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]
              "--network", agent.network, "--source", source])
 
     escrow_home = root / "escrow"
-    cli(["escrow", "init", "--home", str(escrow_home), "--from-keys", str(root / "keys"), "--gateway-verifier", str(verifier)])
+    # With the gateway's policy, as production should run: the escrow checks purposes itself and shows their labels.
+    cli(["escrow", "init", "--home", str(escrow_home), "--from-keys", str(root / "keys"), "--gateway-verifier", str(verifier),
+         "--policy", str(DEFAULT_POLICY)])
     for username, role in ESCROW_USERS.items():
         cli(["escrow", "user", "add", "--home", str(escrow_home), "--username", username, "--role", role, "--password-stdin"],
             input=PASSWORD + "\n")
