@@ -33,13 +33,23 @@ def _run(conn: Connection) -> int:
     return run_id
 
 
-def list_persons(gw: Gateway, *, source: str | None = None, min_sources: int = 1, limit: int = 100, offset: int = 0) -> dict[str, Any]:
-    """Persons of the current run with how many records and which sources, paged."""
+#: Orders of the persons list (server-side), person id last so that paging is stable.
+PERSON_SORTS = {"person": "人物 ID 順", "records": "記録の多い順", "sources": "データ元の多い順"}
+
+
+def list_persons(gw: Gateway, *, source: str | None = None, min_sources: int = 1, limit: int = 100, offset: int = 0,
+                 sort: str = "person", prefix: str = "") -> dict[str, Any]:
+    """Persons of the current run with how many records and which sources: filtered, searched by id prefix, sorted, paged."""
     with gw.engine.connect() as conn:
         run_id = _run(conn)
-        q = (select(a.c.person_id, func.count().label("records"), func.count(func.distinct(a.c.source)).label("sources"))
+        records, sources = func.count().label("records"), func.count(func.distinct(a.c.source)).label("sources")
+        order = {"records": (records.desc(), a.c.person_id), "sources": (sources.desc(), a.c.person_id)}.get(sort, (a.c.person_id,))
+        q = (select(a.c.person_id, records, sources)
              .where(a.c.run_id == run_id).group_by(a.c.person_id)
-             .having(func.count(func.distinct(a.c.source)) >= min_sources).order_by(a.c.person_id))
+             .having(func.count(func.distinct(a.c.source)) >= min_sources).order_by(*order))
+        if prefix:
+            # A range on the indexed (run_id, person_id) key, not LIKE: ids are P + hex, so prefix..prefix~ bounds it.
+            q = q.where(a.c.person_id >= prefix, a.c.person_id < prefix + "~")
         if source:
             q = q.where(a.c.person_id.in_(select(a.c.person_id).where(a.c.run_id == run_id, a.c.source == source)))
         total = conn.execute(select(func.count()).select_from(q.subquery())).scalar_one()
@@ -152,3 +162,40 @@ def _not_found(conn: Connection, person_id: str) -> None:
     if merged:
         raise GatewayError(404, "person_merged", f"人物 {person_id} は名寄せにより人物 {merged} に統合されました。")
     raise GatewayError(404, "person_not_found", f"人物 {person_id} は現在の名寄せ結果にありません。")
+
+
+def history(gw: Gateway, person_id: str, role: str) -> dict[str, Any]:
+    """The child's history across departments, in date order: a record appeared, attributes changed, a record left.
+
+    Built from :func:`timeline`; a resubmission that changed nothing is folded into the event before it
+    (``unchanged`` counts them, ``last_seen`` is the latest), so a monthly snapshot does not repeat a line.
+    """
+    raw = timeline(gw, person_id, role)
+    last: dict[tuple[str, str], dict[str, Any]] = {}
+    events: list[dict[str, Any]] = []
+    for e in raw["events"]:
+        key = (e["source"], e["token"])
+        before = last.get(key)
+        if e["status"] != "present":
+            if before is not None and before["status"] != "present":
+                before["event"]["unchanged"] += 1
+                before["event"]["last_seen"] = e["received_at"]
+                continue
+            kind, changes = "left", []
+        elif before is None or before["status"] != "present":
+            kind, changes = ("appeared" if before is None else "returned"), [
+                {"attribute": k, "before": None, "after": v} for k, v in sorted(e["attributes"].items())]
+        else:
+            old, new = before["attributes"], e["attributes"]
+            changes = [{"attribute": k, "before": old.get(k), "after": new.get(k)}
+                       for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+            if not changes:
+                before["event"]["unchanged"] += 1
+                before["event"]["last_seen"] = e["received_at"]
+                continue
+            kind = "changed"
+        event = {"at": e["received_at"], "source": e["source"], "token": e["token"], "kind": kind, "changes": changes,
+                 "submission_id": e["submission_id"], "unchanged": 0, "last_seen": None}
+        events.append(event)
+        last[key] = {"status": e["status"], "attributes": e["attributes"], "event": event}
+    return {"person_id": person_id, "run_id": raw["run_id"], "events": events, "submissions": len(raw["events"])}

@@ -83,13 +83,18 @@ def person_attributes(gw: Gateway, role: str | None) -> tuple[int, dict[str, dic
     return run_id, persons
 
 
-def screen(gw: Gateway, user: User) -> dict[str, Any]:
-    """The screening list for ``user``: flagged persons sorted by score, capped, with each fired rule's data items; logged."""
+def screen(gw: Gateway, user: User, *, beyond_capacity: bool = False, action: str = "screening.view") -> dict[str, Any]:
+    """The screening list for ``user``: flagged persons sorted by score, capped, with each fired rule's data items; logged.
+
+    ``beyond_capacity``: every flagged person, past the capacity — the user's explicit choice, logged as such.
+    ``action`` names the audit entry (``screening.export`` for a download).
+    """
     rules = screening_rules(gw)
     run_id, persons = person_attributes(gw, user.role)
-    result = rules.screen(persons)
-    gw.record(user.username, user.role, "screening.view",
-              f"flagged={result.flagged} shown={len(result.entries)} left_out={result.left_out}", target=f"run#{run_id}")
+    result = rules.screen(persons, beyond_capacity=beyond_capacity)
+    gw.record(user.username, user.role, action,
+              f"flagged={result.flagged} shown={len(result.entries)} left_out={result.left_out}"
+              + (" beyond_capacity" if beyond_capacity else ""), target=f"run#{run_id}")
     return as_json(run_id, result, attribute_catalog(gw))
 
 

@@ -210,15 +210,18 @@ class Screening:
                 flags.append(Flag(rule.id, rule.label, rule.weight, tuple(items)))
         return tuple(flags)
 
-    def screen(self, persons: Mapping[str, Mapping[str, Mapping[str, str]]]) -> ScreeningList:
-        """The list for many persons (``persons[person_id][source][attribute]``), best first, capped."""
+    def screen(self, persons: Mapping[str, Mapping[str, Mapping[str, str]]], *, beyond_capacity: bool = False) -> ScreeningList:
+        """The list for many persons (``persons[person_id][source][attribute]``), best first, capped.
+
+        ``beyond_capacity`` lists every flagged person (an explicit choice the caller logs).
+        """
         entries = []
         for person_id, attributes in persons.items():
             flags = self.evaluate(attributes)
             if flags:
                 entries.append(ScreeningEntry(person_id, sum(f.weight for f in flags), flags))
         entries.sort(key=lambda e: (-e.score, e.person_id))
-        return ScreeningList(tuple(entries[: self.capacity]), len(entries), self.capacity)
+        return ScreeningList(tuple(entries if beyond_capacity else entries[: self.capacity]), len(entries), self.capacity)
 
 
 @dataclass(frozen=True, slots=True)
