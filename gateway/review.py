@@ -197,12 +197,14 @@ def review_groups(gw: Gateway, *, source: str = "", decided: str = "", sort: str
             "decision": decisions.get(canonical(ra, rb))})
     listed = []
     for pairs in groups.values():
+        _mark_rivals(pairs)
         if source and not any(source in (p["a"]["source"], p["b"]["source"]) for p in pairs):
             continue
         open_ = any(p["decision"] is None for p in pairs)
         if (decided == "undecided" and not open_) or (decided == "decided" and open_):
             continue
-        listed.append({"pairs": pairs, "weight": max(p["weight"] for p in pairs), "open": open_, "first": pairs[0]["id"]})
+        listed.append({"pairs": pairs, "weight": max(p["weight"] for p in pairs), "open": open_, "first": pairs[0]["id"],
+                       "rivals": any(p["rivals"] for p in pairs)})
     if sort == "weight_asc":
         listed.sort(key=lambda g: (g["weight"], g["first"]))
     elif sort == "size":
@@ -211,6 +213,22 @@ def review_groups(gw: Gateway, *, source: str = "", decided: str = "", sort: str
         listed.sort(key=lambda g: (-g["weight"], g["first"]))
     return {"run_id": run_id, "total_pairs": len(rows), "total_groups": len(listed), "groups": listed[offset:offset + limit],
             "undecided_pairs": sum(1 for x in rows if canonical((x.source_a, x.token_a), (x.source_b, x.token_b)) not in decisions)}
+
+
+def _mark_rivals(pairs: list[dict[str, Any]]) -> None:
+    """``rivals``: the ids of the pairs that join one of this pair's records to another record of the partner's source
+    (at most one of them can be the same child)."""
+    for p in pairs:
+        p["rivals"] = []
+        for q in pairs:
+            if q is p:
+                continue
+            for mine, partner in ((p["a"], p["b"]), (p["b"], p["a"])):
+                ends = {(q["a"]["source"], q["a"]["token"]): q["b"], (q["b"]["source"], q["b"]["token"]): q["a"]}
+                other = ends.get((mine["source"], mine["token"]))
+                if other is not None and other["source"] == partner["source"] and other["token"] != partner["token"]:
+                    p["rivals"].append(q["id"])
+                    break
 
 
 def decide_group(gw: Gateway, user: User, pair_id: int, decision: str, reason: str) -> list[dict[str, Any]]:
