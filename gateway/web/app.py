@@ -17,7 +17,7 @@ from gateway.core import Gateway
 from gateway.errors import GatewayError
 from gateway.web.escrow import escrow_origin
 from gateway.web.render import render
-from gateway.web.routes import admin, approvals, audit, auth, casework, custodian, reidentify, review, screening
+from gateway.web.routes import admin, approvals, audit, auth, casework, custodian, federation, reidentify, review, screening
 from gateway.web.session import LoginRequired, PageForbidden, clear_session_cookie
 
 _SECURITY_HEADERS = {
@@ -36,7 +36,7 @@ def create_web_app(gw: Gateway) -> FastAPI:
     app = FastAPI(title="tsunagu web UI", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.gateway = gw
     app.mount("/static", StaticFiles(directory=str(Path(__file__).with_name("static"))), name="static")
-    for module in (auth, admin, casework, screening, review, reidentify, approvals, custodian, audit):
+    for module in (auth, admin, casework, screening, review, reidentify, approvals, custodian, audit, federation):
         app.include_router(module.router)
 
     headers = dict(_SECURITY_HEADERS)

@@ -36,6 +36,7 @@ NAVIGATION: tuple[NavItem, ...] = (
     NavItem("人物", "/ui/persons", "persons.read"),
     NavItem("要確認ペア", "/ui/review", "review.read"),
     NavItem("再識別の申請", "/ui/reidentify", "reidentify.request"),
+    NavItem("自治体間連携", "/ui/federation", "persons.read"),
     NavItem("承認待ち", "/ui/approvals", "reidentify.approve"),
     NavItem("エスクローの開封", "/ui/custodian", "escrow.unseal"),
     NavItem("監査", "/ui/audit", "audit.read"),

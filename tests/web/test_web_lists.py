@@ -163,3 +163,10 @@ def test_person_history_and_split(context: BrowserContext, site: Site) -> None:
         latest = c.get("/api/v1/review/decisions").json()["decisions"][0]
     assert latest["decision"] == "non_link" and latest["reason"].startswith("母子保健の記録は")
     shot(page, "person-history-split")
+
+
+def test_federation_screen_without_a_federation_says_so(context: BrowserContext, site: Site) -> None:
+    page = context.new_page()
+    log_in(page, "caseworker")
+    page.get_by_role("link", name="自治体間連携").click()
+    expect(page.get_by_role("alert")).to_contain_text("連携圏の設定がありません")
