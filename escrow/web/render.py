@@ -14,9 +14,6 @@ from fastapi.templating import Jinja2Templates
 from escrow.identity import ROLES
 from escrow.web.session import CSRF_FIELD, WebSession
 from policy import LEGAL_BASES
-from linkage.errors import FieldError
-from linkage.normalise.dates import parse_birth_date, to_wareki
-from linkage.normalise.sex import normalise_sex
 
 JST = timezone(timedelta(hours=9), "JST")
 templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
@@ -87,6 +84,11 @@ _SEX = {"M": "男", "F": "女"}
 
 def identity_view(identity: Mapping[str, str]) -> dict[str, str]:
     """An opened identity as the receipt shows it: 氏名, よみ, 生年月日 (和暦 and 西暦), 性別, 住所 — each as held, or 「記録なし」."""
+    # Imported here: the normalisation package loads name dictionaries, which the escrow needs only for a receipt.
+    from linkage.errors import FieldError
+    from linkage.normalise.dates import parse_birth_date, to_wareki
+    from linkage.normalise.sex import normalise_sex
+
     name = identity.get("full_name") or "　".join(p for p in (identity.get("family_name", ""), identity.get("given_name", "")) if p)
     kana = identity.get("full_name_kana") or "　".join(
         p for p in (identity.get("family_name_kana", ""), identity.get("given_name_kana", "")) if p)
