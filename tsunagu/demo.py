@@ -118,7 +118,7 @@ def _serve(args: list[str], health: str, log: Path, env: dict[str, str] | None =
     with log.open("wb") as out:
         process = subprocess.Popen([sys.executable, "-m", "tsunagu.cli", *args, "--port", str(port)], stdout=out,
                                    stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 300  # a busy machine can take minutes to start a server; a stuck one is still caught
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise SystemExit(f"デモを中断します: サーバが起動しませんでした（{log}）。")
@@ -128,7 +128,7 @@ def _serve(args: list[str], health: str, log: Path, env: dict[str, str] | None =
         except httpx.TransportError:
             time.sleep(0.2)
     process.terminate()
-    raise SystemExit(f"デモを中断します: サーバが 60 秒以内に起動しませんでした（{log}）。")
+    raise SystemExit(f"デモを中断します: サーバが 300 秒以内に起動しませんでした（{log}）。")
 
 
 def _stop(process: subprocess.Popen) -> None:
