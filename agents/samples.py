@@ -26,6 +26,8 @@ from linkage.synthetic import Town, generate_town
 
 PRESETS = Path(__file__).resolve().parent
 _GETA = "\u3013"
+#: The school system's own words for 就学援助 (its mapping turns them back into the canonical codes).
+_SCHOOL_AID = {"receiving": "1", "none": "0", "": ""}
 
 SCHOOL_COLUMNS = ("学籍番号", "学年", "組", "氏名", "ふりがな", "生年月日", "性別", "郵便番号", "住所",
                   "欠席日数", "就学援助", "保健室来室回数", "健康診断")
@@ -52,7 +54,7 @@ def school_rows(town: Town) -> list[list[str]]:
         grade = r.randint(1, 9)
         out.append([row["record_id"], f"{'小' if grade <= 6 else '中'}{grade if grade <= 6 else grade - 6}", str(r.randint(1, 4)),
                     row["full_name"], row["full_name_kana"], row["birth_date"], row["sex"], row["postal_code"], row["address"],
-                    row["absence_days"], row["school_aid"], str(min(40, int(r.expovariate(0.4)))),
+                    row["absence_days"], _SCHOOL_AID[row["school_aid"]], str(min(40, int(r.expovariate(0.4)))),
                     "未受診" if r.random() < 0.04 else "受診"])
     return out
 
@@ -79,7 +81,7 @@ def resident_rows(town: Town, cities: list[str]) -> list[list[str]]:
 def maternal_rows(town: Town) -> list[list[str]]:
     """母子保健 rows."""
     return [[row["record_id"], row["family_name"], row["given_name"], row["family_name_kana"], row["given_name_kana"],
-             row["birth_date"], row["sex"], row["postal_code"], row["address"], "未受診" if row["checkup_missed"] == "1" else "受診"]
+             row["birth_date"], row["sex"], row["postal_code"], row["address"], "未受診" if row["checkup_missed"] == "missed" else "受診"]
             for row in town.sources["maternal"]]
 
 

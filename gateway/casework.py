@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import io
 import json
+import threading
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -33,18 +35,61 @@ def _run(conn: Connection) -> int:
     return run_id
 
 
-def list_persons(gw: Gateway, *, source: str | None = None, min_sources: int = 1, limit: int = 100, offset: int = 0) -> dict[str, Any]:
-    """Persons of the current run with how many records and which sources, paged."""
+#: Orders of the persons list (server-side), person id last so that paging is stable.
+PERSON_SORTS = {"person": "人物 ID 順", "records": "記録の多い順", "sources": "データ元の多い順"}
+
+
+@dataclass(frozen=True)
+class _RunIndex:
+    """One run's persons, summarised once: id, record count, sources — and the list in each order."""
+
+    rows: tuple[tuple[str, int, int, frozenset[str]], ...]
+    orders: dict[str, tuple[int, ...]]
+
+
+_indexes: dict[tuple[str, int], _RunIndex] = {}
+_index_lock = threading.Lock()
+
+
+def _run_index(gw: Gateway, conn: Connection, run_id: int) -> _RunIndex:
+    """The run's summary, built on first use and kept while the run is current (a run's assignments never change),
+    so that every page of a 50,000-person list is a filter over memory instead of a GROUP BY over the run."""
+    key = (str(gw.engine.url), run_id)
+    found = _indexes.get(key)
+    if found is not None:
+        return found
+    with _index_lock:
+        if key in _indexes:
+            return _indexes[key]
+        records: dict[str, int] = {}
+        sources: dict[str, set[str]] = {}
+        for person_id, source in conn.execute(select(a.c.person_id, a.c.source).where(a.c.run_id == run_id)):
+            records[person_id] = records.get(person_id, 0) + 1
+            sources.setdefault(person_id, set()).add(source)
+        rows = tuple((pid, records[pid], len(sources[pid]), frozenset(sources[pid])) for pid in sorted(records))
+        index = _RunIndex(rows, {
+            "person": tuple(range(len(rows))),
+            "records": tuple(sorted(range(len(rows)), key=lambda i: (-rows[i][1], rows[i][0]))),
+            "sources": tuple(sorted(range(len(rows)), key=lambda i: (-rows[i][2], rows[i][0]))),
+        })
+        for old in [k for k in _indexes if k[0] == key[0]]:
+            del _indexes[old]  # only the current run is listed
+        _indexes[key] = index
+        return index
+
+
+def list_persons(gw: Gateway, *, source: str | None = None, min_sources: int = 1, limit: int = 100, offset: int = 0,
+                 sort: str = "person", prefix: str = "") -> dict[str, Any]:
+    """Persons of the current run with how many records and which sources: filtered, searched by id prefix, sorted, paged."""
     with gw.engine.connect() as conn:
         run_id = _run(conn)
-        q = (select(a.c.person_id, func.count().label("records"), func.count(func.distinct(a.c.source)).label("sources"))
-             .where(a.c.run_id == run_id).group_by(a.c.person_id)
-             .having(func.count(func.distinct(a.c.source)) >= min_sources).order_by(a.c.person_id))
-        if source:
-            q = q.where(a.c.person_id.in_(select(a.c.person_id).where(a.c.run_id == run_id, a.c.source == source)))
-        total = conn.execute(select(func.count()).select_from(q.subquery())).scalar_one()
-        rows = conn.execute(q.limit(limit).offset(offset)).all()
-    return {"run_id": run_id, "total": total, "persons": [dict(x._mapping) for x in rows]}
+        index = _run_index(gw, conn, run_id)
+    rows = index.rows
+    chosen = [i for i in index.orders.get(sort, index.orders["person"])
+              if rows[i][2] >= min_sources and (not source or source in rows[i][3]) and (not prefix or rows[i][0].startswith(prefix))]
+    page = chosen[offset:offset + limit]
+    return {"run_id": run_id, "total": len(chosen),
+            "persons": [{"person_id": rows[i][0], "records": rows[i][1], "sources": rows[i][2]} for i in page]}
 
 
 def person(gw: Gateway, person_id: str, role: str) -> dict[str, Any]:
@@ -152,3 +197,40 @@ def _not_found(conn: Connection, person_id: str) -> None:
     if merged:
         raise GatewayError(404, "person_merged", f"人物 {person_id} は名寄せにより人物 {merged} に統合されました。")
     raise GatewayError(404, "person_not_found", f"人物 {person_id} は現在の名寄せ結果にありません。")
+
+
+def history(gw: Gateway, person_id: str, role: str) -> dict[str, Any]:
+    """The child's history across departments, in date order: a record appeared, attributes changed, a record left.
+
+    Built from :func:`timeline`; a resubmission that changed nothing is folded into the event before it
+    (``unchanged`` counts them, ``last_seen`` is the latest), so a monthly snapshot does not repeat a line.
+    """
+    raw = timeline(gw, person_id, role)
+    last: dict[tuple[str, str], dict[str, Any]] = {}
+    events: list[dict[str, Any]] = []
+    for e in raw["events"]:
+        key = (e["source"], e["token"])
+        before = last.get(key)
+        if e["status"] != "present":
+            if before is not None and before["status"] != "present":
+                before["event"]["unchanged"] += 1
+                before["event"]["last_seen"] = e["received_at"]
+                continue
+            kind, changes = "left", []
+        elif before is None or before["status"] != "present":
+            kind, changes = ("appeared" if before is None else "returned"), [
+                {"attribute": k, "before": None, "after": v} for k, v in sorted(e["attributes"].items())]
+        else:
+            old, new = before["attributes"], e["attributes"]
+            changes = [{"attribute": k, "before": old.get(k), "after": new.get(k)}
+                       for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+            if not changes:
+                before["event"]["unchanged"] += 1
+                before["event"]["last_seen"] = e["received_at"]
+                continue
+            kind = "changed"
+        event = {"at": e["received_at"], "source": e["source"], "token": e["token"], "kind": kind, "changes": changes,
+                 "submission_id": e["submission_id"], "unchanged": 0, "last_seen": None}
+        events.append(event)
+        last[key] = {"status": e["status"], "attributes": e["attributes"], "event": event}
+    return {"person_id": person_id, "run_id": raw["run_id"], "events": events, "submissions": len(raw["events"])}

@@ -282,10 +282,13 @@ def _run(gw: Gateway, run_id: int, say: Callable[[str], None], full: bool = Fals
 def _review_rows(run_id: int, loaded: LoadedSources, result: Any, review: np.ndarray) -> list[dict[str, Any]]:
     p = result.pairs
     lv = levels(p.similarities)[review]
+    # The weight each field adds (log2 m/u), so the review screen can show how the pair's weight builds up.
+    added = result.model.contributions(p.similarities)[review]
     rows = []
     for k, idx in enumerate(review.tolist()):
         sa, ia, sb, ib = int(p.source_a[idx]), int(p.index_a[idx]), int(p.source_b[idx]), int(p.index_b[idx])
-        fields = {name: {"level": int(lv[k, c]), "label": LEVEL_LABELS[name][lv[k, c]] if lv[k, c] >= 0 else "欠損"}
+        fields = {name: {"level": int(lv[k, c]), "label": LEVEL_LABELS[name][lv[k, c]] if lv[k, c] >= 0 else "欠損",
+                         "weight": round(float(added[k, c]), 3)}
                   for c, name in enumerate(COMPARISONS)}
         rows.append({"run_id": run_id, "source_a": loaded.names[sa], "token_a": loaded.tokens[sa][ia],
                      "source_b": loaded.names[sb], "token_b": loaded.tokens[sb][ib], "weight": float(p.weight[idx]),

@@ -30,7 +30,9 @@ from gateway.db import utcnow
 from gateway.errors import GatewayError
 from gateway.identity import User
 from linkage.encode import Encodings
-from linkage.match import MATCH_THRESHOLD, REVIEW_THRESHOLD, LinkResult, ScoredPairs, candidate_pairs, fit_model, score_pairs, solve
+from linkage.match import (AMBIGUITY_MARGIN, MATCH_THRESHOLD, REVIEW_THRESHOLD, LinkResult, ScoredPairs, candidate_pairs, fit_model,
+                           score_pairs, solve)
+from linkage.score import NAME_ONLY_MAX
 
 #: Weight of a pair a reviewer linked: above every real weight, so the solver takes it first.
 FORCED_LINK = 1.0e6
@@ -132,6 +134,131 @@ def review_pairs(gw: Gateway, limit: int = 100, offset: int = 0) -> dict[str, An
                       "weight": round(x.weight, 3), "fields": fields, "summary": "・".join(f["text"] for f in fields.values()),
                       "decision": decided.get(canonical((x.source_a, x.token_a), (x.source_b, x.token_b)))})
     return {"run_id": run_id, "total": total, "pairs": pairs}
+
+
+def review_reason(weight: float) -> str:
+    """Why a pair is in review, from its weight and the run's thresholds (the two ways ``LinkResult.review_queue`` fills it)."""
+    if weight >= MATCH_THRESHOLD:
+        return (f"重み {weight:.1f} は同一人物とする基準 {MATCH_THRESHOLD:g} を超えていますが、同じデータ元に、ほぼ同じ重み"
+                f"（差 {AMBIGUITY_MARGIN:g} 未満）で一致する別の記録があります。どちらか一方だけが本人です。")
+    return (f"重み {weight:.1f} は、確認にまわす基準 {REVIEW_THRESHOLD:g} 以上で、自動で同一人物とする基準 {MATCH_THRESHOLD:g} に"
+            "届いていません。")
+
+
+def _waterfall(fields: dict[str, dict[str, Any]], weight: float) -> list[dict[str, Any]]:
+    """The steps of the match weight, field by field (as Splink's waterfall chart): start, added weight, running total.
+
+    A pair whose only agreement is on names is capped at ``NAME_ONLY_MAX``; that cap is its own step.
+    """
+    steps, total = [], 0.0
+    for name, f in fields.items():
+        added = float(f.get("weight", 0.0)) if f.get("level", -1) >= 0 else 0.0
+        steps.append({"field": FIELD_LABELS.get(name, name), "level": "不明" if f.get("level", -1) < 0 else f.get("label", ""),
+                      "start": total, "added": added, "end": total + added})
+        total += added
+    if all("weight" in f for f in fields.values()) and weight < total - 1e-6:
+        steps.append({"field": f"名前だけの一致の上限（{NAME_ONLY_MAX:g}）", "level": "", "start": total, "added": weight - total,
+                      "end": weight})
+    return steps
+
+
+def review_groups(gw: Gateway, *, source: str = "", decided: str = "", sort: str = "weight", limit: int = 20,
+                  offset: int = 0) -> dict[str, Any]:
+    """The current run's review pairs grouped by shared records (rivals together), with why each is in review,
+    the weight each field adds, and both records' persons. Filter by source and by decided / undecided; paged by group."""
+    rp, a = models.review_pairs, models.assignments
+    with gw.engine.connect() as conn:
+        run_id = _current_run(conn)
+        if run_id is None:
+            raise GatewayError(404, "no_run", "まだ名寄せが実行されていません。提出を受け付けた後、名寄せの完了を待ってください。")
+        rows = conn.execute(select(rp).where(rp.c.run_id == run_id).order_by(rp.c.weight.desc(), rp.c.id)).all()
+        decisions = current_decisions(conn)
+        wanted = {(x.source_a, x.token_a) for x in rows} | {(x.source_b, x.token_b) for x in rows}
+        persons: dict[Record, str] = {}
+        if wanted:
+            for row in conn.execute(select(a.c.source, a.c.token, a.c.person_id).where(a.c.run_id == run_id)):
+                if (row.source, row.token) in wanted:
+                    persons[(row.source, row.token)] = row.person_id
+    # Connected components over shared records: one group holds a record and all its rival pairings.
+    parent: dict[Record, Record] = {}
+
+    def root(r: Record) -> Record:
+        while parent.setdefault(r, r) != r:
+            parent[r] = parent[parent[r]]
+            r = parent[r]
+        return r
+
+    for x in rows:
+        parent[root((x.source_a, x.token_a))] = root((x.source_b, x.token_b))
+    groups: dict[Record, list[dict[str, Any]]] = {}
+    for x in rows:
+        fields = {name: {**f, "field": FIELD_LABELS.get(name, name), "text": _field_text(name, f)} for name, f in json.loads(x.fields).items()}
+        ra, rb = (x.source_a, x.token_a), (x.source_b, x.token_b)
+        groups.setdefault(root(ra), []).append({
+            "id": x.id, "a": {"source": ra[0], "token": ra[1], "person_id": persons.get(ra)},
+            "b": {"source": rb[0], "token": rb[1], "person_id": persons.get(rb)},
+            "weight": round(x.weight, 3), "fields": fields, "summary": "・".join(f["text"] for f in fields.values()),
+            "reason": review_reason(x.weight), "waterfall": _waterfall(json.loads(x.fields), x.weight),
+            "decision": decisions.get(canonical(ra, rb))})
+    listed = []
+    for pairs in groups.values():
+        _mark_rivals(pairs)
+        if source and not any(source in (p["a"]["source"], p["b"]["source"]) for p in pairs):
+            continue
+        open_ = any(p["decision"] is None for p in pairs)
+        if (decided == "undecided" and not open_) or (decided == "decided" and open_):
+            continue
+        listed.append({"pairs": pairs, "weight": max(p["weight"] for p in pairs), "open": open_, "first": pairs[0]["id"],
+                       "rivals": any(p["rivals"] for p in pairs)})
+    if sort == "weight_asc":
+        listed.sort(key=lambda g: (g["weight"], g["first"]))
+    elif sort == "size":
+        listed.sort(key=lambda g: (-len(g["pairs"]), -g["weight"], g["first"]))
+    else:
+        listed.sort(key=lambda g: (-g["weight"], g["first"]))
+    return {"run_id": run_id, "total_pairs": len(rows), "total_groups": len(listed), "groups": listed[offset:offset + limit],
+            "undecided_pairs": sum(1 for x in rows if canonical((x.source_a, x.token_a), (x.source_b, x.token_b)) not in decisions)}
+
+
+def _mark_rivals(pairs: list[dict[str, Any]]) -> None:
+    """``rivals``: the ids of the pairs that join one of this pair's records to another record of the partner's source
+    (at most one of them can be the same child)."""
+    for p in pairs:
+        p["rivals"] = []
+        for q in pairs:
+            if q is p:
+                continue
+            for mine, partner in ((p["a"], p["b"]), (p["b"], p["a"])):
+                ends = {(q["a"]["source"], q["a"]["token"]): q["b"], (q["b"]["source"], q["b"]["token"]): q["a"]}
+                other = ends.get((mine["source"], mine["token"]))
+                if other is not None and other["source"] == partner["source"] and other["token"] != partner["token"]:
+                    p["rivals"].append(q["id"])
+                    break
+
+
+def decide_group(gw: Gateway, user: User, pair_id: int, decision: str, reason: str) -> list[dict[str, Any]]:
+    """Decide ``pair_id``; "same" also settles its rivals: a record links to at most one record of another source, so the
+    pairs that join either record to another record of the partner's source are decided "different" (each logged)."""
+    first = decide_pair(gw, user, pair_id, decision, reason)
+    if decision != "link":
+        return [first]
+    a = (first["a"]["source"], first["a"]["token"])
+    b = (first["b"]["source"], first["b"]["token"])
+    rp = models.review_pairs
+    with gw.engine.connect() as conn:
+        run_id = _current_run(conn)
+        rows = conn.execute(select(rp).where(rp.c.run_id == run_id, rp.c.id != pair_id)).all()
+        decided = current_decisions(conn)
+    settled = [first]
+    for x in rows:
+        ra, rb = (x.source_a, x.token_a), (x.source_b, x.token_b)
+        for mine, other in ((ra, rb), (rb, ra)):
+            partner = b if mine == a else a if mine == b else None
+            if partner is not None and other != partner and other[0] == partner[0] and canonical(ra, rb) not in decided:
+                settled.append(decide(gw, user, ra, rb, "non_link", f"ペア {pair_id} を同一人物と判定したため: {reason.strip()}"[:_MAX_REASON],
+                                      review_pair_id=x.id))
+                break
+    return settled
 
 
 def _current_run(conn: Connection) -> int | None:

@@ -8,6 +8,7 @@ shows nothing the persons screens would not. Every view is in the audit log.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from sqlalchemy import and_, select
@@ -19,21 +20,46 @@ from gateway.identity import User
 from gateway.link import current_run_id
 from gateway.support import ensure_snapshot
 from policy.screening import Screening, ScreeningError, ScreeningList, default_screening, load_screening
+from policy.attributes import AttributeCatalog, CatalogError, default_catalog, load_catalog
+from policy.screening import (Screening, ScreeningError, ScreeningList, check_against_data, check_rules, default_screening,
+                              load_screening)
 
 SCREENING_FILE = "screening.toml"
+CATALOG_FILE = "attributes.toml"
+log = logging.getLogger("tsunagu.gateway")
+#: Problems already logged, so that loading the same rules again does not repeat the warning.
+_warned: set[tuple[str, str]] = set()
+
+
+def attribute_catalog(gw: Gateway) -> AttributeCatalog:
+    """``<home>/attributes.toml`` if the municipality wrote one, else the shipped catalog (policy/attributes.toml)."""
+    path = gw.settings.home / CATALOG_FILE
+    try:
+        return load_catalog(path) if path.exists() else default_catalog()
+    except CatalogError as exc:
+        raise GatewayError(500, "catalog_invalid", str(exc)) from None
 
 
 def screening_rules(gw: Gateway) -> Screening:
     """``<home>/screening.toml`` if the municipality wrote one, else the shipped example rules."""
     path = gw.settings.home / SCREENING_FILE
     try:
-        return load_screening(path) if path.exists() else default_screening()
+        rules = load_screening(path) if path.exists() else default_screening()
     except ScreeningError as exc:
         raise GatewayError(500, "screening_invalid", str(exc)) from None
+    for problem in check_rules(rules, attribute_catalog(gw)):
+        if (problem.rule_id, problem.message) not in _warned:
+            _warned.add((problem.rule_id, problem.message))
+            log.warning("screening rule %s: %s", problem.rule_id, problem.message)
+    return rules
 
 
-def person_attributes(gw: Gateway, role: str) -> tuple[int, dict[str, dict[str, dict[str, str]]]]:
-    """The current run and ``{person_id: {source: {attribute: value}}}`` of its persons' current records (visible attributes only)."""
+def person_attributes(gw: Gateway, role: str | None) -> tuple[int, dict[str, dict[str, dict[str, str]]]]:
+    """The current run and ``{person_id: {source: {attribute: value}}}`` of its persons' current records.
+
+    Only the attributes ``role`` may see; ``role=None`` is the gateway's own check of the rules
+    (:func:`rule_report`), which shows counts of values, never a person.
+    """
     a, r = models.assignments, models.records
     with gw.engine.connect() as conn:
         run_id = current_run_id(conn)
@@ -52,33 +78,54 @@ def person_attributes(gw: Gateway, role: str) -> tuple[int, dict[str, dict[str, 
         shown = {}
         for name, value in attributes.items():
             if name not in visible:
-                visible[name] = gw.policy.may_see(role, name).allowed
+                visible[name] = role is None or gw.policy.may_see(role, name).allowed
             if visible[name]:
                 shown[name] = value
         persons.setdefault(row.person_id, {}).setdefault(row.source, {}).update(shown)
     return run_id, persons
 
 
-def screen(gw: Gateway, user: User) -> dict[str, Any]:
-    """The screening list for ``user``: flagged persons sorted by score, capped, with each fired rule's data items; logged."""
+def screen(gw: Gateway, user: User, *, beyond_capacity: bool = False, action: str = "screening.view") -> dict[str, Any]:
+    """The screening list for ``user``: flagged persons sorted by score, capped, with each fired rule's data items; logged.
+
+    ``beyond_capacity``: every flagged person, past the capacity — the user's explicit choice, logged as such.
+    ``action`` names the audit entry (``screening.export`` for a download).
+    """
     rules = screening_rules(gw)
     run_id, persons = person_attributes(gw, user.role)
-    result = rules.screen(persons)
+    result = rules.screen(persons, beyond_capacity=beyond_capacity)
     # The list a person sees is frozen once per run, so the evaluation can later compare it with what staff decided.
     ensure_snapshot(gw, user.username)
-    gw.record(user.username, user.role, "screening.view",
-              f"flagged={result.flagged} shown={len(result.entries)} left_out={result.left_out}", target=f"run#{run_id}")
-    return as_json(run_id, result)
+    gw.record(user.username, user.role, action,
+              f"flagged={result.flagged} shown={len(result.entries)} left_out={result.left_out}"
+              + (" beyond_capacity" if beyond_capacity else ""), target=f"run#{run_id}")
+    return as_json(run_id, result, attribute_catalog(gw))
 
 
-def as_json(run_id: int, result: ScreeningList) -> dict[str, Any]:
-    """A screening list as JSON."""
+def rule_report(gw: Gateway) -> list[dict[str, str]]:
+    """Problems of the rules in force: against the catalog, and (once a run exists) against the data they screen."""
+    rules, catalog = screening_rules(gw), attribute_catalog(gw)
+    problems = check_rules(rules, catalog)
+    try:
+        _run_id, persons = person_attributes(gw, None)
+    except GatewayError:
+        persons = {}
+    if persons:
+        problems += check_against_data(rules, persons, catalog)
+    return [{"rule_id": p.rule_id, "rule_label": p.rule_label, "kind": p.kind, "message": p.message} for p in problems]
+
+
+def as_json(run_id: int, result: ScreeningList, catalog: AttributeCatalog | None = None) -> dict[str, Any]:
+    """A screening list as JSON; each item also carries the catalog's labels (``attribute_label``, ``value_label``)."""
+    catalog = catalog or default_catalog()
     return {
         "run_id": run_id, "capacity": result.capacity, "flagged": result.flagged, "left_out": result.left_out,
         "entries": [{
             "rank": rank, "person_id": e.person_id, "score": e.score,
             "flags": [{"rule_id": f.rule_id, "label": f.label, "weight": f.weight,
-                       "items": [{"source": i.source, "attribute": i.attribute, "value": i.value, "condition": i.condition}
+                       "items": [{"source": i.source, "attribute": i.attribute, "value": i.value, "condition": i.condition,
+                                  "attribute_label": catalog.label(i.attribute),
+                                  "value_label": catalog.value_label(i.attribute, i.value)}
                                  for i in f.items]} for f in e.flags],
         } for rank, e in enumerate(result.entries, start=1)],
     }

@@ -7,6 +7,10 @@ import sys
 
 import typer
 
+from tsunagu import _cli_ja
+
+_cli_ja.install()  # Typer's own help and error words in Japanese, before any command is built
+
 app = typer.Typer(
     name="tsunagu",
     help="tsunagu — こどもデータ連携のためのプライバシー保護型名寄せゲートウェイ",

@@ -44,6 +44,12 @@ DEMO = Path(".demo")
 REPO = Path(__file__).resolve().parents[1]
 DEMO_KDF_KIB = "1024"  # demo only: 1 MiB Argon2id; production keeps the 64 MiB default
 CUSTODIANS = ("sato-k", "suzuki-k", "takahashi-k")
+#: The demo's accounts, by service: (user name, role). The same person has one account at each service.
+GATEWAY_ACCOUNTS = (("admin", "admin"), ("tanaka", "caseworker"), ("sato", "approver"), (CUSTODIANS[0], "custodian"), ("kato", "auditor"))
+ESCROW_ACCOUNTS = (("tanaka", "caseworker"), ("sato", "approver"), ("kato", "auditor"), *[(c, "custodian") for c in CUSTODIANS])
+GATEWAY_PORT, ESCROW_PORT = 8443, 8600
+_ROLE_NAMES = {"admin": "管理者（情報政策課）", "caseworker": "ケースワーカー", "approver": "承認者", "custodian": "鍵管理者",
+               "auditor": "監査担当"}
 HOMES = ("keys", "gateway", "escrow", "agent-edu", "agent-mynumber", "agent-internet", "audit", "audit-witness")
 AGENTS = {  # home: (agent id, network, preset, [(mapping, department file)], gaiji, push)
     "agent-edu": ("edu-1", "edu", "edu_network", [("school.toml", "school.csv")], None, True),
@@ -94,6 +100,7 @@ def _part1_link() -> None:
 def _secrets() -> dict[str, str]:
     """Fresh passwords and passphrases for this run, written to .demo/secrets.json (0600)."""
     names = ["operator", *[f"custodian:{c}" for c in CUSTODIANS], "agent", "gateway:admin", "gateway:tanaka", "gateway:kato",
+             "gateway:sato", f"gateway:{CUSTODIANS[0]}",
              "escrow:tanaka", "escrow:sato", "escrow:kato", *[f"escrow:{c}" for c in CUSTODIANS]]
     values = {n: secrets.token_urlsafe(18) for n in names}
     path = DEMO / "secrets.json"
@@ -118,7 +125,7 @@ def _serve(args: list[str], health: str, log: Path, env: dict[str, str] | None =
     with log.open("wb") as out:
         process = subprocess.Popen([sys.executable, "-m", "tsunagu.cli", *args, "--port", str(port)], stdout=out,
                                    stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 300  # a busy machine can take minutes to start a server; a stuck one is still caught
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise SystemExit(f"デモを中断します: サーバが起動しませんでした（{log}）。")
@@ -128,7 +135,7 @@ def _serve(args: list[str], health: str, log: Path, env: dict[str, str] | None =
         except httpx.TransportError:
             time.sleep(0.2)
     process.terminate()
-    raise SystemExit(f"デモを中断します: サーバが 60 秒以内に起動しませんでした（{log}）。")
+    raise SystemExit(f"デモを中断します: サーバが 300 秒以内に起動しませんでした（{log}）。")
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -187,7 +194,7 @@ def _part2_deployment() -> dict[str, Any]:
     verifier = next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("監査ログの検証鍵"))
     (gateway / "audit-verifier.txt").write_text(verifier + "\n", encoding="utf-8")
     (DEMO / "policy.toml").unlink()
-    for username, role in (("admin", "admin"), ("tanaka", "caseworker"), ("kato", "auditor")):
+    for username, role in GATEWAY_ACCOUNTS:
         _tsunagu("gateway", "user", "add", "--home", str(gateway), "--username", username, "--role", role, "--password-stdin",
                  stdin=pw[f"gateway:{username}"] + "\n")
 
@@ -195,7 +202,7 @@ def _part2_deployment() -> dict[str, Any]:
     escrow = DEMO / "escrow"
     _tsunagu("escrow", "init", "--home", str(escrow), "--from-keys", str(keys), "--gateway-verifier", str(gateway / "audit-verifier.txt"),
              "--policy", str(gateway / "policy.toml"))
-    for username, role in (("tanaka", "caseworker"), ("sato", "approver"), ("kato", "auditor"), *[(c, "custodian") for c in CUSTODIANS]):
+    for username, role in ESCROW_ACCOUNTS:
         _tsunagu("escrow", "user", "add", "--home", str(escrow), "--username", username, "--role", role, "--password-stdin",
                  stdin=pw[f"escrow:{username}"] + "\n", quiet=True)
 
@@ -500,6 +507,25 @@ def _summary(story: dict[str, Any]) -> None:
   このデモのパスワードとパスフレーズは .demo/secrets.json（所有者だけが読める）にあります。""")
 
 
+def _browser_guide() -> None:
+    """How to open every role's screens on the demo's homes: the commands that start both services, URLs and accounts."""
+    gateway_url, escrow_url = f"http://127.0.0.1:{GATEWAY_PORT}", f"http://127.0.0.1:{ESCROW_PORT}"
+    print("\n== ブラウザで各ロールの画面を開くには（デモの配置をそのまま使います）", flush=True)
+    print(f"""  1. エスクローを起動:   tsunagu escrow serve --home {DEMO / 'escrow'} --port {ESCROW_PORT}
+  2. ゲートウェイを起動: TSUNAGU_ESCROW_URL={escrow_url} tsunagu gateway serve --home {DEMO / 'gateway'} --port {GATEWAY_PORT}
+  3. 開く URL:
+       ゲートウェイ  {gateway_url}/ui/   （スクリーニング・人物・要確認ペア・再識別の申請・承認待ちの状態・監査）
+       エスクロー    {escrow_url}/ui/   （承認・開封・本人情報の受け取りと印刷・監査ログの書き出し）
+     起動直後のエスクローは封印されています。鍵管理者 2 人がエスクローの「開封」画面で持分
+     （{DEMO / 'keys' / 'shares'}/…/custodian-*.json）を選んで開封してください。
+  4. デモの利用者（パスワードは {DEMO / 'secrets.json'} の「サービス:利用者名」の項目、持分のパスフレーズは「custodian:利用者名」）:""")
+    for service, accounts in (("ゲートウェイ", GATEWAY_ACCOUNTS), ("エスクロー", ESCROW_ACCOUNTS)):
+        key = "gateway" if service == "ゲートウェイ" else "escrow"
+        for username, role in accounts:
+            print(f"       {service:<6} {_ROLE_NAMES[role]:<16} {username:<12} パスワード: secrets.json の \"{key}:{username}\"")
+    print("  手順はロール別のガイドにあります: docs/guide-caseworker.md、guide-approver.md、guide-custodian.md、guide-auditor.md")
+
+
 def _part4_federation() -> None:
     """A second town's gateway (.demo/gateway-b) finds a child who moved from this town; both logs verify."""
     from gateway.federation.demo import run
@@ -527,6 +553,7 @@ def main() -> None:
     _part3_flow(story)
     _summary(story)
     _part4_federation()
+    _browser_guide()
 
 
 if __name__ == "__main__":

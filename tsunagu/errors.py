@@ -47,3 +47,18 @@ def fail(message: str) -> None:
 
 
 __all__ = ["CommandError", "fail", "report_and_exit", "sys"]
+
+
+def jst(value: str | None) -> str:
+    """An ISO time (UTC, as the services answer) as staff read it: ``2026-12-02 09:15 JST``; blank as 「—」."""
+    from datetime import datetime, timedelta, timezone
+
+    if not value:
+        return "—"
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return str(value)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone(timedelta(hours=9))).strftime("%Y-%m-%d %H:%M JST")

@@ -50,6 +50,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from linkage.record import IDENTITY_COLUMNS
 from policy import NETWORKS, is_my_number_like
+from policy.attributes import default_catalog
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _NAME_COLUMNS = ("family_name", "given_name", "full_name", "family_name_kana", "given_name_kana", "full_name_kana")
@@ -74,6 +75,8 @@ class SourceMapping(_Strict):
     header_row: int = Field(default=1, ge=1)
     columns: dict[str, str]
     attributes: dict[str, str] = {}
+    #: Coded attributes: the department's own word → the canonical code of ``policy/attributes.toml``.
+    values: dict[str, dict[str, str]] = {}
 
     @field_validator("source")
     @classmethod
@@ -110,6 +113,21 @@ class SourceMapping(_Strict):
             if not _NAME.match(name):
                 raise ValueError(f"属性名「{name}」は英小文字・数字・_ で書いてください（例: absence_days）")
         return value
+
+    @model_validator(mode="after")
+    def _vocabularies(self) -> "SourceMapping":
+        catalog = default_catalog()
+        for name, words in self.values.items():
+            if name not in self.attributes:
+                raise ValueError(f"[values.{name}] の属性「{name}」が [attributes] にありません")
+            codes = catalog.codes(name)
+            if not codes:
+                raise ValueError(f"属性「{name}」は属性の定義（policy/attributes.toml）で区分値（type = \"code\"）ではありません")
+            for word, code in words.items():
+                if code not in codes:
+                    allowed = "、".join(f"{c}（{label}）" for c, label in codes.items())
+                    raise ValueError(f"[values.{name}] の「{word}」= 「{code}」は正規の値ではありません（使える値: {allowed}）")
+        return self
 
     @model_validator(mode="after")
     def _format_options(self) -> "SourceMapping":

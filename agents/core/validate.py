@@ -147,6 +147,10 @@ def validate(table: Table, mapping: SourceMapping) -> Validated:
         if first is not None:
             problems.append(Problem(file, number, id_column, "record_id", f"記録番号が {first} 行目と重複しています（先の行だけを送ります）。"))
             continue
+        coded, unknown = _coded(mapping, attributes, values)
+        if unknown is not None:
+            problems.append(Problem(file, number, *unknown))
+            continue
         seen[record_id] = number
         fields = {canonical: values[index] for canonical, index, _ in identity}
         fields["record_id"] = record_id
@@ -155,7 +159,7 @@ def validate(table: Table, mapping: SourceMapping) -> Validated:
             if why:
                 problems.append(Problem(file, number, mapping.columns["birth_date"], "birth_date", f"{why}{_KEPT}", kept=True))
                 fields["birth_date"] = ""
-        records.append(CanonicalRecord(**fields, attributes={name: values[index].strip() for name, index, _ in attributes}))
+        records.append(CanonicalRecord(**fields, attributes=coded))
         rows.append(number)
     return Validated(records, rows, problems, ignored)
 
@@ -174,6 +178,27 @@ def birth_date_problem(value: str, file_date: date | None) -> str:
     if year < file_date.year - MAX_AGE_YEARS:
         return f"生年月日「{value}」はファイルの作成日から {MAX_AGE_YEARS} 年以上前で、ありえません。"
     return ""
+
+
+def _coded(mapping: SourceMapping, attributes: list[tuple[str, int, str]],
+           values: list[str]) -> tuple[dict[str, str], tuple[str, str, str] | None]:
+    """A row's attributes with the department's words turned into canonical codes (``[values.<name>]``).
+
+    Blank stays blank ("no data"). A word the mapping does not list is refused with the column and the
+    words it knows, so a new word in the department's system is noticed instead of silently screening no one.
+    """
+    out = {}
+    for name, index, column in attributes:
+        value = values[index].strip()
+        words = mapping.values.get(name)
+        if words is not None and value:
+            if value not in words:
+                known = "、".join(f"「{w}」" for w in words)
+                return out, (column, name, f"値「{value}」は対応表の [values.{name}] にありません（あるのは {known}）。"
+                                           "対応表に正規の値との対応を書き足してください。")
+            value = words[value]
+        out[name] = value
+    return out, None
 
 
 def department_column(mapping: SourceMapping, canonical: str) -> str:

@@ -17,9 +17,10 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from escrow.api.routes import audit, auth, requests, users, vault
+from escrow.api.routes import audit, auth, requests, states, users, vault
 from escrow.errors import EscrowError
 from escrow.service import Escrow
+from escrow.web.app import create_web_app
 from keys.frontdoor.limits import BodyLimits
 from keys.witness import Witness, submit_all
 from keys.witness_http import witness_router
@@ -55,11 +56,13 @@ def create_app(escrow: Escrow) -> FastAPI:
     app = FastAPI(title="tsunagu escrow", version="1", lifespan=lifespan,
                   description="エスクロー（封緘された本人情報の開封）API。開封は承認済みの再識別申請に限ります。")
     app.state.escrow = escrow
-    for module in (vault, auth, requests, audit, users):
+    for module in (vault, auth, requests, states, audit, users):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(users.lockouts, prefix="/api/v1")
     # The escrow witnesses the gateway's log (C2SP tlog-witness; the checkpoint's signature is the authentication).
     app.include_router(witness_router(lambda: Witness.open(escrow.witness_folder)), prefix="/api/v1")
+    # The staff's pages: a mount, so they stay out of the API's OpenAPI document and render errors as HTML.
+    app.mount("/ui", create_web_app(escrow))
 
     @app.exception_handler(EscrowError)
     async def _escrow_error(request: Request, exc: EscrowError) -> JSONResponse:

@@ -412,3 +412,14 @@ def receive_handover_answer(gw: Gateway, data: bytes, channel: str) -> dict[str,
     _config.audit(gw, f"peer:{peer}", "peer", "federation.handover.answer.receive", "ok", target=f"{row.source}:{row.token}",
               purpose=row.purpose, case_ref=row.case_ref)
     return {"status": "received", "id": rid}
+
+
+def list_queries(gw: Gateway, limit: int = 50) -> list[dict[str, Any]]:
+    """Our transfer-in queries, newest first: peer, status, how many children asked and how many the peer matched."""
+    x, i = models.federation_exchanges, models.federation_query_items
+    with gw.engine.connect() as conn:
+        rows = conn.execute(select(x).where(x.c.direction == "out").order_by(x.c.created_at.desc()).limit(limit)).all()
+        matched = dict(conn.execute(select(i.c.exchange_id, func.count()).where(i.c.match.is_(True))
+                                    .group_by(i.c.exchange_id)).all()) if rows else {}
+    return [{"exchange": r.id, "peer": r.peer, "status": r.status, "items": r.items, "matched": matched.get(r.id, 0),
+             "actor": r.actor, "created_at": r.created_at, "answered_at": r.answered_at} for r in rows]

@@ -15,9 +15,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.core import Gateway
 from gateway.errors import GatewayError
+from gateway.web.escrow import escrow_origin
 from gateway.web.render import render
-from gateway.web.routes import (accounts, admin, approvals, audit, auth, casework, custodian, reidentify, review,
-                                screening, support)
+from gateway.web.routes import (accounts, admin, approvals, audit, auth, casework, custodian, federation, reidentify,
+                                review, screening, support)
 from gateway.web.session import LoginRequired, PageForbidden, PasswordChangeRequired, clear_session_cookie
 
 _SECURITY_HEADERS = {
@@ -36,13 +37,19 @@ def create_web_app(gw: Gateway) -> FastAPI:
     app = FastAPI(title="tsunagu web UI", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.gateway = gw
     app.mount("/static", StaticFiles(directory=str(Path(__file__).with_name("static"))), name="static")
-    for module in (auth, accounts, admin, casework, screening, review, reidentify, approvals, custodian, audit, support):
+    for module in (auth, accounts, admin, casework, screening, review, reidentify, approvals, custodian, audit, support,
+                   federation):
         app.include_router(module.router)
+
+    headers = dict(_SECURITY_HEADERS)
+    escrow = escrow_origin()
+    if escrow:  # the filed page sends the package to the escrow's own page (a form, never a script)
+        headers["Content-Security-Policy"] = headers["Content-Security-Policy"].replace("form-action 'self'", f"form-action 'self' {escrow}")
 
     @app.middleware("http")
     async def _headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         response = await call_next(request)
-        response.headers.update(_SECURITY_HEADERS)
+        response.headers.update(headers)
         return response
 
     @app.exception_handler(LoginRequired)

@@ -1,7 +1,8 @@
 """What the web UI knows of the escrow: its URL (``TSUNAGU_ESCROW_URL``) and its public status, read server-side.
 
-The gateway only ever reads ``GET /api/v1/status``, which needs no sign-in and
-carries no secret. Shares, passphrases, approvals and identities go to the
+The gateway only ever reads ``GET /api/v1/status`` and the status words of the
+requests it logged (``POST /api/v1/request-states``), which need no sign-in and
+carry no secret. Shares, passphrases, approvals and identities go to the
 escrow directly (``tsunagu escrow …``, ``tsunagu casework …``), never through
 the gateway.
 """
@@ -11,6 +12,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from typing import Any
+
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -30,6 +33,25 @@ class EscrowStatus:
 def escrow_url() -> str:
     """The escrow's base URL as configured for this gateway (empty if none)."""
     return os.environ.get(ENV, "").strip().rstrip("/")
+
+
+def escrow_origin() -> str:
+    """The escrow's origin (scheme://host:port) for the CSP's form-action, or empty if none or not a URL."""
+    parts = urlsplit(escrow_url())
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme in ("http", "https") and parts.netloc else ""
+
+
+def request_states(request_ids: list[str]) -> dict[str, str] | None:
+    """Each request's status at the escrow (``POST /api/v1/request-states``: status words only), or None if unreachable."""
+    url = escrow_url()
+    if not url or not request_ids:
+        return {} if url else None
+    try:
+        response = httpx.post(f"{url}/api/v1/request-states", json={"request_ids": request_ids[:200]}, timeout=_TIMEOUT)
+        response.raise_for_status()
+        return dict(response.json()["states"])
+    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        return None
 
 
 def escrow_status() -> EscrowStatus:

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from gateway.core import Gateway
+from gateway.screening import attribute_catalog
 from gateway.web.session import CSRF_FIELD, WebSession
 
 JST = timezone(timedelta(hours=9), "JST")
@@ -38,6 +39,7 @@ NAVIGATION: tuple[NavItem, ...] = (
     NavItem("部署への依頼", "/ui/returns", "returns.send"),
     NavItem("要確認ペア", "/ui/review", "review.read"),
     NavItem("再識別の申請", "/ui/reidentify", "reidentify.request"),
+    NavItem("自治体間連携", "/ui/federation", "persons.read"),
     NavItem("承認待ち", "/ui/approvals", "reidentify.approve"),
     NavItem("エスクローの開封", "/ui/custodian", "escrow.unseal"),
     NavItem("監査", "/ui/audit", "audit.read"),
@@ -85,10 +87,21 @@ def jst(value: datetime | str | None) -> str:
 templates.env.filters["jst"] = jst
 
 
+#: How submissions and refusals came in, as staff read it (never the internal channel name).
+CHANNELS = {"http": "HTTPS", "import": "ファイル", "drop": "受け取りフォルダ", "cli": "コマンド", "web": "画面", "api": "API",
+            "federation": "他自治体"}
+
+
+def network_labels(gw: Gateway) -> dict[str, str]:
+    """Each network of the policy with its label (校務系, マイナンバー利用事務系 …)."""
+    return {name: spec.label for name, spec in gw.policy.document.networks.items()}
+
+
 def render(request: Request, name: str, session: WebSession | None, status_code: int = 200, **context: Any) -> HTMLResponse:
     """Render template ``name`` for ``session``'s user (navigation, CSRF token) with ``context``."""
     gw: Gateway = request.app.state.gateway
-    base: dict[str, Any] = {"session": session, "csrf_field": CSRF_FIELD, "municipality": gw.policy.document.municipality.name}
+    base: dict[str, Any] = {"session": session, "csrf_field": CSRF_FIELD, "municipality": gw.policy.document.municipality.name,
+                            "catalog": attribute_catalog(gw), "networks": network_labels(gw), "channels": CHANNELS}
     if session is not None:
         role = gw.policy.document.roles.get(session.user.role)
         base.update(user=session.user, role_label=role.label if role else session.user.role, csrf=session.csrf,

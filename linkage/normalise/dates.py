@@ -136,3 +136,14 @@ def parse_birth_date(value: str) -> tuple[int | None, int | None, int | None]:
         code, era_year, month, day = match.groups()
         return _from_era(_ERA_CODES[code], int(era_year), int(month), int(day), value)
     raise _field_error(_UNREADABLE, value)
+
+
+def to_wareki(year: int, month: int | None = None, day: int | None = None) -> str:
+    """A Western date written in 和暦 (令和6年4月1日, 令和元年5月1日, 平成31年4月30日), for display to staff."""
+    on = date(year, month or 1, day or 1)
+    era = next(e for e in (_REIWA, _HEISEI, _SHOWA) if on >= e.first_day) if on >= _SHOWA.first_day else None
+    if era is None:
+        return f"{year}年" + (f"{month}月" if month else "") + (f"{day}日" if day else "")
+    number = year - era.first_day.year + 1
+    text = f"{era.name}{'元' if number == 1 else number}年"
+    return text + (f"{month}月" if month else "") + (f"{day}日" if month and day else "")

@@ -22,10 +22,10 @@ school       小1–中3 (ages 6–15  校務支援: record_id 'S' + 7 digits; o
                                 form, 〓 for 1 % of them; hiragana ふりがな; 和暦 (R06.04.01,
                                 H27.4.1, 平成27年4月1日, 令和元年5月1日); 男/女; address
                                 abbreviated or blank; foreign children by a 通称 (王　小明, or
-                                a Japanese surname); ``absence_days``, ``school_aid`` (就学援助)
+                                a Japanese surname); ``absence_days``, ``school_aid`` (就学援助: receiving/none)
 maternal     children 0–5       母子保健: record_id 8 digits; kanji in two columns (異体字 kept
                                 by 85 %); half-width katakana (ｻｲﾄｳ, ﾊﾙﾄ); YYYYMMDD; M/F;
-                                ``checkup_missed`` (乳幼児健診未受診)
+                                ``checkup_missed`` (乳幼児健診: missed/attended)
 npo          ~4 % (ages 2–15)   こども食堂 / NPO list: record_id 'N' + 5 digits; kana only
                                 (katakana or hiragana; split, or one field with or without a
                                 space); 2015-04, 2015年4月 or blank; sex often blank; postal

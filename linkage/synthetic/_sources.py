@@ -212,7 +212,7 @@ def school_row(clerk: _Clerk, child: Child, as_of: date) -> dict[str, str]:
     else:
         row["absence_days"] = str(min(29, int(rng.expovariate(1 / 4))))
     aid = _SCHOOL_AID_LOW_INCOME if household.low_income else _SCHOOL_AID_OTHER
-    row["school_aid"] = "1" if rng.random() < aid else "0"
+    row["school_aid"] = "receiving" if rng.random() < aid else "none"  # canonical codes (policy/attributes.toml)
     return row
 
 
@@ -239,7 +239,7 @@ def maternal_row(clerk: _Clerk, child: Child) -> dict[str, str]:
         household.address, _pick(rng, _MATERNAL_ADDRESS_STYLE), _pick(rng, _MATERNAL_ADDRESS_PREFIX), building=True
     )
     missed = _CHECKUP_MISSED_LOW_INCOME if household.low_income else _CHECKUP_MISSED_OTHER
-    row["checkup_missed"] = "1" if rng.random() < missed else "0"
+    row["checkup_missed"] = "missed" if rng.random() < missed else "attended"
     return row
 
 

@@ -11,6 +11,8 @@ import sqlite3
 import httpx
 from linkage.encode import derive_key
 from linkage.synthetic import Town
+from policy import default_policy
+from policy.attributes import default_catalog
 from playwright.sync_api import BrowserContext, expect
 
 from web_support import PASSWORD, Site, log_in, shot, wait_for_run
@@ -71,8 +73,9 @@ def test_caseworker_screening_person_and_timeline(context: BrowserContext, site:
     for flag in top["flags"]:
         expect(first).to_contain_text(flag["label"])
         for item in flag["items"]:
-            shown = item["value"] if item["value"] is not None else "（未登録）"
-            expect(first).to_contain_text(f"{item['attribute']} = {shown}")
+            # Labels of the attribute catalog, never keys (年間欠席日数 = 78日, 就学援助 = 受給なし).
+            expect(first).to_contain_text(f"{item['attribute_label']} = {item['value_label']}")
+            assert item["attribute"] not in first.inner_text()
     shot(page, "caseworker-screening")
 
     page.get_by_role("link", name="人物", exact=True).click()
@@ -85,11 +88,13 @@ def test_caseworker_screening_person_and_timeline(context: BrowserContext, site:
     with site.api("caseworker") as c:
         person = c.get(f"/api/v1/persons/{person_id}").json()
     assert len(person["sources"]) >= 3
+    catalog, policy = default_catalog(), default_policy()
+    source_label = {s: spec.label for n in policy.document.networks.values() for s, spec in n.sources.items()}
     for record in person["records"]:
-        expect(page.get_by_role("heading", name=re.compile(record["source"]))).to_be_visible()
+        expect(page.get_by_role("heading", name=source_label[record["source"]], exact=True)).to_be_visible()
         expect(page.locator("main")).to_contain_text(record["token"])
         for name, value in record["attributes"].items():
-            expect(page.locator("main")).to_contain_text(name)
+            expect(page.locator("main")).to_contain_text(catalog.label(name))
     timeline = page.get_by_role("table", name=re.compile("古い順"))
     expect(timeline.locator("tbody tr")).to_have_count(len(person["records"]))
     shot(page, "caseworker-person")
@@ -129,9 +134,9 @@ def test_timeline_shows_a_changed_attribute_across_submissions(context: BrowserC
     school = timeline.get_by_role("row").filter(has_text="校務支援システム")
     expect(school).to_have_count(2)
     absence = 4  # columns: 受付, データ元, 記録トークン, 状態, then the attributes in name order
-    expect(timeline.get_by_role("columnheader").nth(absence)).to_have_text("absence_days")
-    expect(school.nth(0).get_by_role("cell").nth(absence)).to_have_text(town.sources["school"][0]["absence_days"])
-    expect(school.nth(1).get_by_role("cell").nth(absence)).to_have_text("45")
+    expect(timeline.get_by_role("columnheader").nth(absence)).to_have_text("年間欠席日数")
+    expect(school.nth(0).get_by_role("cell").nth(absence)).to_have_text(town.sources["school"][0]["absence_days"] + "日")
+    expect(school.nth(1).get_by_role("cell").nth(absence)).to_have_text("45日")
     shot(page, "caseworker-timeline")
 
 

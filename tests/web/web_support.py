@@ -24,7 +24,7 @@ from typing import Any, Iterator
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 from typer.testing import CliRunner
 
 from gateway.synthetic import SOURCE_NETWORK, SyntheticAgent
@@ -35,7 +35,10 @@ from keys.passphrase import KdfParams
 from linkage.synthetic import Town, generate_town
 from tsunagu.cli import app
 
+# Assertions wait generously: the suite must pass on a busy two-core machine (no timing luck).
+expect.set_options(timeout=20_000)
 CHROMIUM = Path("/usr/bin/chromium")
+DEFAULT_POLICY = Path(__file__).resolve().parents[2] / "policy" / "default_policy.toml"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 PASSWORD = "correct horse battery staple"
@@ -110,7 +113,7 @@ def serve(args: list[str], ready: str, log: Path, env: dict[str, str], *, scheme
         except httpx.TransportError:
             time.sleep(0.1)
     process.kill()
-    raise AssertionError(f"{args[0]} server did not start within 60 s")
+    raise AssertionError(f"{args[0]} server did not start within 180 s")
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -165,7 +168,9 @@ def site(town: Town, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]
              "--network", agent.network, "--source", source])
 
     escrow_home = root / "escrow"
-    cli(["escrow", "init", "--home", str(escrow_home), "--from-keys", str(root / "keys"), "--gateway-verifier", str(verifier)])
+    # With the gateway's policy, as production should run: the escrow checks purposes itself and shows their labels.
+    cli(["escrow", "init", "--home", str(escrow_home), "--from-keys", str(root / "keys"), "--gateway-verifier", str(verifier),
+         "--policy", str(DEFAULT_POLICY)])
     for username, role in ESCROW_USERS.items():
         cli(["escrow", "user", "add", "--home", str(escrow_home), "--username", username, "--role", role, "--password-stdin"],
             input=PASSWORD + "\n")

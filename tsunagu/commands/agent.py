@@ -8,6 +8,7 @@ the command line or the environment, and it is never printed or logged.
 from __future__ import annotations
 
 import getpass
+import os
 import json
 import stat
 import sys
@@ -68,7 +69,8 @@ def _passphrase(config: AgentConfig) -> str:
             mode = path.stat().st_mode
         except FileNotFoundError:
             raise CommandError(f"パスフレーズファイル {path} がありません。") from None
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        # POSIX modes only: on Windows st_mode does not describe the ACL (docs/agent-windows.md sets it with icacls).
+        if os.name != "nt" and mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise CommandError(f"パスフレーズファイル {path} を所有者以外も読めます。chmod 600 {path} としてから実行してください。")
         value = path.read_text(encoding="utf-8").rstrip("\r\n")
     if not value:

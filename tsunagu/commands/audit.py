@@ -15,7 +15,7 @@ from keys import audit, merkle
 from keys import witness as _witness
 from keys._files import write_atomic
 from keys.keyring import Keyring
-from tsunagu.errors import CommandError
+from tsunagu.errors import CommandError, jst
 
 audit_app = typer.Typer(help="監査ログの書き出しと検証（監査担当者向け）", no_args_is_help=True)
 
@@ -214,10 +214,10 @@ def requests(
         return
     for r in rows:
         approvers = "、".join(a["approver"] for a in r.approvals) or "なし"
-        typer.echo(f"{r.request_id}  {r.requested_at}  申請者 {r.requester or '不明'}  目的 {r.purpose}（{r.legal_basis}）"
+        typer.echo(f"{r.request_id}  {jst(r.requested_at)}  申請者 {r.requester or '不明'}  目的 {r.purpose}（{r.legal_basis}）"
                    f"  案件 {r.case_ref or '（なし）'}  承認 {approvers}  結果 {OUTCOMES.get(r.outcome, r.outcome)}")
         for refusal in r.refusals:
-            typer.echo(f"    拒否 {refusal['time']} {refusal['actor']} {refusal['action']}: {refusal['outcome']}")
+            typer.echo(f"    拒否 {jst(refusal['time'])} {refusal['actor']} {refusal['action']}: {refusal['outcome']}")
     summary = "、".join(f"{OUTCOMES.get(k, k)} {v} 件" for k, v in sorted(counts(rows).items()))
     typer.echo(f"申請 {len(rows)} 件（{summary or 'なし'}）。両方の監査ログの署名を検証済みです。")
 

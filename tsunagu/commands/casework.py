@@ -18,7 +18,7 @@ from typing import Annotated, Any, Iterator
 import httpx
 import typer
 
-from tsunagu.errors import CommandError
+from tsunagu.errors import CommandError, jst
 
 casework_app = typer.Typer(help="再識別の申請・状況確認・受け取り（ケースワーカー向け）", no_args_is_help=True)
 
@@ -122,7 +122,7 @@ def status(
     typer.echo(f"申請 {found['request_id']}: {STATUS_LABELS.get(found['status'], found['status'])}"
                f"（承認 {found['approvals']}/{found['approvals_required']}、案件 {found['case_ref']}）")
     if found.get("release_expires_at"):
-        typer.echo(f"受け取り期限: {found['release_expires_at']}")
+        typer.echo(f"受け取り期限: {jst(found['release_expires_at'])}")
 
 
 @casework_app.command("fetch")
@@ -150,7 +150,7 @@ def list_requests(
     with signed_in(escrow, "エスクロー", username, _secret(f"エスクローの利用者 {username} のパスワード", password_stdin)) as e:
         found = call(e, "エスクロー", "GET", "/api/v1/requests")
     for r in found:
-        typer.echo(f"{r['request_id']}  {r['created_at']}  申請者 {r['requester']}  目的 {r['purpose']}（{r['legal_basis']}）"
+        typer.echo(f"{r['request_id']}  {jst(r['created_at'])}  申請者 {r['requester']}  目的 {r['purpose']}（{r['legal_basis']}）"
                    f"  案件 {r['case_ref']}  記録 {len(r['records'])} 件  承認 {r['approvals']}/{r['approvals_required']}"
                    f"  {STATUS_LABELS.get(r['status'], r['status'])}")
         typer.echo(f"    理由: {r['justification']}")

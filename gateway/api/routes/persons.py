@@ -19,9 +19,11 @@ Reader = Annotated[User, Depends(require("persons.read"))]
 def get_persons(gw: GatewayDep, _user: Reader, source: str | None = None,
                 min_sources: Annotated[int, Query(ge=1, le=32)] = 1,
                 limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> dict[str, Any]:
-    """Persons of the current run (optionally: having a record of ``source``, or records from ``min_sources`` sources)."""
-    return casework.list_persons(gw, source=source, min_sources=min_sources, limit=limit, offset=offset)
+                offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0, sort: Annotated[str, Query(pattern="^(person|records|sources)$")] = "person",
+                q: Annotated[str, Query(max_length=17, pattern="^[P0-9a-f]*$")] = "") -> dict[str, Any]:
+    """Persons of the current run (optionally: having a record of ``source``, records from ``min_sources`` sources,
+    an id starting with ``q``), sorted by ``sort``."""
+    return casework.list_persons(gw, source=source, min_sources=min_sources, limit=limit, offset=offset, sort=sort, prefix=q)
 
 
 # A person's page and records are logged for the auditor, like the screening

@@ -9,10 +9,11 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import func, select
 
-from gateway import models
+from gateway import models, screening
 from gateway.agents import list_agents
 from gateway.link import run_in_subprocess, runs
 from gateway.web.render import render
+from gateway.web.routes.casework import source_labels
 from gateway.web.session import GatewayDep, WebSession, form_action, page
 
 router = APIRouter()
@@ -35,7 +36,8 @@ def get_dashboard(request: Request, gw: GatewayDep, session: Annotated[WebSessio
     agents = [{**a, "last_submission": last.get(a["agent_id"])} for a in list_agents(gw)] if gw.policy.may(role, "agents.read") else None
     return render(request, "admin.html", session, submissions=submissions, events=events, agents=agents,
                   runs=runs(gw, 10) if gw.policy.may(role, "runs.read") else None,
-                  may_start=gw.policy.may(role, "runs.start").allowed, started=started)
+                  may_start=gw.policy.may(role, "runs.start").allowed, started=started, labels=source_labels(gw),
+                  rule_problems=screening.rule_report(gw) if gw.policy.may(role, "runs.start").allowed else None)
 
 
 @router.post("/admin/runs")

@@ -71,4 +71,5 @@ def post_request(request: Request, gw: GatewayDep, session: AnyFormSession,
     data = json.dumps(filing, ensure_ascii=False, indent=2).encode("utf-8")
     return render(request, "reidentify_filed.html", session, package=package, spec=spec,
                   download=f"data:application/json;base64,{base64.b64encode(data).decode()}",
-                  filename=f"{package['request_id']}.json", escrow=escrow_url())
+                  filename=f"{package['request_id']}.json", escrow=escrow_url(),
+                  filing_json=json.dumps(filing, ensure_ascii=False, separators=(",", ":")))

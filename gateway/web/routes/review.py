@@ -1,8 +1,9 @@
-"""Clerical review: the review pairs with their per-field levels (never the values), and the link / non-link decision."""
+"""Clerical review: pairs grouped with their rivals, side by side, why each is in review, the weight each field adds
+(a waterfall, as Splink draws it), links to both persons, keyboard shortcuts; and the link / non-link decision."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
@@ -17,6 +18,8 @@ from gateway.web.session import GatewayDep, WebSession, form_action, page
 router = APIRouter()
 
 _PAGE = 20
+_SORTS = {"weight": "重みの高い順", "weight_asc": "重みの低い順", "size": "競合の多い順"}
+_FILTERS = {"": "すべて", "undecided": "未判定のみ", "decided": "判定済みのみ"}
 
 #: What each comparison of ``linkage.compare.COMPARISONS`` compares, for staff.
 FIELD_LABELS = {
@@ -27,42 +30,77 @@ FIELD_LABELS = {
     "demographic": "生年月日・性別",
     "address": "住所",
 }
+_CHART_WIDTH, _LABEL_WIDTH, _ROW = 640, 150, 24
+
+
+def waterfall_chart(steps: list[dict[str, Any]], weight: float) -> dict[str, Any]:
+    """SVG geometry of a waterfall: one bar per step from its running start to its end, and the total (no inline styles)."""
+    ends = [0.0, weight] + [s["start"] for s in steps] + [s["end"] for s in steps]
+    low, high = min(ends), max(ends)
+    span = (high - low) or 1.0
+    width = _CHART_WIDTH - _LABEL_WIDTH - 70
+
+    def x(value: float) -> float:
+        return round(_LABEL_WIDTH + (value - low) / span * width, 1)
+
+    bars = [{"y": i * _ROW, "x": min(x(s["start"]), x(s["end"])), "w": max(abs(x(s["end"]) - x(s["start"])), 1.0),
+             "up": s["added"] >= 0, "label": s["field"], "added": s["added"], "text_x": max(x(s["start"]), x(s["end"])) + 4}
+            for i, s in enumerate(steps)]
+    total_y = len(steps) * _ROW
+    return {"bars": bars, "zero": x(0.0), "total": {"y": total_y, "x": min(x(0.0), x(weight)), "w": max(abs(x(weight) - x(0.0)), 1.0),
+                                                    "text_x": max(x(0.0), x(weight)) + 4},
+            "height": total_y + _ROW + 4, "width": _CHART_WIDTH}
 
 
 def _page(request: Request, gw: GatewayDep, session: WebSession, offset: int, *, status: int = 200,
           errors: dict[str, str] | None = None, pair_id: int | None = None, decision: str = "", reason: str = "",
-          done: str = "") -> Response:
-    pairs = review.review_pairs(gw, _PAGE, offset)
-    return render(request, "review.html", session, status, pairs=pairs, offset=offset, page_size=_PAGE, labels=source_labels(gw),
-                  field_labels=FIELD_LABELS, decisions=review.DECISIONS,
+          done: str = "", source: str = "", decided: str = "", sort: str = "weight", rivals: int = 0) -> Response:
+    labels = source_labels(gw)
+    source = source if source in labels else ""
+    decided = decided if decided in _FILTERS else ""
+    sort = sort if sort in _SORTS else "weight"
+    groups = review.review_groups(gw, source=source, decided=decided, sort=sort, limit=_PAGE, offset=offset)
+    for group in groups["groups"]:
+        for pair in group["pairs"]:
+            pair["chart"] = waterfall_chart(pair["waterfall"], pair["weight"])
+    return render(request, "review.html", session, status, groups=groups, offset=offset, page_size=_PAGE, labels=labels,
+                  field_labels=FIELD_LABELS, decisions=review.DECISIONS, sorts=_SORTS, filters=_FILTERS,
+                  source=source, decided=decided, sort=sort,
                   may_decide=gw.policy.may(session.user.role, "review.decide").allowed,
-                  errors=errors or {}, error_pair=pair_id, decision=decision, reason=reason, done=done)
+                  errors=errors or {}, error_pair=pair_id, decision=decision, reason=reason, done=done, rivals=rivals)
 
 
 @router.get("/review")
 def get_review(request: Request, gw: GatewayDep, session: Annotated[WebSession, Depends(page("review.read"))],
-               offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0, done: str = "") -> Response:
-    """The current run's review pairs, highest weight first, each with its latest decision."""
-    return _page(request, gw, session, offset, done=done)
+               offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0, done: str = "", source: str = "", decided: str = "",
+               sort: str = "weight", rivals: Annotated[int, Query(ge=0)] = 0) -> Response:
+    """The current run's review pairs, grouped with their rivals, highest weight first, each with its latest decision."""
+    return _page(request, gw, session, offset, done=done, source=source, decided=decided, sort=sort, rivals=rivals)
 
 
 @router.post("/review/{pair_id}")
 def post_decision(request: Request, gw: GatewayDep, session: Annotated[WebSession, Depends(form_action("review.decide"))],
                   pair_id: int, decision: Annotated[str, Form(max_length=16)] = "",
-                  reason: Annotated[str, Form(max_length=4000)] = "", offset: Annotated[int, Form(ge=0)] = 0) -> Response:
-    """Record a decision through ``gateway.review.decide_pair`` (logged; binding from the next run)."""
+                  reason: Annotated[str, Form(max_length=4000)] = "", offset: Annotated[int, Form(ge=0)] = 0,
+                  source: Annotated[str, Form(max_length=64)] = "", decided: Annotated[str, Form(max_length=16)] = "",
+                  sort: Annotated[str, Form(max_length=16)] = "weight") -> Response:
+    """Record a decision through ``gateway.review.decide_group`` (logged; "same" settles the rivals; binding from the next run)."""
     errors: dict[str, str] = {}
     if decision not in review.DECISIONS:
         errors["decision"] = "「同一人物」か「別人」を選んでください。"
     if not reason.strip():
         errors["reason"] = "判定の理由を入力してください（監査のため必須です）。"
+    settled: list[dict[str, Any]] = []
     if not errors:
         try:
-            review.decide_pair(gw, session.user, pair_id, decision, reason)
+            settled = review.decide_group(gw, session.user, pair_id, decision, reason)
         except GatewayError as exc:
             if exc.status == 404:
                 raise
             errors["reason" if exc.code.startswith("reason") else "decision"] = exc.detail
     if errors:
-        return _page(request, gw, session, offset, status=422, errors=errors, pair_id=pair_id, decision=decision, reason=reason)
-    return RedirectResponse(f"/ui/review?offset={offset}&done={pair_id}#pair-{pair_id}", status_code=303)
+        return _page(request, gw, session, offset, status=422, errors=errors, pair_id=pair_id, decision=decision, reason=reason,
+                     source=source, decided=decided, sort=sort)
+    done = f"{pair_id}" + (f"&rivals={len(settled) - 1}" if len(settled) > 1 else "")
+    return RedirectResponse(f"/ui/review?offset={offset}&source={source}&decided={decided}&sort={sort}&done={done}#pair-{pair_id}",
+                            status_code=303)

@@ -1,0 +1,1 @@
+"""One module per group of screens: auth (sign in/out), requests (queue, filing, decisions, receipt), vault (unseal), audit."""

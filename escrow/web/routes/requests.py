@@ -1,0 +1,212 @@
+"""Re-identification at the escrow, in the browser: the approvers' queue, one request beside the gateway's log entry,
+approve / reject with a reason, the caseworker's filing (sent by the gateway's page, no file carried by hand), and the
+one-time receipt of the identity.
+
+Every action goes through ``escrow.reidentification`` — the same checks, refusals and audit entries as the API.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import RedirectResponse, Response
+from pydantic import ValidationError
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+
+from escrow import db, reidentification
+from escrow.errors import EscrowError
+from escrow.reidentification import RequestFiling
+from escrow.service import Escrow
+from escrow.web.render import STATUS, identity_view, render
+from escrow.web.routes.auth import sign_in
+from escrow.web.session import (EscrowDep, WebSession, form, login_nonce_ok, new_login_nonce, optional_session, page,
+                                set_login_cookie, set_session_cookie)
+
+router = APIRouter()
+
+_READERS = ("approver", "auditor", "admin", "caseworker")
+_PAGE = 50
+_SORTS = {"new": ("created_at", True), "old": ("created_at", False), "status": ("status", False), "requester": ("requester", False)}
+#: How long the opened identity stays on the receipt page before the page clears it (the browser may print before).
+RECEIPT_SECONDS = 15 * 60
+
+
+def _sees_all(session: WebSession) -> bool:
+    return bool(session.user.roles & {"approver", "auditor", "admin"})
+
+
+def gateway_side(escrow: Escrow, request_id: str) -> dict[str, Any]:
+    """What the gateway logged for this request, as the filing carried it and the escrow verified it (entry, leaf, checkpoint)."""
+    with escrow.engine.connect() as conn:
+        row = conn.execute(select(db.requests.c.gateway_entry, db.requests.c.gateway_leaf_index, db.requests.c.gateway_checkpoint)
+                           .where(db.requests.c.id == request_id)).first()
+    if row is None:
+        return {}
+    checkpoint = row.gateway_checkpoint.splitlines()
+    return {"entry": json.loads(row.gateway_entry), "leaf_index": row.gateway_leaf_index,
+            "log_origin": checkpoint[0] if checkpoint else "", "log_size": checkpoint[1] if len(checkpoint) > 1 else ""}
+
+
+@router.get("/requests")
+def get_queue(request: Request, escrow: EscrowDep, session: Annotated[WebSession, Depends(page("approver", "auditor", "admin"))],
+              status: str = "", q: Annotated[str, Query(max_length=100)] = "", sort: str = "new",
+              offset: Annotated[int, Query(ge=0)] = 0) -> Response:
+    """Every request at the escrow, filtered by status and searched by id, requester or case reference; pending first by default."""
+    found = reidentification.list_requests(escrow)
+    counts = {s: sum(r["status"] == s for r in found) for s in STATUS if s != "not_filed"}
+    status = status if status in counts else ""
+    wanted = q.strip().lower()
+    rows = [r for r in found if (not status or r["status"] == status)
+            and (not wanted or wanted in r["request_id"].lower() or wanted in r["requester"].lower() or wanted in r["case_ref"].lower())]
+    key, reverse = _SORTS.get(sort, _SORTS["new"])
+    rows.sort(key=lambda r: r[key] or "", reverse=reverse)
+    return render(request, "queue.html", session, rows=rows[offset:offset + _PAGE], total=len(rows), counts=counts, status=status,
+                  q=q, sort=sort if sort in _SORTS else "new", offset=offset, page_size=_PAGE)
+
+
+def _detail(request: Request, escrow: Escrow, session: WebSession, request_id: str, status_code: int = 200,
+            error: str = "", notice: str = "") -> Response:
+    found = reidentification.describe(escrow, request_id)
+    if not _sees_all(session) and found["requester"] != session.user.username:
+        raise EscrowError(403, "not_requester", "ケースワーカーが見られるのは自分の申請だけです。")
+    mine = found["requester"] == session.user.username
+    decided = any(d["approver"] == session.user.username for d in found["decisions"])
+    return render(request, "request.html", session, status_code, r=found, gateway=gateway_side(escrow, request_id), error=error,
+                  notice=notice, may_decide="approver" in session.user.roles and not mine and not decided and found["status"] == "pending",
+                  may_receive=mine and "caseworker" in session.user.roles and found["status"] == "approved")
+
+
+@router.get("/requests/{request_id}")
+def get_request(request: Request, escrow: EscrowDep, session: Annotated[WebSession, Depends(page(*_READERS))], request_id: str,
+                filed: bool = False, decided: str = "") -> Response:
+    """One request: the filing beside the gateway's log entry, decisions, status; the forms the user may use."""
+    notice = ("申請を受け付けました。ゲートウェイの監査ログに記録されていることを確認済みです。承認をお待ちください。" if filed else
+              {"approve": "承認しました。", "reject": "却下しました。"}.get(decided, ""))
+    return _detail(request, escrow, session, request_id, notice=notice)
+
+
+def _decide(request: Request, escrow: Escrow, session: WebSession, request_id: str, approve: bool, reason: str) -> Response:
+    try:
+        reidentification.decide(escrow, session.user, request_id, approve, reason.strip())
+    except EscrowError as exc:
+        if exc.status == 404:
+            raise
+        return _detail(request, escrow, session, request_id, exc.status, error=exc.detail)
+    return RedirectResponse(f"/ui/requests/{request_id}?decided={'approve' if approve else 'reject'}", status_code=303)
+
+
+@router.post("/requests/{request_id}/approve")
+def post_approve(request: Request, escrow: EscrowDep, session: Annotated[WebSession, Depends(form("approver"))], request_id: str,
+                 reason: Annotated[str, Form(max_length=2000)] = "") -> Response:
+    """Approve (``reidentification.decide``: never one's own request; logged)."""
+    return _decide(request, escrow, session, request_id, True, reason)
+
+
+@router.post("/requests/{request_id}/reject")
+def post_reject(request: Request, escrow: EscrowDep, session: Annotated[WebSession, Depends(form("approver"))], request_id: str,
+                reason: Annotated[str, Form(max_length=2000)] = "") -> Response:
+    """Reject with a reason (required here: the requester and the auditor read it)."""
+    if not reason.strip():
+        return _detail(request, escrow, session, request_id, 422, error="却下の理由を書いてください（申請者と監査担当が読みます）。")
+    return _decide(request, escrow, session, request_id, False, reason)
+
+
+@router.get("/mine")
+def get_mine(request: Request, escrow: EscrowDep, session: Annotated[WebSession, Depends(page("caseworker"))]) -> Response:
+    """The caseworker's own requests, with status and the time left to receive an approved one."""
+    rows = reidentification.list_requests(escrow, session.user.username)
+    return render(request, "mine.html", session, rows=rows)
+
+
+@router.post("/requests/{request_id}/receive")
+def post_receive(request: Request, escrow: EscrowDep, session: Annotated[WebSession, Depends(form("caseworker"))],
+                 request_id: str) -> Response:
+    """Open the request's records once (``reidentification.release``: logged before opening) and show them, never stored."""
+    try:
+        released = reidentification.release(escrow, session.user, request_id)
+    except EscrowError as exc:
+        if exc.status in (403, 404):
+            raise
+        return _detail(request, escrow, session, request_id, exc.status, error=exc.detail)
+    found = reidentification.describe(escrow, request_id)
+    records = [{**r, "view": identity_view(r["identity"])} for r in released["records"]]
+    return render(request, "receipt.html", session, r=found, records=records, released_at=released["released_at"],
+                  receipt_seconds=RECEIPT_SECONDS)
+
+
+# --- Filing: the gateway's page posts the package here; the caseworker confirms with their escrow session -------------
+
+def _parse_filing(text: str) -> tuple[RequestFiling | None, str]:
+    try:
+        return RequestFiling.model_validate(json.loads(text)), ""
+    except (ValueError, ValidationError):
+        return None, "申請の内容を読み取れません。ゲートウェイの「再識別の申請」画面からもう一度送ってください。"
+
+
+def _file_page(request: Request, session: WebSession | None, text: str, filing: RequestFiling | None, status_code: int = 200,
+               error: str = "", username: str = "") -> Response:
+    nonce = new_login_nonce()
+    response = render(request, "file.html", session, status_code, filing=filing, filing_text=text, error=error, nonce=nonce,
+                      username=username, is_caseworker=bool(session and "caseworker" in session.user.roles))
+    set_login_cookie(request, response, nonce)
+    return response
+
+
+@router.post("/file")
+def post_file(request: Request, escrow: EscrowDep, filing: Annotated[str, Form(max_length=4_000_000)] = "") -> Response:
+    """Show what the gateway's page sent, to be confirmed by the requesting caseworker (nothing is stored yet)."""
+    session = optional_session(request, escrow)
+    parsed, error = _parse_filing(filing)
+    return _file_page(request, session, filing, parsed, 422 if error else 200, error=error)
+
+
+def _filed(escrow: Escrow, session_user: Any, parsed: RequestFiling) -> str:
+    reidentification.file_request(escrow, session_user, parsed)
+    return f"/ui/requests/{parsed.request_id}?filed=true"
+
+
+@router.post("/file/confirm")
+async def post_file_confirm(request: Request, escrow: EscrowDep, session: Annotated[WebSession, Depends(form("caseworker"))],
+                            filing: Annotated[str, Form(max_length=4_000_000)] = "") -> Response:
+    """File the request (``reidentification.file_request`` verifies it against the gateway's log and logs the outcome)."""
+    parsed, error = _parse_filing(filing)
+    if parsed is None:
+        return _file_page(request, session, filing, None, 422, error=error)
+    try:
+        target = await run_in_threadpool(_filed, escrow, session.user, parsed)
+    except EscrowError as exc:
+        return _file_page(request, session, filing, parsed, exc.status, error=exc.detail)
+    return RedirectResponse(target, status_code=303)
+
+
+@router.post("/file/login")
+async def post_file_login(request: Request, escrow: EscrowDep, filing: Annotated[str, Form(max_length=4_000_000)] = "",
+                          username: Annotated[str, Form(max_length=64)] = "", password: Annotated[str, Form(max_length=1024)] = "",
+                          nonce: Annotated[str, Form(max_length=64)] = "") -> Response:
+    """Sign in with the escrow's own account and file in one step (the password is the caseworker's confirmation)."""
+    parsed, error = _parse_filing(filing)
+    if parsed is None:
+        return _file_page(request, None, filing, None, 422, error=error)
+    if not login_nonce_ok(request, nonce):
+        return _file_page(request, None, filing, parsed, 400, error="画面の有効期限が切れました。もう一度入力してください。", username=username)
+    if not username.strip() or not password:
+        return _file_page(request, None, filing, parsed, 422, error="エスクローの利用者名とパスワードを入力してください。", username=username)
+    try:
+        token, user, expires = await run_in_threadpool(sign_in, escrow, username.strip(), password)
+    except EscrowError as exc:
+        return _file_page(request, None, filing, parsed, exc.status, error=exc.detail, username=username)
+    try:
+        if "caseworker" not in user.roles:
+            raise escrow.refuse(user.username, user.label, "reidentify.request",
+                                EscrowError(403, "forbidden_role", "申請を提出できるのはケースワーカーだけです。"), target=parsed.request_id)
+        target = await run_in_threadpool(_filed, escrow, user, parsed)
+    except EscrowError as exc:
+        response = _file_page(request, WebSession(user, token), filing, parsed, exc.status, error=exc.detail)
+    else:
+        response = RedirectResponse(target, status_code=303)
+    set_session_cookie(request, response, token, expires)
+    return response
+

@@ -1,0 +1,71 @@
+"""開封: the custodians' page — the escrow's status with progress, one share offered per custodian, and sealing again.
+
+The share file and its passphrase are typed into the escrow's own page (never the gateway's); the escrow keeps the
+share in memory only, exactly as ``POST /api/v1/unseal`` does, and logs every offer and refusal.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from escrow.errors import EscrowError
+from escrow.service import Escrow
+from escrow.identity import User
+from escrow.web.render import render
+from escrow.web.session import EscrowDep, WebSession, form, page
+
+router = APIRouter()
+_MAX_SHARE = 65536
+
+
+def _page(request: Request, escrow: Escrow, session: WebSession, status_code: int = 200, error: str = "", notice: str = "") -> Response:
+    return render(request, "unseal.html", session, status_code, status=escrow.vault.status().to_json(), error=error, notice=notice,
+                  may_unseal="custodian" in session.user.roles)
+
+
+@router.get("/unseal")
+def get_unseal(request: Request, escrow: EscrowDep, session: Annotated[WebSession, Depends(page("custodian", "admin"))],
+               done: str = "") -> Response:
+    """Sealed or not, how many of the k custodians have unsealed, and the form for one more share."""
+    notice = {"share": "持分を受け付けました。", "sealed": "封印しました。鍵はメモリから消えました。"}.get(done, "")
+    return _page(request, escrow, session, notice=notice)
+
+
+def _offer(escrow: Escrow, user: User, share: bytes, passphrase: str) -> None:
+    try:
+        progress = escrow.vault.offer(user.username, share, passphrase)
+    except EscrowError as exc:
+        raise escrow.refuse(user.username, "custodian", "escrow.unseal", exc, target=escrow.vault.escrow_key_id) from None
+    outcome = "unsealed" if not progress.sealed else f"share accepted {progress.progress}/{progress.threshold}"
+    escrow.record(user.username, "custodian", "escrow.unseal", outcome + " (web)", target=progress.escrow_key_id)
+
+
+@router.post("/unseal")
+async def post_unseal(request: Request, escrow: EscrowDep, session: Annotated[WebSession, Depends(form("custodian"))]) -> Response:
+    """Offer one share (the file chosen from the custodian's own medium) with its passphrase."""
+    data = await request.form()
+    share, passphrase = data.get("share"), str(data.get("passphrase") or "")
+    content = await share.read(_MAX_SHARE + 1) if isinstance(share, UploadFile) else b""
+    if not content or len(content) > _MAX_SHARE:
+        return _page(request, escrow, session, 422, error="持分ファイルを選んでください（keys init が作った share-*.json）。")
+    if not passphrase:
+        return _page(request, escrow, session, 422, error="持分のパスフレーズを入力してください。")
+    try:
+        await run_in_threadpool(_offer, escrow, session.user, content, passphrase)
+    except EscrowError as exc:
+        return _page(request, escrow, session, exc.status, error=exc.detail)
+    return RedirectResponse("/ui/unseal?done=share", status_code=303)
+
+
+@router.post("/seal")
+def post_seal(escrow: EscrowDep, session: Annotated[WebSession, Depends(form("custodian", "admin"))]) -> Response:
+    """Drop the escrow key and any offered shares from memory (logged)."""
+    role = "custodian" if "custodian" in session.user.roles else "admin"
+    escrow.record(session.user.username, role, "escrow.seal", "sealed (web)", target=escrow.vault.escrow_key_id)
+    escrow.vault.seal()
+    return RedirectResponse("/ui/unseal?done=sealed", status_code=303)
