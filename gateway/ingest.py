@@ -28,8 +28,8 @@ from sqlalchemy.exc import IntegrityError
 from gateway import agents as _agents
 from gateway import models
 from gateway.core import Gateway
-from gateway.db import utcnow
 from gateway.crashpoints import crash_point
+from gateway.db import utcnow
 from gateway.errors import GatewayError
 from keys.submission import (
     ContentHashError,
