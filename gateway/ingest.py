@@ -34,8 +34,8 @@ from sqlalchemy.exc import IntegrityError
 from gateway import agents as _agents
 from gateway import models
 from gateway.core import Gateway
-from gateway.db import utcnow
 from gateway.crashpoints import crash_point
+from gateway.db import utcnow
 from gateway.errors import GatewayError
 from gateway.link import request_run
 from keys.submission import (

@@ -189,7 +189,7 @@ def verify_export(
     """
     header, raw_entries, notes = _parse_export(lines)
     if pinned_vkey is not None and pinned_vkey.strip() != header["public_key"]:
-        raise PublicKeyMismatchError("書き出しファイルの公開鍵が、指定された公開鍵と一致しません（別の鍵で署名し直されています）。")
+        raise PublicKeyMismatchError("書き出しファイルの公開鍵が、指定された公開鍵と一致しません（別の鍵で署名し直されたか、指定した鍵が違います）。")
     try:
         verifier = _cp.Verifier.from_vkey(header["public_key"])
         witnesses = [_witness.CosignerKey.from_vkey(v) for v in witness_vkeys or ()]
