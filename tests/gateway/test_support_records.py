@@ -1,4 +1,4 @@
-"""Support records at the gateway on SQLite and PostgreSQL: coded fields only, refused notes and codes, versions,
+"""Support records at the gateway (on PostgreSQL): coded fields only, refused notes and codes, versions,
 the frozen list a case links to, and an audit entry committed with every change."""
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from gateway.synthetic import SyntheticAgent
 from linkage.synthetic import Town
 
 CASEWORKER = User(2, "caseworker", "caseworker")
+# The end-to-end test runs on SQLite; this one covers the migration and queries on PostgreSQL.
+pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
 
 def test_cases_are_coded_validated_versioned_and_logged(gw, town: Town, agents: dict[str, SyntheticAgent]) -> None:
