@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
 
 from gateway.evaluation.figures import Case, item_present
 
@@ -71,6 +69,9 @@ def fit(cases: Sequence[Case], periods: Sequence[str]) -> RiskIndex:
     if len(train) < MIN_FIT_CASES or y.sum() == 0 or y.sum() == len(y):
         raise RiskIndexError(f"リスク指数を当てはめるには、確認済みの判断が {MIN_FIT_CASES} 件以上（支援が必要とそれ以外の両方）必要です"
                              f"（対象期間 {', '.join(periods) or 'なし'}: {len(train)} 件、うち支援が必要 {int(y.sum())} 件）。")
+    # scikit-learn loads in seconds: imported here, so that starting the gateway does not wait for it.
+    from sklearn.linear_model import LogisticRegression
+
     items = tuple(sorted({k for c in train for k in c.features}))
     model = LogisticRegression(C=1.0, max_iter=1000)
     model.fit(_matrix(items, train), y)
@@ -94,6 +95,8 @@ def evaluate(index: RiskIndex, cases: Sequence[Case], period: str, rule_score: M
     """Judged cases of ``period`` (later than the fit): AUC, and precision of the first half by rule score vs by index."""
     if period in index.fitted_on:
         raise RiskIndexError(f"評価する期間 {period} は当てはめに使った期間です。後の期間で評価してください。")
+    from sklearn.metrics import roc_auc_score
+
     test = [c for c in cases if c.checked and c.period == period]
     y = [1 if c.needs_support else 0 for c in test]
     scores = [index.index(c.features) for c in test]
