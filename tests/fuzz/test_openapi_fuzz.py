@@ -8,7 +8,6 @@ role's session. Every answer must be below 500.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Iterator
 
 import pytest
