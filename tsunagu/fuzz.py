@@ -113,7 +113,9 @@ def deploy(work: Path) -> Deployment:
         port = _free_port()
         log = (work / f"{kind}.out").open("wb")
         processes.append(subprocess.Popen([tsunagu, kind, "serve", "--home", str(folder), "--port", str(port)],
-                                          stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "TSUNAGU_HOME": str(folder)}))
+                                          stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "TSUNAGU_HOME": str(folder),
+                                                                                       # the fuzzer's sessions outlive a long run
+                                                                                       "TSUNAGU_ESCROW_SESSION_MINUTES": "1440"}))
         urls.append(f"http://127.0.0.1:{port}")
     try:
         _wait(urls[0] + "/api/v1/health", processes[0])

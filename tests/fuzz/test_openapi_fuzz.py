@@ -8,7 +8,6 @@ role's session. Every answer must be below 500.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -35,6 +34,6 @@ def test_no_server_error_over_generated_requests(deployment: Deployment, service
     print(report.line(), dict(sorted(report.statuses.items())))
     assert report.operations >= (30 if service == "gateway" else 15)
     assert report.requests >= BUDGET // 2  # the budget was really spent, not skipped
-    assert set(report.statuses) - {200, 201, 204} , "only successes: the fuzzer reached no refusal path"
+    assert set(report.statuses) - {200, 201, 204}, "only successes: the fuzzer reached no refusal path"
     assert report.server_errors == 0, "\n".join(report.examples)
     assert not [e for e in report.examples if "generation stopped" in e], report.examples

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 
 from gateway import review
@@ -45,7 +45,7 @@ def get_pairs(gw: GatewayDep, _user: Annotated[User, Depends(require("review.rea
 
 
 @router.post("/{pair_id}/decision")
-def post_decision(gw: GatewayDep, user: Decider, pair_id: int, body: DecisionIn) -> dict[str, Any]:
+def post_decision(gw: GatewayDep, user: Decider, pair_id: Annotated[int, Path(ge=1, le=MAX_OFFSET)], body: DecisionIn) -> dict[str, Any]:
     """Decide a review pair."""
     return review.decide_pair(gw, user, pair_id, body.decision, body.reason)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Callable
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
@@ -52,7 +52,7 @@ def post_user(request: Request, gw: GatewayDep, session: ManagerForm, username: 
     return RedirectResponse("/ui/users?done=created", status_code=303)
 
 
-def _act(request: Request, gw: GatewayDep, session: WebSession, done: str, action, *args: object) -> Response:
+def _act(request: Request, gw: GatewayDep, session: WebSession, done: str, action: Callable[..., object], *args: object) -> Response:
     try:
         action(gw, session.user, *args)
     except GatewayError as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from gateway import review
@@ -80,8 +80,8 @@ def get_review(request: Request, gw: GatewayDep, session: Annotated[WebSession, 
 
 @router.post("/review/{pair_id}")
 def post_decision(request: Request, gw: GatewayDep, session: Annotated[WebSession, Depends(form_action("review.decide"))],
-                  pair_id: int, decision: Annotated[str, Form(max_length=16)] = "",
-                  reason: Annotated[str, Form(max_length=4000)] = "", offset: Annotated[int, Form(ge=0)] = 0,
+                  pair_id: Annotated[int, Path(ge=1, le=MAX_OFFSET)], decision: Annotated[str, Form(max_length=16)] = "",
+                  reason: Annotated[str, Form(max_length=4000)] = "", offset: Annotated[int, Form(ge=0, le=MAX_OFFSET)] = 0,
                   source: Annotated[str, Form(max_length=64)] = "", decided: Annotated[str, Form(max_length=16)] = "",
                   sort: Annotated[str, Form(max_length=16)] = "weight") -> Response:
     """Record a decision through ``gateway.review.decide_group`` (logged; "same" settles the rivals; binding from the next run)."""
