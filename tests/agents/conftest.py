@@ -50,7 +50,7 @@ def enrol_agent(municipality: Municipality, home: Path, agent_id: str) -> Path:
 
 def write_agent_toml(home: Path, agent_id: str, network: str, sources: list[tuple[str, Path]], *, gateway: str | None = None,
                      ca_file: Path | None = None, policy: Path | None = None, gaiji: Path | None = None,
-                     extra_gateway: str = "attempts = 2\nbackoff_seconds = 0.01\ntimeout_seconds = 5\n") -> Path:
+                     extra_gateway: str = "attempts = 2\nbackoff_seconds = 0.01\ntimeout_seconds = 120\n") -> Path:
     """Write ``home/agent.toml``; ``sources`` are (mapping file, data file) pairs."""
     lines = ["[agent]", f'id = "{agent_id}"', 'municipality = "000000"', f'network = "{network}"',
              'passphrase_file = "passphrase.txt"', 'escrow_public_key = "escrow-public.json"']

@@ -110,7 +110,7 @@ class Server:
     def stop(self) -> None:
         if self.process is not None:
             self.process.terminate()
-            self.process.wait(timeout=30)
+            self.process.wait(timeout=600)  # a linkage run in progress finishes first; slow on a busy machine
             self.process = None
 
 
