@@ -298,9 +298,14 @@ def _part3_flow(story: dict[str, Any]) -> None:
             listing = caseworker.get("/api/v1/screening").json()
             print(f"  該当 {listing['flagged']} 人、一覧 {len(listing['entries'])} 人（上限 {listing['capacity']} 人、上限で外れた {listing['left_out']} 人）")
             for entry in listing["entries"][:5]:
-                reasons = "／".join(f"{f['label']}（" + "、".join(f"{i['source']}.{i['attribute']}={i['value']}" for i in f["items"]) + "）"
+                reasons = "／".join(f"{f['label']}（" + "、".join(f"{i['attribute_label']} = {i['value_label']}" for i in f["items"]) + "）"
                                    for f in entry["flags"])
                 print(f"  {entry['rank']:>2}. {entry['person_id']}  点数 {entry['score']:g}  {reasons}")
+            per_rule: dict[str, int] = {}
+            for entry in listing["entries"]:
+                for f in entry["flags"]:
+                    per_rule[f["label"]] = per_rule.get(f["label"], 0) + 1
+            print("  規則ごとの該当人数: " + "、".join(f"{label} {n} 人" for label, n in per_rule.items()))
             flagged = listing["entries"][0]["person_id"]
             story["flagged"] = flagged
 

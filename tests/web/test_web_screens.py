@@ -1,6 +1,9 @@
 """Lists, the review screen and the person page in real Chromium: filters, sorting, paging, exports with Japanese headers,
 print layout, the view past the capacity (logged), rule problems on the dashboard, the waterfall, keyboard shortcuts,
-rivals settled together, the split (別人) action and the child's history."""
+the split (別人) action and the child's history.
+
+Runs after test_web_pages.py (file order): the decisions recorded here would otherwise leave that file's review tests
+without an undecided pair in the small town."""
 
 from __future__ import annotations
 
