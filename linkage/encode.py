@@ -317,12 +317,15 @@ def _view_taps(secret: bytes, schema: EncodingSchema, view) -> np.ndarray:
     taps = np.empty((view.length, schema.taps), dtype=np.int64)
     stream = np.frombuffer(hashlib.shake_256(key).digest(8 * view.length * schema.taps * 2), dtype="<u8")
     pos = 0
+    half = schema.filter_bits if schema.balanced else -(1 << 30)
     for j in range(view.length):
         chosen: list[int] = []
         while len(chosen) < schema.taps:
             c = int(keep[int(stream[pos] % len(keep))])
             pos += 1
-            if c not in chosen:  # a repeated tap would cancel itself
+            # A repeated tap would cancel itself; a bit with its own complement would
+            # leave the output a copy of the remaining taps.
+            if c not in chosen and c + half not in chosen and c - half not in chosen:
                 chosen.append(c)
         taps[j] = chosen
     return taps
