@@ -182,19 +182,32 @@ def _compare_chunk_diffused(a, ia, b, ib, schema):
     twice = 2 if schema.balanced else 1
     inputs = {v.name: twice * (schema.filter_bits - sum(seg_bits[o] for o in v.omit)) for v in schema.views}
     h = {v.name: _view_hamming(bits_a, bits_b, v, schema.taps, inputs[v.name]) / twice for v in schema.views}
-    whole = h["all"]
-    # Any saturated view: the pair is too far apart for a field to be told apart.
-    far = ~np.all([np.isfinite(x) for x in h.values()], axis=0)
-    whole = np.where(far, 0.0, whole)
+    # Every view saturated: the pair is too far apart for any field to be told apart.
+    far = ~np.any([np.isfinite(x) for x in h.values()], axis=0)
     cfg = schema.document["matching"]
     typical = cfg["typicalBits"]
 
     tolerance = cfg["agreementTolerance"]
 
+    by_omit = {frozenset(v.omit): v.name for v in schema.views}
+
     def field_h(name):
-        # Differing bits attributable to one segment; never negative, and within
-        # the estimate's noise of zero means "agrees".
-        diff = np.clip(whole - np.where(far, 0.0, h[f"without_{name}"]), 0.0, None)
+        # Differing bits attributable to one segment: a view that holds it, less
+        # the same view without it. Per pair, the view whose other segments
+        # differ least (a field missing on one side is left out that way, and
+        # fewer other differences mean less noise).
+        best_rest = np.full(len(ia), np.inf)
+        diff = np.full(len(ia), np.inf)  # no usable view: the field counts as differing
+        for base in by_omit:
+            if name in base or (base | {name}) not in by_omit:
+                continue
+            rest = h[by_omit[base | {name}]]
+            better = rest < best_rest
+            diff = np.where(better, h[by_omit[base]] - rest, diff)
+            best_rest = np.where(better, rest, best_rest)
+        with np.errstate(invalid="ignore"):
+            diff = np.clip(np.where(far, np.inf, diff), 0.0, None)
+        # Within the estimate's noise of zero means "agrees".
         return np.where(diff <= float(tolerance[name]), 0.0, diff)
 
     def sim(name, flag_a, flag_b):
@@ -243,7 +256,9 @@ def _compare_chunk_diffused(a, ia, b, ib, schema):
         np.where((shared & _YEAR_MONTH) == _YEAR_MONTH, DATE_YEAR_MONTH, DATE_WEAK),
     ).astype(np.int8)
     addr_a, addr_b = has(Present.POSTAL_CODE | Present.ADDRESS)
-    # Abbreviated addresses: the estimate of disagreement is read against the shorter side, as overlap.
-    addr = np.where(addr_a & addr_b, np.clip(1.0 - field_h("address") / typical["address"], 0.0, 1.0), np.nan)
+    # Addresses: the sizes are unknown (hidden by the diffusion), so the differing
+    # bits are read against two typical addresses, as a Dice would; an abbreviated
+    # address then still counts as partly agreeing.
+    addr = np.where(addr_a & addr_b, np.clip(1.0 - field_h("address") / (2.0 * typical["address"]), 0.0, 1.0), np.nan)
     addr = np.where(far & ~np.isnan(addr), 0.0, addr)
     return np.column_stack([n_fam, n_giv, k_fam, k_giv, demo, addr]), detail
