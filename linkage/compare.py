@@ -1,4 +1,4 @@
-"""Per-field similarities of candidate pairs, computed from the segments of their encodings.
+"""Per-field similarities of candidate pairs, from the segments (tsunagu-jp/1) or estimated from diffused views (/2).
 
 Each comparison yields a similarity in [0, 1] or NaN when either record lacks
 the field, so a missing field is never read as disagreement. The rules that go
@@ -13,6 +13,10 @@ beyond a plain Dice coefficient are here, each with its reason:
   reading agrees;
 * partial birth dates (year-month only) and abbreviated addresses compare by
   overlap (how much of the shorter one the longer one contains).
+
+Under a diffused schema the segments are not available: see
+``_compare_chunk_diffused`` below (no swap detection there; the address is
+read as a Dice against two typical addresses).
 """
 
 from __future__ import annotations
@@ -86,9 +90,7 @@ def compare_pairs(
     values = np.full((n, len(COMPARISONS)), np.nan)
     detail = np.zeros(n, dtype=np.int8)
     # Popcounts per record and segment, once per batch rather than once per pair.
-    if schema.diffused:
-        counts_a = counts_b = np.zeros((max(len(a), len(b)), 0), np.int32)
-    else:
+    if not schema.diffused:
         counts_a, counts_b = _segment_counts(a.bits, schema), _segment_counts(b.bits, schema)
     for start in range(0, n, _PAIR_CHUNK):
         sl = slice(start, start + _PAIR_CHUNK)

@@ -268,21 +268,27 @@ class Encoder:
             flags |= _KANA_SPLIT_INFERRED
         return mask, flags, blocks
 
-    def encode(self, records: Sequence[NormalisedRecord]) -> Encodings:
-        """Encode a batch; row i of the result is ``records[i]``."""
+    def record_filters(self, records: Sequence[NormalisedRecord]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The records' Bloom filters (packed, the segments concatenated), presence flags and blocking tokens.
+
+        Under a diffused schema these filters never leave the agent: :meth:`encode` sends their views.
+        """
         n = len(records)
-        nbytes = self.schema.total_bytes
+        nbytes = self.schema.filter_bits // 8
         rows = []
         present = np.zeros(n, dtype=np.uint16)
         blocks = np.zeros((n, len(self.schema.blocking_keys)), dtype=np.uint64)
         for i, rec in enumerate(records):
             mask, flags, blk = self.record_mask(rec)
-            rows.append(mask.to_bytes(self.schema.filter_bits // 8, "big"))
+            rows.append(mask.to_bytes(nbytes, "big"))
             present[i] = flags
             blocks[i] = blk
-        bits = np.frombuffer(b"".join(rows), dtype=np.uint8).reshape(n, self.schema.filter_bits // 8)
-        bits = self.diffuse(bits) if self.schema.diffused else bits.copy()
-        assert bits.shape[1] == nbytes
+        return np.frombuffer(b"".join(rows), dtype=np.uint8).reshape(n, nbytes), present, blocks
+
+    def encode(self, records: Sequence[NormalisedRecord]) -> Encodings:
+        """Encode a batch; row i of the result is ``records[i]``."""
+        filters, present, blocks = self.record_filters(records)
+        bits = self.diffuse(filters) if self.schema.diffused else filters.copy()
         return Encodings(self.schema.version, self.key_id, bits, present, blocks, self.schema)
 
     def diffuse(self, filters: np.ndarray) -> np.ndarray:
