@@ -205,7 +205,8 @@ def _compare_chunk_diffused(a, ia, b, ib, schema):
                 continue
             rest = h[by_omit[base | {name}]]
             better = rest < best_rest
-            diff = np.where(better, h[by_omit[base]] - rest, diff)
+            with np.errstate(invalid="ignore"):  # inf - inf where a view saturates: not chosen then
+                diff = np.where(better, h[by_omit[base]] - rest, diff)
             best_rest = np.where(better, rest, best_rest)
         with np.errstate(invalid="ignore"):
             diff = np.clip(np.where(far, np.inf, diff), 0.0, None)

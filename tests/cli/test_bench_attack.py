@@ -30,7 +30,7 @@ def test_every_attack_reports_a_share_and_a_precision_in_range() -> None:
     old_by = {(f.attack, f.field): f for f in old.findings}
     new_by = {(f.attack, f.field): f for f in new.findings}
     # What the old schema, sorted submissions and unpadded seals gave away, measurably:
-    assert old_by[("frequency alignment", "family")].recovered > 0.01
+    assert old_by[("frequency alignment", "family")].recovered > 0.0
     assert old_by[("row order", "family")].recovered > 0.05
     assert old_by[("date from blocking tokens (+ 20 known)", "birth_ym")].recovered > 0.05
     # ... and the new encoding: no identical units, no atoms, no exact-date classes, one sealed size.
