@@ -15,7 +15,8 @@ from gateway.db import utcnow
 from gateway.synthetic import SyntheticAgent, synthetic_agents
 
 NDJSON = {"Content-Type": "application/x-ndjson"}
-LIMIT = 60_000
+# Between one NPO snapshot of the small town and eight of them (a tsunagu-jp/2 record is about 8 kB as sent).
+LIMIT = 400_000
 
 
 @pytest.fixture
