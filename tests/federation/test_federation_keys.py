@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 from pathlib import Path
@@ -98,7 +99,11 @@ def test_agent_sends_federation_encodings_of_transferred_children_only(federatio
     cli("federation", "init", "--home", str(gateway), "--code", "082201", "--name", "水戸市", "--contact", "こども家庭センター",
         "--federation-key-id", federation["made"].key_id, "--purpose", "early_support")
     out = cli("federation", "ingest", str(federation_bundles[0]), "--home", str(gateway))
-    assert "5 件" in out  # the sample 住民記録 has five rows with a 転入元 or 転出先 code
+    with (PRESET / "samples" / "residents.csv").open(encoding="cp932", newline="") as f_csv:
+        sample = list(csv.DictReader(f_csv))
+    moved = sum(1 for r in sample if r["転入元市区町村コード"].strip() or r["転出先市区町村コード"].strip())
+    assert 0 < moved < len(sample)
+    assert f"{moved} 件" in out  # exactly the sample 住民記録's rows with a 転入元 or 転出先 code
     text = federation_bundles[0].read_text(encoding="utf-8")
     for plain in ("宛名番号", "つなぐ市", "茨城県"):
         assert plain not in text
