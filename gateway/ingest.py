@@ -46,7 +46,7 @@ from keys.submission import (
     manifest_sha256,
     read_submission,
 )
-from linkage.schema import RetiredSchemaError, SchemaError, load_schema
+from linkage.schema import SchemaError, load_schema
 
 log = logging.getLogger("tsunagu.gateway.ingest")
 
@@ -129,8 +129,6 @@ def _ingest(gw: Gateway, data: bytes, channel: str, where: dict[str, Any]) -> In
         raise GatewayError(403, "source_not_allowed", f"ポリシーでは、データ元「{source}」をネットワーク {network} から受け付けません。")
     try:
         schema = load_schema(str(m["schema_version"]))
-    except RetiredSchemaError as exc:
-        raise GatewayError(422, "retired_schema", str(exc)) from None
     except SchemaError as exc:
         raise GatewayError(422, "unknown_schema", str(exc)) from None
     if not gw.settings.linkage_key_id:

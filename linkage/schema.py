@@ -1,13 +1,9 @@
-"""The versioned encoding schema: clkhash v3 segments, and (from ``tsunagu-jp/2``) diffused views.
+"""The versioned encoding schema: an ordered list of clkhash v3 segments.
 
-An agent first builds a record's Bloom filter as the concatenation of several
-segments, each described by a complete clkhash v3 linkage schema. Under
-``tsunagu-jp/1`` that concatenation was the encoding itself; a curious gateway
-could read names from it (docs/privacy.md), so that schema is *retired*:
-:func:`load_schema` refuses it with a message that says how to re-encode.
-Under ``tsunagu-jp/2`` the segments never leave the agent: the encoding is a
-list of *views*, each a keyed XOR diffusion (Armknecht et al. 2023, ELD) of
-the whole record's filter with some segments left out. The schema document is
+A tsunagu encoding is the concatenation of several Bloom filters ("segments"),
+each described by a complete clkhash v3 linkage schema. Keeping the fields in
+separate segments lets the gateway compute one similarity per field and treat
+a missing field as missing rather than as disagreement. The schema document is
 data (``linkage/schemas/*.json``), validated by clkhash's own JSON schema, and
 its ``version`` travels with every encoding.
 """
@@ -24,28 +20,13 @@ import clkhash.schema
 from linkage.errors import LinkageError
 
 #: The schema every new encoding uses.
-CURRENT_VERSION = "tsunagu-jp/2"
+CURRENT_VERSION = "tsunagu-jp/1"
 
-_FILES = {"tsunagu-jp/1": "tsunagu-jp-v1.json", "tsunagu-jp/2": "tsunagu-jp-v2.json"}
-
-#: Schemas whose encodings are refused: a curious gateway can decode them (docs/privacy.md).
-RETIRED: frozenset[str] = frozenset({"tsunagu-jp/1"})
+_FILES = {"tsunagu-jp/1": "tsunagu-jp-v1.json"}
 
 
 class SchemaError(LinkageError):
     """An encoding schema is unknown or malformed."""
-
-
-class RetiredSchemaError(SchemaError):
-    """Encodings under a retired schema: refused, with what to do instead."""
-
-    def __init__(self, version: str):
-        self.version = version
-        super().__init__(
-            f"符号化スキーマ「{version}」は廃止されました（ゲートウェイが氏名を推定できるため）。"
-            f"エージェントを更新して現行スキーマ {CURRENT_VERSION} で符号化し直し、"
-            "各データ元を再送してください（tsunagu agent run でデータ元を全件提出し直します）。"
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,58 +50,23 @@ class Segment:
 
 
 @dataclass(frozen=True, slots=True)
-class View:
-    """One diffused view of the record filter: the segments in ``omit`` are left out."""
-
-    name: str
-    omit: tuple[str, ...]
-    offset: int
-    length: int
-
-    @property
-    def byte_slice(self) -> slice:
-        """Where this view sits in a packed encoding row."""
-        return slice(self.offset // 8, (self.offset + self.length) // 8)
-
-
-@dataclass(frozen=True, slots=True)
 class EncodingSchema:
-    """A loaded, validated schema: segments in order, diffused views (if any) and the blocking keys."""
+    """A loaded, validated schema: segments in order and the blocking keys."""
 
     version: str
     segments: tuple[Segment, ...]
     blocking_keys: tuple[str, ...]
     document: dict
-    views: tuple[View, ...] = ()
-    taps: int = 0
-    balanced: bool = False
-
-    @property
-    def diffused(self) -> bool:
-        """True when the encoding is a list of diffused views rather than the segments themselves."""
-        return bool(self.views)
-
-    @property
-    def filter_bits(self) -> int:
-        """Length of the record's Bloom filter (the concatenated segments) in bits."""
-        return sum(s.length for s in self.segments)
 
     @property
     def total_bits(self) -> int:
-        """Length of a whole record encoding, as sent and stored, in bits."""
-        return sum(v.length for v in self.views) if self.views else self.filter_bits
+        """Length of a whole record encoding in bits."""
+        return sum(s.length for s in self.segments)
 
     @property
     def total_bytes(self) -> int:
         """Length of a whole record encoding in bytes."""
         return self.total_bits // 8
-
-    def view(self, name: str) -> View:
-        """The view called ``name``."""
-        for v in self.views:
-            if v.name == name:
-                return v
-        raise SchemaError(f"スキーマ {self.version} にビュー「{name}」はありません")
 
     def segment(self, name: str) -> Segment:
         """The segment called ``name``."""
@@ -130,20 +76,9 @@ class EncodingSchema:
         raise SchemaError(f"スキーマ {self.version} にセグメント「{name}」はありません")
 
 
-def load_schema(version: str = CURRENT_VERSION, *, allow_retired: bool = False) -> EncodingSchema:
-    """Load and validate the schema ``version`` shipped with the library.
-
-    A retired version raises :class:`RetiredSchemaError` (ingest refuses such
-    encodings); only the attack and quality benchmarks pass ``allow_retired``
-    to measure the old schema against the new one.
-    """
-    if version in RETIRED and not allow_retired:
-        raise RetiredSchemaError(version)
-    return _load(version)
-
-
 @lru_cache(maxsize=None)
-def _load(version: str) -> EncodingSchema:
+def load_schema(version: str = CURRENT_VERSION) -> EncodingSchema:
+    """Load and validate the schema ``version`` shipped with the library."""
     try:
         filename = _FILES[version]
     except KeyError:
@@ -172,20 +107,4 @@ def parse_schema(document: dict) -> EncodingSchema:
             raise SchemaError(f"セグメント「{raw['name']}」の長さ {clk.l} は 64 の倍数にしてください")
         segments.append(Segment(raw["name"], raw["keyGroup"], offset, clk))
         offset += clk.l
-    views: list[View] = []
-    taps, balanced = 0, False
-    if "views" in document:
-        try:
-            bits, taps = int(document["diffusion"]["bits"]), int(document["diffusion"]["taps"])
-            balanced = bool(document["diffusion"].get("balanced", False))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise SchemaError(f"符号化スキーマの diffusion が不正です: {exc}") from None
-        if bits % 64 or taps < 1:
-            raise SchemaError(f"ビューの長さ {bits} は 64 の倍数、タップ数 {taps} は 1 以上にしてください")
-        names = {s.name for s in segments}
-        for i, raw in enumerate(document["views"]):
-            omit = tuple(raw.get("omit", ()))
-            if not set(omit) <= names or len(omit) == len(names):
-                raise SchemaError(f"ビュー「{raw.get('name')}」の omit {list(omit)} が不正です")
-            views.append(View(raw["name"], omit, i * bits, bits))
-    return EncodingSchema(version, tuple(segments), blocking, document, tuple(views), taps, balanced)
+    return EncodingSchema(version, tuple(segments), blocking, document)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
-import secrets
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -105,7 +104,6 @@ def _encode_part(source: int, start: int, end: int) -> tuple[Encodings, list[int
 def _name_order(records: Sequence[CanonicalRecord]) -> list[int]:
     # Parts are cut from the rows sorted by name: each worker then meets mostly its own surnames, and the
     # per-process caches of the normaliser and encoder hold fewer values twice (about 8 % less CPU).
-    # This order stays inside the agent: the records leave in a fresh random order (_shuffled).
     return sorted(range(len(records)), key=lambda i: (r := records[i]).family_name or r.full_name or r.family_name_kana or r.full_name_kana)
 
 
@@ -221,18 +219,4 @@ def encode_and_seal(
             Problem(item.file, item.validated.rows[e.index], department_column(item.mapping, e.field), e.field, e.reason)
             for e in errors[number]
         )
-    for sealed_source in out:
-        _shuffled(sealed_source.records)
     return out
-
-
-def _shuffled(records: list) -> None:
-    """Put ``records`` in a fresh uniformly random order (OS randomness), in place.
-
-    The order of a submission must carry no information: sorted by name, the
-    order alone gave a curious gateway almost every family name
-    (docs/privacy.md, order attack). A new permutation per submission, from
-    ``secrets``, so no two submissions share one and nobody can replay it.
-    """
-    rng = secrets.SystemRandom()
-    rng.shuffle(records)

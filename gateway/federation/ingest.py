@@ -25,7 +25,7 @@ from keys._files import canonical_json
 from keys.errors import KeyIdMismatchError, KeysError
 from keys.federation import read_federation_submission
 from keys.linkage_secret import ensure_same_key_id
-from linkage.schema import RetiredSchemaError, SchemaError, load_schema
+from linkage.schema import SchemaError, load_schema
 
 
 def ingest(gw: Gateway, data: bytes, channel: str) -> dict[str, Any]:
@@ -67,8 +67,6 @@ def ingest(gw: Gateway, data: bytes, channel: str) -> dict[str, Any]:
             raise GatewayError(409, "replay", f"連番 {sequence} は受信済みの連番（{last}）以下です。")
         try:
             schema = load_schema(manifest["schema_version"])
-        except RetiredSchemaError as exc:
-            raise GatewayError(422, "retired_schema", str(exc)) from None
         except SchemaError as exc:
             raise GatewayError(422, "unknown_schema", str(exc)) from None
         try:

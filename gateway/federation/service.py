@@ -34,7 +34,7 @@ from gateway.federation.match import encodings, match
 from gateway.identity import User
 from keys._files import b64d, b64e
 from keys.errors import KeysError
-from linkage.schema import RetiredSchemaError, SchemaError, load_schema
+from linkage.schema import SchemaError, load_schema
 
 PEER_PATHS = {"query": "/api/v1/federation/peer/query", "handover_request": "/api/v1/federation/peer/handover",
               "handover_answer": "/api/v1/federation/peer/handover-answer",
@@ -218,15 +218,6 @@ def answer_query(gw: Gateway, data: bytes, channel: str, *, bundle: bool = False
         raise error
     try:
         schema = load_schema(str(body.get("schema_version")))
-    except RetiredSchemaError as exc:
-        error = GatewayError(422, "retired_schema", str(exc))
-        gw.event(channel, error.status, error.code, error.detail, path=f"federation query from {peer}")
-        raise error from None
-    except SchemaError:
-        schema = None
-    try:
-        if schema is None:
-            raise SchemaError("unknown schema")
         queries = encodings(schema.version, message["federation_key_id"], [b64d(it["c"], "c") for it in items],
                             [int(it["p"]) for it in items], [b64d(it["b"], "b") for it in items], len(schema.blocking_keys))
     except (KeyError, TypeError, ValueError, KeysError, SchemaError) as exc:

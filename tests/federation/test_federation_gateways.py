@@ -204,7 +204,7 @@ def _forge(home: Path, code: str, message: dict) -> bytes:
 def test_expired_misaddressed_and_wrong_purpose_messages_are_refused(world: dict) -> None:
     towns, federation = world["towns"], world["federation"]
     base = {"kind": "query", "from": B, "to": A, "purpose": "early_support", "federation_key_id": federation.key_id,
-            "body": {"exchange": "x", "schema_version": "tsunagu-jp/2", "items": []}}
+            "body": {"exchange": "x", "schema_version": "tsunagu-jp/1", "items": []}}
     now = datetime.now(timezone.utc)
     cases = {
         "expired": {"issued_at": (now.replace(year=now.year - 1)).isoformat(), "expires_at": (now.replace(year=now.year - 1)).isoformat()},
@@ -212,9 +212,6 @@ def test_expired_misaddressed_and_wrong_purpose_messages_are_refused(world: dict
         "wrong_recipient": {"to": C},
         "purpose_refused": {"purpose": "child_protection"},
         "key_id_mismatch": {"federation_key_id": "lk_0123456789abcdef"},
-        # Encodings under the retired schema: refused with how to re-encode.
-        "retired_schema": {"body": {"exchange": "x", "schema_version": "tsunagu-jp/1",
-                                    "items": [{"q": 0, "c": "", "p": 0, "b": ""}]}},
     }
     with towns[A].client() as a:
         for n, (code, change) in enumerate(cases.items()):

@@ -75,15 +75,13 @@ def test_missing_kana_and_partial_birth_date_are_not_disagreement():
     assert _together(c, (0, "R1"), (2, "N1"))
 
 
-def test_wrong_split_survives_and_swapped_order_stays_apart():
+def test_wrong_split_and_swapped_order_survive():
     resident = dict(RESIDENT, family_name="佐々木", given_name="健太", family_name_kana="ササキ", given_name_kana="ケンタ")
     unsplit = dict(full_name="佐々木健太", full_name_kana="ささきけんた", birth_date="H27.4.1", sex="男")
     swapped = dict(family_name="健太", given_name="佐々木", family_name_kana="ケンタ", given_name_kana="ササキ", birth_date="20150401", sex="M")
     c = _link([_rec("R1", **resident)], [_rec("S1", **unsplit)], [_rec("M1", **swapped)])
     assert _together(c, (0, "R1"), (1, "S1"))
-    # Under tsunagu-jp/2 no view crosses family and given name, so a swapped order is not
-    # detected (docs/privacy.md, "Lost"): the record stays on its own rather than joining anyone.
-    assert [k for k, v in c.items() if v == c[(2, "M1")]] == [(2, "M1")]
+    assert _together(c, (0, "R1"), (2, "M1"))
 
 
 def test_alphabet_name_links_to_kanji_tsusho_through_the_reading():
@@ -95,9 +93,7 @@ def test_alphabet_name_links_to_kanji_tsusho_through_the_reading():
     latin_swapped = dict(full_name="Xiaoming Wang", full_name_kana="シャオミン ワン", birth_date="2014/7/7", sex="M")
     c = _link([_rec("R1", **resident)], [_rec("S1", **school)], [_rec("M1", **latin_swapped)])
     assert _together(c, (0, "R1"), (1, "S1"))
-    # The alphabet name in the other order with its reading swapped too: not detected under
-    # tsunagu-jp/2 (no view crosses family and given name); it stays apart, joined to nobody.
-    assert [k for k, v in c.items() if v == c[(2, "M1")]] == [(2, "M1")]
+    assert _together(c, (0, "R1"), (2, "M1"))
 
 
 def test_two_namesakes_without_birth_date_are_not_guessed():
