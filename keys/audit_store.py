@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any, Iterator
@@ -49,6 +50,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.schema import CreateTable
 
 from keys import checkpoint as _cp
@@ -58,6 +60,8 @@ from keys.audit import AuditEntry
 from keys.errors import AuditStoreError
 
 _HASH = merkle.HASH_SIZE
+#: how often a first open of a new SQLite log is tried when another opener holds the lock
+_SQLITE_CREATE_TRIES = 40
 # PostgreSQL advisory lock held while a store creates its tables (any constant
 # unique to this schema: "tsunagua" in ASCII, for tsunagu audit).
 _PG_CREATE_LOCK = 0x7473756E61677561
@@ -328,6 +332,19 @@ class AuditStore:
 
 def _create(engine: Engine) -> None:
     """Create the tables and the head row unless they exist; safe when several processes open a new log at once."""
+    for attempt in range(_SQLITE_CREATE_TRIES):
+        try:
+            return _create_once(engine)
+        except OperationalError as exc:
+            # SQLite answers "database is locked" at once, without waiting out the busy
+            # timeout, when two first openers race to switch a new file to WAL or to
+            # upgrade a read lock to a write lock; the loser simply tries again.
+            if engine.dialect.name != "sqlite" or "locked" not in str(exc) or attempt == _SQLITE_CREATE_TRIES - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+
+
+def _create_once(engine: Engine) -> None:
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             # DDL is transactional here, and concurrent CREATE TABLE IF NOT

@@ -42,8 +42,9 @@ def _new_context(context: BrowserContext, site: Site) -> BrowserContext:
 
 def test_whole_reidentification_in_the_browser(context: BrowserContext, site: Site) -> None:
     escrow_home = site.home.parent / "escrow"
+    # A share opens only for its own custodian's login, so each custodian's escrow account has the share's name.
     for n in (2, 3, 4):
-        cli(["escrow", "user", "add", "--home", str(escrow_home), "--username", f"keeper{n}", "--role", "custodian",
+        cli(["escrow", "user", "add", "--home", str(escrow_home), "--username", CUSTODIANS[n - 1].name, "--role", "custodian",
              "--password-stdin"], input=PASSWORD + "\n")
 
     # Caseworker: the screening list (labels, never keys) → a flagged child → the request form.
@@ -112,7 +113,7 @@ def test_whole_reidentification_in_the_browser(context: BrowserContext, site: Si
     for n in (2, 3, 4):
         keeper_ctx = _new_context(context, site)
         try:
-            page = _escrow_page(keeper_ctx, site, f"keeper{n}")
+            page = _escrow_page(keeper_ctx, site, CUSTODIANS[n - 1].name)
             expect(page).to_have_url(re.compile(r"/ui/unseal$"))
             if "開封されています" in page.locator("#vault-status").inner_text():
                 break
