@@ -64,7 +64,7 @@ def test_real_agents_leave_no_identity_in_the_gateway(municipality, tmp_path: Pa
         deadline = time.monotonic() + 300  # a safety net only: a busy 2-core CI machine can take minutes to start a server
         while [p for p in drop.iterdir() if p.is_file()] and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert len(list((drop / "imported").iterdir())) == 2 and not list((drop / "refused").iterdir())
+        assert len(list((drop / "imported").iterdir())) == 2 and not list((drop / "rejected").iterdir())
         stats = wait_for_run(server)
         while stats["sources"] < 5:  # a run may have started before the last source arrived
             stats = wait_for_run(server, stats["id"])
