@@ -38,7 +38,7 @@ from linkage.blocking import SPAN, LshConfig, component_labels, PassStats, keyed
 from linkage.compare import PairSimilarities, compare_pairs
 from linkage.encode import Encodings
 from linkage.schema import EncodingSchema
-from linkage.score import ScoringModel
+from linkage.score import ScoringModel, guard_releasable
 
 #: Total weight at or above which a pair is a match (measured: README, "Quality").
 MATCH_THRESHOLD = 12.0
@@ -382,6 +382,32 @@ def ambiguous(pairs: ScoredPairs, match_threshold: float, margin: float = AMBIGU
     return out & (pairs.weight >= match_threshold)
 
 
+def twin_suspects(pairs: ScoredPairs, match_threshold: float, margin: float = AMBIGUITY_MARGIN) -> np.ndarray:
+    """Mask of the pairs the given-name guard released (``score.guard_releasable``) that show a twin pattern.
+
+    A released pair is a record pair whose given names disagree, kept because
+    everything else agrees. If either record has two or more live pairs
+    (weight within ``margin`` below the threshold or above) into one source,
+    it sits beside a near-copy of itself there, the footprint of twins, and
+    the released pair is dropped. Live pairs of a record all lie in its
+    solver component, so components solved alone decide this the same way.
+    """
+    released = guard_releasable(pairs.similarities)
+    if not released.any():
+        return released
+    live = np.flatnonzero(pairs.weight >= match_threshold - margin)
+    suspect_keys = []
+    for (src, idx), their_source in (((pairs.source_a, pairs.index_a), pairs.source_b),
+                                     ((pairs.source_b, pairs.index_b), pairs.source_a)):
+        key = (src[live].astype(np.int64) << 40) | (idx[live].astype(np.int64) << 8) | their_source[live].astype(np.int64)
+        uniq, counts = np.unique(key, return_counts=True)
+        suspect_keys.append(uniq[counts >= 2] >> 8)
+    suspect = np.unique(np.concatenate(suspect_keys))
+    rec_a = (pairs.source_a.astype(np.int64) << 32) | pairs.index_a.astype(np.int64)
+    rec_b = (pairs.source_b.astype(np.int64) << 32) | pairs.index_b.astype(np.int64)
+    return released & (np.isin(rec_a, suspect) | np.isin(rec_b, suspect))
+
+
 def solve(encodings: Sequence[Encodings], pairs: ScoredPairs, match_threshold: float) -> list[list[tuple[int, int]]]:
     """Clusters from the unambiguous pairs at or above ``match_threshold``; singletons for the rest."""
     return with_singletons(encodings, cluster_pairs(pairs, match_threshold))
@@ -389,7 +415,8 @@ def solve(encodings: Sequence[Encodings], pairs: ScoredPairs, match_threshold: f
 
 def cluster_pairs(pairs: ScoredPairs, match_threshold: float) -> list[list[tuple[int, int]]]:
     """The clusters of two or more records that anonlink's greedy solver builds from ``pairs``."""
-    keep = np.flatnonzero((pairs.weight >= match_threshold) & ~ambiguous(pairs, match_threshold))
+    keep = np.flatnonzero((pairs.weight >= match_threshold) & ~ambiguous(pairs, match_threshold)
+                          & ~twin_suspects(pairs, match_threshold))
     order = keep[np.argsort(-pairs.weight[keep], kind="stable")]
     # anonlink wants similarities in decreasing order; a logistic map keeps the order.
     sims = array("d", (1.0 / (1.0 + np.exp(-pairs.weight[order] / 4.0))).tolist())

@@ -8,7 +8,12 @@ A missing field weighs nothing. The total weight is explainable field by
 field, which is what the clerical review shows. One rule sits above the
 weights, because Fellegi–Sunter assumes fields independent and siblings break
 that assumption: two records whose given names disagree in every form both
-carry are never a match (twins share everything else).
+carry are never a match (twins share everything else) — unless the pair is
+*releasable* (:func:`guard_releasable`): only one form of the given name to
+go on, and family name, birth date and address all corroborate. Such a pair
+keeps its weight (the given-name disagreement counted against it), and the
+solver still drops it when either record shows a twin pattern
+(``linkage.match.twin_suspects``: two live pairs into one source).
 """
 
 from __future__ import annotations
@@ -154,11 +159,12 @@ class ScoringModel:
 
         A pair with nothing but names in common (no birth year-month, no address
         that agrees) is capped at NAME_ONLY_MAX: namesakes are common, so such a
-        pair goes to clerical review at most.
+        pair goes to clerical review at most. A pair the given-name guard
+        rejects weighs -inf, unless :func:`guard_releasable`.
         """
         total = self.contributions(sims).sum(axis=1)
         total = np.where(names_only(sims), np.minimum(total, NAME_ONLY_MAX), total)
-        return np.where(given_names_disagree(sims), -np.inf, total)
+        return np.where(given_names_disagree(sims) & ~guard_releasable(sims), -np.inf, total)
 
 
 def names_only(sims: PairSimilarities) -> np.ndarray:
@@ -177,3 +183,28 @@ def given_names_disagree(sims: PairSimilarities) -> np.ndarray:
     kanji_low = np.isnan(kanji) | (kanji < GIVEN_NAME_GUARD)
     kana_low = np.isnan(kana) | (kana < GIVEN_NAME_GUARD)
     return known_any & kanji_low & kana_low
+
+
+def guard_releasable(sims: PairSimilarities) -> np.ndarray:
+    """True where the given-name guard may yield: one given-name form only, everything else corroborating.
+
+    Twins and siblings differ in their given names in writing *and* in
+    reading, so a pair where both records carry both forms and both disagree
+    stays rejected whatever else agrees. With a single form to compare (a
+    reading-only NPO list, a register without kana, FEBRL), a disagreeing
+    given name is as often a replaced or mistyped one, so it is weighed
+    like any other field, but only when the family name is similar, the
+    birth date agrees as far as both records carry it (the sex too, which
+    the date segment holds: twins of different sex never qualify) and the
+    address does not disagree. Same-sex twins in that position are caught
+    by the solver, which drops a released pair when either record has two
+    live pairs into one source (``linkage.match.twin_suspects``).
+    """
+    kanji = sims.values[:, COMPARISONS.index("name_given")]
+    kana = sims.values[:, COMPARISONS.index("kana_given")]
+    one_form = np.isnan(kanji) ^ np.isnan(kana)
+    lv = levels(sims)
+    family = np.maximum(lv[:, COMPARISONS.index("name_family")], lv[:, COMPARISONS.index("kana_family")])
+    date_agrees = lv[:, COMPARISONS.index("demographic")] >= 3
+    address = lv[:, COMPARISONS.index("address")]
+    return given_names_disagree(sims) & one_form & (family >= 2) & date_agrees & (address != 0)
