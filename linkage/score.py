@@ -193,7 +193,7 @@ def guard_releasable(sims: PairSimilarities) -> np.ndarray:
     stays rejected whatever else agrees. With a single form to compare (a
     reading-only NPO list, a register without kana, FEBRL), a disagreeing
     given name is as often a replaced or mistyped one, so it is weighed
-    like any other field, but only when the family name is similar, the
+    like any other field, but only when the family name is not unlike, the
     birth date agrees as far as both records carry it (the sex too, which
     the date segment holds: twins of different sex never qualify) and the
     address does not disagree. Same-sex twins in that position are caught
@@ -207,4 +207,4 @@ def guard_releasable(sims: PairSimilarities) -> np.ndarray:
     family = np.maximum(lv[:, COMPARISONS.index("name_family")], lv[:, COMPARISONS.index("kana_family")])
     date_agrees = lv[:, COMPARISONS.index("demographic")] >= 3
     address = lv[:, COMPARISONS.index("address")]
-    return given_names_disagree(sims) & one_form & (family >= 2) & date_agrees & (address != 0)
+    return given_names_disagree(sims) & one_form & (family >= 1) & date_agrees & (address != 0)

@@ -9,7 +9,9 @@ import pytest
 
 from linkage.encode import encode_sources
 from linkage.evaluate import pairwise_quality
-from linkage.match import link
+from linkage.compare import PairSimilarities
+from linkage.match import ScoredPairs, cluster_pairs, link, twin_suspects
+from linkage.score import guard_releasable
 from linkage.record import CanonicalRecord
 from linkage.synthetic import generate_town
 
@@ -65,6 +67,40 @@ def test_twins_are_never_merged():
     assert _together(c, (0, "RB"), (1, "SB"))
     assert _together(c, (0, "RC"), (1, "SC"))
     assert len({c[(0, "RA")], c[(0, "RB")], c[(0, "RC")]}) == 3
+
+
+# Kanji only, as a register without readings holds a child (FEBRL's kind of record).
+WRITTEN_ONLY = dict(family_name="髙橋", given_name="陽翔", birth_date="2015-04-01", sex="1", postal_code="300-1201",
+                    address="茨城県つなぐ市本町3丁目5番2号")
+
+
+def test_a_replaced_given_name_links_when_family_date_and_address_agree():
+    # One given-name form only, and it was replaced: everything else says it is the same child.
+    school = dict(WRITTEN_ONLY, given_name="大輔")
+    c = _link([_rec("R1", **WRITTEN_ONLY)], [_rec("S1", **school)])
+    assert _together(c, (0, "R1"), (1, "S1"))
+
+
+def test_twins_known_by_one_given_name_form_are_never_merged():
+    # Same-sex twins without readings: the register holds both, each other list one of them.
+    twin_b = dict(WRITTEN_ONLY, given_name="大輔")
+    c = _link([_rec("RA", **WRITTEN_ONLY), _rec("RB", **twin_b)], [_rec("SB", **twin_b)], [_rec("MA", **WRITTEN_ONLY)])
+    assert _together(c, (0, "RB"), (1, "SB"))
+    assert _together(c, (0, "RA"), (2, "MA"))
+    assert not _together(c, (0, "RA"), (0, "RB"))
+    assert not _together(c, (1, "SB"), (2, "MA"))
+
+
+def test_a_released_pair_beside_a_twin_pattern_is_dropped():
+    # School record 0 against register records 0 (given name replaced, all else agrees: released,
+    # 17 bits) and 1 (the right child, but its register record carries errors: 13 bits, live).
+    nan = np.nan
+    sims = PairSimilarities(np.array([[1.0, 0.2, nan, nan, 1.0, 1.0], [1.0, 1.0, nan, nan, 0.7, 0.5]]),
+                            np.array([2, 2], dtype=np.int8))
+    pairs = ScoredPairs(np.array([0, 0]), np.array([0, 1]), np.array([1, 1]), np.array([0, 0]), sims, np.array([17.0, 13.0]))
+    assert guard_releasable(sims).tolist() == [True, False]
+    assert twin_suspects(pairs, 12.0).tolist() == [True, False]
+    assert cluster_pairs(pairs, 12.0) == [[(0, 1), (1, 0)]]
 
 
 def test_missing_kana_and_partial_birth_date_are_not_disagreement():
