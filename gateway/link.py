@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, literal, select, update
 from sqlalchemy.engine import Connection
 
 from gateway import models
@@ -46,6 +46,8 @@ from linkage.score import LEVEL_LABELS, levels
 log = logging.getLogger("tsunagu.gateway.link")
 
 _BATCH = 20_000
+#: Tokens per IN (...) list (SQLite allows 32,766 parameters; PostgreSQL more).
+_IN_BATCH = 500
 #: Runs whose assignments are kept: the current one and the one before (for comparison).
 _KEEP_RUNS = 2
 #: Exit code of a run process that found another run going (EX_TEMPFAIL).
@@ -214,9 +216,6 @@ def _run(gw: Gateway, run_id: int, say: Callable[[str], None], full: bool = Fals
         covered = conn.execute(select(models.link_requests.c.id)).scalars().all()
         loaded = load_sources(conn, gw.settings.linkage_key_id)
         previous_run = current_run_id(conn)
-        a = models.assignments
-        previous = {(row.source, row.token): row.person_id for row in conn.execute(
-            select(a.c.source, a.c.token, a.c.person_id).where(a.c.run_id == previous_run))} if previous_run else {}
         decisions = current_decisions(conn)
     t1 = time.perf_counter()
     say("link")
@@ -229,12 +228,27 @@ def _run(gw: Gateway, run_id: int, say: Callable[[str], None], full: bool = Fals
         candidates = result.candidate_count
     else:
         result, clusters, review, matched, candidates = None, [], np.zeros(0, dtype=np.int64), 0, 0
+    # An incremental run re-assigns only the clusters it re-solved: every other cluster is the previous
+    # run's, and so is its person (persons.assign gives an identical cluster its own person, uncontested).
+    kept = result.unchanged if result is not None and result.unchanged is not None and previous_run else None
+    persons = len(clusters)
+    if kept is not None:
+        clusters = [c for c in clusters if not kept[c[0][0]][c[0][1]]]
     keyed = [[(loaded.names[s], loaded.tokens[s][i]) for s, i in c] for c in clusters]
+    with gw.engine.connect() as conn:
+        if kept is None:
+            previous = _previous_assignments(conn, previous_run, None)
+        else:
+            touched = {(src, tok) for members in keyed for src, tok in members}
+            touched.update((loaded.names[s], tok) for s, toks in enumerate(result.departed) for tok in toks)
+            previous = _previous_assignments(conn, previous_run, touched)
     assignment = assign(keyed, previous)
     t2 = time.perf_counter()
     say("store")
     with gw.engine.begin() as conn:
         _insert_batched(conn, models.persons, [{"person_id": p, "created_run_id": run_id} for p in assignment.new])
+        if kept is not None:
+            _copy_assignments(conn, previous_run, run_id, touched)
         _insert_batched(conn, models.assignments, [
             {"run_id": run_id, "source": src, "token": tok, "person_id": pid}
             for members, pid in zip(keyed, assignment.person_ids) for src, tok in members])
@@ -248,7 +262,7 @@ def _run(gw: Gateway, run_id: int, say: Callable[[str], None], full: bool = Fals
     t3 = time.perf_counter()
     stats = {"run_id": run_id, "records": loaded.records, "sources": len(loaded.names), "skipped_records": loaded.skipped,
              "candidates": int(candidates), "matched_pairs": matched, "review_pairs": int(len(review)),
-             "persons": len(clusters), "new_persons": len(assignment.new), "retired_persons": len(assignment.retired),
+             "persons": persons, "new_persons": len(assignment.new), "retired_persons": len(assignment.retired),
              "merges": len(assignment.merges), "splits": len(assignment.splits),
              "load_seconds": round(t1 - t0, 3), "link_seconds": round(t2 - t1, 3), "store_seconds": round(t3 - t2, 3), **how}
     with gw.engine.begin() as conn:
@@ -277,6 +291,38 @@ def _run(gw: Gateway, run_id: int, say: Callable[[str], None], full: bool = Fals
     _prune(gw, run_id)
     checkpoint(gw.engine)
     return stats
+
+
+def _previous_assignments(conn: Connection, previous_run: int | None, keys: set[tuple[str, str]] | None) -> dict:
+    """(source, token) -> person of the previous run: all of them, or only those of ``keys``."""
+    if previous_run is None:
+        return {}
+    a = models.assignments
+    query = select(a.c.source, a.c.token, a.c.person_id).where(a.c.run_id == previous_run)
+    if keys is None:
+        return {(row.source, row.token): row.person_id for row in conn.execute(query)}
+    out = {}
+    by_source: dict[str, list[str]] = {}
+    for src, tok in keys:
+        by_source.setdefault(src, []).append(tok)
+    for src, toks in by_source.items():
+        for i in range(0, len(toks), _IN_BATCH):
+            for row in conn.execute(query.where(a.c.source == src, a.c.token.in_(toks[i:i + _IN_BATCH]))):
+                out[(row.source, row.token)] = row.person_id
+    return out
+
+
+def _copy_assignments(conn: Connection, previous_run: int, run_id: int, replaced: set[tuple[str, str]]) -> None:
+    """Carry the previous run's assignments into ``run_id`` inside the database, less the ``replaced`` records."""
+    a = models.assignments
+    conn.execute(insert(a).from_select(["run_id", "source", "token", "person_id"],
+                                       select(literal(run_id), a.c.source, a.c.token, a.c.person_id).where(a.c.run_id == previous_run)))
+    by_source: dict[str, list[str]] = {}
+    for src, tok in replaced:
+        by_source.setdefault(src, []).append(tok)
+    for src, toks in by_source.items():
+        for i in range(0, len(toks), _IN_BATCH):
+            conn.execute(delete(a).where(a.c.run_id == run_id, a.c.source == src, a.c.token.in_(toks[i:i + _IN_BATCH])))
 
 
 def _review_rows(run_id: int, loaded: LoadedSources, result: Any, review: np.ndarray) -> list[dict[str, Any]]:

@@ -39,7 +39,6 @@ from linkage.blocking import (
     band_keys,
     component_labels,
     informative_columns,
-    keyed_blocks,
     offsets_of,
     pair_key,
     sample_positions,
@@ -57,10 +56,8 @@ from linkage.match import (
     REVIEW_THRESHOLD,
     LinkResult,
     ScoredPairs,
-    bitarray_datasets,
     candidate_keys,
     cluster_pairs,
-    compare_block_tasks,
     first_stage,
     fit_model,
     score_pairs,
@@ -69,6 +66,9 @@ from linkage.match import (
     with_singletons,
 )
 from linkage.score import ScoringModel
+
+#: Candidate pairs listed at once when the changed records meet their blocks.
+_LISTED_PAIRS = 2_000_000
 
 
 @dataclass
@@ -225,7 +225,12 @@ def link_incremental(names: Sequence[str], tokens: Sequence[Sequence[str]], enco
             by_label.setdefault(lab, []).append((s, r))
     clusters.extend(sorted(c) for c in by_label.values() if len(c) > 1)
     clusters = with_singletons(encodings, clusters)
-    result = LinkResult(clusters, pairs, model, match_threshold, review_threshold, len(keys), [PassStats("incremental", 0, keys)])
+    # Records in no re-solved component and touching no change keep their previous cluster exactly
+    # (a cluster is wholly unchanged or wholly re-solved): the gateway rewrites only the others.
+    unchanged = [~in_touched_component[s] & ~touched[s] for s in range(len(sizes))]
+    departed = [[state.tokens[s][i] for i in np.flatnonzero(old_gone[s]).tolist()] for s in range(len(sizes))]
+    result = LinkResult(clusters, pairs, model, match_threshold, review_threshold, len(keys), [PassStats("incremental", 0, keys)],
+                        unchanged, departed)
     figures = {"changed_records": int(sum(c.sum() for c in changed)), "removed_records": int(sum(g.sum() for g in old_gone)),
                "new_candidate_pairs": int(len(keys)), "components_resolved": resolved}
     return result, _state(names, tokens, encodings, model, state.positions, pairs, clusters, review_threshold), figures
@@ -266,41 +271,32 @@ def _touched_old_components(state: LinkState, gone: list[np.ndarray], match_thre
     return [touched[offsets[s] : offsets[s + 1]] for s in range(len(sizes))]
 
 
-def _datasets_for(encodings: Sequence[Encodings], tasks: list) -> list:
-    """:func:`linkage.match.bitarray_datasets` for only the rows ``tasks`` read (the rest stay None)."""
-    needed = [np.zeros(len(e), dtype=bool) for e in encodings]
-    for s, rows_s, t, rows_t in tasks:
-        needed[s][rows_s] = True
-        needed[t][rows_t] = True
-    out = []
-    for s, e in enumerate(encodings):
-        rows = np.flatnonzero(needed[s])
-        parts = bitarray_datasets([e.take(rows)])[0]
-        full = []
-        for part in parts:
-            column: list = [None] * len(e)
-            for r, ba in zip(rows.tolist(), part):
-                column[r] = ba
-            full.append(column)
-        out.append(full)
-    return out
-
-
 def _changed_candidates(encodings: Sequence[Encodings], changed: list[np.ndarray], offsets: np.ndarray,
                         positions: np.ndarray, lsh: LshConfig) -> np.ndarray:
     """Pair keys of the candidate pairs with at least one changed record (the full run's rules, restricted)."""
     n_src = len(encodings)
     tasks: list[tuple[int, np.ndarray, int, np.ndarray]] = []
-    blocks = [keyed_blocks(e.blocks) for e in encodings]
+    # Each source's tokens sorted once per key (numpy): a block is a slice of that order, in
+    # ascending record order as ``keyed_blocks`` gives it, found without building every block.
+    ordered = []
+    for e in encodings:
+        orders = [np.argsort(e.blocks[:, k], kind="stable") for k in range(e.blocks.shape[1])]
+        ordered.append([(o, e.blocks[o, k]) for k, o in enumerate(orders)])
+
+    def block(s: int, key: tuple[int, int]) -> np.ndarray | None:
+        order, values = ordered[s][key[0]]
+        lo, hi = np.searchsorted(values, key[1], "left"), np.searchsorted(values, key[1], "right")
+        return order[lo:hi] if hi > lo else None
+
     wanted: set[tuple[int, int]] = set()
     for s, e in enumerate(encodings):
         rows = np.flatnonzero(changed[s])
         for k in range(e.blocks.shape[1]):
-            wanted.update((k, int(v)) for v in e.blocks[rows, k] if v)
+            wanted.update((k, int(v)) for v in np.unique(e.blocks[rows, k]) if v)
     for s in range(n_src):
         for t in range(s + 1, n_src):
-            for key in wanted:
-                rs, rt = blocks[s].get(key), blocks[t].get(key)
+            for key in sorted(wanted):
+                rs, rt = block(s, key), block(t, key)
                 if rs is None or rt is None:
                     continue
                 cs, ct = rs[changed[s][rs]], rt[changed[t][rt]]
@@ -315,7 +311,23 @@ def _changed_candidates(encodings: Sequence[Encodings], changed: list[np.ndarray
                                    (all_s[~wild_s & changed[s]], all_t[wild_t]), (all_s[~wild_s & ~changed[s]], all_t[wild_t & changed[t]])):
                 if len(rows_s) and len(rows_t):
                     tasks.append((s, rows_s, t, rows_t))
-    found = [compare_block_tasks(_datasets_for(encodings, tasks), tasks, CANDIDATE_THRESHOLD, offsets)] if tasks else []
+    # The tasks are small (changed records against their blocks): their pairs are listed and given
+    # the keyed pass's test with numpy popcounts instead of one anonlink call per block.
+    found: list[np.ndarray] = []
+    listed: list[np.ndarray] = []
+    pending = 0
+    for s, rs, t, rt in tasks:
+        for part in np.array_split(rs, max(1, len(rs) * len(rt) // _LISTED_PAIRS)):
+            listed.append(pair_key(np.repeat(offsets[s] + part, len(rt)), np.tile(offsets[t] + rt, len(part))))
+            pending += len(listed[-1])
+            # Bounded memory: at most about _LISTED_PAIRS pairs are listed at a time.
+            if pending >= _LISTED_PAIRS:
+                cand = unique_sorted(np.concatenate(listed))
+                found.append(cand[first_stage(encodings, cand, CANDIDATE_THRESHOLD)])
+                listed, pending = [], 0
+    if listed:
+        cand = unique_sorted(np.concatenate(listed))
+        found.append(cand[first_stage(encodings, cand, CANDIDATE_THRESHOLD)])
     # LSH: the full run's blocks (sizes over all records), pairs with a changed end only.
     bits = [e.bits for e in encodings]
     source = np.concatenate([np.full(len(b), s, dtype=np.int32) for s, b in enumerate(bits)])

@@ -83,6 +83,10 @@ class LinkResult:
     review_threshold: float
     candidate_count: int
     passes: list[PassStats] = field(default_factory=list)
+    #: Incremental runs: per source, the records whose cluster is exactly the previous run's (None: a full run).
+    unchanged: list[np.ndarray] | None = None
+    #: Incremental runs: per source, the tokens of the previous run's records that changed or left.
+    departed: list[list[str]] | None = None
 
     def review_queue(self, budget: int | None = None) -> np.ndarray:
         """Indices into ``pairs`` for clerical review, the most useful first, at most ``budget`` of them.

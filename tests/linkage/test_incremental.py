@@ -48,6 +48,16 @@ def test_incremental_equals_full_relink_on_the_same_data():
     inc, inc_state, figures = link_incremental(names2, tokens2, enc2, state)
     full, _ = link_full(names2, tokens2, enc2, model=state.model, positions=state.positions)
     assert _persons(names2, tokens2, inc.clusters) == _persons(names2, tokens2, full.clusters)
+    # Records marked unchanged sit, whole clusters at a time, in clusters the first run had too.
+    before = set(_persons(names, tokens, first.clusters))
+    kept = 0
+    for c in inc.clusters:
+        marks = {bool(inc.unchanged[s][r]) for s, r in c}
+        assert len(marks) == 1
+        if marks == {True}:
+            kept += 1
+            assert tuple(sorted((names2[s], tokens2[s][r]) for s, r in c)) in before
+    assert 0 < kept < len(inc.clusters)
     assert figures["changed_records"] >= 40 + len(donors) - 5  # a donor row may not encode
     assert len(donors) > 10
     assert 0 < figures["components_resolved"] < sum(len(c) > 1 for c in full.clusters)
