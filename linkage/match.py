@@ -119,17 +119,25 @@ class LinkResult:
         candidates = np.flatnonzero(uncertain | amb)
         if not len(candidates) or budget <= 0:
             return np.zeros(0, dtype=np.int64)
-        cluster_of: dict[tuple[int, int], int] = {}
-        sources: list[frozenset[int]] = []
-        for c, members in enumerate(self.clusters):
-            sources.append(frozenset(s for s, _ in members))
-            for m in members:
-                cluster_of[m] = c
-        sizes = np.asarray([len(c) for c in self.clusters], dtype=np.float64)
-        ca = np.fromiter((cluster_of[(int(p.source_a[i]), int(p.index_a[i]))] for i in candidates), np.int64, len(candidates))
-        cb = np.fromiter((cluster_of[(int(p.source_b[i]), int(p.index_b[i]))] for i in candidates), np.int64, len(candidates))
+        # Cluster of every record, and the sources each cluster holds as a bit mask (numpy, no per-record dicts).
+        member_cluster = np.fromiter((c for c, members in enumerate(self.clusters) for _ in members), np.int64, n_records)
+        member_source = np.fromiter((s for members in self.clusters for s, _ in members), np.int64, n_records)
+        member_index = np.fromiter((r for members in self.clusters for _, r in members), np.int64, n_records)
+        n_sources = int(member_source.max()) + 1
+        per_source = np.zeros(n_sources, dtype=np.int64)
+        np.maximum.at(per_source, member_source, member_index + 1)
+        offsets = np.concatenate([[0], np.cumsum(per_source)])
+        label = np.full(int(offsets[-1]), -1, dtype=np.int64)
+        label[offsets[member_source] + member_index] = member_cluster
+        # Past 63 sources the masks are Python integers (object arrays), so any number of sources works.
+        bit = np.left_shift(1, member_source) if n_sources < 63 else np.array([1 << int(s) for s in member_source], dtype=object)
+        held = np.zeros(len(self.clusters), dtype=bit.dtype)
+        np.bitwise_or.at(held, member_cluster, bit)
+        sizes = np.bincount(member_cluster, minlength=len(self.clusters)).astype(np.float64)
+        ca = label[offsets[p.source_a[candidates]] + p.index_a[candidates]]
+        cb = label[offsets[p.source_b[candidates]] + p.index_b[candidates]]
         same = ca == cb
-        joinable = np.fromiter((not (sources[a] & sources[b]) for a, b in zip(ca.tolist(), cb.tolist())), bool, len(candidates))
+        joinable = (held[ca] & held[cb]) == 0
         can_change = same | joinable
         prob = 1.0 / (1.0 + np.exp2(-(w[candidates] - self.match_threshold)))
         doubt = np.where(amb[candidates], 0.5, np.minimum(prob, 1.0 - prob))
