@@ -276,34 +276,33 @@ def _changed_candidates(encodings: Sequence[Encodings], changed: list[np.ndarray
     """Pair keys of the candidate pairs with at least one changed record (the full run's rules, restricted)."""
     n_src = len(encodings)
     tasks: list[tuple[int, np.ndarray, int, np.ndarray]] = []
+    # The tokens the changed records carry, per blocking key.
+    wanted: list[np.ndarray] = []
+    for k in range(encodings[0].blocks.shape[1]):
+        values = np.unique(np.concatenate([e.blocks[changed[s], k] for s, e in enumerate(encodings)]))
+        wanted.append(values[values != 0])
     # Each source's tokens sorted once per key (numpy): a block is a slice of that order, in
     # ascending record order as ``keyed_blocks`` gives it, found without building every block.
-    ordered = []
+    spans = []
     for e in encodings:
-        orders = [np.argsort(e.blocks[:, k], kind="stable") for k in range(e.blocks.shape[1])]
-        ordered.append([(o, e.blocks[o, k]) for k, o in enumerate(orders)])
-
-    def block(s: int, key: tuple[int, int]) -> np.ndarray | None:
-        order, values = ordered[s][key[0]]
-        lo, hi = np.searchsorted(values, key[1], "left"), np.searchsorted(values, key[1], "right")
-        return order[lo:hi] if hi > lo else None
-
-    wanted: set[tuple[int, int]] = set()
-    for s, e in enumerate(encodings):
-        rows = np.flatnonzero(changed[s])
-        for k in range(e.blocks.shape[1]):
-            wanted.update((k, int(v)) for v in np.unique(e.blocks[rows, k]) if v)
+        per_key = []
+        for k, values in enumerate(wanted):
+            order = np.argsort(e.blocks[:, k], kind="stable")
+            col = e.blocks[order, k]
+            per_key.append((order, np.searchsorted(col, values, "left"), np.searchsorted(col, values, "right")))
+        spans.append(per_key)
     for s in range(n_src):
         for t in range(s + 1, n_src):
-            for key in sorted(wanted):
-                rs, rt = block(s, key), block(t, key)
-                if rs is None or rt is None:
-                    continue
-                cs, ct = rs[changed[s][rs]], rt[changed[t][rt]]
-                if len(cs):
-                    tasks.append((s, cs, t, rt))
-                if len(ct):
-                    tasks.append((s, rs[~changed[s][rs]], t, ct))
+            for k in range(len(wanted)):
+                order_s, lo_s, hi_s = spans[s][k]
+                order_t, lo_t, hi_t = spans[t][k]
+                for j in np.flatnonzero((hi_s > lo_s) & (hi_t > lo_t)).tolist():
+                    rs, rt = order_s[lo_s[j]:hi_s[j]], order_t[lo_t[j]:hi_t[j]]
+                    cs, ct = rs[changed[s][rs]], rt[changed[t][rt]]
+                    if len(cs):
+                        tasks.append((s, cs, t, rt))
+                    if len(ct):
+                        tasks.append((s, rs[~changed[s][rs]], t, ct))
             wild_s = ~(encodings[s].blocks != 0).any(axis=1)
             wild_t = ~(encodings[t].blocks != 0).any(axis=1)
             all_t, all_s = np.arange(len(encodings[t])), np.arange(len(encodings[s]))
