@@ -129,13 +129,14 @@ def digests(enc: Encodings) -> np.ndarray:
     return h
 
 
-def _state(names, tokens, encodings, model, positions, result_pairs, clusters, review_threshold) -> LinkState:
+def _state(names, tokens, encodings, model, positions, result_pairs, clusters, review_threshold, record_digests=None) -> LinkState:
     keep = np.flatnonzero(result_pairs.weight >= review_threshold)
     label = [np.full(len(e), -1, dtype=np.int64) for e in encodings]
     for c, members in enumerate(clusters):
         for s, r in members:
             label[s][r] = c
-    return LinkState(list(names), [list(t) for t in tokens], [digests(e) for e in encodings], model, positions,
+    record_digests = record_digests or [digests(e) for e in encodings]
+    return LinkState(list(names), [list(t) for t in tokens], record_digests, model, positions,
                      take_pairs(result_pairs, keep), label)
 
 
@@ -233,7 +234,7 @@ def link_incremental(names: Sequence[str], tokens: Sequence[Sequence[str]], enco
                         unchanged, departed)
     figures = {"changed_records": int(sum(c.sum() for c in changed)), "removed_records": int(sum(g.sum() for g in old_gone)),
                "new_candidate_pairs": int(len(keys)), "components_resolved": resolved}
-    return result, _state(names, tokens, encodings, model, state.positions, pairs, clusters, review_threshold), figures
+    return result, _state(names, tokens, encodings, model, state.positions, pairs, clusters, review_threshold, new_digests), figures
 
 
 def _concat(a: ScoredPairs, b: ScoredPairs) -> ScoredPairs:
