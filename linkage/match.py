@@ -285,17 +285,28 @@ def first_stage(encodings: Sequence[Encodings], keys: np.ndarray, threshold: flo
     offsets = offsets_of([len(e) for e in encodings])
     sa, ia, sb, ib = split_keys(keys, offsets)
     out = np.zeros(len(keys), dtype=bool)
+    # Each source's part as 64-bit words (one popcount per word, not per byte) and its popcount per
+    # record, once; per pair only the intersection is counted.
+    words: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+
+    def part_words(src: int, p: int) -> tuple[np.ndarray, np.ndarray]:
+        if (src, p) not in words:
+            w = np.ascontiguousarray(encodings[src].bits[:, parts[p]])
+            if w.shape[1] % 8 == 0:
+                w = w.view(np.uint64)
+            words[(src, p)] = (w, np.bitwise_count(w).sum(axis=1, dtype=np.int32))
+        return words[(src, p)]
+
     for s in np.unique(sa):
         for t in np.unique(sb[sa == s]):
             sel = np.flatnonzero((sa == s) & (sb == t))
             for start in range(0, len(sel), 200_000):
                 chunk = sel[start : start + 200_000]
-                for part in parts:
-                    a = encodings[s].bits[ia[chunk], part]
-                    b = encodings[t].bits[ib[chunk], part]
-                    na = np.bitwise_count(a).sum(axis=1, dtype=np.int32)
-                    nb = np.bitwise_count(b).sum(axis=1, dtype=np.int32)
-                    inter = np.bitwise_count(a & b).sum(axis=1, dtype=np.int32)
+                for p in range(len(parts)):
+                    (wa, ca), (wb, cb) = part_words(int(s), p), part_words(int(t), p)
+                    ra, rb = ia[chunk], ib[chunk]
+                    na, nb = ca[ra], cb[rb]
+                    inter = np.bitwise_count(wa[ra] & wb[rb]).sum(axis=1, dtype=np.int32)
                     with np.errstate(invalid="ignore", divide="ignore"):
                         dice = np.where(na + nb > 0, 2.0 * inter / np.maximum(na + nb, 1), 0.0)
                     out[chunk] |= dice >= threshold
