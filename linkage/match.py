@@ -452,11 +452,12 @@ def cluster_pairs(pairs: ScoredPairs, match_threshold: float) -> list[list[tuple
 def with_singletons(encodings: Sequence[Encodings], clusters: list[list[tuple[int, int]]]) -> list[list[tuple[int, int]]]:
     """``clusters`` plus one singleton for every record in none of them."""
     out = list(clusters)
-    seen = {m for c in clusters for m in c}
-    for s, enc in enumerate(encodings):
-        for r in range(len(enc)):
-            if (s, r) not in seen:
-                out.append([(s, r)])
+    seen = [np.zeros(len(enc), dtype=bool) for enc in encodings]
+    for c in clusters:
+        for s, r in c:
+            seen[s][r] = True
+    for s in range(len(encodings)):
+        out.extend([(s, r)] for r in np.flatnonzero(~seen[s]).tolist())
     return out
 
 
