@@ -14,7 +14,11 @@ run (``link_incremental``) then
    that touch a changed record, and scores them with the stored model;
 4. re-solves only the connected components that hold a changed record or
    held a record that changed or left; every other component is the same
-   graph as before, so its clusters are kept.
+   graph as before, so its clusters are kept;
+5. marks the records whose cluster is exactly the previous run's
+   (``LinkResult.unchanged``) and lists the previous records that changed or
+   left (``LinkResult.departed``), so the gateway re-assigns persons only
+   where something moved.
 
 So, for the same data, model and LSH positions, the clusters equal those of
 a full relink (tests/linkage/test_incremental.py). A full run stays the way
