@@ -10,9 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from escrow.api.deps import CurrentUser, EscrowDep, get_token
-from escrow.errors import EscrowError
-from escrow.identity import AccountLocked, change_password, login, logout
-from keys.frontdoor.throttle import LoginRefused
+from escrow.identity import change_password, logout, sign_in
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -46,19 +44,7 @@ class PasswordChange(BaseModel):
 def post_login(request: Request, escrow: EscrowDep, body: LoginRequest) -> LoginAnswer:
     """Check the password (Argon2id) and open a session of ``session_minutes``; failures back off, then lock."""
     address = request.client.host if request.client else None
-    try:
-        token, user, expires = login(escrow.engine, body.username, body.password, escrow.settings.session_minutes,
-                                     throttle=escrow.throttle, address=address)
-    except LoginRefused as exc:
-        raise escrow.refuse_anonymous("auth.login", EscrowError(exc.status, exc.code, exc.detail)) from None
-    except AccountLocked as exc:
-        # A lock is rare and bounded (one per account until an administrator lifts it): it is signed into the log.
-        escrow.record("(throttle)", "-", "auth.lock", f"locked after {escrow.throttle.rules.lock_after} failed sign-ins", target=exc.username)
-        raise escrow.refuse_anonymous("auth.login", exc) from None
-    except EscrowError as exc:
-        # The name typed is not logged: it may be a mistyped password.
-        raise escrow.refuse_anonymous("auth.login", exc) from None
-    escrow.record(user.username, user.label, "auth.login", "signed in")
+    token, user, expires = sign_in(escrow, body.username, body.password, address)
     return LoginAnswer(access_token=token, expires_at=expires.replace(tzinfo=timezone.utc), username=user.username,
                        roles=sorted(user.roles), must_change_password=user.must_change_password)
 
