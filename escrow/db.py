@@ -1,6 +1,6 @@
 """The escrow's own store (SQLite through SQLAlchemy): users, sessions, re-identification requests and decisions.
 
-The escrow's audit log (:mod:`keys.audit_store`) lives in the same database
+The escrow's audit log (:mod:`service.audit_store`) lives in the same database
 file. Nothing here is secret or identifying: password hashes, SHA-256 of
 session tokens, request metadata, sealed records (ciphertexts only) and
 timestamps. Opened identities are never stored; a release leaves only
@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Integer, LargeBinary, MetaData, String, Table, Text, false, inspect, text
 from sqlalchemy.engine import Engine
 
-from service.db import sqlite_engine, utcnow
+from service.db import sqlite_engine, utcnow  # utcnow: the escrow modules take the shared clock as db.utcnow
 
 metadata = MetaData()
 

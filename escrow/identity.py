@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 
 from escrow import db
 from escrow.errors import EscrowError
-from keys.frontdoor.throttle import LoginRefused, LoginThrottle
+from service.frontdoor.throttle import LoginRefused, LoginThrottle
 from service.accounts import Accounts
 
 if TYPE_CHECKING:

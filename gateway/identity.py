@@ -16,7 +16,7 @@ from datetime import datetime
 from gateway import models
 from gateway.core import Gateway
 from gateway.errors import GatewayError
-from keys.frontdoor.throttle import LoginRefused
+from service.frontdoor.throttle import LoginRefused
 from service.accounts import Accounts
 
 #: the permission that makes a user an administrator of accounts

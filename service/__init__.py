@@ -13,6 +13,11 @@ the same way is written once, here:
 * :mod:`service.accounts` — create, sign in, disable, delete, change roles,
   reset and change passwords, lift a login lock: each change committed with
   its audit entry;
+* :mod:`service.frontdoor` — the password rule, the login throttle, request
+  body limits and the counting of anonymous refusals;
+* :mod:`service.audit_store` — the SQL store of the tamper-evident audit log
+  (the log's formats and proofs are the pure :mod:`keys` library's);
+* :mod:`service.witness_http` — the C2SP tlog-witness endpoint;
 * :mod:`service.web` — the skeleton of a server-rendered UI: the session
   cookie, CSRF, the Jinja environment, the sign-in screen, the base template
   and style sheet.

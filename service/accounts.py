@@ -10,7 +10,7 @@ commits in one transaction with its audit entry.
 
 Passwords are Argon2id hashes (:mod:`service.passwords`); the database keeps
 only the SHA-256 of a session token. The password rule and the login
-throttle are :mod:`keys.frontdoor`'s.
+throttle are :mod:`service.frontdoor`'s.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from typing import Any, Callable, Protocol
 from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.engine import Connection, Engine, Row
 
-from keys.frontdoor.passwords import WeakPassword, check_password
-from keys.frontdoor.throttle import ACCOUNT, ADDRESS, LoginRefused, LoginThrottle, valid_lock_key
+from service.frontdoor.passwords import WeakPassword, check_password
+from service.frontdoor.throttle import ACCOUNT, ADDRESS, LoginRefused, LoginThrottle, valid_lock_key
 from service.db import utcnow
 from service.errors import Refusal
 from service.passwords import hash_password, needs_rehash, new_token, token_digest, verify_password

@@ -14,18 +14,12 @@ from fastapi import Depends, Request
 
 from escrow.identity import ROLES, user_for_token
 from escrow.service import Escrow
-from service.web.session import CSRF_FIELD, Cookies, LoginRequired, PageForbidden, WebSession, check_csrf, new_login_nonce
+from service.web.session import Cookies, LoginRequired, PageForbidden, WebSession, check_csrf
 
-__all__ = ["CSRF_FIELD", "COOKIES", "EscrowDep", "LoginRequired", "PageForbidden", "SessionDep", "WebSession",
-           "clear_session_cookie", "current_session", "form", "login_nonce_ok", "new_login_nonce", "optional_session", "page",
-           "set_login_cookie", "set_session_cookie"]
+__all__ = ["COOKIES", "EscrowDep", "PageForbidden", "SessionDep", "WebSession",
+           "current_session", "form", "optional_session", "page"]
 
 COOKIES = Cookies("tsunagu_escrow_session", "tsunagu_escrow_login", b"tsunagu-escrow-web-csrf/1")
-set_session_cookie = COOKIES.set_session_cookie
-clear_session_cookie = COOKIES.clear_session_cookie
-set_login_cookie = COOKIES.set_login_cookie
-clear_login_cookie = COOKIES.clear_login_cookie
-login_nonce_ok = COOKIES.login_nonce_ok
 
 
 def get_escrow(request: Request) -> Escrow:

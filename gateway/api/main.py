@@ -28,12 +28,11 @@ from gateway.api.routes import evaluation, returns, support
 from gateway.core import Gateway
 from gateway.federation.api import router as federation_router
 from gateway.federation.protocol import MAX_MESSAGE_BYTES
-from gateway.errors import GatewayError
 from gateway.scheduler import Jobs
 from gateway.web import create_web_app
-from keys.frontdoor.limits import BodyLimits
+from service.frontdoor.limits import BodyLimits
 from keys.witness import Witness
-from keys.witness_http import witness_router
+from service.witness_http import witness_router
 from service.errors import Refusal
 
 log = logging.getLogger("tsunagu.gateway.api")

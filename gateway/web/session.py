@@ -13,20 +13,15 @@ from fastapi import Depends, Request
 
 from gateway.core import Gateway
 from gateway.identity import user_for_token
-from service.web.session import CSRF_FIELD, Cookies, LoginRequired, PageForbidden, WebSession, check_csrf, new_login_nonce
+from service.web.session import CSRF_FIELD, Cookies, PageForbidden, WebSession, check_csrf
 
-__all__ = ["COOKIE", "CSRF_FIELD", "AnyFormSession", "GatewayDep", "LoginRequired", "PageForbidden", "PasswordChangeRequired",
-           "SessionDep", "WebSession", "clear_login_cookie", "clear_session_cookie", "csrf_token", "current_session",
-           "form_action", "login_nonce_ok", "new_login_nonce", "page", "set_login_cookie", "set_session_cookie"]
+__all__ = ["COOKIE", "COOKIES", "CSRF_FIELD", "AnyFormSession", "GatewayDep", "PageForbidden",
+           "PasswordChangeRequired", "SessionDep", "WebSession", "csrf_token", "current_session", "form_action", "page"]
 
 COOKIES = Cookies("tsunagu_session", "tsunagu_login", b"tsunagu-web-csrf/1")
+#: the cookie's name and the CSRF token of a session token, as a client outside the browser (a test) needs them
 COOKIE = COOKIES.session_name
 csrf_token = COOKIES.csrf_token
-set_session_cookie = COOKIES.set_session_cookie
-clear_session_cookie = COOKIES.clear_session_cookie
-set_login_cookie = COOKIES.set_login_cookie
-clear_login_cookie = COOKIES.clear_login_cookie
-login_nonce_ok = COOKIES.login_nonce_ok
 
 
 class PasswordChangeRequired(Exception):

@@ -2,42 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import timezone
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field
 
 from escrow.api.deps import CurrentUser, EscrowDep, get_token
 from escrow.identity import change_password, logout, sign_in
+from service.api import LoginRequest, PasswordChange, SessionAnswer
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 
-class LoginRequest(BaseModel):
-    """Credentials of an escrow user (not a gateway user: the escrow keeps its own)."""
+class LoginAnswer(SessionAnswer):
+    """The session, and the signed-in user's roles."""
 
-    username: str = Field(max_length=64)
-    password: str = Field(max_length=1024)
-
-
-class LoginAnswer(BaseModel):
-    """A session token, shown once; ``must_change_password``: only ``POST /auth/password`` works until it is done."""
-
-    access_token: str
-    token_type: str = "bearer"
-    expires_at: datetime
-    username: str
     roles: list[str]
-    must_change_password: bool = False
-
-
-class PasswordChange(BaseModel):
-    """One's own password: the current one, and the new one (checked against the password rule)."""
-
-    current_password: str = Field(max_length=1024)
-    new_password: str = Field(max_length=1024)
 
 
 @router.post("/login", name="auth.login")
