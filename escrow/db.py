@@ -1,6 +1,6 @@
 """The escrow's own store (SQLite through SQLAlchemy): users, sessions, re-identification requests and decisions.
 
-The escrow's audit log (:mod:`keys.audit_store`) lives in the same database
+The escrow's audit log (:mod:`service.audit_store`) lives in the same database
 file. Nothing here is secret or identifying: password hashes, SHA-256 of
 session tokens, request metadata, sealed records (ciphertexts only) and
 timestamps. Opened identities are never stored; a release leaves only
@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Integer, LargeBinary, MetaData, String, Table, Text, false, inspect, text
 from sqlalchemy.engine import Engine
 
-from keys.audit_store import sqlite_engine
+from service.db import sqlite_engine, utcnow  # utcnow: the escrow modules take the shared clock as db.utcnow
 
 metadata = MetaData()
 
@@ -87,7 +87,7 @@ decisions = Table(
 
 
 def open_engine(path: str) -> Engine:
-    """The engine on the escrow's SQLite file (WAL, full fsync), with the tables created if missing."""
+    """The engine on the escrow's SQLite file (:mod:`service.db`: WAL, full fsync, foreign keys), with the tables created if missing."""
     engine = sqlite_engine(path)
     metadata.create_all(engine)
     _add_missing_columns(engine)
@@ -109,11 +109,6 @@ def _add_missing_columns(engine: Engine) -> None:
                     ddl = column.type.compile(dialect=engine.dialect)
                     default = column.server_default.arg.compile(dialect=engine.dialect)
                     conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN {column.name} {ddl} NOT NULL DEFAULT {default}'))
-
-
-def utcnow() -> datetime:
-    """The current UTC time, naive, as stored."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 def iso(value: datetime | None) -> str | None:

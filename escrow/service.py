@@ -31,10 +31,10 @@ from escrow.errors import EscrowError
 from escrow.vault import Vault
 from keys import custody
 from keys.audit import AuditEntry
-from keys.audit_store import AuditStore
+from service.audit_store import AuditStore
 from keys.checkpoint import CheckpointError, Signer, Verifier
-from keys.frontdoor.refusals import RefusalCounter
-from keys.frontdoor.throttle import LoginThrottle
+from service.frontdoor.refusals import RefusalCounter
+from service.frontdoor.throttle import LoginThrottle
 from keys.errors import KeysError
 from keys.keyring import Keyring
 from keys.witness import Witness, WitnessError
@@ -64,7 +64,7 @@ class Escrow:
         # The municipality's policy, when installed, decides a purpose's approvals
         # and record limit here: the escrow takes no filing's word for them.
         self.policy = load_policy(settings.home / POLICY) if (settings.home / POLICY).exists() else None
-        #: failed sign-ins per account and client address (the gateway's implementation: keys.frontdoor)
+        #: failed sign-ins per account and client address (the gateway's implementation: service.frontdoor)
         self.throttle = LoginThrottle(self.engine)
         #: refusals of unauthenticated requests: counted, summarised into one audit entry per period
         self.refusals = RefusalCounter(self._summarise_refusals)
@@ -116,7 +116,7 @@ class Escrow:
         return error
 
     def refuse_anonymous(self, action: str, error: EscrowError) -> EscrowError:
-        """Count a refusal of an unauthenticated request (not one audit entry each: see keys.frontdoor.refusals)."""
+        """Count a refusal of an unauthenticated request (not one audit entry each: see service.frontdoor.refusals)."""
         if not error.logged:
             if self.refusals.admit(f"{action}:{error.code}"):
                 log.warning("%s by an unauthenticated client refused (%s %s): %s", action, error.status, error.code, error.detail)

@@ -15,15 +15,16 @@ from sqlalchemy.engine import Connection, Engine
 
 from gateway import models
 from gateway.config import Settings, load_settings
-from gateway.db import make_engine, migrate, utcnow
+from gateway.db import migrate, utcnow
 from gateway.errors import GatewayError
 from keys.audit import AuditEntry
-from keys.audit_store import AuditStore
+from service.audit_store import AuditStore
 from keys.checkpoint import Signer
-from keys.frontdoor.refusals import RefusalCounter
-from keys.frontdoor.throttle import LoginThrottle
+from service.frontdoor.refusals import RefusalCounter
+from service.frontdoor.throttle import LoginThrottle
 from keys.witness import Witness
 from policy import Policy, PolicyError, default_policy, load_policy
+from service.db import make_engine
 
 log = logging.getLogger("tsunagu.gateway")
 
@@ -44,7 +45,7 @@ class Gateway:
         self.witness_folder = settings.home / "witness"
         #: called with each accepted submission (gateway.ingest.IngestResult), e.g. to schedule a linkage run
         self.listeners: list[Callable[[Any], None]] = []
-        #: failed sign-ins per account and client address (shared with the escrow: keys.frontdoor)
+        #: failed sign-ins per account and client address (shared with the escrow: service.frontdoor)
         self.throttle = LoginThrottle(engine)
         #: refusals counted in memory; a few per kind and period get an ``ingest_events`` row, all get one audit summary
         self.refusals = RefusalCounter(self._summarise_refusals)
@@ -60,7 +61,7 @@ class Gateway:
         except PolicyError as exc:
             raise GatewayError(500, "policy_invalid", str(exc)) from None
         configure_logging(settings)
-        engine = make_engine(settings.database_url)
+        engine = make_engine(settings.database_url, manual_checkpoint=True)  # checkpoints: the scheduler's job
         migrate(engine)
         gw = cls(settings, engine, policy, _audit_signer(settings.home / "keys" / _AUDIT_KEY))
         # The witness key is made with the home, like the audit key (0600 in <home>/witness/).

@@ -1,48 +1,22 @@
-"""Database engines (SQLite in WAL mode, or PostgreSQL through psycopg 3) and migrations run in-process."""
+"""The gateway's database: the engine (:mod:`service.db`), WAL checkpoints and Alembic migrations run in-process."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
+
+from service.db import WAL_LIMIT_BYTES, utcnow
+
+#: ``utcnow`` is the services' shared clock, named here too because every gateway module takes its time from here.
+__all__ = ["MAX_OFFSET", "checkpoint", "migrate", "utcnow", "wal_path"]
 
 
 #: The largest OFFSET both databases take (a signed 64-bit integer); list routes refuse more with a 422.
 MAX_OFFSET = 2**63 - 1
-
-
-def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, full fsync on commit and a busy timeout."""
-    if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-
-        @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=FULL")
-            cursor.execute("PRAGMA busy_timeout=30000")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB of page cache per connection
-            # Copying the WAL back into the database happens in checkpoint(), off the
-            # ingest path (a background job), not inside whichever commit crosses the limit.
-            cursor.execute("PRAGMA wal_autocheckpoint=0")
-            # After a checkpoint that resets the log, SQLite cuts the file back to this size.
-            cursor.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
-            cursor.close()
-
-        return engine
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
-
-
-#: The write-ahead log is cut back to this size after a large write (it would otherwise stay at its largest burst).
-WAL_LIMIT_BYTES = 64 * 1024 * 1024
 
 
 def wal_path(engine: Engine) -> Path | None:
@@ -75,8 +49,3 @@ def migrate(engine: Engine) -> None:
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
-
-
-def utcnow() -> datetime:
-    """Now in UTC, naive (every timestamp in the database is naive UTC)."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)

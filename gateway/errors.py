@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
+from service.errors import Refusal
 
-class GatewayError(Exception):
+
+class GatewayError(Refusal):
     """A request or command the gateway refuses; ``detail`` never contains identity data or secrets."""
-
-    def __init__(self, status: int, code: str, detail: str) -> None:
-        """``status``: HTTP status; ``code``: machine-readable; ``detail``: Japanese, for staff."""
-        super().__init__(detail)
-        self.status = status
-        self.code = code
-        self.detail = detail

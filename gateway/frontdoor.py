@@ -21,7 +21,7 @@ from gateway import agents as _agents
 from gateway.core import Gateway
 from gateway.errors import GatewayError
 from keys._files import canonical_json
-from keys.frontdoor.limits import MAX_DEPTH, json_depth
+from service.frontdoor.limits import MAX_DEPTH, json_depth
 
 
 def check_signed_head(gw: Gateway, data: bytes) -> dict[str, Any]:

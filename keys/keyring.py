@@ -11,7 +11,8 @@
 
 ``<home>/shares/<share set id>/custodian-<i>.json`` are the custodians'
 shares, to be carried away by each custodian; ``<home>/audit.db`` is the
-audit log of key operations.
+audit log of key operations (kept by the shells through
+``service.audit_store.keyring_log``: this library opens no database).
 """
 
 from __future__ import annotations
@@ -27,8 +28,6 @@ from keys import custody
 from keys import passphrase as _pp
 from keys._files import b64e, read_document, write_document
 from keys._ids import fingerprint
-from keys.audit import AuditEntry
-from keys.audit_store import AuditStore, Receipt, sqlite_engine
 from keys.checkpoint import Signer
 from keys.errors import KeyFileError, UnknownKeyIdError
 from keys.linkage_secret import LinkageSecret, generate_linkage_secret
@@ -163,13 +162,15 @@ class Keyring:
         """The verifier key of the municipality identity."""
         return self._index["federation_key"]
 
-    def audit_store(self, signer: Signer | None) -> AuditStore:
-        """The audit log of key operations in ``<home>/audit.db``."""
-        return AuditStore(sqlite_engine(str(self.home / "audit.db")), signer, self._index["audit_origin"])
+    @property
+    def audit_origin(self) -> str:
+        """The origin line of the key operations' audit log (its checkpoints name it)."""
+        return self._index["audit_origin"]
 
-    def record(self, signer: Signer, **entry: str) -> Receipt:
-        """Append an audit entry (committed) before the operation it describes takes effect."""
-        return self.audit_store(signer).append(AuditEntry.now(**entry))
+    @property
+    def audit_path(self) -> Path:
+        """Where the shell keeps the audit log of key operations (``service.audit_store.keyring_log`` opens it)."""
+        return self.home / "audit.db"
 
     def rotate_linkage(self, operator_passphrase: str, params: _pp.KdfParams = _pp.KdfParams()) -> LinkageSecret:
         """Make a new current linkage secret; the old one is kept, retired, for reading ids only."""

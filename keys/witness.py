@@ -47,7 +47,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Protocol, Sequence
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -58,10 +58,27 @@ from keys import merkle
 from keys._files import b64e, write_atomic
 from keys.errors import KeysError
 
-if TYPE_CHECKING:
-    from keys.audit_store import AuditStore
 
 log = logging.getLogger("tsunagu.witness")
+
+
+class Log(Protocol):
+    """What the witness client needs of an audit log (the services' store, ``service.audit_store.AuditStore``, is one)."""
+
+    def latest_checkpoint(self) -> str | None:
+        """The newest signed checkpoint note, or None for an empty log."""
+
+    def cosigned_size(self, witness: str) -> int:
+        """The largest tree size ``witness`` has cosigned (0 if none)."""
+
+    def consistency_proof(self, size1: int, size2: int | None = None) -> Any:
+        """The RFC 9162 consistency proof between two sizes (``.proof``: the hashes)."""
+
+    def add_cosignature(self, size: int, witness: str, line: str) -> None:
+        """Keep a witness's cosignature line of the checkpoint at ``size``."""
+
+    def export(self, vkey: str) -> Any:
+        """The whole log for an auditor, verified against ``vkey``."""
 
 COSIGNATURE_V1 = 0x04
 SIZE_CONTENT_TYPE = "text/x.tlog.size"
@@ -450,7 +467,7 @@ def http_post(timeout: float = 10.0) -> Post:
     return post
 
 
-def submit(store: "AuditStore", peer: Peer, post: Post | None = None) -> int:
+def submit(store: Log, peer: Peer, post: Post | None = None) -> int:
     """Ask ``peer`` to cosign the store's latest checkpoint; store the cosignature and return the size it covers.
 
     The old size is the last one this witness cosigned for us; if the
@@ -483,7 +500,7 @@ def submit(store: "AuditStore", peer: Peer, post: Post | None = None) -> int:
     raise WitnessError(f"証人 {peer.key.name} と大きさが合いません。")
 
 
-def submit_all(store: "AuditStore", folder: Path, post: Post | None = None) -> dict[str, str]:
+def submit_all(store: Log, folder: Path, post: Post | None = None) -> dict[str, str]:
     """Ask every configured witness to cosign; a witness that fails is logged and reported, never raised."""
     results = {}
     for peer in peers(folder):
@@ -497,7 +514,7 @@ def submit_all(store: "AuditStore", folder: Path, post: Post | None = None) -> d
 
 
 
-def witnessed_export(store: "AuditStore", vkey: str, folder: Path, post: Post | None = None) -> list[str]:
+def witnessed_export(store: Log, vkey: str, folder: Path, post: Post | None = None) -> list[str]:
     """The store's export after its witnesses cosigned its latest checkpoint (an entry appended meanwhile: once more)."""
     export: list[str] = []
     for _attempt in range(2):

@@ -466,8 +466,9 @@ def _rewritten_history(gateway: Path, audit: Path) -> None:
     from cryptography.hazmat.primitives import serialization
 
     from keys.audit import AuditEntry, split_export
-    from keys.audit_store import AuditStore, sqlite_engine
     from keys.checkpoint import Signer
+    from service.audit_store import AuditStore
+    from service.db import sqlite_engine
 
     print("\n== 運用者がゲートウェイの監査ログの 1 件を書き換え、ゲートウェイ自身の鍵で全チェックポイントを署名し直しても、証人の連署が合いません", flush=True)
     lines = split_export((audit / "gateway.jsonl").read_text(encoding="utf-8"))

@@ -1,7 +1,7 @@
 """The FastAPI application: routes under /api/v1, and every refusal answered in Japanese JSON.
 
 A signed-in user's refusal is logged in the audit log under their name; an
-unauthenticated one is counted and summarised (keys.frontdoor.refusals).
+unauthenticated one is counted and summarised (service.frontdoor.refusals).
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ from escrow.api.routes import audit, auth, requests, states, users, vault
 from escrow.errors import EscrowError
 from escrow.service import Escrow
 from escrow.web.app import create_web_app
-from keys.frontdoor.limits import BodyLimits
+from service.frontdoor.limits import BodyLimits
 from keys.witness import Witness, submit_all
-from keys.witness_http import witness_router
+from service.witness_http import witness_router
+from service.errors import Refusal
 
 log = logging.getLogger("tsunagu.escrow")
 
@@ -64,8 +65,9 @@ def create_app(escrow: Escrow) -> FastAPI:
     # The staff's pages: a mount, so they stay out of the API's OpenAPI document and render errors as HTML.
     app.mount("/ui", create_web_app(escrow))
 
-    @app.exception_handler(EscrowError)
-    async def _escrow_error(request: Request, exc: EscrowError) -> JSONResponse:
+    # Every refusal raised below a route, by whatever module, is answered here (service.errors).
+    @app.exception_handler(Refusal)
+    async def _escrow_error(request: Request, exc: Refusal) -> JSONResponse:
         return await _refuse(escrow, request, exc)
 
     @app.exception_handler(RequestValidationError)

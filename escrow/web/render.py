@@ -1,22 +1,20 @@
-"""Rendering the escrow's pages: templates, the navigation each role sees, times in JST, and identities in Japanese."""
+"""Rendering the escrow's pages: its templates over the shared skeleton (:mod:`service.web.render`), the navigation each role sees, identities in Japanese."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
-from fastapi.templating import Jinja2Templates
 
 from escrow.identity import ROLES
-from escrow.web.session import CSRF_FIELD, WebSession
 from policy import LEGAL_BASES
+from service.web.render import make_templates, page
+from service.web.session import WebSession
 
-JST = timezone(timedelta(hours=9), "JST")
-templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+templates = make_templates(Path(__file__).with_name("templates"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,21 +39,6 @@ STATUS = {
 }
 
 
-def jst(value: datetime | str | None) -> str:
-    """A UTC time or ISO string as ``YYYY-MM-DD HH:MM`` Japan time."""
-    if value is None or value == "":
-        return "—"
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return value
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(JST).strftime("%Y-%m-%d %H:%M")
-
-
-templates.env.filters["jst"] = jst
 templates.env.globals["STATUS"] = STATUS
 
 
@@ -67,16 +50,14 @@ def landing(roles: frozenset[str]) -> str:
 def render(request: Request, name: str, session: WebSession | None, status_code: int = 200, **context: Any) -> HTMLResponse:
     """Render ``name`` for ``session``'s user (navigation, CSRF token); never cached (identities pass here)."""
     policy = request.app.state.escrow.policy
-    base: dict[str, Any] = {"session": session, "csrf_field": CSRF_FIELD, "current_path": request.url.path, "legal_bases": LEGAL_BASES,
+    base: dict[str, Any] = {"legal_bases": LEGAL_BASES,
                             "purposes": {p.name: p.label for p in policy.purposes()} if policy is not None else {},
                             "sources": ({s: spec.label for n in policy.document.networks.values() for s, spec in n.sources.items()}
                                         if policy is not None else {})}
     if session is not None:
-        base.update(user=session.user, csrf=session.csrf, role_label="、".join(ROLES[r].split("（")[0] for r in sorted(session.user.roles)),
+        base.update(role_label="、".join(ROLES[r].split("（")[0] for r in sorted(session.user.roles)),
                     navigation=[n for n in NAVIGATION if session.user.roles & set(n.roles)])
-    response = templates.TemplateResponse(request, name, {**base, **context}, status_code=status_code)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return page(templates, request, name, session, status_code, {**base, **context})
 
 
 _SEX = {"M": "男", "F": "女"}

@@ -28,12 +28,12 @@ from gateway.api.routes import evaluation, returns, support
 from gateway.core import Gateway
 from gateway.federation.api import router as federation_router
 from gateway.federation.protocol import MAX_MESSAGE_BYTES
-from gateway.errors import GatewayError
 from gateway.scheduler import Jobs
 from gateway.web import create_web_app
-from keys.frontdoor.limits import BodyLimits
+from service.frontdoor.limits import BodyLimits
 from keys.witness import Witness
-from keys.witness_http import witness_router
+from service.witness_http import witness_router
+from service.errors import Refusal
 
 log = logging.getLogger("tsunagu.gateway.api")
 
@@ -70,8 +70,9 @@ def create_app(gw: Gateway, *, jobs: bool = True) -> FastAPI:
 
     app.add_middleware(_RequestErrors, gw=gw)
 
-    @app.exception_handler(GatewayError)
-    async def _gateway_error(request: Request, exc: GatewayError) -> JSONResponse:
+    # Every refusal raised below a route, by whatever module, is answered here (service.errors).
+    @app.exception_handler(Refusal)
+    async def _gateway_error(request: Request, exc: Refusal) -> JSONResponse:
         return _refuse(gw, request, exc.status, exc.code, exc.detail)
 
     @app.exception_handler(RequestValidationError)

@@ -1,23 +1,22 @@
-"""Rendering pages: the Jinja2 templates, the navigation each role sees, and display filters (times in JST)."""
+"""Rendering the gateway's pages: its templates over the shared skeleton (:mod:`service.web.render`), and the navigation each role sees."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
-from fastapi.templating import Jinja2Templates
 
 from gateway.core import Gateway
 from gateway.screening import attribute_catalog
-from gateway.web.session import CSRF_FIELD, WebSession
+from service.web.render import JST, make_templates, page
+from service.web.session import WebSession
 
-JST = timezone(timedelta(hours=9), "JST")
+__all__ = ["JST", "CHANNELS", "NAVIGATION", "NavItem", "landing", "navigation", "network_labels", "render", "templates"]
 
-templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+templates = make_templates(Path(__file__).with_name("templates"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,23 +69,6 @@ def navigation(gw: Gateway, role: str) -> list[NavItem]:
     return [n for n in NAVIGATION if gw.policy.may(role, n.permission).allowed]
 
 
-def jst(value: datetime | str | None) -> str:
-    """A database time (naive UTC) or ISO string as ``YYYY-MM-DD HH:MM`` in Japan time."""
-    if value is None or value == "":
-        return "—"
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return value
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(JST).strftime("%Y-%m-%d %H:%M")
-
-
-templates.env.filters["jst"] = jst
-
-
 #: How submissions and refusals came in, as staff read it (never the internal channel name).
 CHANNELS = {"http": "HTTPS", "import": "ファイル", "drop": "受け取りフォルダ", "cli": "コマンド", "web": "画面", "api": "API",
             "federation": "他自治体"}
@@ -100,12 +82,9 @@ def network_labels(gw: Gateway) -> dict[str, str]:
 def render(request: Request, name: str, session: WebSession | None, status_code: int = 200, **context: Any) -> HTMLResponse:
     """Render template ``name`` for ``session``'s user (navigation, CSRF token) with ``context``."""
     gw: Gateway = request.app.state.gateway
-    base: dict[str, Any] = {"session": session, "csrf_field": CSRF_FIELD, "municipality": gw.policy.document.municipality.name,
+    base: dict[str, Any] = {"municipality": gw.policy.document.municipality.name,
                             "catalog": attribute_catalog(gw), "networks": network_labels(gw), "channels": CHANNELS}
     if session is not None:
         role = gw.policy.document.roles.get(session.user.role)
-        base.update(user=session.user, role_label=role.label if role else session.user.role, csrf=session.csrf,
-                    navigation=navigation(gw, session.user.role), current_path=request.url.path)
-    response = templates.TemplateResponse(request, name, {**base, **context}, status_code=status_code)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+        base.update(role_label=role.label if role else session.user.role, navigation=navigation(gw, session.user.role))
+    return page(templates, request, name, session, status_code, {**base, **context})

@@ -25,7 +25,8 @@ from typer.testing import CliRunner
 
 from keys import binding, seal
 from keys.audit import AuditEntry
-from keys.audit_store import AuditStore, sqlite_engine
+from service.audit_store import AuditStore
+from service.db import sqlite_engine
 from keys.checkpoint import Signer
 from keys.custody import Custodian
 from keys.keyring import Keyring, init_municipality

@@ -25,11 +25,11 @@ from escrow.service import Escrow as EscrowService
 from gateway.core import Gateway
 from gateway.web.session import COOKIE, CSRF_FIELD, csrf_token
 from gateway_support import PASSWORD, TSUNAGU, Home, Server, cli, free_port, start_server, stop_server
-from keys import audit_store
 from keys.audit import AuditEntry
 from keys.custody import Custodian
 from keys.keyring import init_municipality
 from keys.passphrase import KdfParams
+from service import audit_store
 from tsunagu.cli import app
 
 SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

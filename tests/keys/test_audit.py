@@ -14,7 +14,8 @@ from sqlalchemy.engine import Engine
 
 from keys import audit, checkpoint, merkle
 from keys.audit import AuditEntry
-from keys.audit_store import AuditStore, sqlite_engine
+from service.audit_store import AuditStore
+from service.db import sqlite_engine
 from keys.errors import AuditEntryError
 
 ORIGIN = "tsunagu/test/audit-log"

@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 from keys import audit
 from keys.audit import AuditEntry
 from keys.audit_report import AnomalyRules, anomalies, counts, read_entries, requests_report
-from keys.audit_store import AuditStore, sqlite_engine
+from service.audit_store import AuditStore
+from service.db import sqlite_engine
 from keys.checkpoint import Signer
 from tsunagu.cli import app
 

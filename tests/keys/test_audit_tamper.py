@@ -20,7 +20,8 @@ from typer.testing import CliRunner
 
 from keys import checkpoint, witness
 from keys.audit import AuditEntry
-from keys.audit_store import AuditStore, sqlite_engine
+from service.audit_store import AuditStore
+from service.db import sqlite_engine
 from tsunagu.cli import app
 from tsunagu.errors import CommandError
 

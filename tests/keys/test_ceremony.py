@@ -13,6 +13,7 @@ from keys.errors import AgentError, KeyFileError, KeyIdMismatchError, SealError,
 from keys.keyring import Keyring, init_municipality
 from keys.linkage_secret import ensure_same_key_id
 from keys.passphrase import KdfParams
+from service.audit_store import keyring_log, record_key_operation
 
 FAST = KdfParams(memory_kib=1024, iterations=1, lanes=1)  # small but real Argon2id
 OPERATOR = "operator pass 1"
@@ -42,7 +43,7 @@ def test_whole_ceremony(admin: tuple[Path, list[Path]], tmp_path: Path) -> None:
     public_file = enrolment.init_agent(agent_home, "edu-1", "agent pass", FAST)
     registry = enrolment.AgentRegistry(home)
     agent_public = enrolment.read_agent_public(public_file)
-    ring.record(signer, **_entry("agent.enrol", target="edu-1"))
+    record_key_operation(ring, signer, **_entry("agent.enrol", target="edu-1"))
     wrapped = registry.enrol(agent_public, ring.linkage_secret(OPERATOR), ring.federation_signer(OPERATOR), home / "enrolments")
     key_id = enrolment.install_linkage_secret(agent_home, wrapped, "agent pass", params=FAST)
     assert enrolment.load_linkage_secret(agent_home, "agent pass") == ring.linkage_secret(OPERATOR)
@@ -54,14 +55,14 @@ def test_whole_ceremony(admin: tuple[Path, list[Path]], tmp_path: Path) -> None:
         seal.seal_batch(ring.escrow_public(), "edu", "batch-1", identities).to_json())))
 
     escrow = custody.unseal(ring.escrow_sealed_path, _shares(share_files, [4, 0, 2]))
-    receipt = ring.record(signer, **_entry("reid.release", target="tok42", purpose="支援", legal_basis="法69条", case_ref="C-1"))
+    receipt = record_key_operation(ring, signer, **_entry("reid.release", target="tok42", purpose="支援", legal_basis="法69条", case_ref="C-1"))
     record_key = seal.derive_record_key(escrow, batch.header, "tok42")
     assert seal.open_record(record_key, batch.header, batch.records["tok42"]) == identities["tok42"]
     with pytest.raises(SealError):  # the released key opens that record only
         seal.open_record(record_key, batch.header, batch.records["tok43"])
     assert receipt.index == 1
 
-    store = ring.audit_store(None)
+    store = keyring_log(ring, None)
     lines = list(audit.export_lines(store.origin, ring.checkpoint_vkey, store.entries(), store.checkpoints(), store.size()))
     assert audit.verify_export(lines, pinned_vkey=ring.checkpoint_vkey).size == 2
     tampered = lines[:1] + [lines[1].replace("agent.enrol", "agent.revoke")] + lines[2:]

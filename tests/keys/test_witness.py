@@ -12,7 +12,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from keys import audit, checkpoint, witness
 from keys.audit import AuditEntry
-from keys.audit_store import AuditStore, sqlite_engine
+from service.audit_store import AuditStore
+from service.db import sqlite_engine
 
 ORIGIN = "tsunagu.gateway/131016"
 

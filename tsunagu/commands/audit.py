@@ -15,6 +15,7 @@ from keys import audit, merkle
 from keys import witness as _witness
 from keys._files import write_atomic
 from keys.keyring import Keyring
+from service.audit_store import keyring_log
 from tsunagu.errors import CommandError, jst
 
 audit_app = typer.Typer(help="監査ログの書き出しと検証（監査担当者向け）", no_args_is_help=True)
@@ -32,7 +33,7 @@ def export(
 ) -> None:
     """監査ログの全記録・署名付きチェックポイント・公開鍵を書き出します。"""
     ring = Keyring(home)
-    store = ring.audit_store(None)
+    store = keyring_log(ring, None)
     lines = store.export(ring.checkpoint_vkey)
     write_atomic(out, ("\n".join(lines) + "\n").encode("utf-8"), mode=0o644)
     typer.echo(f"{json.loads(lines[0])['size']} 件の記録を {out} に書き出しました。")
@@ -360,7 +361,7 @@ def witness_serve(
     """証人を HTTP サービスとして動かします（POST /witness/add-checkpoint、C2SP tlog-witness）。"""
     import uvicorn
 
-    from keys.witness_http import witness_app
+    from service.witness_http import witness_app
 
     w = _open_witness(home)
     app = witness_app(home / "witness")

@@ -18,6 +18,7 @@ import typer
 from keys import custody, enrolment, seal
 from keys.keyring import Keyring, init_municipality
 from keys.passphrase import KdfParams
+from service.audit_store import record_key_operation
 from tsunagu.errors import CommandError
 
 keys_app = typer.Typer(help="鍵の生成・配布・エスクロー管理（鍵管理者向け）", no_args_is_help=True)
@@ -91,7 +92,7 @@ def init(
         typer.echo(f"持分: {c.name} さん → {path}")
     typer.echo("各鍵管理者は自分の持分ファイルを自分の媒体に移し、このフォルダからは削除してください。")
     ring = Keyring(home)
-    ring.record(ring.checkpoint_signer(operator), actor=_actor(None), role="key-administrator",
+    record_key_operation(ring, ring.checkpoint_signer(operator), actor=_actor(None), role="key-administrator",
                          action="keys.init", outcome="succeeded", target=result.escrow_key_id)
 
 
@@ -122,7 +123,7 @@ def enrol(
     registry.check_enrollable(agent)
     operator = _Passphrases(passphrase_stdin).ask("運用者のパスフレーズ")
     linkage = ring.linkage_secret(operator)
-    ring.record(ring.checkpoint_signer(operator), actor=_actor(actor), role="key-administrator", action="agent.enrol",
+    record_key_operation(ring, ring.checkpoint_signer(operator), actor=_actor(actor), role="key-administrator", action="agent.enrol",
                 outcome="approved", target=f"{agent.agent_id}/{linkage.key_id}")
     path = registry.enrol(agent, linkage, ring.federation_signer(operator), home / "enrolments")
     typer.echo(f"エージェント {agent.agent_id} を登録しました（連携鍵 {linkage.key_id}）。")
@@ -154,7 +155,7 @@ def rotate_linkage(
     operator = _Passphrases(passphrase_stdin).ask("運用者のパスフレーズ")
     ring.linkage_secret(operator)
     old = ring.current_linkage_key_id
-    ring.record(ring.checkpoint_signer(operator), actor=_actor(actor), role="key-administrator",
+    record_key_operation(ring, ring.checkpoint_signer(operator), actor=_actor(actor), role="key-administrator",
                 action="linkage.rotate", outcome="approved", target=old)
     new = ring.rotate_linkage(operator, _params(kdf_memory_kib))
     typer.echo(f"連携鍵を {old} から {new.key_id} に替えました。各エージェントを enrol し直してください。")
@@ -179,7 +180,7 @@ def rewrap_escrow(
     old = [custody.ShareInput(path, ask.ask(f"持分 {path.name} の鍵管理者のパスフレーズ")) for path in share]
     custody.unseal(ring.escrow_sealed_path, old)  # refuse early, before anyone types new passphrases
     new = [custody.Custodian(name, ask.ask(f"新しい鍵管理者 {name} さんのパスフレーズ", confirm=True)) for name in custodian]
-    ring.record(signer, actor=_actor(actor), role="key-administrator", action="escrow.rewrap", outcome="approved",
+    record_key_operation(ring, signer, actor=_actor(actor), role="key-administrator", action="escrow.rewrap", outcome="approved",
                 target=custody.sealed_info(ring.escrow_sealed_path)["share_set_id"])
     share_set, paths = custody.rewrap(ring.escrow_sealed_path, old, ring.shares_dir, new, threshold, _params(kdf_memory_kib))
     typer.echo(f"エスクロー鍵を分割し直しました（新しい分割 {share_set}、{threshold}/{len(new)}）。旧い持分は使えません。")
@@ -200,7 +201,7 @@ def revoke_agent(
     registry = enrolment.AgentRegistry(home)
     registry.get(agent_id)
     operator = _Passphrases(passphrase_stdin).ask("運用者のパスフレーズ")
-    ring.record(ring.checkpoint_signer(operator), actor=_actor(actor), role="key-administrator",
+    record_key_operation(ring, ring.checkpoint_signer(operator), actor=_actor(actor), role="key-administrator",
                 action="agent.revoke", outcome="approved", target=agent_id, purpose=reason)
     registry.revoke(agent_id, reason)
     typer.echo(f"エージェント {agent_id} を失効させました。")
@@ -230,7 +231,7 @@ def open_record(
     signer = ring.checkpoint_signer(ask.ask("運用者のパスフレーズ"))
     escrow = custody.unseal(ring.escrow_sealed_path, [custody.ShareInput(p, ask.ask(f"持分 {p.name} の鍵管理者のパスフレーズ")) for p in share])
     record_key = seal.derive_record_key(escrow, sealed.header, token)
-    ring.record(signer, actor=_actor(actor), role="custodian", action="escrow.open-record", outcome="released",
+    record_key_operation(ring, signer, actor=_actor(actor), role="custodian", action="escrow.open-record", outcome="released",
                 target=token, purpose=purpose, legal_basis=legal_basis, case_ref=case_ref)
     identity = seal.open_record(record_key, sealed.header, sealed.records[token])
     typer.echo(json.dumps(identity, ensure_ascii=False))

@@ -2,63 +2,30 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import timezone
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field
 
 from escrow.api.deps import CurrentUser, EscrowDep, get_token
-from escrow.errors import EscrowError
-from escrow.identity import AccountLocked, change_password, login, logout
-from keys.frontdoor.throttle import LoginRefused
+from escrow.identity import change_password, logout, sign_in
+from service.api import LoginRequest, PasswordChange, SessionAnswer
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 
-class LoginRequest(BaseModel):
-    """Credentials of an escrow user (not a gateway user: the escrow keeps its own)."""
+class LoginAnswer(SessionAnswer):
+    """The session, and the signed-in user's roles."""
 
-    username: str = Field(max_length=64)
-    password: str = Field(max_length=1024)
-
-
-class LoginAnswer(BaseModel):
-    """A session token, shown once; ``must_change_password``: only ``POST /auth/password`` works until it is done."""
-
-    access_token: str
-    token_type: str = "bearer"
-    expires_at: datetime
-    username: str
     roles: list[str]
-    must_change_password: bool = False
-
-
-class PasswordChange(BaseModel):
-    """One's own password: the current one, and the new one (checked against the password rule)."""
-
-    current_password: str = Field(max_length=1024)
-    new_password: str = Field(max_length=1024)
 
 
 @router.post("/login", name="auth.login")
 def post_login(request: Request, escrow: EscrowDep, body: LoginRequest) -> LoginAnswer:
     """Check the password (Argon2id) and open a session of ``session_minutes``; failures back off, then lock."""
     address = request.client.host if request.client else None
-    try:
-        token, user, expires = login(escrow.engine, body.username, body.password, escrow.settings.session_minutes,
-                                     throttle=escrow.throttle, address=address)
-    except LoginRefused as exc:
-        raise escrow.refuse_anonymous("auth.login", EscrowError(exc.status, exc.code, exc.detail)) from None
-    except AccountLocked as exc:
-        # A lock is rare and bounded (one per account until an administrator lifts it): it is signed into the log.
-        escrow.record("(throttle)", "-", "auth.lock", f"locked after {escrow.throttle.rules.lock_after} failed sign-ins", target=exc.username)
-        raise escrow.refuse_anonymous("auth.login", exc) from None
-    except EscrowError as exc:
-        # The name typed is not logged: it may be a mistyped password.
-        raise escrow.refuse_anonymous("auth.login", exc) from None
-    escrow.record(user.username, user.label, "auth.login", "signed in")
+    token, user, expires = sign_in(escrow, body.username, body.password, address)
     return LoginAnswer(access_token=token, expires_at=expires.replace(tzinfo=timezone.utc), username=user.username,
                        roles=sorted(user.roles), must_change_password=user.must_change_password)
 

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, Field
 
 from escrow import identity
 from escrow.api.deps import EscrowDep, require
 from escrow.identity import User
+from service.api import Unlock, Username
 
 router = APIRouter(prefix="/users", tags=["users"])
 lockouts = APIRouter(prefix="/lockouts", tags=["users"])
 Admin = Annotated[User, Depends(require("admin"))]
-Username = Annotated[str, Path(min_length=1, max_length=64)]
 
 
 class NewUser(BaseModel):
@@ -29,13 +29,6 @@ class RolesChange(BaseModel):
     """The roles to give."""
 
     roles: list[str] = Field(min_length=1, max_length=5)
-
-
-class Unlock(BaseModel):
-    """The lock to lift: an account (user name) or a client address."""
-
-    kind: Literal["account", "address"]
-    key: str = Field(min_length=1, max_length=64)
 
 
 @router.get("", name="user.list")

@@ -18,12 +18,13 @@ from starlette.concurrency import run_in_threadpool
 
 from escrow import db, reidentification
 from escrow.errors import EscrowError
+from escrow.identity import sign_in
 from escrow.reidentification import RequestFiling
 from escrow.service import Escrow
 from escrow.web.render import STATUS, identity_view, render
-from escrow.web.routes.auth import sign_in
-from escrow.web.session import (EscrowDep, WebSession, form, login_nonce_ok, new_login_nonce, optional_session, page,
-                                set_login_cookie, set_session_cookie)
+from escrow.web.routes.auth import address
+from escrow.web.session import COOKIES, EscrowDep, WebSession, form, optional_session, page
+from service.web.session import new_login_nonce
 
 router = APIRouter()
 
@@ -151,7 +152,7 @@ def _file_page(request: Request, session: WebSession | None, text: str, filing: 
     nonce = new_login_nonce()
     response = render(request, "file.html", session, status_code, filing=filing, filing_text=text, error=error, nonce=nonce,
                       username=username, is_caseworker=bool(session and "caseworker" in session.user.roles))
-    set_login_cookie(request, response, nonce)
+    COOKIES.set_login_cookie(request, response, nonce)
     return response
 
 
@@ -190,12 +191,13 @@ async def post_file_login(request: Request, escrow: EscrowDep, filing: Annotated
     parsed, error = _parse_filing(filing)
     if parsed is None:
         return _file_page(request, None, filing, None, 422, error=error)
-    if not login_nonce_ok(request, nonce):
+    if not COOKIES.login_nonce_ok(request, nonce):
         return _file_page(request, None, filing, parsed, 400, error="画面の有効期限が切れました。もう一度入力してください。", username=username)
     if not username.strip() or not password:
         return _file_page(request, None, filing, parsed, 422, error="エスクローの利用者名とパスワードを入力してください。", username=username)
     try:
-        token, user, expires = await run_in_threadpool(sign_in, escrow, username.strip(), password)
+        token, user, expires = await run_in_threadpool(sign_in, escrow, username.strip(), password, address(request),
+                                                       "signed in (web)")
     except EscrowError as exc:
         return _file_page(request, None, filing, parsed, exc.status, error=exc.detail, username=username)
     try:
@@ -204,9 +206,9 @@ async def post_file_login(request: Request, escrow: EscrowDep, filing: Annotated
                                 EscrowError(403, "forbidden_role", "申請を提出できるのはケースワーカーだけです。"), target=parsed.request_id)
         target = await run_in_threadpool(_filed, escrow, user, parsed)
     except EscrowError as exc:
-        response = _file_page(request, WebSession(user, token), filing, parsed, exc.status, error=exc.detail)
+        response = _file_page(request, COOKIES.session(user, token), filing, parsed, exc.status, error=exc.detail)
     else:
         response = RedirectResponse(target, status_code=303)
-    set_session_cookie(request, response, token, expires)
+    COOKIES.set_session_cookie(request, response, token, expires)
     return response
 

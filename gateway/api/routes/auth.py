@@ -2,41 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel, Field
 
 from gateway.api.deps import CurrentUser, GatewayDep, get_token
 from gateway.identity import change_password, login, logout
+from service.api import LoginRequest, PasswordChange, SessionAnswer
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 
-class LoginRequest(BaseModel):
-    """Credentials."""
+class LoginAnswer(SessionAnswer):
+    """The session, and the signed-in user's role."""
 
-    username: str = Field(max_length=64)
-    password: str = Field(max_length=1024)
-
-
-class LoginAnswer(BaseModel):
-    """A session token, shown once; ``must_change_password``: only ``POST /auth/password`` works until it is done."""
-
-    access_token: str
-    token_type: str = "bearer"
-    expires_at: datetime
-    username: str
     role: str
-    must_change_password: bool = False
-
-
-class PasswordChange(BaseModel):
-    """One's own password: the current one, and the new one (checked against the password rule)."""
-
-    current_password: str = Field(max_length=1024)
-    new_password: str = Field(max_length=1024)
 
 
 @router.post("/login")

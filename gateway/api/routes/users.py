@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, Field
 
 from gateway.api.deps import GatewayDep, require
 from gateway.identity import User, add_user, delete_user, list_users, reset_password, set_disabled, set_role, unlock
+from service.api import Unlock, Username
 
 router = APIRouter(prefix="/users", tags=["users"])
 lockouts = APIRouter(prefix="/lockouts", tags=["users"])
 Admin = Annotated[User, Depends(require("users.manage"))]
-Username = Annotated[str, Path(min_length=1, max_length=64)]
 
 
 class NewUser(BaseModel):
@@ -28,13 +28,6 @@ class RoleChange(BaseModel):
     """The role to give (a role of the policy)."""
 
     role: str = Field(max_length=32)
-
-
-class Unlock(BaseModel):
-    """The lock to lift: an account (user name) or a client address."""
-
-    kind: Literal["account", "address"]
-    key: str = Field(min_length=1, max_length=64)
 
 
 @router.get("")

@@ -1,7 +1,7 @@
 """Accounts: a reset password must be changed at the next sign-in (``users.must_change_password``).
 
 The login throttle's table (``login_throttle``) is created by
-:class:`keys.frontdoor.throttle.LoginThrottle` itself, as the audit store
+:class:`service.frontdoor.throttle.LoginThrottle` itself, as the audit store
 creates its own, because the escrow shares it without Alembic.
 
 Revision ID: 0004_doors

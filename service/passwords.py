@@ -1,4 +1,4 @@
-"""Passwords (Argon2id) and session tokens.
+"""Passwords (Argon2id) and session tokens, for both services.
 
 Passwords use argon2-cffi's ``PasswordHasher`` with the RFC 9106 low-memory
 profile (Argon2id, t=3, m=64 MiB, p=4): it writes the PHC string (algorithm,
@@ -6,6 +6,11 @@ parameters and salt travel with the hash, so parameters can be raised later
 and old hashes re-hashed at login via ``check_needs_rehash``) and verifies in
 constant time. ``cryptography``'s Argon2id is a bare KDF: the encoding,
 parsing and parameter upgrade would be ours to write.
+
+The escrow used to hash with ``cryptography``'s Argon2id and the same
+parameters (m = 64 MiB, t = 3, p = 4, 16-byte salt, 32-byte hash); those PHC
+strings are standard, so they verify here unchanged, and a hash with other
+parameters is re-hashed at the next sign-in (:func:`needs_rehash`).
 
 Session tokens are 256-bit random strings; the database keeps only their
 SHA-256, so a copy of the database holds no usable token.

@@ -1,6 +1,6 @@
 """Benchmarks of the key library: records sealed per second, audit appends per second with proofs.
 
-Run ``python -m keys.bench`` (or call :func:`bench_seal` / :func:`bench_audit`).
+Run ``python -m tsunagu.keys_bench`` (or call :func:`bench_seal` / :func:`bench_audit`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from keys import merkle, seal
 from keys.audit import AuditEntry
-from keys.audit_store import AuditStore, sqlite_engine
+from service.audit_store import AuditStore
+from service.db import sqlite_engine
 from keys.checkpoint import Signer
 from keys.custody import EscrowPublicKey
 

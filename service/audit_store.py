@@ -1,5 +1,9 @@
 """Durable storage of the audit log through SQLAlchemy 2 (SQLite with WAL by default; PostgreSQL in production).
 
+The log's formats and proofs are the pure library's (:mod:`keys.audit`,
+:mod:`keys.merkle`, :mod:`keys.checkpoint`); this store, the services' base,
+keeps them in a database (engines: :mod:`service.db`).
+
 :meth:`AuditStore.append` commits the entry, the Merkle nodes it completes and
 its signed checkpoint in one row, in one transaction, before it returns, so an
 action is recorded before it takes effect.
@@ -39,9 +43,7 @@ from sqlalchemy import (
     Table,
     Text,
     bindparam,
-    create_engine,
     delete,
-    event,
     exists,
     func,
     insert,
@@ -58,6 +60,8 @@ from keys import merkle
 from keys._files import b64e, canonical_json
 from keys.audit import AuditEntry
 from keys.errors import AuditStoreError
+from keys.keyring import Keyring
+from service.db import sqlite_engine
 
 _HASH = merkle.HASH_SIZE
 #: how often a first open of a new SQLite log is tried when another opener holds the lock
@@ -138,21 +142,6 @@ class Receipt:
     leaf_hash: bytes
     checkpoint: str
     proof: InclusionProof
-
-
-def sqlite_engine(path: str) -> Engine:
-    """An engine on a SQLite file in WAL mode with full fsync, so a commit survives power loss."""
-    engine = create_engine(f"sqlite:///{path}")
-
-    @event.listens_for(engine, "connect")
-    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute("PRAGMA busy_timeout=10000")
-        cursor.close()
-
-    return engine
 
 
 class AuditStore:
@@ -374,3 +363,13 @@ def _grow(frontier: list[tuple[int, bytes]], leaf: bytes) -> tuple[list[tuple[in
     path = siblings + [h for _, h in reversed(edge)]
     edge.append((level, node))
     return edge, b"".join(completed), merkle.fold_right([h for _, h in edge]), path
+
+
+def keyring_log(ring: Keyring, signer: _cp.Signer | None) -> AuditStore:
+    """The audit log of key operations in the key administrator's home (``<home>/audit.db``)."""
+    return AuditStore(sqlite_engine(str(ring.audit_path)), signer, ring.audit_origin)
+
+
+def record_key_operation(ring: Keyring, signer: _cp.Signer, **entry: str) -> Receipt:
+    """Append an entry to the key administrator's log (committed) before the operation it describes takes effect."""
+    return keyring_log(ring, signer).append(AuditEntry.now(**entry))
