@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import threading
-from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -39,57 +37,32 @@ def _run(conn: Connection) -> int:
 PERSON_SORTS = {"person": "人物 ID 順", "records": "記録の多い順", "sources": "データ元の多い順"}
 
 
-@dataclass(frozen=True)
-class _RunIndex:
-    """One run's persons, summarised once: id, record count, sources — and the list in each order."""
-
-    rows: tuple[tuple[str, int, int, frozenset[str]], ...]
-    orders: dict[str, tuple[int, ...]]
-
-
-_indexes: dict[tuple[str, int], _RunIndex] = {}
-_index_lock = threading.Lock()
-
-
-def _run_index(gw: Gateway, conn: Connection, run_id: int) -> _RunIndex:
-    """The run's summary, built on first use and kept while the run is current (a run's assignments never change),
-    so that every page of a 50,000-person list is a filter over memory instead of a GROUP BY over the run."""
-    key = (str(gw.engine.url), run_id)
-    found = _indexes.get(key)
-    if found is not None:
-        return found
-    with _index_lock:
-        if key in _indexes:
-            return _indexes[key]
-        records: dict[str, int] = {}
-        sources: dict[str, set[str]] = {}
-        for person_id, source in conn.execute(select(a.c.person_id, a.c.source).where(a.c.run_id == run_id)):
-            records[person_id] = records.get(person_id, 0) + 1
-            sources.setdefault(person_id, set()).add(source)
-        rows = tuple((pid, records[pid], len(sources[pid]), frozenset(sources[pid])) for pid in sorted(records))
-        index = _RunIndex(rows, {
-            "person": tuple(range(len(rows))),
-            "records": tuple(sorted(range(len(rows)), key=lambda i: (-rows[i][1], rows[i][0]))),
-            "sources": tuple(sorted(range(len(rows)), key=lambda i: (-rows[i][2], rows[i][0]))),
-        })
-        for old in [k for k in _indexes if k[0] == key[0]]:
-            del _indexes[old]  # only the current run is listed
-        _indexes[key] = index
-        return index
-
-
 def list_persons(gw: Gateway, *, source: str | None = None, min_sources: int = 1, limit: int = 100, offset: int = 0,
                  sort: str = "person", prefix: str = "") -> dict[str, Any]:
-    """Persons of the current run with how many records and which sources: filtered, searched by id prefix, sorted, paged."""
+    """Persons of the current run with how many records and which sources: filtered, searched by id prefix, sorted, paged.
+
+    Read from ``run_persons``, the summary the run wrote when it was published: each order is an index
+    (``ix_run_persons_records``, ``ix_run_persons_sources``, the primary key), so a page costs the same on the
+    first request after a run as on the hundredth, with no per-process cache to build.
+    """
+    rp = models.run_persons
     with gw.engine.connect() as conn:
         run_id = _run(conn)
-        index = _run_index(gw, conn, run_id)
-    rows = index.rows
-    chosen = [i for i in index.orders.get(sort, index.orders["person"])
-              if rows[i][2] >= min_sources and (not source or source in rows[i][3]) and (not prefix or rows[i][0].startswith(prefix))]
-    page = chosen[offset:offset + limit]
-    return {"run_id": run_id, "total": len(chosen),
-            "persons": [{"person_id": rows[i][0], "records": rows[i][1], "sources": rows[i][2]} for i in page]}
+        where = [rp.c.run_id == run_id]
+        if min_sources > 1:
+            where.append(rp.c.sources >= min_sources)
+        if source:
+            where.append(rp.c.source_list.contains(f",{source},", autoescape=True))
+        if prefix:
+            # Ids are P + lowercase hex: "~" sorts after every id character, so this is a range of the primary key.
+            where.append(and_(rp.c.person_id >= prefix, rp.c.person_id < prefix + "~"))
+        total = conn.execute(select(func.count()).select_from(rp).where(*where)).scalar_one()
+        order = {"records": (rp.c.records.desc(), rp.c.person_id), "sources": (rp.c.sources.desc(), rp.c.person_id)}.get(
+            sort, (rp.c.person_id,))
+        rows = conn.execute(select(rp.c.person_id, rp.c.records, rp.c.sources).where(*where).order_by(*order)
+                            .limit(limit).offset(offset)).all()
+    return {"run_id": run_id, "total": total,
+            "persons": [{"person_id": x.person_id, "records": x.records, "sources": x.sources} for x in rows]}
 
 
 def person(gw: Gateway, person_id: str, role: str) -> dict[str, Any]:
@@ -178,12 +151,12 @@ def export_parquet(gw: Gateway, role: str) -> bytes:
 
 
 def review_pairs(gw: Gateway, limit: int = 100, offset: int = 0) -> dict[str, Any]:
-    """The current run's pairs for clerical review, highest weight first, with per-field levels."""
+    """The current run's pairs for clerical review, in the review queue's order (``gateway.review.QUEUE_ORDER``), with per-field levels."""
     rp = models.review_pairs
     with gw.engine.connect() as conn:
         run_id = _run(conn)
         total = conn.execute(select(func.count()).where(rp.c.run_id == run_id)).scalar_one()
-        rows = conn.execute(select(rp).where(rp.c.run_id == run_id).order_by(rp.c.weight.desc(), rp.c.id)
+        rows = conn.execute(select(rp).where(rp.c.run_id == run_id).order_by(rp.c.id)  # the queue's order
                             .limit(limit).offset(offset)).all()
     return {"run_id": run_id, "total": total, "pairs": [
         {"id": x.id, "a": {"source": x.source_a, "token": x.token_a}, "b": {"source": x.source_b, "token": x.token_b},
