@@ -14,10 +14,11 @@ import pandas as pd
 from sqlalchemy import and_, func, select
 from sqlalchemy.engine import Connection
 
-from gateway import models
+from gateway import listing, models
 from gateway.core import Gateway
 from gateway.errors import GatewayError
 from gateway.link import current_run_id
+from gateway.screening import attribute_catalog
 
 a, r, h, s = models.assignments, models.records, models.record_history, models.submissions
 
@@ -114,8 +115,19 @@ def record_person(gw: Gateway, source: str, token: str) -> dict[str, Any]:
     return {"source": source, "token": token, "person_id": pid, "run_id": run_id}
 
 
+#: The fixed columns of the analysts' export, in Japanese (attribute columns follow, by their catalog labels).
+EXPORT_COLUMNS = ("人物ID", "データ元", "記録トークン")
+
+
 def export_frame(gw: Gateway, role: str) -> pd.DataFrame:
-    """One row per current record: person id, source, record token and the attributes ``role`` may see."""
+    """One row per current record: person id, source (its label), record token and the attributes ``role`` may see.
+
+    Columns are named in Japanese: the attribute's label from the catalog (``policy/attributes.toml``, or the
+    gateway's own), in the catalog's order; an undeclared attribute keeps its key, and a label two attributes share
+    is followed by the key so that no column hides another.
+    """
+    catalog = attribute_catalog(gw)
+    sources = {name: spec.label for n in gw.policy.document.networks.values() for name, spec in n.sources.items()}
     with gw.engine.connect() as conn:
         run_id = _run(conn)
         rows = conn.execute(
@@ -127,24 +139,37 @@ def export_frame(gw: Gateway, role: str) -> pd.DataFrame:
     data: list[dict[str, str]] = []
     for x in rows:
         attrs = json.loads(x.attributes)
-        row = {"person_id": x.person_id, "source": x.source, "record_token": x.token}
+        row = {"person_id": x.person_id, "source": sources.get(x.source, x.source), "record_token": x.token}
         for k, v in attrs.items():
             if k not in allowed:
                 allowed[k] = gw.policy.may_see(role, k).allowed
             if allowed[k]:
                 row[k] = v
         data.append(row)
-    columns = ["person_id", "source", "record_token", *sorted(k for k, ok in allowed.items() if ok)]
-    return pd.DataFrame(data, columns=columns, dtype="string")
+    declared = list(catalog.attributes)
+    keys = sorted((k for k, ok in allowed.items() if ok), key=lambda k: (declared.index(k) if k in declared else len(declared), k))
+    labels = [catalog.label(k) for k in keys]
+    names = dict(zip(("person_id", "source", "record_token"), EXPORT_COLUMNS))
+    names.update({k: f"{label}（{k}）" if labels.count(label) > 1 or label in EXPORT_COLUMNS else label for k, label in zip(keys, labels)})
+    frame = pd.DataFrame(data, columns=["person_id", "source", "record_token", *keys], dtype="string")
+    return frame.rename(columns=names)
 
 
 def export_csv(gw: Gateway, role: str) -> bytes:
-    """The export as UTF-8 CSV with a BOM (so that Excel opens it correctly)."""
-    return export_frame(gw, role).to_csv(index=False).encode("utf-8-sig")
+    """The export as UTF-8 CSV with a BOM (so that Excel opens it correctly); a cell a spreadsheet would run as a
+    formula is written as text (``gateway.listing``)."""
+    frame = export_frame(gw, role).fillna("")
+    return listing.to_csv(list(frame.columns), frame.itertuples(index=False, name=None))
+
+
+def export_xlsx(gw: Gateway, role: str) -> bytes:
+    """The export as one Excel sheet, Japanese headers."""
+    frame = export_frame(gw, role).fillna("")
+    return listing.to_xlsx(list(frame.columns), frame.itertuples(index=False, name=None), "仮名化データ")
 
 
 def export_parquet(gw: Gateway, role: str) -> bytes:
-    """The export as Parquet."""
+    """The export as Parquet (the same Japanese column names)."""
     buffer = io.BytesIO()
     export_frame(gw, role).to_parquet(buffer, index=False, engine="pyarrow")
     return buffer.getvalue()
