@@ -139,7 +139,8 @@ def test_transfer_in_query_handover_request_and_answer_in_the_browser(pages: dic
     expect(outgoing.locator("tbody tr").first).to_contain_text(f"町{A}（{A}）")
     queries = b.get_by_role("table", name="これまでの照会（新しい順）")
     expect(queries.locator("tbody tr").first).to_contain_text("回答あり")
-    expect(queries.locator("tbody tr").first.locator("td.num").nth(1)).to_have_text(str(MOVED))
+    expect(queries.locator("tbody tr").first.locator("td.num").nth(0)).to_have_text(str(MOVED + 3))  # children asked about
+    expect(queries.locator("tbody tr").first.locator("td.num").nth(1)).to_have_text(str(MOVED))  # found
 
     # A's caseworker sees the request on A's screen and answers it, sharing one attribute.
     a.goto("/ui/federation")
