@@ -225,3 +225,33 @@ def test_federation_screen_without_a_federation_says_so(context: BrowserContext,
     log_in(page, "caseworker")
     page.get_by_role("link", name="自治体間連携").click()
     expect(page.get_by_role("alert")).to_contain_text("連携圏の設定がありません")
+
+
+def test_analyst_exports_with_japanese_column_names(context: BrowserContext, site: Site) -> None:
+    """The analysts' pseudonymous export from the browser: attribute labels as column names, never keys; logged."""
+    page = context.new_page()
+    log_in(page, "analyst")
+    page.goto("/ui/evaluation")
+    section = page.get_by_role("region", name="仮名化データの書き出し（分析用）")
+    with page.expect_download() as got:
+        section.get_by_role("link", name="CSV で書き出す").click()
+    data = open(got.value.path(), "rb").read()
+    assert data.startswith(b"\xef\xbb\xbf")
+    table = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
+    assert table[0][:3] == ["人物ID", "データ元", "記録トークン"] and "年間欠席日数" in table[0]
+    assert not {"absence_days", "school_aid", "checkup_missed", "person_id", "source"} & set(table[0])
+    assert len(table) > 300 and all(re.fullmatch(r"P[0-9a-f]{16}", r[0]) for r in table[1:])
+    with page.expect_download() as got:
+        section.get_by_role("link", name="Excel で書き出す").click()
+    sheet = load_workbook(io.BytesIO(open(got.value.path(), "rb").read())).active
+    assert [c.value for c in sheet[1]] == table[0] and sheet.max_row == len(table)
+    assert sum(a in ("export.csv", "export.xlsx") for a, _ in _audit_actions(site)) >= 2
+    with site.api("caseworker") as c:  # a caseworker may not take the analysts' export
+        assert c.get("/api/v1/exports/persons.csv").status_code == 403
+    caseworker = context.browser.new_context(base_url=site.base_url, locale="ja-JP")
+    try:
+        other = caseworker.new_page()
+        log_in(other, "caseworker")
+        assert other.goto("/ui/exports/persons.csv").status == 403
+    finally:
+        caseworker.close()
