@@ -8,18 +8,17 @@ from __future__ import annotations
 
 import io
 import json
-import threading
-from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 from sqlalchemy import and_, func, select
 from sqlalchemy.engine import Connection
 
-from gateway import models
+from gateway import listing, models
 from gateway.core import Gateway
 from gateway.errors import GatewayError
 from gateway.link import current_run_id
+from gateway.screening import attribute_catalog
 
 a, r, h, s = models.assignments, models.records, models.record_history, models.submissions
 
@@ -39,57 +38,32 @@ def _run(conn: Connection) -> int:
 PERSON_SORTS = {"person": "人物 ID 順", "records": "記録の多い順", "sources": "データ元の多い順"}
 
 
-@dataclass(frozen=True)
-class _RunIndex:
-    """One run's persons, summarised once: id, record count, sources — and the list in each order."""
-
-    rows: tuple[tuple[str, int, int, frozenset[str]], ...]
-    orders: dict[str, tuple[int, ...]]
-
-
-_indexes: dict[tuple[str, int], _RunIndex] = {}
-_index_lock = threading.Lock()
-
-
-def _run_index(gw: Gateway, conn: Connection, run_id: int) -> _RunIndex:
-    """The run's summary, built on first use and kept while the run is current (a run's assignments never change),
-    so that every page of a 50,000-person list is a filter over memory instead of a GROUP BY over the run."""
-    key = (str(gw.engine.url), run_id)
-    found = _indexes.get(key)
-    if found is not None:
-        return found
-    with _index_lock:
-        if key in _indexes:
-            return _indexes[key]
-        records: dict[str, int] = {}
-        sources: dict[str, set[str]] = {}
-        for person_id, source in conn.execute(select(a.c.person_id, a.c.source).where(a.c.run_id == run_id)):
-            records[person_id] = records.get(person_id, 0) + 1
-            sources.setdefault(person_id, set()).add(source)
-        rows = tuple((pid, records[pid], len(sources[pid]), frozenset(sources[pid])) for pid in sorted(records))
-        index = _RunIndex(rows, {
-            "person": tuple(range(len(rows))),
-            "records": tuple(sorted(range(len(rows)), key=lambda i: (-rows[i][1], rows[i][0]))),
-            "sources": tuple(sorted(range(len(rows)), key=lambda i: (-rows[i][2], rows[i][0]))),
-        })
-        for old in [k for k in _indexes if k[0] == key[0]]:
-            del _indexes[old]  # only the current run is listed
-        _indexes[key] = index
-        return index
-
-
 def list_persons(gw: Gateway, *, source: str | None = None, min_sources: int = 1, limit: int = 100, offset: int = 0,
                  sort: str = "person", prefix: str = "") -> dict[str, Any]:
-    """Persons of the current run with how many records and which sources: filtered, searched by id prefix, sorted, paged."""
+    """Persons of the current run with how many records and which sources: filtered, searched by id prefix, sorted, paged.
+
+    Read from ``run_persons``, the summary the run wrote when it was published: each order is an index
+    (``ix_run_persons_records``, ``ix_run_persons_sources``, the primary key), so a page costs the same on the
+    first request after a run as on the hundredth, with no per-process cache to build.
+    """
+    rp = models.run_persons
     with gw.engine.connect() as conn:
         run_id = _run(conn)
-        index = _run_index(gw, conn, run_id)
-    rows = index.rows
-    chosen = [i for i in index.orders.get(sort, index.orders["person"])
-              if rows[i][2] >= min_sources and (not source or source in rows[i][3]) and (not prefix or rows[i][0].startswith(prefix))]
-    page = chosen[offset:offset + limit]
-    return {"run_id": run_id, "total": len(chosen),
-            "persons": [{"person_id": rows[i][0], "records": rows[i][1], "sources": rows[i][2]} for i in page]}
+        where = [rp.c.run_id == run_id]
+        if min_sources > 1:
+            where.append(rp.c.sources >= min_sources)
+        if source:
+            where.append(rp.c.source_list.contains(f",{source},", autoescape=True))
+        if prefix:
+            # Ids are P + lowercase hex: "~" sorts after every id character, so this is a range of the primary key.
+            where.append(and_(rp.c.person_id >= prefix, rp.c.person_id < prefix + "~"))
+        total = conn.execute(select(func.count()).select_from(rp).where(*where)).scalar_one()
+        order = {"records": (rp.c.records.desc(), rp.c.person_id), "sources": (rp.c.sources.desc(), rp.c.person_id)}.get(
+            sort, (rp.c.person_id,))
+        rows = conn.execute(select(rp.c.person_id, rp.c.records, rp.c.sources).where(*where).order_by(*order)
+                            .limit(limit).offset(offset)).all()
+    return {"run_id": run_id, "total": total,
+            "persons": [{"person_id": x.person_id, "records": x.records, "sources": x.sources} for x in rows]}
 
 
 def person(gw: Gateway, person_id: str, role: str) -> dict[str, Any]:
@@ -141,8 +115,19 @@ def record_person(gw: Gateway, source: str, token: str) -> dict[str, Any]:
     return {"source": source, "token": token, "person_id": pid, "run_id": run_id}
 
 
+#: The fixed columns of the analysts' export, in Japanese (attribute columns follow, by their catalog labels).
+EXPORT_COLUMNS = ("人物ID", "データ元", "記録トークン")
+
+
 def export_frame(gw: Gateway, role: str) -> pd.DataFrame:
-    """One row per current record: person id, source, record token and the attributes ``role`` may see."""
+    """One row per current record: person id, source (its label), record token and the attributes ``role`` may see.
+
+    Columns are named in Japanese: the attribute's label from the catalog (``policy/attributes.toml``, or the
+    gateway's own), in the catalog's order; an undeclared attribute keeps its key, and a label two attributes share
+    is followed by the key so that no column hides another.
+    """
+    catalog = attribute_catalog(gw)
+    sources = {name: spec.label for n in gw.policy.document.networks.values() for name, spec in n.sources.items()}
     with gw.engine.connect() as conn:
         run_id = _run(conn)
         rows = conn.execute(
@@ -154,36 +139,49 @@ def export_frame(gw: Gateway, role: str) -> pd.DataFrame:
     data: list[dict[str, str]] = []
     for x in rows:
         attrs = json.loads(x.attributes)
-        row = {"person_id": x.person_id, "source": x.source, "record_token": x.token}
+        row = {"person_id": x.person_id, "source": sources.get(x.source, x.source), "record_token": x.token}
         for k, v in attrs.items():
             if k not in allowed:
                 allowed[k] = gw.policy.may_see(role, k).allowed
             if allowed[k]:
                 row[k] = v
         data.append(row)
-    columns = ["person_id", "source", "record_token", *sorted(k for k, ok in allowed.items() if ok)]
-    return pd.DataFrame(data, columns=columns, dtype="string")
+    declared = list(catalog.attributes)
+    keys = sorted((k for k, ok in allowed.items() if ok), key=lambda k: (declared.index(k) if k in declared else len(declared), k))
+    labels = [catalog.label(k) for k in keys]
+    names = dict(zip(("person_id", "source", "record_token"), EXPORT_COLUMNS))
+    names.update({k: f"{label}（{k}）" if labels.count(label) > 1 or label in EXPORT_COLUMNS else label for k, label in zip(keys, labels)})
+    frame = pd.DataFrame(data, columns=["person_id", "source", "record_token", *keys], dtype="string")
+    return frame.rename(columns=names)
 
 
 def export_csv(gw: Gateway, role: str) -> bytes:
-    """The export as UTF-8 CSV with a BOM (so that Excel opens it correctly)."""
-    return export_frame(gw, role).to_csv(index=False).encode("utf-8-sig")
+    """The export as UTF-8 CSV with a BOM (so that Excel opens it correctly); a cell a spreadsheet would run as a
+    formula is written as text (``gateway.listing``)."""
+    frame = export_frame(gw, role).fillna("")
+    return listing.to_csv(list(frame.columns), frame.itertuples(index=False, name=None))
+
+
+def export_xlsx(gw: Gateway, role: str) -> bytes:
+    """The export as one Excel sheet, Japanese headers."""
+    frame = export_frame(gw, role).fillna("")
+    return listing.to_xlsx(list(frame.columns), frame.itertuples(index=False, name=None), "仮名化データ")
 
 
 def export_parquet(gw: Gateway, role: str) -> bytes:
-    """The export as Parquet."""
+    """The export as Parquet (the same Japanese column names)."""
     buffer = io.BytesIO()
     export_frame(gw, role).to_parquet(buffer, index=False, engine="pyarrow")
     return buffer.getvalue()
 
 
 def review_pairs(gw: Gateway, limit: int = 100, offset: int = 0) -> dict[str, Any]:
-    """The current run's pairs for clerical review, highest weight first, with per-field levels."""
+    """The current run's pairs for clerical review, in the review queue's order (``gateway.review.QUEUE_ORDER``), with per-field levels."""
     rp = models.review_pairs
     with gw.engine.connect() as conn:
         run_id = _run(conn)
         total = conn.execute(select(func.count()).where(rp.c.run_id == run_id)).scalar_one()
-        rows = conn.execute(select(rp).where(rp.c.run_id == run_id).order_by(rp.c.weight.desc(), rp.c.id)
+        rows = conn.execute(select(rp).where(rp.c.run_id == run_id).order_by(rp.c.id)  # the queue's order
                             .limit(limit).offset(offset)).all()
     return {"run_id": run_id, "total": total, "pairs": [
         {"id": x.id, "a": {"source": x.source_a, "token": x.token_a}, "b": {"source": x.source_b, "token": x.token_b},

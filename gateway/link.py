@@ -24,7 +24,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 from sqlalchemy import delete, func, insert, literal, select, update
@@ -252,6 +252,11 @@ def _run(gw: Gateway, run_id: int, say: Callable[[str], None], full: bool = Fals
         _insert_batched(conn, models.assignments, [
             {"run_id": run_id, "source": src, "token": tok, "person_id": pid}
             for members, pid in zip(keyed, assignment.person_ids) for src, tok in members])
+        if kept is not None:
+            # The persons of untouched clusters keep their summary; every person a re-solved record had or has
+            # gets a fresh one below.
+            _copy_person_summaries(conn, previous_run, run_id, set(previous.values()) | set(assignment.person_ids))
+        _insert_batched(conn, models.run_persons, person_summaries(run_id, keyed, assignment.person_ids))
         _insert_batched(conn, models.person_events,
                         [{"run_id": run_id, "kind": "merge", "person_id": p, "related": json.dumps(o)} for p, o in assignment.merges]
                         + [{"run_id": run_id, "kind": "split", "person_id": p, "related": json.dumps(o)} for p, o in assignment.splits])
@@ -325,6 +330,27 @@ def _copy_assignments(conn: Connection, previous_run: int, run_id: int, replaced
             conn.execute(delete(a).where(a.c.run_id == run_id, a.c.source == src, a.c.token.in_(toks[i:i + _IN_BATCH])))
 
 
+def _copy_person_summaries(conn: Connection, previous_run: int, run_id: int, affected: set[str]) -> None:
+    """Carry the previous run's ``run_persons`` rows into ``run_id`` inside the database, less the ``affected`` persons."""
+    rp = models.run_persons
+    conn.execute(insert(rp).from_select(["run_id", "person_id", "records", "sources", "source_list"],
+                                        select(literal(run_id), rp.c.person_id, rp.c.records, rp.c.sources, rp.c.source_list)
+                                        .where(rp.c.run_id == previous_run)))
+    ids = sorted(affected)
+    for i in range(0, len(ids), _IN_BATCH):
+        conn.execute(delete(rp).where(rp.c.run_id == run_id, rp.c.person_id.in_(ids[i:i + _IN_BATCH])))
+
+
+def person_summaries(run_id: int, clusters: Sequence[Sequence[tuple[str, str]]], person_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """``run_persons`` rows: each person's record count, source count and sources (",a,b,", for the list's filter)."""
+    rows = []
+    for members, person_id in zip(clusters, person_ids):
+        sources = sorted({source for source, _ in members})
+        rows.append({"run_id": run_id, "person_id": person_id, "records": len(members), "sources": len(sources),
+                     "source_list": "," + ",".join(sources) + ","})
+    return rows
+
+
 def _review_rows(run_id: int, loaded: LoadedSources, result: Any, review: np.ndarray) -> list[dict[str, Any]]:
     p = result.pairs
     lv = levels(p.similarities)[review]
@@ -357,7 +383,7 @@ def _clean_interrupted(gw: Gateway) -> None:
 
 
 def _discard(conn: Connection, run_ids: list[int], error: str) -> None:
-    for table in (models.assignments, models.review_pairs, models.person_events):
+    for table in (models.assignments, models.run_persons, models.review_pairs, models.person_events):
         conn.execute(delete(table).where(table.c.run_id.in_(run_ids)))
     conn.execute(delete(models.persons).where(models.persons.c.created_run_id.in_(run_ids)))
     conn.execute(update(models.link_runs).where(models.link_runs.c.id.in_(run_ids))
@@ -370,7 +396,7 @@ def _prune(gw: Gateway, current: int) -> None:
         keep = conn.execute(select(models.link_runs.c.id).where(models.link_runs.c.status == "done")
                             .order_by(models.link_runs.c.id.desc()).limit(_KEEP_RUNS)).scalars().all()
         oldest = min([*keep, current])
-        for table in (models.assignments, models.review_pairs):
+        for table in (models.assignments, models.run_persons, models.review_pairs):
             conn.execute(delete(table).where(table.c.run_id < oldest))
 
 

@@ -185,6 +185,22 @@ assignments = Table(
     Index("ix_assignments_run_person", "run_id", "person_id"),
 )
 
+#: One row per person of a run, written with the run's assignments (``gateway.link``): how many records, how many
+#: sources and which (",maternal,school,"), so that the persons list filters, sorts and pages with an index
+#: instead of a GROUP BY over the run's assignments.
+run_persons = Table(
+    "run_persons",
+    metadata,
+    Column("run_id", Integer, ForeignKey("link_runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("person_id", String(24), primary_key=True),
+    Column("records", Integer, nullable=False),
+    Column("sources", Integer, nullable=False),
+    Column("source_list", String(1024), nullable=False),
+)
+# Descending counts, ascending ids: the list's two count orders, each one index walk (stable paging by person id).
+Index("ix_run_persons_records", run_persons.c.run_id, run_persons.c.records.desc(), run_persons.c.person_id)
+Index("ix_run_persons_sources", run_persons.c.run_id, run_persons.c.sources.desc(), run_persons.c.person_id)
+
 person_events = Table(
     "person_events",
     metadata,

@@ -45,6 +45,10 @@ FIELD_LABELS = {"name_family": "漢字（姓）", "name_given": "漢字（名）
 _SHORT_LEVELS = {"一致", "類似", "異なる", "一部一致", "一部異なる", "不明"}
 _MAX_REASON = 2000
 
+#: The review queue's order: ``gateway.link`` stores a run's pairs in the order ``LinkResult.review_queue`` returns them
+#: (most useful decision first: expected gain, then weight), so the row id within a run is the pair's rank in the queue.
+QUEUE_ORDER = (models.review_pairs.c.id,)
+
 Record = tuple[str, str]  # (source, record token)
 Pair = tuple[Record, Record]
 Position = tuple[int, int]  # (source index, record index) in this run
@@ -116,15 +120,15 @@ def list_decisions(gw: Gateway, limit: int = 100, offset: int = 0) -> dict[str, 
 
 
 def review_pairs(gw: Gateway, limit: int = 100, offset: int = 0) -> dict[str, Any]:
-    """The current run's review pairs (per-field levels and labels, never values), each with its latest decision if any."""
+    """The current run's review pairs (per-field levels and labels, never values), each with its latest decision if any,
+    in the review queue's order (the most useful decision first, see :data:`QUEUE_ORDER`)."""
     rp = models.review_pairs
     with gw.engine.connect() as conn:
         run_id = _current_run(conn)
         if run_id is None:
             raise GatewayError(404, "no_run", "まだ名寄せが実行されていません。提出を受け付けた後、名寄せの完了を待ってください。")
         total = conn.execute(select(func.count()).where(rp.c.run_id == run_id)).scalar_one()
-        rows = conn.execute(select(rp).where(rp.c.run_id == run_id).order_by(rp.c.weight.desc(), rp.c.id)
-                            .limit(limit).offset(offset)).all()
+        rows = conn.execute(select(rp).where(rp.c.run_id == run_id).order_by(*QUEUE_ORDER).limit(limit).offset(offset)).all()
         decided = current_decisions(conn)
     pairs = []
     for x in rows:
@@ -162,16 +166,22 @@ def _waterfall(fields: dict[str, dict[str, Any]], weight: float) -> list[dict[st
     return steps
 
 
-def review_groups(gw: Gateway, *, source: str = "", decided: str = "", sort: str = "weight", limit: int = 20,
+#: Orders of the grouped review list. ``gain`` is the review queue's own order (expected gain, ``LinkResult.review_queue``):
+#: a group stands where its most useful pair stands.
+GROUP_SORTS = {"gain": "確認の効果が大きい順", "weight": "重みの高い順", "weight_asc": "重みの低い順", "size": "競合の多い順"}
+
+
+def review_groups(gw: Gateway, *, source: str = "", decided: str = "", sort: str = "gain", limit: int | None = 20,
                   offset: int = 0) -> dict[str, Any]:
     """The current run's review pairs grouped by shared records (rivals together), with why each is in review,
-    the weight each field adds, and both records' persons. Filter by source and by decided / undecided; paged by group."""
+    the weight each field adds, and both records' persons. Filter by source and by decided / undecided; sorted by
+    :data:`GROUP_SORTS` (the queue's order unless asked otherwise); paged by group (``limit=None``: every group)."""
     rp, a = models.review_pairs, models.assignments
     with gw.engine.connect() as conn:
         run_id = _current_run(conn)
         if run_id is None:
             raise GatewayError(404, "no_run", "まだ名寄せが実行されていません。提出を受け付けた後、名寄せの完了を待ってください。")
-        rows = conn.execute(select(rp).where(rp.c.run_id == run_id).order_by(rp.c.weight.desc(), rp.c.id)).all()
+        rows = conn.execute(select(rp).where(rp.c.run_id == run_id).order_by(*QUEUE_ORDER)).all()
         decisions = current_decisions(conn)
         wanted = {(x.source_a, x.token_a) for x in rows} | {(x.source_b, x.token_b) for x in rows}
         persons: dict[Record, str] = {}
@@ -191,11 +201,11 @@ def review_groups(gw: Gateway, *, source: str = "", decided: str = "", sort: str
     for x in rows:
         parent[root((x.source_a, x.token_a))] = root((x.source_b, x.token_b))
     groups: dict[Record, list[dict[str, Any]]] = {}
-    for x in rows:
+    for rank, x in enumerate(rows, start=1):
         fields = {name: {**f, "field": FIELD_LABELS.get(name, name), "text": _field_text(name, f)} for name, f in json.loads(x.fields).items()}
         ra, rb = (x.source_a, x.token_a), (x.source_b, x.token_b)
         groups.setdefault(root(ra), []).append({
-            "id": x.id, "a": {"source": ra[0], "token": ra[1], "person_id": persons.get(ra)},
+            "id": x.id, "rank": rank, "a": {"source": ra[0], "token": ra[1], "person_id": persons.get(ra)},
             "b": {"source": rb[0], "token": rb[1], "person_id": persons.get(rb)},
             "weight": round(x.weight, 3), "fields": fields, "summary": "・".join(f["text"] for f in fields.values()),
             "reason": review_reason(x.weight), "waterfall": _waterfall(json.loads(x.fields), x.weight),
@@ -209,14 +219,16 @@ def review_groups(gw: Gateway, *, source: str = "", decided: str = "", sort: str
         if (decided == "undecided" and not open_) or (decided == "decided" and open_):
             continue
         listed.append({"pairs": pairs, "weight": max(p["weight"] for p in pairs), "open": open_, "first": pairs[0]["id"],
-                       "rivals": any(p["rivals"] for p in pairs)})
-    if sort == "weight_asc":
-        listed.sort(key=lambda g: (g["weight"], g["first"]))
+                       "rank": pairs[0]["rank"], "rivals": any(p["rivals"] for p in pairs)})
+    if sort == "weight":
+        listed.sort(key=lambda g: (-g["weight"], g["rank"]))
+    elif sort == "weight_asc":
+        listed.sort(key=lambda g: (g["weight"], g["rank"]))
     elif sort == "size":
-        listed.sort(key=lambda g: (-len(g["pairs"]), -g["weight"], g["first"]))
-    else:
-        listed.sort(key=lambda g: (-g["weight"], g["first"]))
-    return {"run_id": run_id, "total_pairs": len(rows), "total_groups": len(listed), "groups": listed[offset:offset + limit],
+        listed.sort(key=lambda g: (-len(g["pairs"]), g["rank"]))
+    # else "gain": groups were made in queue order, each at its first (most useful) pair
+    page = listed[offset:] if limit is None else listed[offset:offset + limit]
+    return {"run_id": run_id, "total_pairs": len(rows), "total_groups": len(listed), "groups": page,
             "undecided_pairs": sum(1 for x in rows if canonical((x.source_a, x.token_a), (x.source_b, x.token_b)) not in decisions)}
 
 

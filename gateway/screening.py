@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from typing import Any
 
 from sqlalchemy import and_, select
@@ -19,7 +20,6 @@ from gateway.errors import GatewayError
 from gateway.identity import User
 from gateway.link import current_run_id
 from gateway.support import ensure_snapshot
-from policy.screening import Screening, ScreeningError, ScreeningList, default_screening, load_screening
 from policy.attributes import AttributeCatalog, CatalogError, default_catalog, load_catalog
 from policy.screening import (Screening, ScreeningError, ScreeningList, check_against_data, check_rules, default_screening,
                               load_screening)
@@ -102,17 +102,46 @@ def screen(gw: Gateway, user: User, *, beyond_capacity: bool = False, action: st
     return as_json(run_id, result, attribute_catalog(gw))
 
 
-def rule_report(gw: Gateway) -> list[dict[str, str]]:
-    """Problems of the rules in force: against the catalog, and (once a run exists) against the data they screen."""
-    rules, catalog = screening_rules(gw), attribute_catalog(gw)
-    problems = check_rules(rules, catalog)
+#: Rule reports already made: (database, run, rules file, catalog file) -> problems. The data check reads every
+#: attribute of the run (seconds at 50,000 children), so the dashboard makes it once per published run and per
+#: version of the rules and the catalog; a new run or an edited file makes a new key.
+_reports: dict[tuple, list[dict[str, str]]] = {}
+_reports_lock = threading.Lock()
+
+
+def _stamp(path: Any) -> tuple[int, int] | None:
     try:
-        _run_id, persons = person_attributes(gw, None)
-    except GatewayError:
-        persons = {}
-    if persons:
-        problems += check_against_data(rules, persons, catalog)
-    return [{"rule_id": p.rule_id, "rule_label": p.rule_label, "kind": p.kind, "message": p.message} for p in problems]
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
+def rule_report(gw: Gateway) -> list[dict[str, str]]:
+    """Problems of the rules in force: against the catalog, and (once a run exists) against the data they screen.
+
+    Cached per published run and per version of ``screening.toml`` / ``attributes.toml`` (see :data:`_reports`).
+    """
+    with gw.engine.connect() as conn:
+        run_id = current_run_id(conn)
+    key = (str(gw.engine.url), run_id, _stamp(gw.settings.home / SCREENING_FILE), _stamp(gw.settings.home / CATALOG_FILE))
+    with _reports_lock:
+        found = _reports.get(key)
+        if found is not None:
+            return found
+        rules, catalog = screening_rules(gw), attribute_catalog(gw)
+        problems = check_rules(rules, catalog)
+        try:
+            _run_id, persons = person_attributes(gw, None)
+        except GatewayError:
+            persons = {}
+        if persons:
+            problems += check_against_data(rules, persons, catalog)
+        report = [{"rule_id": p.rule_id, "rule_label": p.rule_label, "kind": p.kind, "message": p.message} for p in problems]
+        for old in [k for k in _reports if k[0] == key[0]]:
+            del _reports[old]  # only the current run and rules are asked for
+        _reports[key] = report
+        return report
 
 
 def as_json(run_id: int, result: ScreeningList, catalog: AttributeCatalog | None = None) -> dict[str, Any]:

@@ -45,11 +45,13 @@ REPO = Path(__file__).resolve().parents[1]
 DEMO_KDF_KIB = "1024"  # demo only: 1 MiB Argon2id; production keeps the 64 MiB default
 CUSTODIANS = ("sato-k", "suzuki-k", "takahashi-k")
 #: The demo's accounts, by service: (user name, role). The same person has one account at each service.
-GATEWAY_ACCOUNTS = (("admin", "admin"), ("tanaka", "caseworker"), ("sato", "approver"), (CUSTODIANS[0], "custodian"), ("kato", "auditor"))
-ESCROW_ACCOUNTS = (("tanaka", "caseworker"), ("sato", "approver"), ("kato", "auditor"), *[(c, "custodian") for c in CUSTODIANS])
+GATEWAY_ACCOUNTS = (("admin", "admin"), ("tanaka", "caseworker"), ("sato", "approver"), (CUSTODIANS[0], "custodian"), ("kato", "auditor"),
+                    ("ito", "analyst"))
+ESCROW_ACCOUNTS = (("escrow-admin", "admin"), ("tanaka", "caseworker"), ("sato", "approver"), ("kato", "auditor"),
+                   *[(c, "custodian") for c in CUSTODIANS])
 GATEWAY_PORT, ESCROW_PORT = 8443, 8600
 _ROLE_NAMES = {"admin": "管理者（情報政策課）", "caseworker": "ケースワーカー", "approver": "承認者", "custodian": "鍵管理者",
-               "auditor": "監査担当"}
+               "auditor": "監査担当", "analyst": "分析担当"}
 HOMES = ("keys", "gateway", "escrow", "agent-edu", "agent-mynumber", "agent-internet", "audit", "audit-witness")
 AGENTS = {  # home: (agent id, network, preset, [(mapping, department file)], gaiji, push)
     "agent-edu": ("edu-1", "edu", "edu_network", [("school.toml", "school.csv")], None, True),
@@ -99,9 +101,8 @@ def _part1_link() -> None:
 
 def _secrets() -> dict[str, str]:
     """Fresh passwords and passphrases for this run, written to .demo/secrets.json (0600)."""
-    names = ["operator", *[f"custodian:{c}" for c in CUSTODIANS], "agent", "gateway:admin", "gateway:tanaka", "gateway:kato",
-             "gateway:sato", f"gateway:{CUSTODIANS[0]}",
-             "escrow:tanaka", "escrow:sato", "escrow:kato", *[f"escrow:{c}" for c in CUSTODIANS]]
+    names = ["operator", *[f"custodian:{c}" for c in CUSTODIANS], "agent", *[f"gateway:{u}" for u, _ in GATEWAY_ACCOUNTS],
+             *[f"escrow:{u}" for u, _ in ESCROW_ACCOUNTS]]
     values = {n: secrets.token_urlsafe(18) for n in names}
     path = DEMO / "secrets.json"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -513,15 +514,29 @@ def _summary(story: dict[str, Any]) -> None:
   このデモのパスワードとパスフレーズは .demo/secrets.json（所有者だけが読める）にあります。""")
 
 
+def _peers(home: Path) -> list[Any]:
+    """The federation peers ``home`` registered with an address (none without a federation)."""
+    from gateway.errors import GatewayError
+    from gateway.federation import config as federation_config
+
+    try:
+        return [p for p in federation_config.load(home).peers if p.url]
+    except GatewayError:
+        return []
+
+
 def _browser_guide() -> None:
-    """How to open every role's screens on the demo's homes: the commands that start both services, URLs and accounts."""
-    gateway_url, escrow_url = f"http://127.0.0.1:{GATEWAY_PORT}", f"http://127.0.0.1:{ESCROW_PORT}"
+    """How to open every role's screens on the demo's homes: the commands that start the services, URLs and accounts."""
+    # The second town knows the demo town at the port the federation part served it on (8443 unless it was taken).
+    known = _peers(DEMO / "gateway-b") if (DEMO / "gateway-b").exists() else []
+    port = int(known[0].url.rsplit(":", 1)[-1]) if known else GATEWAY_PORT
+    gateway_url, escrow_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{ESCROW_PORT}"
     print("\n== ブラウザで各ロールの画面を開くには（デモの配置をそのまま使います）", flush=True)
     print(f"""  1. エスクローを起動:   tsunagu escrow serve --home {DEMO / 'escrow'} --port {ESCROW_PORT}
-  2. ゲートウェイを起動: TSUNAGU_ESCROW_URL={escrow_url} tsunagu gateway serve --home {DEMO / 'gateway'} --port {GATEWAY_PORT}
+  2. ゲートウェイを起動: TSUNAGU_ESCROW_URL={escrow_url} tsunagu gateway serve --home {DEMO / 'gateway'} --port {port}
   3. 開く URL:
-       ゲートウェイ  {gateway_url}/ui/   （スクリーニング・人物・要確認ペア・再識別の申請・承認待ちの状態・監査）
-       エスクロー    {escrow_url}/ui/   （承認・開封・本人情報の受け取りと印刷・監査ログの書き出し）
+       ゲートウェイ  {gateway_url}/ui/   （スクリーニング・人物・要確認ペア・再識別の申請・承認待ちの状態・自治体間連携・監査・評価と書き出し・利用者の管理）
+       エスクロー    {escrow_url}/ui/   （承認・開封・本人情報の受け取りと印刷・監査ログの書き出し・利用者の管理）
      起動直後のエスクローは封印されています。鍵管理者 2 人がエスクローの「開封」画面で持分
      （{DEMO / 'keys' / 'shares'}/…/custodian-*.json）を選んで開封してください。
   4. デモの利用者（パスワードは {DEMO / 'secrets.json'} の「サービス:利用者名」の項目、持分のパスフレーズは「custodian:利用者名」）:""")
@@ -529,14 +544,29 @@ def _browser_guide() -> None:
         key = "gateway" if service == "ゲートウェイ" else "escrow"
         for username, role in accounts:
             print(f"       {service:<6} {_ROLE_NAMES[role]:<16} {username:<12} パスワード: secrets.json の \"{key}:{username}\"")
-    print("  手順はロール別のガイドにあります: docs/guide-caseworker.md、guide-approver.md、guide-custodian.md、guide-auditor.md")
+    _federation_guide(gateway_url)
+    print("  手順はロール別のガイドにあります: docs/guide-caseworker.md、guide-approver.md、guide-custodian.md、guide-auditor.md、"
+          "guide-evaluation.md")
+
+
+def _federation_guide(gateway_url: str) -> None:
+    """The second town's gateway for the federation screens (at the port the demo town's peer entry names)."""
+    peers = _peers(DEMO / "gateway")
+    if not peers or not (DEMO / "gateway-b").exists():
+        return
+    port = peers[0].url.rsplit(":", 1)[-1]
+    print(f"""  5. 自治体間連携の相手（{peers[0].name or peers[0].code}）の画面も開くには、もう 1 つゲートウェイを起動します:
+       tsunagu gateway serve --home {DEMO / 'gateway-b'} --port {port}
+       ゲートウェイB  http://127.0.0.1:{port}/ui/federation   （照会・引継ぎの依頼と回答）
+       ゲートウェイB  ケースワーカー          yamada       パスワード: {DEMO / 'secrets-federation.json'} の "gateway-b:yamada"
+       デモの町の {gateway_url}/ui/federation では tanaka が同じ照会と引継ぎを見て、新しい照会も送れます。""")
 
 
 def _part4_federation() -> None:
     """A second town's gateway (.demo/gateway-b) finds a child who moved from this town; both logs verify."""
     from gateway.federation.demo import run
 
-    run(DEMO)
+    run(DEMO, preferred_ports=(GATEWAY_PORT, GATEWAY_PORT + 1))
     audit = DEMO / "audit"
     audit.mkdir(exist_ok=True)
     print("\n== 両方の町の監査ログを、監査担当者の証人が手元で連署してから検証します（サーバは止まっています）", flush=True)

@@ -54,6 +54,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _port(preferred: int) -> int:
+    """``preferred`` if nothing listens on it, else any free port."""
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", preferred))
+        except OSError:
+            return _free_port()
+    return preferred
+
+
 def _serve(home: Path, port: int) -> subprocess.Popen:
     print(f"$ tsunagu gateway serve --home {home} --port {port} &", flush=True)
     with (home / "logs" / "federation-demo-serve.log").open("wb") as log:
@@ -143,8 +153,12 @@ def _import_bundles(gateway: Path, bundles: Path) -> None:
         bundle.unlink()
 
 
-def run(demo_dir: Path) -> dict[str, Any]:
-    """Set up town B (``<demo_dir>/gateway-b`` and its keys and agent) and show a child found across the border."""
+def run(demo_dir: Path, preferred_ports: tuple[int, int] | None = None) -> dict[str, Any]:
+    """Set up town B (``<demo_dir>/gateway-b`` and its keys and agent) and show a child found across the border.
+
+    ``preferred_ports``: the ports the two towns' gateways take if free (``make demo`` passes the ones it tells staff to open in a
+    browser, so the peer addresses each town registered still work when both are served again); else any free ports.
+    """
     from keys.keyring import Keyring
 
     demo = Path(demo_dir)
@@ -233,7 +247,7 @@ def run(demo_dir: Path) -> dict[str, Any]:
              "--network", "mynumber", "--source", "residents")
 
     print("\n== ゲートウェイどうしを連携先として登録します（互いの検証鍵を固定）", flush=True)
-    ports = {code_a: _free_port(), code_b: _free_port()}
+    ports = {code_a: _port(preferred_ports[0]), code_b: _port(preferred_ports[1])} if preferred_ports else {code_a: _free_port(), code_b: _free_port()}
     homes = {code_a: gateway_a, code_b: gateway_b}
     for code, home in homes.items():
         (home / "federation.toml").unlink(missing_ok=True)

@@ -70,6 +70,20 @@ def _partition(gw, run_id):
     return sorted(tuple(sorted(g)) for g in groups.values())
 
 
+def _summaries(gw, run_id):
+    rp = models.run_persons
+    with gw.engine.connect() as conn:
+        rows = conn.execute(select(rp.c.person_id, rp.c.records, rp.c.sources, rp.c.source_list).where(rp.c.run_id == run_id))
+        return {r.person_id: (r.records, r.sources, r.source_list) for r in rows}
+
+
+def _summaries_from_assignments(gw, run_id):
+    found: dict[str, list[str]] = {}
+    for (source, _), pid in _assignments(gw, run_id).items():
+        found.setdefault(pid, []).append(source)
+    return {p: (len(s), len(set(s)), "," + ",".join(sorted(set(s))) + ",") for p, s in found.items()}
+
+
 def test_incremental_run_gives_the_persons_of_a_full_relink(gw, town: Town, agents: dict[str, SyntheticAgent]) -> None:
     from gateway import link as gateway_link
     from linkage.incremental import link_full
@@ -94,6 +108,8 @@ def test_incremental_run_gives_the_persons_of_a_full_relink(gw, town: Town, agen
     result, _ = link_full(loaded.names, loaded.tokens, loaded.encodings, model=state.model, positions=state.positions)
     full = sorted(tuple(sorted((loaded.names[s], loaded.tokens[s][r]) for s, r in c)) for c in result.clusters)
     assert incremental == full
+    # The persons list's per-run summary follows the incremental run too (untouched persons carried over).
+    assert _summaries(gw, second["run_id"]) == _summaries_from_assignments(gw, second["run_id"])
 
     with gw.engine.connect() as conn:
         assert current_run_id(conn) == second["run_id"]

@@ -6,6 +6,7 @@ import csv
 import io
 
 import pyarrow.parquet as pq
+from openpyxl import load_workbook
 from linkage.synthetic import Town
 
 from gateway_support import Server, wait_for_run
@@ -61,8 +62,12 @@ def test_submissions_become_stable_persons(server: Server, town: Town, agents: d
         text = c.get("/api/v1/exports/persons.csv").content.decode("utf-8-sig")
         table = list(csv.DictReader(io.StringIO(text)))
         assert len(table) == second["records"]
-        assert set(table[0]) == {"person_id", "source", "record_token", "absence_days", "school_aid", "checkup_missed", "moved_in_from"}
+        # Japanese labels from policy/attributes.toml as column names, never keys; sources by their labels.
+        assert list(table[0]) == ["人物ID", "データ元", "記録トークン", "年間欠席日数", "就学援助", "乳幼児健診", "転入元の市区町村コード"]
+        assert "住民記録" in {r["データ元"] for r in table} and not {r["データ元"] for r in table} & {"residents", "school", "maternal"}
         parquet = pq.read_table(io.BytesIO(c.get("/api/v1/exports/persons.parquet").content))
-        assert parquet.num_rows == second["records"]
+        assert parquet.num_rows == second["records"] and parquet.column_names == list(table[0])
+        sheet = load_workbook(io.BytesIO(c.get("/api/v1/exports/persons.xlsx").content)).active
+        assert [x.value for x in sheet[1]] == list(table[0]) and sheet.max_row == second["records"] + 1
     with server.client("caseworker") as c:
         assert c.get("/api/v1/exports/persons.csv").status_code == 403

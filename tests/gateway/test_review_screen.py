@@ -88,3 +88,28 @@ def test_history_folds_unchanged_resubmissions_and_shows_changes(gw, town: Town,
     assert school[1]["changes"] == [{"attribute": "absence_days", "before": town.sources["school"][0]["absence_days"], "after": "61"}]
     assert story["submissions"] == sum(1 for _ in casework.timeline(gw, person_id, "caseworker")["events"])
     assert [e["at"] for e in story["events"]] == sorted(e["at"] for e in story["events"])
+
+
+@SQLITE
+def test_review_lists_follow_the_queue_not_the_weight(gw, town: Town, agents) -> None:
+    """The queue's order is the order the run stored (``LinkResult.review_queue``: expected gain); a pair stored last
+    with the highest weight of all is listed last by default, first only when sorted by weight."""
+    submit_town(gw, town, agents)
+    run = run_linkage(gw)
+    before = review.review_pairs(gw, limit=1000)["pairs"]
+    assert before
+    r, rp = models.records, models.review_pairs
+    with gw.engine.begin() as conn:
+        used = {(p[s]["source"], p[s]["token"]) for p in before for s in ("a", "b")}
+        school = next(t for t in conn.execute(select(r.c.token).where(r.c.source == "school")).scalars() if ("school", t) not in used)
+        npo = next(t for t in conn.execute(select(r.c.token).where(r.c.source == "npo")).scalars() if ("npo", t) not in used)
+        fields = json.dumps({k: {kk: vv for kk, vv in f.items() if kk in ("level", "label", "weight")} for k, f in before[0]["fields"].items()},
+                            ensure_ascii=False)
+        heavy = conn.execute(insert(rp).values(run_id=run["run_id"], source_a="npo", token_a=npo, source_b="school", token_b=school,
+                                               weight=max(p["weight"] for p in before) + 5, fields=fields)).inserted_primary_key[0]
+    assert [p["id"] for p in review.review_pairs(gw, limit=1000)["pairs"]] == [p["id"] for p in before] + [heavy]
+    assert [p["id"] for p in casework.review_pairs(gw, limit=1000)["pairs"]][-1] == heavy  # /api/v1/review-pairs
+    gain = review.review_groups(gw, limit=None)["groups"]
+    assert gain[-1]["pairs"][0]["id"] == heavy and gain[0]["rank"] == 1
+    assert [g["rank"] for g in gain] == sorted(g["rank"] for g in gain)
+    assert review.review_groups(gw, sort="weight", limit=1)["groups"][0]["pairs"][0]["id"] == heavy

@@ -77,3 +77,22 @@ def test_the_route_needs_a_role_that_may_read_persons(server: Server) -> None:
         assert r.status_code == 403 and r.json()["error"] == "forbidden"
     with server.client() as c:
         assert c.get("/api/v1/screening").status_code == 401
+
+
+def test_the_rule_report_is_made_once_per_run_and_rules_version(gw, town: Town, agents: dict[str, SyntheticAgent]) -> None:
+    """The dashboard's check reads every attribute of the run: it is made once, then again only for a new run or edited rules."""
+    submit_town(gw, town, agents)
+    run_linkage(gw)
+    first = screening.rule_report(gw)
+    assert screening.rule_report(gw) is first  # the same report object: not recomputed
+    rules = gw.settings.home / screening.SCREENING_FILE
+    rules.write_text('version = 1\ncapacity = 10\n[[rules]]\nid = "old"\nlabel = "健診未受診（旧い規則）"\nweight = 1\n'
+                     'all = [{ source = "maternal", attribute = "checkup_missed", op = "==", value = "1" }]\n', encoding="utf-8")
+    try:
+        edited = screening.rule_report(gw)
+        assert edited is not first and any(p["rule_id"] == "old" and p["kind"] == "unknown_value" for p in edited)
+    finally:
+        rules.unlink()
+    run_linkage(gw)
+    again = screening.rule_report(gw)
+    assert again is not first and again == first  # a new run is checked anew (same data, same result)

@@ -144,6 +144,57 @@ def test_review_screen_waterfall_shortcuts_and_rivals(context: BrowserContext, s
     shot(page, "review-decided")
 
 
+def test_review_list_in_queue_order_exports_and_prints(context: BrowserContext, site: Site) -> None:
+    """The review list follows the review queue (expected gain), not the weight; exported with Japanese headers; A4 print."""
+    page = context.new_page()
+    log_in(page, "caseworker")
+    page.goto("/ui/review")
+    expect(page.get_by_label("並び順")).to_have_value("gain")
+    headings = page.locator("section.pair h2").all_inner_texts()
+    ranks = [int(re.search(r"確認の優先順 (\d+) 番目", h).group(1)) for h in headings]
+    assert ranks and ranks[0] == 1
+    firsts = [int(re.search(r"確認の優先順 (\d+) 番目", t).group(1))
+              for t in page.locator("div.group").evaluate_all("gs => gs.map(g => g.querySelector('section.pair h2').textContent)")]
+    assert firsts == sorted(firsts)  # each group stands where its most useful pair stands
+    with site.api("caseworker") as c:
+        queue = c.get("/api/v1/review/pairs", params={"limit": 1000}).json()["pairs"]
+
+    page.get_by_label("並び順").select_option("weight")
+    page.get_by_role("button", name="絞り込む").click()
+    weights = [float(re.search(r"重み (-?[\d.]+)", h).group(1)) for h in page.locator("div.group section.pair:first-of-type h2").all_inner_texts()]
+    assert weights == sorted(weights, reverse=True)
+    page.get_by_label("並び順").select_option("gain")
+    page.get_by_label("判定").select_option("")
+    page.get_by_role("button", name="絞り込む").click()
+
+    with page.expect_download() as got:
+        page.get_by_role("link", name="CSV で書き出す").click()
+    data = open(got.value.path(), "rb").read()
+    assert data.startswith(b"\xef\xbb\xbf")
+    table = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
+    assert table[0][:3] == ["確認の優先順", "グループ", "ペア番号"] and "確認が必要な理由" in table[0]
+    assert len(table) - 1 == len(queue)  # every pair, not one page
+    assert int(table[1][0]) == 1  # the queue's first pair leads the export too
+    assert all(r[3] and r[3] not in ("residents", "school", "maternal", "npo") for r in table[1:])  # source labels, not keys
+    assert all(r[-1] in ("未判定", "同一人物", "別人") for r in table[1:])
+    with page.expect_download() as got:
+        page.get_by_role("link", name="Excel で書き出す").click()
+    sheet = load_workbook(io.BytesIO(open(got.value.path(), "rb").read())).active
+    assert sheet.title == "要確認ペア" and [c.value for c in sheet[1]] == table[0] and sheet.max_row == len(table)
+    assert sum(a == "review.export" for a, _ in _audit_actions(site)) >= 2
+
+    page.emulate_media(media="print")
+    expect(page.locator("nav").first).to_be_hidden()
+    expect(page.locator("form.decide").first).to_be_hidden()
+    expect(page.locator("p.print-only")).to_be_visible()
+    pdf = page.pdf(format="A4")
+    pages = len(re.findall(rb"/Type\s*/Page[^s]", pdf))
+    shown = page.locator("section.pair").count()
+    assert pdf.startswith(b"%PDF") and 0 < pages <= shown  # at least one pair per A4 page, forms and navigation left out
+    shot(page, "review-print")
+    page.emulate_media(media="screen")
+
+
 def test_person_history_and_split(context: BrowserContext, site: Site) -> None:
     page = context.new_page()
     log_in(page, "caseworker")
@@ -173,3 +224,33 @@ def test_federation_screen_without_a_federation_says_so(context: BrowserContext,
     log_in(page, "caseworker")
     page.get_by_role("link", name="自治体間連携").click()
     expect(page.get_by_role("alert")).to_contain_text("連携圏の設定がありません")
+
+
+def test_analyst_exports_with_japanese_column_names(context: BrowserContext, site: Site) -> None:
+    """The analysts' pseudonymous export from the browser: attribute labels as column names, never keys; logged."""
+    page = context.new_page()
+    log_in(page, "analyst")
+    page.goto("/ui/evaluation")
+    section = page.get_by_role("region", name="仮名化データの書き出し（分析用）")
+    with page.expect_download() as got:
+        section.get_by_role("link", name="CSV で書き出す").click()
+    data = open(got.value.path(), "rb").read()
+    assert data.startswith(b"\xef\xbb\xbf")
+    table = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
+    assert table[0][:3] == ["人物ID", "データ元", "記録トークン"] and "年間欠席日数" in table[0]
+    assert not {"absence_days", "school_aid", "checkup_missed", "person_id", "source"} & set(table[0])
+    assert len(table) > 300 and all(re.fullmatch(r"P[0-9a-f]{16}", r[0]) for r in table[1:])
+    with page.expect_download() as got:
+        section.get_by_role("link", name="Excel で書き出す").click()
+    sheet = load_workbook(io.BytesIO(open(got.value.path(), "rb").read())).active
+    assert [c.value for c in sheet[1]] == table[0] and sheet.max_row == len(table)
+    assert sum(a in ("export.csv", "export.xlsx") for a, _ in _audit_actions(site)) >= 2
+    with site.api("caseworker") as c:  # a caseworker may not take the analysts' export
+        assert c.get("/api/v1/exports/persons.csv").status_code == 403
+    caseworker = context.browser.new_context(base_url=site.base_url, locale="ja-JP")
+    try:
+        other = caseworker.new_page()
+        log_in(other, "caseworker")
+        assert other.goto("/ui/exports/persons.csv").status == 403
+    finally:
+        caseworker.close()

@@ -1,4 +1,5 @@
-"""Pseudonymous exports for analysts: one row per record with its person id and the attributes the role may see."""
+"""Pseudonymous exports for analysts: one row per record with its person id and the attributes the role may see,
+columns named by their Japanese labels (``gateway.casework.export_frame``)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,19 @@ Exporter = Annotated[User, Depends(require("persons.export"))]
 
 @router.get("/persons.csv", response_class=Response, responses={200: {"content": {"text/csv": {}}}})
 def get_csv(gw: GatewayDep, user: Exporter) -> Response:
-    """CSV (UTF-8 with BOM)."""
+    """CSV (UTF-8 with BOM), Japanese column names."""
     gw.record(user.username, user.role, "export.csv", "ok")
     return Response(casework.export_csv(gw, user.role), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": 'attachment; filename="persons.csv"'})
+
+
+@router.get("/persons.xlsx", response_class=Response,
+            responses={200: {"content": {"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {}}}})
+def get_xlsx(gw: GatewayDep, user: Exporter) -> Response:
+    """Excel (.xlsx), one sheet."""
+    gw.record(user.username, user.role, "export.xlsx", "ok")
+    return Response(casework.export_xlsx(gw, user.role), media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                    headers={"Content-Disposition": 'attachment; filename="persons.xlsx"'})
 
 
 @router.get("/persons.parquet", response_class=Response, responses={200: {"content": {"application/vnd.apache.parquet": {}}}})

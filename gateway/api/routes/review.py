@@ -18,5 +18,5 @@ router = APIRouter(prefix="/review-pairs", tags=["review"])
 def get_review_pairs(gw: GatewayDep, _user: Annotated[User, Depends(require("review.read"))],
                      limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                      offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> dict[str, Any]:
-    """The current run's review pairs with per-field levels, highest weight first."""
+    """The current run's review pairs with per-field levels, the most useful decision first (the review queue's order)."""
     return casework.review_pairs(gw, limit, offset)

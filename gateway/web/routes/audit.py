@@ -5,17 +5,19 @@ from __future__ import annotations
 import base64
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, Form, Query, Request, UploadFile
 from fastapi.responses import Response
 
 from gateway import audit_tools
 from gateway.core import Gateway
+from gateway.db import MAX_OFFSET
+from gateway.web import requestlist
 from gateway.web.render import render
 from gateway.web.routes.approvals import purpose_labels
 from gateway.web.session import GatewayDep, WebSession, form_action, page
 from keys.audit import AuditVerificationError, split_export, verify_export
 from keys.witness import peers
-from keys.audit_report import ReportInputError
+from keys.audit_report import OUTCOMES, ReportInputError
 from policy import LEGAL_BASES
 
 router = APIRouter()
@@ -25,12 +27,33 @@ AuditorForm = Annotated[WebSession, Depends(form_action("audit.read"))]
 _MAX_UPLOAD = 256 * 1024 * 1024
 
 
+#: Anomaly kinds of ``keys.audit_report.anomalies`` in words (an unknown kind shows as itself).
+ANOMALY_KINDS = {"no_case_ref": "案件番号なし", "off_hours": "勤務時間外", "many_requests": "短期間の多数の申請",
+                 "repeated_pair": "同じ申請者と承認者の繰り返し", "not_in_gateway_log": "ゲートウェイの記録なし",
+                 "binding_mismatch": "ゲートウェイの記録と不一致", "gateway_refused_but_acted": "拒否された申請への処理",
+                 "unbound_gateway_entry": "エスクローと結び付かない記録"}
+_PAGE = 50
+
+
+def _list_query(outcome: str, purpose: str, q: str, sort: str, purposes: dict[str, str]) -> dict[str, str]:
+    return {"outcome": outcome if outcome in OUTCOMES else "", "purpose": purpose if purpose in purposes else "", "q": q,
+            "sort": sort if sort in requestlist.SORTS else "old"}  # the auditor reads the log's own order
+
+
 def _page(request: Request, gw: Gateway, session: WebSession, status: int = 200, *, escrow_lines: list[str] | None = None,
-          errors: dict[str, str] | None = None, verified: dict[str, Any] | None = None, checkpoint_text: str = "") -> Response:
+          errors: dict[str, str] | None = None, verified: dict[str, Any] | None = None, checkpoint_text: str = "",
+          query: dict[str, str] | None = None, offset: int = 0) -> Response:
     report = audit_tools.report_for(gw, session.user, escrow_lines)
     latest = gw.audit.latest_checkpoint() or ""
-    return render(request, "audit.html", session, status, report=report, legal_bases=LEGAL_BASES, purposes=purpose_labels(gw),
-                  with_escrow=bool(escrow_lines),
+    purposes = purpose_labels(gw)
+    query = query or _list_query("", "", "", "old", purposes)
+    rows = requestlist.filtered(report["requests"], status=query["outcome"], purpose=query["purpose"], q=query["q"], sort=query["sort"],
+                                status_of=lambda r: r["outcome"])
+    # Joined with an escrow export (a POST), every matching request is shown: a page link could not carry the upload.
+    page_size = (len(rows) or 1) if escrow_lines else _PAGE
+    return render(request, "audit.html", session, status, report=report, legal_bases=LEGAL_BASES, purposes=purposes,
+                  with_escrow=bool(escrow_lines), requests=rows[offset:offset + page_size], total=len(rows), offset=offset,
+                  page_size=page_size, query=query, sorts=requestlist.SORTS, anomaly_kinds=ANOMALY_KINDS,
                   checkpoint=latest, size=gw.audit.size(), vkey=gw.signer.verifier.vkey(),
                   checkpoint_download=f"data:text/plain;base64,{base64.b64encode(latest.encode()).decode()}",
                   errors=errors or {}, verified=verified, checkpoint_text=checkpoint_text)
@@ -49,9 +72,29 @@ async def _text(upload: UploadFile | None, what: str) -> str:
 
 
 @router.get("/audit")
-def get_audit(request: Request, gw: GatewayDep, session: Auditor) -> Response:
-    """The report over the gateway's own log (the view is logged), the current checkpoint and the verification form."""
-    return _page(request, gw, session)
+def get_audit(request: Request, gw: GatewayDep, session: Auditor, outcome: str = "", purpose: str = "",
+              q: Annotated[str, Query(max_length=64)] = "", sort: str = "old",
+              offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> Response:
+    """The report over the gateway's own log (the view is logged): its requests filtered by outcome and purpose, searched
+    (id, requester, case reference), sorted and paged; the current checkpoint and the verification form."""
+    return _page(request, gw, session, query=_list_query(outcome, purpose, q, sort, purpose_labels(gw)), offset=offset)
+
+
+@router.get("/audit/requests.{kind}")
+def get_requests_export(gw: GatewayDep, session: Auditor, kind: str, outcome: str = "", purpose: str = "",
+                        q: Annotated[str, Query(max_length=64)] = "", sort: str = "old") -> Response:
+    """The filtered request list of the gateway's log (every page) as CSV (UTF-8 with BOM) or Excel, Japanese headers;
+    the download is logged."""
+    if kind not in ("csv", "xlsx"):
+        return Response(status_code=404)
+    purposes = purpose_labels(gw)
+    query = _list_query(outcome, purpose, q, sort, purposes)
+    report = audit_tools.report(audit_tools.export_lines(gw), None)
+    rows = requestlist.filtered(report["requests"], status=query["outcome"], purpose=query["purpose"], q=query["q"], sort=query["sort"],
+                                status_of=lambda r: r["outcome"])
+    gw.record(session.user.username, session.user.role, "audit.requests_export", f"{kind} rows={len(rows)}")
+    return requestlist.export(rows, kind, "audit-requests", "再識別の申請（監査）", status_label=lambda r: OUTCOMES.get(r["outcome"], r["outcome"]),
+                              purposes=purposes, legal_bases=LEGAL_BASES)
 
 
 @router.get("/audit/export")

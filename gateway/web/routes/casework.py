@@ -80,6 +80,20 @@ def get_persons_export(gw: GatewayDep, session: Reader, kind: str, source: str =
                              "Cache-Control": "no-store"})
 
 
+@router.get("/exports/persons.{kind}")
+def get_analyst_export(gw: GatewayDep, session: Annotated[WebSession, Depends(page("persons.export"))], kind: str) -> Response:
+    """The analysts' pseudonymous export (one row per record, Japanese column names) from the browser: CSV (UTF-8 with
+    BOM), Excel or Parquet — the same files and the same audit entry as ``GET /api/v1/exports/persons.*``."""
+    makers = {"csv": (casework.export_csv, exports.CSV_TYPE), "xlsx": (casework.export_xlsx, exports.XLSX_TYPE),
+              "parquet": (casework.export_parquet, "application/vnd.apache.parquet")}
+    if kind not in makers:
+        return Response(status_code=404)
+    make, media = makers[kind]
+    gw.record(session.user.username, session.user.role, f"export.{kind}", "ok")
+    return Response(make(gw, session.user.role), media_type=media,
+                    headers={"Content-Disposition": f'attachment; filename="persons.{kind}"', "Cache-Control": "no-store"})
+
+
 @router.get("/persons/{person_id}")
 def get_person(request: Request, gw: GatewayDep, session: Reader, person_id: str, split: str = "") -> Response:
     """One person: linked records per source with the attributes the role may see, and every submitted version."""

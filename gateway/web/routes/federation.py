@@ -37,11 +37,19 @@ def _deliver(gw: Gateway, peer: str, kind: str, data: bytes) -> dict[str, Any]:
 
 def _overview(request: Request, gw: Gateway, session: WebSession, status: int = 200, error: str = "", notice: str = "") -> Response:
     config = federation_config.load(gw.settings.home)
-    return render(request, "federation.html", session, status, config=config, queries=service.list_queries(gw),
+    return render(request, "federation.html", session, status, config=config, peer_names=_peer_names(gw), queries=service.list_queries(gw),
                   incoming=service.list_handovers(gw, "in"), outgoing=service.list_handovers(gw, "out"), labels=source_labels(gw),
                   status_labels=STATUS, error=error, notice=notice,
                   may_ask=gw.policy.may(session.user.role, "reidentify.request").allowed,
                   attributes=sorted({a for n in gw.policy.document.networks.values() for s in n.sources.values() for a in s.attributes}))
+
+
+def _peer_names(gw: Gateway) -> dict[str, str]:
+    """Each peer's name by its municipality code (a code no longer configured shows as itself)."""
+    try:
+        return {p.code: f"{p.name}（{p.code}）" if p.name else p.code for p in federation_config.load(gw.settings.home).peers}
+    except GatewayError:
+        return {}
 
 
 @router.get("/federation")
@@ -67,7 +75,7 @@ def post_query(request: Request, gw: GatewayDep, session: Asker, peer: Annotated
 def get_query(request: Request, gw: GatewayDep, session: Reader, exchange: str) -> Response:
     """One query's answers: per child our record token and, where the peer matched, the band, handle and contact."""
     found = service.results(gw, exchange)
-    return render(request, "federation_query.html", session, q=found, labels=source_labels(gw), status_labels=STATUS,
+    return render(request, "federation_query.html", session, q=found, labels=source_labels(gw), status_labels=STATUS, peer_names=_peer_names(gw),
                   may_ask=gw.policy.may(session.user.role, "reidentify.request").allowed)
 
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
+from gateway import listing as exports
 from gateway import review
 from gateway.db import MAX_OFFSET
 from gateway.errors import GatewayError
@@ -18,7 +19,7 @@ from gateway.web.session import GatewayDep, WebSession, form_action, page
 router = APIRouter()
 
 _PAGE = 20
-_SORTS = {"weight": "重みの高い順", "weight_asc": "重みの低い順", "size": "競合の多い順"}
+_SORTS = review.GROUP_SORTS
 _FILTERS = {"": "すべて", "undecided": "未判定のみ", "decided": "判定済みのみ"}
 
 #: What each comparison of ``linkage.compare.COMPARISONS`` compares, for staff.
@@ -54,11 +55,9 @@ def waterfall_chart(steps: list[dict[str, Any]], weight: float) -> dict[str, Any
 
 def _page(request: Request, gw: GatewayDep, session: WebSession, offset: int, *, status: int = 200,
           errors: dict[str, str] | None = None, pair_id: int | None = None, decision: str = "", reason: str = "",
-          done: str = "", source: str = "", decided: str = "", sort: str = "weight", rivals: int = 0) -> Response:
+          done: str = "", source: str = "", decided: str = "", sort: str = "gain", rivals: int = 0) -> Response:
     labels = source_labels(gw)
-    source = source if source in labels else ""
-    decided = decided if decided in _FILTERS else ""
-    sort = sort if sort in _SORTS else "weight"
+    source, decided, sort = _query(source, decided, sort, labels)
     groups = review.review_groups(gw, source=source, decided=decided, sort=sort, limit=_PAGE, offset=offset)
     for group in groups["groups"]:
         for pair in group["pairs"]:
@@ -70,12 +69,43 @@ def _page(request: Request, gw: GatewayDep, session: WebSession, offset: int, *,
                   errors=errors or {}, error_pair=pair_id, decision=decision, reason=reason, done=done, rivals=rivals)
 
 
+def _query(source: str, decided: str, sort: str, labels: dict[str, str]) -> tuple[str, str, str]:
+    return source if source in labels else "", decided if decided in _FILTERS else "", sort if sort in _SORTS else "gain"
+
+
+#: Columns of the exported review list (one line per pair, grouped as on the screen).
+EXPORT_HEADERS = ("確認の優先順", "グループ", "ペア番号", "記録Aのデータ元", "記録Aの記録トークン", "記録Aの人物ID", "記録Bのデータ元",
+                  "記録Bの記録トークン", "記録Bの人物ID", "重み", "項目ごとの比較", "確認が必要な理由", "競合するペア", "判定")
+
+
 @router.get("/review")
 def get_review(request: Request, gw: GatewayDep, session: Annotated[WebSession, Depends(page("review.read"))],
                offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0, done: str = "", source: str = "", decided: str = "",
-               sort: str = "weight", rivals: Annotated[int, Query(ge=0)] = 0) -> Response:
-    """The current run's review pairs, grouped with their rivals, highest weight first, each with its latest decision."""
+               sort: str = "gain", rivals: Annotated[int, Query(ge=0)] = 0) -> Response:
+    """The current run's review pairs, grouped with their rivals, in the review queue's order (expected gain) unless
+    another order is chosen, each with its latest decision."""
     return _page(request, gw, session, offset, done=done, source=source, decided=decided, sort=sort, rivals=rivals)
+
+
+@router.get("/review/export.{kind}")
+def get_review_export(gw: GatewayDep, session: Annotated[WebSession, Depends(page("review.read"))], kind: str, source: str = "",
+                      decided: str = "", sort: str = "gain") -> Response:
+    """The filtered, sorted review list (every group, not one page) as CSV (UTF-8 with BOM) or Excel, Japanese headers;
+    the download is logged (review.export)."""
+    if kind not in ("csv", "xlsx"):
+        return Response(status_code=404)
+    labels = source_labels(gw)
+    source, decided, sort = _query(source, decided, sort, labels)
+    groups = review.review_groups(gw, source=source, decided=decided, sort=sort, limit=None)
+    rows = [[p["rank"], n, p["id"], labels.get(p["a"]["source"], p["a"]["source"]), p["a"]["token"], p["a"]["person_id"] or "",
+             labels.get(p["b"]["source"], p["b"]["source"]), p["b"]["token"], p["b"]["person_id"] or "", p["weight"], p["summary"],
+             p["reason"], "、".join(str(q) for q in p["rivals"]), review.DECISIONS.get(p["decision"] or "", "未判定")]
+            for n, g in enumerate(groups["groups"], start=1) for p in g["pairs"]]
+    gw.record(session.user.username, session.user.role, "review.export", f"{kind} rows={len(rows)}", target=f"run#{groups['run_id']}")
+    data = exports.to_csv(EXPORT_HEADERS, rows) if kind == "csv" else exports.to_xlsx(EXPORT_HEADERS, rows, "要確認ペア")
+    return Response(data, media_type=exports.CSV_TYPE if kind == "csv" else exports.XLSX_TYPE,
+                    headers={"Content-Disposition": f'attachment; filename="review-run{groups["run_id"]}.{kind}"',
+                             "Cache-Control": "no-store"})
 
 
 @router.post("/review/{pair_id}")
@@ -83,7 +113,7 @@ def post_decision(request: Request, gw: GatewayDep, session: Annotated[WebSessio
                   pair_id: Annotated[int, Path(ge=1, le=MAX_OFFSET)], decision: Annotated[str, Form(max_length=16)] = "",
                   reason: Annotated[str, Form(max_length=4000)] = "", offset: Annotated[int, Form(ge=0, le=MAX_OFFSET)] = 0,
                   source: Annotated[str, Form(max_length=64)] = "", decided: Annotated[str, Form(max_length=16)] = "",
-                  sort: Annotated[str, Form(max_length=16)] = "weight") -> Response:
+                  sort: Annotated[str, Form(max_length=16)] = "gain") -> Response:
     """Record a decision through ``gateway.review.decide_group`` (logged; "same" settles the rivals; binding from the next run)."""
     errors: dict[str, str] = {}
     if decision not in review.DECISIONS:

@@ -119,7 +119,7 @@ def get_evaluation(request: Request, gw: GatewayDep, session: Annotated[WebSessi
     result = report.evaluation(gw, period)  # type: ignore[arg-type]
     gw.record(session.user.username, session.user.role, "evaluation.view", f"period={period}")
     return render(request, "evaluation.html", session, report=result, summary=report.summary(result), period=period,
-                  kinds=PERIOD_KINDS, charts=report.CHARTS)
+                  kinds=PERIOD_KINDS, charts=report.CHARTS, may_export=gw.policy.may(session.user.role, "persons.export").allowed)
 
 
 @router.get("/evaluation/charts/{name}.png")
