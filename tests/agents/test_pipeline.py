@@ -130,6 +130,7 @@ def test_bundle_is_a_signed_snapshot_with_sealed_identities_only(municipality: M
     name_order = [tokeniser.token(r[0]) for r in sorted(rows, key=lambda r: (r[3], r[0]))]
     sent = [r.token for r in submission.records]
     assert sorted(sent) == sorted(file_order) and sent != file_order and sent != name_order
+    assert len({len(r.sealed) for r in submission.records}) == 1
 
 
 def test_ten_percent_garbage_still_delivers_the_good_rows(edu: Path, tmp_path: Path) -> None:
