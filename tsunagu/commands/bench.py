@@ -181,3 +181,45 @@ def speed(
     )
     typer.echo(f"最大メモリ: {b.peak_memory_mib():,.0f} MiB")
     sys.stdout.flush()
+
+
+@bench_app.command("attack")
+def attack(
+    out: Path = typer.Option(Path("bench-out"), "--out", help="表（attack.md）とグラフ（PNG）の出力先"),
+    children: int = typer.Option(20_000, "--children", help="合成自治体の子どもの数"),
+    victim_seed: int = typer.Option(11, "--victim-seed", help="攻撃される自治体の乱数の種"),
+    public_seed: int = typer.Option(12, "--public-seed", help="攻撃者の公開知識とする別の自治体の乱数の種"),
+    known_dates: int = typer.Option(20, "--known-dates", help="攻撃者が生年月日を知っている子どもの数"),
+    all_variants: bool = typer.Option(False, "--all-variants", help="比較用の変種（拡散なし・平衡なし）も測る"),
+    with_quality: bool = typer.Option(False, "--quality", help="変種ごとに名寄せの F1 も測り、トレードオフ図を描く"),
+) -> None:
+    """好奇心のあるゲートウェイとして、保存された符号から氏名・読み・生年月日をどれだけ復元できるかを測ります。"""
+    from tsunagu import bench_attack as ba
+
+    victim = b.town_dataset(children, victim_seed).sources["residents"]
+    public = b.town_dataset(children, public_seed).sources["residents"]
+    chosen = ba.variants()
+    if not all_variants:
+        chosen = {k: v for k, v in chosen.items() if k.startswith("tsunagu-jp/")}
+    reports, f1 = [], {}
+    lines = ["# 好奇心のあるゲートウェイへの攻撃（復元された記録の割合と適合率）", ""]
+    for name, (schema, sorted_order, padded) in chosen.items():
+        report = ba.run_variant(name, schema, victim, public, sorted_order=sorted_order, padded=padded,
+                                known_dates=known_dates, progress=_say)
+        reports.append(report)
+        if with_quality:
+            _say(f"{name}: 名寄せ精度")
+            f1[name] = b.run_quality(b.town_dataset(children, 1), schema=schema).tsunagu.f1
+        table = [f"## {name}（住民記録 {report.records:,} 件、{report.seconds:.0f} 秒）", "",
+                 "| 攻撃 | 項目 | 復元された記録 | 適合率 | 備考 |", "|---|---|---:|---:|---|"]
+        table += [f"| {f.attack} | {f.field} | {100 * f.recovered:.2f} % | {f.precision:.3f} | {f.note} |" for f in report.findings]
+        if name in f1:
+            table += ["", f"名寄せ F1（合成自治体 seed 1）: {f1[name]:.4f}"]
+        table.append("")
+        typer.echo("\n".join(table))
+        lines += table
+    charts = ba.write_chart(reports, out / "attack.png", f1 or None)
+    lines += [f"![{p.stem}]({p.name})" for p in charts]
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "attack.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    typer.echo(f"表とグラフ: {out}/attack.md")
