@@ -37,6 +37,7 @@ Attacks, after the literature:
 
 from __future__ import annotations
 
+import copy
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -50,7 +51,7 @@ from linkage.compare import DATE_FULL, COMPARISONS, compare_pairs
 from linkage.encode import Encodings, encode_sources
 from linkage.normalise import normalise_record
 from linkage.record import CanonicalRecord, IDENTITY_COLUMNS
-from linkage.schema import EncodingSchema, load_schema
+from linkage.schema import EncodingSchema, load_schema, parse_schema
 
 VICTIM_SECRET = b"victim municipality linkage secret (bench only)"
 ATTACKER_SECRET = b"the attacker's own key for its public town (bench)"
@@ -121,7 +122,10 @@ def _score(attack: str, fld: str, guesses: dict[int, str], truth: list, n: int, 
 
 def _units(schema: EncodingSchema) -> dict[str, slice]:
     """The parts of an encoding row a frequency or atom attacker treats as one unit."""
-    units = {s.name: s.byte_slice for s in schema.segments}
+    if schema.diffused:
+        units = {v.name: v.byte_slice for v in schema.views}
+    else:
+        units = {s.name: s.byte_slice for s in schema.segments}
     units["whole row"] = slice(0, schema.total_bytes)
     return units
 
@@ -283,9 +287,9 @@ def _degrees(enc: Encodings, sl: slice, thresholds: tuple[float, ...]) -> np.nda
 
 def graph_attack(victim: _Side, public: _Side, schema: EncodingSchema) -> list[Finding]:
     """Similarity-graph node features of the victim matched to the attacker's own encoding of its public town."""
-    unit = "name_family"
-    sl = schema.segment(unit).byte_slice
-    thresholds = (0.7, 0.8, 0.9, 0.95, 0.99)
+    unit = "all" if schema.diffused else "name_family"
+    sl = (schema.view(unit) if schema.diffused else schema.segment(unit)).byte_slice
+    thresholds = (0.75, 0.8, 0.85, 0.9, 0.95) if schema.diffused else (0.7, 0.8, 0.9, 0.95, 0.99)
     fv, fp = _degrees(victim.encodings, sl, thresholds), _degrees(public.encodings, sl, thresholds)
     # Nearest public node by feature vector (log degrees); ties go to the first, as a greedy attacker does.
     lv, lp = np.log1p(fv), np.log1p(fp)
@@ -460,11 +464,19 @@ def run_variant(
 
 def variants() -> dict[str, tuple[EncodingSchema, bool, bool]]:
     """Encoding variants compared: (schema, agent sorts by name, identities padded)."""
-    v1 = load_schema("tsunagu-jp/1")
-    return {
+    v1, v2 = load_schema("tsunagu-jp/1"), load_schema("tsunagu-jp/2")
+    out = {
         "tsunagu-jp/1, sorted, unpadded (before #16)": (v1, True, False),
         "tsunagu-jp/1": (v1, False, True),
     }
+    doc = copy.deepcopy(v2.document)
+    doc["diffusion"]["balanced"] = False
+    out["/2 without balancing"] = (parse_schema(doc), False, True)
+    doc = copy.deepcopy(v2.document)
+    doc["diffusion"]["taps"] = 1
+    out["/2 with 1 tap (no diffusion)"] = (parse_schema(doc), False, True)
+    out["tsunagu-jp/2"] = (v2, False, True)
+    return out
 
 
 def write_chart(reports: list[AttackReport], path: Path, f1: dict[str, float] | None = None) -> list[Path]:

@@ -1,4 +1,4 @@
-"""`tsunagu bench attack` on a small town: every attack runs and reports figures in range, and the side channels close.
+"""`tsunagu bench attack` on a small town: every attack runs and reports figures in range, the side channels close, /2 holds.
 
 The same town attacked twice under ``tsunagu-jp/1``: as records used to travel
 (sorted by name, identities unpadded) and as the agent sends them now (a
@@ -43,6 +43,18 @@ def test_every_attack_reports_a_share_and_a_precision_in_range_and_order_and_len
     assert now_by[("sealed size", "family")].recovered == 0.0
     # tsunagu-jp/1's exact-date classes, with 20 known birth dates, give birth year-months away (docs/privacy.md).
     assert now_by[("date from blocking tokens (+ 20 known)", "birth_ym")].recovered > 0.05
+
+
+def test_the_diffused_schema_leaves_no_identical_units_no_atoms_and_no_exact_date_classes() -> None:
+    victim, public = _towns()
+    schema, _, _ = ba.variants()["tsunagu-jp/2"]
+    report = ba.run_variant("/2", schema, victim, public, sorted_order=False, padded=True, known_dates=20)
+    by = {(f.attack, f.field): f for f in report.findings}
+    for fld in ("family", "given", "kana_family", "kana_given"):
+        assert by[("frequency alignment", fld)].recovered == 0.0, fld
+        assert "no atoms" in by[("bigram atoms", fld)].note, fld
+    assert by[("date from blocking tokens (+ 20 known)", "birth_date")].recovered == 0.0
+    assert report.worst(ba.FIELDS) <= 0.02
 
 
 def test_the_command_writes_its_table_and_chart(tmp_path: Path) -> None:

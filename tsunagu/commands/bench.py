@@ -55,16 +55,23 @@ def quality(
     children: int = typer.Option(20_000, "--children", help="合成自治体の子どもの数"),
     seed: int = typer.Option(1, "--seed", help="合成自治体の乱数の種"),
     febrl: bool = typer.Option(True, "--febrl/--no-febrl", help="FEBRL4 でも測る"),
+    schema_version: str = typer.Option("", "--schema", help="符号化スキーマ（例 tsunagu-jp/2、省略時は現行の既定）"),
 ) -> None:
     """合成自治体と FEBRL4 でペア単位の適合率・再現率・F1 を測り、完全一致結合と比べます。"""
+    from linkage.schema import SchemaError, load_schema
+
+    try:
+        chosen = load_schema(schema_version or None)
+    except SchemaError as exc:
+        raise typer.BadParameter(str(exc)) from None
     out.mkdir(parents=True, exist_ok=True)
     datasets = [("town", b.town_dataset(children, seed))]
     if febrl:
         datasets.append(("febrl4", b.febrl4_dataset()))
     lines = ["# 名寄せ精度（ペア単位）", ""]
     for stem, data in datasets:
-        report = b.run_quality(data, progress=_say)
-        table = _table(report) + ["ブロッキングの段階ごとの削減率とペア網羅率:", "", *b.pass_table(report, data), ""]
+        report = b.run_quality(data, progress=_say, schema=chosen)
+        table = [f"符号化スキーマ: {chosen.version}", "", *_table(report)] + ["ブロッキングの段階ごとの削減率とペア網羅率:", "", *b.pass_table(report, data), ""]
         typer.echo("\n".join(table))
         charts = b.write_charts(report, data, out, stem)
         lines.extend(table)
