@@ -225,21 +225,26 @@ def _compare_chunk_diffused(a, ia, b, ib, schema):
         return ((fa & flag) > 0), ((fb & flag) > 0)
 
     out = {}
-    for prefix, fam_flag, giv_flag, inferred_flag in (
-        ("name", Present.NAME_FAMILY, Present.NAME_GIVEN, Present.NAME_SPLIT_INFERRED),
-        ("kana", Present.KANA_FAMILY, Present.KANA_GIVEN, Present.KANA_SPLIT_INFERRED),
+    for prefix, fam_flag, giv_flag, full_flag, inferred_flag in (
+        ("name", Present.NAME_FAMILY, Present.NAME_GIVEN, Present.NAME_FULL, Present.NAME_SPLIT_INFERRED),
+        ("kana", Present.KANA_FAMILY, Present.KANA_GIVEN, Present.KANA_FULL, Present.KANA_SPLIT_INFERRED),
     ):
         fam = sim(f"{prefix}_family", *has(fam_flag))
         # The given name decides twins: an estimate short of agreement is read
         # GIVEN_MARGIN lower, so the estimator's noise never lifts twins over the guard.
         giv = sim(f"{prefix}_given", *has(giv_flag))
         giv = np.where(giv < 1.0, np.clip(giv - GIVEN_MARGIN, 0.0, 1.0), giv)
-        # A split that was guessed (one-field name) is not evidence: both parts
-        # weigh what the whole name shows (no view isolates the full-name segment).
+        # A split that was guessed (one-field name) is not evidence: the whole name
+        # decides, as under /1, where a view without the full-name segment isolates it;
+        # else both parts weigh what they show together.
         inferred = ((fa | fb) & inferred_flag) > 0
-        both = np.where(np.isnan(fam) | np.isnan(giv), np.nan, (fam + giv) / 2.0)
-        fam = np.where(inferred & ~np.isnan(both), both, fam)
-        giv = np.where(inferred & ~np.isnan(both), both, giv)
+        if any(f"{prefix}_full" in v.omit for v in schema.views):
+            full = sim(f"{prefix}_full", *has(full_flag))
+            full = np.where(full < 1.0, np.clip(full - GIVEN_MARGIN, 0.0, 1.0), full)
+        else:
+            full = np.where(np.isnan(fam) | np.isnan(giv), np.nan, (fam + giv) / 2.0)
+        fam = np.where(inferred & ~np.isnan(full), full, fam)
+        giv = np.where(inferred & ~np.isnan(full), full, giv)
         out[prefix] = (fam, giv)
     n_fam, n_giv = out["name"]
     k_fam, k_giv = out["kana"]
