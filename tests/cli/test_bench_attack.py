@@ -45,14 +45,16 @@ def test_every_attack_reports_a_share_and_a_precision_in_range_and_order_and_len
     assert now_by[("date from blocking tokens (+ 20 known)", "birth_ym")].recovered > 0.05
 
 
-def test_the_diffused_schema_leaves_no_identical_units_no_atoms_and_no_exact_date_classes() -> None:
+def test_the_diffused_schema_leaves_no_identical_units_no_usable_atoms_and_no_exact_date_classes() -> None:
     victim, public = _towns()
     schema, _, _ = ba.variants()["tsunagu-jp/2"]
     report = ba.run_variant("/2", schema, victim, public, sorted_order=False, padded=True, known_dates=20)
     by = {(f.attack, f.field): f for f in report.findings}
     for fld in ("family", "given", "kana_family", "kana_given"):
         assert by[("frequency alignment", fld)].recovered == 0.0, fld
-        assert "no atoms" in by[("bigram atoms", fld)].note, fld
+        # The views holding the address show a few patterns (the town's common address prefix, not names):
+        # decoding with them is right about as often as guessing the commonest name (/1 here: precision 0.27).
+        assert by[("bigram atoms", fld)].precision < 0.05, fld
     assert by[("date from blocking tokens (+ 20 known)", "birth_date")].recovered == 0.0
     assert report.worst(ba.FIELDS) <= 0.02
 
