@@ -41,6 +41,7 @@ from linkage.compare import COMPARISONS
 from linkage.encode import Encodings
 from linkage.incremental import LinkState, link_full, link_incremental
 from linkage.match import link
+from linkage.schema import current_version
 from linkage.score import LEVEL_LABELS, levels
 
 log = logging.getLogger("tsunagu.gateway.link")
@@ -88,7 +89,12 @@ def current_run_id(conn: Connection) -> int | None:
 
 
 def load_sources(conn: Connection, key_id: str) -> LoadedSources:
-    """Read the current records of every source whose snapshot is under ``key_id`` into numpy arrays."""
+    """Read the current records of every source whose snapshot is under ``key_id`` into numpy arrays.
+
+    A source encoded under another schema than this gateway's (``TSUNAGU_SCHEMA``, docs/privacy.md)
+    cannot be compared with the rest: it is skipped and counted, as one under another key is.
+    """
+    schema_version = current_version()
     r, s = models.records, models.submissions
     rows = conn.execute(
         select(r.c.source, r.c.token, r.c.clk, r.c.present, r.c.blocks, s.c.schema_version, s.c.linkage_key_id)
@@ -107,7 +113,7 @@ def load_sources(conn: Connection, key_id: str) -> LoadedSources:
             end += 1
         part = rows[start:end]
         start = end
-        if part[0].linkage_key_id != key_id:
+        if part[0].linkage_key_id != key_id or part[0].schema_version != schema_version:
             skipped += len(part)
             continue
         n = len(part)

@@ -28,7 +28,7 @@ from keys.seal import seal_batch
 from keys.submission import SubmittedRecord, write_submission
 from linkage.encode import derive_key, encode_records
 from linkage.record import IDENTITY_COLUMNS, CanonicalRecord
-from linkage.schema import CURRENT_VERSION
+from linkage.schema import current_version
 
 #: Which network each synthetic source sits on (as in the shipped default policy).
 SOURCE_NETWORK = {"residents": "mynumber", "maternal": "mynumber", "school": "edu", "npo": "internet"}
@@ -77,7 +77,7 @@ class SyntheticAgent:
             sequence = self.sequence
         manifest = {
             "agent_id": self.agent_id, "signing_key_id": self.keys.public.signing_key_id, "municipality": "000000",
-            "network": self.network, "source": source, "schema_version": CURRENT_VERSION,
+            "network": self.network, "source": source, "schema_version": current_version(),
             "linkage_key_id": self.linkage.key_id, "escrow_key_id": self.escrow.key_id, "sequence": sequence,
             "batch_id": batch_id, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "mode": "snapshot",
             "seal_header": sealed.header.to_json(), **(extra or {}),

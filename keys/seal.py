@@ -5,8 +5,15 @@ Construction (HPKE-like, built from ``cryptography`` primitives only)::
     ephemeral X25519 key e;  ss = X25519(e, escrow public key)
     batch secret = HKDF-SHA256(ss, salt = e_pub || escrow_pub, info = "tsunagu/seal/v1/batch" || header)
     record key   = HKDF-Expand-SHA256(batch secret, info = "tsunagu/seal/v1/record" || record token)
-    ciphertext   = nonce || AES-256-GCM(record key, nonce, identity JSON,
+    ciphertext   = nonce || AES-256-GCM(record key, nonce, identity JSON padded with spaces to a size class,
                         AD = version, escrow key id, source, batch id, record token)
+
+Padding: AES-GCM reveals the plaintext's length, and an identity's length is
+the length of the name and address in it. Every identity is padded with
+JSON whitespace (which the parser ignores, so unpadded ciphertexts still
+open) to the smallest of :data:`SIZE_CLASSES` that holds it; almost every
+record of a town falls in the first class (the length attack of
+``tsunagu bench attack`` measures what is left).
 
 The escrow derives one record key with :func:`derive_record_key` and can hand
 out just that key: HKDF-Expand is one-way, so a record key tells nothing
@@ -37,6 +44,18 @@ VERSION = 1
 _NONCE = 12
 _RECORD_INFO = b"tsunagu/seal/v1/record\x00"
 _SHA256 = hashes.SHA256()
+
+#: Plaintext sizes an identity is padded to (bytes); beyond the last, whole multiples of it.
+SIZE_CLASSES: tuple[int, ...] = (512, 1024, 2048)
+
+
+def padded_size(length: int) -> int:
+    """The size class a plaintext of ``length`` bytes is padded to."""
+    for size in SIZE_CLASSES:
+        if length <= size:
+            return size
+    last = SIZE_CLASSES[-1]
+    return -(-length // last) * last
 
 
 @dataclass(frozen=True)
@@ -120,6 +139,7 @@ def seal_batch(
         key = HKDFExpand(_SHA256, 32, _RECORD_INFO + token_bytes).derive(batch_secret)
         nonce = urandom(_NONCE)
         plaintext = dumps(identity, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        plaintext = plaintext.ljust(padded_size(len(plaintext)), b" ")
         sealed[token] = nonce + AESGCM(key).encrypt(nonce, plaintext, ad_prefix + token_bytes)
     return SealedBatch(header, sealed)
 

@@ -1,4 +1,4 @@
-"""Per-field similarities of candidate pairs, computed from the segments of their encodings.
+"""Per-field similarities of candidate pairs, from the segments (tsunagu-jp/1) or estimated from diffused views (/2).
 
 Each comparison yields a similarity in [0, 1] or NaN when either record lacks
 the field, so a missing field is never read as disagreement. The rules that go
@@ -13,6 +13,10 @@ beyond a plain Dice coefficient are here, each with its reason:
   reading agrees;
 * partial birth dates (year-month only) and abbreviated addresses compare by
   overlap (how much of the shorter one the longer one contains).
+
+Under a diffused schema the segments are not available: see
+``_compare_chunk_diffused`` below (no swap detection there; the address is
+read as a Dice against two typical addresses).
 """
 
 from __future__ import annotations
@@ -86,10 +90,14 @@ def compare_pairs(
     values = np.full((n, len(COMPARISONS)), np.nan)
     detail = np.zeros(n, dtype=np.int8)
     # Popcounts per record and segment, once per batch rather than once per pair.
-    counts_a, counts_b = _segment_counts(a.bits, schema), _segment_counts(b.bits, schema)
+    if not schema.diffused:
+        counts_a, counts_b = _segment_counts(a.bits, schema), _segment_counts(b.bits, schema)
     for start in range(0, n, _PAIR_CHUNK):
         sl = slice(start, start + _PAIR_CHUNK)
-        values[sl], detail[sl] = _compare_chunk(a, ia[sl], b, ib[sl], schema, counts_a[ia[sl]], counts_b[ib[sl]])
+        if schema.diffused:
+            values[sl], detail[sl] = _compare_chunk_diffused(a, ia[sl], b, ib[sl], schema)
+        else:
+            values[sl], detail[sl] = _compare_chunk(a, ia[sl], b, ib[sl], schema, counts_a[ia[sl]], counts_b[ib[sl]])
     return PairSimilarities(values, detail)
 
 
@@ -141,4 +149,130 @@ def _compare_chunk(a, ia, b, ib, schema, pa, pb):
     ).astype(np.int8)
     ad = idx["address"]
     addr = _overlap(inter[:, ad], pa[:, ad], pb[:, ad])
+    return np.column_stack([n_fam, n_giv, k_fam, k_giv, demo, addr]), detail
+
+
+# --- tsunagu-jp/2: per-field similarities estimated from diffused views ----------------------------
+#
+# Each view is an XOR diffusion with ``taps`` inputs per output bit. For two
+# records whose filters differ in a share p of a view's input bits, an output
+# bit differs with probability q = (1 - (1 - 2p)^taps) / 2, so p (and the number
+# of differing filter bits, H = p · input length) is estimated from the share of
+# differing output bits. H of the view without field X, subtracted from H of the
+# whole record, estimates how many filter bits X alone disagrees in. The
+# estimate holds only for close records: for strangers q saturates near 1/2
+# and the views say nothing about any single field, which is the privacy point
+# (docs/privacy.md). Such pairs get "differs" for every field both carry.
+
+#: Given-name estimates short of agreement are read this much lower (twins guard; docs/privacy.md).
+GIVEN_MARGIN = 0.15
+
+#: Above this share of differing output bits a view is saturated (strangers).
+_SATURATED = 0.45
+
+
+def _view_hamming(bits_a: np.ndarray, bits_b: np.ndarray, view, taps: int, inputs: int) -> np.ndarray:
+    q = np.bitwise_count(bits_a[:, view.byte_slice] ^ bits_b[:, view.byte_slice]).sum(axis=1, dtype=np.int32) / view.length
+    base = np.clip(1.0 - 2.0 * q, 1e-9, 1.0)
+    h = (1.0 - base ** (1.0 / taps)) / 2.0 * inputs
+    return np.where(q < _SATURATED, h, np.inf)
+
+
+def _compare_chunk_diffused(a, ia, b, ib, schema):
+    bits_a, bits_b = a.bits[ia], b.bits[ib]
+    fa = a.present[ia].astype(np.int64)
+    fb = b.present[ib].astype(np.int64)
+    seg_bits = {s.name: s.length for s in schema.segments}
+    # With a balanced filter every differing filter bit differs twice (bit and complement).
+    twice = 2 if schema.balanced else 1
+    inputs = {v.name: twice * (schema.filter_bits - sum(seg_bits[o] for o in v.omit)) for v in schema.views}
+    h = {v.name: _view_hamming(bits_a, bits_b, v, schema.taps, inputs[v.name]) / twice for v in schema.views}
+    # Every view saturated: the pair is too far apart for any field to be told apart.
+    far = ~np.any([np.isfinite(x) for x in h.values()], axis=0)
+    cfg = schema.document["matching"]
+    typical = cfg["typicalBits"]
+
+    tolerance = cfg["agreementTolerance"]
+
+    by_omit = {frozenset(v.omit): v.name for v in schema.views}
+
+    def field_h(name):
+        # Differing bits attributable to one segment: a view that holds it, less
+        # the same view without it. Per pair, the view whose other segments
+        # differ least (a field missing on one side is left out that way, and
+        # fewer other differences mean less noise).
+        best_rest = np.full(len(ia), np.inf)
+        diff = np.full(len(ia), np.inf)  # no usable view: the field counts as differing
+        for base in by_omit:
+            if name in base or (base | {name}) not in by_omit:
+                continue
+            rest = h[by_omit[base | {name}]]
+            better = rest < best_rest
+            with np.errstate(invalid="ignore"):  # inf - inf where a view saturates: not chosen then
+                diff = np.where(better, h[by_omit[base]] - rest, diff)
+            best_rest = np.where(better, rest, best_rest)
+        with np.errstate(invalid="ignore"):
+            diff = np.clip(np.where(far, np.inf, diff), 0.0, None)
+        # Within the estimate's noise of zero means "agrees".
+        return np.where(diff <= float(tolerance[name]), 0.0, diff)
+
+    def sim(name, flag_a, flag_b):
+        value = 1.0 - field_h(name) / (2.0 * typical[name])
+        value = np.where(far, 0.0, np.clip(value, 0.0, 1.0))
+        return np.where(flag_a & flag_b, value, np.nan)
+
+    def has(flag):
+        return ((fa & flag) > 0), ((fb & flag) > 0)
+
+    out = {}
+    for prefix, fam_flag, giv_flag, full_flag, inferred_flag in (
+        ("name", Present.NAME_FAMILY, Present.NAME_GIVEN, Present.NAME_FULL, Present.NAME_SPLIT_INFERRED),
+        ("kana", Present.KANA_FAMILY, Present.KANA_GIVEN, Present.KANA_FULL, Present.KANA_SPLIT_INFERRED),
+    ):
+        fam = sim(f"{prefix}_family", *has(fam_flag))
+        # The given name decides twins: an estimate short of agreement is read
+        # GIVEN_MARGIN lower, so the estimator's noise never lifts twins over the guard.
+        giv = sim(f"{prefix}_given", *has(giv_flag))
+        giv = np.where(giv < 1.0, np.clip(giv - GIVEN_MARGIN, 0.0, 1.0), giv)
+        # A split that was guessed (one-field name) is not evidence: the whole name
+        # decides, as under /1, where a view without the full-name segment isolates it;
+        # else both parts weigh what they show together.
+        inferred = ((fa | fb) & inferred_flag) > 0
+        if any(f"{prefix}_full" in v.omit for v in schema.views):
+            full = sim(f"{prefix}_full", *has(full_flag))
+            full = np.where(full < 1.0, np.clip(full - GIVEN_MARGIN, 0.0, 1.0), full)
+        else:
+            full = np.where(np.isnan(fam) | np.isnan(giv), np.nan, (fam + giv) / 2.0)
+        fam = np.where(inferred & ~np.isnan(full), full, fam)
+        giv = np.where(inferred & ~np.isnan(full), full, giv)
+        out[prefix] = (fam, giv)
+    n_fam, n_giv = out["name"]
+    k_fam, k_giv = out["kana"]
+    n_fam = np.where((n_fam < VOID_WRITTEN) & (k_fam >= VOID_READING), np.nan, n_fam)
+    n_giv = np.where((n_giv < VOID_WRITTEN) & (k_giv >= VOID_READING), np.nan, n_giv)
+
+    # Dates: how many tokens each side holds is known from the presence flags.
+    per_part = float(cfg["bitsPerDatePart"])
+    demo_a, demo_b = fa & (_DEMO_PARTS | Present.SEX), fb & (_DEMO_PARTS | Present.SEX)
+    size_a = np.bitwise_count(demo_a.astype(np.uint64)).astype(float) * per_part
+    size_b = np.bitwise_count(demo_b.astype(np.uint64)).astype(float) * per_part
+    hd = np.minimum(field_h("demographic"), size_a + size_b)
+    inter = (size_a + size_b - hd) / 2.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dice_d = np.where((size_a > 0) & (size_b > 0), 2.0 * inter / np.maximum(size_a + size_b, 1), np.nan)
+        over_d = np.where(np.minimum(size_a, size_b) > 0, inter / np.maximum(np.minimum(size_a, size_b), 1), np.nan)
+    demo = np.where(demo_a == demo_b, dice_d, over_d)
+    demo = np.where(far & ~np.isnan(demo), 0.0, np.clip(demo, 0.0, 1.0))
+    shared = fa & fb
+    detail = np.where(
+        (shared & _DEMO_PARTS) == _DEMO_PARTS,
+        DATE_FULL,
+        np.where((shared & _YEAR_MONTH) == _YEAR_MONTH, DATE_YEAR_MONTH, DATE_WEAK),
+    ).astype(np.int8)
+    addr_a, addr_b = has(Present.POSTAL_CODE | Present.ADDRESS)
+    # Addresses: the sizes are unknown (hidden by the diffusion), so the differing
+    # bits are read against two typical addresses, as a Dice would; an abbreviated
+    # address then still counts as partly agreeing.
+    addr = np.where(addr_a & addr_b, np.clip(1.0 - field_h("address") / (2.0 * typical["address"]), 0.0, 1.0), np.nan)
+    addr = np.where(far & ~np.isnan(addr), 0.0, addr)
     return np.column_stack([n_fam, n_giv, k_fam, k_giv, demo, addr]), detail

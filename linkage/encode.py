@@ -1,13 +1,22 @@
-"""Encode normalised records into field-segmented CLKs (Bloom filters) and blocking keys.
+"""Encode normalised records into diffused record-level encodings and coarse blocking keys.
 
-Each segment of the schema is a clkhash v3 linkage schema and is hashed
-exactly as clkhash does it: per-feature keys from clkhash's HKDF key lists and
-``blake_hash_token`` (keyed BLAKE2b, ``bitsPerToken`` strategy). The encoder
-adds three things around clkhash: n-grams containing an unknown character are
-dropped before hashing (an unknown character neither agrees nor disagrees), a
-token cache (names repeat, so most tokens are hashed once per run), and numpy
-assembly of whole batches. ``tests/linkage/test_encode.py`` checks bit for bit
-that every segment equals clkhash's own ``generate_clks`` output.
+First the record's Bloom filter: each segment of the schema is a clkhash v3
+linkage schema and is hashed exactly as clkhash does it (per-feature keys from
+clkhash's HKDF key lists, ``blake_hash_token``: keyed BLAKE2b, ``bitsPerToken``
+strategy). The encoder adds three things around clkhash: n-grams containing an
+unknown character are dropped before hashing (an unknown character neither
+agrees nor disagrees), a token cache (names repeat, so most tokens are hashed
+once per run), and numpy assembly of whole batches.
+``tests/linkage/test_encode.py`` checks bit for bit that every segment equals
+clkhash's own ``generate_clks`` output.
+
+Then, under a diffused schema (``tsunagu-jp/2``), that filter never leaves the
+encoder: each *view* is a keyed diffusion layer over it (Armknecht et al.
+2023, "ELD"): output bit j is the XOR of ``taps`` filter bits chosen at random
+under a key derived from the linkage secret, among the segments the view keeps.
+XOR of a few bits keeps Hamming distances estimable for close records, while no
+output bit belongs to one q-gram and the output popcount says nothing about
+the input, which is what pattern-mining and frequency attacks read.
 """
 
 from __future__ import annotations
@@ -161,7 +170,8 @@ class Encoder:
                     len(self._features),
                 )
         self._block_key = derive_key(secret, "blocking", self.schema.version)
-        self._total_bits = self.schema.total_bits
+        self._total_bits = self.schema.filter_bits
+        self._taps = [_view_taps(secret, self.schema, v) for v in self.schema.views]
         # Field values repeat (names, dates, districts): each value's bit mask
         # is computed once per run. Bit p of the encoding is int bit (total-1-p).
         self._masks: list[dict[str, int]] = [{} for _ in self._features]
@@ -258,10 +268,13 @@ class Encoder:
             flags |= _KANA_SPLIT_INFERRED
         return mask, flags, blocks
 
-    def encode(self, records: Sequence[NormalisedRecord]) -> Encodings:
-        """Encode a batch; row i of the result is ``records[i]``."""
+    def record_filters(self, records: Sequence[NormalisedRecord]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The records' Bloom filters (packed, the segments concatenated), presence flags and blocking tokens.
+
+        Under a diffused schema these filters never leave the agent: :meth:`encode` sends their views.
+        """
         n = len(records)
-        nbytes = self.schema.total_bytes
+        nbytes = self.schema.filter_bits // 8
         rows = []
         present = np.zeros(n, dtype=np.uint16)
         blocks = np.zeros((n, len(self.schema.blocking_keys)), dtype=np.uint64)
@@ -270,8 +283,58 @@ class Encoder:
             rows.append(mask.to_bytes(nbytes, "big"))
             present[i] = flags
             blocks[i] = blk
-        bits = np.frombuffer(b"".join(rows), dtype=np.uint8).reshape(n, nbytes).copy()
+        return np.frombuffer(b"".join(rows), dtype=np.uint8).reshape(n, nbytes), present, blocks
+
+    def encode(self, records: Sequence[NormalisedRecord]) -> Encodings:
+        """Encode a batch; row i of the result is ``records[i]``."""
+        filters, present, blocks = self.record_filters(records)
+        bits = self.diffuse(filters) if self.schema.diffused else filters.copy()
         return Encodings(self.schema.version, self.key_id, bits, present, blocks, self.schema)
+
+    def diffuse(self, filters: np.ndarray) -> np.ndarray:
+        """The schema's views of packed record filters (n × filter bytes → n × encoding bytes)."""
+        unpacked = np.unpackbits(filters, axis=1)
+        if self.schema.balanced:
+            # Balanced filter (Berger & Schnell): the filter and its complement, so
+            # every input bit is set for about half the records and no tap's
+            # presence biases an output bit.
+            unpacked = np.concatenate([unpacked, unpacked ^ 1], axis=1)
+        views = []
+        for taps in self._taps:
+            out = unpacked[:, taps[:, 0]]
+            for t in range(1, taps.shape[1]):
+                out ^= unpacked[:, taps[:, t]]
+            views.append(np.packbits(out, axis=1))
+        return np.concatenate(views, axis=1) if views else np.zeros((len(filters), 0), np.uint8)
+
+
+def _view_taps(secret: bytes, schema: EncodingSchema, view) -> np.ndarray:
+    """The filter positions XORed into each output bit of ``view``: ``length × taps``, distinct per row.
+
+    Drawn from SHAKE-256 keyed with a per-view HKDF key, so the layer is secret,
+    the same for every agent of one linkage key, and different for every view
+    (no two views can be XORed to cancel the fields they share).
+    """
+    kept = [np.arange(s.offset, s.offset + s.length) for s in schema.segments if s.name not in view.omit]
+    if schema.balanced:  # the complement of a segment sits filter_bits further on
+        kept += [k + schema.filter_bits for k in kept]
+    keep = np.concatenate(kept)
+    key = derive_key(secret, f"diffusion|{view.name}", schema.version)
+    taps = np.empty((view.length, schema.taps), dtype=np.int64)
+    stream = np.frombuffer(hashlib.shake_256(key).digest(8 * view.length * schema.taps * 2), dtype="<u8")
+    pos = 0
+    half = schema.filter_bits if schema.balanced else -(1 << 30)
+    for j in range(view.length):
+        chosen: list[int] = []
+        while len(chosen) < schema.taps:
+            c = int(keep[int(stream[pos] % len(keep))])
+            pos += 1
+            # A repeated tap would cancel itself; a bit with its own complement would
+            # leave the output a copy of the remaining taps.
+            if c not in chosen and c + half not in chosen and c - half not in chosen:
+                chosen.append(c)
+        taps[j] = chosen
+    return taps
 
 
 def _full_name(rec: NormalisedRecord) -> str | None:
@@ -285,7 +348,9 @@ def _full_name(rec: NormalisedRecord) -> str | None:
 
 
 def _block_value(name: str, y: int | None, m: int | None, d: int | None) -> str | None:
-    """Blocking keys come from birth-date parts only (see README, privacy costs)."""
+    """Blocking keys come from birth-date parts only (docs/privacy.md: why /2 keeps only the year)."""
+    if name == "Y":  # tsunagu-jp/2: each class holds a whole year of birth dates
+        return f"{y}" if y is not None else None
     if name == "YM":
         return f"{y}-{m}" if y is not None and m is not None else None
     if name == "MD":
@@ -343,7 +408,7 @@ def encode_records(
     workers: int | None = None,
     chunk_size: int = 4096,
     progress: Callable[[int], None] | None = None,
-    version: str = CURRENT_VERSION,
+    version: str | None = None,
 ) -> tuple[Encodings, np.ndarray, list[RowError]]:
     """Normalise and encode canonical records, in parallel for large batches.
 
@@ -362,7 +427,7 @@ def encode_sources(
     workers: int | None = None,
     chunk_size: int = 4096,
     progress: Callable[[int], None] | None = None,
-    version: str = CURRENT_VERSION,
+    version: str | None = None,
     schema: EncodingSchema | None = None,
 ) -> list[tuple[Encodings, np.ndarray, list[RowError]]]:
     """:func:`encode_records` for several sources at once, sharing one pool of worker processes.

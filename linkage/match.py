@@ -159,7 +159,14 @@ def _bitarrays(enc: Encodings, part: slice) -> list[bitarray]:
 
 
 def _first_stage_parts(schema: EncodingSchema) -> list[slice]:
-    """The written name and the reading, each compared on its own (either may be missing)."""
+    """The written name and the reading, each compared on its own (either may be missing).
+
+    A diffused schema (tsunagu-jp/2) names its first-stage views instead: the
+    whole record and views without a field that often differs between a
+    child's records (a move, a typo in the date).
+    """
+    if schema.diffused:
+        return [schema.view(v).byte_slice for v in schema.document["matching"]["firstStage"]]
     name = slice(schema.segment("name_family").byte_slice.start, schema.segment("name_full").byte_slice.stop)
     kana = slice(schema.segment("kana_family").byte_slice.start, schema.segment("kana_full").byte_slice.stop)
     return [name, kana]
@@ -217,7 +224,7 @@ def _run_parallel(fn, shares: list, workers: int) -> list:
 
 def candidate_pairs(
     encodings: Sequence[Encodings],
-    threshold: float = CANDIDATE_THRESHOLD,
+    threshold: float | None = None,
     workers: int | None = None,
     lsh: LshConfig | None = LSH,
     passes: list[PassStats] | None = None,
@@ -241,12 +248,14 @@ def candidate_pairs(
 
 
 def candidate_keys(
-    encodings: Sequence[Encodings], threshold: float = CANDIDATE_THRESHOLD, workers: int | None = None,
+    encodings: Sequence[Encodings], threshold: float | None = None, workers: int | None = None,
     lsh: LshConfig | None = LSH, engine: "Engine | None" = None, positions: np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[PassStats]]:
     """Sorted unique pair keys (``linkage.blocking.pair_key``) of every candidate pair, and per-pass figures."""
     workers = workers or min(2, os.cpu_count() or 1)
     parts = _first_stage_parts(encodings[0].schema)
+    if threshold is None:  # the schema may name its own (a diffused schema does)
+        threshold = encodings[0].schema.document.get("matching", {}).get("candidateThreshold", CANDIDATE_THRESHOLD)
     offsets = offsets_of([len(e) for e in encodings])
     tasks, compared = keyed_tasks([e.blocks for e in encodings])
     if engine is not None:
@@ -315,6 +324,10 @@ def first_stage(encodings: Sequence[Encodings], keys: np.ndarray, threshold: flo
 
 def fit_model(encodings: Sequence[Encodings], seed: int = 0, sample: int = U_SAMPLE) -> ScoringModel:
     """A scoring model whose u-probabilities come from random cross-source pairs."""
+    if encodings and encodings[0].schema.diffused:
+        # Diffused views say nothing about one field of two strangers (that is
+        # their point), so random pairs cannot measure u: the measured priors stand.
+        return ScoringModel().fit_u(PairSimilarities(np.empty((0, 6)), np.empty(0, dtype=np.int8)))
     rng = np.random.default_rng(seed)
     sources = [s for s, e in enumerate(encodings) if len(e)]
     sims_parts = []

@@ -1,16 +1,23 @@
-"""The versioned encoding schema: an ordered list of clkhash v3 segments.
+"""The versioned encoding schema: clkhash v3 segments, and (from ``tsunagu-jp/2``) diffused views.
 
-A tsunagu encoding is the concatenation of several Bloom filters ("segments"),
-each described by a complete clkhash v3 linkage schema. Keeping the fields in
-separate segments lets the gateway compute one similarity per field and treat
-a missing field as missing rather than as disagreement. The schema document is
-data (``linkage/schemas/*.json``), validated by clkhash's own JSON schema, and
-its ``version`` travels with every encoding.
+An agent first builds a record's Bloom filter as the concatenation of several
+segments, each described by a complete clkhash v3 linkage schema. Under
+``tsunagu-jp/1`` (the default) that concatenation is the encoding itself:
+one similarity per field, a missing field read as missing, and names a
+curious gateway can decode (docs/privacy.md). Under ``tsunagu-jp/2`` the
+segments never leave the agent: the encoding is a list of *views*, each a
+keyed XOR diffusion (Armknecht et al. 2023, ELD) of the whole record's filter
+with some segments left out; it resists the attacks of ``tsunagu bench
+attack`` but links worse, so it is chosen by setting ``TSUNAGU_SCHEMA``
+(docs/privacy.md has both sides measured). The schema document is data
+(``linkage/schemas/*.json``), validated by clkhash's own JSON schema, and its
+``version`` travels with every encoding.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -19,10 +26,14 @@ import clkhash.schema
 
 from linkage.errors import LinkageError
 
-#: The schema every new encoding uses.
+#: The schema new encodings use unless ``TSUNAGU_SCHEMA`` names another (:func:`current_version`).
 CURRENT_VERSION = "tsunagu-jp/1"
 
-_FILES = {"tsunagu-jp/1": "tsunagu-jp-v1.json"}
+#: The environment variable that chooses the schema of new encodings (every agent of a town and
+#: ``tsunagu link`` must agree: encodings under different schemas cannot be compared).
+SCHEMA_ENV = "TSUNAGU_SCHEMA"
+
+_FILES = {"tsunagu-jp/1": "tsunagu-jp-v1.json", "tsunagu-jp/2": "tsunagu-jp-v2.json"}
 
 
 class SchemaError(LinkageError):
@@ -50,23 +61,58 @@ class Segment:
 
 
 @dataclass(frozen=True, slots=True)
+class View:
+    """One diffused view of the record filter: the segments in ``omit`` are left out."""
+
+    name: str
+    omit: tuple[str, ...]
+    offset: int
+    length: int
+
+    @property
+    def byte_slice(self) -> slice:
+        """Where this view sits in a packed encoding row."""
+        return slice(self.offset // 8, (self.offset + self.length) // 8)
+
+
+@dataclass(frozen=True, slots=True)
 class EncodingSchema:
-    """A loaded, validated schema: segments in order and the blocking keys."""
+    """A loaded, validated schema: segments in order, diffused views (if any) and the blocking keys."""
 
     version: str
     segments: tuple[Segment, ...]
     blocking_keys: tuple[str, ...]
     document: dict
+    views: tuple[View, ...] = ()
+    taps: int = 0
+    balanced: bool = False
+
+    @property
+    def diffused(self) -> bool:
+        """True when the encoding is a list of diffused views rather than the segments themselves."""
+        return bool(self.views)
+
+    @property
+    def filter_bits(self) -> int:
+        """Length of the record's Bloom filter (the concatenated segments) in bits."""
+        return sum(s.length for s in self.segments)
 
     @property
     def total_bits(self) -> int:
-        """Length of a whole record encoding in bits."""
-        return sum(s.length for s in self.segments)
+        """Length of a whole record encoding, as sent and stored, in bits."""
+        return sum(v.length for v in self.views) if self.views else self.filter_bits
 
     @property
     def total_bytes(self) -> int:
         """Length of a whole record encoding in bytes."""
         return self.total_bits // 8
+
+    def view(self, name: str) -> View:
+        """The view called ``name``."""
+        for v in self.views:
+            if v.name == name:
+                return v
+        raise SchemaError(f"スキーマ {self.version} にビュー「{name}」はありません")
 
     def segment(self, name: str) -> Segment:
         """The segment called ``name``."""
@@ -76,9 +122,18 @@ class EncodingSchema:
         raise SchemaError(f"スキーマ {self.version} にセグメント「{name}」はありません")
 
 
+def current_version() -> str:
+    """The schema version new encodings use: ``TSUNAGU_SCHEMA`` when set, else :data:`CURRENT_VERSION`."""
+    return os.environ.get(SCHEMA_ENV, "").strip() or CURRENT_VERSION
+
+
+def load_schema(version: str | None = None) -> EncodingSchema:
+    """Load and validate the schema ``version`` shipped with the library (default: :func:`current_version`)."""
+    return _load(version or current_version())
+
+
 @lru_cache(maxsize=None)
-def load_schema(version: str = CURRENT_VERSION) -> EncodingSchema:
-    """Load and validate the schema ``version`` shipped with the library."""
+def _load(version: str) -> EncodingSchema:
     try:
         filename = _FILES[version]
     except KeyError:
@@ -107,4 +162,20 @@ def parse_schema(document: dict) -> EncodingSchema:
             raise SchemaError(f"セグメント「{raw['name']}」の長さ {clk.l} は 64 の倍数にしてください")
         segments.append(Segment(raw["name"], raw["keyGroup"], offset, clk))
         offset += clk.l
-    return EncodingSchema(version, tuple(segments), blocking, document)
+    views: list[View] = []
+    taps, balanced = 0, False
+    if "views" in document:
+        try:
+            bits, taps = int(document["diffusion"]["bits"]), int(document["diffusion"]["taps"])
+            balanced = bool(document["diffusion"].get("balanced", False))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SchemaError(f"符号化スキーマの diffusion が不正です: {exc}") from None
+        if bits % 64 or taps < 1:
+            raise SchemaError(f"ビューの長さ {bits} は 64 の倍数、タップ数 {taps} は 1 以上にしてください")
+        names = {s.name for s in segments}
+        for i, raw in enumerate(document["views"]):
+            omit = tuple(raw.get("omit", ()))
+            if not set(omit) <= names or len(omit) == len(names):
+                raise SchemaError(f"ビュー「{raw.get('name')}」の omit {list(omit)} が不正です")
+            views.append(View(raw["name"], omit, i * bits, bits))
+    return EncodingSchema(version, tuple(segments), blocking, document, tuple(views), taps, balanced)

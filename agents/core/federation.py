@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import secrets
 from datetime import datetime, timezone
 from typing import Sequence
 
@@ -61,6 +62,8 @@ def build(config: AgentConfig, agent: AgentKeys, linkage: LinkageSecret, federat
         out.append(_federation.FederationRecord(
             tokeniser.token(records[rows[i]].record_id), encodings.bits[row].tobytes(), present[row], blocks[row],
             *(c if _CODE.match(c) else "" for c in codes)))
+    # Encoded in input order; sent in a fresh random one (the order must say nothing about names, docs/privacy.md).
+    secrets.SystemRandom().shuffle(out)
     manifest = {
         "agent_id": agent.agent_id, "signing_key_id": agent.public.signing_key_id, "municipality": config.agent.municipality,
         "source": item.mapping.source, "schema_version": encodings.schema_version, "federation_key_id": federation.key_id,

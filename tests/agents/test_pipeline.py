@@ -122,6 +122,15 @@ def test_bundle_is_a_signed_snapshot_with_sealed_identities_only(municipality: M
     assert identity["record_id"] == rows[0][0] and identity["full_name"] == rows[0][3]
     status = json.loads((edu / "status.json").read_text(encoding="utf-8"))
     assert status["result"] == "ok" and status["sources"][0]["encoded"] == len(rows)
+    # No side channel in the order: the records are in neither the file's order nor the order of names
+    # (from which a curious gateway read family names), and every sealed identity has one padded size.
+    assert len(rows) >= 20  # so that a random order equal to either by chance is out of the question
+    tokeniser = RecordTokeniser(enrolment.load_linkage_secret(edu, AGENT_PASSPHRASE).secret, "school")
+    file_order = [tokeniser.token(r[0]) for r in rows]
+    name_order = [tokeniser.token(r[0]) for r in sorted(rows, key=lambda r: (r[3], r[0]))]
+    sent = [r.token for r in submission.records]
+    assert sorted(sent) == sorted(file_order) and sent != file_order and sent != name_order
+    assert len({len(r.sealed) for r in submission.records}) == 1
 
 
 def test_ten_percent_garbage_still_delivers_the_good_rows(edu: Path, tmp_path: Path) -> None:

@@ -118,3 +118,18 @@ def test_incremental_run_gives_the_persons_of_a_full_relink(gw, town: Town, agen
     assert third["mode"] == "full"
     refit = _partition(gw, third["run_id"])
     assert len(set(refit) & set(incremental)) / len(incremental) > 0.98
+
+
+def test_a_source_under_another_schema_is_skipped_and_counted(gw, town: Town, agents: dict[str, SyntheticAgent],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A municipality switching to tsunagu-jp/2 (TSUNAGU_SCHEMA) sends every source again; until then, a
+    source under the other schema cannot be compared with the rest and is left out of the run, counted."""
+    monkeypatch.delenv("TSUNAGU_SCHEMA", raising=False)
+    submit_town(gw, town, agents)
+    monkeypatch.setenv("TSUNAGU_SCHEMA", "tsunagu-jp/2")
+    npo = town.sources["npo"]
+    assert ingest(gw, agents["npo"].submit("npo", npo), "import").status == "accepted"  # a /2 snapshot of the NPO
+    monkeypatch.delenv("TSUNAGU_SCHEMA")
+    stats = run_linkage(gw)
+    assert stats["skipped_records"] == len(npo) and stats["sources"] == len(agents) - 1
+    assert not any(source == "npo" for source, _ in _assignments(gw, stats["run_id"]))

@@ -129,3 +129,77 @@ def test_schema_document_is_validated():
         parse_schema(doc)
     with pytest.raises(SchemaError):
         load_schema("tsunagu-jp/99")
+
+
+# --- tsunagu-jp/2: diffused record-level views (chosen with TSUNAGU_SCHEMA; docs/privacy.md) ---------------
+
+V2 = "tsunagu-jp/2"
+
+
+def _v2() -> Encoder:
+    return Encoder(SECRET, "k1", load_schema(V2))
+
+
+def _town_records(n: int = 400):
+    from linkage.normalise import normalise_record
+    from linkage.record import CanonicalRecord
+    from linkage.synthetic import generate_town
+
+    rows = generate_town(n_children=n, seed=3).sources["residents"]
+    return [normalise_record(CanonicalRecord.from_mapping(r)) for r in rows]
+
+
+def test_the_default_schema_is_v1_and_tsunagu_schema_chooses_v2(monkeypatch: pytest.MonkeyPatch) -> None:
+    from linkage.encode import encode_records
+    from linkage.record import CanonicalRecord
+
+    record = CanonicalRecord(record_id="R1", family_name="佐藤", given_name="翔", birth_date="2015-04-01")
+    monkeypatch.delenv("TSUNAGU_SCHEMA", raising=False)
+    assert encode_records([record], SECRET, "k1", workers=1)[0].schema_version == "tsunagu-jp/1"
+    monkeypatch.setenv("TSUNAGU_SCHEMA", V2)
+    enc = encode_records([record], SECRET, "k1", workers=1)[0]
+    assert enc.schema_version == V2 and enc.bits.shape[1] == load_schema(V2).total_bytes
+
+
+def test_diffused_encoding_is_deterministic_under_a_key_and_differs_under_another():
+    records = _town_records(50)
+    a1 = _v2().encode(records)
+    a2 = _v2().encode(records)
+    b = Encoder(b"another secret of thirty-two byt", "k2", load_schema(V2)).encode(records)
+    schema = load_schema(V2)
+    assert a1.bits.shape == (50, schema.total_bytes) and schema.total_bits == 4096 * len(schema.views)
+    assert a1.bits.tobytes() == a2.bits.tobytes()
+    # Under another key the views are unrelated: about half the bits differ.
+    differing = np.bitwise_count(a1.bits ^ b.bits).sum() / a1.bits.size / 8
+    assert 0.45 < differing < 0.55
+
+
+def test_views_hide_the_filter_popcount():
+    """Balanced + XOR: a view's popcount is about half its length, whatever the names' lengths."""
+    records = _town_records(400)
+    enc = _v2().encode(records)
+    schema = load_schema(V2)
+    for view in schema.views:
+        share = np.bitwise_count(enc.bits[:, view.byte_slice]).sum(axis=1) / view.length
+        assert (np.abs(share - 0.5) < 0.05).mean() > 0.99, view.name
+    # Two records with one identical family name share no more bits than two strangers do.
+    same = [i for i, r in enumerate(records) if r.family_name == records[0].family_name][:2]
+    assert len(same) == 2
+    assert np.bitwise_count(enc.bits[same[0]] ^ enc.bits[same[1]]).sum() / (enc.bits.shape[1] * 8) > 0.4
+
+
+def test_same_child_is_close_and_strangers_are_far_in_every_view():
+    import dataclasses
+
+    from linkage.compare import compare_pairs
+
+    same_child = dataclasses.replace(FULL, address="茨城県つなぐ市吾妻1-2-3-101")
+    twin = dataclasses.replace(FULL, given_name="翔", given_kana="ショウ")
+    stranger = NormalisedRecord(family_name="山田", given_name="花子", name_script="kanji", family_kana="ヤマダ",
+                                given_kana="ハナコ", birth_year=2012, birth_month=9, birth_day=30, sex="F")
+    enc = _v2().encode([FULL, same_child, twin, stranger])
+    sims = compare_pairs(enc, np.array([0, 0, 0]), enc, np.array([1, 2, 3]))
+    fam, giv = sims.values[:, 0], sims.values[:, 1]
+    assert fam[0] == 1.0 and giv[0] == 1.0          # a different flat number changes no name
+    assert fam[1] == 1.0 and giv[1] < 0.45           # a twin: same family, another given name
+    assert giv[2] == 0.0 and fam[2] == 0.0           # a stranger: every field differs

@@ -55,16 +55,23 @@ def quality(
     children: int = typer.Option(20_000, "--children", help="合成自治体の子どもの数"),
     seed: int = typer.Option(1, "--seed", help="合成自治体の乱数の種"),
     febrl: bool = typer.Option(True, "--febrl/--no-febrl", help="FEBRL4 でも測る"),
+    schema_version: str = typer.Option("", "--schema", help="符号化スキーマ（例 tsunagu-jp/2、省略時は現行の既定）"),
 ) -> None:
     """合成自治体と FEBRL4 でペア単位の適合率・再現率・F1 を測り、完全一致結合と比べます。"""
+    from linkage.schema import SchemaError, load_schema
+
+    try:
+        chosen = load_schema(schema_version or None)
+    except SchemaError as exc:
+        raise typer.BadParameter(str(exc)) from None
     out.mkdir(parents=True, exist_ok=True)
     datasets = [("town", b.town_dataset(children, seed))]
     if febrl:
         datasets.append(("febrl4", b.febrl4_dataset()))
     lines = ["# 名寄せ精度（ペア単位）", ""]
     for stem, data in datasets:
-        report = b.run_quality(data, progress=_say)
-        table = _table(report) + ["ブロッキングの段階ごとの削減率とペア網羅率:", "", *b.pass_table(report, data), ""]
+        report = b.run_quality(data, progress=_say, schema=chosen)
+        table = [f"符号化スキーマ: {chosen.version}", "", *_table(report)] + ["ブロッキングの段階ごとの削減率とペア網羅率:", "", *b.pass_table(report, data), ""]
         typer.echo("\n".join(table))
         charts = b.write_charts(report, data, out, stem)
         lines.extend(table)
@@ -181,3 +188,45 @@ def speed(
     )
     typer.echo(f"最大メモリ: {b.peak_memory_mib():,.0f} MiB")
     sys.stdout.flush()
+
+
+@bench_app.command("attack")
+def attack(
+    out: Path = typer.Option(Path("bench-out"), "--out", help="表（attack.md）とグラフ（PNG）の出力先"),
+    children: int = typer.Option(20_000, "--children", help="合成自治体の子どもの数"),
+    victim_seed: int = typer.Option(11, "--victim-seed", help="攻撃される自治体の乱数の種"),
+    public_seed: int = typer.Option(12, "--public-seed", help="攻撃者の公開知識とする別の自治体の乱数の種"),
+    known_dates: int = typer.Option(20, "--known-dates", help="攻撃者が生年月日を知っている子どもの数"),
+    all_variants: bool = typer.Option(False, "--all-variants", help="比較用の変種（拡散なし・平衡なし）も測る"),
+    with_quality: bool = typer.Option(False, "--quality", help="変種ごとに名寄せの F1 も測り、トレードオフ図を描く"),
+) -> None:
+    """好奇心のあるゲートウェイとして、保存された符号から氏名・読み・生年月日をどれだけ復元できるかを測ります。"""
+    from tsunagu import bench_attack as ba
+
+    victim = b.town_dataset(children, victim_seed).sources["residents"]
+    public = b.town_dataset(children, public_seed).sources["residents"]
+    chosen = ba.variants()
+    if not all_variants:
+        chosen = {k: v for k, v in chosen.items() if k.startswith("tsunagu-jp/")}
+    reports, f1 = [], {}
+    lines = ["# 好奇心のあるゲートウェイへの攻撃（復元された記録の割合と適合率）", ""]
+    for name, (schema, sorted_order, padded) in chosen.items():
+        report = ba.run_variant(name, schema, victim, public, sorted_order=sorted_order, padded=padded,
+                                known_dates=known_dates, progress=_say)
+        reports.append(report)
+        if with_quality:
+            _say(f"{name}: 名寄せ精度")
+            f1[name] = b.run_quality(b.town_dataset(children, 1), schema=schema).tsunagu.f1
+        table = [f"## {name}（住民記録 {report.records:,} 件、{report.seconds:.0f} 秒）", "",
+                 "| 攻撃 | 項目 | 復元された記録 | 適合率 | 備考 |", "|---|---|---:|---:|---|"]
+        table += [f"| {f.attack} | {f.field} | {100 * f.recovered:.2f} % | {f.precision:.3f} | {f.note} |" for f in report.findings]
+        if name in f1:
+            table += ["", f"名寄せ F1（合成自治体 seed 1）: {f1[name]:.4f}"]
+        table.append("")
+        typer.echo("\n".join(table))
+        lines += table
+    charts = ba.write_chart(reports, out / "attack.png", f1 or None)
+    lines += [f"![{p.stem}]({p.name})" for p in charts]
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "attack.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    typer.echo(f"表とグラフ: {out}/attack.md")
