@@ -219,8 +219,9 @@ def encode_to_spool(
 
 
 def part_count(records: int, size: int, records_per_part: int) -> int:
-    """How many parts a snapshot of ``records`` lines (``size`` bytes) travels in: at most ``records_per_part`` each
-    and under :data:`PART_BYTES`."""
+    """How many parts a snapshot of ``records`` lines (``size`` bytes) travels in: on average at most
+    ``records_per_part`` records and :data:`PART_BYTES` bytes each (a part drawn at random is a few hundred records
+    above or below the average; the gateway's limit is twice :data:`PART_BYTES`)."""
     return max(1, -(-records // records_per_part), -(-size // PART_BYTES))
 
 
