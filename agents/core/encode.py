@@ -55,9 +55,9 @@ from policy import Policy
 CHUNK_ROWS = 4096
 #: Chunks in flight per worker: enough to keep it busy while the parent reads the next rows.
 _IN_FLIGHT = 2
-#: Most distinct values a worker's encoder caches before starting afresh (bounded memory on a city's file;
-#: names and dates repeat, so a cache this size still hits most of the time).
-_CACHE_VALUES = 400_000
+#: Most values and tokens a worker's encoder caches before starting afresh (bounded memory on a city's file:
+#: about 70 MB; names, dates and the bigrams of addresses repeat, so a cache this size still hits most of the time).
+_CACHE_VALUES = 200_000
 #: Largest part in bytes, whatever ``records_per_part`` says: half the gateway's default body limit (256 MiB).
 PART_BYTES = 128 << 20
 
@@ -105,13 +105,12 @@ _WORKER: dict[str, Any] = {}
 
 def _worker_init(secret: bytes, key_id: str, source: str, sealer: BatchSealer, allowed: tuple[str, ...]) -> None:
     _WORKER.update(secret=secret, key_id=key_id, encoder=Encoder(secret, key_id), tokeniser=RecordTokeniser(secret, source),
-                   sealer=sealer, allowed=allowed, chunks=0)
+                   sealer=sealer, allowed=allowed)
 
 
 def _fresh_encoder_if_full() -> Encoder:
     encoder: Encoder = _WORKER["encoder"]
-    _WORKER["chunks"] += 1
-    if _WORKER["chunks"] % 16 == 0 and encoder.cached_values() > _CACHE_VALUES:
+    if encoder.cached_values() > _CACHE_VALUES:
         encoder = _WORKER["encoder"] = Encoder(_WORKER["secret"], _WORKER["key_id"])
     return encoder
 
