@@ -12,7 +12,11 @@ Ownership and chain: a source's snapshots come from the one agent that owns
 it (``source_owners``; an administrator hands a source over); an agent's
 submissions name the previous one (``previous``), and one that does not
 follow the last accepted submission is a fork, refused before anything is
-replaced.
+replaced. A submission without chain fields (from an agent older than the
+chain) is accepted only while its agent has no chain yet: the upgraded
+agent's first chained submission starts the chain (``previous`` = ""), and
+from then on an unchained one — old software, or an old copy of the agent —
+is refused (``unchained``) with a message saying to upgrade that copy.
 
 Snapshot semantics: the accepted records replace the source's current ones;
 each record version is kept in ``record_history`` under the submission id,
@@ -223,6 +227,8 @@ def _store(gw: Gateway, sub: Submission, rows: list[tuple], refused: list[dict[s
                                                          "エージェントの送信待ち（または持ち出しファイル）を古い順に送り直してください。")
             if "previous" in m:
                 _extend_chain(conn, m, submission_id)
+            elif chain_head(conn, agent_id) is not None:
+                _refuse_unchained(agent_id, int(m["sequence"]))
             if part < parts:
                 _stage_part(conn, m, submission_id, rows)
                 gw.record(f"agent:{agent_id}", "agent", "submission.part", f"part={part}/{parts} accepted={len(rows)}",
@@ -295,6 +301,16 @@ def chain_head(conn: Connection, agent_id: str) -> Any:
     """The agent's last accepted chained submission (sequence, manifest hash, instance), or None."""
     c = models.submission_chain
     return conn.execute(select(c).where(c.c.agent_id == agent_id).order_by(c.c.sequence.desc()).limit(1)).first()
+
+
+def _refuse_unchained(agent_id: str, sequence: int) -> None:
+    """An agent that has sent a chained submission never goes back: an unchained one now is an old copy or old software."""
+    raise GatewayError(409, "unchained",
+                       f"エージェント {agent_id} の連番 {sequence} の提出には、直前の提出とのつながり（previous）がありません。このエージェントは"
+                       "すでにつながりのある提出を送っているため、つながりのない提出（古い版の tsunagu で動くエージェントか、そのコピー）は"
+                       "受け付けず、記録は何も上書きしていません。この提出を送った機械のエージェントを最新の tsunagu に更新してから"
+                       " tsunagu agent run で送り直してください（更新したエージェントは、まずゲートウェイの記録と突き合わせます）。"
+                       "同じエージェントが別の機械でも動いている場合は、一方を止めてください。")
 
 
 def _extend_chain(conn: Connection, m: dict[str, Any], submission_id: int) -> None:

@@ -20,6 +20,7 @@ import fcntl
 import json
 import logging
 import multiprocessing
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -73,6 +74,22 @@ class LoadedSources:
 def request_run(conn: Connection, trigger: str) -> None:
     """Ask for a linkage run, inside the caller's transaction (so the request commits with the change)."""
     conn.execute(insert(models.link_requests).values(requested_at=utcnow(), trigger=trigger[:16]))
+
+
+#: Triggers of run requests people made ("run now"): the scheduler runs them without waiting out the debounce.
+MANUAL_TRIGGERS = ("api:", "web:")
+
+
+def request_manual_run(gw: Gateway, jobs: Any, trigger: str) -> None:
+    """Store a "run now" request and make it happen: the scheduler (``jobs``, if this process has one) runs it; without
+    one, a run process starts here. Either way the request is in ``link_requests`` first, so it is not lost to a run
+    already going (it causes the next one) or to a stop of the gateway (the next start runs it)."""
+    with gw.engine.begin() as conn:
+        request_run(conn, trigger)
+    if jobs is not None and jobs.alive:
+        jobs.link_soon()
+    else:
+        threading.Thread(target=run_in_subprocess, args=(gw.settings.home, trigger[:16]), daemon=True).start()
 
 
 def pending_requests(conn: Connection) -> tuple[int, Any, Any, str]:

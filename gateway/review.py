@@ -102,11 +102,15 @@ def decide(gw: Gateway, user: User, a: Record, b: Record, decision: str, reason:
         # The decision and its tamper-evident entry commit together (the reason stays in the table:
         # free text is kept out of the log, which holds pseudonyms only).
         gw.record(user.username, user.role, "review.decide", decision, target=_pair_label(pair), connection=conn)
+        # The decision binds the next run: ask for it with the decision, so it is not lost to a restart.
+        from gateway.link import request_run  # here: gateway.link imports this module for the decisions it applies
+
+        request_run(conn, "review")
         crash_point("review.after_audit")
     crash_point("review.after_commit")
     return {"id": decision_id, "a": {"source": pair[0][0], "token": pair[0][1]}, "b": {"source": pair[1][0], "token": pair[1][1]},
             "decision": decision, "label": DECISIONS[decision], "decided_by": user.username, "decided_at": now,
-            "review_pair_id": review_pair_id, "applies": "次回の名寄せから反映されます。"}
+            "review_pair_id": review_pair_id, "applies": "次回の名寄せ（判定の後に自動で実行されます）から反映されます。"}
 
 
 def list_decisions(gw: Gateway, limit: int = 100, offset: int = 0) -> dict[str, Any]:

@@ -2,9 +2,10 @@
 
 Linkage runs are driven by the persisted run requests (``gateway.link``),
 not by timers held in memory: a worker thread looks at ``link_requests``
-whenever a submission is accepted (and every few seconds, for imports made
-by the CLI or another process), waits ``link_debounce_seconds`` after the
-newest request, and runs. A request made while a run goes on stays in the
+whenever a submission is accepted or someone asks for a run (and every few
+seconds, for imports made by the CLI or another process, and review
+decisions), waits ``link_debounce_seconds`` after the newest request (not for
+a "run now" from the API or the web UI), and runs. A request made while a run goes on stays in the
 table and causes the next run, so no run is dropped ("maximum number of
 running instances reached" cannot happen here), and a gateway that starts
 with requests left over from before a crash runs them.
@@ -23,7 +24,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from gateway.core import Gateway
 from gateway.db import checkpoint, utcnow
 from gateway.dropfolder import process_folder
-from gateway.link import RUN_IN_PROGRESS, pending_requests, request_run, run_in_subprocess
+from gateway.link import MANUAL_TRIGGERS, RUN_IN_PROGRESS, pending_requests, request_run, run_in_subprocess
 from gateway.retention import purge
 from keys.witness import submit_all
 
@@ -109,7 +110,7 @@ class Jobs:
                 self._sleep(POLL_SECONDS)
                 continue
             due = (newest + timedelta(seconds=debounce) - utcnow()).total_seconds()
-            if due > 0:
+            if due > 0 and not trigger.startswith(MANUAL_TRIGGERS):
                 self._sleep(min(due, POLL_SECONDS))
                 continue
             self.running = True

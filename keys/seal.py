@@ -120,6 +120,32 @@ class RecordKey:
     key: bytes = field(repr=False)
 
 
+class BatchSealer:
+    """Seals the identities of one batch record by record, so a batch of any size is sealed in bounded memory.
+
+    Holds the batch secret (derived once, from one X25519 exchange) for as long as the batch is being
+    sealed; each :meth:`seal` is one HKDF-Expand and one AES-GCM. Several processes may seal records of
+    the same batch with copies of one sealer; tokens are unique by construction, so no record key is
+    ever used twice.
+    """
+
+    def __init__(self, escrow: EscrowPublicKey, source: str, batch_id: str) -> None:
+        """Start a batch for ``source`` sealed to ``escrow``."""
+        ephemeral = X25519PrivateKey.generate()
+        self.header = BatchHeader(escrow.key_id, source, batch_id, ephemeral.public_key().public_bytes_raw())
+        self._batch_secret = _batch_secret(ephemeral.exchange(escrow.public_key), self.header, escrow.raw())
+        self._ad_prefix = _ad_prefix(self.header)
+
+    def seal(self, token: str, identity: Mapping[str, Any]) -> bytes:
+        """The ciphertext of one identity (name, kana, birth date, address, department record id …) under its record token."""
+        token_bytes = token.encode("utf-8")
+        key = HKDFExpand(_SHA256, 32, _RECORD_INFO + token_bytes).derive(self._batch_secret)
+        nonce = os.urandom(_NONCE)
+        plaintext = json.dumps(identity, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        plaintext = plaintext.ljust(padded_size(len(plaintext)), b" ")
+        return nonce + AESGCM(key).encrypt(nonce, plaintext, self._ad_prefix + token_bytes)
+
+
 def seal_batch(
     escrow: EscrowPublicKey, source: str, batch_id: str, identities: Mapping[str, Mapping[str, Any]]
 ) -> SealedBatch:
@@ -128,20 +154,8 @@ def seal_batch(
     ``identities`` maps a record token to a JSON-serialisable dict; tokens are
     unique by construction, so no record key is ever used twice.
     """
-    ephemeral = X25519PrivateKey.generate()
-    header = BatchHeader(escrow.key_id, source, batch_id, ephemeral.public_key().public_bytes_raw())
-    batch_secret = _batch_secret(ephemeral.exchange(escrow.public_key), header, escrow.raw())
-    ad_prefix = _ad_prefix(header)
-    urandom, dumps = os.urandom, json.dumps
-    sealed: dict[str, bytes] = {}
-    for token, identity in identities.items():
-        token_bytes = token.encode("utf-8")
-        key = HKDFExpand(_SHA256, 32, _RECORD_INFO + token_bytes).derive(batch_secret)
-        nonce = urandom(_NONCE)
-        plaintext = dumps(identity, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        plaintext = plaintext.ljust(padded_size(len(plaintext)), b" ")
-        sealed[token] = nonce + AESGCM(key).encrypt(nonce, plaintext, ad_prefix + token_bytes)
-    return SealedBatch(header, sealed)
+    sealer = BatchSealer(escrow, source, batch_id)
+    return SealedBatch(sealer.header, {token: sealer.seal(token, identity) for token, identity in identities.items()})
 
 
 def derive_record_key(escrow: EscrowPrivateKey, header: BatchHeader, record_token: str) -> RecordKey:

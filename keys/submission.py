@@ -181,19 +181,25 @@ def write_submission(manifest: dict[str, Any], records: Iterable[SubmittedRecord
     """Serialise and sign; ``manifest`` needs every field but format, version, record_count and content_sha256."""
     lines = [r.to_line() for r in records]
     body = b"\n".join(lines) + (b"\n" if lines else b"")
-    full = {**manifest, "format": FORMAT, "version": VERSION, "record_count": len(lines),
-            "content_sha256": hashlib.sha256(body).hexdigest()}
+    return submission_head(manifest, len(lines), hashlib.sha256(body).hexdigest(), signing_key) + b"\n" + body
+
+
+def submission_head(manifest: dict[str, Any], record_count: int, content_sha256: str, signing_key: Ed25519PrivateKey) -> bytes:
+    """The signed first line of a submission whose body (``record_count`` lines) hashes to ``content_sha256``.
+
+    For a writer that streams the body: the submission is this line, a newline, then the body.
+    """
+    full = {**manifest, "format": FORMAT, "version": VERSION, "record_count": record_count, "content_sha256": content_sha256}
     missing = [f for f in _MANIFEST_FIELDS if f not in full]
     if missing:
         raise MalformedSubmissionError(f"マニフェストに項目がありません: {', '.join(missing)}")
     if full["mode"] not in MODES:
         raise MalformedSubmissionError(f"提出モード「{full['mode']}」は使えません（{', '.join(MODES)}）。")
-    head = json.dumps(
+    return json.dumps(
         {"manifest": full, "signature": base64.b64encode(signing_key.sign(canonical_json(full))).decode("ascii")},
         ensure_ascii=False,
         separators=(",", ":"),
     ).encode("utf-8")
-    return head + b"\n" + body
 
 
 def read_submission(data: bytes, max_records: int | None = None) -> Submission:

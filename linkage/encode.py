@@ -192,6 +192,11 @@ class Encoder:
         self._block_cache: dict[tuple[str, str], int] = {}
         self._dates: dict[tuple, tuple[int, int, list[int]]] = {}
 
+    def cached_values(self) -> int:
+        """How many values and tokens the caches hold (a caller that streams a large file bounds its memory by it)."""
+        return (sum(len(c) for c in self._masks) + sum(len(c) for c in self._token_masks) + len(self._dates)
+                + len(self._block_cache))
+
     def _mask(self, segment: str, identifier: str, value: str) -> int:
         return self._value_mask(self._features[(segment, identifier)], value)
 

@@ -153,8 +153,9 @@ class AgentSection(_Strict):
     policy: Path | None = None
     gaiji: Path | None = None
     report_dir: Path | None = None
-    #: a source with more records than this goes as several signed parts (each under the gateway's size limit)
-    records_per_part: int = Field(default=200_000, ge=1)
+    #: a source with more records than this goes as several signed parts (about 40 MB each at the default; a part is
+    #: also kept under 128 MiB whatever this says, half the gateway's default body limit)
+    records_per_part: int = Field(default=50_000, ge=1)
 
     @field_validator("network")
     @classmethod

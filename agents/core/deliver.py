@@ -30,7 +30,9 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+import os
 import ssl
+import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -107,6 +109,32 @@ class Outbox:
         meta = {**meta, "sequence": sequence, "sha256": hashlib.sha256(data).hexdigest()}
         write_atomic(self.dir / f"{_name(sequence)}.json", json.dumps(meta, ensure_ascii=False).encode("utf-8"))
         write_atomic(path, data)
+        return Pending(sequence, path, meta)
+
+    def put_lines(self, sequence: int, head: bytes, lines: list[bytes], meta: dict[str, Any]) -> Pending:
+        """:meth:`put` for a submission given as its signed first line and its record lines, written without joining them."""
+        path = self.dir / f"{_name(sequence)}.jsonl"
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=f".{path.name}.", suffix=".tmp")
+        digest = hashlib.sha256()
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                for block in (head, b"\n"):
+                    handle.write(block)
+                    digest.update(block)
+                for line in lines:
+                    handle.write(line)
+                    handle.write(b"\n")
+                    digest.update(line)
+                    digest.update(b"\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            meta = {**meta, "sequence": sequence, "sha256": digest.hexdigest()}
+            write_atomic(self.dir / f"{_name(sequence)}.json", json.dumps(meta, ensure_ascii=False).encode("utf-8"))
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
         return Pending(sequence, path, meta)
 
     def pending(self) -> list[Pending]:

@@ -7,73 +7,82 @@ date, sex, postal code, address and the department record id, as the
 department holds them), and the attributes the policy lets this network and
 source send. A row the normaliser cannot read becomes a :class:`Problem`.
 
-Work is split so that both cores stay busy (the agent's throughput target is
-20,000 records/s on 2 cores): worker processes forked after validation see
-the records and tokens in inherited memory (nothing is pickled in), each
-normalises and encodes its part with ``linkage.encode.encode_records``, while
-the parent seals every source as one batch; once a part's encodings and the
-seal are both done, a worker serialises that part's lines.
+It works as a stream, in bounded memory whatever the file's size: the
+validated rows go in chunks of :data:`CHUNK_ROWS` to worker processes (both
+cores busy), each of which normalises, encodes (``linkage.encode``: the
+Bloom-filter encoding is per record, so chunks encode exactly as a whole file
+would), tokenises, seals (``keys.seal.BatchSealer``: one X25519 exchange per
+batch, one AEAD per record) and serialises its chunk; the lines are appended
+to a spool file in the agent's home. At most a few chunks are in flight, and
+results are taken in order, so the problems reach the report in row order.
+
+The spool then becomes the snapshot's parts (:func:`parts`): the number of
+parts follows from the record count and size, each record goes to a part
+drawn at random (``os.urandom``), and each part is shuffled (random keys from
+``os.urandom``) before it is signed. The order of the records in what the
+gateway receives, and which part a record is in, are a uniformly random
+permutation, fresh for every snapshot: they say nothing about the file's
+order (宛名番号, 住所, 登録順) or about the records.
 """
 
 from __future__ import annotations
 
-import gc
 import multiprocessing
-import secrets
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+import os
+from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO, Callable, Iterable
+
+import numpy as np
 
 from agents.core.config import SourceMapping
 from agents.core.token import RecordTokeniser
-from agents.core.validate import Problem, Validated, department_column
+from agents.core.validate import Problem, department_column
 from keys.custody import EscrowPublicKey
 from keys.linkage_secret import LinkageSecret
-from keys.seal import SealedBatch, seal_batch
+from keys.seal import BatchSealer
 from keys.submission import SubmittedRecord
-from linkage.encode import Encodings, RowError, encode_records
+from linkage.encode import Encoder
+from linkage.errors import FieldError
+from linkage.normalise import normalise_record
 from linkage.record import IDENTITY_COLUMNS, CanonicalRecord
 from linkage.schema import load_schema
 from policy import Policy
 
-#: Most rows in one unit of work. Each part gets a fresh encoder (its value caches start empty), so
-#: fewer, larger parts cost less CPU: a 50,000-row file is one part per worker (about 6 % less CPU
-#: than parts of 8,192); larger files are cut further so progress still moves.
-PART_ROWS = 32768
+#: Rows per unit of work sent to a worker process (small enough that a few in flight cost little memory).
+CHUNK_ROWS = 4096
+#: Chunks in flight per worker: enough to keep it busy while the parent reads the next rows.
+_IN_FLIGHT = 2
+#: Most values and tokens a worker's encoder caches before starting afresh (bounded memory on a city's file:
+#: about 70 MB; names, dates and the bigrams of addresses repeat, so a cache this size still hits most of the time).
+_CACHE_VALUES = 200_000
+#: Largest part in bytes, whatever ``records_per_part`` says: half the gateway's default body limit (256 MiB).
+PART_BYTES = 128 << 20
 
 
 @dataclass(slots=True)
 class SourceInput:
-    """One source's validated rows, ready to encode."""
+    """One source about to be encoded: its mapping, file and batch id, and (for federation) its transferred rows."""
 
     mapping: SourceMapping
     file: str
-    validated: Validated
     batch_id: str
-
-
-class SerialisedRecord:
-    """A record already serialised by :meth:`SubmittedRecord.to_line` (in a worker), for ``write_submission``."""
-
-    __slots__ = ("_line",)
-
-    def __init__(self, line: bytes) -> None:
-        self._line = line
-
-    def to_line(self) -> bytes:
-        """The record's JSON line, as ``SubmittedRecord.to_line`` wrote it."""
-        return self._line
+    #: the validated records with a 転入元 or 転出先 code (``agents.core.federation``), collected while streaming
+    transferred: list[CanonicalRecord] = field(default_factory=list)
 
 
 @dataclass(slots=True)
-class Sealed:
-    """One source's records as they travel, and what was held back."""
+class Spooled:
+    """One source's encoded and sealed records, as lines in a spool file, and what was held back."""
 
     source: str
     schema_version: str
     seal_header: dict
-    records: list[SerialisedRecord]
-    problems: list[Problem] = field(default_factory=list)
+    spool: Path
+    records: int
+    bytes: int
     attributes_sent: tuple[str, ...] = ()
     attributes_refused: dict[str, str] = field(default_factory=dict)
 
@@ -90,142 +99,165 @@ def attribute_decisions(policy: Policy, network: str, mapping: SourceMapping) ->
     return tuple(allowed), refused
 
 
-# What forked workers read from inherited memory: records, their encoding order and tokens per source; secret, key id.
-_JOB: dict[str, Any] = {}
+# What a forked worker works with: its encoder, tokeniser, sealer and the attributes allowed.
+_WORKER: dict[str, Any] = {}
 
 
-def _encode_part(source: int, start: int, end: int) -> tuple[Encodings, list[int], list[RowError]]:
-    records, order = _JOB["records"][source], _JOB["order"][source][start:end]
-    encodings, index, errors = encode_records([records[i] for i in order], _JOB["secret"], _JOB["key_id"], workers=1)
-    for e in errors:
-        e.index = order[e.index]
-    return encodings, [order[i] for i in index.tolist()], errors
+def _worker_init(secret: bytes, key_id: str, source: str, sealer: BatchSealer, allowed: tuple[str, ...]) -> None:
+    _WORKER.update(secret=secret, key_id=key_id, encoder=Encoder(secret, key_id), tokeniser=RecordTokeniser(secret, source),
+                   sealer=sealer, allowed=allowed)
 
 
-def _random_order(records: Sequence[CanonicalRecord]) -> list[int]:
-    """A fresh uniformly random permutation of the rows (OS randomness), in which they are encoded and sent.
-
-    The order of a submission must carry no information: the gateway stores records in the order they
-    arrive, and rows sorted by name gave a curious gateway almost every family name from the order alone
-    (docs/privacy.md, order attack). Parts are cut from this order and their lines concatenated in it, so
-    it is the order on the wire. A new permutation per submission, so no two submissions share one.
-    (Sorting by name let the per-process caches hold fewer values twice, about 8 % less CPU; that is the price.)
-    """
-    order = list(range(len(records)))
-    secrets.SystemRandom().shuffle(order)
-    return order
+def _fresh_encoder_if_full() -> Encoder:
+    encoder: Encoder = _WORKER["encoder"]
+    if encoder.cached_values() > _CACHE_VALUES:
+        encoder = _WORKER["encoder"] = Encoder(_WORKER["secret"], _WORKER["key_id"])
+    return encoder
 
 
-def _serialise_part(source: int, encodings: Encodings, index: list[int], ciphertexts: list[bytes], allowed: tuple[str, ...]) -> list[bytes]:
-    records, tokens = _JOB["records"][source], _JOB["tokens"][source]
+def _work(chunk: list[tuple[int, CanonicalRecord]]) -> tuple[bytes, int, list[tuple[int, str, str]]]:
+    """Normalise, encode, tokenise, seal and serialise one chunk: its lines, how many, and the rows refused."""
+    encoder = _fresh_encoder_if_full()
+    tokeniser, sealer, allowed = _WORKER["tokeniser"], _WORKER["sealer"], _WORKER["allowed"]
+    good, kept, errors = [], [], []
+    for row, record in chunk:
+        try:
+            good.append(normalise_record(record))
+        except FieldError as exc:
+            errors.append((row, exc.field, exc.reason))
+            continue
+        kept.append(record)
+    encodings = encoder.encode(good)
     bits, present, blocks = encodings.bits, encodings.present.tolist(), encodings.blocks.tolist()
     lines = []
-    for row, (i, sealed) in enumerate(zip(index, ciphertexts)):
-        attributes = records[i].attributes
+    for i, record in enumerate(kept):
+        token = tokeniser.token(record.record_id)
+        identity = {c: v for c in IDENTITY_COLUMNS if (v := getattr(record, c))}
+        attributes = record.attributes
         lines.append(SubmittedRecord(
-            token=tokens[i], clk=bits[row].tobytes(), present=present[row], blocks=blocks[row], sealed=sealed,
+            token=token, clk=bits[i].tobytes(), present=present[i], blocks=blocks[i], sealed=sealer.seal(token, identity),
             attributes={a: v for a in allowed if (v := attributes.get(a, ""))},
         ).to_line())
-    return lines
+    return b"\n".join(lines), len(lines), errors
 
 
-def _seal(escrow: EscrowPublicKey, item: SourceInput, tokens: list[str]) -> SealedBatch:
-    identities = {
-        token: {c: v for c in IDENTITY_COLUMNS if (v := getattr(record, c))} for token, record in zip(tokens, item.validated.records)
-    }
-    return seal_batch(escrow, item.mapping.source, item.batch_id, identities)
+Row = tuple[int, CanonicalRecord | None, Problem | None]
 
 
-def _parts(inputs: Sequence[SourceInput], workers: int) -> list[tuple[int, int, int]]:
-    """(source, start, end) parts of at most about PART_ROWS rows, equal within a source and a multiple of
-    ``workers`` in number, so that no worker is left alone with a last part."""
-    parts = []
-    for s, item in enumerate(inputs):
-        n = len(item.validated.records)
-        count = -(-n // PART_ROWS)
-        count = min(n, -(-count // workers) * workers) or 1
-        parts.extend((s, i * n // count, (i + 1) * n // count) for i in range(count))
-    return parts
-
-
-def encode_and_seal(
-    inputs: Sequence[SourceInput],
+def encode_to_spool(
+    item: SourceInput,
+    rows: Iterable[Row],
     linkage: LinkageSecret,
     escrow: EscrowPublicKey,
     policy: Policy,
     network: str,
+    spool: Path,
+    report: Callable[[Problem], None],
     *,
+    keep: Callable[[CanonicalRecord], bool] | None = None,
     workers: int = 2,
     progress: Callable[[int], None] | None = None,
-) -> list[Sealed]:
-    """Encode, seal and serialise every source; rows that cannot be normalised come back as problems."""
-    tokens = []
-    for item in inputs:
-        tokeniser = RecordTokeniser(linkage.secret, item.mapping.source)
-        tokens.append([tokeniser.token(r.record_id) for r in item.validated.records])
+) -> Spooled:
+    """Encode, seal and serialise one source's validated ``rows`` into ``spool``, in bounded memory.
+
+    ``report`` gets every problem (validation's and the normaliser's) in row order; ``keep(record)``
+    says which records to also collect in ``item.transferred``. A :class:`~agents.core.read.SourceError`
+    raised while reading the rows stops it (the spool is then incomplete: the caller discards it).
+    """
+    mapping = item.mapping
+    allowed, refused = attribute_decisions(policy, network, mapping)
+    sealer = BatchSealer(escrow, mapping.source, item.batch_id)
+    schema_version = load_schema().version
     workers = max(1, workers)
-    parts = _parts(inputs, workers)
-    decisions = [attribute_decisions(policy, network, item.mapping) for item in inputs]
-    schema_version = load_schema().version  # loaded (and cached) before the fork, so no worker parses it again
-    _JOB.update(records=[i.validated.records for i in inputs], order=[_random_order(i.validated.records) for i in inputs],
-                tokens=tokens, secret=linkage.secret, key_id=linkage.key_id)
-    errors: dict[int, list[RowError]] = {}
-    lines: dict[int, list[bytes]] = {}
-    # Frozen objects are skipped by the cyclic GC: the forked workers then never walk (and so copy) the
-    # parent's heap, and the parent's own collections while sealing stay short.
-    gc.freeze()
+    count = size = 0
+    spool.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(spool, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(fd, "wb") as out, ProcessPoolExecutor(
+            max_workers=workers, mp_context=multiprocessing.get_context("fork"), initializer=_worker_init,
+            initargs=(linkage.secret, linkage.key_id, mapping.source, sealer, allowed)) as pool:
+        in_flight: deque[tuple[Future[tuple[bytes, int, list[tuple[int, str, str]]]], list[Problem], int]] = deque()
+
+        def drain_one() -> None:
+            nonlocal count, size
+            future, problems, rows_in_chunk = in_flight.popleft()
+            blob, n, errors = future.result()
+            if n:
+                out.write(blob)
+                out.write(b"\n")
+                count += n
+                size += len(blob) + 1
+            problems.extend(Problem(item.file, row, department_column(mapping, name), name, reason) for row, name, reason in errors)
+            for problem in sorted(problems, key=lambda p: p.row):
+                report(problem)
+            if progress:
+                progress(rows_in_chunk)
+
+        chunk: list[tuple[int, CanonicalRecord]] = []
+        problems: list[Problem] = []
+        seen = 0
+        for number, record, problem in rows:
+            seen += 1
+            if problem is not None:
+                problems.append(problem)
+            if record is not None:
+                chunk.append((number, record))
+                if keep is not None and keep(record):
+                    item.transferred.append(record)
+            if len(chunk) >= CHUNK_ROWS:
+                in_flight.append((pool.submit(_work, chunk), problems, seen))
+                chunk, problems, seen = [], [], 0
+                while len(in_flight) > workers * _IN_FLIGHT:
+                    drain_one()
+        if chunk or problems:
+            in_flight.append((pool.submit(_work, chunk), problems, seen))
+        while in_flight:
+            drain_one()
+        out.flush()
+        os.fsync(out.fileno())
+    return Spooled(mapping.source, schema_version, sealer.header.to_json(), spool, count, size, allowed, refused)
+
+
+def part_count(records: int, size: int, records_per_part: int) -> int:
+    """How many parts a snapshot of ``records`` lines (``size`` bytes) travels in: on average at most
+    ``records_per_part`` records and :data:`PART_BYTES` bytes each (a part drawn at random is a few hundred records
+    above or below the average; the gateway's limit is twice :data:`PART_BYTES`)."""
+    return max(1, -(-records // records_per_part), -(-size // PART_BYTES))
+
+
+def _random_u64(n: int) -> np.ndarray:
+    return np.frombuffer(os.urandom(8 * n), dtype=np.uint64) if n else np.zeros(0, dtype=np.uint64)
+
+
+def parts(spooled: Spooled, records_per_part: int, folder: Path) -> list[Path]:
+    """Scatter the spool's lines into part files under ``folder``, each line to a part drawn at random.
+
+    Returns the part files (one, the spool itself, when the snapshot fits in one part). Drawing a part
+    per line from ``os.urandom`` (modulo bias below 2**-50 for any possible number of parts) and then
+    shuffling each part (:func:`shuffled_lines`) gives a uniformly random order of the whole snapshot.
+    """
+    count = part_count(spooled.records, spooled.bytes, records_per_part)
+    if count == 1:
+        return [spooled.spool]
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    paths = [folder / f"part-{number:05d}" for number in range(1, count + 1)]
+    handles: list[BinaryIO] = [open(os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") for p in paths]
     try:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool, \
-                ThreadPoolExecutor(max_workers=1) as sealer:
-            sealed: list[SealedBatch] = []
-            to_encode = list(range(len(parts)))[::-1]
-            encoded: list[tuple[int, Encodings, list[int]]] = []
-            running: dict[Future[Any], tuple[str, int]] = {}
-
-            def fill(sealing: Future[None] | None) -> None:
-                # At most one task per worker in flight, serialising first: lines leave the workers as
-                # soon as the seal allows, and no part's serialisation is left for the end.
-                ready = sealing is not None and sealing.done()
-                if ready:
-                    sealing.result()  # a sealing error stops the run here
-                while len(running) < workers:
-                    if ready and encoded:
-                        number, encodings, index = encoded.pop()
-                        source = parts[number][0]
-                        ciphertexts = [sealed[source].records[tokens[source][i]] for i in index]
-                        running[pool.submit(_serialise_part, source, encodings, index, ciphertexts, decisions[source][0])] = ("lines", number)
-                    elif to_encode:
-                        number = to_encode.pop()
-                        running[pool.submit(_encode_part, *parts[number])] = ("encode", number)
-                    else:
-                        return
-
-            # The first submit forks every worker: that happens before the sealing thread starts, so no
-            # child inherits a lock (OpenSSL's, the allocator's) that thread might be holding.
-            fill(None)
-            sealing = sealer.submit(lambda: sealed.extend(_seal(escrow, item, t) for item, t in zip(inputs, tokens)))
-            while running or encoded:
-                done, _ = wait([*running] if sealing.done() else [*running, sealing], return_when=FIRST_COMPLETED)
-                for future in done.difference([sealing]):
-                    kind, number = running.pop(future)
-                    if kind == "encode":
-                        encodings, index, errors[number] = future.result()
-                        encoded.append((number, encodings, index))
-                        if progress:
-                            progress(parts[number][2] - parts[number][1])
-                    else:
-                        lines[number] = future.result()
-                fill(sealing)
-            sealing.result()
+        with spooled.spool.open("rb") as spool:
+            while lines := spool.readlines(8 << 20):
+                for line, target in zip(lines, (_random_u64(len(lines)) % np.uint64(count)).tolist()):
+                    handles[target].write(line)
     finally:
-        _JOB.clear()
-        gc.unfreeze()
-    out = [Sealed(item.mapping.source, schema_version, sealed[s].header.to_json(), [], [], *decisions[s]) for s, item in enumerate(inputs)]
-    for number, (s, _, _) in enumerate(parts):
-        item = inputs[s]
-        out[s].records.extend(SerialisedRecord(line) for line in lines[number])
-        out[s].problems.extend(
-            Problem(item.file, item.validated.rows[e.index], department_column(item.mapping, e.field), e.field, e.reason)
-            for e in errors[number]
-        )
-    return out
+        for handle in handles:
+            handle.close()
+    spooled.spool.unlink()
+    return paths
+
+
+def shuffled_lines(path: Path) -> list[bytes]:
+    """The lines of one part file (without newlines), in a uniformly random order (sort by random 64-bit keys)."""
+    lines = path.read_bytes().split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    order = np.argsort(_random_u64(len(lines)), kind="stable")
+    return [lines[i] for i in order.tolist()]
+

@@ -25,7 +25,7 @@ import secrets
 from datetime import datetime, timezone
 from typing import Sequence
 
-from agents.core.config import AgentConfig
+from agents.core.config import AgentConfig, SourceMapping
 from agents.core.deliver import Outbox
 from agents.core.encode import SourceInput
 from agents.core.submission import SequenceCounter
@@ -34,33 +34,37 @@ from keys import federation as _federation
 from keys.enrolment import AgentKeys
 from keys.linkage_secret import LinkageSecret
 from linkage.encode import encode_records
+from linkage.record import CanonicalRecord
 
 MOVE_ATTRIBUTES = ("moved_in_from", "moved_out_to")
 _CODE = re.compile(r"^[0-9]{6}$")
 
 
-def transferred(item: SourceInput) -> list[int]:
-    """Indices of the rows with a 転入元 or 転出先 municipality code."""
-    return [i for i, r in enumerate(item.validated.records)
-            if any(_CODE.match(r.attributes.get(a, "").strip()) for a in MOVE_ATTRIBUTES)]
+def is_transferred(record: CanonicalRecord) -> bool:
+    """Whether ``record`` has a 転入元 or 転出先 municipality code (the snapshot collects these while streaming)."""
+    return any(_CODE.match(record.attributes.get(a, "").strip()) for a in MOVE_ATTRIBUTES)
+
+
+def tracks_moves(mapping: SourceMapping) -> bool:
+    """Whether ``mapping`` maps a 転入元 or 転出先 column at all."""
+    return any(a in mapping.attributes for a in MOVE_ATTRIBUTES)
 
 
 def build(config: AgentConfig, agent: AgentKeys, linkage: LinkageSecret, federation: LinkageSecret, item: SourceInput,
           sequence: int) -> bytes:
     """The signed federation submission of one source's transferred children."""
-    records = item.validated.records
-    rows = transferred(item)
+    records = rows = item.transferred
     # No address in a federation encoding: it changed with the move and is none of the peer's business.
-    stripped = [dataclasses.replace(records[i], postal_code="", address="") for i in rows]
+    stripped = [dataclasses.replace(r, postal_code="", address="") for r in rows]
     encodings, index, _errors = encode_records(stripped, federation.secret, federation.key_id, workers=1)
     tokeniser = RecordTokeniser(linkage.secret, item.mapping.source)
     out = []
     present, blocks = encodings.present.tolist(), encodings.blocks.tolist()
     for row, i in enumerate(index.tolist()):
-        attrs = records[rows[i]].attributes
+        attrs = records[i].attributes
         codes = [attrs.get(a, "").strip() for a in MOVE_ATTRIBUTES]
         out.append(_federation.FederationRecord(
-            tokeniser.token(records[rows[i]].record_id), encodings.bits[row].tobytes(), present[row], blocks[row],
+            tokeniser.token(records[i].record_id), encodings.bits[row].tobytes(), present[row], blocks[row],
             *(c if _CODE.match(c) else "" for c in codes)))
     # Encoded in input order; sent in a fresh random one (the order must say nothing about names, docs/privacy.md).
     secrets.SystemRandom().shuffle(out)
@@ -85,11 +89,11 @@ def enqueue(config: AgentConfig, agent: AgentKeys, passphrase: str, linkage: Lin
     _name, federation = _federation.load_secret(config.home, passphrase)
     made = 0
     for item in items:
-        if not any(a in item.mapping.attributes for a in MOVE_ATTRIBUTES) or not transferred(item):
+        if not item.transferred:
             continue
         sequence = counter.take()
         data = build(config, agent, linkage, federation, item, sequence)
         outbox.put(sequence, data, {"source": f"{item.mapping.source}:federation", "kind": "federation",
-                                    "records": len(transferred(item)), "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+                                    "records": len(item.transferred), "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
         made += 1
     return made

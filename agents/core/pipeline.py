@@ -8,10 +8,10 @@ the others. The result is written to ``<home>/status.json`` for monitoring.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
+import shutil
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -25,15 +25,15 @@ from keys._files import write_atomic
 from agents.core.config import AgentConfig, ConfigError, SourceMapping, load_mapping
 from agents.core import federation
 from agents.core.deliver import GatewayRefused, Outbox, Outcome, Pusher, push_pending, write_bundles
-from agents.core.encode import Sealed, SourceInput, attribute_decisions, encode_and_seal
-from agents.core.read import GaijiTable, SourceError, Table, read_table
+from agents.core.encode import Row, SourceInput, Spooled, attribute_decisions, encode_to_spool, parts, shuffled_lines
+from agents.core.read import GaijiTable, SourceError, Table, open_table
 from agents.core.state import Chain, ForkError, Instance, instance, reconcile
-from agents.core.submission import SequenceCounter, StateError, build_submission, new_batch_id
-from agents.core.validate import Problem, Validated, department_column, validate, write_report
+from agents.core.submission import SequenceCounter, StateError, new_batch_id, snapshot_manifest
+from agents.core.validate import Problem, ReportWriter, RowValidator, department_column
 from keys.custody import EscrowPublicKey, read_escrow_public
 from keys.enrolment import AgentKeys, load_agent_keys, load_linkage_secret
 from keys.errors import KeysError
-from keys.submission import manifest_sha256
+from keys.submission import manifest_sha256, submission_head
 from linkage.errors import FieldError
 from linkage.normalise import normalise_record
 from policy import Policy, default_policy, load_policy
@@ -191,33 +191,38 @@ def _fingerprint(file: Path, mapping: SourceMapping, allowed: tuple[str, ...], g
     return digest.hexdigest()
 
 
-def _report(config: AgentConfig, stamp: str, source: str, problems: list[Problem]) -> str:
-    path = config.report_dir / f"{stamp}-{source}.csv"
-    write_report(path, sorted(problems, key=lambda p: p.row))
-    return str(path)
+def _report(config: AgentConfig, stamp: str, source: str) -> ReportWriter:
+    return ReportWriter(config.report_dir / f"{stamp}-{source}.csv")
 
 
-def _samples(problems: list[Problem], limit: int = 5) -> list[str]:
-    return [f"{p.row} 行目 {p.column or '(行全体)'}: {p.reason}" for p in sorted(problems, key=lambda p: p.row)[:limit]]
+def _samples(report: ReportWriter) -> list[str]:
+    return [f"{p.row} 行目 {p.column or '(行全体)'}: {p.reason}" for p in report.samples]
 
 
-def _prepare(config: AgentConfig, gaiji: GaijiTable, policy: Policy, index: int) -> tuple[SourceMapping, Table, Validated, SourceResult]:
+def _prepare(config: AgentConfig, gaiji: GaijiTable, policy: Policy, index: int) -> tuple[SourceMapping, Table, RowValidator, SourceResult]:
+    """Open one source: its mapping checked against the policy, the file's header read, its rows not yet."""
     entry = config.sources[index]
     mapping = load_mapping(entry.mapping)
     if policy.network_of(mapping.source) != config.agent.network:
         raise ConfigError(f"データ元「{mapping.source}」は、ポリシー（{policy.origin}）でこのネットワーク（{config.agent.network}）から"
                           "送ることを認められていません。ポリシーに加えるか、対応表の source を確かめてください。")
-    table = read_table(entry.file, mapping, gaiji)
-    validated = validate(table, mapping)
+    table = open_table(entry.file, mapping, gaiji)
+    validator = RowValidator(table, mapping)
     allowed, refused = attribute_decisions(policy, config.agent.network, mapping)
-    result = SourceResult(mapping.source, str(entry.file), "checked", rows=len(table.rows), attributes_sent=list(allowed),
-                          attributes_refused=refused, ignored_columns=validated.ignored_columns, unmapped_gaiji=table.unmapped_gaiji)
-    return mapping, table, validated, result
+    result = SourceResult(mapping.source, str(entry.file), "checked", attributes_sent=list(allowed),
+                          attributes_refused=refused, ignored_columns=validator.ignored_columns)
+    return mapping, table, validator, result
 
 
 def _failed(config: AgentConfig, index: int, exc: Exception) -> SourceResult:
     entry = config.sources[index]
     return SourceResult(entry.mapping.stem, str(entry.file), "failed", message=str(exc))
+
+
+def _close(source: SourceResult, table: Table, report: ReportWriter) -> None:
+    report.close()
+    source.unmapped_gaiji = table.unmapped_gaiji
+    source.problems, source.report, source.sample_problems = report.not_sent, str(report.path), _samples(report)
 
 
 def check(config: AgentConfig) -> RunResult:
@@ -228,20 +233,29 @@ def check(config: AgentConfig) -> RunResult:
     stamp = "check-" + datetime.now().strftime("%Y%m%d-%H%M%S")
     for index in range(len(config.sources)):
         try:
-            mapping, _, validated, source = _prepare(config, gaiji, policy, index)
+            mapping, table, validator, source = _prepare(config, gaiji, policy, index)
         except (SourceError, ConfigError) as exc:
             result.sources.append(_failed(config, index, exc))
             continue
-        problems = list(validated.problems)
-        for record, row in zip(validated.records, validated.rows):
-            try:
-                normalise_record(record)
-            except FieldError as exc:
-                problems.append(Problem(str(config.sources[index].file), row, department_column(mapping, exc.field), exc.field, exc.reason))
-        source.encoded = len(validated.records) - (len(problems) - len(validated.problems))
-        source.problems = sum(not p.kept for p in problems)
-        source.report = _report(config, stamp, mapping.source, problems)
-        source.sample_problems = _samples(problems)
+        report = _report(config, stamp, mapping.source)
+        try:
+            for number, record, problem in validator.rows():
+                source.rows += 1
+                if problem is not None:
+                    report.add(problem)
+                if record is None:
+                    continue
+                try:
+                    normalise_record(record)
+                except FieldError as exc:
+                    report.add(Problem(str(config.sources[index].file), number, department_column(mapping, exc.field), exc.field, exc.reason))
+                    continue
+                source.encoded += 1
+        except SourceError as exc:
+            report.close()
+            result.sources.append(_failed(config, index, exc))
+            continue
+        _close(source, table, report)
         if source.encoded == 0:
             source.status, source.message = "failed", "送れる行が 1 行もありません。"
         result.sources.append(source)
@@ -299,11 +313,12 @@ def _run_locked(config: AgentConfig, passphrase: str, bundle_out: Path | None, f
         if pusher is not None:
             _reconcile(home, me, pusher, agent, outbox, counter, prints, result)
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        inputs: list[tuple[SourceInput, SourceResult, str]] = []
+        snapshotted: list[SourceInput] = []
+        _clear_spool(home)
         for index in range(len(config.sources)):
             started = time.perf_counter()
             try:
-                mapping, table, validated, source = _prepare(config, gaiji, policy, index)
+                mapping, table, validator, source = _prepare(config, gaiji, policy, index)
                 fingerprint = _fingerprint(table.path, mapping, tuple(source.attributes_sent), gaiji,
                                            (linkage.key_id, escrow.key_id, agent.agent_id))
             except (SourceError, ConfigError) as exc:
@@ -314,27 +329,33 @@ def _run_locked(config: AgentConfig, passphrase: str, bundle_out: Path | None, f
                 source.status, source.message = "unchanged", "前回の提出から入力が変わっていないため、新しい提出は作りません。"
                 result.sources.append(source)
                 continue
-            inputs.append((SourceInput(mapping, str(table.path), validated, new_batch_id()), source, fingerprint))
-        if inputs:
-            total = sum(len(i.validated.records) for i, _, _ in inputs)
+            item = SourceInput(mapping, str(table.path), new_batch_id())
+            report = _report(config, stamp, mapping.source)
             started = time.perf_counter()
-            sealed_all = encode_and_seal([i for i, _, _ in inputs], linkage, escrow, policy, config.agent.network,
-                                         progress=progress(total) if progress else None)
+            try:
+                spooled = encode_to_spool(item, _counted(validator.rows(), source), linkage, escrow, policy, config.agent.network,
+                                          _spool_dir(home) / f"{item.batch_id}.lines", report.add,
+                                          keep=federation.is_transferred if federation.tracks_moves(mapping) else None,
+                                          progress=progress(table.size_hint) if progress else None)
+            except SourceError as exc:
+                # Found part-way through the file (an undecodable byte, …): nothing of it is sent.
+                report.close()
+                _clear_spool(home)
+                result.sources.append(_failed(config, index, exc))
+                continue
             result.timed("encode", started)
-            for (item, source, fingerprint), sealed in zip(inputs, sealed_all):
-                problems = item.validated.problems + sealed.problems
-                source.encoded, source.problems = len(sealed.records), sum(not p.kept for p in problems)
-                source.report = _report(config, stamp, sealed.source, problems)
-                source.sample_problems = _samples(problems)
-                if not sealed.records:
-                    source.status, source.message = "failed", "送れる行が 1 行もありません（空の提出は前回の記録をすべて消すため送りません）。"
-                else:
-                    sequence = _enqueue_snapshot(config, agent, escrow, linkage.key_id, sealed, item.batch_id, fingerprint,
-                                                 outbox, counter, chain, me, prints, result)
-                    source.status, source.sequence = "sent", sequence
-                result.sources.append(source)
+            _close(source, table, report)
+            source.encoded = spooled.records
+            if not spooled.records:
+                source.status, source.message = "failed", "送れる行が 1 行もありません（空の提出は前回の記録をすべて消すため送りません）。"
+            else:
+                sequence = _enqueue_snapshot(config, agent, escrow, linkage.key_id, spooled, item.batch_id, fingerprint,
+                                             outbox, counter, chain, me, prints, result)
+                source.status, source.sequence = "sent", sequence
+                snapshotted.append(item)
+            _clear_spool(home)
+            result.sources.append(source)
         # Transferred children's federation encodings follow their source's snapshot, through the same outbox.
-        snapshotted = [item for item, source, _ in inputs if source.status == "sent"]
         federation.enqueue(config, agent, passphrase, linkage, snapshotted, outbox, counter)
         started = time.perf_counter()
         if pusher is None:
@@ -356,37 +377,66 @@ def _run_locked(config: AgentConfig, passphrase: str, bundle_out: Path | None, f
     return result
 
 
-def _enqueue_snapshot(config: AgentConfig, agent: AgentKeys, escrow: EscrowPublicKey, linkage_key_id: str, sealed: Sealed,
+def _spool_dir(home: Path) -> Path:
+    return home / "state" / "spool"
+
+
+def _clear_spool(home: Path) -> None:
+    """Remove what an earlier run (or this one) left in the spool: encoded lines not yet in the outbox."""
+    folder = _spool_dir(home)
+    if folder.is_dir():
+        shutil.rmtree(folder)
+
+
+def _counted(rows: Iterator[Row], source: SourceResult) -> Iterator[Row]:
+    for row in rows:
+        source.rows += 1
+        yield row
+
+
+def _enqueue_snapshot(config: AgentConfig, agent: AgentKeys, escrow: EscrowPublicKey, linkage_key_id: str, spooled: Spooled,
                       batch_id: str, fingerprint: str, outbox: Outbox, counter: SequenceCounter, chain: Chain, me: Instance,
                       prints: _Fingerprints, result: RunResult) -> int:
-    """Sign one source's snapshot (as several parts past ``records_per_part``) into the outbox; returns the last sequence."""
-    size = config.agent.records_per_part
-    pieces = [sealed.records[i:i + size] for i in range(0, len(sealed.records), size)]
+    """Sign one source's snapshot into the outbox, as several parts past ``records_per_part``; returns the last sequence.
+
+    One part is in memory at a time. The records' order within and across parts is random (``agents.core.encode.parts``).
+    """
+    started = time.perf_counter()
+    files = parts(spooled, config.agent.records_per_part, _spool_dir(config.home) / f"{batch_id}.parts")
+    result.timed("sign", started)
     digest = content = ""
     sequence = 0
-    for number, records in enumerate(pieces, start=1):
+    for number, path in enumerate(files, start=1):
+        started = time.perf_counter()
+        lines = shuffled_lines(path)
+        body = hashlib.sha256()
+        for line in lines:
+            body.update(line)
+            body.update(b"\n")
         sequence = counter.take()
         head = chain.read()
         links: dict[str, Any] = {"previous": head["manifest_sha256"], "instance": me.id, "instance_label": me.label,
                                  **({"moved_from": head["moved_from"]} if head["moved_from"] else {})}
-        if len(pieces) > 1:
-            links.update(part=number, parts=len(pieces))
-        started = time.perf_counter()
-        data = build_submission(config, agent, escrow, linkage_key_id, dataclasses.replace(sealed, records=records), sequence,
-                                batch_id, links)
-        result.timed("sign", started)
-        manifest = json.loads(data.partition(b"\n")[0])["manifest"]
+        if len(files) > 1:
+            links.update(part=number, parts=len(files))
+        manifest = snapshot_manifest(config, agent, escrow, linkage_key_id, spooled, sequence, batch_id, links)
+        signed = submission_head(manifest, len(lines), body.hexdigest(), agent.signing_key)
+        manifest = json.loads(signed)["manifest"]
         digest, content = manifest_sha256(manifest), manifest["content_sha256"]
+        result.timed("sign", started)
         # The head moves first: a crash before the outbox write is healed by reconciling with the gateway,
         # whereas two waiting submissions naming the same previous one would be a fork.
         chain.write(sequence, digest, head["moved_from"])
         started = time.perf_counter()
-        outbox.put(sequence, data, {"source": sealed.source, "batch_id": batch_id, "records": len(records),
-                                    "fingerprint": fingerprint, "created_at": _now(), "kind": "submission",
-                                    "manifest_sha256": digest, "previous": head["manifest_sha256"], "content_sha256": content,
-                                    **({"part": number, "parts": len(pieces)} if len(pieces) > 1 else {})})
+        outbox.put_lines(sequence, signed, lines, {"source": spooled.source, "batch_id": batch_id, "records": len(lines),
+                                                   "fingerprint": fingerprint, "created_at": _now(), "kind": "submission",
+                                                   "manifest_sha256": digest, "previous": head["manifest_sha256"],
+                                                   "content_sha256": content,
+                                                   **({"part": number, "parts": len(files)} if len(files) > 1 else {})})
+        del lines
+        path.unlink()
         result.timed("outbox", started)
-    prints.set(sealed.source, fingerprint, sequence, content)
+    prints.set(spooled.source, fingerprint, sequence, content)
     return sequence
 
 

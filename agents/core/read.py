@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import io
 import os
 import re
 import tomllib
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Generator, Iterable, Iterator
 
 from agents.core.config import ConfigError, SourceMapping
 
@@ -95,57 +95,146 @@ class GaijiTable:
 
 @dataclass(slots=True)
 class Table:
-    """A file as text: the header, then each data row with its row number (as a spreadsheet shows it)."""
+    """A file as text: the header, then each data row with its row number (as a spreadsheet shows it).
+
+    From :func:`open_table` ``rows`` is an iterator that reads the file as it is consumed (bounded memory,
+    whatever the file's size; a problem found on the way raises :class:`SourceError` from it, and
+    ``unmapped_gaiji`` counts as rows are read); from :func:`read_table` it is a list.
+    """
 
     path: Path
     header: list[str]
-    rows: list[tuple[int, list[str]]]
+    rows: Iterable[tuple[int, list[str]]]
     encoding: str
     unmapped_gaiji: int = 0
     #: the day the file was written (its modification time): no one in it can be born later
     file_date: dt.date | None = None
+    #: lines in the file (CSV/TSV) or the sheet's rows (Excel): an upper bound on the data rows
+    size_hint: int = 0
 
 
 def read_table(path: Path, mapping: SourceMapping, gaiji: GaijiTable) -> Table:
-    """Read ``path`` as ``mapping`` describes it; raises :class:`SourceError` when the file cannot be used."""
+    """Read all of ``path`` as ``mapping`` describes it; raises :class:`SourceError` when the file cannot be used."""
+    table = open_table(path, mapping, gaiji)
+    table.rows = list(table.rows)
+    return table
+
+
+def open_table(path: Path, mapping: SourceMapping, gaiji: GaijiTable) -> Table:
+    """Open ``path`` for reading row by row: the header is read now, the rows as ``Table.rows`` is iterated.
+
+    Raises :class:`SourceError` when the file cannot be used: at once for what the start of the file
+    shows, from the row iterator for what comes later (an undecodable byte, a UTF-8 file under ``cp932``,
+    no data rows). A caller must therefore consume every row before using any of them.
+    """
     fmt = mapping.format or _format_from_suffix(path)
     if not path.is_file():
         raise SourceError(path, "ファイルが見つかりません。agent.toml の file とファイルの置き場所を確認してください。")
+    file_date = dt.date.fromtimestamp(path.stat().st_mtime)
     if fmt == "xlsx":
         header, rows, unmapped = _read_xlsx(path, mapping, gaiji)
-        encoding = "xlsx"
-    else:
-        if mapping.encoding is None:
-            raise SourceError(path, f"対応表（データ元 {mapping.source}）に encoding（utf-8・utf-8-sig・cp932）を指定してください。")
-        try:
-            data = path.read_bytes()
-        except PermissionError:
-            raise SourceError(path, "ファイルを読む権限がありません。エージェントを動かす利用者に読み取り権限を与えてください。") from None
-        text, encoding = _decode(path, data, mapping.encoding)
-        delimiter = "\t" if fmt == "tsv" else ","
-        if encoding == "cp932" and _NOT_CP932.search(text):
-            _refuse_stray_bytes(path, list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)))
-        text, unmapped = gaiji.apply(text)
-        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-        header, rows = _split_header(path, list(reader), mapping.header_row)
-    if not rows:
-        raise SourceError(path, "データ行がありません（見出しだけです）。空の提出は前回の記録をすべて消すため、送りません。")
-    return Table(path, header, rows, encoding, unmapped, dt.date.fromtimestamp(path.stat().st_mtime))
-
-
-def _refuse_stray_bytes(path: Path, records: list[list[str]]) -> None:
-    """Name the row and column of a byte that CP932 has no character for (Python maps them to U+0080 and U+F8F0–F8F3)."""
+        if not rows:
+            raise SourceError(path, _NO_ROWS)
+        return Table(path, header, rows, "xlsx", unmapped, file_date, len(rows))
+    if mapping.encoding is None:
+        raise SourceError(path, f"対応表（データ元 {mapping.source}）に encoding（utf-8・utf-8-sig・cp932）を指定してください。")
+    try:
+        handle = path.open("rb")
+    except PermissionError:
+        raise SourceError(path, "ファイルを読む権限がありません。エージェントを動かす利用者に読み取り権限を与えてください。") from None
+    with handle:
+        first = handle.read(len(_UTF8_BOM))
+        if not first:
+            raise SourceError(path, "ファイルが空です（0 バイト）。書き出しに失敗していないか確認してください。")
+        encoding = mapping.encoding
+        if first == _UTF8_BOM:
+            if encoding == "cp932":
+                raise SourceError(path, _LOOKS_UTF8)
+            encoding = "utf-8-sig"
+        size_hint = 1
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            size_hint += block.count(b"\n")
+    table = Table(path, [], iter(()), encoding, 0, file_date, size_hint)
+    delimiter = "\t" if fmt == "tsv" else ","
+    lines = _decoded_lines(path, encoding, gaiji, table, delimiter)
+    reader = csv.reader(lines, delimiter=delimiter)
     number = 0
-    for values in records:
+    for values in reader:
         number += 1
-        for column, cell in enumerate(values, start=1):
-            match = _NOT_CP932.search(cell)
-            if match:
-                byte = _STRAY_BYTES[match.group()]
+        if number == mapping.header_row:
+            table.header = values
+            break
+    else:
+        lines.close()
+        raise SourceError(path, f"見出し行（{mapping.header_row} 行目）がありません。ファイルが空です。")
+    table.rows = _csv_rows(path, reader, lines, number)
+    return table
+
+
+_NO_ROWS = "データ行がありません（見出しだけです）。空の提出は前回の記録をすべて消すため、送りません。"
+_LOOKS_UTF8 = ("文字コードが UTF-8 のようですが、対応表では cp932 です。対応表の encoding を utf-8 にするか、"
+               "CP932 で書き出し直してください。")
+
+
+def _decoded_lines(path: Path, encoding: str, gaiji: GaijiTable, table: Table, delimiter: str) -> Iterator[str]:
+    """The file's lines as text, decoded and with 外字 resolved, one at a time.
+
+    The file is split on the byte 0x0A, which is a line feed in UTF-8 and CP932 alike (it is never part of a
+    two-byte CP932 character), so each line decodes on its own and a bad byte is named by its line.
+    A CP932 file whose non-ASCII lines all decode as UTF-8 is a UTF-8 file under the wrong setting.
+    """
+    codec = "cp932" if encoding == "cp932" else "utf-8"
+    utf8_so_far = encoding == "cp932"
+    non_ascii = False
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if number == 1 and raw.startswith(_UTF8_BOM):
+                raw = raw[len(_UTF8_BOM):]
+            if utf8_so_far and not raw.isascii():
+                non_ascii = True
+                utf8_so_far = _is_utf8(raw)
+            try:
+                text = raw.decode(codec)
+            except UnicodeDecodeError as exc:
+                if utf8_so_far:
+                    raise SourceError(path, _LOOKS_UTF8) from None
+                other = "UTF-8" if encoding == "cp932" else "CP932（Shift_JIS）"
                 raise SourceError(
-                    path, f"{column} 列目の {match.start() + 1} 文字目に、CP932（Shift_JIS）の文字ではないバイト 0x{byte:02X} があります"
-                    "（外字でもありません）。書き出し元のシステムで、その行のその項目を確認して直してください。", row=number)
-        number += "".join(values).count("\n")  # a cell with line breaks spans several lines of the file
+                    path, f"{encoding} として読めないバイトがあります（この行の {exc.start + 1} バイト目）。{other} で保存されていないか"
+                    "確認し、対応表の encoding か書き出しの設定を直してください。", row=number) from None
+            if encoding == "cp932" and _NOT_CP932.search(text):
+                _refuse_stray_byte(path, text, number, delimiter)
+            text, unmapped = gaiji.apply(text)
+            table.unmapped_gaiji += unmapped
+            yield text
+    if utf8_so_far and non_ascii:
+        raise SourceError(path, _LOOKS_UTF8)
+
+
+def _csv_rows(path: Path, reader: Iterator[list[str]], lines: Generator[str, None, None],
+              header_row: int) -> Iterator[tuple[int, list[str]]]:
+    """Data rows numbered as a spreadsheet shows them (a record with line breaks in a cell is one row); empty rows skipped."""
+    any_rows = False
+    try:
+        for number, values in enumerate(reader, start=header_row + 1):
+            if "".join(values).strip():
+                any_rows = True
+                yield number, values
+    finally:
+        lines.close()
+    if not any_rows:
+        raise SourceError(path, _NO_ROWS)
+
+
+def _refuse_stray_byte(path: Path, line: str, number: int, delimiter: str) -> None:
+    """Name the line and position of a byte that CP932 has no character for (Python maps them to U+0080 and U+F8F0–F8F3)."""
+    match = _NOT_CP932.search(line)
+    assert match is not None
+    byte = _STRAY_BYTES[match.group()]
+    column = len(next(csv.reader([line[: match.start()] + "x"], delimiter=delimiter)))
+    raise SourceError(
+        path, f"{column} 列目（この行の {match.start() + 1} 文字目）に、CP932（Shift_JIS）の文字ではないバイト 0x{byte:02X} があります"
+        "（外字でもありません）。書き出し元のシステムで、その行のその項目を確認して直してください。", row=number)
 
 
 def _format_from_suffix(path: Path) -> str:
@@ -157,25 +246,6 @@ def _format_from_suffix(path: Path) -> str:
     if suffix == ".xlsx":
         return "xlsx"
     raise SourceError(path, f"拡張子「{suffix}」の形式は読めません。CSV・TSV・Excel（.xlsx）で書き出すか、対応表に format を指定してください。")
-
-
-def _decode(path: Path, data: bytes, encoding: str) -> tuple[str, str]:
-    if not data:
-        raise SourceError(path, "ファイルが空です（0 バイト）。書き出しに失敗していないか確認してください。")
-    if encoding == "cp932":
-        if data.startswith(_UTF8_BOM) or (not data.isascii() and _is_utf8(data)):
-            raise SourceError(path, "文字コードが UTF-8 のようですが、対応表では cp932 です。対応表の encoding を utf-8 にするか、CP932 で書き出し直してください。")
-    elif data.startswith(_UTF8_BOM):
-        encoding, data = "utf-8-sig", data[len(_UTF8_BOM):]
-    try:
-        return data.decode("cp932" if encoding == "cp932" else "utf-8"), encoding
-    except UnicodeDecodeError as exc:
-        row = data[: exc.start].count(b"\n") + 1
-        other = "UTF-8" if encoding == "cp932" else "CP932（Shift_JIS）"
-        raise SourceError(
-            path, f"{encoding} として読めないバイトがあります（{exc.start + 1} バイト目）。{other} で保存されていないか確認し、"
-            "対応表の encoding か書き出しの設定を直してください。", row=row,
-        ) from None
 
 
 def _is_utf8(data: bytes) -> bool:

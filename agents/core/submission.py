@@ -1,4 +1,4 @@
-"""Submission: the manifest, the persisted sequence number, and the signed bytes (``keys.submission``).
+"""Submission: the manifest and the persisted sequence number (the signed bytes: ``keys.submission``).
 
 Sequence numbers are per agent and strictly increasing; the gateway refuses
 one it has seen (a replay). The counter is written to disk (atomically, and
@@ -12,13 +12,13 @@ import json
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from keys._files import write_atomic
 from agents.core.config import AgentConfig
-from agents.core.encode import Sealed
+from agents.core.encode import Spooled
 from keys.custody import EscrowPublicKey
 from keys.enrolment import AgentKeys
-from keys.submission import write_submission
 
 MODE = "snapshot"
 
@@ -63,25 +63,27 @@ def new_batch_id() -> str:
     return "b-" + uuid.uuid4().hex
 
 
-def build_submission(
-    config: AgentConfig, agent: AgentKeys, escrow: EscrowPublicKey, linkage_key_id: str, sealed: Sealed, sequence: int, batch_id: str,
-    chain: dict[str, str] | None = None,
-) -> bytes:
-    """The signed submission bytes of one source's snapshot; ``chain``: previous, instance, instance_label (, moved_from)."""
-    manifest = {
+def snapshot_manifest(
+    config: AgentConfig, agent: AgentKeys, escrow: EscrowPublicKey, linkage_key_id: str, spooled: Spooled, sequence: int,
+    batch_id: str, links: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The manifest of one source's snapshot (or one part of it) before it is signed (``keys.submission.submission_head``).
+
+    ``links``: previous, instance, instance_label (, moved_from) of the hash chain, and part/parts.
+    """
+    return {
         "agent_id": agent.agent_id,
         "signing_key_id": agent.public.signing_key_id,
         "municipality": config.agent.municipality,
         "network": config.agent.network,
-        "source": sealed.source,
-        "schema_version": sealed.schema_version,
+        "source": spooled.source,
+        "schema_version": spooled.schema_version,
         "linkage_key_id": linkage_key_id,
         "escrow_key_id": escrow.key_id,
         "sequence": sequence,
         "batch_id": batch_id,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "mode": MODE,
-        "seal_header": sealed.seal_header,
-        **(chain or {}),
+        "seal_header": spooled.seal_header,
+        **(links or {}),
     }
-    return write_submission(manifest, sealed.records, agent.signing_key)

@@ -6,8 +6,10 @@ row: wrong number of cells, an empty or repeated record id, or a cell that a
 spreadsheet would run as a formula (CSV injection: = + - @ tab CR at the
 start). A birth date that cannot be right — impossible (2月30日), after
 the day the file was written, or more than :data:`MAX_AGE_YEARS` before it —
-is reported for its row, and the record is kept without it: it still links on
-its name, address and the rest, as a record with no birth date does. Other
+is reported for its row, and the record is kept: an impossible date keeps its
+usable parts (year and month, or the year: the same salvage as ``tsunagu
+link``, :mod:`linkage.salvage`), a date after the file's or too far before it
+is dropped; the record links on what it has (name, address, …). Other
 values the normaliser cannot read are reported later, by
 :mod:`agents.core.encode`, in the same report.
 """
@@ -22,12 +24,14 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Iterator
 
 from agents.core.config import SourceMapping
 from agents.core.read import SourceError, Table
 from linkage.errors import FieldError
 from linkage.normalise.dates import parse_birth_date
 from linkage.record import CanonicalRecord
+from linkage.salvage import usable_parts
 
 _FORMULA_START = frozenset("=+-@\t\r")
 _PLAIN_NUMBER = re.compile(r"-|-?[0-9][0-9,]*(?:\.[0-9]+)?")
@@ -112,56 +116,97 @@ def locate_columns(table: Table, mapping: SourceMapping) -> tuple[dict[str, int]
 
 def validate(table: Table, mapping: SourceMapping) -> Validated:
     """Turn the rows of ``table`` into canonical records; a row that fails a check is listed instead."""
-    located, ignored = locate_columns(table, mapping)
-    file = str(table.path)
-    identity = [(canonical, located[column], column) for canonical, column in mapping.columns.items()]
-    attributes = [(name, located[column], column) for name, column in mapping.attributes.items()]
-    checked = identity + attributes
-    id_index, id_column = located[mapping.columns["record_id"]], mapping.columns["record_id"]
-    width = len(table.header)
+    stream = RowValidator(table, mapping)
     records: list[CanonicalRecord] = []
     rows: list[int] = []
     problems: list[Problem] = []
-    seen: dict[str, int] = {}
-    formula_start, plain_number = _FORMULA_START, _PLAIN_NUMBER.fullmatch
-    for number, values in table.rows:
-        if len(values) != width:
-            problems.append(Problem(file, number, "", "", f"セルの数が見出し（{width} 列）と違います（{len(values)} 列）。区切り文字や改行の入ったセルを確認してください。"))
-            continue
-        formula = None
-        for _, index, column in checked:
-            cell = values[index]
-            if cell and cell[0] in formula_start and not plain_number(cell):
-                formula = column
-                break
-        if formula is not None:
-            problems.append(Problem(file, number, formula, "", "数式として実行されるおそれのある値（= + - @ などで始まる）は受け付けません。値を直してください。"))
-            continue
-        record_id = values[id_index].strip()
-        if not record_id.isascii():
-            record_id = unicodedata.normalize("NFKC", record_id).strip()
-        if not record_id:
-            problems.append(Problem(file, number, id_column, "record_id", "記録番号が空です。"))
-            continue
-        first = seen.get(record_id)
-        if first is not None:
-            problems.append(Problem(file, number, id_column, "record_id", f"記録番号が {first} 行目と重複しています（先の行だけを送ります）。"))
-            continue
-        coded, unknown = _coded(mapping, attributes, values)
-        if unknown is not None:
-            problems.append(Problem(file, number, *unknown))
-            continue
-        seen[record_id] = number
-        fields = {canonical: values[index] for canonical, index, _ in identity}
-        fields["record_id"] = record_id
-        if fields.get("birth_date"):
-            why = birth_date_problem(fields["birth_date"], table.file_date)
-            if why:
-                problems.append(Problem(file, number, mapping.columns["birth_date"], "birth_date", f"{why}{_KEPT}", kept=True))
-                fields["birth_date"] = ""
-        records.append(CanonicalRecord(**fields, attributes=coded))
-        rows.append(number)
-    return Validated(records, rows, problems, ignored)
+    for number, record, problem in stream.rows():
+        if problem is not None:
+            problems.append(problem)
+        if record is not None:
+            records.append(record)
+            rows.append(number)
+    return Validated(records, rows, problems, stream.ignored_columns)
+
+
+class RowValidator:
+    """Validates a table's rows one at a time, as they are read (what it keeps across rows: the record ids seen)."""
+
+    def __init__(self, table: Table, mapping: SourceMapping) -> None:
+        """Locate the mapped columns (raises :class:`SourceError` if one is missing)."""
+        located, self.ignored_columns = locate_columns(table, mapping)
+        self._table, self._mapping = table, mapping
+        self._identity = [(canonical, located[column], column) for canonical, column in mapping.columns.items()]
+        self._attributes = [(name, located[column], column) for name, column in mapping.attributes.items()]
+        self._id = (located[mapping.columns["record_id"]], mapping.columns["record_id"])
+
+    def rows(self) -> Iterator[tuple[int, CanonicalRecord | None, Problem | None]]:
+        """Per data row: its number, its record (None: not sent) and its problem (None: none; a kept one has both)."""
+        table, mapping = self._table, self._mapping
+        file = str(table.path)
+        identity, attributes = self._identity, self._attributes
+        checked = identity + attributes
+        id_index, id_column = self._id
+        width = len(table.header)
+        seen: dict[str, int] = {}
+        formula_start, plain_number = _FORMULA_START, _PLAIN_NUMBER.fullmatch
+        for number, values in table.rows:
+            if len(values) != width:
+                yield number, None, Problem(file, number, "", "", f"セルの数が見出し（{width} 列）と違います（{len(values)} 列）。区切り文字や改行の入ったセルを確認してください。")
+                continue
+            formula = None
+            for _, index, column in checked:
+                cell = values[index]
+                if cell and cell[0] in formula_start and not plain_number(cell):
+                    formula = column
+                    break
+            if formula is not None:
+                yield number, None, Problem(file, number, formula, "", "数式として実行されるおそれのある値（= + - @ などで始まる）は受け付けません。値を直してください。")
+                continue
+            record_id = values[id_index].strip()
+            if not record_id.isascii():
+                record_id = unicodedata.normalize("NFKC", record_id).strip()
+            if not record_id:
+                yield number, None, Problem(file, number, id_column, "record_id", "記録番号が空です。")
+                continue
+            first = seen.get(record_id)
+            if first is not None:
+                yield number, None, Problem(file, number, id_column, "record_id", f"記録番号が {first} 行目と重複しています（先の行だけを送ります）。")
+                continue
+            coded, unknown = _coded(mapping, attributes, values)
+            if unknown is not None:
+                yield number, None, Problem(file, number, *unknown)
+                continue
+            seen[record_id] = number
+            fields = {canonical: values[index] for canonical, index, _ in identity}
+            fields["record_id"] = record_id
+            problem = None
+            if fields.get("birth_date"):
+                kept, why = checked_birth_date(fields["birth_date"], table.file_date)
+                if why:
+                    problem = Problem(file, number, mapping.columns["birth_date"], "birth_date", why, kept=True)
+                    fields["birth_date"] = kept
+            yield number, CanonicalRecord(**fields, attributes=coded), problem
+
+
+def checked_birth_date(value: str, file_date: date | None) -> tuple[str, str]:
+    """The birth date to link on and, if it is not ``value`` as given, why (Japanese, for the report).
+
+    An impossible date (2月30日, month 13) keeps its usable parts, as ``tsunagu link`` does
+    (``linkage.salvage``): year and month, or the year. A date after the file's date or more than
+    :data:`MAX_AGE_YEARS` before it is not used at all (its year is what is wrong).
+    """
+    why = birth_date_problem(value, file_date)
+    if not why:
+        return value, ""
+    try:
+        parse_birth_date(value)
+    except FieldError:
+        kept = usable_parts(value)
+        if kept and not birth_date_problem(kept, file_date):
+            label = f"{kept[:4]}年{int(kept[5:])}月" if len(kept) == 7 else f"{kept}年"
+            return kept, f"{why}この行は生年月日のうち使える部分（{label}）と氏名・住所などで送ります。元のデータを直してください。"
+    return "", f"{why}{_KEPT}"
 
 
 def birth_date_problem(value: str, file_date: date | None) -> str:
@@ -216,3 +261,32 @@ def write_report(path: Path, problems: list[Problem]) -> None:
         for p in problems:
             writer.writerow([neutralise(p.file), p.row, neutralise(p.column), p.field, neutralise(p.reason)])
 
+
+
+class ReportWriter:
+    """The row report written as problems come (a file of any size, in bounded memory): counts and the first few kept."""
+
+    def __init__(self, path: Path, samples: int = 5) -> None:
+        """Create ``path`` (UTF-8 CSV with BOM, mode 0600) with its header row."""
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        self._handle = open(fd, "w", encoding="utf-8-sig", newline="")
+        self._writer = csv.writer(self._handle)
+        self._writer.writerow(_REPORT_HEADER)
+        self._limit = samples
+        #: problems written; of them, rows not sent
+        self.count = self.not_sent = 0
+        self.samples: list[Problem] = []
+
+    def add(self, p: Problem) -> None:
+        """Write one problem (callers give them in row order)."""
+        self._writer.writerow([neutralise(p.file), p.row, neutralise(p.column), p.field, neutralise(p.reason)])
+        self.count += 1
+        self.not_sent += not p.kept
+        if len(self.samples) < self._limit:
+            self.samples.append(p)
+
+    def close(self) -> None:
+        """Flush and close the report."""
+        self._handle.close()

@@ -230,9 +230,26 @@ def test_impossible_future_and_ancient_birth_dates_are_reported_and_the_record_k
     path = write(tmp_path / "r.csv", rows)
     validated = validate(read_table(path, mapping(), GaijiTable()), mapping())
     assert [r.record_id for r in validated.records] == ["0000000001", "0000000002", "0000000003", "0000000004"]
-    assert [r.birth_date for r in validated.records] == ["", "", "", "H27.4.2"]
+    # The impossible 2015-02-30 keeps its usable parts (as ``tsunagu link``'s salvage does); a future or
+    # ancient date is not used at all.
+    assert [r.birth_date for r in validated.records] == ["", "2015-02", "", "H27.4.2"]
     by_row = {p.row: p for p in validated.problems}
     assert set(by_row) == {2, 3, 4} and all(p.kept and p.file == str(path) and p.column == "生年月日" for p in by_row.values())
     assert "ファイルの作成日" in by_row[2].reason and "より後" in by_row[2].reason
     assert "120 年以上前" in by_row[4].reason
-    assert "生年月日なしで送ります" in by_row[3].reason
+    assert "使える部分（2015年2月）" in by_row[3].reason
+
+
+@pytest.mark.parametrize(("value", "kept", "said"), [("2015-13-01", "2015", "（2015年）"), ("19151131", "1915-11", "（1915年11月）"),
+                                                   ("2099-02-30", "", "生年月日なしで送ります"), ("R06.02.30", "", "生年月日なしで送ります")])
+def test_an_impossible_birth_date_keeps_the_parts_tsunagu_link_keeps(tmp_path: Path, value: str, kept: str, said: str) -> None:
+    from linkage.record import CanonicalRecord
+    from linkage.salvage import salvage_birth_dates
+
+    path = write(tmp_path / "r.csv", [["0000000001", "山田　太郎", "ヤマダ　タロウ", value, "1", "つなぐ市泉1丁目1番1号", ""]])
+    validated = validate(read_table(path, mapping(), GaijiTable()), mapping())
+    assert [r.birth_date for r in validated.records] == [kept]
+    assert validated.problems[0].kept and said in validated.problems[0].reason and validated.problems[0].row == 2
+    if value != "2099-02-30":  # a future year is the agent's own rule (the file's date), not the salvage's
+        linked, _notes = salvage_birth_dates([CanonicalRecord(record_id="1", full_name="山田太郎", birth_date=value)])
+        assert linked[0].birth_date == kept

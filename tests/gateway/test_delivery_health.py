@@ -38,7 +38,8 @@ def _setup_home(path: Path, env: dict[str, str], agents: dict[str, SyntheticAgen
     return home
 
 
-def _wait_health(server: Server, status: int, timeout: float = 120) -> dict:
+def _wait_health(server: Server, status: int, timeout: float = 600) -> dict:
+    # The timeout is a safety net only: the wait ends as soon as /health says ``status``.
     deadline = time.monotonic() + timeout
     while True:
         r = httpx.get(f"{server.base_url}/api/v1/health", timeout=30)

@@ -130,3 +130,20 @@ def test_a_fork_is_refused_and_overwrites_nothing(server: Server, home: Home, to
         moved = c.post("/api/v1/submissions", content=chained(h2, "bbbb", 40, moved_from="aaaa"), headers=NDJSON)
         assert moved.status_code == 200 and moved.json()["status"] == "accepted", moved.text
     assert _count(home, "school") == moved.json()["accepted"] < second["accepted"]  # the moved copy's snapshot
+
+
+def test_an_unchained_submission_is_accepted_only_before_the_chain_starts(server: Server, home: Home, town: Town,
+                                                                           agents: dict[str, SyntheticAgent]) -> None:
+    school, rows = agents["school"], town.sources["school"]
+    with server.client() as c:
+        # An agent from before the chain: accepted as it always was.
+        old = c.post("/api/v1/submissions", content=school.submit("school", rows[:50]), headers=NDJSON)
+        assert old.status_code == 200 and old.json()["status"] == "accepted", old.text
+        # Upgraded, it starts its chain (previous = "") on top of what it sent before.
+        first = school.submit("school", rows[:80], extra={"previous": "", "instance": "aaaa", "instance_label": "host-a:/agent"})
+        assert c.post("/api/v1/submissions", content=first, headers=NDJSON).json()["status"] == "accepted"
+        # From then on an unchained submission (old software, or an old copy) is refused and overwrites nothing.
+        stale = c.post("/api/v1/submissions", content=school.submit("school", rows[:10]), headers=NDJSON)
+        assert stale.status_code == 409 and stale.json()["error"] == "unchained", stale.text
+        assert "最新の tsunagu に更新" in stale.json()["detail"] and school.agent_id in stale.json()["detail"]
+    assert _count(home, "school") == 80

@@ -11,9 +11,11 @@ import time
 
 from sqlalchemy import func, select
 
-from gateway import models
+from gateway import models, review
 from gateway.core import Gateway
+from gateway.identity import User
 from gateway.ingest import ingest
+from gateway.link import run_linkage
 from gateway.synthetic import SyntheticAgent
 from gateway_support import Home, Server, start_server, stop_server, wait_for_run
 from linkage.synthetic import Town
@@ -92,3 +94,58 @@ def test_submission_during_a_run_is_linked_by_the_next_run(server: Server, town:
     assert last["records"] == sum(len(town.sources[s]) for s in sources)
     log = (server.home.path / "logs" / "gateway.log").read_text(encoding="utf-8")
     assert "maximum number of running instances" not in log
+
+
+def _triggers(home: Home) -> list[str]:
+    gw = _open(home)
+    try:
+        with gw.engine.connect() as conn:
+            return list(conn.execute(select(models.link_requests.c.trigger).order_by(models.link_requests.c.id)).scalars())
+    finally:
+        gw.close()
+
+
+def test_a_run_asked_for_is_stored_and_survives_a_gateway_that_dies_before_running_it(home: Home, town: Town,
+                                                                                      agents: dict[str, SyntheticAgent]) -> None:
+    gw = _open(home)
+    try:
+        for source, agent in agents.items():
+            assert ingest(gw, agent.submit(source, town.sources[source]), "import").status == "accepted"
+        run_linkage(gw)  # linked: nothing waits
+    finally:
+        gw.close()
+    assert _triggers(home) == []
+    # Every run process this server starts dies as it begins (as with a power cut): only the stored request can
+    # make the asked-for run happen.
+    server = start_server(home, {"TSUNAGU_TEST_CRASH_AT": "link.after_start"})
+    try:
+        with server.client("admin") as admin:
+            r = admin.post("/api/v1/runs")
+            assert r.status_code == 202 and r.json() == {"status": "requested"}
+    finally:
+        server.process.send_signal(signal.SIGKILL)
+        server.process.wait()
+    assert _triggers(home) == ["api:admin"]
+
+    restarted = start_server(home)
+    try:
+        run = wait_for_run(restarted, runs_before=1)
+        assert run["trigger"] == "api:admin" and run["records"] == sum(len(town.sources[s]) for s in agents)
+        assert _triggers(home) == []
+    finally:
+        stop_server(restarted)
+
+
+def test_a_review_decision_asks_for_the_run_it_binds_in_its_own_transaction(home: Home, town: Town,
+                                                                           agents: dict[str, SyntheticAgent]) -> None:
+    gw = _open(home)
+    try:
+        for source, agent in agents.items():
+            assert ingest(gw, agent.submit(source, town.sources[source]), "import").status == "accepted"
+        run_linkage(gw)
+        pair = review.review_pairs(gw)["pairs"][0]
+        assert _triggers(home) == []
+        review.decide_pair(gw, User(2, "caseworker", "caseworker"), pair["id"], "non_link", "別人と確認（テスト）")
+    finally:
+        gw.close()
+    assert _triggers(home) == ["review"]

@@ -42,7 +42,7 @@ def _open(home: Home) -> Gateway:
 
 
 def _killed(process: subprocess.Popen) -> None:
-    assert process.wait(timeout=120) == -signal.SIGKILL, "the process did not reach its crash point"
+    assert process.wait(timeout=600) == -signal.SIGKILL, "the process did not reach its crash point"
 
 
 def _agree(home: Home) -> dict[str, int]:

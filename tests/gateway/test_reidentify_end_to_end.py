@@ -60,11 +60,11 @@ class Escrow:
         while time.monotonic() < deadline:
             assert self.process.poll() is None, (home / "serve.out").read_text(errors="replace")
             try:
-                if httpx.get(f"{self.url}/api/v1/status", timeout=1).status_code == 200:
+                if httpx.get(f"{self.url}/api/v1/status", timeout=30).status_code == 200:
                     return
             except httpx.TransportError:
                 time.sleep(0.1)
-        raise AssertionError("escrow did not start within 60 s")
+        raise AssertionError("escrow did not start within 300 s")
 
     def client(self, username: str) -> httpx.Client:
         """A client signed in as ``username``."""

@@ -50,7 +50,7 @@ def test_login_errors_then_admin_dashboard_and_a_run(context: BrowserContext, si
     with site.api("admin") as c:
         before = c.get("/api/v1/runs").json()[0]["id"]
     page.get_by_role("button", name="今すぐ名寄せを実行").click()
-    expect(page.get_by_role("status")).to_contain_text("名寄せを開始しました")
+    expect(page.get_by_role("status")).to_contain_text("名寄せを予約しました")
     run = wait_for_run(site, before)
     assert run["trigger"] == "web:admin"
 

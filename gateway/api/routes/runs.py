@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -12,7 +11,7 @@ from gateway import models
 
 from gateway.api.deps import GatewayDep, require
 from gateway.identity import User
-from gateway.link import pending_requests, run_in_subprocess, runs
+from gateway.link import pending_requests, request_manual_run, runs
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 
@@ -36,7 +35,11 @@ def get_pending(gw: GatewayDep, request: Request, _user: Annotated[User, Depends
 
 
 @router.post("", status_code=202)
-def post_run(gw: GatewayDep, user: Annotated[User, Depends(require("runs.start"))]) -> dict[str, str]:
-    """Start a full linkage run in a process of its own (GET /runs shows its progress)."""
-    threading.Thread(target=run_in_subprocess, args=(gw.settings.home, f"api:{user.username}"[:16]), daemon=True).start()
-    return {"status": "started"}
+def post_run(gw: GatewayDep, request: Request, user: Annotated[User, Depends(require("runs.start"))]) -> dict[str, str]:
+    """Ask for a linkage run now: the request is stored first (GET /runs/pending shows it, GET /runs the run's progress).
+
+    A request made while a run goes on causes the next run; one made just before the gateway stops is run after the
+    next start (``gateway.link.request_manual_run``).
+    """
+    request_manual_run(gw, getattr(request.app.state, "jobs", None), f"api:{user.username}")
+    return {"status": "requested"}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -11,7 +10,7 @@ from sqlalchemy import func, select
 
 from gateway import models, screening
 from gateway.agents import list_agents
-from gateway.link import run_in_subprocess, runs
+from gateway.link import request_manual_run, runs
 from gateway.web.render import render
 from gateway.web.routes.casework import source_labels
 from gateway.web.session import GatewayDep, WebSession, form_action, page
@@ -41,7 +40,7 @@ def get_dashboard(request: Request, gw: GatewayDep, session: Annotated[WebSessio
 
 
 @router.post("/admin/runs")
-def post_run(gw: GatewayDep, session: Annotated[WebSession, Depends(form_action("runs.start"))]) -> Response:
-    """Start a full linkage run in a process of its own, as ``POST /api/v1/runs`` does."""
-    threading.Thread(target=run_in_subprocess, args=(gw.settings.home, f"web:{session.user.username}"[:16]), daemon=True).start()
+def post_run(gw: GatewayDep, request: Request, session: Annotated[WebSession, Depends(form_action("runs.start"))]) -> Response:
+    """Ask for a linkage run now, as ``POST /api/v1/runs`` does (the request is stored, so it is never lost)."""
+    request_manual_run(gw, getattr(request.app.state, "jobs", None), f"web:{session.user.username}")
     return RedirectResponse("/ui/admin?started=true", status_code=303)
