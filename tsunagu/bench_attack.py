@@ -38,6 +38,7 @@ Attacks, after the literature:
 from __future__ import annotations
 
 import copy
+import tempfile
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -46,7 +47,7 @@ from typing import Callable
 
 import numpy as np
 
-from agents.core.encode import _random_order
+from agents.core.encode import Spooled, parts, shuffled_lines
 from linkage.compare import DATE_FULL, COMPARISONS, compare_pairs
 from linkage.encode import Encodings, encode_sources
 from linkage.normalise import normalise_record
@@ -454,12 +455,28 @@ def run_variant(
     if sorted_order:
         order = sorted(range(n), key=lambda i: victim.canonical[i].family_name or victim.canonical[i].family_name_kana)
     else:  # the agent's own order, as it sends (and the gateway stores) the records
-        order = _random_order(victim.canonical)
+        order = agent_order(n)
     report.findings += order_attack(victim, public, order)
     report.findings += length_attack(victim, public, padded)
     report.findings.append(whole_person(victim, report.findings))
     report.seconds = time.perf_counter() - started
     return report
+
+
+def agent_order(n: int, records_per_part: int | None = None) -> list[int]:
+    """The order in which the agent sends (and the gateway stores) ``n`` records, from the agent's own code.
+
+    A spool whose lines are the row numbers goes through :func:`agents.core.encode.parts` and
+    :func:`agents.core.encode.shuffled_lines`, as a real snapshot does (several parts unless told otherwise).
+    """
+    with tempfile.TemporaryDirectory(prefix="tsunagu-attack-") as tmp:
+        spool = Path(tmp) / "spool"
+        spool.write_bytes(b"".join(b"%d\n" % i for i in range(n)))
+        spooled = Spooled("victim", "", {}, spool, n, spool.stat().st_size)
+        order: list[int] = []
+        for path in parts(spooled, records_per_part or max(1, n // 4), Path(tmp) / "parts"):
+            order += [int(line) for line in shuffled_lines(path)]
+    return order
 
 
 def variants() -> dict[str, tuple[EncodingSchema, bool, bool]]:

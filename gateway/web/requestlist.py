@@ -12,7 +12,7 @@ from typing import Any, Callable
 from fastapi.responses import Response
 
 from gateway import listing as exports
-from gateway.web.render import jst
+from service.web.render import jst
 
 #: Orders of the lists, newest first unless asked otherwise.
 SORTS = {"new": "新しい順", "old": "古い順", "requester": "申請者順"}
