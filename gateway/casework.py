@@ -14,11 +14,12 @@ import pandas as pd
 from sqlalchemy import and_, func, select
 from sqlalchemy.engine import Connection
 
-from gateway import listing, models
+from gateway import models
 from gateway.core import Gateway
 from gateway.errors import GatewayError
 from gateway.link import current_run_id
 from gateway.screening import attribute_catalog
+from service import listing
 
 a, r, h, s = models.assignments, models.records, models.record_history, models.submissions
 
@@ -157,7 +158,7 @@ def export_frame(gw: Gateway, role: str) -> pd.DataFrame:
 
 def export_csv(gw: Gateway, role: str) -> bytes:
     """The export as UTF-8 CSV with a BOM (so that Excel opens it correctly); a cell a spreadsheet would run as a
-    formula is written as text (``gateway.listing``)."""
+    formula is written as text (``service.listing``)."""
     frame = export_frame(gw, role).fillna("")
     return listing.to_csv(list(frame.columns), frame.itertuples(index=False, name=None))
 

@@ -19,7 +19,7 @@ import datetime as dt
 import json
 from typing import Any, Iterable
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -257,10 +257,28 @@ def get_case(gw: Gateway, case_id: int) -> dict[str, Any]:
     return {**_case_json(row, row.run_id), "history": [{"version": h.version, "at": h.at, "by": h.by, **json.loads(h.state)} for h in history]}
 
 
+#: The support list's orders: (label, ORDER BY columns); ties broken by the newest case first.
+CASE_SORTS = {
+    "new": ("新しい順", (sc.c.id.desc(),)),
+    "old": ("古い順", (sc.c.id.asc(),)),
+    "updated": ("更新の新しい順", (sc.c.updated_at.desc(), sc.c.id.desc())),
+    "status": ("対応状況", (sc.c.status.asc(), sc.c.id.desc())),
+    "assignee": ("担当", (sc.c.assignee.asc(), sc.c.id.desc())),
+}
+
+
 def list_cases(gw: Gateway, *, status: str | None = None, person_id: str | None = None, assignee: str | None = None,
-               limit: int = 100, offset: int = 0) -> dict[str, Any]:
-    """Cases, newest first, filtered by status, person or assignee."""
+               search: str = "", sort: str = "new", limit: int | None = 100, offset: int = 0) -> dict[str, Any]:
+    """Cases filtered by status, person or assignee, searched (case number, person id prefix or assignee) and sorted
+    (:data:`CASE_SORTS`; newest first by default); ``limit=None`` gives every matching case (exports)."""
     q = select(sc, snaps.c.run_id).outerjoin(snaps, snaps.c.id == sc.c.snapshot_id)
+    wanted = search.strip()
+    if wanted:
+        like = wanted.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        terms = [sc.c.person_id.like(like + "%", escape="\\"), sc.c.assignee.like("%" + like + "%", escape="\\")]
+        if wanted.isdigit():
+            terms.append(sc.c.id == int(wanted))
+        q = q.where(or_(*terms))
     if status:
         if status not in CASE_STATUSES:
             raise GatewayError(422, "unknown_status", f"対応状況は {', '.join(CASE_STATUSES)} のいずれかです。")
@@ -271,5 +289,6 @@ def list_cases(gw: Gateway, *, status: str | None = None, person_id: str | None 
         q = q.where(sc.c.assignee == assignee)
     with gw.engine.connect() as conn:
         total = conn.execute(select(func.count()).select_from(q.subquery())).scalar_one()
-        rows = conn.execute(q.order_by(sc.c.id.desc()).limit(limit).offset(offset)).all()
+        ordered = q.order_by(*CASE_SORTS.get(sort, CASE_SORTS["new"])[1]).offset(offset)
+        rows = conn.execute(ordered if limit is None else ordered.limit(limit)).all()
     return {"total": total, "cases": [_case_json(r, r.run_id) for r in rows]}

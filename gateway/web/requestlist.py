@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from fastapi.responses import Response
 
-from gateway import listing as exports
+from service import listing as exports
 from service.web.render import jst
 
 #: Orders of the lists, newest first unless asked otherwise.

@@ -3,8 +3,11 @@ the person page's link, the evaluation page with its charts, and a return list."
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 
+from openpyxl import load_workbook
 from playwright.sync_api import BrowserContext, expect
 
 from web_support import Site, log_in, shot
@@ -50,6 +53,35 @@ def test_record_support_from_the_screening_list(context: BrowserContext, site: S
     expect(page.get_by_role("link", name=f"支援記録 {case_id}")).to_be_visible()
     page.goto("/ui/support")
     expect(page.get_by_role("table", name=re.compile("支援記録"))).to_contain_text(person)
+    # Search by the person id, sort, then take the list away: Japanese headers and labels, never codes.
+    page.get_by_label("検索（番号・人物 ID・担当）").fill(person)
+    page.get_by_label("並び順").select_option("updated")
+    page.get_by_role("button", name="絞り込む").click()
+    rows = page.get_by_role("table", name=re.compile("支援記録（更新の新しい順")).locator("tbody tr")
+    expect(rows.first).to_contain_text(person)
+    assert all(person in rows.nth(i).inner_text() for i in range(rows.count()))
+    page.get_by_label("検索（番号・人物 ID・担当）").fill("P0000000000000000")
+    page.get_by_role("button", name="絞り込む").click()
+    expect(page.get_by_role("table", name=re.compile("全 0 件"))).to_be_visible()
+    page.get_by_label("検索（番号・人物 ID・担当）").fill(str(case_id))
+    page.get_by_role("button", name="絞り込む").click()
+    with page.expect_download() as got:
+        page.get_by_role("link", name="CSV で書き出す").click()
+    exported = open(got.value.path(), "rb").read()
+    assert exported.startswith(b"\xef\xbb\xbf")
+    lines = list(csv.reader(io.StringIO(exported.decode("utf-8-sig"))))
+    assert lines[0][:4] == ["番号", "人物ID", "経路", "判断"]
+    mine = [line for line in lines[1:] if line[0] == str(case_id)]
+    assert len(mine) == 1 and mine[0][1] == person and mine[0][3] == "支援が必要" and mine[0][7] == "支援中"
+    assert "needs_support" not in exported.decode("utf-8-sig") and "kodomo_center" not in exported.decode("utf-8-sig")
+    with page.expect_download() as got:
+        page.get_by_role("link", name="Excel で書き出す").click()
+    sheet = load_workbook(io.BytesIO(open(got.value.path(), "rb").read())).active
+    assert sheet.title == "支援記録" and sheet.max_row == len(lines)
+    page.emulate_media(media="print")
+    expect(page.get_by_role("button", name="絞り込む")).to_be_hidden()
+    expect(page.locator("p.print-only")).to_be_visible()
+    page.emulate_media(media="screen")
 
     page.goto("/ui/returns")
     page.get_by_label("部署のデータ元").select_option("residents")

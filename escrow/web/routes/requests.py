@@ -24,6 +24,9 @@ from escrow.service import Escrow
 from escrow.web.render import STATUS, identity_view, render
 from escrow.web.routes.auth import address
 from escrow.web.session import COOKIES, EscrowDep, WebSession, form, optional_session, page
+from policy import LEGAL_BASES
+from service import listing
+from service.web.render import jst
 from service.web.session import new_login_nonce
 
 router = APIRouter()
@@ -51,21 +54,56 @@ def gateway_side(escrow: Escrow, request_id: str) -> dict[str, Any]:
             "log_origin": checkpoint[0] if checkpoint else "", "log_size": checkpoint[1] if len(checkpoint) > 1 else ""}
 
 
-@router.get("/requests")
-def get_queue(request: Request, escrow: EscrowDep, session: Annotated[WebSession, Depends(page("approver", "auditor", "admin"))],
-              status: str = "", q: Annotated[str, Query(max_length=100)] = "", sort: str = "new",
-              offset: Annotated[int, Query(ge=0)] = 0) -> Response:
-    """Every request at the escrow, filtered by status and searched by id, requester or case reference; pending first by default."""
+def _filtered(escrow: Escrow, status: str, q: str, sort: str) -> tuple[list[dict[str, Any]], dict[str, int], str, str]:
+    """The queue's rows for a status, a search and a sort (the screen and its export), with the count per status."""
     found = reidentification.list_requests(escrow)
     counts = {s: sum(r["status"] == s for r in found) for s in STATUS if s != "not_filed"}
     status = status if status in counts else ""
     wanted = q.strip().lower()
     rows = [r for r in found if (not status or r["status"] == status)
             and (not wanted or wanted in r["request_id"].lower() or wanted in r["requester"].lower() or wanted in r["case_ref"].lower())]
-    key, reverse = _SORTS.get(sort, _SORTS["new"])
+    sort = sort if sort in _SORTS else "new"
+    key, reverse = _SORTS[sort]
     rows.sort(key=lambda r: r[key] or "", reverse=reverse)
+    return rows, counts, status, sort
+
+
+#: The export's columns, in the screen's words.
+EXPORT_HEADERS = ("申請番号", "状態", "申請者", "提出日時", "利用目的", "法的根拠", "案件番号", "記録数", "承認数", "必要な承認数",
+                  "承認・却下", "開示日時")
+
+
+@router.get("/requests/export.{kind}")
+def get_queue_export(request: Request, escrow: EscrowDep, session: Annotated[WebSession, Depends(page("approver", "auditor", "admin"))],
+                     kind: str, status: str = "", q: Annotated[str, Query(max_length=100)] = "", sort: str = "new") -> Response:
+    """The filtered, sorted queue (every row, not one page) as CSV (UTF-8 with BOM) or Excel with Japanese headers;
+    pseudonymous like the screen (no identity, no record token), and the download is logged (requests.export)."""
+    if kind not in ("csv", "xlsx"):
+        return Response(status_code=404)
+    rows, _, status, sort = _filtered(escrow, status, q, sort)
+    policy = escrow.policy
+    purposes = {p.name: p.label for p in policy.purposes()} if policy is not None else {}
+    lines = [[r["request_id"], STATUS.get(r["status"], r["status"]), r["requester"], jst(r["created_at"]),
+              purposes.get(r["purpose"], r["purpose"]), LEGAL_BASES.get(r["legal_basis"], r["legal_basis"]), r["case_ref"],
+              len(r["records"]), r["approvals"], r["approvals_required"],
+              "、".join(f"{d['approver']}（{'承認' if d['decision'] == 'approve' else '却下'}・{jst(d['at'])}）" for d in r["decisions"]),
+              jst(r["released_at"]) if r["released_at"] else ""] for r in rows]
+    role = next(r for r in ("approver", "auditor", "admin") if r in session.user.roles)
+    escrow.record(session.user.username, role, "requests.export", f"{kind} rows={len(lines)}",
+                  target=f"status={status or 'all'}")
+    data = listing.to_csv(EXPORT_HEADERS, lines) if kind == "csv" else listing.to_xlsx(EXPORT_HEADERS, lines, "再識別の申請")
+    return Response(data, media_type=listing.CSV_TYPE if kind == "csv" else listing.XLSX_TYPE,
+                    headers={"Content-Disposition": f'attachment; filename="escrow-requests.{kind}"', "Cache-Control": "no-store"})
+
+
+@router.get("/requests")
+def get_queue(request: Request, escrow: EscrowDep, session: Annotated[WebSession, Depends(page("approver", "auditor", "admin"))],
+              status: str = "", q: Annotated[str, Query(max_length=100)] = "", sort: str = "new",
+              offset: Annotated[int, Query(ge=0)] = 0) -> Response:
+    """Every request at the escrow, filtered by status and searched by id, requester or case reference; pending first by default."""
+    rows, counts, status, sort = _filtered(escrow, status, q, sort)
     return render(request, "queue.html", session, rows=rows[offset:offset + _PAGE], total=len(rows), counts=counts, status=status,
-                  q=q, sort=sort if sort in _SORTS else "new", offset=offset, page_size=_PAGE)
+                  q=q, sort=sort, offset=offset, page_size=_PAGE)
 
 
 def _detail(request: Request, escrow: Escrow, session: WebSession, request_id: str, status_code: int = 200,

@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from gateway import casework, review, support
 from gateway.errors import GatewayError
-from gateway import listing as exports
+from service import listing as exports
 from gateway.core import Gateway
 from gateway.db import MAX_OFFSET
 from gateway.web.render import render

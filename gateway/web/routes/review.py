@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from gateway import listing as exports
+from service import listing as exports
 from gateway import review
 from gateway.db import MAX_OFFSET
 from gateway.errors import GatewayError

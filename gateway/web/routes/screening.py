@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from gateway import listing as exports
+from service import listing as exports
 from gateway import screening
 from gateway.db import MAX_OFFSET
 from gateway.web.render import render

@@ -19,6 +19,8 @@ from gateway.link import current_run_id
 from gateway.web.render import render
 from gateway.web.routes.casework import source_labels
 from gateway.web.session import GatewayDep, WebSession, form_action, page
+from service import listing as exports
+from service.web.render import jst
 
 router = APIRouter()
 Reader = Annotated[WebSession, Depends(page("support.read"))]
@@ -50,13 +52,47 @@ def _form_page(request: Request, gw: GatewayDep, session: WebSession, *, case: d
                   may_record=gw.policy.may(session.user.role, "support.record").allowed)
 
 
+_PAGE = 50
+#: The support list's export columns, in the screen's words.
+EXPORT_HEADERS = ("番号", "人物ID", "経路", "判断", "困難の種類", "支援", "担当部署", "対応状況", "担当", "記録した日", "最終更新（日本時間）")
+
+
+def _list_query(vocab: dict[str, Any], status: str, sort: str) -> tuple[str, str]:
+    return (status if status in vocab["statuses"] else ""), (sort if sort in support.CASE_SORTS else "new")
+
+
 @router.get("/support")
-def get_support(request: Request, gw: GatewayDep, session: Reader, status: str = "", offset: Annotated[int, Query(ge=0)] = 0) -> Response:
-    """Cases, newest first, filtered by status."""
+def get_support(request: Request, gw: GatewayDep, session: Reader, status: str = "", q: Annotated[str, Query(max_length=40)] = "",
+                sort: str = "new", offset: Annotated[int, Query(ge=0)] = 0) -> Response:
+    """Cases filtered by status, searched by case number, person id or assignee, sorted, 50 a page."""
     vocab = support.vocabulary_json(gw)
-    status = status if status in vocab["statuses"] else ""
-    listing = support.list_cases(gw, status=status or None, limit=50, offset=offset)
-    return render(request, "support_list.html", session, listing=listing, vocab=vocab, status=status, offset=offset)
+    status, sort = _list_query(vocab, status, sort)
+    found = support.list_cases(gw, status=status or None, search=q, sort=sort, limit=_PAGE, offset=offset)
+    return render(request, "support_list.html", session, listing=found, vocab=vocab, status=status, q=q, sort=sort, offset=offset,
+                  page_size=_PAGE, sorts={k: label for k, (label, _) in support.CASE_SORTS.items()})
+
+
+@router.get("/support/export.{kind}")
+def get_support_export(gw: GatewayDep, session: Reader, kind: str, status: str = "", q: Annotated[str, Query(max_length=40)] = "",
+                       sort: str = "new") -> Response:
+    """The filtered, sorted support list (every case, not one page) as CSV (UTF-8 with BOM) or Excel with Japanese
+    headers and labels, never codes; coded like the screen (no note, no identity); the download is logged (support.export)."""
+    if kind not in ("csv", "xlsx"):
+        return Response(status_code=404)
+    vocab = support.vocabulary_json(gw)
+    status, sort = _list_query(vocab, status, sort)
+    cases = support.list_cases(gw, status=status or None, search=q, sort=sort, limit=None)["cases"]
+    rows = [[c["id"], c["person_id"], f"スクリーニング（{c['rank']} 位）" if c["origin"] == "screening" else "その他の経路",
+             vocab["assessments"].get(c["assessment"], c["assessment"]),
+             "、".join(vocab["difficulties"].get(d, d) for d in c["difficulties"]),
+             "、".join(vocab["supports"].get(x, x) for x in c["supports"]),
+             vocab["departments"].get(c["department"], c["department"]) if c["department"] else "",
+             vocab["statuses"].get(c["status"], c["status"]), c["assignee"] or "", c["opened_on"], jst(c["updated_at"])]
+            for c in cases]
+    gw.record(session.user.username, session.user.role, "support.export", f"{kind} rows={len(rows)}", target=f"status={status or 'all'}")
+    data = exports.to_csv(EXPORT_HEADERS, rows) if kind == "csv" else exports.to_xlsx(EXPORT_HEADERS, rows, "支援記録")
+    return Response(data, media_type=exports.CSV_TYPE if kind == "csv" else exports.XLSX_TYPE,
+                    headers={"Content-Disposition": f'attachment; filename="support.{kind}"', "Cache-Control": "no-store"})
 
 
 @router.get("/support/new")
