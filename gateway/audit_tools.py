@@ -44,7 +44,8 @@ def report(gateway_lines: Iterable[str], escrow_lines: Iterable[str] | None,
     verified = {"gateway": audit.verify_export(gateway_lines).size}
     if escrow_lines:
         verified["escrow"] = audit.verify_export(escrow_lines, escrow_vkey, witness_vkeys=escrow_witnesses).size
-    rows = audit_report.requests_report(audit_report.read_entries(gateway_lines), audit_report.read_entries(escrow_lines))
+    rows = audit_report.requests_report(audit_report.read_entries(gateway_lines),
+                                        audit_report.read_entries(escrow_lines) if escrow_lines else None)
     return {"verified_entries": verified, "requests": [r.to_json() for r in rows], "outcomes": audit_report.counts(rows),
             "outcome_labels": audit_report.OUTCOMES, "anomalies": [a.to_json() for a in audit_report.anomalies(rows, rules)]}
 

@@ -101,6 +101,7 @@ OUTCOMES = {
     "refused_gateway": "ゲートウェイで拒否",
     "refused_escrow": "エスクローで拒否",
     "not_filed": "エスクローに未提出",
+    "escrow_unknown": "エスクローでの状態は不明（エスクローの監査ログ未読込）",
     "not_in_gateway_log": "ゲートウェイの記録なし",
 }
 
@@ -123,8 +124,14 @@ def read_entries(lines: Iterable[str]) -> list[AuditEntry]:
     return entries
 
 
-def requests_report(gateway: Iterable[AuditEntry], escrow: Iterable[AuditEntry]) -> list[RequestReport]:
-    """Every re-identification request in either log, oldest first: who, when, why, approvals and outcome."""
+def requests_report(gateway: Iterable[AuditEntry], escrow: Iterable[AuditEntry] | None) -> list[RequestReport]:
+    """Every re-identification request in either log, oldest first: who, when, why, approvals and outcome.
+
+    ``escrow=None`` (the escrow's log not at hand) gives a request the gateway accepted the outcome
+    ``escrow_unknown``, never ``not_filed``: without that log nobody can tell whether it reached the escrow.
+    """
+    escrow_known = escrow is not None
+    escrow = escrow if escrow is not None else ()
     reports: dict[str, RequestReport] = {}
     for e in gateway:
         if e.action != REQUEST or not e.target:
@@ -154,6 +161,8 @@ def requests_report(gateway: Iterable[AuditEntry], escrow: Iterable[AuditEntry])
             r.release_outcome = e.outcome
     for r in reports.values():
         r.outcome = _outcome(r)
+        if not escrow_known and r.outcome == "not_filed":
+            r.outcome = "escrow_unknown"
     return sorted(reports.values(), key=lambda r: (r.requested_at, r.request_id))
 
 

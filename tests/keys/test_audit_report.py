@@ -57,6 +57,10 @@ def test_requests_are_joined_with_their_outcome() -> None:
     assert rows["r3"].refusals[0]["outcome"].startswith("refused: own_request")
     assert (rows["r1"].purpose, rows["r1"].legal_basis, rows["r1"].case_ref) == ("early_support", "61", "要対協-1")
     assert counts(list(rows.values()))["released"] == 1
+    # Without the escrow's log nobody can say a request was never filed there: only what the gateway itself decided.
+    alone = {r.request_id: r.outcome for r in requests_report(gateway, None)}
+    assert alone == {"r1": "escrow_unknown", "r2": "escrow_unknown", "r3": "escrow_unknown", "r4": "refused_gateway",
+                     "r5": "escrow_unknown"}
 
 
 def test_each_kind_of_anomaly_is_found_and_thresholds_are_configurable() -> None:

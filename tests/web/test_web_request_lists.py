@@ -89,7 +89,7 @@ def test_approver_and_auditor_lists_filter_export_and_print(context: BrowserCont
         expect(listed.locator("tbody tr")).to_have_count(1)
         expect(listed.locator("tbody tr")).to_contain_text(ids[1])
         page.get_by_label("検索（申請番号・申請者・案件番号）").fill(case)
-        page.get_by_label("結果").select_option("not_filed")
+        page.get_by_label("結果").select_option("escrow_unknown")  # the escrow's log is not joined in
         page.get_by_label("並び順").select_option("new")
         page.get_by_role("button", name="絞り込む").click()
         listed = page.get_by_role("table", name=re.compile(r"申請（新しい順、3 件"))
@@ -97,7 +97,7 @@ def test_approver_and_auditor_lists_filter_export_and_print(context: BrowserCont
         data = _download(page, "申請の一覧を CSV で書き出す")
         exported = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
         assert exported[0] == HEADERS and [r[0] for r in exported[1:]] == ids[::-1]
-        assert {r[1] for r in exported[1:]} == {"エスクローに未提出"}
+        assert {r[1] for r in exported[1:]} == {"エスクローでの状態は不明（エスクローの監査ログ未読込）"}
         sheet = load_workbook(io.BytesIO(_download(page, "申請の一覧を Excel で書き出す"))).active
         assert [c.value for c in sheet[1]] == HEADERS and sheet.max_row == 4
         # Anomalies are named in words (not `off_hours`, `no_case_ref`).
