@@ -31,7 +31,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from sqlalchemy import delete, func, insert, literal, select
+from sqlalchemy import delete, func, insert, literal, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -229,18 +229,21 @@ def _store(gw: Gateway, sub: Submission, rows: list[tuple], refused: list[dict[s
                 _extend_chain(conn, m, submission_id)
             elif chain_head(conn, agent_id) is not None:
                 _refuse_unchained(agent_id, int(m["sequence"]))
+            accepted = len(rows)
             if part < parts:
                 _stage_part(conn, m, submission_id, rows)
                 gw.record(f"agent:{agent_id}", "agent", "submission.part", f"part={part}/{parts} accepted={len(rows)}",
                           target=f"{source}#{submission_id}", connection=conn)
             else:
                 if parts > 1:
-                    rows = _assemble(conn, m, rows, refused)
-                _replace_snapshot(conn, source, submission_id, rows)
+                    accepted = _assemble_snapshot(conn, m, submission_id, rows, refused)
+                else:
+                    _replace_snapshot(conn, source, submission_id, rows)
+                    accepted = len(rows)
                 crash_point("ingest.after_records")
                 # The run request and the audit entry commit with the data, or neither does.
                 request_run(conn, "submission")
-                gw.record(f"agent:{agent_id}", "agent", "submission.accept", f"accepted={len(rows)} refused={len(refused)}",
+                gw.record(f"agent:{agent_id}", "agent", "submission.accept", f"accepted={accepted} refused={len(refused)}",
                           target=f"{source}#{submission_id}", connection=conn)
                 crash_point("ingest.after_audit")
     except IntegrityError:
@@ -251,8 +254,8 @@ def _store(gw: Gateway, sub: Submission, rows: list[tuple], refused: list[dict[s
     crash_point("ingest.after_commit")
     where["submission_id"] = submission_id
     log.info("submission %s accepted: agent=%s source=%s sequence=%s accepted=%d refused=%d",
-             submission_id, agent_id, source, sequence, len(rows), len(refused))
-    return IngestResult("accepted", submission_id, len(rows), refused, sequence)
+             submission_id, agent_id, source, sequence, accepted, len(refused))
+    return IngestResult("accepted", submission_id, accepted, refused, sequence)
 
 
 _PART_COLUMNS = ("source", "token", "clk", "present", "blocks", "sealed", "attributes")
@@ -279,22 +282,53 @@ def _stage_part(conn: Connection, m: dict[str, Any], submission_id: int, rows: l
         conn.exec_driver_sql(sql, [(*r, submission_id, agent_id, batch_id, part) for r in rows[i:i + _CHUNK]])
 
 
-def _assemble(conn: Connection, m: dict[str, Any], rows: list[tuple], refused: list[dict[str, str]]) -> list[tuple]:
-    """Every record of a multi-part snapshot (its earlier parts and this last one); a token twice is refused."""
-    p = models.snapshot_parts
-    agent_id, batch_id, parts = str(m["agent_id"]), str(m["batch_id"])[:128], int(m["parts"])
-    staged = conn.execute(select(*(p.c[c] for c in _PART_COLUMNS)).where(p.c.agent_id == agent_id, p.c.batch_id == batch_id)
-                          .order_by(p.c.part)).all()
-    seen = {r[1] for r in rows}
-    out: list[tuple] = []
-    for r in staged:
-        if r[1] in seen:
-            refused.append({"token": r[1], "reason": "同じ記録トークンが分割提出の別の部分にもあります（2 件目以降を除外）。"})
-            continue
-        seen.add(r[1])
-        out.append(tuple(r))
-    conn.execute(delete(p).where(p.c.agent_id == agent_id, p.c.batch_id == batch_id))
-    return out + rows
+def _assemble_snapshot(conn: Connection, m: dict[str, Any], submission_id: int, rows: list[tuple],
+                       refused: list[dict[str, str]]) -> int:
+    """Replace the source's records with every record of a multi-part snapshot, inside the database.
+
+    The last part is staged like the others, then the staged rows go into ``records`` with set-based
+    statements: the gateway never holds a whole city's snapshot in memory, only one part (the one it
+    was sent). A token in two parts is kept once (the last part's, else the earliest part's) and the
+    others are refused. Returns how many records the source now has.
+    """
+    p, rec, hist = models.snapshot_parts, models.records, models.record_history
+    agent_id, batch_id, source = str(m["agent_id"]), str(m["batch_id"])[:128], str(m["source"])
+    _stage_part(conn, m, submission_id, rows)
+    batch = (p.c.agent_id == agent_id, p.c.batch_id == batch_id)
+    twice = select(p.c.token).where(*batch).group_by(p.c.token).having(func.count() > 1)
+    copies: dict[str, list[tuple[int, int]]] = {}
+    for token, part, sid in conn.execute(select(p.c.token, p.c.part, p.c.submission_id).where(*batch, p.c.token.in_(twice))):
+        copies.setdefault(token, []).append((part, sid))
+    last = int(m["parts"])
+    for token, found in copies.items():
+        keep = max(found, key=lambda c: (c[0] == last, -c[0]))
+        for part, sid in found:
+            if (part, sid) != keep:
+                refused.append({"token": token, "reason": "同じ記録トークンが分割提出の別の部分にもあります（2 件目以降を除外）。"})
+                conn.execute(delete(p).where(p.c.submission_id == sid, p.c.token == token))
+    staged = select(p).where(*batch).subquery()
+    # Records the source already had: new contents, same first submission (the child's history goes on).
+    conn.execute(update(rec).where(rec.c.source == source, rec.c.token == staged.c.token).values(
+        submission_id=submission_id, clk=staged.c.clk, present=staged.c.present, blocks=staged.c.blocks,
+        sealed=staged.c.sealed, attributes=staged.c.attributes))
+    # Records new to the source.
+    known = select(rec.c.token).where(rec.c.source == source, rec.c.token == p.c.token).exists()
+    conn.execute(insert(rec).from_select(
+        ["source", "token", "submission_id", "first_submission_id", "clk", "present", "blocks", "sealed", "attributes"],
+        select(literal(source), p.c.token, literal(submission_id), literal(submission_id), p.c.clk, p.c.present, p.c.blocks,
+               p.c.sealed, p.c.attributes).where(*batch, ~known)))
+    # Records the snapshot no longer holds: their history says so, then they go.
+    conn.execute(insert(hist).from_select(
+        ["source", "token", "submission_id", "status", "attributes"],
+        select(rec.c.source, rec.c.token, literal(submission_id), literal("deleted"), literal("{}"))
+        .where(rec.c.source == source, rec.c.submission_id != submission_id)))
+    conn.execute(delete(rec).where(rec.c.source == source, rec.c.submission_id != submission_id))
+    # Each version's attributes, copied inside the database (as for a one-part snapshot).
+    conn.execute(insert(hist).from_select(
+        ["source", "token", "submission_id", "status", "attributes"],
+        select(rec.c.source, rec.c.token, rec.c.submission_id, literal("present"), rec.c.attributes).where(rec.c.source == source)))
+    conn.execute(delete(p).where(*batch))
+    return conn.execute(select(func.count()).select_from(rec).where(rec.c.source == source)).scalar_one()
 
 
 def chain_head(conn: Connection, agent_id: str) -> Any:
