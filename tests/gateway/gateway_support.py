@@ -137,10 +137,10 @@ def start_server(home: Home, extra_env: dict[str, str] | None = None) -> Server:
 
 
 def stop_server(server: Server) -> None:
-    """Stop the server gracefully."""
+    """Stop the server gracefully (its shutdown waits for a link run in progress; a busy machine may need minutes)."""
     server.process.terminate()
     try:
-        server.process.wait(timeout=30)
+        server.process.wait(timeout=180)
     except subprocess.TimeoutExpired:
         server.process.kill()
         server.process.wait()

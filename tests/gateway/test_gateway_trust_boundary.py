@@ -55,12 +55,22 @@ def identity_needles(town: Town) -> set[str]:
     return needles
 
 
+#: An ASCII needle shorter than this is not searched: a few bytes such as ``HUY`` (one part of an alphabet name) turn
+#: up by chance in the megabytes of ciphertext a gateway holds (3 bytes: one chance hit per 16 MB of random bytes;
+#: 4 bytes: per 4 GB; 5 bytes: per 1 TB), while the whole name it belongs to (``NGUYEN HUY``) is still searched.
+#: Japanese needles are 6 bytes or more in UTF-8.
+MIN_ASCII_NEEDLE = 5
+
+
 def find_hits(blob: bytes, needles: set[str]) -> set[str]:
-    """Needles found in ``blob``; a digits-only needle inside a long hex string (a token or a hash) is not a hit."""
+    """Needles found in ``blob``; a digits-only needle inside a long hex string (a token or a hash) is not a hit,
+    and an ASCII needle shorter than :data:`MIN_ASCII_NEEDLE` bytes is not searched (chance hits in binary data)."""
     hits = set()
     hex_spans = [m.span() for m in _HEX_RUN.finditer(blob)]
     for needle in needles:
         raw = needle.encode("utf-8")
+        if needle.isascii() and len(raw) < MIN_ASCII_NEEDLE:
+            continue
         start = blob.find(raw)
         while start != -1:
             if not (needle.isdigit() and any(a <= start and start + len(raw) <= b for a, b in hex_spans)):
