@@ -10,6 +10,7 @@ import csv
 import io
 from typing import Iterable, Sequence
 
+from fastapi.responses import Response
 from openpyxl import Workbook
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -53,3 +54,11 @@ def to_xlsx(headers: Sequence[str], rows: Iterable[Sequence[object]], sheet: str
 
 CSV_TYPE = "text/csv; charset=utf-8"
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def download(headers: Sequence[str], rows: Iterable[Sequence[object]], kind: str, filename: str, sheet: str) -> Response:
+    """The list as a download: CSV when ``kind`` is ``"csv"``, else Excel (sheet ``sheet``); ``filename`` without
+    its extension; never cached (lists are casework data)."""
+    data = to_csv(headers, rows) if kind == "csv" else to_xlsx(headers, rows, sheet)
+    return Response(data, media_type=CSV_TYPE if kind == "csv" else XLSX_TYPE,
+                    headers={"Content-Disposition": f'attachment; filename="{filename}.{kind}"', "Cache-Control": "no-store"})

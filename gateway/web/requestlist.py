@@ -49,6 +49,4 @@ def export(rows: list[dict[str, Any]], kind: str, name: str, sheet: str, *, stat
               "、".join(f"{a['approver']}（{_when(a.get('time'))}）" for a in r.get("approvals") or []),
               "、".join(f"{a['approver']}（{_when(a.get('time'))}）" for a in r.get("rejections") or []),
               _when(r.get("released_at"))] for r in rows]
-    data = exports.to_csv(HEADERS, lines) if kind == "csv" else exports.to_xlsx(HEADERS, lines, sheet)
-    return Response(data, media_type=exports.CSV_TYPE if kind == "csv" else exports.XLSX_TYPE,
-                    headers={"Content-Disposition": f'attachment; filename="{name}.{kind}"', "Cache-Control": "no-store"})
+    return exports.download(HEADERS, lines, kind, name, sheet)

@@ -91,9 +91,7 @@ def get_queue_export(request: Request, escrow: EscrowDep, session: Annotated[Web
     role = next(r for r in ("approver", "auditor", "admin") if r in session.user.roles)
     escrow.record(session.user.username, role, "requests.export", f"{kind} rows={len(lines)}",
                   target=f"status={status or 'all'}")
-    data = listing.to_csv(EXPORT_HEADERS, lines) if kind == "csv" else listing.to_xlsx(EXPORT_HEADERS, lines, "再識別の申請")
-    return Response(data, media_type=listing.CSV_TYPE if kind == "csv" else listing.XLSX_TYPE,
-                    headers={"Content-Disposition": f'attachment; filename="escrow-requests.{kind}"', "Cache-Control": "no-store"})
+    return listing.download(EXPORT_HEADERS, lines, kind, "escrow-requests", "再識別の申請")
 
 
 @router.get("/requests")

@@ -74,10 +74,7 @@ def get_persons_export(gw: GatewayDep, session: Reader, kind: str, source: str =
     gw.record(session.user.username, session.user.role, "persons.export", f"{kind} rows={len(listing['persons'])}",
               target=f"run#{listing['run_id']}")
     rows = [[p["person_id"], p["records"], p["sources"]] for p in listing["persons"]]
-    data = exports.to_csv(PERSON_HEADERS, rows) if kind == "csv" else exports.to_xlsx(PERSON_HEADERS, rows, "人物")
-    return Response(data, media_type=exports.CSV_TYPE if kind == "csv" else exports.XLSX_TYPE,
-                    headers={"Content-Disposition": f'attachment; filename="persons-run{listing["run_id"]}.{kind}"',
-                             "Cache-Control": "no-store"})
+    return exports.download(PERSON_HEADERS, rows, kind, f"persons-run{listing['run_id']}", "人物")
 
 
 @router.get("/exports/persons.{kind}")

@@ -102,10 +102,7 @@ def get_review_export(gw: GatewayDep, session: Annotated[WebSession, Depends(pag
              p["reason"], "、".join(str(q) for q in p["rivals"]), review.DECISIONS.get(p["decision"] or "", "未判定")]
             for n, g in enumerate(groups["groups"], start=1) for p in g["pairs"]]
     gw.record(session.user.username, session.user.role, "review.export", f"{kind} rows={len(rows)}", target=f"run#{groups['run_id']}")
-    data = exports.to_csv(EXPORT_HEADERS, rows) if kind == "csv" else exports.to_xlsx(EXPORT_HEADERS, rows, "要確認ペア")
-    return Response(data, media_type=exports.CSV_TYPE if kind == "csv" else exports.XLSX_TYPE,
-                    headers={"Content-Disposition": f'attachment; filename="review-run{groups["run_id"]}.{kind}"',
-                             "Cache-Control": "no-store"})
+    return exports.download(EXPORT_HEADERS, rows, kind, f"review-run{groups['run_id']}", "要確認ペア")
 
 
 @router.post("/review/{pair_id}")

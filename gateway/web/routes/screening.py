@@ -76,7 +76,4 @@ def get_export(gw: GatewayDep, session: Reader, kind: str, rule: str = "", sourc
         return Response(status_code=404)
     listing = screening.screen(gw, session.user, beyond_capacity=beyond, action="screening.export")
     rows = export_rows(_filtered(listing, rule, source, q, sort), source_labels(gw))
-    name = f"screening-run{listing['run_id']}.{kind}"
-    data = exports.to_csv(HEADERS, rows) if kind == "csv" else exports.to_xlsx(HEADERS, rows, "スクリーニング")
-    return Response(data, media_type=exports.CSV_TYPE if kind == "csv" else exports.XLSX_TYPE,
-                    headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
+    return exports.download(HEADERS, rows, kind, f"screening-run{listing['run_id']}", "スクリーニング")

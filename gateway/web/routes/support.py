@@ -90,9 +90,7 @@ def get_support_export(gw: GatewayDep, session: Reader, kind: str, status: str =
              vocab["statuses"].get(c["status"], c["status"]), c["assignee"] or "", c["opened_on"], jst(c["updated_at"])]
             for c in cases]
     gw.record(session.user.username, session.user.role, "support.export", f"{kind} rows={len(rows)}", target=f"status={status or 'all'}")
-    data = exports.to_csv(EXPORT_HEADERS, rows) if kind == "csv" else exports.to_xlsx(EXPORT_HEADERS, rows, "支援記録")
-    return Response(data, media_type=exports.CSV_TYPE if kind == "csv" else exports.XLSX_TYPE,
-                    headers={"Content-Disposition": f'attachment; filename="support.{kind}"', "Cache-Control": "no-store"})
+    return exports.download(EXPORT_HEADERS, rows, kind, "support", "支援記録")
 
 
 @router.get("/support/new")
