@@ -7,7 +7,7 @@ The escrow checks, with the gateway verifier key it was set up with:
 
 1. the checkpoint note is signed by that key (C2SP signed note);
 2. the entry, hashed as an RFC 9162 leaf, is at ``leaf_index`` of the tree
-   the checkpoint commits to (inclusion proof, :func:`keys.merkle.verify_inclusion`);
+   the checkpoint commits to (inclusion proof, :func:`transparency.rfc9162.verify_inclusion`);
 3. the entry says what the request says.
 
 So a request the gateway did not log, or logged differently, is refused, and
@@ -21,9 +21,9 @@ import binascii
 from dataclasses import dataclass
 from typing import Any
 
-from keys import merkle
+from transparency import rfc9162 as merkle
 from keys.audit import AuditEntry
-from keys.checkpoint import Checkpoint, CheckpointError, Verifier, verify_checkpoint
+from transparency.tlog_checkpoint import Checkpoint, CheckpointError, Verifier, verify_checkpoint
 from keys.errors import AuditEntryError
 
 from escrow.errors import EscrowError

@@ -32,12 +32,12 @@ from escrow.vault import Vault
 from keys import custody
 from keys.audit import AuditEntry
 from service.audit_store import AuditStore
-from keys.checkpoint import CheckpointError, Signer, Verifier
+from transparency.tlog_checkpoint import CheckpointError, Signer, Verifier
 from service.frontdoor.refusals import RefusalCounter
 from service.frontdoor.throttle import LoginThrottle
 from keys.errors import KeysError
 from keys.keyring import Keyring
-from keys.witness import Witness, WitnessError
+from transparency.tlog_witness import Witness, WitnessError
 
 log = logging.getLogger("tsunagu.escrow")
 

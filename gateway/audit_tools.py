@@ -6,7 +6,8 @@ from typing import Any, Iterable
 
 from gateway.core import Gateway
 from gateway.identity import User
-from keys import audit, audit_report, witness
+from keys import audit, audit_report
+from transparency import tlog_witness as witness
 
 
 def export_lines(gw: Gateway) -> list[str]:

@@ -19,10 +19,10 @@ from gateway.db import migrate, utcnow
 from gateway.errors import GatewayError
 from keys.audit import AuditEntry
 from service.audit_store import AuditStore
-from keys.checkpoint import Signer
+from transparency.tlog_checkpoint import Signer
 from service.frontdoor.refusals import RefusalCounter
 from service.frontdoor.throttle import LoginThrottle
-from keys.witness import Witness
+from transparency.tlog_witness import Witness
 from policy import Policy, PolicyError, default_policy, load_policy
 from service.db import make_engine
 

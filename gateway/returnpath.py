@@ -29,7 +29,7 @@ from gateway.db import utcnow
 from gateway.errors import GatewayError
 from gateway.identity import User
 from gateway.link import current_run_id
-from keys.checkpoint import Signer
+from transparency.tlog_checkpoint import Signer
 from keys.return_list import write_return_list
 
 KEY_FILE = "return-signing.pem"

@@ -26,7 +26,7 @@ from gateway.db import checkpoint, utcnow
 from gateway.dropfolder import process_folder
 from gateway.link import MANUAL_TRIGGERS, RUN_IN_PROGRESS, pending_requests, request_run, run_in_subprocess
 from gateway.retention import purge
-from keys.witness import submit_all
+from transparency.tlog_witness import submit_all
 
 log = logging.getLogger("tsunagu.gateway.scheduler")
 

@@ -9,7 +9,7 @@ per entry in log order, one line per signed checkpoint. The log signs a
 checkpoint at every append, so the verifier finds the exact first position
 where the entries stop matching what was signed. A checkpoint a witness
 cosigned carries the witness's ``cosignature/v1`` lines in its note
-(:mod:`keys.witness`); given the witnesses' keys, the verifier requires the
+(:mod:`transparency.tlog_witness`); given the witnesses' keys, the verifier requires the
 latest checkpoint to be cosigned, which a log's operator cannot obtain for a
 rewritten, truncated or forked history.
 
@@ -27,9 +27,9 @@ from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
-from keys import checkpoint as _cp
-from keys import merkle
-from keys import witness as _witness
+from transparency import tlog_checkpoint as _cp
+from transparency import rfc9162 as merkle
+from transparency import tlog_witness as _witness
 from keys._files import canonical_json
 from keys.errors import AuditEntryError, KeysError
 

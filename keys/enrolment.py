@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from keys import passphrase as _pp
 from keys._files import b64d, b64e, canonical_json, read_document, write_document
 from keys._ids import fingerprint
-from keys.checkpoint import CheckpointError, Signer, Verifier
+from transparency.tlog_checkpoint import CheckpointError, Signer, Verifier
 from keys.errors import AgentError, KeyFileError, UnknownKeyIdError
 from keys.linkage_secret import LinkageSecret
 

@@ -41,7 +41,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from keys import passphrase as _pp
 from keys._files import b64d, b64e, canonical_json, read_document, write_document
 from keys._ids import fingerprint
-from keys.checkpoint import CheckpointError, Signer, Verifier
+from transparency.tlog_checkpoint import CheckpointError, Signer, Verifier
 from keys.enrolment import AgentPublic, load_agent_keys
 from keys.errors import KeyFileError, KeysError, UnknownKeyIdError
 from keys.keyring import Keyring

@@ -28,7 +28,7 @@ from keys import custody
 from keys import passphrase as _pp
 from keys._files import b64e, read_document, write_document
 from keys._ids import fingerprint
-from keys.checkpoint import Signer
+from transparency.tlog_checkpoint import Signer
 from keys.errors import KeyFileError, UnknownKeyIdError
 from keys.linkage_secret import LinkageSecret, generate_linkage_secret
 

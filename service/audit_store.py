@@ -1,7 +1,7 @@
 """Durable storage of the audit log through SQLAlchemy 2 (SQLite with WAL by default; PostgreSQL in production).
 
 The log's formats and proofs are the pure library's (:mod:`keys.audit`,
-:mod:`keys.merkle`, :mod:`keys.checkpoint`); this store, the services' base,
+:mod:`transparency.rfc9162`, :mod:`transparency.tlog_checkpoint`); this store, the services' base,
 keeps them in a database (engines: :mod:`service.db`).
 
 :meth:`AuditStore.append` commits the entry, the Merkle nodes it completes and
@@ -14,7 +14,7 @@ checkpoint signed right after it, the hashes of every perfect subtree that
 ``(level, index)`` of the tree therefore lives in row
 ``(index + 1) * 2**level - 1`` at byte ``32 * level``; any root, inclusion
 proof or consistency proof is O(log n) nodes read with one query (see
-:mod:`keys.merkle`).
+:mod:`transparency.rfc9162`).
 
 Concurrency: every append first increments the single ``audit_head`` row.
 That takes SQLite's write lock, or the row lock in PostgreSQL, until commit,
@@ -55,8 +55,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.schema import CreateTable
 
-from keys import checkpoint as _cp
-from keys import merkle
+from transparency import tlog_checkpoint as _cp
+from transparency import rfc9162 as merkle
 from keys._files import b64e, canonical_json
 from keys.audit import AuditEntry
 from keys.errors import AuditStoreError
@@ -80,7 +80,7 @@ _entries = Table(
     Column("subtrees", LargeBinary, nullable=False),
     Column("checkpoint", Text, nullable=False),
 )
-# Witnesses' cosignature lines (keys.witness) on the checkpoint of a tree size, one row per witness and size.
+# Witnesses' cosignature lines (transparency.tlog_witness) on the checkpoint of a tree size, one row per witness and size.
 _cosignatures = Table(
     "audit_cosignatures",
     _metadata,

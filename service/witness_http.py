@@ -1,4 +1,4 @@
-"""The tlog-witness HTTP interface (``POST <prefix>/add-checkpoint``) of a :class:`keys.witness.Witness`, for any FastAPI app.
+"""The tlog-witness HTTP interface (``POST <prefix>/add-checkpoint``) of a :class:`transparency.tlog_witness.Witness`, for any FastAPI app.
 
 Mounted by the gateway (witnessing the escrow), the escrow (witnessing the
 gateway) and ``tsunagu audit witness serve`` (an auditor's own witness). As
@@ -16,7 +16,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
-from keys.witness import MAX_REQUEST_BYTES, Witness
+from transparency.tlog_witness import MAX_REQUEST_BYTES, Witness
 
 
 def witness_router(get_witness: Callable[[], Witness]) -> APIRouter:

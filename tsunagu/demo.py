@@ -467,7 +467,7 @@ def _rewritten_history(gateway: Path, audit: Path) -> None:
     from cryptography.hazmat.primitives import serialization
 
     from keys.audit import AuditEntry, split_export
-    from keys.checkpoint import Signer
+    from transparency.tlog_checkpoint import Signer
     from service.audit_store import AuditStore
     from service.db import sqlite_engine
 

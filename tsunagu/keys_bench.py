@@ -15,11 +15,12 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from keys import merkle, seal
+from keys import seal
+from transparency import rfc9162 as merkle
 from keys.audit import AuditEntry
 from service.audit_store import AuditStore
 from service.db import sqlite_engine
-from keys.checkpoint import Signer
+from transparency.tlog_checkpoint import Signer
 from keys.custody import EscrowPublicKey
 
 

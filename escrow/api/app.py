@@ -22,7 +22,7 @@ from escrow.errors import EscrowError
 from escrow.service import Escrow
 from escrow.web.app import create_web_app
 from service.frontdoor.limits import BodyLimits
-from keys.witness import Witness, submit_all
+from transparency.tlog_witness import Witness, submit_all
 from service.witness_http import witness_router
 from service.errors import Refusal
 

@@ -31,7 +31,7 @@ from gateway.federation.protocol import MAX_MESSAGE_BYTES
 from gateway.scheduler import Jobs
 from gateway.web import create_web_app
 from service.frontdoor.limits import BodyLimits
-from keys.witness import Witness
+from transparency.tlog_witness import Witness
 from service.witness_http import witness_router
 from service.errors import Refusal
 

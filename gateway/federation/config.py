@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from gateway.core import Gateway
 from gateway.errors import GatewayError
-from keys.checkpoint import CheckpointError, Signer, Verifier
+from transparency.tlog_checkpoint import CheckpointError, Signer, Verifier
 
 CONFIG_FILE = "federation.toml"
 KEY_FILE = "federation-signing.pem"

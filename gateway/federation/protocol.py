@@ -33,7 +33,7 @@ from gateway.errors import GatewayError
 from gateway.federation import config as _config
 from gateway.federation.config import FederationConfig
 from keys._files import canonical_json
-from keys.checkpoint import Signer, Verifier
+from transparency.tlog_checkpoint import Signer, Verifier
 
 KINDS = ("query", "answer", "handover_request", "handover_answer")
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024

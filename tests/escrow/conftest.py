@@ -27,7 +27,7 @@ from keys import binding, seal
 from keys.audit import AuditEntry
 from service.audit_store import AuditStore
 from service.db import sqlite_engine
-from keys.checkpoint import Signer
+from transparency.tlog_checkpoint import Signer
 from keys.custody import Custodian
 from keys.keyring import Keyring, init_municipality
 from keys.passphrase import KdfParams

@@ -11,7 +11,7 @@ from conftest import CUSTODIANS, FAST, IDENTITIES, PASSWORD, Ceremony, GatewayLo
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from keys.audit import AuditEntry
-from keys.checkpoint import Signer, sign_checkpoint, verify_checkpoint
+from transparency.tlog_checkpoint import Signer, sign_checkpoint, verify_checkpoint
 from keys.custody import Custodian
 from keys.keyring import init_municipality
 

@@ -24,7 +24,7 @@ from gateway.errors import GatewayError
 from gateway.identity import User
 from gateway.link import run_linkage
 from gateway.synthetic import SyntheticAgent
-from keys.checkpoint import Signer
+from transparency.tlog_checkpoint import Signer
 from policy import load_policy
 
 SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

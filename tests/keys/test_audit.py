@@ -12,7 +12,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
 
-from keys import audit, checkpoint, merkle
+from keys import audit
+from transparency import tlog_checkpoint as checkpoint, rfc9162 as merkle
 from keys.audit import AuditEntry
 from service.audit_store import AuditStore
 from service.db import sqlite_engine

@@ -14,7 +14,7 @@ from keys.audit import AuditEntry
 from keys.audit_report import AnomalyRules, anomalies, counts, read_entries, requests_report
 from service.audit_store import AuditStore
 from service.db import sqlite_engine
-from keys.checkpoint import Signer
+from transparency.tlog_checkpoint import Signer
 from tsunagu.cli import app
 
 # 2026-11-24 is a Tuesday. Times are UTC: 01:00Z = 10:00 JST.

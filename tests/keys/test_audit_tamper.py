@@ -18,7 +18,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
-from keys import checkpoint, witness
+from transparency import tlog_checkpoint as checkpoint, tlog_witness as witness
 from keys.audit import AuditEntry
 from service.audit_store import AuditStore
 from service.db import sqlite_engine

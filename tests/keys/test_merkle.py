@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from keys import merkle
+from transparency import rfc9162 as merkle
 
 
 def _leaves(n: int) -> list[bytes]:

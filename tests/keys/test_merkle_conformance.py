@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from keys import merkle
+from transparency import rfc9162 as merkle
 
 CONFORMANCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "conformance" / "rfc6962" / "testdata"
 

@@ -11,8 +11,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from keys import audit, merkle
-from keys import witness as _witness
+from keys import audit
+from transparency import rfc9162 as merkle
+from transparency import tlog_witness as _witness
 from keys._files import write_atomic
 from keys.keyring import Keyring
 from service.audit_store import keyring_log

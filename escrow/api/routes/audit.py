@@ -9,7 +9,7 @@ from fastapi.responses import PlainTextResponse
 
 from escrow.api.deps import EscrowDep, require
 from escrow.identity import User
-from keys.witness import witnessed_export
+from transparency.tlog_witness import witnessed_export
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 

@@ -16,7 +16,7 @@ from gateway.web.render import render
 from gateway.web.routes.approvals import purpose_labels
 from gateway.web.session import GatewayDep, WebSession, form_action, page
 from keys.audit import AuditVerificationError, split_export, verify_export
-from keys.witness import peers
+from transparency.tlog_witness import peers
 from keys.audit_report import OUTCOMES, ReportInputError
 from policy import LEGAL_BASES
 

@@ -53,8 +53,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from keys import checkpoint as _cp
-from keys import merkle
+from transparency import tlog_checkpoint as _cp
+from transparency import rfc9162 as merkle
 from keys._files import b64e, write_atomic
 from keys.errors import KeysError
 

@@ -1,0 +1,1 @@
+"""The transparency log as its standards specify it: RFC 9162 Merkle trees and proofs (``rfc9162``), C2SP checkpoints (``tlog_checkpoint``) and witnesses (``tlog_witness``); pure code, no network or database."""
