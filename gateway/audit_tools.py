@@ -7,6 +7,7 @@ from typing import Any, Iterable
 from gateway.core import Gateway
 from gateway.identity import User
 from keys import audit, audit_report
+from service.witness_client import http_post
 from transparency import tlog_witness as witness
 
 
@@ -17,12 +18,12 @@ def export_lines(gw: Gateway) -> list[str]:
 
 def witnessed_export_lines(gw: Gateway) -> list[str]:
     """The export after the gateway's witnesses cosigned its latest checkpoint (what auditors download)."""
-    return witness.witnessed_export(gw.audit, gw.signer.verifier.vkey(), gw.witness_folder)
+    return witness.witnessed_export(gw.audit, gw.signer.verifier.vkey(), gw.witness_folder, http_post())
 
 
 def sync_witnesses(gw: Gateway) -> dict[str, str]:
     """Ask the gateway's witnesses (the escrow, an auditor's) to cosign its latest checkpoint; failures are logged, not raised."""
-    return witness.submit_all(gw.audit, gw.witness_folder)
+    return witness.submit_all(gw.audit, gw.witness_folder, http_post())
 
 
 def _escrow_trust(gw: Gateway, escrow_lines: list[str]) -> tuple[str | None, list[str] | None]:

@@ -26,6 +26,7 @@ from gateway.db import checkpoint, utcnow
 from gateway.dropfolder import process_folder
 from gateway.link import MANUAL_TRIGGERS, RUN_IN_PROGRESS, pending_requests, request_run, run_in_subprocess
 from gateway.retention import purge
+from service.witness_client import http_post
 from transparency.tlog_witness import submit_all
 
 log = logging.getLogger("tsunagu.gateway.scheduler")
@@ -144,7 +145,7 @@ class Jobs:
     def _witness(self) -> None:
         # Witnessed often, an operator's rewrite of already-cosigned history cannot be cosigned again.
         try:
-            submit_all(self.gw.audit, self.gw.witness_folder)
+            submit_all(self.gw.audit, self.gw.witness_folder, http_post())
         except Exception:  # noqa: BLE001
             log.exception("witness submission failed")
 

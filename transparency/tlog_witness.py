@@ -450,31 +450,18 @@ def witness_id(key: CosignerKey) -> str:
     return f"{key.name}+{key.key_id.hex()}"
 
 
+#: How a log reaches a witness: POST ``body`` to ``url`` and answer as a :class:`WitnessResponse`.
+#: The HTTP one is ``service.witness_client.http_post``; tests pass a witness directly.
 Post = Callable[[str, bytes], WitnessResponse]
 
 
-def http_post(timeout: float = 10.0) -> Post:
-    """POST an add-checkpoint body over HTTP (httpx), answering as a :class:`WitnessResponse`."""
-    import httpx
-
-    def post(url: str, body: bytes) -> WitnessResponse:
-        try:
-            r = httpx.post(url, content=body, timeout=timeout)
-        except httpx.HTTPError as exc:
-            raise WitnessError(f"証人（{url}）に接続できません: {type(exc).__name__}") from exc
-        return WitnessResponse(r.status_code, r.text, r.headers.get("content-type", ""))
-
-    return post
-
-
-def submit(store: Log, peer: Peer, post: Post | None = None) -> int:
+def submit(store: Log, peer: Peer, post: Post) -> int:
     """Ask ``peer`` to cosign the store's latest checkpoint; store the cosignature and return the size it covers.
 
     The old size is the last one this witness cosigned for us; if the
     witness disagrees (409) it tells its size and we retry once from there.
     Raises :class:`WitnessError` when the witness refuses or cannot be reached.
     """
-    post = post or http_post()
     note = store.latest_checkpoint()
     if note is None:
         return 0
@@ -500,7 +487,7 @@ def submit(store: Log, peer: Peer, post: Post | None = None) -> int:
     raise WitnessError(f"証人 {peer.key.name} と大きさが合いません。")
 
 
-def submit_all(store: Log, folder: Path, post: Post | None = None) -> dict[str, str]:
+def submit_all(store: Log, folder: Path, post: Post) -> dict[str, str]:
     """Ask every configured witness to cosign; a witness that fails is logged and reported, never raised."""
     results = {}
     for peer in peers(folder):
@@ -514,7 +501,7 @@ def submit_all(store: Log, folder: Path, post: Post | None = None) -> dict[str, 
 
 
 
-def witnessed_export(store: Log, vkey: str, folder: Path, post: Post | None = None) -> list[str]:
+def witnessed_export(store: Log, vkey: str, folder: Path, post: Post) -> list[str]:
     """The store's export after its witnesses cosigned its latest checkpoint (an entry appended meanwhile: once more)."""
     export: list[str] = []
     for _attempt in range(2):

@@ -23,6 +23,7 @@ from escrow.service import Escrow
 from escrow.web.app import create_web_app
 from service.frontdoor.limits import BodyLimits
 from transparency.tlog_witness import Witness, submit_all
+from service.witness_client import http_post
 from service.witness_http import witness_router
 from service.errors import Refusal
 
@@ -105,7 +106,7 @@ def _witness_loop(escrow: Escrow, interval: float, stop: threading.Event) -> Non
     # Witnessed often, an operator's rewrite of already-cosigned history cannot be cosigned again.
     while not stop.wait(interval):
         try:
-            submit_all(escrow.audit, escrow.witness_folder)
+            submit_all(escrow.audit, escrow.witness_folder, http_post())
         except Exception:  # noqa: BLE001
             log.exception("witness submission failed")
 

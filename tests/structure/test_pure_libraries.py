@@ -31,8 +31,6 @@ FORBIDDEN = {
 }
 #: Violations not fixed yet, each with the issue that will: (module, what) pairs.
 EXEMPT: dict[tuple[str, str], str] = {
-    # transparency/tlog_witness.py talks to other witnesses over HTTP in submit_all (#11: the HTTP half belongs in service/).
-    ("transparency/tlog_witness.py", "httpx"): "#11",
     # Fork pools keep their worker's state in a module-level dict (#11: the shells should own processes and pools).
     ("linkage/encode.py", "state"): "#11",
     ("linkage/match.py", "state"): "#11",

@@ -17,6 +17,7 @@ from transparency import tlog_witness as _witness
 from keys._files import write_atomic
 from keys.keyring import Keyring
 from service.audit_store import keyring_log
+from service.witness_client import http_post
 from tsunagu.errors import CommandError, jst
 
 audit_app = typer.Typer(help="監査ログの書き出しと検証（監査担当者向け）", no_args_is_help=True)
@@ -324,7 +325,7 @@ def witness_sync(home: Annotated[Path, typer.Option("--home", help="ゲートウ
 
         service = Gateway.open(home)
     try:
-        results = _witness.submit_all(service.audit, service.witness_folder)
+        results = _witness.submit_all(service.audit, service.witness_folder, http_post())
     finally:
         service.close()
     if not results:

@@ -9,6 +9,7 @@ from fastapi.responses import PlainTextResponse
 
 from escrow.api.deps import EscrowDep, require
 from escrow.identity import User
+from service.witness_client import http_post
 from transparency.tlog_witness import witnessed_export
 
 router = APIRouter(prefix="/audit", tags=["audit"])
@@ -19,5 +20,5 @@ def get_export(escrow: EscrowDep, user: Annotated[User, Depends(require("auditor
     """Every entry, every signed checkpoint and the verifier key (JSON lines)."""
     escrow.record(user.username, "auditor", "audit.export", "exported")
     # After the escrow's witnesses cosigned its latest checkpoint, so the export ends witnessed.
-    lines = witnessed_export(escrow.audit, escrow.audit_vkey, escrow.witness_folder)
+    lines = witnessed_export(escrow.audit, escrow.audit_vkey, escrow.witness_folder, http_post())
     return PlainTextResponse("\n".join(lines) + "\n", media_type="application/jsonl; charset=utf-8")
