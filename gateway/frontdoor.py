@@ -20,7 +20,7 @@ from cryptography.exceptions import InvalidSignature
 from gateway import agents as _agents
 from gateway.core import Gateway
 from gateway.errors import GatewayError
-from keys._files import canonical_json
+from keys.documents import canonical_json
 from service.frontdoor.limits import MAX_DEPTH, json_depth
 
 

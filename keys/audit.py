@@ -30,7 +30,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 from transparency import tlog_checkpoint as _cp
 from transparency import rfc9162 as merkle
 from transparency import tlog_witness as _witness
-from keys._files import canonical_json
+from keys.documents import canonical_json
 from keys.errors import AuditEntryError, KeysError
 
 EXPORT_FORMAT = "tsunagu/audit-export"

@@ -32,7 +32,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Iterable
 
-from keys._files import canonical_json
+from keys.documents import canonical_json
 
 ACCEPTED = "accepted"
 _OUTCOME = re.compile(

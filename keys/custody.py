@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from keys import passphrase as _pp
-from keys._files import b64d, b64e, canonical_json, parse_document, read_document, write_document
+from keys.documents import b64d, b64e, canonical_json, parse_document, read_document, write_document
 from keys._ids import fingerprint
 from keys.errors import KeyFileError, ShareError, ShareNotYoursError, WrongPassphraseError
 

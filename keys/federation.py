@@ -39,7 +39,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
 from keys import passphrase as _pp
-from keys._files import b64d, b64e, canonical_json, read_document, write_document
+from keys.documents import b64d, b64e, canonical_json, read_document, write_document
 from keys._ids import fingerprint
 from transparency.tlog_checkpoint import CheckpointError, Signer, Verifier
 from keys.enrolment import AgentPublic, load_agent_keys

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from keys import custody
 from keys import passphrase as _pp
-from keys._files import b64e, read_document, write_document
+from keys.documents import b64e, read_document, write_document
 from keys._ids import fingerprint
 from transparency.tlog_checkpoint import Signer
 from keys.errors import KeyFileError, UnknownKeyIdError

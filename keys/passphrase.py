@@ -17,7 +17,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
-from keys._files import b64d, b64e, canonical_json, read_document, write_document
+from keys.documents import b64d, b64e, canonical_json, read_document, write_document
 from keys.errors import KeyFileError, WrongPassphraseError
 
 # Floors below which a file is refused: a tampered file must not be able to

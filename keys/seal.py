@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF, HKDFExpand
 
-from keys._files import b64d, b64e, canonical_json
+from keys.documents import b64d, b64e, canonical_json
 from keys.custody import EscrowPrivateKey, EscrowPublicKey
 from keys.errors import KeyIdMismatchError, SealError
 

@@ -50,7 +50,7 @@ import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from keys._files import canonical_json
+from keys.documents import canonical_json
 from keys.errors import KeysError
 
 _b64 = binascii.a2b_base64

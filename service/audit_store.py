@@ -57,7 +57,7 @@ from sqlalchemy.schema import CreateTable
 
 from transparency import tlog_checkpoint as _cp
 from transparency import rfc9162 as merkle
-from keys._files import b64e, canonical_json
+from keys.documents import b64e, canonical_json
 from keys.audit import AuditEntry
 from keys.errors import AuditStoreError
 from keys.keyring import Keyring

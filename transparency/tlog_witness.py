@@ -55,7 +55,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from transparency import tlog_checkpoint as _cp
 from transparency import rfc9162 as merkle
-from keys._files import b64e, write_atomic
+from keys.documents import b64e, write_atomic
 from keys.errors import KeysError
 
 

@@ -43,7 +43,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from agents.core.config import GatewaySection
-from keys._files import write_atomic
+from keys.documents import write_atomic
 from keys.submission import write_state_request
 
 SUBMISSIONS_PATH = "/api/v1/submissions"

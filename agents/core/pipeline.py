@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator
 
 import httpx
 
-from keys._files import write_atomic
+from keys.documents import write_atomic
 from agents.core.config import AgentConfig, ConfigError, SourceMapping, load_mapping
 from agents.core import federation
 from agents.core.deliver import GatewayRefused, Outbox, Outcome, Pusher, push_pending, write_bundles

@@ -21,7 +21,7 @@ from agents.core.pipeline import load_gaiji
 from agents.core.read import read_table
 from agents.core.token import RecordTokeniser
 from agents.core.validate import validate
-from keys._files import write_atomic
+from keys.documents import write_atomic
 from transparency.tlog_checkpoint import Verifier
 from keys.enrolment import load_linkage_secret
 from keys.return_list import ReturnList, ReturnListError, read_return_list

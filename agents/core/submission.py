@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from keys._files import write_atomic
+from keys.documents import write_atomic
 from agents.core.config import AgentConfig
 from agents.core.encode import Spooled
 from keys.custody import EscrowPublicKey

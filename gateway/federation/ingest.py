@@ -21,7 +21,7 @@ from gateway.core import Gateway
 from gateway.db import utcnow
 from gateway.errors import GatewayError
 from gateway.federation import config as _config
-from keys._files import canonical_json
+from keys.documents import canonical_json
 from keys.errors import KeyIdMismatchError, KeysError
 from keys.federation import read_federation_submission
 from keys.linkage_secret import ensure_same_key_id

@@ -32,7 +32,7 @@ from gateway.db import utcnow
 from gateway.errors import GatewayError
 from gateway.federation import config as _config
 from gateway.federation.config import FederationConfig
-from keys._files import canonical_json
+from keys.documents import canonical_json
 from transparency.tlog_checkpoint import Signer, Verifier
 
 KINDS = ("query", "answer", "handover_request", "handover_answer")

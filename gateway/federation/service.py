@@ -32,7 +32,7 @@ from gateway.federation import config as _config
 from gateway.federation import protocol
 from gateway.federation.match import encodings, match
 from gateway.identity import User
-from keys._files import b64d, b64e
+from keys.documents import b64d, b64e
 from keys.errors import KeysError
 from linkage.schema import SchemaError, load_schema
 

@@ -24,7 +24,7 @@ from agents.core.token import RecordTokeniser
 from gateway.federation.config import signer
 from gateway.federation.service import matched_digest
 from gateway.synthetic import SyntheticAgent
-from keys._files import canonical_json
+from keys.documents import canonical_json
 from keys.federation import FederationRecord, write_federation_submission
 from keys.linkage_secret import LinkageSecret, generate_linkage_secret
 from linkage.encode import encode_records

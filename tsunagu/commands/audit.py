@@ -14,7 +14,7 @@ import typer
 from keys import audit
 from transparency import rfc9162 as merkle
 from transparency import tlog_witness as _witness
-from keys._files import write_atomic
+from keys.documents import write_atomic
 from keys.keyring import Keyring
 from service.audit_store import keyring_log
 from service.witness_client import http_post
