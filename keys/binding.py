@@ -32,6 +32,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Iterable
 
+from keys import labels
 from keys.documents import canonical_json
 
 ACCEPTED = "accepted"
@@ -70,12 +71,12 @@ def records_digest(records: Iterable[tuple[str, str, dict, bytes]]) -> str:
     """
     rows = sorted([batch_id, token, sha256_hex(canonical_json(header)), sha256_hex(ciphertext)]
                   for batch_id, token, header, ciphertext in records)
-    return sha256_hex(b"tsunagu/reidentify-records/v1\x00" + canonical_json(rows))
+    return sha256_hex(labels.REIDENTIFY_RECORDS + canonical_json(rows))
 
 
 def justification_digest(justification: str) -> str:
     """SHA-256 of the justification's UTF-8 text, exactly as filed."""
-    return sha256_hex(b"tsunagu/reidentify-justification/v1\x00" + justification.encode("utf-8"))
+    return sha256_hex(labels.REIDENTIFY_JUSTIFICATION + justification.encode("utf-8"))
 
 
 def accepted_outcome(binding: Binding) -> str:

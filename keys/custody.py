@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from keys import passphrase as _pp
+from keys import labels
 from keys.documents import b64d, b64e, canonical_json, parse_document, read_document, write_document
 from keys._ids import fingerprint
 from keys.errors import KeyFileError, ShareError, ShareNotYoursError, WrongPassphraseError
@@ -267,12 +268,12 @@ def _seal_and_split(
 
 
 def _kek(seed: bytes, escrow_key_id: str, share_set_id: str) -> bytes:
-    info = b"tsunagu/escrow-kek/v1\x00" + escrow_key_id.encode() + b"\x00" + share_set_id.encode()
+    info = labels.ESCROW_KEK + escrow_key_id.encode() + b"\x00" + share_set_id.encode()
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(seed)
 
 
 def _commitment(share_set_id: str, index: int, value: bytes) -> str:
-    return hashlib.sha256(b"tsunagu/share-commitment/v1\x00" + share_set_id.encode() + bytes([index]) + value).hexdigest()
+    return hashlib.sha256(labels.SHARE_COMMITMENT + share_set_id.encode() + bytes([index]) + value).hexdigest()
 
 
 def _sealed_ad(sealed: dict[str, Any]) -> bytes:

@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from keys import passphrase as _pp
+from keys import labels
 from keys.documents import b64d, b64e, canonical_json, read_document, write_document
 from keys._ids import fingerprint
 from transparency.tlog_checkpoint import CheckpointError, Signer, Verifier
@@ -44,7 +45,7 @@ _WRAPPED = "tsunagu/wrapped-linkage-secret"
 _INSTALLED = "tsunagu/linkage-secret"
 _VERSION = 1
 _AGENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_WRAP_INFO = b"tsunagu/enrol/v1"
+_WRAP_INFO = labels.ENROL_WRAP
 
 
 @dataclass(frozen=True)

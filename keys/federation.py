@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
 from keys import passphrase as _pp
+from keys import labels
 from keys.documents import b64d, b64e, canonical_json, read_document, write_document
 from keys._ids import fingerprint
 from transparency.tlog_checkpoint import CheckpointError, Signer, Verifier
@@ -231,7 +232,7 @@ def _state(home: Path) -> dict[str, Any]:
 
 
 def _info(doc: dict[str, Any]) -> bytes:
-    return canonical_json({k: doc[k] for k in ("federation", "key_id", "receiving_key_id")} | {"v": "tsunagu/federation-wrap/v1"})
+    return canonical_json({k: doc[k] for k in ("federation", "key_id", "receiving_key_id")} | {"v": labels.FEDERATION_WRAP})
 
 
 def _wrap(secret: LinkageSecret, federation: str, recipient: X25519PublicKey, recipient_id: str, signer: Signer,

@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF, HKDFExpand
 
+from keys import labels
 from keys.documents import b64d, b64e, canonical_json
 from keys.custody import EscrowPrivateKey, EscrowPublicKey
 from keys.errors import KeyIdMismatchError, SealError
@@ -42,7 +43,7 @@ from keys.errors import KeyIdMismatchError, SealError
 FORMAT = "tsunagu/sealed-batch"
 VERSION = 1
 _NONCE = 12
-_RECORD_INFO = b"tsunagu/seal/v1/record\x00"
+_RECORD_INFO = labels.SEAL_RECORD
 _SHA256 = hashes.SHA256()
 
 #: Plaintext sizes an identity is padded to (bytes); beyond the last, whole multiples of it.
@@ -189,7 +190,7 @@ def open_record(record_key: RecordKey, header: BatchHeader, ciphertext: bytes) -
 
 
 def _batch_secret(shared: bytes, header: BatchHeader, escrow_public: bytes) -> bytes:
-    info = b"tsunagu/seal/v1/batch\x00" + canonical_json(
+    info = labels.SEAL_BATCH + canonical_json(
         {"escrow_key_id": header.escrow_key_id, "source": header.source, "batch_id": header.batch_id}
     )
     return HKDF(algorithm=_SHA256, length=32, salt=header.ephemeral_public + escrow_public, info=info).derive(shared)

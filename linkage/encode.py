@@ -34,6 +34,8 @@ from clkhash.key_derivation import generate_key_lists
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from keys import labels
+
 from linkage.errors import FieldError
 from linkage.record import UNKNOWN_CHAR, CanonicalRecord, NormalisedRecord
 from linkage.schema import CURRENT_VERSION, EncodingSchema, load_schema
@@ -144,7 +146,7 @@ class Encoder:
         self.key_id = key_id
         self._features: dict[tuple[str, str], _Feature] = {}
         for seg in self.schema.segments:
-            seg_secret = derive_key(secret, f"segment|{seg.key_group}", self.schema.version)
+            seg_secret = derive_key(secret, labels.LINKAGE_SEGMENT + seg.key_group, self.schema.version)
             clk = seg.clk
             keys = generate_key_lists(
                 seg_secret,
@@ -169,7 +171,7 @@ class Encoder:
                     n,
                     len(self._features),
                 )
-        self._block_key = derive_key(secret, "blocking", self.schema.version)
+        self._block_key = derive_key(secret, labels.LINKAGE_BLOCKING, self.schema.version)
         self._total_bits = self.schema.filter_bits
         self._taps = [_view_taps(secret, self.schema, v) for v in self.schema.views]
         # Field values repeat (names, dates, districts): each value's bit mask
@@ -324,7 +326,7 @@ def _view_taps(secret: bytes, schema: EncodingSchema, view) -> np.ndarray:
     if schema.balanced:  # the complement of a segment sits filter_bits further on
         kept += [k + schema.filter_bits for k in kept]
     keep = np.concatenate(kept)
-    key = derive_key(secret, f"diffusion|{view.name}", schema.version)
+    key = derive_key(secret, labels.LINKAGE_DIFFUSION + view.name, schema.version)
     taps = np.empty((view.length, schema.taps), dtype=np.int64)
     stream = np.frombuffer(hashlib.shake_256(key).digest(8 * view.length * schema.taps * 2), dtype="<u8")
     pos = 0

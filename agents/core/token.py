@@ -18,7 +18,9 @@ import hmac
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-_INFO = "tsunagu/record-token/v1|"
+from keys import labels
+
+_INFO = labels.RECORD_TOKEN
 _BYTES = 16
 
 

@@ -14,12 +14,13 @@ from fastapi import Depends, Request
 
 from escrow.identity import ROLES, user_for_token
 from escrow.service import Escrow
+from keys import labels
 from service.web.session import Cookies, LoginRequired, PageForbidden, WebSession, check_csrf
 
 __all__ = ["COOKIES", "EscrowDep", "PageForbidden", "SessionDep", "WebSession",
            "current_session", "form", "optional_session", "page"]
 
-COOKIES = Cookies("tsunagu_escrow_session", "tsunagu_escrow_login", b"tsunagu-escrow-web-csrf/1")
+COOKIES = Cookies("tsunagu_escrow_session", "tsunagu_escrow_login", labels.ESCROW_CSRF)
 
 
 def get_escrow(request: Request) -> Escrow:

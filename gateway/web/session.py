@@ -13,12 +13,13 @@ from fastapi import Depends, Request
 
 from gateway.core import Gateway
 from gateway.identity import user_for_token
+from keys import labels
 from service.web.session import CSRF_FIELD, Cookies, PageForbidden, WebSession, check_csrf
 
 __all__ = ["COOKIE", "COOKIES", "CSRF_FIELD", "AnyFormSession", "GatewayDep", "PageForbidden",
            "PasswordChangeRequired", "SessionDep", "WebSession", "csrf_token", "current_session", "form_action", "page"]
 
-COOKIES = Cookies("tsunagu_session", "tsunagu_login", b"tsunagu-web-csrf/1")
+COOKIES = Cookies("tsunagu_session", "tsunagu_login", labels.GATEWAY_CSRF)
 #: the cookie's name and the CSRF token of a session token, as a client outside the browser (a test) needs them
 COOKIE = COOKIES.session_name
 csrf_token = COOKIES.csrf_token
