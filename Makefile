@@ -38,7 +38,7 @@ test: install postgres chromium docs
 	$(BIN)/python -m pytest -q
 
 demo: install
-	$(BIN)/python -m tsunagu.demo
+	$(BIN)/python -m demo
 
 bench-quality: install
 	$(BIN)/tsunagu bench quality --out bench-out

@@ -120,7 +120,7 @@ _LATIN_NAME = re.compile(r"\b[A-Z][a-z]+\s+[A-Z][a-z]+\b")
 @lru_cache(maxsize=1)
 def _surnames() -> tuple[str, ...]:
     """Common surnames of two or more characters (the synthetic generator's list, from published frequency tables)."""
-    path = resources.files("linkage.synthetic").joinpath("data/surnames.csv")
+    path = resources.files("synthetic").joinpath("data/surnames.csv")
     with path.open(encoding="utf-8") as fh:
         names = [row["family_name"] for row in csv.DictReader(fh)]
     return tuple(n for n in names if len(n) >= 2)

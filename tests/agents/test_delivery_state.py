@@ -19,7 +19,7 @@ import pytest
 
 from agents.core.config import load_config
 from agents.core.pipeline import RunError, run
-from agents.samples import write_samples
+from synthetic.samples import write_samples
 from tests.agents.conftest import AGENT_PASSPHRASE, PRESETS, Municipality, enrol_agent, write_agent_toml
 from tests.agents.test_end_to_end import Server, gateway, tsunagu  # noqa: F401 - the gateway fixture
 

@@ -2,7 +2,7 @@
 
 Real agent keys, real files, real bundles. The file is encoded in small chunks here (``CHUNK_ROWS`` lowered) so
 that a small file crosses many chunk boundaries, as a city's file does; the memory figure itself is printed by
-``python -m agents.bench``, not asserted.
+``python -m bench.agents``, not asserted.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from agents.core import encode
 from agents.core.config import load_config
 from agents.core.pipeline import run
 from agents.core.token import RecordTokeniser
-from agents.samples import write_samples
+from synthetic.samples import write_samples
 from keys.enrolment import load_linkage_secret
 from keys.submission import read_submission
 from tests.agents.conftest import AGENT_PASSPHRASE, PRESETS, Municipality, enrol_agent, write_agent_toml

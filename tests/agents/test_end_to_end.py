@@ -29,7 +29,7 @@ from cryptography.x509.oid import NameOID
 
 from agents.core.config import load_config
 from agents.core.pipeline import run
-from agents.samples import write_samples
+from synthetic.samples import write_samples
 from tests.agents.conftest import AGENT_PASSPHRASE, PRESETS, Municipality, enrol_agent, write_agent_toml
 from tests.agents.test_pipeline import free_port
 

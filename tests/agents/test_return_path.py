@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from agents.core.config import load_config
 from agents.core.pipeline import run
 from agents.core.token import RecordTokeniser
-from agents.samples import write_samples
+from synthetic.samples import write_samples
 from gateway import casework, returnpath, support
 from gateway.core import Gateway
 from gateway.errors import GatewayError

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from tsunagu import bench_attack as ba
-from tsunagu import benchmarks as b
+from bench import attack as ba
+from bench import linkage as b
 from tsunagu.cli import app
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from linkage.synthetic import generate_town
+from synthetic import generate_town
 
 TSUNAGU = [sys.executable, "-m", "tsunagu.cli"]
 HEADER = "record_id,family_name,given_name,family_name_kana,given_name_kana,birth_date,sex,address\n"

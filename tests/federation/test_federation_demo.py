@@ -1,4 +1,4 @@
-"""gateway.federation.demo.run on a demo folder laid out as `make demo` leaves it (keys, gateway, My Number agent, secrets)."""
+"""demo.federation.run on a demo folder laid out as `make demo` leaves it (keys, gateway, My Number agent, secrets)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import tomli_w
 from federation_support import cli
 
-from agents.samples import write_samples
-from gateway.federation.demo import run
+from synthetic.samples import write_samples
+from demo.federation import run
 from keys.keyring import Keyring
 
 PRESET = Path(__file__).resolve().parents[2] / "agents" / "mynumber_network"

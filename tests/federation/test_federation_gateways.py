@@ -29,7 +29,7 @@ from keys.federation import FederationRecord, write_federation_submission
 from keys.linkage_secret import LinkageSecret, generate_linkage_secret
 from linkage.encode import encode_records
 from linkage.record import CanonicalRecord
-from linkage.synthetic import generate_town
+from synthetic import generate_town
 from tsunagu.cli import app
 
 A, B, C = "082201", "082210", "082228"

@@ -17,7 +17,7 @@ from gateway.ingest import ingest
 from gateway.link import run_linkage
 from gateway.synthetic import synthetic_agents
 from keys.linkage_secret import generate_linkage_secret
-from linkage.synthetic import generate_town
+from synthetic import generate_town
 
 PREFECTURE, TOWN_A, TOWN_B = "080004", "082201", "082210"
 CASEWORKER = User(2, "caseworker", "caseworker")

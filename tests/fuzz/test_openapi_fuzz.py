@@ -1,6 +1,6 @@
 """Property-based fuzzing of both OpenAPI documents (schemathesis) against the real gateway and escrow on loopback.
 
-The same harness as ``python -m tsunagu.fuzz`` (which runs ≥ 10,000 requests
+The same harness as ``python -m bench.fuzz`` (which runs ≥ 10,000 requests
 per service), with a budget small enough for the suite on a busy machine:
 valid and invalid requests for every operation, unauthenticated and with each
 role's session. Every answer must be below 500.
@@ -12,7 +12,7 @@ from typing import Iterator
 
 import pytest
 
-from tsunagu.fuzz import Deployment, deploy, fuzz
+from bench.fuzz import Deployment, deploy, fuzz
 
 #: requests per service in the suite (the benchmark sends 10,000)
 BUDGET = 600

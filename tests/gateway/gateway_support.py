@@ -22,7 +22,7 @@ import pytest
 from typer.testing import CliRunner
 
 from gateway.synthetic import SyntheticAgent, synthetic_agents
-from linkage.synthetic import Town, generate_town
+from synthetic import Town, generate_town
 from tsunagu.cli import app
 
 PASSWORD = "correct horse battery staple"

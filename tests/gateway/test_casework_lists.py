@@ -14,7 +14,7 @@ from gateway_support import submit_town
 from gateway import casework, models
 from gateway.db import migrate
 from gateway.link import run_linkage
-from linkage.synthetic import Town
+from synthetic import Town
 
 
 def _expected(gw) -> dict[str, tuple[int, frozenset[str]]]:

@@ -23,7 +23,7 @@ from gateway.db import checkpoint, wal_path
 from gateway.ingest import ingest
 from gateway.synthetic import SyntheticAgent
 from gateway_support import PASSWORD, Home, Server, cli, start_server, stop_server
-from linkage.synthetic import Town
+from synthetic import Town
 
 NDJSON = {"Content-Type": "application/x-ndjson"}
 

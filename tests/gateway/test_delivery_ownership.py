@@ -20,7 +20,7 @@ from gateway.core import Gateway
 from gateway.synthetic import SyntheticAgent
 from gateway_support import Home, Server
 from keys.submission import manifest_sha256, read_submission, write_state_request
-from linkage.synthetic import Town
+from synthetic import Town
 from tsunagu.cli import app
 
 NDJSON = {"Content-Type": "application/x-ndjson"}

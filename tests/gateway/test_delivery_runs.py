@@ -18,7 +18,7 @@ from gateway.ingest import ingest
 from gateway.link import run_linkage
 from gateway.synthetic import SyntheticAgent
 from gateway_support import Home, Server, start_server, stop_server, wait_for_run
-from linkage.synthetic import Town
+from synthetic import Town
 
 NDJSON = {"Content-Type": "application/x-ndjson"}
 

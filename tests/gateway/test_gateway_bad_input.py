@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from linkage.synthetic import Town
+from synthetic import Town
 from sqlalchemy import create_engine, text, update
 
 from gateway_support import Home, Server, start_server, stop_server

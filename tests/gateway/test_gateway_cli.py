@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from linkage.synthetic import Town
+from synthetic import Town
 from typer.testing import CliRunner
 
 from gateway.synthetic import SyntheticAgent

@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from linkage.synthetic import Town
+from synthetic import Town
 
 from gateway_support import Home
 from gateway.synthetic import SyntheticAgent

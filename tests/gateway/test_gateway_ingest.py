@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from linkage.synthetic import Town
+from synthetic import Town
 from sqlalchemy import select
 
 from gateway import models

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from linkage.synthetic import Town
+from synthetic import Town
 from sqlalchemy import insert, select
 
 from gateway_support import submit_town

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from linkage.synthetic import Town
+from synthetic import Town
 from sqlalchemy import func, select, update
 
 from gateway_support import Home, submit_town

@@ -7,7 +7,7 @@ import io
 
 import pyarrow.parquet as pq
 from openpyxl import load_workbook
-from linkage.synthetic import Town
+from synthetic import Town
 
 from gateway_support import Server, wait_for_run
 from gateway.synthetic import SyntheticAgent

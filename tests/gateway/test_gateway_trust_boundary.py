@@ -13,7 +13,7 @@ from datetime import date
 
 import pytest
 from linkage.normalise.dates import parse_birth_date
-from linkage.synthetic import Town
+from synthetic import Town
 from sqlalchemy import MetaData, create_engine, select
 
 from gateway_support import Server, stop_server, wait_for_run

@@ -12,9 +12,9 @@ import tomli_w
 
 from agents.core.config import load_config
 from agents.core.pipeline import run
-from agents.samples import write_samples
+from synthetic.samples import write_samples
 from gateway_support import Home, cli, start_server, stop_server, wait_for_run
-from linkage.synthetic import generate_town
+from synthetic import generate_town
 from test_gateway_trust_boundary import find_hits, identity_needles
 from tests.agents.conftest import AGENT_PASSPHRASE, PRESETS, enrol_agent, municipality, write_agent_toml  # noqa: F401 - fixture
 

@@ -31,7 +31,7 @@ from typing import Any, Iterator
 
 import httpx
 import pytest
-from linkage.synthetic import Town
+from synthetic import Town
 
 from agents.core.deliver import Outbox, write_bundles
 from gateway_support import PASSWORD, Home, Server, cli, start_server, stop_server, wait_for_run

@@ -26,7 +26,7 @@ from gateway.core import Gateway
 from gateway.review import _pair_label, canonical
 from gateway_support import TSUNAGU, Home, cli, start_server
 from keys import audit
-from linkage.synthetic import Town
+from synthetic import Town
 
 INGEST = ["ingest.before_store", "ingest.after_submission_row", "ingest.after_records", "ingest.after_audit", "ingest.after_commit"]
 LINK = ["link.after_start", "link.after_store", "link.after_publish", "link.after_audit", "link.after_commit"]

@@ -13,7 +13,7 @@ from importlib import resources
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from linkage.synthetic import Town
+from synthetic import Town
 from sqlalchemy import select
 
 from escrow.errors import EscrowError

@@ -21,7 +21,7 @@ from typing import Iterator
 
 import httpx
 import pytest
-from linkage.synthetic import Town
+from synthetic import Town
 from sqlalchemy import create_engine, update
 from typer.testing import CliRunner
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from linkage.synthetic import Town
+from synthetic import Town
 from sqlalchemy import select
 
 from gateway_support import Server, submit_town, wait_for_run

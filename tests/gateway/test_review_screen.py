@@ -13,7 +13,7 @@ from gateway import casework, models, review
 from gateway.identity import User
 from gateway.link import run_linkage
 from linkage.match import MATCH_THRESHOLD, REVIEW_THRESHOLD
-from linkage.synthetic import Town
+from synthetic import Town
 
 SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 CASEWORKER = User(2, "caseworker", "caseworker")

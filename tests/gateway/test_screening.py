@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from linkage.synthetic import Town
+from synthetic import Town
 
 from gateway_support import Server, submit_town
 from gateway import screening

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from gateway import models
 from gateway.ingest import ingest
 from gateway.synthetic import SyntheticAgent
-from linkage.synthetic import Town
+from synthetic import Town
 
 
 def _records(gw) -> dict[str, tuple]:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from gateway_support import Server, cli, wait_for_run
-from linkage.synthetic import Town
+from synthetic import Town
 from gateway.synthetic import SyntheticAgent
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

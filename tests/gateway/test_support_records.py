@@ -12,7 +12,7 @@ from gateway.evaluation.report import evaluation
 from gateway.identity import User
 from gateway.link import run_linkage
 from gateway.synthetic import SyntheticAgent
-from linkage.synthetic import Town
+from synthetic import Town
 
 CASEWORKER = User(2, "caseworker", "caseworker")
 # The end-to-end test runs on SQLite; this one covers the migration and queries on PostgreSQL.

@@ -8,7 +8,7 @@ import pytest
 from linkage.encode import encode_sources
 from linkage.match import components, link, solve, solve_components
 from linkage.record import CanonicalRecord
-from linkage.synthetic import generate_town
+from synthetic import generate_town
 
 SECRET = b"test secret for dask engine, 32b"
 

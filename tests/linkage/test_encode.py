@@ -143,7 +143,7 @@ def _v2() -> Encoder:
 def _town_records(n: int = 400):
     from linkage.normalise import normalise_record
     from linkage.record import CanonicalRecord
-    from linkage.synthetic import generate_town
+    from synthetic import generate_town
 
     rows = generate_town(n_children=n, seed=3).sources["residents"]
     return [normalise_record(CanonicalRecord.from_mapping(r)) for r in rows]

@@ -7,7 +7,7 @@ import numpy as np
 from linkage.encode import encode_sources
 from linkage.incremental import LinkState, link_full, link_incremental
 from linkage.record import CanonicalRecord
-from linkage.synthetic import generate_town
+from synthetic import generate_town
 
 SECRET = b"test secret for incremental, 32b"
 

@@ -13,7 +13,7 @@ from linkage.compare import PairSimilarities
 from linkage.match import ScoredPairs, cluster_pairs, link, twin_suspects
 from linkage.score import guard_releasable
 from linkage.record import CanonicalRecord
-from linkage.synthetic import generate_town
+from synthetic import generate_town
 
 SECRET = b"test secret for matching, 32 byt"
 

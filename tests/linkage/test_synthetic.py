@@ -1,4 +1,4 @@
-"""Tests for linkage.synthetic: a deterministic town whose truth covers every record."""
+"""Tests for synthetic: a deterministic town whose truth covers every record."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from datetime import date
 import pytest
 
 from linkage.record import IDENTITY_COLUMNS
-from linkage.synthetic import Town, generate_town
-from linkage.synthetic._sources import school_grade
-from linkage.synthetic._tables import load_tables
+from synthetic import Town, generate_town
+from synthetic._sources import school_grade
+from synthetic._tables import load_tables
 
 KANJI = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003ffff]")
 NAME_COLUMNS = ("family_name", "given_name", "family_name_kana", "given_name_kana", "full_name", "full_name_kana")

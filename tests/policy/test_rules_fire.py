@@ -73,7 +73,7 @@ def test_every_shipped_rule_fires_on_the_samples(sample_persons):
 
 
 def _demo_town(tmp_path: Path) -> tuple[dict[str, Path], dict[tuple[str, str], str]]:
-    from agents.samples import write_samples
+    from synthetic.samples import write_samples
 
     paths = write_samples(tmp_path, children=2000, seed=2026)  # the town `make demo` gives its agents
     import csv

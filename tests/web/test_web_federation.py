@@ -24,7 +24,7 @@ from keys.federation import FederationRecord, write_federation_submission
 from keys.linkage_secret import LinkageSecret, generate_linkage_secret
 from linkage.encode import encode_records
 from linkage.record import CanonicalRecord
-from linkage.synthetic import generate_town
+from synthetic import generate_town
 from web_support import shot
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "federation"))

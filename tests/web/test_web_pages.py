@@ -10,7 +10,7 @@ import sqlite3
 
 import httpx
 from linkage.encode import derive_key
-from linkage.synthetic import Town
+from synthetic import Town
 from policy import default_policy
 from policy.attributes import default_catalog
 from playwright.sync_api import BrowserContext, expect

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from tsunagu import benchmarks as b
+from bench import linkage as b
 
 bench_app = typer.Typer(help="名寄せの精度と速度のベンチマーク", no_args_is_help=True)
 
@@ -137,7 +137,7 @@ def speed(
     """符号化の件数/秒、比較回数/秒、5 万人・4 部署の町の端から端までの時間と最大メモリを測ります。"""
     from linkage.encode import encode_sources
     from linkage.match import link
-    from linkage.synthetic import generate_town
+    from synthetic import generate_town
     from tsunagu.csvinput import read_source
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -201,7 +201,7 @@ def attack(
     with_quality: bool = typer.Option(False, "--quality", help="変種ごとに名寄せの F1 も測り、トレードオフ図を描く"),
 ) -> None:
     """好奇心のあるゲートウェイとして、保存された符号から氏名・読み・生年月日をどれだけ復元できるかを測ります。"""
-    from tsunagu import bench_attack as ba
+    from bench import attack as ba
 
     victim = b.town_dataset(children, victim_seed).sources["residents"]
     public = b.town_dataset(children, public_seed).sources["residents"]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from ..record import IDENTITY_COLUMNS
+from linkage.record import IDENTITY_COLUMNS
 from ._population import generate_population
 from ._sources import ATTRIBUTES, SOURCES, render_sources
 from ._tables import load_tables

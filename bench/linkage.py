@@ -63,7 +63,7 @@ class QualityReport:
 
 def town_dataset(children: int, seed: int) -> Dataset:
     """The synthetic town, as each department holds it."""
-    from linkage.synthetic import generate_town
+    from synthetic import generate_town
 
     town = generate_town(n_children=children, seed=seed)
     sources = {s: [CanonicalRecord.from_mapping(r) for r in rows] for s, rows in town.sources.items()}
@@ -393,7 +393,7 @@ def scale_point(children: int, dask: str | None = None, seed: int = 1) -> dict:
 
 _SCALE_CHILD = (
     "import json, sys\n"
-    "from tsunagu.benchmarks import scale_point\n"
+    "from bench.linkage import scale_point\n"
     "print(json.dumps(scale_point(int(sys.argv[1]), sys.argv[2] or None)))\n"
 )
 

@@ -1,6 +1,6 @@
 """Benchmark: 10,000 transferred-in children queried against a peer gateway holding 100,000 children's federation encodings.
 
-``python -m gateway.federation.bench [--work DIR]``. Worst case for the peer:
+``python -m bench.federation [--work DIR]``. Worst case for the peer:
 all its 100,000 children are recorded as moved out to the asking town, so
 every one is a comparison candidate. Timed: the asking gateway builds and
 signs the query from its database; the peer verifies it, loads its
@@ -36,7 +36,7 @@ from gateway.identity import User
 from keys.linkage_secret import generate_linkage_secret
 from linkage.encode import encode_records
 from linkage.record import CanonicalRecord
-from linkage.synthetic import generate_town
+from synthetic import generate_town
 
 A, B = "082201", "082210"
 

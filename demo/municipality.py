@@ -80,7 +80,7 @@ def _tsunagu(*args: str, stdin: str | None = None, env: dict[str, str] | None = 
 
 
 def _part1_link() -> None:
-    from linkage.synthetic import generate_town
+    from synthetic import generate_town
 
     town_dir = DEMO / "town"
     town_dir.mkdir(parents=True, exist_ok=True)
@@ -168,7 +168,7 @@ def _municipal_policy(path: Path) -> None:
 
 
 def _part2_deployment() -> dict[str, Any]:
-    from agents.samples import write_samples
+    from synthetic.samples import write_samples
     from keys.keyring import Keyring
 
     for name in HOMES:
@@ -564,7 +564,7 @@ def _federation_guide(gateway_url: str) -> None:
 
 def _part4_federation() -> None:
     """A second town's gateway (.demo/gateway-b) finds a child who moved from this town; both logs verify."""
-    from gateway.federation.demo import run
+    from demo.federation import run
 
     run(DEMO, preferred_ports=(GATEWAY_PORT, GATEWAY_PORT + 1))
     audit = DEMO / "audit"

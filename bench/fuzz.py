@@ -1,6 +1,6 @@
 """Property-based fuzzing of both services' OpenAPI documents (schemathesis) against the real servers on loopback.
 
-    python -m tsunagu.fuzz [--requests 10000] [--seed 1] [--service gateway|escrow|both] [--work DIR]
+    python -m bench.fuzz [--requests 10000] [--seed 1] [--service gateway|escrow|both] [--work DIR]
 
 A throwaway deployment is set up in ``--work`` (a key ceremony with small but
 real Argon2id parameters, a gateway home and an escrow home, one user per
@@ -232,7 +232,7 @@ def _session(base_url: str, username: str) -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     """Fuzz both services; print the figures; exit 1 if any server error was seen."""
-    parser = argparse.ArgumentParser(prog="python -m tsunagu.fuzz", description="両サービスの OpenAPI に基づくファジング（サーバーエラーの件数を表示）")
+    parser = argparse.ArgumentParser(prog="python -m bench.fuzz", description="両サービスの OpenAPI に基づくファジング（サーバーエラーの件数を表示）")
     parser.add_argument("--requests", type=int, default=10_000, help="サービスごとのおおよその要求数")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--service", choices=["gateway", "escrow", "both"], default="both")

@@ -128,7 +128,7 @@ def _town_b_residents(demo: Path, code_a: str, code_b: str, out: Path) -> int:
     header, rows = _read_rows(demo / "agent-mynumber" / _RESIDENTS[1])
     moved = [r for r in rows if r["転出先市区町村コード"] == code_b]
     with tempfile.TemporaryDirectory() as tmp:
-        from agents.samples import write_samples
+        from synthetic.samples import write_samples
 
         _, others = _read_rows(write_samples(Path(tmp), children=300, seed=4242)["residents"])
     for n, r in enumerate(moved):

@@ -1,10 +1,10 @@
 """Benchmarks of the gateway; each prints its figures (no pass/fail).
 
-    python -m gateway.bench ingest [--children 50000]   records/s into SQLite (verify + store, one transaction per submission)
-    python -m gateway.bench relink [--children 50000]   a full relink from and to the database, with its stages
-    python -m gateway.bench incremental [--children 50000 --changes 1000]
+    python -m bench.gateway ingest [--children 50000]   records/s into SQLite (verify + store, one transaction per submission)
+    python -m bench.gateway relink [--children 50000]   a full relink from and to the database, with its stages
+    python -m bench.gateway incremental [--children 50000 --changes 1000]
                                                         a day's changed records linked into the linked gateway (incremental run)
-    python -m gateway.bench load [--users 50 --requests 4000 --think-ms 0]
+    python -m bench.gateway load [--users 50 --requests 4000 --think-ms 0]
                                                         casework read latency (p50/p95/p99) of the real server on loopback
 
 A synthetic town is encoded, sealed and signed once by stand-in agents
@@ -34,7 +34,7 @@ import httpx
 
 from gateway.synthetic import synthetic_agents
 from linkage.schema import load_schema
-from linkage.synthetic import generate_town
+from synthetic import generate_town
 
 _PASSWORD = "bench-password-not-secret"
 
@@ -312,7 +312,7 @@ async def _lists(base: str, headers: dict[str, str], repeats: int = 10) -> dict[
 
 def main(argv: list[str] | None = None) -> None:
     """Command line of the benchmarks."""
-    parser = argparse.ArgumentParser(prog="python -m gateway.bench", description="ゲートウェイの性能測定")
+    parser = argparse.ArgumentParser(prog="python -m bench.gateway", description="ゲートウェイの性能測定")
     parser.add_argument("what", choices=["ingest", "relink", "incremental", "load"])
     parser.add_argument("--changes", type=int, default=1_000, help="incremental: 変更する記録の数")
     parser.add_argument("--children", type=int, default=50_000)

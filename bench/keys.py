@@ -1,6 +1,6 @@
 """Benchmarks of the key library: records sealed per second, audit appends per second with proofs.
 
-Run ``python -m tsunagu.keys_bench`` (or call :func:`bench_seal` / :func:`bench_audit`).
+Run ``python -m bench.keys`` (or call :func:`bench_seal` / :func:`bench_audit`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Agent throughput: ``python -m agents.bench [--records 50000]`` prints records per second, end to end.
+"""Agent throughput: ``python -m bench.agents [--records 50000]`` prints records per second, end to end.
 
 Generates a 住民記録 export (CP932, with 外字) of a synthetic town, enrols a
 throwaway agent with real keys, and times one ``tsunagu agent run --bundle-out`` as the
@@ -29,11 +29,11 @@ from pathlib import Path
 
 from agents.core.config import AgentConfig, load_config
 from agents.core.pipeline import run
-from agents.samples import RESIDENT_COLUMNS, resident_rows, write_csv
+from synthetic.samples import RESIDENT_COLUMNS, resident_rows, write_csv
 from keys import custody, enrolment
 from keys.keyring import Keyring, init_municipality
 from keys.passphrase import KdfParams
-from linkage.synthetic import generate_town
+from synthetic import generate_town
 
 PRESET = Path(__file__).resolve().parent / "mynumber_network"
 _KDF = KdfParams(memory_kib=1024, iterations=1, lanes=1)  # throwaway keys; the cost of unlocking is not what is measured
@@ -109,7 +109,7 @@ def _once_in_process(config_path: str, bundle: str, force: bool) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the benchmark and print the figures."""
-    parser = argparse.ArgumentParser(prog="python -m agents.bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.agents", description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=50_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=1, help="runs (each a new snapshot of the same file; on a shared machine take the best)")

@@ -1,4 +1,4 @@
-"""Generate a synthetic town and write its department files: ``python -m linkage.synthetic --children 50000 --out DIR``."""
+"""Generate a synthetic town and write its department files: ``python -m synthetic --children 50000 --out DIR``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from . import generate_town
 
 def main(argv: list[str] | None = None) -> None:
     """Generate, write, and print record counts per source and the seconds each step took."""
-    parser = argparse.ArgumentParser(prog="python -m linkage.synthetic", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m synthetic", description=__doc__)
     parser.add_argument("--children", type=int, default=50_000, help="children aged 0–17 in the town")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", required=True, help="directory for <source>.csv and truth.csv")

@@ -6,7 +6,7 @@ import random
 from dataclasses import dataclass
 from datetime import date
 
-from ..record import IDENTITY_COLUMNS
+from linkage.record import IDENTITY_COLUMNS
 from . import _variation as v
 from ._population import Address, Child
 from ._tables import Name, Tables

@@ -1,7 +1,7 @@
 """Department files of a synthetic town, laid out as each preset's source systems export them.
 
-``python -m agents.samples --children 80 --out DIR`` writes, from
-``linkage.synthetic.generate_town``::
+``python -m synthetic.samples --children 80 --out DIR`` writes, from
+``synthetic.generate_town``::
 
     DIR/edu_network/school.csv           校務支援システム (CP932; 学籍番号, 氏名, ふりがな, 和暦, 男/女, 出欠, 保健室来室, 健診)
     DIR/mynumber_network/residents.csv   住民記録 (CP932 with 外字; 宛名番号, 異動事由, 転入元・転出先, 児童扶養手当, 生活保護, 障害福祉)
@@ -22,7 +22,7 @@ import random
 from datetime import date
 from pathlib import Path
 
-from linkage.synthetic import Town, generate_town
+from synthetic import Town, generate_town
 
 PRESETS = Path(__file__).resolve().parent
 _GETA = "\u3013"
@@ -187,7 +187,7 @@ def write_samples(out: Path | None, children: int, seed: int) -> dict[str, Path]
 
 def main(argv: list[str] | None = None) -> None:
     """Command line: write the samples and print where."""
-    parser = argparse.ArgumentParser(prog="python -m agents.samples", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m synthetic.samples", description=__doc__.splitlines()[0])
     parser.add_argument("--children", type=int, default=80)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, help="output folder (default: each preset's samples/ folder)")
