@@ -17,7 +17,6 @@ import pwd
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -27,6 +26,8 @@ from pathlib import Path
 from typing import Iterator
 
 from sqlalchemy.engine import URL
+
+from tests._server import free_port
 
 _BINARIES = "/usr/lib/postgresql/*/bin/initdb"
 _SUPERUSER = "tsunagu"
@@ -139,7 +140,7 @@ def _start(account: pwd.struct_passwd | None, root: Path, binaries: Path, data: 
     # The free port is found by binding port 0; another process may take it
     # before the server binds, so a failed start is retried on a new port.
     for _attempt in range(3):
-        port = _free_port()
+        port = free_port()
         options = f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories={root}"
         result = _run(account, root, [str(binaries / "pg_ctl"), "start", "-D", str(data), "-l", str(log),
                                       "-w", "-t", "60", "-o", options], check=False)
@@ -148,12 +149,6 @@ def _start(account: pwd.struct_passwd | None, root: Path, binaries: Path, data: 
         time.sleep(0.2)
     tail = log.read_text(errors="replace")[-2000:] if log.exists() else result.stderr
     raise PostgresUnavailable(f"PostgreSQL did not start (pg_ctl exit {result.returncode}). Server log:\n{tail}")
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _run(account: pwd.struct_passwd | None, cwd: Path, argv: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:

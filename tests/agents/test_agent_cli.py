@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 from tests.agents.conftest import AGENT_PASSPHRASE, PRESETS, Municipality, enrol_agent, write_agent_toml
-from tests.agents.test_pipeline import free_port
+from tests._server import free_port
 
 TSUNAGU = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "tsunagu"
 EDU = PRESETS / "edu_network"

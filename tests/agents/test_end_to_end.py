@@ -14,12 +14,10 @@ import sqlite3
 import ssl
 import subprocess
 import sys
-import time
 import tomllib
 from pathlib import Path
 from typing import Iterator
 
-import httpx
 import pytest
 import tomli_w
 from cryptography import x509
@@ -31,7 +29,8 @@ from agents.core.config import load_config
 from agents.core.pipeline import run
 from synthetic.samples import write_samples
 from tests.agents.conftest import AGENT_PASSPHRASE, PRESETS, Municipality, enrol_agent, write_agent_toml
-from tests.agents.test_pipeline import free_port
+from tests import _server
+from tests._server import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -94,23 +93,13 @@ class Server:
 
     def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if k not in ("TSUNAGU_HOME", "TSUNAGU_DATABASE_URL")}
-        self.process = subprocess.Popen([TSUNAGU, "gateway", "serve", "--home", str(self.home), "--port", str(self.port),
-                                         "--tls-cert", str(self.cert), "--tls-key", str(self.key)],
-                                        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 300  # a safety net only: a busy 2-core CI machine can take minutes to start a server
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.process.stderr.read().decode() if self.process.stderr else ""
-            try:
-                if httpx.get(f"https://127.0.0.1:{self.port}/api/v1/health", verify=self._tls, timeout=30).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.2)
-        raise AssertionError("the gateway did not start within 300 s")
+        self.process, _ = _server.start([TSUNAGU, "gateway", "serve", "--home", str(self.home), "--tls-cert", str(self.cert),
+                                         "--tls-key", str(self.key)], "/api/v1/health", self.home.parent / "serve.out", env,
+                                        port=self.port, scheme="https", verify=self._tls)
 
     def stop(self) -> None:
         if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=600)  # a linkage run in progress finishes first; slow on a busy machine
+            _server.stop(self.process, timeout=600)  # a linkage run in progress finishes first; slow on a busy machine
             self.process = None
 
 

@@ -6,7 +6,6 @@ import csv
 import json
 import random
 import shutil
-import socket
 from pathlib import Path
 
 import httpx
@@ -18,17 +17,12 @@ from agents.core.pipeline import check, run
 from agents.core.token import RecordTokeniser
 from keys import custody, enrolment, seal
 from keys.submission import read_submission
+from tests._server import free_port
 from tests.agents.conftest import AGENT_PASSPHRASE, PRESETS, Municipality, enrol_agent, write_agent_toml
 
 SCHOOL_MAPPING = PRESETS / "edu_network" / "mappings" / "school.toml"
 SCHOOL_POLICY = PRESETS / "edu_network" / "policy.toml"
 SCHOOL_SAMPLE = PRESETS / "edu_network" / "samples" / "school.csv"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import base64
 import os
-import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -27,6 +25,7 @@ from keys import binding, seal
 from keys.audit import AuditEntry
 from service.audit_store import AuditStore
 from service.db import sqlite_engine
+from tests import _server
 from transparency.tlog_checkpoint import Signer
 from keys.custody import Custodian
 from keys.keyring import Keyring, init_municipality
@@ -115,13 +114,6 @@ def escrow_home(ceremony: Ceremony, gateway_log: GatewayLog, tmp_path_factory: p
     return home
 
 
-def free_port() -> int:
-    """A free TCP port on loopback."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @dataclass
 class Server:
     """A running `tsunagu escrow serve`, with a signed-in client per user."""
@@ -160,34 +152,16 @@ class Server:
         """Stop the server gracefully and close the clients."""
         for c in self.clients.values():
             c.close()
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        _server.stop(self.process)
 
 
 def start_server(home: Path, **settings: str) -> Server:
     """Start the real server on a free port (``settings`` as TSUNAGU_ESCROW_* variables) and wait until it answers."""
-    port = free_port()
+    port = _server.free_port()
     env = {**os.environ, **{f"TSUNAGU_ESCROW_{k.upper()}": v for k, v in settings.items()}}
-    out = home / f"serve-{port}.out"
-    with out.open("wb") as log:
-        process = subprocess.Popen([TSUNAGU, "escrow", "serve", "--home", str(home), "--port", str(port)],
-                                   env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300  # a safety net only: a busy 2-core CI machine can take minutes to start a server
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"server exited: {out.read_text(errors='replace')}")
-        try:
-            if httpx.get(f"{base}/api/v1/status", timeout=1).status_code == 200:
-                return Server(base, home, process)
-        except httpx.TransportError:
-            time.sleep(0.1)
-    process.kill()
-    raise AssertionError("server did not start within 60 s")
+    process, base = _server.start([TSUNAGU, "escrow", "serve", "--home", str(home)], "/api/v1/status",
+                                  home / f"serve-{port}.out", env, port=port)
+    return Server(base, home, process)
 
 
 @pytest.fixture

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 from typer.testing import CliRunner
 
+from tests import _server
 from tsunagu.cli import app
 
 PASSWORD = "correct horse battery staple"
@@ -26,19 +25,13 @@ def cli(*args: str, input: str | None = None, env: dict[str, str] | None = None)
     return result.output
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @dataclass
 class Town:
     """One municipality's gateway: home, code, port, the running server and session tokens."""
 
     code: str
     home: Path
-    port: int = field(default_factory=_free_port)
+    port: int = field(default_factory=_server.free_port)
     process: subprocess.Popen | None = None
     tokens: dict[str, str] = field(default_factory=dict)
     #: environment of its commands and server (TSUNAGU_DATABASE_URL for PostgreSQL)
@@ -54,29 +47,14 @@ class Town:
 
     def start(self) -> None:
         """Start `tsunagu gateway serve` and wait until it answers."""
-        log = (self.home / "logs" / "serve.out").open("wb")
         env = {**os.environ, "TSUNAGU_LINK_INTERVAL_MINUTES": "0", **self.env}
-        self.process = subprocess.Popen([TSUNAGU, "gateway", "serve", "--home", str(self.home), "--port", str(self.port)],
-                                        env=env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 300  # a safety net only: a busy 2-core CI machine can take minutes to start a server
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, (self.home / "logs" / "serve.out").read_text(errors="replace")
-            try:
-                if httpx.get(f"{self.url}/api/v1/health", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise AssertionError("server did not start within 60 s")
+        self.process, _ = _server.start([TSUNAGU, "gateway", "serve", "--home", str(self.home)], "/api/v1/health",
+                                        self.home / "logs" / "serve.out", env, port=self.port)
 
     def stop(self) -> None:
         """Stop the server."""
         if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            _server.stop(self.process)
 
     def client(self, role: str | None = None) -> httpx.Client:
         """An httpx client, signed in as the user named after ``role``."""

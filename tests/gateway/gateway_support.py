@@ -9,7 +9,6 @@ unique module name: every test folder has a ``conftest``).
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import pytest
 from typer.testing import CliRunner
 
 from gateway.synthetic import SyntheticAgent, synthetic_agents
+from tests import _server
 from synthetic import Town, generate_town
 from tsunagu.cli import app
 
@@ -84,13 +84,6 @@ def home(tmp_path: Path, database_url: str | None, agents: dict[str, SyntheticAg
     return h
 
 
-def free_port() -> int:
-    """A free TCP port on loopback."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @dataclass
 class Server:
     """A running `tsunagu gateway serve`."""
@@ -117,33 +110,15 @@ class Server:
 
 def start_server(home: Home, extra_env: dict[str, str] | None = None) -> Server:
     """Start the real server on a free port and wait until it answers."""
-    port = free_port()
     env = {**os.environ, **home.env, "TSUNAGU_LINK_DEBOUNCE_SECONDS": "0.2", **(extra_env or {})}
-    log = (home.path / "logs" / "serve.out").open("wb")
-    process = subprocess.Popen([TSUNAGU, "gateway", "serve", "--home", str(home.path), "--port", str(port)],
-                               env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300  # a safety net only: a busy 2-core CI machine can take minutes to start a server
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"server exited: {(home.path / 'logs' / 'serve.out').read_text(errors='replace')}")
-        try:
-            if httpx.get(f"{base}/api/v1/health", timeout=30).status_code == 200:
-                return Server(base, home, process)
-        except httpx.TransportError:
-            time.sleep(0.1)
-    process.kill()
-    raise AssertionError("server did not start within 300 s")
+    process, base = _server.start([TSUNAGU, "gateway", "serve", "--home", str(home.path)], "/api/v1/health",
+                                  home.path / "logs" / "serve.out", env)
+    return Server(base, home, process)
 
 
 def stop_server(server: Server) -> None:
     """Stop the server gracefully (its shutdown waits for a link run in progress; a busy machine may need minutes)."""
-    server.process.terminate()
-    try:
-        server.process.wait(timeout=180)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait()
+    _server.stop(server.process, timeout=180)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import ipaddress
 import os
 import ssl
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
@@ -17,7 +16,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from gateway_support import TSUNAGU, Home, free_port
+from gateway_support import TSUNAGU, Home
+from tests import _server
 
 
 def _self_signed(folder: Path) -> tuple[Path, Path]:
@@ -37,29 +37,19 @@ def _self_signed(folder: Path) -> tuple[Path, Path]:
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_serve_over_tls(home: Home, tmp_path: Path) -> None:
     cert, key = _self_signed(tmp_path)
-    port = free_port()
-    process = subprocess.Popen([TSUNAGU, "gateway", "serve", "--home", str(home.path), "--port", str(port),
-                                "--tls-cert", str(cert), "--tls-key", str(key)],
-                               env={**os.environ, **home.env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     trust = ssl.create_default_context(cafile=str(cert))
+    process, base = _server.start([TSUNAGU, "gateway", "serve", "--home", str(home.path), "--tls-cert", str(cert),
+                                   "--tls-key", str(key)], "/api/v1/health", tmp_path / "serve.out", {**os.environ, **home.env},
+                                  scheme="https", verify=trust)
     try:
-        deadline = time.monotonic() + 300  # a safety net only: a busy 2-core CI machine can take minutes to start a server
-        while True:
-            try:
-                r = httpx.get(f"https://127.0.0.1:{port}/api/v1/health", verify=trust, timeout=30)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline and process.poll() is None
-                time.sleep(0.2)
-        assert r.json()["status"] == "ok"
+        assert httpx.get(f"{base}/api/v1/health", verify=trust, timeout=30).json()["status"] == "ok"
         # An unknown certificate is refused (a generous timeout: on a busy machine a 2 s one could expire first and
         # raise ConnectTimeout, which is not the refusal this checks).
         with pytest.raises(httpx.ConnectError) as refused:
-            httpx.get(f"https://127.0.0.1:{port}/api/v1/health", timeout=60)
+            httpx.get(f"{base}/api/v1/health", timeout=60)
         assert "CERTIFICATE_VERIFY_FAILED" in str(refused.value)
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        _server.stop(process)
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

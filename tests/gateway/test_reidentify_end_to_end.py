@@ -13,8 +13,6 @@ import hashlib
 import hmac
 import json
 import os
-import subprocess
-import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Iterator
@@ -25,7 +23,8 @@ from synthetic import Town
 from sqlalchemy import create_engine, update
 from typer.testing import CliRunner
 
-from gateway_support import PASSWORD, TSUNAGU, Home, Server, cli, free_port, start_server, stop_server, wait_for_run
+from tests import _server
+from gateway_support import PASSWORD, TSUNAGU, Home, Server, cli, start_server, stop_server, wait_for_run
 from gateway.db import utcnow
 from gateway.synthetic import SyntheticAgent
 from keys.custody import Custodian
@@ -51,20 +50,8 @@ class Escrow:
 
     def __init__(self, home: Path) -> None:
         self.home = home
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        self.out = (home / "serve.out").open("wb")
-        self.process = subprocess.Popen([TSUNAGU, "escrow", "serve", "--home", str(home), "--port", str(port)],
-                                        env=os.environ.copy(), stdout=self.out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 300  # a safety net only: a busy 2-core CI machine can take minutes to start a server
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, (home / "serve.out").read_text(errors="replace")
-            try:
-                if httpx.get(f"{self.url}/api/v1/status", timeout=30).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise AssertionError("escrow did not start within 300 s")
+        self.process, self.url = _server.start([TSUNAGU, "escrow", "serve", "--home", str(home)], "/api/v1/status",
+                                               home / "serve.out", os.environ.copy())
 
     def client(self, username: str) -> httpx.Client:
         """A client signed in as ``username``."""
@@ -74,13 +61,7 @@ class Escrow:
 
     def stop(self) -> None:
         """Stop gracefully."""
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.out.close()
+        _server.stop(self.process)
 
 
 @pytest.fixture

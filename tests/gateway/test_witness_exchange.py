@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 from pathlib import Path
 from typing import Iterator
 
@@ -24,7 +23,8 @@ from typer.testing import CliRunner
 from escrow.service import Escrow as EscrowService
 from gateway.core import Gateway
 from gateway.web.session import COOKIE, CSRF_FIELD, csrf_token
-from gateway_support import PASSWORD, TSUNAGU, Home, Server, cli, free_port, start_server, stop_server
+from tests import _server
+from gateway_support import PASSWORD, TSUNAGU, Home, Server, cli, start_server, stop_server
 from keys.audit import AuditEntry
 from keys.custody import Custodian
 from keys.keyring import init_municipality
@@ -41,29 +41,12 @@ class Process:
     """A `tsunagu …` server subprocess on a free loopback port, waited for until ``probe`` answers."""
 
     def __init__(self, args: list[str], probe: str, log: Path, method: str = "get") -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.out = log.open("wb")
-        self.process = subprocess.Popen([TSUNAGU, *args, "--port", str(self.port)], env=os.environ.copy(),
-                                        stdout=self.out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 300  # a safety net only: a busy 2-core CI machine can take minutes to start a server
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, log.read_text(errors="replace")
-            try:
-                httpx.request(method, f"{self.url}{probe}", timeout=30)
-                return
-            except httpx.TransportError:
-                time.sleep(0.2)
-        raise AssertionError(f"{args[:2]} did not start within 300 s")
+        self.port = _server.free_port()
+        self.process, self.url = _server.start([TSUNAGU, *args], probe, log, os.environ.copy(), port=self.port,
+                                               method=method, status=None)
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.out.close()
+        _server.stop(self.process)
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

@@ -14,7 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from playwright.sync_api import Browser, expect
 
-from web_support import PASSWORD, cli, log_in, serve, stop
+from tests._server import stop
+from web_support import PASSWORD, cli, log_in, serve
 
 
 def _self_signed(folder: Path) -> tuple[Path, Path]:

@@ -14,7 +14,6 @@ driven through Playwright; without it the tests fail and say to run
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ from keys.keyring import Keyring, init_municipality
 from keys.linkage_secret import generate_linkage_secret
 from keys.passphrase import KdfParams
 from synthetic import Town, generate_town
+from tests import _server
 from tsunagu.cli import app
 
 # Assertions wait generously: the suite must pass on a busy two-core machine (no timing luck).
@@ -57,13 +57,6 @@ def cli(args: list[str], input: str | None = None) -> str:
     result = CliRunner().invoke(app, args, input=input)
     assert result.exit_code == 0, f"{args[:3]} → {result.exit_code}: {result.output}{result.exception!r}"
     return result.output
-
-
-def free_port() -> int:
-    """A free TCP port on loopback."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -99,31 +92,7 @@ def _signed_in(base_url: str, username: str) -> httpx.Client:
 def serve(args: list[str], ready: str, log: Path, env: dict[str, str], *, scheme: str = "http",
           verify: Any = True) -> tuple[subprocess.Popen, str]:
     """Start ``tsunagu <args> --port <free>`` and wait until ``GET <ready>`` answers 200; returns the process and base URL."""
-    port = free_port()
-    process = subprocess.Popen([TSUNAGU, *args, "--port", str(port)], env={**os.environ, **env},
-                               stdout=log.open("wb"), stderr=subprocess.STDOUT)
-    base = f"{scheme}://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300  # a safety net only: a busy 2-core CI machine can take minutes to start a server
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"{args[0]} server exited: {log.read_text(errors='replace')}")
-        try:
-            if httpx.get(f"{base}{ready}", timeout=1, verify=verify).status_code == 200:
-                return process, base
-        except httpx.TransportError:
-            time.sleep(0.1)
-    process.kill()
-    raise AssertionError(f"{args[0]} server did not start within 180 s")
-
-
-def stop(process: subprocess.Popen) -> None:
-    """Stop a server gracefully."""
-    process.terminate()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    return _server.start([TSUNAGU, *args], ready, log, {**os.environ, **env}, scheme=scheme, verify=verify)
 
 
 def wait_for_run(site: Site, after: int = 0, timeout: float = 120) -> dict[str, Any]:
@@ -191,7 +160,7 @@ def site(town: Town, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]
         yield s
     finally:
         for process in reversed(processes):
-            stop(process)
+            _server.stop(process)
 
 
 @pytest.fixture(scope="session")
