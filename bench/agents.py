@@ -35,7 +35,7 @@ from keys.keyring import Keyring, init_municipality
 from keys.passphrase import KdfParams
 from synthetic import generate_town
 
-PRESET = Path(__file__).resolve().parent / "mynumber_network"
+PRESET = Path(__file__).resolve().parents[1] / "agents" / "mynumber_network"
 _KDF = KdfParams(memory_kib=1024, iterations=1, lanes=1)  # throwaway keys; the cost of unlocking is not what is measured
 _PASSPHRASE = "bench-passphrase-only"
 

@@ -33,7 +33,7 @@ from typing import Any
 import httpx
 
 KDF_KIB = "1024"  # demo only: 1 MiB Argon2id; production keeps the 64 MiB default
-_REPO = Path(__file__).resolve().parents[2]
+_REPO = Path(__file__).resolve().parents[1]
 _RESIDENTS = ("mappings/residents.toml", "data/residents.csv")
 
 

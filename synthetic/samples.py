@@ -24,7 +24,7 @@ from pathlib import Path
 
 from synthetic import Town, generate_town
 
-PRESETS = Path(__file__).resolve().parent
+PRESETS = Path(__file__).resolve().parents[1] / "agents"
 _GETA = "\u3013"
 #: The school system's own words for 就学援助 (its mapping turns them back into the canonical codes).
 _SCHOOL_AID = {"receiving": "1", "none": "0", "": ""}
@@ -152,7 +152,7 @@ def _write_xlsx(path: Path, columns: tuple[str, ...], rows: list[list[str]]) -> 
 def write_samples(out: Path | None, children: int, seed: int) -> dict[str, Path]:
     """Write every preset's department files for a town of ``children``; ``out=None`` rewrites the presets' samples."""
     town = generate_town(n_children=children, seed=seed)
-    with (Path(__file__).resolve().parents[1] / "linkage" / "synthetic" / "data" / "municipalities.csv").open(encoding="utf-8") as fh:
+    with (Path(__file__).resolve().parent / "data" / "municipalities.csv").open(encoding="utf-8") as fh:
         cities = [row["code"] for row in csv.DictReader(fh)]
 
     def where(preset: str, name: str) -> Path:
