@@ -12,7 +12,7 @@ from typing import Iterator
 import pytest
 from sqlalchemy.engine import URL
 
-import _postgres
+from tests import _postgres
 
 _database_numbers = itertools.count()
 

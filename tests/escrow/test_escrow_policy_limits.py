@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PASSWORD, Ceremony, GatewayLog, cli, filing, start_server
+from tests.escrow.conftest import PASSWORD, Ceremony, GatewayLog, cli, filing, start_server
 
 POLICY = Path(__file__).resolve().parents[2] / "policy" / "default_policy.toml"
 

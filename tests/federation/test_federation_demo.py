@@ -8,7 +8,7 @@ import tomllib
 from pathlib import Path
 
 import tomli_w
-from federation_support import cli
+from tests.federation.federation_support import cli
 
 from synthetic.samples import write_samples
 from demo.federation import run

@@ -13,9 +13,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
-import _postgres
+from tests import _postgres
 import pytest
-from federation_support import PASSWORD, Town, cli
+from tests.federation.federation_support import PASSWORD, Town, cli
 from sqlalchemy import MetaData, create_engine, text
 from sqlalchemy.engine import URL
 from typer.testing import CliRunner

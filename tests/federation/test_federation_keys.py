@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from federation_support import cli
+from tests.federation.federation_support import cli
 from typer.testing import CliRunner
 
 from agents.core.config import load_config

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from federation_support import PASSWORD, Town, cli
+from tests.federation.federation_support import PASSWORD, Town, cli
 from gateway import screening, support
 from gateway.core import Gateway
 from gateway.identity import User

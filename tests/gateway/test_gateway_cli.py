@@ -9,7 +9,7 @@ from synthetic import Town
 from typer.testing import CliRunner
 
 from gateway.synthetic import SyntheticAgent
-from gateway_support import Home
+from tests.gateway.gateway_support import Home
 from tsunagu.cli import app
 
 

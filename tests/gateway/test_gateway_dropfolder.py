@@ -8,7 +8,7 @@ from pathlib import Path
 
 from synthetic import Town
 
-from gateway_support import Home
+from tests.gateway.gateway_support import Home
 from gateway.synthetic import SyntheticAgent
 
 

@@ -8,8 +8,8 @@ import json
 import httpx
 import pytest
 
-from _frontdoor import declared_too_large
-from gateway_support import PASSWORD, Server
+from tests._frontdoor import declared_too_large
+from tests.gateway.gateway_support import PASSWORD, Server
 from gateway.core import Gateway
 
 GOOD = "violet kettle harbour lantern 42"

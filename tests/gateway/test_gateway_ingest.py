@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from gateway import models
 from gateway.ingest import ingest
-from gateway_support import cli
+from tests.gateway.gateway_support import cli
 from gateway.synthetic import SyntheticAgent
 from keys.submission import read_submission, write_submission
 

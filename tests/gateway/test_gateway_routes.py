@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from gateway_support import Server
+from tests.gateway.gateway_support import Server
 
 #: Routes outside the session scheme, and why.
 PUBLIC = {("get", "/api/v1/health"), ("post", "/api/v1/auth/login")}

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 from openpyxl import load_workbook
 from synthetic import Town
 
-from gateway_support import Server, wait_for_run
+from tests.gateway.gateway_support import Server, wait_for_run
 from gateway.synthetic import SyntheticAgent
 
 NDJSON = {"Content-Type": "application/x-ndjson"}

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from gateway_support import TSUNAGU, Home
+from tests.gateway.gateway_support import TSUNAGU, Home
 from tests import _server
 
 

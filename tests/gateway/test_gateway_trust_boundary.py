@@ -16,7 +16,7 @@ from linkage.normalise.dates import parse_birth_date
 from synthetic import Town
 from sqlalchemy import MetaData, create_engine, select
 
-from gateway_support import Server, stop_server, wait_for_run
+from tests.gateway.gateway_support import Server, stop_server, wait_for_run
 from gateway.synthetic import SyntheticAgent
 
 NDJSON = {"Content-Type": "application/x-ndjson"}

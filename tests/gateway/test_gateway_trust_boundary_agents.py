@@ -13,9 +13,9 @@ import tomli_w
 from agents.core.config import load_config
 from agents.core.pipeline import run
 from synthetic.samples import write_samples
-from gateway_support import Home, cli, start_server, stop_server, wait_for_run
+from tests.gateway.gateway_support import Home, cli, start_server, stop_server, wait_for_run
 from synthetic import generate_town
-from test_gateway_trust_boundary import find_hits, identity_needles
+from tests.gateway.test_gateway_trust_boundary import find_hits, identity_needles
 from tests.agents.conftest import AGENT_PASSPHRASE, PRESETS, enrol_agent, municipality, write_agent_toml  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.slow

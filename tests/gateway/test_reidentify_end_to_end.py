@@ -24,7 +24,7 @@ from sqlalchemy import create_engine, update
 from typer.testing import CliRunner
 
 from tests import _server
-from gateway_support import PASSWORD, TSUNAGU, Home, Server, cli, start_server, stop_server, wait_for_run
+from tests.gateway.gateway_support import PASSWORD, TSUNAGU, Home, Server, cli, start_server, stop_server, wait_for_run
 from gateway.db import utcnow
 from gateway.synthetic import SyntheticAgent
 from keys.custody import Custodian

@@ -24,7 +24,7 @@ from escrow.service import Escrow as EscrowService
 from gateway.core import Gateway
 from gateway.web.session import COOKIE, CSRF_FIELD, csrf_token
 from tests import _server
-from gateway_support import PASSWORD, TSUNAGU, Home, Server, cli, start_server, stop_server
+from tests.gateway.gateway_support import PASSWORD, TSUNAGU, Home, Server, cli, start_server, stop_server
 from keys.audit import AuditEntry
 from keys.custody import Custodian
 from keys.keyring import init_municipality

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import sys
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -25,10 +23,8 @@ from keys.linkage_secret import LinkageSecret, generate_linkage_secret
 from linkage.encode import encode_records
 from linkage.record import CanonicalRecord
 from synthetic import generate_town
-from web_support import shot
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "federation"))
-from federation_support import PASSWORD, Town  # noqa: E402 - the federation tests' gateway helper, reused
+from tests.federation.federation_support import PASSWORD, Town  # the federation tests' gateway helper, reused
+from tests.web.web_support import shot
 
 A, B = "082201", "082210"
 MOVED = 6  # children 0-5 moved from A to B; B also has children 10-12, whom A never had

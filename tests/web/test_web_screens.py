@@ -16,7 +16,7 @@ from pathlib import Path
 from openpyxl import load_workbook
 from playwright.sync_api import BrowserContext, expect
 
-from web_support import Site, log_in, shot
+from tests.web.web_support import Site, log_in, shot
 
 
 def _audit_actions(site: Site) -> list[tuple[str, str]]:

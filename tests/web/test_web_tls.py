@@ -15,7 +15,7 @@ from cryptography.x509.oid import NameOID
 from playwright.sync_api import Browser, expect
 
 from tests._server import stop
-from web_support import PASSWORD, cli, log_in, serve
+from tests.web.web_support import PASSWORD, cli, log_in, serve
 
 
 def _self_signed(folder: Path) -> tuple[Path, Path]:
