@@ -11,7 +11,7 @@ PUBLIC = {("get", "/api/v1/health"), ("post", "/api/v1/auth/login")}
 #: Agents authenticate by the signature on the submission (tests/gateway/test_bad_input.py).
 SIGNED = {("post", "/api/v1/submissions"), ("post", "/api/v1/submissions/state")}
 #: The witness (C2SP tlog-witness): a checkpoint is authenticated by the log key that signed it, and what the
-#: witness cosigned is public by design (tests/keys/test_witness.py, tests/gateway/test_witness_exchange.py).
+#: witness cosigned is public by design (tests/transparency/test_tlog_witness.py, tests/gateway/test_witness_exchange.py).
 WITNESS = {("post", "/api/v1/witness/add-checkpoint"), ("get", "/api/v1/witness/latest")}
 #: Any signed-in user may end their own session.
 ANY_ROLE = {("post", "/api/v1/auth/logout"), ("post", "/api/v1/auth/password")}  # any signed-in user: end the session, change own password
