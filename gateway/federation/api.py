@@ -16,7 +16,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from gateway.api.deps import GatewayDep, require
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, TooLarge
 from gateway.federation import ingest, service
 from gateway.frontdoor import check_signed_head
 from gateway.identity import User
@@ -57,7 +57,7 @@ async def _body(request: Request) -> bytes:
     async for chunk in request.stream():
         size += len(chunk)
         if size > _MAX_BODY:
-            raise GatewayError(413, "too_large", "メッセージが大きすぎます。")
+            raise TooLarge("メッセージが大きすぎます。")
         chunks.append(chunk)
     return b"".join(chunks)
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from escrow import reidentification
 from escrow.api.deps import EscrowDep, require
-from escrow.errors import EscrowError
+from escrow.errors import NotRequester
 from escrow.identity import User
 from escrow.reidentification import RequestFiling
 
@@ -41,7 +41,7 @@ def get_request(escrow: EscrowDep, user: Annotated[User, Depends(require(*_READE
     """One request."""
     found = reidentification.describe(escrow, request_id)
     if not _sees_all(user) and found["requester"] != user.username:
-        raise EscrowError(403, "not_requester", "ケースワーカーが見られるのは自分の申請だけです。")
+        raise NotRequester("ケースワーカーが見られるのは自分の申請だけです。")
     return found
 
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from gateway import audit_tools
 from gateway.api.deps import GatewayDep, require
-from gateway.errors import GatewayError
+from gateway.errors import ExportInvalid
 from gateway.identity import User
 from keys.audit import AuditVerificationError, split_export
 from keys.audit_report import AnomalyRules, ReportInputError
@@ -53,4 +53,4 @@ def post_report(gw: GatewayDep, user: Auditor, body: ReportIn) -> dict[str, Any]
     try:
         return audit_tools.report_for(gw, user, split_export(body.escrow_export) if body.escrow_export else None, rules)
     except (AuditVerificationError, ReportInputError) as exc:
-        raise GatewayError(422, "export_invalid", f"エスクローの書き出しを検証できません: {exc}") from None
+        raise ExportInvalid(f"エスクローの書き出しを検証できません: {exc}") from None

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from gateway import support
 from gateway.api.deps import GatewayDep, require
-from gateway.errors import GatewayError
+from gateway.errors import IndexUnavailable, PersonNotFound, TooLarge
 from gateway.evaluation import pooled, report
 from gateway.identity import User
 from gateway.link import current_run_id
@@ -43,10 +43,10 @@ def get_person_index(gw: GatewayDep, user: Annotated[User, Depends(require("supp
         run_id = current_run_id(conn)
         persons = support.all_attributes(conn, run_id, [person_id]) if run_id else {}
     if person_id not in persons:
-        raise GatewayError(404, "person_not_found", f"人物 {person_id} は現在の名寄せ結果にありません。")
+        raise PersonNotFound(f"人物 {person_id} は現在の名寄せ結果にありません。")
     found = report.person_index(gw, support.flatten(persons[person_id]))
     if found is None:
-        raise GatewayError(409, "index_unavailable", "過去の判断が少なく、リスク指数はまだ当てはめられません。")
+        raise IndexUnavailable("過去の判断が少なく、リスク指数はまだ当てはめられません。")
     return {"person_id": person_id, **found}
 
 
@@ -69,5 +69,5 @@ async def peer_pooled(request: Request, gw: GatewayDep) -> dict[str, Any]:
     request.state.event_logged = True
     body = await request.body()
     if len(body) > 8 * 1024 * 1024:
-        raise GatewayError(413, "too_large", "メッセージが大きすぎます。")
+        raise TooLarge("メッセージが大きすぎます。")
     return await run_in_threadpool(pooled.receive, gw, body, "federation")

@@ -11,7 +11,15 @@ from sqlalchemy import select
 
 from gateway import models
 from gateway.api.deps import GatewayDep, require
-from gateway.errors import GatewayError
+from gateway.errors import (
+    BadSignature,
+    GatewayError,
+    MalformedRequest,
+    RevokedAgentRequest,
+    StaleRequest,
+    TooLarge,
+    UnsupportedMediaType,
+)
 from gateway.frontdoor import check_signed_head
 from gateway.identity import User
 from gateway.agents import get_agent
@@ -50,15 +58,15 @@ async def _read_body(request: Request, gw: GatewayDep) -> bytes:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     error = None
     if content_type != MEDIA_TYPE:
-        error = GatewayError(415, "unsupported_media_type", f"提出データは Content-Type: {MEDIA_TYPE} で送ってください（受信: {content_type or 'なし'}）。")
+        error = UnsupportedMediaType(f"提出データは Content-Type: {MEDIA_TYPE} で送ってください（受信: {content_type or 'なし'}）。")
     elif int(request.headers.get("content-length") or 0) > limit:
-        error = GatewayError(413, "too_large", f"提出データが上限 {limit} バイトを超えています。")
+        error = TooLarge(f"提出データが上限 {limit} バイトを超えています。")
     if error is None:
         chunks, size = [], 0
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
-                error = GatewayError(413, "too_large", f"提出データが上限 {limit} バイトを超えています。")
+                error = TooLarge(f"提出データが上限 {limit} バイトを超えています。")
                 break
             chunks.append(chunk)
     if error is not None:
@@ -80,7 +88,7 @@ async def post_state(request: Request, gw: GatewayDep) -> dict[str, Any]:
     async for chunk in request.stream():
         body += chunk
         if len(body) > _STATE_REQUEST_BYTES:
-            raise GatewayError(413, "too_large", "状態の問い合わせが大きすぎます。")
+            raise TooLarge("状態の問い合わせが大きすぎます。")
     return await run_in_threadpool(_state, gw, body)
 
 
@@ -88,20 +96,20 @@ def _state(gw: Any, body: bytes) -> dict[str, Any]:
     try:
         req, signature = read_state_request(body)
     except MalformedSubmissionError as exc:
-        raise GatewayError(400, "malformed_request", str(exc)) from None
+        raise MalformedRequest(str(exc)) from None
     agent = get_agent(gw, req["agent_id"])
     try:
         verify_state_request(req, signature, agent.signing_key)
     except SubmissionSignatureError as exc:
-        raise GatewayError(401, "bad_signature", str(exc)) from None
+        raise BadSignature(str(exc)) from None
     if agent.status != "enrolled":
-        raise GatewayError(403, "agent_revoked", f"エージェント {agent.agent_id} は失効しています。")
+        raise RevokedAgentRequest(f"エージェント {agent.agent_id} は失効しています。")
     try:
         at = datetime.fromisoformat(req["at"]).astimezone(timezone.utc)
     except ValueError:
-        raise GatewayError(400, "malformed_request", "状態の問い合わせの時刻が読めません。") from None
+        raise MalformedRequest("状態の問い合わせの時刻が読めません。") from None
     if abs(datetime.now(timezone.utc) - at) > STATE_REQUEST_SKEW:
-        raise GatewayError(401, "stale_request", "状態の問い合わせの時刻がゲートウェイの時計と 15 分以上ずれています。エージェントの機械の時計を合わせてください。")
+        raise StaleRequest("状態の問い合わせの時刻がゲートウェイの時計と 15 分以上ずれています。エージェントの機械の時計を合わせてください。")
     return agent_state(gw, agent.agent_id)
 
 
