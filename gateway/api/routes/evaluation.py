@@ -14,6 +14,7 @@ from gateway.errors import IndexUnavailable, PersonNotFound, TooLarge
 from gateway.evaluation import pooled, report
 from gateway.identity import User
 from gateway.link import current_run_id
+from service.api import Answer
 
 router = APIRouter(tags=["evaluation"])
 Reader = Annotated[User, Depends(require("evaluation.read"))]
@@ -28,7 +29,59 @@ class ShareIn(BaseModel):
     period: str | None = Field(default=None, max_length=16)
 
 
-@router.get("/evaluation")
+class Evaluation(Answer):
+    """The screening's evaluation over periods: funnels (total, by period, by rule), reach, the human check, capacity, items, risk."""
+
+    period_kind: str
+    periods: list[Any]
+    lists: int
+    cases: int
+    total: dict[str, Any]
+    by_period: list[dict[str, Any]]
+    by_rule: list[dict[str, Any]]
+    reach: dict[str, Any]
+    human_check: dict[str, Any]
+    capacity: dict[str, Any]
+    items: list[dict[str, Any]]
+    associations: list[dict[str, Any]]
+    risk: dict[str, Any]
+
+
+class Contribution(Answer):
+    """What one item adds to a person's risk index."""
+
+    item: str
+    weight: float
+
+
+class PersonIndex(Answer):
+    """A person's risk index, the model's intercept, the periods it was fitted on and each item's contribution."""
+
+    person_id: str
+    index: float
+    intercept: float
+    fitted_on: list[Any]
+    contributions: list[Contribution]
+
+
+class PooledShare(Answer):
+    """The counts shared; ``delivered`` False: the peer could not be reached, ``reason`` says why and ``bundle`` is to carry."""
+
+    delivered: bool
+    counts: Any
+
+
+class Pooled(Answer):
+    """The pooled evaluation counts of the towns that shared theirs."""
+
+    towns: list[str]
+    rule_labels: Any
+    rules: Any
+    total: Any
+    items: Any
+
+
+@router.get("/evaluation", response_model=Evaluation)
 def get_evaluation(gw: GatewayDep, user: Reader, period: Kind = "month") -> dict[str, Any]:
     """Every figure: funnels, precision, recall proxy, capacity curve, items × difficulty types, human check, risk index."""
     result = report.evaluation(gw, period)
@@ -36,7 +89,7 @@ def get_evaluation(gw: GatewayDep, user: Reader, period: Kind = "month") -> dict
     return result
 
 
-@router.get("/evaluation/persons/{person_id}/index")
+@router.get("/evaluation/persons/{person_id}/index", response_model=PersonIndex)
 def get_person_index(gw: GatewayDep, user: Annotated[User, Depends(require("support.read"))], person_id: str) -> dict[str, Any]:
     """The person's risk index with the items that contribute (for ordering within the list; a person decides)."""
     with gw.engine.connect() as conn:
@@ -50,13 +103,13 @@ def get_person_index(gw: GatewayDep, user: Annotated[User, Depends(require("supp
     return {"person_id": person_id, **found}
 
 
-@router.post("/evaluation/pooled/share")
+@router.post("/evaluation/pooled/share", response_model=PooledShare)
 def post_share(gw: GatewayDep, user: Annotated[User, Depends(require("pooled.share"))], body: ShareIn) -> dict[str, Any]:
     """Send the town's aggregate counts (small counts suppressed) to the prefecture; logged."""
     return pooled.share(gw, user, body.prefecture, body.period_kind, body.period)
 
 
-@router.get("/evaluation/pooled")
+@router.get("/evaluation/pooled", response_model=Pooled)
 def get_pooled(gw: GatewayDep, user: Reader) -> dict[str, Any]:
     """The prefecture's pooled figures: sums of the towns' counts, and how many cells were suppressed."""
     gw.record(user.username, user.role, "pooled.view", "ok")

@@ -25,13 +25,50 @@ from gateway.identity import User
 from gateway.agents import get_agent
 from gateway.ingest import agent_state, ingest
 from keys.submission import MalformedSubmissionError, SubmissionSignatureError, read_state_request, verify_state_request
+from service.api import Answer
 
 router = APIRouter(prefix="/submissions", tags=["submissions"])
 
 MEDIA_TYPE = "application/x-ndjson"
 
 
-@router.post("", openapi_extra={"requestBody": {"required": True, "content": {MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}}}})
+class Ingested(Answer):
+    """What became of a submission: its status, id, the records accepted and refused, the agent's sequence number."""
+
+    status: str
+    submission_id: int | None
+    accepted: int
+    refused: int
+    sequence: int | None
+
+
+class AgentState(Answer):
+    """The gateway's view of an agent: its last accepted sequence and content hash, and the head of each snapshot."""
+
+    agent_id: str
+    sequence: int
+    content_sha256: str
+    received_at: str | None
+    head: dict[str, Any] | None
+
+
+class SubmissionOut(Answer):
+    """A received submission (metadata only)."""
+
+    id: int
+    agent_id: str
+    sequence: int
+    network: str
+    source: str
+    schema_version: Any
+    linkage_key_id: str
+    received_at: datetime
+    channel: str
+    record_count: int
+    accepted: Any
+
+
+@router.post("", response_model=Ingested, openapi_extra={"requestBody": {"required": True, "content": {MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}}}})
 async def post_submission(request: Request, gw: GatewayDep) -> dict[str, Any]:
     """Ingest one signed submission (the agent's signature authenticates it); replays 409, the same one again 200 duplicate."""
     try:
@@ -80,7 +117,7 @@ STATE_REQUEST_SKEW = timedelta(minutes=15)
 _STATE_REQUEST_BYTES = 4096
 
 
-@router.post("/state", openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}})
+@router.post("/state", response_model=AgentState, openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}})
 async def post_state(request: Request, gw: GatewayDep) -> dict[str, Any]:
     """What the gateway has accepted from the agent that signed the request: last sequence, content hash, chain head, and
     the current snapshot of each source it owns. The agent reconciles its state with this answer before it sends."""
@@ -113,7 +150,7 @@ def _state(gw: Any, body: bytes) -> dict[str, Any]:
     return agent_state(gw, agent.agent_id)
 
 
-@router.get("")
+@router.get("", response_model=list[SubmissionOut])
 def get_submissions(gw: GatewayDep, _user: Annotated[User, Depends(require("submissions.read"))],
                     limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
     """The latest submissions, newest first (no record contents)."""
