@@ -15,7 +15,7 @@ from importlib import resources
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Integer, LargeBinary, MetaData, String, Table, Text, false, inspect, text
+from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Integer, LargeBinary, MetaData, String, Table, Text, false, inspect, select, text
 from sqlalchemy.engine import Connection, Engine
 
 from service.db import sqlite_engine, utcnow  # utcnow: the escrow modules take the shared clock as db.utcnow
@@ -137,6 +137,12 @@ def _add_missing_columns(connection: Connection) -> None:
                 ddl = column.type.compile(dialect=connection.dialect)
                 default = column.server_default.arg.compile(dialect=connection.dialect)
                 connection.execute(text(f'ALTER TABLE {table.name} ADD COLUMN {column.name} {ddl} NOT NULL DEFAULT {default}'))
+
+
+def filed_request_ids(engine: Engine, ids: list[str]) -> set[str]:
+    """Which of ``ids`` are requests filed here."""
+    with engine.connect() as conn:
+        return set(conn.execute(select(requests.c.id).where(requests.c.id.in_(ids))).scalars())
 
 
 def iso(value: datetime | None) -> str | None:

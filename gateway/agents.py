@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 
 from gateway import models
 from gateway.core import Gateway
@@ -172,3 +172,31 @@ def list_agents(gw: Gateway) -> list[dict]:
     return [{"agent_id": r.agent_id, "signing_key_id": r.signing_key_id, "network": r.network, "status": r.status,
              "sources": sorted(sources.get(r.agent_id, [])), "registered_at": r.registered_at, "revoked_at": r.revoked_at}
             for r in rows]
+
+
+# ---- what agents sent: the listings of the API and the administrator's dashboard --------------------------
+
+
+def recent_submissions(gw: Gateway, limit: int) -> list[dict]:
+    """The latest ``limit`` submissions, newest first (metadata only: who, which source, when, how many records)."""
+    s = models.submissions
+    with gw.engine.connect() as conn:
+        rows = conn.execute(select(s.c.id, s.c.agent_id, s.c.sequence, s.c.network, s.c.source, s.c.schema_version,
+                                   s.c.linkage_key_id, s.c.received_at, s.c.channel, s.c.record_count, s.c.accepted)
+                            .order_by(s.c.id.desc()).limit(limit)).all()
+    return [dict(r._mapping) for r in rows]
+
+
+def recent_refusals(gw: Gateway, limit: int) -> list[dict]:
+    """The latest ``limit`` refusals at the gateway's doors (``ingest_events``), newest first."""
+    e = models.ingest_events
+    with gw.engine.connect() as conn:
+        rows = conn.execute(select(e).order_by(e.c.id.desc()).limit(limit)).all()
+    return [dict(r._mapping) for r in rows]
+
+
+def last_submissions(gw: Gateway) -> dict[str, object]:
+    """When each agent last submitted: agent id → the newest ``received_at``."""
+    s = models.submissions
+    with gw.engine.connect() as conn:
+        return dict(conn.execute(select(s.c.agent_id, func.max(s.c.received_at)).group_by(s.c.agent_id)).all())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -11,7 +12,6 @@ from gateway import review
 from gateway.api.deps import GatewayDep, require
 from gateway.db import MAX_OFFSET
 from gateway.identity import User
-from datetime import datetime
 from service.api import Answer
 
 router = APIRouter(prefix="/review", tags=["review"])

@@ -8,12 +8,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from gateway import support
 from gateway.api.deps import GatewayDep, require
-from gateway.errors import IndexUnavailable, PersonNotFound, TooLarge
+from gateway.errors import TooLarge
 from gateway.evaluation import pooled, report
 from gateway.identity import User
-from gateway.link import current_run_id
 from service.api import Answer
 
 router = APIRouter(tags=["evaluation"])
@@ -92,15 +90,7 @@ def get_evaluation(gw: GatewayDep, user: Reader, period: Kind = "month") -> dict
 @router.get("/evaluation/persons/{person_id}/index", response_model=PersonIndex)
 def get_person_index(gw: GatewayDep, user: Annotated[User, Depends(require("support.read"))], person_id: str) -> dict[str, Any]:
     """The person's risk index with the items that contribute (for ordering within the list; a person decides)."""
-    with gw.engine.connect() as conn:
-        run_id = current_run_id(conn)
-        persons = support.all_attributes(conn, run_id, [person_id]) if run_id else {}
-    if person_id not in persons:
-        raise PersonNotFound(f"人物 {person_id} は現在の名寄せ結果にありません。")
-    found = report.person_index(gw, support.flatten(persons[person_id]))
-    if found is None:
-        raise IndexUnavailable("過去の判断が少なく、リスク指数はまだ当てはめられません。")
-    return {"person_id": person_id, **found}
+    return report.person_risk_index(gw, person_id)
 
 
 @router.post("/evaluation/pooled/share", response_model=PooledShare)

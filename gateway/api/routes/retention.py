@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
@@ -9,7 +10,6 @@ from fastapi import APIRouter, Depends
 from gateway.api.deps import GatewayDep, require
 from gateway.identity import User
 from gateway.retention import purge, purges
-from datetime import datetime
 from service.api import Answer
 
 router = APIRouter(prefix="/retention", tags=["retention"])

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from sqlalchemy import func, select
 
-from gateway import models
-
+from gateway import scheduler
 from gateway.api.deps import GatewayDep, require
 from gateway.identity import User
-from gateway.link import pending_requests, request_manual_run, runs
-from datetime import datetime
+from gateway.link import request_manual_run, runs
 from service.api import Answer
 
 router = APIRouter(prefix="/runs", tags=["runs"])
@@ -55,12 +53,7 @@ def get_runs(gw: GatewayDep, _user: Annotated[User, Depends(require("runs.read")
 @router.get("/pending", response_model=Pending)
 def get_pending(gw: GatewayDep, request: Request, _user: Annotated[User, Depends(require("runs.read"))]) -> dict[str, Any]:
     """Whether a run is due: the waiting run requests (data changed since the last run) and whether one is going."""
-    with gw.engine.connect() as conn:
-        count, oldest, newest, trigger = pending_requests(conn)
-        running = conn.execute(select(func.count()).where(models.link_runs.c.status == "running")).scalar()
-    jobs = getattr(request.app.state, "jobs", None)
-    return {"requests": count, "oldest": oldest, "newest": newest, "trigger": trigger,
-            "running": bool(running) or bool(jobs and jobs.running)}
+    return scheduler.pending(gw, getattr(request.app.state, "jobs", None))
 
 
 @router.post("", status_code=202, response_model=RunRequested)

@@ -7,9 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import select
 
-from gateway import models
 from gateway.api.deps import GatewayDep, require
 from gateway.errors import (
     BadSignature,
@@ -22,7 +20,7 @@ from gateway.errors import (
 )
 from gateway.frontdoor import check_signed_head
 from gateway.identity import User
-from gateway.agents import get_agent
+from gateway.agents import get_agent, recent_submissions
 from gateway.ingest import agent_state, ingest
 from keys.submission import MalformedSubmissionError, SubmissionSignatureError, read_state_request, verify_state_request
 from service.api import Answer
@@ -154,9 +152,4 @@ def _state(gw: Any, body: bytes) -> dict[str, Any]:
 def get_submissions(gw: GatewayDep, _user: Annotated[User, Depends(require("submissions.read"))],
                     limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
     """The latest submissions, newest first (no record contents)."""
-    s = models.submissions
-    with gw.engine.connect() as conn:
-        rows = conn.execute(select(s.c.id, s.c.agent_id, s.c.sequence, s.c.network, s.c.source, s.c.schema_version,
-                                   s.c.linkage_key_id, s.c.received_at, s.c.channel, s.c.record_count, s.c.accepted)
-                            .order_by(s.c.id.desc()).limit(limit)).all()
-    return [dict(r._mapping) for r in rows]
+    return recent_submissions(gw, limit)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Response
@@ -10,7 +11,6 @@ from pydantic import BaseModel, Field
 from gateway.api.deps import GatewayDep, require
 from gateway.identity import User, add_user, delete_user, list_users, reset_password, set_disabled, set_role, unlock
 from service.api import Answer, Lockout, PasswordReset, Unlock, Unlocked, Username
-from datetime import datetime
 
 router = APIRouter(prefix="/users", tags=["users"])
 lockouts = APIRouter(prefix="/lockouts", tags=["users"])

@@ -15,7 +15,6 @@ from gateway import returnpath, support
 from gateway.errors import ChartNotFound, GatewayError, InvalidPerson, NoFont
 from gateway.evaluation import report
 from gateway.evaluation.data import PERIOD_KINDS
-from gateway.link import current_run_id
 from gateway.web.render import render
 from gateway.web.routes.casework import source_labels
 from gateway.web.session import GatewayDep, WebSession, form_action, page
@@ -38,14 +37,9 @@ def _form_fields(form: Any) -> dict[str, Any]:
 
 def _form_page(request: Request, gw: GatewayDep, session: WebSession, *, case: dict[str, Any] | None, person_id: str,
                values: dict[str, Any], error: str = "", status: int = 200, done: str = "") -> Response:
-    index = None
     try:
-        with gw.engine.connect() as conn:
-            run_id = current_run_id(conn)
-            persons = support.all_attributes(conn, run_id, [person_id]) if run_id else {}
-        if person_id in persons:
-            index = report.person_index(gw, support.flatten(persons[person_id]))
-    except GatewayError:
+        index = report.person_risk_index(gw, person_id)
+    except GatewayError:  # no such person in the current run, no run, or too few decisions yet: the form shows no index
         index = None
     return render(request, "support_case.html", session, status, case=case, person_id=person_id, values=values,
                   vocab=support.vocabulary_json(gw), error=error, done=done, index=index,
