@@ -19,7 +19,6 @@ class EscrowError(Refusal):
 SEALED_DETAIL = "エスクローは封印されています（鍵管理者による開封が必要です）"
 
 
-
 # ---- Sign-in, sessions and roles ---------------------------------------------------------------------
 
 

@@ -9,13 +9,16 @@ a secret. ``gateway/api/main.py`` and ``gateway/web/app.py`` turn every
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from service.errors import Refusal
-from service.frontdoor.throttle import LoginRefused
+
+if TYPE_CHECKING:
+    from service.frontdoor.throttle import LoginRefused
 
 
 class GatewayError(Refusal):
     """A request or command the gateway refuses; ``detail`` never contains identity data or secrets."""
-
 
 
 # ---- Sign-in, sessions and roles ---------------------------------------------------------------------
@@ -47,6 +50,19 @@ class UnknownRole(GatewayError):
 
     status = 422
     code = "unknown_role"
+
+
+class LoginThrottled(GatewayError):
+    """A sign-in the throttle refused before the password was looked at: 429 (wait) or 403 (locked).
+
+    The status and the code are the throttle's (``service.frontdoor.throttle``:
+    ``login_throttled``, ``address_throttled``, ``address_locked``, ``account_locked``).
+    """
+
+    def __init__(self, refused: LoginRefused) -> None:
+        """The throttle's refusal ``refused``, answered as the throttle decided."""
+        super().__init__(refused.detail)
+        self.status, self.code = refused.status, refused.code  # type: ignore[misc]
 
 
 # ---- Configuration and keys at rest (an operator's fault, answered 500) ------------------------------
@@ -386,6 +402,34 @@ class InvalidPerson(GatewayError):
     code = "invalid_person"
 
 
+class UnknownDifficulties(GatewayError):
+    """A difficulty code that is not in the vocabulary."""
+
+    status = 422
+    code = "unknown_difficulties"
+
+
+class UnknownSupports(GatewayError):
+    """A support code that is not in the vocabulary."""
+
+    status = 422
+    code = "unknown_supports"
+
+
+class UnknownDepartment(GatewayError):
+    """A department code that is not in the vocabulary."""
+
+    status = 422
+    code = "unknown_department"
+
+
+class UnknownNotNeededReason(GatewayError):
+    """A not-needed reason code that is not in the vocabulary."""
+
+    status = 422
+    code = "unknown_not_needed_reason"
+
+
 # ---- The return path to departments ------------------------------------------------------------------
 
 
@@ -610,47 +654,3 @@ class ExportInvalid(GatewayError):
 
     status = 422
     code = "export_invalid"
-
-
-class LoginThrottled(GatewayError):
-    """A sign-in the throttle refused before the password was looked at: 429 (wait) or 403 (locked).
-
-    The status and the code are the throttle's (``service.frontdoor.throttle``:
-    ``login_throttled``, ``address_throttled``, ``address_locked``, ``account_locked``).
-    """
-
-    def __init__(self, refused: LoginRefused) -> None:
-        """The throttle's refusal ``refused``, answered as the throttle decided."""
-        super().__init__(refused.detail)
-        self.status, self.code = refused.status, refused.code  # type: ignore[misc]
-
-
-# One class per coded field of a support case whose value is not in the vocabulary (gateway/support.py).
-
-
-class UnknownDifficulties(GatewayError):
-    """A difficulty code that is not in the vocabulary."""
-
-    status = 422
-    code = "unknown_difficulties"
-
-
-class UnknownSupports(GatewayError):
-    """A support code that is not in the vocabulary."""
-
-    status = 422
-    code = "unknown_supports"
-
-
-class UnknownDepartment(GatewayError):
-    """A department code that is not in the vocabulary."""
-
-    status = 422
-    code = "unknown_department"
-
-
-class UnknownNotNeededReason(GatewayError):
-    """A not-needed reason code that is not in the vocabulary."""
-
-    status = 422
-    code = "unknown_not_needed_reason"

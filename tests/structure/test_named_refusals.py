@@ -59,3 +59,20 @@ def test_the_check_sees_a_three_argument_call(tmp_path: Path) -> None:
 def test_every_exemption_still_names_a_module_with_such_a_call() -> None:
     stale = [name for name in EXEMPT if not (ROOT / name).exists() or not _three_argument_calls(ROOT / name)]
     assert stale == [], f"remove these from EXEMPT (#11): {stale}"
+
+
+def test_each_named_refusal_declares_its_own_status_and_code_once() -> None:
+    import escrow.errors
+    import gateway.errors
+
+    # LoginThrottled, BodyRefused and PageRefused answer as the throttle, the front door or the web session decided.
+    relayed = {"LoginThrottled", "BodyRefused", "PageRefused"}
+    for module, base in ((gateway.errors, gateway.errors.GatewayError), (escrow.errors, escrow.errors.EscrowError)):
+        named = [c for c in vars(module).values() if isinstance(c, type) and issubclass(c, base) and c is not base
+                 and c.__name__ not in relayed and c.__module__ == module.__name__]
+        assert len(named) > 20
+        assert all("status" in vars(c) and "code" in vars(c) for c in named), [c.__name__ for c in named if "code" not in vars(c)]
+        pairs = [(c.status, c.code) for c in named]
+        assert len(set(pairs)) == len(pairs), "two classes for one refusal"
+    refused = gateway.errors.SourceOwned("データ元はすでに別のエージェントの担当です。")
+    assert (refused.status, refused.code, refused.detail) == (409, "source_owned", "データ元はすでに別のエージェントの担当です。")
