@@ -31,12 +31,12 @@ MEDIA_TYPE = "application/x-ndjson"
 
 
 class Ingested(Answer):
-    """What became of a submission: its status, id, the records accepted and refused, the agent's sequence number."""
+    """What became of a submission: its status, id, how many records were accepted, each refused record and why, the sequence number."""
 
     status: str
     submission_id: int | None
     accepted: int
-    refused: int
+    refused: list[dict[str, Any]]
     sequence: int | None
 
 
