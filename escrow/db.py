@@ -1,18 +1,22 @@
 """The escrow's own store (SQLite through SQLAlchemy): users, sessions, re-identification requests and decisions.
 
-The escrow's audit log (:mod:`service.audit_store`) lives in the same database
-file. Nothing here is secret or identifying: password hashes, SHA-256 of
-session tokens, request metadata, sealed records (ciphertexts only) and
-timestamps. Opened identities are never stored; a release leaves only
+The tables are under Alembic (``escrow/migrations``, run by :func:`migrate`
+whenever the file is opened). The escrow's audit log
+(:mod:`service.audit_store`) lives in the same database file. Nothing here
+is secret or identifying: password hashes, SHA-256 of session tokens,
+request metadata, sealed records (ciphertexts only) and timestamps. Opened identities are never stored; a release leaves only
 ``released_at``.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from importlib import resources
 
-from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Integer, LargeBinary, MetaData, String, Table, Text, false, inspect, text
-from sqlalchemy.engine import Engine
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Integer, LargeBinary, MetaData, String, Table, Text, false, inspect, select, text
+from sqlalchemy.engine import Connection, Engine
 
 from service.db import sqlite_engine, utcnow  # utcnow: the escrow modules take the shared clock as db.utcnow
 
@@ -87,28 +91,58 @@ decisions = Table(
 
 
 def open_engine(path: str) -> Engine:
-    """The engine on the escrow's SQLite file (:mod:`service.db`: WAL, full fsync, foreign keys), with the tables created if missing."""
+    """The engine on the escrow's SQLite file (:mod:`service.db`: WAL, full fsync, foreign keys), its tables migrated to the newest revision."""
     engine = sqlite_engine(path)
-    metadata.create_all(engine)
-    _add_missing_columns(engine)
+    migrate(engine)
     return engine
 
 
-def _add_missing_columns(engine: Engine) -> None:
-    """Add the columns later versions gave to existing tables (``create_all`` creates only missing tables).
+#: The revision that equals the schema ``metadata.create_all`` made before the escrow had migrations.
+BASELINE = "0001_baseline"
 
-    The escrow keeps one SQLite file and no migration tool; every added column
-    has a server default, so ``ALTER TABLE … ADD COLUMN`` is all it takes.
+
+def migrate(engine: Engine) -> None:
+    """Bring the escrow's tables up to the newest Alembic revision (idempotent).
+
+    A file made before migrations (the tables, no ``alembic_version``) is
+    recognised: it is first given any column the baseline has and it lacks,
+    then stamped at :data:`BASELINE`, then upgraded like any other; no row is
+    touched.
     """
-    inspector = inspect(engine)
-    with engine.begin() as conn:
-        for table in metadata.sorted_tables:
-            present = {c["name"] for c in inspector.get_columns(table.name)}
-            for column in table.columns:
-                if column.name not in present and column.server_default is not None:
-                    ddl = column.type.compile(dialect=engine.dialect)
-                    default = column.server_default.arg.compile(dialect=engine.dialect)
-                    conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN {column.name} {ddl} NOT NULL DEFAULT {default}'))
+    config = Config()
+    config.set_main_option("script_location", str(resources.files("escrow").joinpath("migrations")))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        present = set(inspect(connection).get_table_names())
+        if "alembic_version" not in present and present & set(metadata.tables):
+            _add_missing_columns(connection)
+            command.stamp(config, BASELINE)
+        command.upgrade(config, "head")
+
+
+def _add_missing_columns(connection: Connection) -> None:
+    """Give an unversioned file the columns the baseline added to its tables before migrations.
+
+    Files made before those columns existed lack ``users.disabled`` and
+    ``users.must_change_password``; both have a server default, so
+    ``ALTER TABLE … ADD COLUMN`` is all it takes.
+    """
+    inspector = inspect(connection)
+    for table in metadata.sorted_tables:
+        if not inspector.has_table(table.name):
+            continue
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in present and column.server_default is not None:
+                ddl = column.type.compile(dialect=connection.dialect)
+                default = column.server_default.arg.compile(dialect=connection.dialect)
+                connection.execute(text(f'ALTER TABLE {table.name} ADD COLUMN {column.name} {ddl} NOT NULL DEFAULT {default}'))
+
+
+def filed_request_ids(engine: Engine, ids: list[str]) -> set[str]:
+    """Which of ``ids`` are requests filed here."""
+    with engine.connect() as conn:
+        return set(conn.execute(select(requests.c.id).where(requests.c.id.in_(ids))).scalars())
 
 
 def iso(value: datetime | None) -> str | None:

@@ -1,4 +1,11 @@
-"""The escrow's refusals: an HTTP status, a stable code and a Japanese message safe to show and to log."""
+"""The escrow's refusals: one class per refusal, each with its HTTP status, its stable code and a Japanese message.
+
+Raise the named class with the message (``raise Sealed(SEALED_DETAIL)``);
+the status and the code are declared once, here. The message is safe to show
+and to log: never a secret, never an identity. ``escrow/api/app.py`` and
+``escrow/web/app.py`` turn every :class:`~service.errors.Refusal` into the
+HTTP answer (and the audit entry) in one place.
+"""
 
 from __future__ import annotations
 
@@ -10,3 +17,202 @@ class EscrowError(Refusal):
 
 
 SEALED_DETAIL = "エスクローは封印されています（鍵管理者による開封が必要です）"
+
+
+# ---- Sign-in, sessions and roles ---------------------------------------------------------------------
+
+
+class NotAuthenticated(EscrowError):
+    """No valid session token came with the request."""
+
+    status = 401
+    code = "not_authenticated"
+
+
+class ForbiddenRole(EscrowError):
+    """The user's role may not do this."""
+
+    status = 403
+    code = "forbidden_role"
+
+
+class PasswordChangeRequired(EscrowError):
+    """The user must change the initial password before anything else."""
+
+    status = 403
+    code = "password_change_required"
+
+
+class UnknownRole(EscrowError):
+    """A role name that is not one of the escrow's roles."""
+
+    status = 422
+    code = "unknown_role"
+
+
+# ---- Release requests and their filings --------------------------------------------------------------
+
+
+class InvalidRequest(EscrowError):
+    """A request body that does not validate."""
+
+    status = 422
+    code = "invalid_request"
+
+
+class NotRequester(EscrowError):
+    """Only the user who filed the request may do this."""
+
+    status = 403
+    code = "not_requester"
+
+
+class NotInGatewayLog(EscrowError):
+    """The filing cannot be found in the gateway's audit log."""
+
+    status = 403
+    code = "not_in_gateway_log"
+
+
+# ---- Set-up and configuration (an operator's fault, answered 500, except set-up itself) --------------
+
+
+class AlreadyInitialised(EscrowError):
+    """The escrow has been set up already."""
+
+    status = 409
+    code = "already_initialised"
+
+
+class SetupRefused(EscrowError):
+    """Set-up parameters the escrow refuses."""
+
+    status = 422
+    code = "setup_refused"
+
+
+class NotInitialised(EscrowError):
+    """The escrow has not been set up."""
+
+    status = 500
+    code = "not_initialised"
+
+
+class AuditKeyInvalid(EscrowError):
+    """The audit log's signing key cannot be read."""
+
+    status = 500
+    code = "audit_key_invalid"
+
+
+class GatewayVerifierInvalid(EscrowError):
+    """The gateway's verification key cannot be read."""
+
+    status = 500
+    code = "gateway_verifier_invalid"
+
+
+class GatewayVerifierMissing(EscrowError):
+    """The gateway's verification key is missing."""
+
+    status = 500
+    code = "gateway_verifier_missing"
+
+
+class SealedKeyInvalid(EscrowError):
+    """The sealed private key cannot be read."""
+
+    status = 500
+    code = "sealed_key_invalid"
+
+
+class SettingsInvalid(EscrowError):
+    """The escrow's settings are invalid."""
+
+    status = 500
+    code = "settings_invalid"
+
+
+class WitnessInvalid(EscrowError):
+    """The witness configuration cannot be read."""
+
+    status = 500
+    code = "witness_invalid"
+
+
+# ---- The vault: sealing, shares, unsealing -----------------------------------------------------------
+
+
+class ShareRefused(EscrowError):
+    """A custodian's share that cannot be used."""
+
+    status = 400
+    code = "share_refused"
+
+
+class ShareNotYours(EscrowError):
+    """The share belongs to another custodian."""
+
+    status = 403
+    code = "share_not_yours"
+
+
+class AlreadyUnsealed(EscrowError):
+    """The escrow is unsealed already."""
+
+    status = 409
+    code = "already_unsealed"
+
+
+class CustodianAlreadyOffered(EscrowError):
+    """This custodian has offered a share already."""
+
+    status = 409
+    code = "custodian_already_offered"
+
+
+class DuplicateShare(EscrowError):
+    """The same share was offered twice."""
+
+    status = 409
+    code = "duplicate_share"
+
+
+class UnsealFailed(EscrowError):
+    """The shares offered did not open the sealed key."""
+
+    status = 409
+    code = "unseal_failed"
+
+
+class Sealed(EscrowError):
+    """The escrow is sealed: custodians must open it first."""
+
+    status = 503
+    code = "sealed"
+
+
+# ---- Refusals decided elsewhere, logged as the escrow's -----------------------------------------------
+
+
+class BodyRefused(EscrowError):
+    """A request body the front door refused before any route saw it (too large, too deep, malformed).
+
+    The status and the code are the front door's (``service.frontdoor.limits``).
+    """
+
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        """The front door's answer: ``status``, ``code`` and the Japanese ``detail``."""
+        super().__init__(detail)
+        self.status, self.code = status, code  # type: ignore[misc]
+
+
+class PageRefused(EscrowError):
+    """A web page the user may not see or a form without its CSRF token (``code``: ``forbidden`` or ``csrf``)."""
+
+    status = 403
+
+    def __init__(self, reason: str, code: str) -> None:
+        """``reason`` in Japanese, ``code`` as the web session decided it."""
+        super().__init__(reason)
+        self.code = code  # type: ignore[misc]

@@ -26,7 +26,7 @@ from keys.audit import AuditEntry
 from transparency.tlog_checkpoint import Checkpoint, CheckpointError, Verifier, verify_checkpoint
 from keys.errors import AuditEntryError
 
-from escrow.errors import EscrowError
+from escrow.errors import EscrowError, NotInGatewayLog
 
 REQUEST_ACTION = "reidentify.request"
 
@@ -71,4 +71,4 @@ def verify_evidence(evidence: GatewayEvidence, verifier: Verifier, expected: dic
 
 
 def _refused(reason: str) -> EscrowError:
-    return EscrowError(403, "not_in_gateway_log", f"申請がゲートウェイの監査ログで確認できないため受け付けません。{reason}")
+    return NotInGatewayLog(f"申請がゲートウェイの監査ログで確認できないため受け付けません。{reason}")

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.engine import Engine
 
 from escrow import db
-from escrow.errors import EscrowError
+from escrow.errors import EscrowError, UnknownRole
 from service.frontdoor.throttle import LoginRefused, LoginThrottle
 from service.accounts import Accounts
 
@@ -60,7 +60,7 @@ def accounts(engine: Engine, escrow: Escrow | None = None, throttle: LoginThrott
 def _stored(roles: list[str]) -> str:
     unknown = [r for r in roles if r not in ROLES]
     if unknown or not roles:
-        raise EscrowError(422, "unknown_role", f"ロール「{'、'.join(unknown)}」はありません（使えるもの: {', '.join(ROLES)}）。")
+        raise UnknownRole(f"ロール「{'、'.join(unknown)}」はありません（使えるもの: {', '.join(ROLES)}）。")
     return ",".join(sorted(set(roles)))
 
 

@@ -27,7 +27,18 @@ from pydantic import ValidationError
 from escrow import db
 from escrow.config import CONFIG_FILE, Settings, load_settings
 from policy import load_policy
-from escrow.errors import EscrowError
+from escrow.errors import (
+    AlreadyInitialised,
+    AuditKeyInvalid,
+    EscrowError,
+    GatewayVerifierInvalid,
+    GatewayVerifierMissing,
+    NotInitialised,
+    SealedKeyInvalid,
+    SettingsInvalid,
+    SetupRefused,
+    WitnessInvalid,
+)
 from escrow.vault import Vault
 from keys import custody
 from keys.audit import AuditEntry
@@ -74,19 +85,18 @@ class Escrow:
     def open(cls, home: Path, **overrides: Any) -> Escrow:
         """Open the escrow set up by :func:`init_home` at ``home``."""
         if not (home / CONFIG_FILE).exists():
-            raise EscrowError(500, "not_initialised",
-                              f"{home} はエスクローのデータフォルダではありません。先に `tsunagu escrow init --home {home}` を実行してください。")
+            raise NotInitialised(f"{home} はエスクローのデータフォルダではありません。先に `tsunagu escrow init --home {home}` を実行してください。")
         try:
             settings = load_settings(home, **overrides)
         except ValidationError as exc:
             where = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors())
-            raise EscrowError(500, "settings_invalid", f"{home / CONFIG_FILE} または環境変数の設定が正しくありません（{where}）。") from None
+            raise SettingsInvalid(f"{home / CONFIG_FILE} または環境変数の設定が正しくありません（{where}）。") from None
         signer = _load_signer(settings.home / AUDIT_KEY)
         gateway = _load_verifier(settings.home / GATEWAY_VERIFIER)
         try:
             escrow = cls(settings, signer, gateway)
         except KeysError as exc:
-            raise EscrowError(500, "sealed_key_invalid", str(exc)) from None
+            raise SealedKeyInvalid(str(exc)) from None
         try:
             # The escrow witnesses the gateway's log: it cosigns only checkpoints signed
             # by the gateway key it was set up with, and consistent with the last one.
@@ -95,7 +105,7 @@ class Escrow:
             if witness.logs.get(origin) != gateway.vkey():
                 witness.trust(origin, gateway.vkey())
         except WitnessError as exc:
-            raise EscrowError(500, "witness_invalid", str(exc)) from None
+            raise WitnessInvalid(str(exc)) from None
         return escrow
 
     def record(self, actor: str, role: str, action: str, outcome: str, connection: Any = None, **fields: str) -> None:
@@ -140,14 +150,14 @@ def init_home(home: Path, admin_home: Path, gateway_vkey: str) -> Escrow:
     is simply run again.
     """
     if (home / CONFIG_FILE).exists():
-        raise EscrowError(409, "already_initialised", f"{home} には既にエスクローがあります。")
+        raise AlreadyInitialised(f"{home} には既にエスクローがあります。")
     try:
         Verifier.from_vkey(gateway_vkey)
         ring = Keyring(admin_home)
         sealed = ring.escrow_sealed_path.read_bytes()
         custody.sealed_info(ring.escrow_sealed_path)
     except (CheckpointError, KeysError) as exc:
-        raise EscrowError(422, "setup_refused", str(exc)) from None
+        raise SetupRefused(str(exc)) from None
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
     _write_new(home / SEALED_KEY, sealed, 0o600)
     _write_new(home / GATEWAY_VERIFIER, gateway_vkey.strip().encode("utf-8") + b"\n", 0o644)
@@ -175,9 +185,9 @@ def _load_signer(path: Path) -> Signer:
     try:
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except (FileNotFoundError, ValueError) as exc:
-        raise EscrowError(500, "audit_key_invalid", f"{path} がないか、秘密鍵として読めません。") from exc
+        raise AuditKeyInvalid(f"{path} がないか、秘密鍵として読めません。") from exc
     if not isinstance(key, Ed25519PrivateKey):
-        raise EscrowError(500, "audit_key_invalid", f"{path} は Ed25519 の秘密鍵ではありません。")
+        raise AuditKeyInvalid(f"{path} は Ed25519 の秘密鍵ではありません。")
     return Signer(_SIGNER_NAME, key)
 
 
@@ -185,6 +195,6 @@ def _load_verifier(path: Path) -> Verifier:
     try:
         return Verifier.from_vkey(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise EscrowError(500, "gateway_verifier_missing", f"ゲートウェイの検証鍵 {path} がありません。") from exc
+        raise GatewayVerifierMissing(f"ゲートウェイの検証鍵 {path} がありません。") from exc
     except CheckpointError as exc:
-        raise EscrowError(500, "gateway_verifier_invalid", f"{path}: {exc}") from exc
+        raise GatewayVerifierInvalid(f"{path}: {exc}") from exc

@@ -18,7 +18,25 @@ from keys import custody
 from keys.custody import EscrowPrivateKey, ShareInput
 from keys.errors import KeysError, ShareNotYoursError
 
-from escrow.errors import SEALED_DETAIL, EscrowError
+from escrow.errors import (
+
+    AlreadyUnsealed,
+
+    CustodianAlreadyOffered,
+
+    DuplicateShare,
+
+    SEALED_DETAIL,
+
+    Sealed,
+
+    ShareNotYours,
+
+    ShareRefused,
+
+    UnsealFailed,
+
+)
 
 
 @dataclass(frozen=True)
@@ -80,22 +98,20 @@ class Vault:
         """
         with self._lock:
             if self._key is not None:
-                raise EscrowError(409, "already_unsealed", "エスクローは既に開封されています。")
+                raise AlreadyUnsealed("エスクローは既に開封されています。")
             if any(user == username for user, _ in self._offered.values()):
-                raise EscrowError(409, "custodian_already_offered",
-                                  f"利用者「{username}」は既に持分を提出しました。開封には別の鍵管理者の持分が必要です。")
+                raise CustodianAlreadyOffered(f"利用者「{username}」は既に持分を提出しました。開封には別の鍵管理者の持分が必要です。")
             share = ShareInput(_received(content), passphrase)
             try:
                 # Each share is checked on its own at once (not when the k-th
                 # custodian arrives), and only for the custodian it names.
                 index = custody.check_share(share, self._path, username)
             except ShareNotYoursError as exc:
-                raise EscrowError(403, "share_not_yours", str(exc)) from None
+                raise ShareNotYours(str(exc)) from None
             except KeysError as exc:
-                raise EscrowError(400, "share_refused", str(exc)) from None
+                raise ShareRefused(str(exc)) from None
             if index in self._offered:
-                raise EscrowError(409, "duplicate_share",
-                                  f"持分 {index} 番は既に提出されています。開封には別の鍵管理者の持分が必要です。")
+                raise DuplicateShare(f"持分 {index} 番は既に提出されています。開封には別の鍵管理者の持分が必要です。")
             self._offered[index] = (username, share)
             if len(self._offered) >= self._threshold:
                 shares = [s for _, s in self._offered.values()]
@@ -103,7 +119,7 @@ class Vault:
                 try:
                     self._key = custody.unseal(self._path, shares)
                 except KeysError as exc:
-                    raise EscrowError(409, "unseal_failed", f"{exc} 最初から開封をやり直してください。") from None
+                    raise UnsealFailed(f"{exc} 最初から開封をやり直してください。") from None
             return replace(self.status(), share_index=index)
 
     def seal(self) -> Progress:
@@ -117,5 +133,5 @@ class Vault:
         """The unsealed escrow key; 503 while sealed."""
         key = self._key
         if key is None:
-            raise EscrowError(503, "sealed", SEALED_DETAIL)
+            raise Sealed(SEALED_DETAIL)
         return key

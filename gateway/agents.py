@@ -12,12 +12,22 @@ import logging
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 
 from gateway import models
 from gateway.core import Gateway
 from gateway.db import utcnow
-from gateway.errors import GatewayError
+from gateway.errors import (
+    AgentKeyDiffers,
+    AgentMismatch,
+    AgentRevoked,
+    AlreadyOwner,
+    NoReason,
+    NoSources,
+    SourceNotOnNetwork,
+    SourceOwned,
+    UnknownAgent,
+)
 from keys.enrolment import AgentPublic
 
 log = logging.getLogger("tsunagu.gateway.agents")
@@ -38,27 +48,26 @@ class RegisteredAgent:
 def register_agent(gw: Gateway, agent: AgentPublic, network: str, sources: list[str], actor: str = "cli") -> RegisteredAgent:
     """Register ``agent`` to submit ``sources`` from ``network``; the policy must place each source on that network."""
     if not sources:
-        raise GatewayError(422, "no_sources", "エージェントが提出するデータ元を 1 つ以上指定してください（--source）。")
+        raise NoSources("エージェントが提出するデータ元を 1 つ以上指定してください（--source）。")
     for source in sources:
         on = gw.policy.network_of(source)
         if on != network:
             where = f"{on} にあります" if on else "ポリシーにありません"
-            raise GatewayError(422, "source_not_on_network", f"データ元「{source}」は{where}。ネットワーク {network} のエージェントには登録できません。")
+            raise SourceNotOnNetwork(f"データ元「{source}」は{where}。ネットワーク {network} のエージェントには登録できません。")
     with gw.engine.begin() as conn:
         o = models.source_owners
         taken = conn.execute(select(o.c.source, o.c.agent_id).where(o.c.source.in_(sorted(set(sources))),
                                                                    o.c.agent_id != agent.agent_id)).all()
         if taken:
             names = "、".join(f"「{t.source}」（エージェント {t.agent_id}）" for t in taken)
-            raise GatewayError(409, "source_owned",
-                               f"データ元 {names} はすでに別のエージェントの担当です。1 つのデータ元を 2 つのエージェントが提出すると"
-                               "互いの記録を上書きするため、登録しません。担当を替えるときは、このエージェントを担当なしで登録せず、"
-                               f"tsunagu gateway agent handover --source <データ元> --to {agent.agent_id} で引き継いでください。")
+            raise SourceOwned(f"データ元 {names} はすでに別のエージェントの担当です。1 つのデータ元を 2 つのエージェントが提出すると"
+                              "互いの記録を上書きするため、登録しません。担当を替えるときは、このエージェントを担当なしで登録せず、"
+                              f"tsunagu gateway agent handover --source <データ元> --to {agent.agent_id} で引き継いでください。")
         known = conn.execute(select(models.agents).where(models.agents.c.agent_id == agent.agent_id)).first()
         if known is not None and known.status == "revoked":
-            raise GatewayError(409, "agent_revoked", f"エージェント {agent.agent_id} は失効しています。新しい ID で鍵を作り直してください。")
+            raise AgentRevoked(f"エージェント {agent.agent_id} は失効しています。新しい ID で鍵を作り直してください。")
         if known is not None and known.signing_key_id != agent.signing_key_id:
-            raise GatewayError(409, "agent_key_differs", f"エージェント {agent.agent_id} は別の鍵で登録済みです。鍵を替えるなら先に失効させてください。")
+            raise AgentKeyDiffers(f"エージェント {agent.agent_id} は別の鍵で登録済みです。鍵を替えるなら先に失効させてください。")
         if known is None:
             conn.execute(insert(models.agents).values(
                 agent_id=agent.agent_id, signing_key=agent.signing_key.public_bytes_raw(), signing_key_id=agent.signing_key_id,
@@ -92,10 +101,10 @@ def handover_source(gw: Gateway, source: str, to_agent: str, reason: str, actor:
     current records stay until the new owner's first snapshot replaces them.
     """
     if not reason.strip():
-        raise GatewayError(422, "no_reason", "引き継ぎの理由を指定してください（--reason）。")
+        raise NoReason("引き継ぎの理由を指定してください（--reason）。")
     if public is not None:
         if public.agent_id != to_agent:
-            raise GatewayError(422, "agent_mismatch", f"公開鍵ファイルはエージェント {public.agent_id} のもので、{to_agent} ではありません。")
+            raise AgentMismatch(f"公開鍵ファイルはエージェント {public.agent_id} のもので、{to_agent} ではありません。")
         with gw.engine.begin() as conn:
             known = conn.execute(select(models.agents).where(models.agents.c.agent_id == to_agent)).first()
             if known is None:
@@ -105,19 +114,19 @@ def handover_source(gw: Gateway, source: str, to_agent: str, reason: str, actor:
                 gw.record(actor, "admin", "agent.register", "ok", target=f"{to_agent}:{gw.policy.network_of(source)}:",
                           connection=conn)
             elif known.signing_key_id != public.signing_key_id:
-                raise GatewayError(409, "agent_key_differs", f"エージェント {to_agent} は別の鍵で登録済みです。")
+                raise AgentKeyDiffers(f"エージェント {to_agent} は別の鍵で登録済みです。")
     agent = get_agent(gw, to_agent)
     if agent.status != "enrolled":
-        raise GatewayError(409, "agent_revoked", f"エージェント {to_agent} は失効しています。失効したエージェントには引き継げません。")
+        raise AgentRevoked(f"エージェント {to_agent} は失効しています。失効したエージェントには引き継げません。")
     on = gw.policy.network_of(source)
     if on != agent.network:
         where = f"{on} にあります" if on else "ポリシーにありません"
-        raise GatewayError(422, "source_not_on_network", f"データ元「{source}」は{where}。ネットワーク {agent.network} のエージェント {to_agent} には引き継げません。")
+        raise SourceNotOnNetwork(f"データ元「{source}」は{where}。ネットワーク {agent.network} のエージェント {to_agent} には引き継げません。")
     o, a = models.source_owners, models.agent_sources
     with gw.engine.begin() as conn:
         previous = conn.execute(select(o.c.agent_id).where(o.c.source == source)).scalar()
         if previous == to_agent:
-            raise GatewayError(409, "already_owner", f"データ元「{source}」はすでにエージェント {to_agent} の担当です。")
+            raise AlreadyOwner(f"データ元「{source}」はすでにエージェント {to_agent} の担当です。")
         if previous is None:
             conn.execute(insert(o).values(source=source, agent_id=to_agent, since=utcnow()))
         else:
@@ -137,7 +146,7 @@ def revoke_agent(gw: Gateway, agent_id: str, reason: str, actor: str = "cli") ->
                             .values(status="revoked", revoked_at=utcnow(), revoked_reason=reason)).rowcount
     if not done:
         get_agent(gw, agent_id)
-        raise GatewayError(409, "agent_revoked", f"エージェント {agent_id} はすでに失効しています。")
+        raise AgentRevoked(f"エージェント {agent_id} はすでに失効しています。")
     gw.record(actor, "admin", "agent.revoke", "ok", target=agent_id)
 
 
@@ -147,7 +156,7 @@ def get_agent(gw: Gateway, agent_id: str) -> RegisteredAgent:
         row = conn.execute(select(models.agents).where(models.agents.c.agent_id == agent_id)).first()
         sources = conn.execute(select(models.agent_sources.c.source).where(models.agent_sources.c.agent_id == agent_id)).scalars().all()
     if row is None:
-        raise GatewayError(401, "unknown_agent", f"エージェント {agent_id} は登録されていません。管理者に登録を依頼してください。")
+        raise UnknownAgent(f"エージェント {agent_id} は登録されていません。管理者に登録を依頼してください。")
     return RegisteredAgent(row.agent_id, Ed25519PublicKey.from_public_bytes(row.signing_key), row.signing_key_id,
                            row.network, tuple(sorted(sources)), row.status)
 
@@ -163,3 +172,31 @@ def list_agents(gw: Gateway) -> list[dict]:
     return [{"agent_id": r.agent_id, "signing_key_id": r.signing_key_id, "network": r.network, "status": r.status,
              "sources": sorted(sources.get(r.agent_id, [])), "registered_at": r.registered_at, "revoked_at": r.revoked_at}
             for r in rows]
+
+
+# ---- what agents sent: the listings of the API and the administrator's dashboard --------------------------
+
+
+def recent_submissions(gw: Gateway, limit: int) -> list[dict]:
+    """The latest ``limit`` submissions, newest first (metadata only: who, which source, when, how many records)."""
+    s = models.submissions
+    with gw.engine.connect() as conn:
+        rows = conn.execute(select(s.c.id, s.c.agent_id, s.c.sequence, s.c.network, s.c.source, s.c.schema_version,
+                                   s.c.linkage_key_id, s.c.received_at, s.c.channel, s.c.record_count, s.c.accepted)
+                            .order_by(s.c.id.desc()).limit(limit)).all()
+    return [dict(r._mapping) for r in rows]
+
+
+def recent_refusals(gw: Gateway, limit: int) -> list[dict]:
+    """The latest ``limit`` refusals at the gateway's doors (``ingest_events``), newest first."""
+    e = models.ingest_events
+    with gw.engine.connect() as conn:
+        rows = conn.execute(select(e).order_by(e.c.id.desc()).limit(limit)).all()
+    return [dict(r._mapping) for r in rows]
+
+
+def last_submissions(gw: Gateway) -> dict[str, object]:
+    """When each agent last submitted: agent id → the newest ``received_at``."""
+    s = models.submissions
+    with gw.engine.connect() as conn:
+        return dict(conn.execute(select(s.c.agent_id, func.max(s.c.received_at)).group_by(s.c.agent_id)).all())

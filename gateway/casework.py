@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 
 from gateway import models
 from gateway.core import Gateway
-from gateway.errors import GatewayError
+from gateway.errors import NoRun, PersonMerged, PersonNotFound, RecordNotFound
 from gateway.link import current_run_id
 from gateway.screening import attribute_catalog
 from service import listing
@@ -31,7 +31,7 @@ def _visible(gw: Gateway, role: str, attributes: dict[str, str]) -> dict[str, st
 def _run(conn: Connection) -> int:
     run_id = current_run_id(conn)
     if run_id is None:
-        raise GatewayError(404, "no_run", "まだ名寄せが実行されていません。提出を受け付けた後、名寄せの完了を待ってください。")
+        raise NoRun("まだ名寄せが実行されていません。提出を受け付けた後、名寄せの完了を待ってください。")
     return run_id
 
 
@@ -112,7 +112,7 @@ def record_person(gw: Gateway, source: str, token: str) -> dict[str, Any]:
         run_id = _run(conn)
         pid = conn.execute(select(a.c.person_id).where(a.c.run_id == run_id, a.c.source == source, a.c.token == token)).scalar()
     if pid is None:
-        raise GatewayError(404, "record_not_found", f"データ元「{source}」の記録 {token} は現在の名寄せ結果にありません。")
+        raise RecordNotFound(f"データ元「{source}」の記録 {token} は現在の名寄せ結果にありません。")
     return {"source": source, "token": token, "person_id": pid, "run_id": run_id}
 
 
@@ -194,8 +194,8 @@ def _not_found(conn: Connection, person_id: str) -> None:
     merged = conn.execute(select(pe.c.person_id).where(pe.c.kind == "merge", pe.c.related.contains(f'"{person_id}"'))
                           .order_by(pe.c.id.desc())).scalar()
     if merged:
-        raise GatewayError(404, "person_merged", f"人物 {person_id} は名寄せにより人物 {merged} に統合されました。")
-    raise GatewayError(404, "person_not_found", f"人物 {person_id} は現在の名寄せ結果にありません。")
+        raise PersonMerged(f"人物 {person_id} は名寄せにより人物 {merged} に統合されました。")
+    raise PersonNotFound(f"人物 {person_id} は現在の名寄せ結果にありません。")
 
 
 def history(gw: Gateway, person_id: str, role: str) -> dict[str, Any]:

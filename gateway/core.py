@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection, Engine
 from gateway import models
 from gateway.config import Settings, load_settings
 from gateway.db import migrate, utcnow
-from gateway.errors import GatewayError
+from gateway.errors import AuditKeyInvalid, PolicyInvalid
 from keys.audit import AuditEntry
 from service.audit_store import AuditStore
 from transparency.tlog_checkpoint import Signer
@@ -59,7 +59,7 @@ class Gateway:
         try:
             policy = load_policy(settings.policy_file) if settings.policy_file else default_policy()
         except PolicyError as exc:
-            raise GatewayError(500, "policy_invalid", str(exc)) from None
+            raise PolicyInvalid(str(exc)) from None
         configure_logging(settings)
         engine = make_engine(settings.database_url, manual_checkpoint=True)  # checkpoints: the scheduler's job
         migrate(engine)
@@ -113,7 +113,7 @@ def _audit_signer(path: Path) -> Signer:
             f.write(pem)
     key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     if not isinstance(key, Ed25519PrivateKey):
-        raise GatewayError(500, "audit_key_invalid", f"{path} は Ed25519 の秘密鍵ではありません。")
+        raise AuditKeyInvalid(f"{path} は Ed25519 の秘密鍵ではありません。")
     return Signer("tsunagu-gateway", key)
 
 

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from gateway.core import Gateway
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, NotARegularFile, TooLarge, UnreadableFile
 from gateway.frontdoor import check_signed_head
 from gateway.ingest import IngestResult, ingest
 
@@ -57,7 +57,7 @@ def process_folder(gw: Gateway, folder: Path, settle: float = SETTLE_SECONDS) ->
             continue
         except Exception as exc:  # one bad file must not stop every later import
             log.exception("drop folder: %s could not be imported", path.name)
-            error = GatewayError(422, "unreadable_file", f"ファイルを取り込めませんでした（{type(exc).__name__}）。提出データのファイルか確認してください。")
+            error = UnreadableFile(f"ファイルを取り込めませんでした（{type(exc).__name__}）。提出データのファイルか確認してください。")
             gw.event("drop", error.status, error.code, error.detail, path=path.name[:256])
             _reject(path, rejected, error)
             outcomes.append((path.name, error))
@@ -70,11 +70,11 @@ def process_folder(gw: Gateway, folder: Path, settle: float = SETTLE_SECONDS) ->
 def _import(gw: Gateway, path: Path, info: os.stat_result) -> IngestResult:
     if not stat.S_ISREG(info.st_mode):
         what = "シンボリックリンク" if stat.S_ISLNK(info.st_mode) else "通常のファイルではないもの"
-        error = GatewayError(422, "not_a_regular_file", f"{what}は取り込みません（リンク先は読んでいません）。提出データのファイルそのものを置いてください。")
+        error = NotARegularFile(f"{what}は取り込みません（リンク先は読んでいません）。提出データのファイルそのものを置いてください。")
         gw.event("drop", error.status, error.code, error.detail, path=path.name[:256])
         raise error
     if info.st_size > gw.settings.max_submission_bytes:
-        error = GatewayError(413, "too_large", f"提出データが大きすぎます（{info.st_size} バイト、上限 {gw.settings.max_submission_bytes} バイト）。")
+        error = TooLarge(f"提出データが大きすぎます（{info.st_size} バイト、上限 {gw.settings.max_submission_bytes} バイト）。")
         gw.event("drop", error.status, error.code, error.detail, path=path.name[:256])
         raise error
     # O_NOFOLLOW: a file swapped for a link after the check above is still not followed (O_NONBLOCK: nor a FIFO waited on).

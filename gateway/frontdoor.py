@@ -19,7 +19,7 @@ from cryptography.exceptions import InvalidSignature
 
 from gateway import agents as _agents
 from gateway.core import Gateway
-from gateway.errors import GatewayError
+from gateway.errors import BadSignature, MalformedSubmission
 from keys.documents import canonical_json
 from service.frontdoor.limits import MAX_DEPTH, json_depth
 
@@ -29,19 +29,19 @@ def check_signed_head(gw: Gateway, data: bytes) -> dict[str, Any]:
     head = data.partition(b"\n")[0]
     depth = json_depth(head, MAX_DEPTH)
     if depth > MAX_DEPTH or depth < 0:
-        raise GatewayError(400, "malformed_submission", f"提出データの 1 行目（マニフェスト）が読めません（JSON の入れ子が {MAX_DEPTH} 段を超えているか、括弧が合いません）。")
+        raise MalformedSubmission(f"提出データの 1 行目（マニフェスト）が読めません（JSON の入れ子が {MAX_DEPTH} 段を超えているか、括弧が合いません）。")
     try:
         top = json.loads(head)
         manifest, signature = top["manifest"], base64.b64decode(top["signature"], validate=True)
         agent_id = manifest["agent_id"]
         signed = canonical_json(manifest)
     except (ValueError, KeyError, TypeError, AttributeError):
-        raise GatewayError(400, "malformed_submission", "提出データの 1 行目（マニフェスト）が読めません。1 行目は {\"manifest\": …, \"signature\": …} です。") from None
+        raise MalformedSubmission("提出データの 1 行目（マニフェスト）が読めません。1 行目は {\"manifest\": …, \"signature\": …} です。") from None
     if not isinstance(agent_id, str) or not 0 < len(agent_id) <= 64:
-        raise GatewayError(400, "malformed_submission", "マニフェストの agent_id が 1〜64 文字の文字列ではありません。")
+        raise MalformedSubmission("マニフェストの agent_id が 1〜64 文字の文字列ではありません。")
     agent = _agents.get_agent(gw, agent_id)
     try:
         agent.signing_key.verify(signature, signed)
     except InvalidSignature:
-        raise GatewayError(401, "bad_signature", f"提出データの署名をエージェント {agent_id} の登録済みの鍵で検証できません。") from None
+        raise BadSignature(f"提出データの署名をエージェント {agent_id} の登録済みの鍵で検証できません。") from None
     return manifest

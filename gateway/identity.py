@@ -15,7 +15,7 @@ from datetime import datetime
 
 from gateway import models
 from gateway.core import Gateway
-from gateway.errors import GatewayError
+from gateway.errors import Forbidden, GatewayError, LoginThrottled, PasswordChangeRequired, UnknownRole
 from service.frontdoor.throttle import LoginRefused
 from service.accounts import Accounts
 
@@ -42,7 +42,7 @@ def accounts(gw: Gateway) -> Accounts:
 
 def _check_role(gw: Gateway, role: str) -> None:
     if role not in gw.policy.roles:
-        raise GatewayError(422, "unknown_role", f"ロール「{role}」はポリシーにありません（使えるもの: {', '.join(gw.policy.roles)}）。")
+        raise UnknownRole(f"ロール「{role}」はポリシーにありません（使えるもの: {', '.join(gw.policy.roles)}）。")
 
 
 def add_user(gw: Gateway, username: str, role: str, password: str, actor: str = "cli") -> User:
@@ -63,7 +63,7 @@ def login(gw: Gateway, username: str, password: str, address: str | None = None)
     def locked(account: str, refused: LoginRefused | None) -> GatewayError:
         # One entry per lock (an account stays locked until an administrator lifts it), so this cannot flood the log.
         gw.record("(throttle)", "-", "auth.lock", f"locked after {gw.throttle.rules.lock_after} failed sign-ins", target=account)
-        return book.failed_login() if refused is None else GatewayError(refused.status, refused.code, refused.detail)
+        return book.failed_login() if refused is None else LoginThrottled(refused)
 
     token, row, expires = book.login(username, password, gw.settings.session_minutes, address, locked)
     return token, User(row.id, row.username, row.role, bool(row.must_change_password)), expires
@@ -83,11 +83,10 @@ def user_for_token(gw: Gateway, token: str) -> User:
 def authorize(gw: Gateway, user: User, permission: str) -> None:
     """403 unless the policy lets ``user``'s role hold ``permission`` (and the user has no temporary password)."""
     if user.must_change_password:
-        raise GatewayError(403, "password_change_required",
-                           "仮パスワードでログインしています。先に自分のパスワードを設定してください（POST /api/v1/auth/password、画面では「パスワードの変更」）。")
+        raise PasswordChangeRequired("仮パスワードでログインしています。先に自分のパスワードを設定してください（POST /api/v1/auth/password、画面では「パスワードの変更」）。")
     decision = gw.policy.may(user.role, permission)
     if not decision.allowed:
-        raise GatewayError(403, "forbidden", decision.reason)
+        raise Forbidden(decision.reason)
 
 
 def list_users(gw: Gateway) -> list[dict]:

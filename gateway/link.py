@@ -35,7 +35,7 @@ from gateway import models
 from gateway.core import Gateway
 from gateway.crashpoints import crash_point
 from gateway.db import checkpoint, utcnow
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, RunInProgress
 from gateway.persons import assign
 from gateway.review import current_decisions, link_bound
 from linkage.compare import COMPARISONS
@@ -150,7 +150,7 @@ def _run_lock(gw: Gateway) -> Iterator[None]:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise GatewayError(409, "run_in_progress", "名寄せはすでに実行中です。終わってからもう一度実行してください。") from None
+            raise RunInProgress("名寄せはすでに実行中です。終わってからもう一度実行してください。") from None
         try:
             yield
         finally:

@@ -26,7 +26,18 @@ from sqlalchemy import insert, select
 from gateway import models
 from gateway.core import Gateway
 from gateway.db import utcnow
-from gateway.errors import GatewayError
+from gateway.errors import (
+    CaseNotFound,
+    NoCases,
+    NoRecords,
+    NoRun,
+    PurposeRefused,
+    ReturnKeyInvalid,
+    ReturnListNotFound,
+    TooMany,
+    UnknownAction,
+    UnknownSource,
+)
 from gateway.identity import User
 from gateway.link import current_run_id
 from transparency.tlog_checkpoint import Signer
@@ -52,7 +63,7 @@ def signer(gw: Gateway) -> Signer:
                 f.write(pem)
     key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     if not isinstance(key, Ed25519PrivateKey):
-        raise GatewayError(500, "return_key_invalid", f"{path} は Ed25519 の秘密鍵ではありません。")
+        raise ReturnKeyInvalid(f"{path} は Ed25519 の秘密鍵ではありません。")
     return Signer(f"tsunagu-returns-{gw.policy.municipality_code}", key)
 
 
@@ -65,28 +76,28 @@ def create(gw: Gateway, user: User, source: str, action: str, purpose: str, case
     """Sign and store the list of ``source`` record tokens of the cases' persons; logged in the same transaction."""
     vocab = gw.policy.document.support
     if action not in vocab.actions:
-        raise GatewayError(422, "unknown_action", f"依頼内容「{action}」はポリシーにありません（使えるもの: {', '.join(vocab.actions)}）。")
+        raise UnknownAction(f"依頼内容「{action}」はポリシーにありません（使えるもの: {', '.join(vocab.actions)}）。")
     if gw.policy.network_of(source) is None:
-        raise GatewayError(422, "unknown_source", f"データ元「{source}」はポリシーにありません。")
+        raise UnknownSource(f"データ元「{source}」はポリシーにありません。")
     decision = gw.policy.may_use_purpose(purpose, utcnow().date())
     if not decision.allowed:
-        raise GatewayError(403, "purpose_refused", decision.reason)
+        raise PurposeRefused(decision.reason)
     ids = list(dict.fromkeys(int(c) for c in case_ids))
     if not ids:
-        raise GatewayError(422, "no_cases", "対象の支援記録を 1 件以上選んでください。")
+        raise NoCases("対象の支援記録を 1 件以上選んでください。")
     if len(ids) > MAX_RECORDS:
-        raise GatewayError(422, "too_many", f"1 つのリストは {MAX_RECORDS} 件までです。")
+        raise TooMany(f"1 つのリストは {MAX_RECORDS} 件までです。")
     sc, a = models.support_cases, models.assignments
     list_id = "rl-" + uuid.uuid4().hex[:20]
     now = utcnow()
     with gw.engine.begin() as conn:
         run_id = current_run_id(conn)
         if run_id is None:
-            raise GatewayError(404, "no_run", "まだ名寄せが実行されていません。")
+            raise NoRun("まだ名寄せが実行されていません。")
         cases = {r.id: r.person_id for r in conn.execute(select(sc.c.id, sc.c.person_id).where(sc.c.id.in_(ids)))}
         missing = [i for i in ids if i not in cases]
         if missing:
-            raise GatewayError(404, "case_not_found", f"支援記録 {', '.join(map(str, missing))} はありません。")
+            raise CaseNotFound(f"支援記録 {', '.join(map(str, missing))} はありません。")
         rows = conn.execute(select(a.c.person_id, a.c.token).where(a.c.run_id == run_id, a.c.source == source,
                                                                      a.c.person_id.in_(set(cases.values())))).all()
         tokens_of: dict[str, list[str]] = {}
@@ -95,7 +106,7 @@ def create(gw: Gateway, user: User, source: str, action: str, purpose: str, case
         items = [(token, case_id) for case_id in ids for token in sorted(tokens_of.get(cases[case_id], []))]
         without = [i for i in ids if not tokens_of.get(cases[i])]
         if not items:
-            raise GatewayError(422, "no_records", f"選んだ支援記録の人物には、データ元「{source}」の記録がありません。")
+            raise NoRecords(f"選んだ支援記録の人物には、データ元「{source}」の記録がありません。")
         items = list(dict((t, c) for t, c in items).items())
         key = signer(gw)
         manifest = {"list_id": list_id, "municipality": gw.policy.municipality_code, "source": source, "action": action,
@@ -128,7 +139,7 @@ def signed_list(gw: Gateway, user: User, list_id: str) -> bytes:
     with gw.engine.begin() as conn:
         data = conn.execute(select(t.c.signed).where(t.c.id == list_id)).scalar()
         if data is None:
-            raise GatewayError(404, "return_list_not_found", f"対象者リスト {list_id} はありません。")
+            raise ReturnListNotFound(f"対象者リスト {list_id} はありません。")
         gw.record(user.username, user.role, "returns.download", "ok", target=list_id, connection=conn)
     return data.encode("utf-8")
 

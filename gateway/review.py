@@ -27,7 +27,7 @@ from gateway import models
 from gateway.core import Gateway
 from gateway.crashpoints import crash_point
 from gateway.db import utcnow
-from gateway.errors import GatewayError
+from gateway.errors import InvalidDecision, NoRun, ReasonRequired, ReasonTooLong, RecordNotFound, ReviewPairNotFound, SameSource
 from gateway.identity import User
 from linkage.encode import Encodings
 from linkage.match import (AMBIGUITY_MARGIN, MATCH_THRESHOLD, REVIEW_THRESHOLD, LinkResult, ScoredPairs, candidate_pairs, fit_model,
@@ -70,7 +70,7 @@ def decide_pair(gw: Gateway, user: User, pair_id: int, decision: str, reason: st
     with gw.engine.connect() as conn:
         row = conn.execute(select(rp).where(rp.c.id == pair_id)).first()
     if row is None:
-        raise GatewayError(404, "review_pair_not_found", f"要確認ペア {pair_id} はありません（新しい名寄せで入れ替わった可能性があります。一覧を開き直してください）。")
+        raise ReviewPairNotFound(f"要確認ペア {pair_id} はありません（新しい名寄せで入れ替わった可能性があります。一覧を開き直してください）。")
     return decide(gw, user, (row.source_a, row.token_a), (row.source_b, row.token_b), decision, reason, review_pair_id=pair_id)
 
 
@@ -78,20 +78,20 @@ def decide(gw: Gateway, user: User, a: Record, b: Record, decision: str, reason:
            review_pair_id: int | None = None) -> dict[str, Any]:
     """Record ``user``'s decision on records ``a`` and ``b``; it is logged, then binds every later run."""
     if decision not in DECISIONS:
-        raise GatewayError(422, "invalid_decision", "判定は link（同一人物）か non_link（別人）のどちらかです。")
+        raise InvalidDecision("判定は link（同一人物）か non_link（別人）のどちらかです。")
     reason = reason.strip()
     if not reason:
-        raise GatewayError(422, "reason_required", "判定の理由を入力してください（監査のため必須です）。")
+        raise ReasonRequired("判定の理由を入力してください（監査のため必須です）。")
     if len(reason) > _MAX_REASON:
-        raise GatewayError(422, "reason_too_long", f"判定の理由は {_MAX_REASON} 文字以内にしてください。")
+        raise ReasonTooLong(f"判定の理由は {_MAX_REASON} 文字以内にしてください。")
     if a[0] == b[0]:
-        raise GatewayError(422, "same_source", f"同じデータ元（{a[0]}）の 2 件は判定できません。名寄せは異なるデータ元の記録どうしを結び付けます。")
+        raise SameSource(f"同じデータ元（{a[0]}）の 2 件は判定できません。名寄せは異なるデータ元の記録どうしを結び付けます。")
     pair = canonical(a, b)
     r = models.records
     with gw.engine.connect() as conn:
         for source, token in pair:
             if conn.execute(select(r.c.token).where(r.c.source == source, r.c.token == token)).first() is None:
-                raise GatewayError(404, "record_not_found", f"データ元「{source}」の記録 {token} は現在の提出にありません。")
+                raise RecordNotFound(f"データ元「{source}」の記録 {token} は現在の提出にありません。")
     now = utcnow()
     crash_point("review.before_store")
     with gw.engine.begin() as conn:
@@ -130,7 +130,7 @@ def review_pairs(gw: Gateway, limit: int = 100, offset: int = 0) -> dict[str, An
     with gw.engine.connect() as conn:
         run_id = _current_run(conn)
         if run_id is None:
-            raise GatewayError(404, "no_run", "まだ名寄せが実行されていません。提出を受け付けた後、名寄せの完了を待ってください。")
+            raise NoRun("まだ名寄せが実行されていません。提出を受け付けた後、名寄せの完了を待ってください。")
         total = conn.execute(select(func.count()).where(rp.c.run_id == run_id)).scalar_one()
         rows = conn.execute(select(rp).where(rp.c.run_id == run_id).order_by(*QUEUE_ORDER).limit(limit).offset(offset)).all()
         decided = current_decisions(conn)
@@ -184,7 +184,7 @@ def review_groups(gw: Gateway, *, source: str = "", decided: str = "", sort: str
     with gw.engine.connect() as conn:
         run_id = _current_run(conn)
         if run_id is None:
-            raise GatewayError(404, "no_run", "まだ名寄せが実行されていません。提出を受け付けた後、名寄せの完了を待ってください。")
+            raise NoRun("まだ名寄せが実行されていません。提出を受け付けた後、名寄せの完了を待ってください。")
         rows = conn.execute(select(rp).where(rp.c.run_id == run_id).order_by(*QUEUE_ORDER)).all()
         decisions = current_decisions(conn)
         wanted = {(x.source_a, x.token_a) for x in rows} | {(x.source_b, x.token_b) for x in rows}

@@ -21,6 +21,9 @@ from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from sqlalchemy import func, select
+
+from gateway import models
 from gateway.core import Gateway
 from gateway.db import checkpoint, utcnow
 from gateway.dropfolder import process_folder
@@ -154,3 +157,15 @@ class Jobs:
             process_folder(self.gw, self.gw.settings.drop_folder)
         except Exception:  # noqa: BLE001
             log.exception("drop folder import failed")
+
+
+def pending(gw: Gateway, jobs: Jobs | None) -> dict[str, Any]:
+    """Whether a run is due: the waiting run requests (count, oldest, newest, the newest's trigger) and whether one is going.
+
+    A run is going if the database has one marked running (any process) or ``jobs`` (this process's scheduler) runs one.
+    """
+    with gw.engine.connect() as conn:
+        count, oldest, newest, trigger = pending_requests(conn)
+        running = conn.execute(select(func.count()).where(models.link_runs.c.status == "running")).scalar()
+    return {"requests": count, "oldest": oldest, "newest": newest, "trigger": trigger,
+            "running": bool(running) or bool(jobs and jobs.running)}

@@ -16,7 +16,7 @@ from sqlalchemy import and_, select
 
 from gateway import models
 from gateway.core import Gateway
-from gateway.errors import GatewayError
+from gateway.errors import CatalogInvalid, GatewayError, NoRun, ScreeningInvalid
 from gateway.identity import User
 from gateway.link import current_run_id
 from gateway.support import ensure_snapshot
@@ -37,7 +37,7 @@ def attribute_catalog(gw: Gateway) -> AttributeCatalog:
     try:
         return load_catalog(path) if path.exists() else default_catalog()
     except CatalogError as exc:
-        raise GatewayError(500, "catalog_invalid", str(exc)) from None
+        raise CatalogInvalid(str(exc)) from None
 
 
 def screening_rules(gw: Gateway) -> Screening:
@@ -46,7 +46,7 @@ def screening_rules(gw: Gateway) -> Screening:
     try:
         rules = load_screening(path) if path.exists() else default_screening()
     except ScreeningError as exc:
-        raise GatewayError(500, "screening_invalid", str(exc)) from None
+        raise ScreeningInvalid(str(exc)) from None
     for problem in check_rules(rules, attribute_catalog(gw)):
         if (problem.rule_id, problem.message) not in _warned:
             _warned.add((problem.rule_id, problem.message))
@@ -64,7 +64,7 @@ def person_attributes(gw: Gateway, role: str | None) -> tuple[int, dict[str, dic
     with gw.engine.connect() as conn:
         run_id = current_run_id(conn)
         if run_id is None:
-            raise GatewayError(404, "no_run", "まだ名寄せが実行されていません。提出を受け付けた後、名寄せの完了を待ってください。")
+            raise NoRun("まだ名寄せが実行されていません。提出を受け付けた後、名寄せの完了を待ってください。")
         rows = conn.execute(select(a.c.person_id, a.c.source, r.c.attributes)
                             .join(r, and_(r.c.source == a.c.source, r.c.token == a.c.token))
                             .where(a.c.run_id == run_id)).all()

@@ -26,7 +26,24 @@ from sqlalchemy.exc import IntegrityError
 from gateway import models
 from gateway.core import Gateway
 from gateway.db import utcnow
-from gateway.errors import GatewayError
+from gateway.errors import (
+    CaseChanged,
+    CaseNotFound,
+    GatewayError,
+    InvalidAssignee,
+    InvalidDate,
+    NoRun,
+    NoteRefused,
+    PersonNotFound,
+    ReasonRequired,
+    ReasonWithoutNotNeeded,
+    UnknownAssessment,
+    UnknownDepartment,
+    UnknownDifficulties,
+    UnknownNotNeededReason,
+    UnknownStatus,
+    UnknownSupports,
+)
 from gateway.identity import User
 from gateway.link import current_run_id
 from policy.support import ASSESSMENTS, CASE_STATUSES, DECIDED, SupportVocabulary, note_problem
@@ -121,14 +138,14 @@ def _date(value: str | None, field: str) -> str | None:
     try:
         return dt.date.fromisoformat(str(value)).isoformat()
     except ValueError:
-        raise GatewayError(422, "invalid_date", f"「{field}」の日付 {value!r} が読めません。YYYY-MM-DD で書いてください。") from None
+        raise InvalidDate(f"「{field}」の日付 {value!r} が読めません。YYYY-MM-DD で書いてください。") from None
 
 
-def _codes(values: Iterable[str], vocab: dict[str, str], field: str) -> list[str]:
+def _codes(values: Iterable[str], vocab: dict[str, str], field: str, refusal: type[GatewayError]) -> list[str]:
     values = list(dict.fromkeys(values))
     unknown = [v for v in values if v not in vocab]
     if unknown:
-        raise GatewayError(422, f"unknown_{field}", f"「{field}」に未知のコード {', '.join(unknown)} があります（使えるもの: {', '.join(vocab)}）。")
+        raise refusal(f"「{field}」に未知のコード {', '.join(unknown)} があります（使えるもの: {', '.join(vocab)}）。")
     return values
 
 
@@ -136,31 +153,31 @@ def _validated(gw: Gateway, state: dict[str, Any]) -> dict[str, Any]:
     """Check every coded field against the vocabularies and the note against the identity check."""
     v = vocabulary(gw)
     if state["assessment"] not in ASSESSMENTS:
-        raise GatewayError(422, "unknown_assessment", f"判断は {', '.join(f'{k}（{x}）' for k, x in ASSESSMENTS.items())} のいずれかです。")
+        raise UnknownAssessment(f"判断は {', '.join(f'{k}（{x}）' for k, x in ASSESSMENTS.items())} のいずれかです。")
     if state["status"] not in CASE_STATUSES:
-        raise GatewayError(422, "unknown_status", f"対応状況は {', '.join(f'{k}（{x}）' for k, x in CASE_STATUSES.items())} のいずれかです。")
-    state["difficulties"] = _codes(state["difficulties"], v.difficulties, "difficulties")
-    state["supports"] = _codes(state["supports"], v.supports, "supports")
+        raise UnknownStatus(f"対応状況は {', '.join(f'{k}（{x}）' for k, x in CASE_STATUSES.items())} のいずれかです。")
+    state["difficulties"] = _codes(state["difficulties"], v.difficulties, "difficulties", UnknownDifficulties)
+    state["supports"] = _codes(state["supports"], v.supports, "supports", UnknownSupports)
     if state["department"]:
-        _codes([state["department"]], v.departments, "department")
+        _codes([state["department"]], v.departments, "department", UnknownDepartment)
     else:
         state["department"] = None
     if state["not_needed_reason"]:
-        _codes([state["not_needed_reason"]], v.not_needed_reasons, "not_needed_reason")
+        _codes([state["not_needed_reason"]], v.not_needed_reasons, "not_needed_reason", UnknownNotNeededReason)
         if state["assessment"] != "not_needed":
-            raise GatewayError(422, "reason_without_not_needed", "「対応不要の理由」は、判断が「対応不要」のときだけ記録できます。")
+            raise ReasonWithoutNotNeeded("「対応不要の理由」は、判断が「対応不要」のときだけ記録できます。")
     else:
         state["not_needed_reason"] = None
     if state["assessment"] == "not_needed" and not state["not_needed_reason"]:
-        raise GatewayError(422, "reason_required", "判断が「対応不要」のときは、その理由（コード）を選んでください。")
+        raise ReasonRequired("判断が「対応不要」のときは、その理由（コード）を選んでください。")
     assignee = (state["assignee"] or "").strip()
     if assignee and not all(c.isascii() and (c.isalnum() or c in "._@-") for c in assignee):
-        raise GatewayError(422, "invalid_assignee", "担当者は利用者名（英数字と . _ @ -）で指定してください。氏名は記録できません。")
+        raise InvalidAssignee("担当者は利用者名（英数字と . _ @ -）で指定してください。氏名は記録できません。")
     state["assignee"] = assignee or None
     note = (state["note"] or "").strip()
     problem = note_problem(note, v.note_max) if note else None
     if problem:
-        raise GatewayError(422, "note_refused", problem)
+        raise NoteRefused(problem)
     state["note"] = note
     state["checked_on"] = _date(state["checked_on"], "checked_on")
     state["supported_on"] = _date(state["supported_on"], "supported_on")
@@ -190,10 +207,10 @@ def open_case(gw: Gateway, user: User, person_id: str, **fields: Any) -> dict[st
     with gw.engine.begin() as conn:
         run_id = current_run_id(conn)
         if run_id is None:
-            raise GatewayError(404, "no_run", "まだ名寄せが実行されていません。")
+            raise NoRun("まだ名寄せが実行されていません。")
         persons = all_attributes(conn, run_id, [person_id])
         if person_id not in persons:
-            raise GatewayError(404, "person_not_found", f"人物 {person_id} は現在の名寄せ結果にありません。")
+            raise PersonNotFound(f"人物 {person_id} は現在の名寄せ結果にありません。")
         flag = _latest_flag(conn, person_id)
         case_id = conn.execute(insert(sc).values(
             person_id=person_id, snapshot_id=flag.snapshot_id if flag else None, rules=flag.rules if flag else "[]",
@@ -211,9 +228,9 @@ def update_case(gw: Gateway, user: User, case_id: int, expected_version: int | N
     with gw.engine.begin() as conn:
         row = conn.execute(select(sc).where(sc.c.id == case_id)).first()
         if row is None:
-            raise GatewayError(404, "case_not_found", f"支援記録 {case_id} はありません。")
+            raise CaseNotFound(f"支援記録 {case_id} はありません。")
         if expected_version is not None and expected_version != row.version:
-            raise GatewayError(409, "case_changed", f"支援記録 {case_id} は他の人が先に更新しました（版 {row.version}）。開き直してから記録してください。")
+            raise CaseChanged(f"支援記録 {case_id} は他の人が先に更新しました（版 {row.version}）。開き直してから記録してください。")
         state = _state(row)
         state.update({k: v for k, v in fields.items() if k in _FIELDS and v is not None})
         state = _validated(gw, state)
@@ -252,7 +269,7 @@ def get_case(gw: Gateway, case_id: int) -> dict[str, Any]:
     with gw.engine.connect() as conn:
         row = conn.execute(select(sc, snaps.c.run_id).outerjoin(snaps, snaps.c.id == sc.c.snapshot_id).where(sc.c.id == case_id)).first()
         if row is None:
-            raise GatewayError(404, "case_not_found", f"支援記録 {case_id} はありません。")
+            raise CaseNotFound(f"支援記録 {case_id} はありません。")
         history = conn.execute(select(ev).where(ev.c.case_id == case_id).order_by(ev.c.version)).all()
     return {**_case_json(row, row.run_id), "history": [{"version": h.version, "at": h.at, "by": h.by, **json.loads(h.state)} for h in history]}
 
@@ -281,7 +298,7 @@ def list_cases(gw: Gateway, *, status: str | None = None, person_id: str | None 
         q = q.where(or_(*terms))
     if status:
         if status not in CASE_STATUSES:
-            raise GatewayError(422, "unknown_status", f"対応状況は {', '.join(CASE_STATUSES)} のいずれかです。")
+            raise UnknownStatus(f"対応状況は {', '.join(CASE_STATUSES)} のいずれかです。")
         q = q.where(sc.c.status == status)
     if person_id:
         q = q.where(sc.c.person_id == person_id)

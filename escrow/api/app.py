@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from escrow.api.routes import audit, auth, requests, states, users, vault
-from escrow.errors import EscrowError
+from escrow.errors import BodyRefused, EscrowError, InvalidRequest
 from escrow.service import Escrow
 from escrow.web.app import create_web_app
 from service.frontdoor.limits import BodyLimits
@@ -77,8 +77,7 @@ def create_app(escrow: Escrow) -> FastAPI:
         # A value error is one of our own checks (e.g. a control character in a filing field): its Japanese message says how to fix it.
         why = " ".join(f"{'.'.join(str(p) for p in e.get('loc', ())[1:])}: {str(e.get('msg', '')).removeprefix('Value error, ')}"
                        for e in exc.errors()[:5] if e.get("type") == "value_error")
-        return await _refuse(escrow, request, EscrowError(422, "invalid_request",
-                                                          f"リクエストの形式が正しくありません（{where}）。{why}".strip()))
+        return await _refuse(escrow, request, InvalidRequest(f"リクエストの形式が正しくありません（{where}）。{why}".strip()))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -96,7 +95,7 @@ def _door_refusal(escrow: Escrow):
 
     def refuse(status: int, code: str, detail: str, scope: dict):
         async def answer(scope: dict, receive, send) -> None:
-            escrow.refuse_anonymous("http.body", EscrowError(status, code, detail))
+            escrow.refuse_anonymous("http.body", BodyRefused(status, code, detail))
             await JSONResponse({"code": code, "detail": detail}, status_code=status)(scope, receive, send)
 
         return answer

@@ -7,7 +7,7 @@ from typing import Annotated, Callable
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from escrow.errors import EscrowError
+from escrow.errors import ForbiddenRole, NotAuthenticated, PasswordChangeRequired
 from escrow.identity import ROLES, User, user_for_token
 from escrow.service import Escrow
 
@@ -25,7 +25,7 @@ EscrowDep = Annotated[Escrow, Depends(get_escrow)]
 def get_token(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str:
     """The bearer token of the request; 401 if there is none."""
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
-        raise EscrowError(401, "not_authenticated", "認証が必要です。ログインしてトークンを Authorization: Bearer で送ってください。")
+        raise NotAuthenticated("認証が必要です。ログインしてトークンを Authorization: Bearer で送ってください。")
     return credentials.credentials
 
 
@@ -44,11 +44,10 @@ def require(*roles: str) -> Callable[..., User]:
 
     def _check(user: CurrentUser) -> User:
         if user.must_change_password:
-            raise EscrowError(403, "password_change_required",
-                              "仮パスワードでログインしています。先に自分のパスワードを設定してください（POST /api/v1/auth/password）。")
+            raise PasswordChangeRequired("仮パスワードでログインしています。先に自分のパスワードを設定してください（POST /api/v1/auth/password）。")
         if not user.roles & set(roles):
             allowed = "、".join(ROLES[r] for r in roles)
-            raise EscrowError(403, "forbidden_role", f"この操作はロール「{user.label}」ではできません（できるのは: {allowed}）。")
+            raise ForbiddenRole(f"この操作はロール「{user.label}」ではできません（できるのは: {allowed}）。")
         return user
 
     _check.__name__ = f"require_{'_or_'.join(roles)}"

@@ -8,7 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from escrow.errors import EscrowError
+from escrow.errors import PageRefused
 from escrow.service import Escrow
 from escrow.web.render import render
 from escrow.web.routes import audit, auth, requests, vault
@@ -30,7 +30,7 @@ def create_web_app(escrow: Escrow) -> FastAPI:
         session = getattr(request.state, "session", None)
         user = session.user if session else None
         await run_in_threadpool(escrow.refuse, user.username if user else "(未認証)", user.label if user else "-", "web.page",
-                                EscrowError(403, exc.code, exc.reason), target=request.url.path[:100])
+                                PageRefused(exc.reason, exc.code), target=request.url.path[:100])
         return render(request, "error.html", session, 403, title="この画面は表示できません", message=exc.reason)
 
     # Every refusal raised below a route, by whatever module, is answered here (service.errors).

@@ -8,7 +8,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from gateway.core import Gateway
-from gateway.errors import GatewayError
+from gateway.errors import NotAuthenticated
 from gateway.identity import User, authorize, user_for_token
 
 _bearer = HTTPBearer(auto_error=False, description="POST /api/v1/auth/login で得たトークン")
@@ -29,7 +29,7 @@ GatewayDep = Annotated[Gateway, Depends(get_gateway)]
 async def get_token(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str:
     """The bearer token of the request; 401 if there is none."""
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
-        raise GatewayError(401, "not_authenticated", "認証が必要です。ログインしてトークンを Authorization: Bearer で送ってください。")
+        raise NotAuthenticated("認証が必要です。ログインしてトークンを Authorization: Bearer で送ってください。")
     return credentials.credentials
 
 

@@ -21,7 +21,7 @@ from sqlalchemy import insert, select
 from gateway import models
 from gateway.core import Gateway
 from gateway.db import utcnow
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, MalformedCounts, UnknownEvaluationPeer
 from gateway.evaluation import figures
 from gateway.evaluation.data import Dataset, PeriodKind, load
 from gateway.identity import User
@@ -58,7 +58,7 @@ def share(gw: Gateway, user: User, prefecture: str, kind: PeriodKind = "fiscal_y
 
     config = fconfig.load(gw.settings.home)
     if config.peer(prefecture) is None:
-        raise GatewayError(404, "unknown_peer", f"自治体 {prefecture} は連携先として設定されていません。")
+        raise UnknownEvaluationPeer(f"自治体 {prefecture} は連携先として設定されていません。")
     data = load(gw, kind)
     if period is not None:
         data = Dataset([f for f in data.flags if f.period == period], [c for c in data.cases if c.period == period],
@@ -85,7 +85,7 @@ def receive(gw: Gateway, data: bytes, channel: str) -> dict[str, Any]:
     body = message.get("body") or {}
     c = body.get("counts")
     if not isinstance(c, dict) or set(c) - {"min_count", "rule_labels", "rules", "total", "items"}:
-        raise GatewayError(422, "malformed_counts", "集計値の形式が正しくありません。")
+        raise MalformedCounts("集計値の形式が正しくありません。")
     _only_counts(c.get("rules", {}), 2)
     _only_counts(c.get("total", {}), 1)
     for item in c.get("items", {}).values():
@@ -102,12 +102,12 @@ def receive(gw: Gateway, data: bytes, channel: str) -> dict[str, Any]:
 def _only_counts(tree: Any, depth: int) -> None:
     """Every leaf is a non-negative integer or None (suppressed), ``depth`` levels down."""
     if not isinstance(tree, dict):
-        raise GatewayError(422, "malformed_counts", "集計値の形式が正しくありません。")
+        raise MalformedCounts("集計値の形式が正しくありません。")
     for value in tree.values():
         if depth > 1:
             _only_counts(value, depth - 1)
         elif value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-            raise GatewayError(422, "malformed_counts", "集計値には 0 以上の整数か秘匿（null）だけを含めてください。")
+            raise MalformedCounts("集計値には 0 以上の整数か秘匿（null）だけを含めてください。")
 
 
 def pooled(gw: Gateway) -> dict[str, Any]:

@@ -13,9 +13,12 @@ import threading
 from pathlib import Path
 from typing import Any, Sequence
 
+from gateway import support
 from gateway.core import Gateway
+from gateway.errors import IndexUnavailable, PersonNotFound
 from gateway.evaluation import figures, risk
 from gateway.evaluation.data import Dataset, PeriodKind, load
+from gateway.link import current_run_id
 from policy.screening import Condition, Rule, Screening, ScreeningDocument
 from policy.support import ASSESSMENTS, SupportVocabulary
 
@@ -352,3 +355,21 @@ def _draw_risk_index(plt: Any, report: dict[str, Any], out: Path, written: list[
 
 _DRAW = {"funnel": _draw_funnel, "precision_by_rule": _draw_precision_by_rule, "capacity_curve": _draw_capacity_curve,
          "items_by_difficulty": _draw_items_by_difficulty, "human_check": _draw_human_check, "risk_index": _draw_risk_index}
+
+
+def person_risk_index(gw: Gateway, person_id: str) -> dict[str, Any]:
+    """The risk index of a person of the current run (:func:`person_index` on the person's attributes), with ``person_id``.
+
+    Refused with :class:`~gateway.errors.PersonNotFound` if the current run
+    has no such person, :class:`~gateway.errors.IndexUnavailable` if too few
+    past decisions exist to fit the index.
+    """
+    with gw.engine.connect() as conn:
+        run_id = current_run_id(conn)
+        persons = support.all_attributes(conn, run_id, [person_id]) if run_id else {}
+    if person_id not in persons:
+        raise PersonNotFound(f"人物 {person_id} は現在の名寄せ結果にありません。")
+    found = person_index(gw, support.flatten(persons[person_id]))
+    if found is None:
+        raise IndexUnavailable("過去の判断が少なく、リスク指数はまだ当てはめられません。")
+    return {"person_id": person_id, **found}

@@ -16,10 +16,11 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from gateway.api.deps import GatewayDep, require
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, TooLarge
 from gateway.federation import ingest, service
 from gateway.frontdoor import check_signed_head
 from gateway.identity import User
+from service.api import Answer
 
 router = APIRouter(prefix="/federation", tags=["federation"])
 
@@ -57,7 +58,7 @@ async def _body(request: Request) -> bytes:
     async for chunk in request.stream():
         size += len(chunk)
         if size > _MAX_BODY:
-            raise GatewayError(413, "too_large", "メッセージが大きすぎます。")
+            raise TooLarge("メッセージが大きすぎます。")
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -66,26 +67,56 @@ def _signed(request: Request) -> None:
     request.state.event_logged = True  # the federation modules log their own refusals, with the peer
 
 
-@router.post("/queries")
+class QueryOut(Answer):
+    """A query to a peer and, once answered, each item's match band and the handle to ask for a handover with."""
+
+    exchange: str
+    peer: str
+    status: str
+    created_at: str
+    items: list[dict[str, Any]]
+
+
+class HandoverOut(Answer):
+    """A handover request, sent (``out``) or received (``in``), and its answer once given."""
+
+    id: Any
+    direction: str
+    peer: str
+    status: str
+    created_at: str
+    answered_at: str | None
+
+
+class HandoverSent(Answer):
+    """A handover request or answer, and whether it reached the peer (if not, ``reason`` and the ``bundle`` to carry)."""
+
+    id: Any
+    peer: str
+    status: str
+    delivered: bool
+
+
+@router.post("/queries", response_model=QueryOut)
 def post_query(body: QueryIn, gw: GatewayDep, user: Annotated[User, Depends(require(ASK))]) -> dict[str, Any]:
     """Ask a peer gateway about our transferred-in children; returns per child: match, band, handle, contact."""
     return service.ask(gw, user, body.peer, body.tokens)
 
 
-@router.get("/queries/{exchange}")
+@router.get("/queries/{exchange}", response_model=QueryOut)
 def get_query(exchange: str, gw: GatewayDep, _user: Annotated[User, Depends(require(READ))]) -> dict[str, Any]:
     """One of our queries with its answers."""
     return service.results(gw, exchange)
 
 
-@router.get("/handovers")
+@router.get("/handovers", response_model=list[HandoverOut])
 def get_handovers(gw: GatewayDep, _user: Annotated[User, Depends(require(READ))],
                   direction: Annotated[str | None, Query(pattern="^(in|out)$")] = None) -> list[dict[str, Any]]:
     """Handover requests: ``in`` from peers (to answer), ``out`` ours (with the peers' answers)."""
     return service.list_handovers(gw, direction)
 
 
-@router.post("/handovers")
+@router.post("/handovers", response_model=HandoverSent)
 def post_handover(body: HandoverIn, gw: GatewayDep, user: Annotated[User, Depends(require(ASK))]) -> dict[str, Any]:
     """File a handover request with the peer that gave ``handle``."""
     rid, peer, data = service.request_handover(gw, user, body.handle, body.case_ref, body.message)
@@ -97,7 +128,7 @@ def post_handover(body: HandoverIn, gw: GatewayDep, user: Annotated[User, Depend
     return {"id": rid, "peer": peer, "status": "open", **delivery}
 
 
-@router.post("/handovers/{handover_id}/answer")
+@router.post("/handovers/{handover_id}/answer", response_model=HandoverSent)
 def post_handover_answer(handover_id: str, body: HandoverAnswerIn, gw: GatewayDep,
                          user: Annotated[User, Depends(require(ASK))]) -> dict[str, Any]:
     """Answer a peer's handover request; the answer is sent to the peer."""

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from gateway.core import Gateway
-from gateway.errors import GatewayError
+from gateway.errors import FederationConfigInvalid, FederationKeyInvalid, FederationNotConfigured
 from transparency.tlog_checkpoint import CheckpointError, Signer, Verifier
 
 CONFIG_FILE = "federation.toml"
@@ -98,11 +98,11 @@ def load(home: Path) -> FederationConfig:
     """Read ``federation.toml``; a gateway without one takes part in no federation (404)."""
     path = config_path(home)
     if not path.exists():
-        raise GatewayError(404, "federation_not_configured", "このゲートウェイには連携圏の設定がありません（tsunagu federation init）。")
+        raise FederationNotConfigured("このゲートウェイには連携圏の設定がありません（tsunagu federation init）。")
     try:
         return FederationConfig.model_validate(tomllib.loads(path.read_text(encoding="utf-8")))
     except (tomllib.TOMLDecodeError, ValidationError) as exc:
-        raise GatewayError(500, "federation_config_invalid", f"{path} に誤りがあります: {exc}") from None
+        raise FederationConfigInvalid(f"{path} に誤りがあります: {exc}") from None
 
 
 def save(home: Path, config: FederationConfig) -> None:
@@ -122,7 +122,7 @@ def signer(home: Path, code: str) -> Signer:
             f.write(pem)
     key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     if not isinstance(key, Ed25519PrivateKey):
-        raise GatewayError(500, "federation_key_invalid", f"{path} は Ed25519 の秘密鍵ではありません。")
+        raise FederationKeyInvalid(f"{path} は Ed25519 の秘密鍵ではありません。")
     return Signer(f"tsunagu-gateway-{code}", key)
 
 

@@ -27,7 +27,29 @@ from sqlalchemy import and_, delete, func, insert, select, update
 from gateway import models
 from gateway.core import Gateway
 from gateway.db import utcnow
-from gateway.errors import GatewayError
+from gateway.errors import (
+    AlreadyAnswered,
+    AttributeNotShareable,
+    Forbidden,
+    GatewayError,
+    HandleExpired,
+    InvalidText,
+    KeyIdMismatch,
+    MalformedMessage,
+    NoTransferRecord,
+    NothingToAsk,
+    PeerInsecure,
+    PeerNoUrl,
+    PeerRefused,
+    PeerUnreachable,
+    RateLimited,
+    UnexpectedAnswer,
+    UnexpectedHandoverAnswer,
+    UnknownExchange,
+    UnknownHandle,
+    UnknownHandover,
+    UnknownPeer,
+)
 from gateway.federation import config as _config
 from gateway.federation import protocol
 from gateway.federation.match import encodings, match
@@ -55,13 +77,13 @@ def _refuse(gw: Gateway, user: User, action: str, error: GatewayError) -> Gatewa
 def _peer(gw: Gateway, config: _config.FederationConfig, user: User, action: str, code: str) -> _config.Peer:
     peer = config.peer(code)
     if peer is None:
-        raise _refuse(gw, user, action, GatewayError(403, "unknown_peer", f"自治体 {code} は連携先として設定されていません（tsunagu federation peer add）。"))
+        raise _refuse(gw, user, action, UnknownPeer(f"自治体 {code} は連携先として設定されていません（tsunagu federation peer add）。"))
     return peer
 
 
 def _text(value: str, what: str) -> str:
     if not value.strip() or len(value) > _MAX_TEXT:
-        raise GatewayError(422, "invalid_text", f"{what}を 1〜{_MAX_TEXT} 文字で書いてください。")
+        raise InvalidText(f"{what}を 1〜{_MAX_TEXT} 文字で書いてください。")
     return value
 
 
@@ -82,15 +104,14 @@ def start_query(gw: Gateway, user: User, peer_code: str, tokens: list[str] | Non
     if tokens is not None:
         wanted, held = set(tokens), {row.token for row in rows}
         if not wanted <= held:
-            raise _refuse(gw, user, "federation.query.send", GatewayError(
-                403, "no_transfer_record",
+            raise _refuse(gw, user, "federation.query.send", NoTransferRecord(
                 f"{len(wanted - held)} 件のこどもには自治体 {peer_code} からの転入の記録がありません。転入の記録があるこどもについてだけ照会できます。"))
         rows = [row for row in rows if row.token in wanted]
     if not rows:
-        raise _refuse(gw, user, "federation.query.send", GatewayError(
-            404, "nothing_to_ask", f"自治体 {peer_code} からの転入の記録があるこどもがいません（連携圏用の符号が届いているか確認してください）。"))
+        raise _refuse(gw, user, "federation.query.send", NothingToAsk(
+            f"自治体 {peer_code} からの転入の記録があるこどもがいません（連携圏用の符号が届いているか確認してください）。"))
     if key_ids - {config.federation_key_id}:
-        raise _refuse(gw, user, "federation.query.send", GatewayError(422, "key_id_mismatch", "連携圏用の符号に、設定と異なる鍵 ID のものがあります。"))
+        raise _refuse(gw, user, "federation.query.send", KeyIdMismatch("連携圏用の符号に、設定と異なる鍵 ID のものがあります。"))
     exchange = _new_id()
     schema = load_schema()
     items, stored = [], []
@@ -113,22 +134,22 @@ def post_to_peer(gw: Gateway, peer_code: str, kind: str, data: bytes) -> bytes:
     config = _config.load(gw.settings.home)
     peer = config.peer(peer_code)
     if peer is None or not peer.url:
-        raise GatewayError(409, "peer_no_url", f"自治体 {peer_code} の URL が設定されていません。持ち出しファイルで運んでください。")
+        raise PeerNoUrl(f"自治体 {peer_code} の URL が設定されていません。持ち出しファイルで運んでください。")
     parts = urlsplit(peer.url)
     if parts.scheme != "https" and not _loopback(parts.hostname or ""):
-        raise GatewayError(409, "peer_insecure", "連携先へは HTTPS で接続してください（HTTP はこの機械の中だけ）。")
+        raise PeerInsecure("連携先へは HTTPS で接続してください（HTTP はこの機械の中だけ）。")
     try:
         verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=peer.ca_file) if peer.ca_file else True
         response = httpx.post(peer.url + PEER_PATHS[kind], content=data, timeout=120, verify=verify,
                               headers={"Content-Type": "application/json", "User-Agent": "tsunagu-gateway/1"})
     except httpx.TransportError as exc:
-        raise GatewayError(502, "peer_unreachable", f"自治体 {peer_code} のゲートウェイに接続できません（{type(exc).__name__}）。") from None
+        raise PeerUnreachable(f"自治体 {peer_code} のゲートウェイに接続できません（{type(exc).__name__}）。") from None
     if response.status_code != 200:
         try:
             detail = response.json().get("detail", "")
         except ValueError:
             detail = ""
-        raise GatewayError(502, "peer_refused", f"自治体 {peer_code} のゲートウェイが受け付けませんでした（{response.status_code}: {detail}）。")
+        raise PeerRefused(f"自治体 {peer_code} のゲートウェイが受け付けませんでした（{response.status_code}: {detail}）。")
     return response.content
 
 
@@ -160,7 +181,7 @@ def accept_answer(gw: Gateway, data: bytes, channel: str) -> str:
     with gw.engine.begin() as conn:
         row = conn.execute(select(x).where(and_(x.c.id == exchange, x.c.direction == "out", x.c.peer == peer))).first()
         if row is None or row.status != "sent":
-            error = GatewayError(409, "unknown_exchange", "この回答に対応する照会がないか、回答を受信済みです。")
+            error = UnexpectedAnswer("この回答に対応する照会がないか、回答を受信済みです。")
             gw.event(channel, error.status, error.code, error.detail, path=f"federation answer from {peer}")
             raise error
         expires = utcnow() + timedelta(hours=int(body.get("handle_hours", 0)))
@@ -182,7 +203,7 @@ def results(gw: Gateway, exchange: str) -> dict[str, Any]:
     with gw.engine.connect() as conn:
         row = conn.execute(select(x).where(and_(x.c.id == exchange, x.c.direction == "out"))).first()
         if row is None:
-            raise GatewayError(404, "unknown_exchange", "その照会はありません。")
+            raise UnknownExchange("その照会はありません。")
         items = conn.execute(select(i).where(i.c.exchange_id == exchange).order_by(i.c.qid)).all()
     return {"exchange": exchange, "peer": row.peer, "status": row.status, "created_at": row.created_at.isoformat(),
             "items": [{"source": it.source, "token": it.token, "match": it.match, "band": it.band, "handle": it.handle,
@@ -207,11 +228,11 @@ def answer_query(gw: Gateway, data: bytes, channel: str, *, bundle: bool = False
             x.c.peer == peer, x.c.direction == "in", x.c.created_at > now - timedelta(hours=1)))).scalar()
     error = None
     if hour + 1 > config.max_requests_per_hour:
-        error = GatewayError(429, "rate_limited", f"自治体 {peer} からの照会が 1 時間の上限（{config.max_requests_per_hour} 回）を超えました。")
+        error = RateLimited(f"自治体 {peer} からの照会が 1 時間の上限（{config.max_requests_per_hour} 回）を超えました。")
     elif day + len(items) > config.max_items_per_day:
-        error = GatewayError(429, "rate_limited", f"自治体 {peer} からの照会が 24 時間の上限（{config.max_items_per_day} 件）を超えます。")
+        error = RateLimited(f"自治体 {peer} からの照会が 24 時間の上限（{config.max_items_per_day} 件）を超えます。")
     elif not items:
-        error = GatewayError(400, "malformed_message", "照会に項目がありません。")
+        error = MalformedMessage("照会に項目がありません。")
     if error is not None:
         gw.event(channel, error.status, error.code, error.detail, path=f"federation query from {peer}")
         _config.audit(gw, f"peer:{peer}", "peer", "federation.query.receive", f"refused:{error.code}")
@@ -221,7 +242,7 @@ def answer_query(gw: Gateway, data: bytes, channel: str, *, bundle: bool = False
         queries = encodings(schema.version, message["federation_key_id"], [b64d(it["c"], "c") for it in items],
                             [int(it["p"]) for it in items], [b64d(it["b"], "b") for it in items], len(schema.blocking_keys))
     except (KeyError, TypeError, ValueError, KeysError, SchemaError) as exc:
-        error = GatewayError(400, "malformed_message", f"照会の符号が読めません（{type(exc).__name__}）。")
+        error = MalformedMessage(f"照会の符号が読めません（{type(exc).__name__}）。")
         gw.event(channel, error.status, error.code, error.detail, path=f"federation query from {peer}")
         raise error from None
     r = models.federation_records
@@ -273,7 +294,7 @@ def stored_answer(gw: Gateway, exchange: str) -> bytes:
     with gw.engine.connect() as conn:
         row = conn.execute(select(x.c.answer).where(and_(x.c.id == exchange, x.c.direction == "in"))).first()
     if row is None or not row.answer:
-        raise GatewayError(404, "unknown_exchange", f"照会 {exchange} への回答はありません。")
+        raise UnknownExchange(f"照会 {exchange} への回答はありません。")
     return row.answer.encode("utf-8")
 
 
@@ -288,9 +309,9 @@ def request_handover(gw: Gateway, user: User, handle: str, case_ref: str, messag
         item = conn.execute(select(i, models.federation_exchanges.c.peer).join(
             models.federation_exchanges, models.federation_exchanges.c.id == i.c.exchange_id).where(i.c.handle == handle)).first()
     if item is None:
-        raise _refuse(gw, user, "federation.handover.request", GatewayError(404, "unknown_handle", "そのハンドルの照会結果はありません。"))
+        raise _refuse(gw, user, "federation.handover.request", UnknownHandle("そのハンドルの照会結果はありません。"))
     if item.expires_at is not None and item.expires_at < utcnow():
-        raise _refuse(gw, user, "federation.handover.request", GatewayError(410, "handle_expired", "ハンドルの有効期限が切れています。照会し直してください。"))
+        raise _refuse(gw, user, "federation.handover.request", HandleExpired("ハンドルの有効期限が切れています。照会し直してください。"))
     _text(case_ref, "案件番号")
     _text(message, "依頼の内容")
     rid = _new_id()
@@ -324,9 +345,9 @@ def receive_handover(gw: Gateway, data: bytes, channel: str) -> dict[str, Any]:
         handle = conn.execute(select(h).where(and_(h.c.handle_hash == digest, h.c.peer == peer))).first()
     error = None
     if handle is None:
-        error = GatewayError(404, "unknown_handle", "そのハンドルはこの自治体から発行していません。")
+        error = UnknownHandle("そのハンドルはこの自治体から発行していません。")
     elif handle.expires_at < utcnow():
-        error = GatewayError(410, "handle_expired", "ハンドルの有効期限が切れています。")
+        error = HandleExpired("ハンドルの有効期限が切れています。")
     else:
         try:
             case_ref, text = _text(str(body.get("case_ref", "")), "案件番号"), _text(str(body.get("message", "")), "依頼の内容")
@@ -370,15 +391,15 @@ def answer_handover(gw: Gateway, user: User, handover_id: str, message: str, att
             models.records.c.source == row.source, models.records.c.token == row.token))).first()
     action = "federation.handover.answer"
     if row is None:
-        raise _refuse(gw, user, action, GatewayError(404, "unknown_handover", "その引継ぎ依頼はありません。"))
+        raise _refuse(gw, user, action, UnknownHandover("その引継ぎ依頼はありません。"))
     if row.status != "open":
-        raise _refuse(gw, user, action, GatewayError(409, "already_answered", "その引継ぎ依頼には回答済みです。"))
+        raise _refuse(gw, user, action, AlreadyAnswered("その引継ぎ依頼には回答済みです。"))
     for name in attributes:
         if name not in config.shareable_attributes:
-            raise _refuse(gw, user, action, GatewayError(403, "attribute_not_shareable", f"属性「{name}」は連携圏の設定で提供を認められていません。"))
+            raise _refuse(gw, user, action, AttributeNotShareable(f"属性「{name}」は連携圏の設定で提供を認められていません。"))
         decision = gw.policy.may_see(user.role, name)
         if not decision.allowed:
-            raise _refuse(gw, user, action, GatewayError(403, "forbidden", decision.reason))
+            raise _refuse(gw, user, action, Forbidden(decision.reason))
     _text(message, "回答")
     held = json.loads(record.attributes) if record else {}
     shared = {name: held.get(name, "") for name in attributes}
@@ -402,7 +423,7 @@ def receive_handover_answer(gw: Gateway, data: bytes, channel: str) -> dict[str,
     with gw.engine.begin() as conn:
         row = conn.execute(select(t).where(and_(t.c.id == rid, t.c.direction == "out", t.c.peer == peer))).first()
         if row is None or row.status != "open":
-            error = GatewayError(409, "unknown_handover", "この回答に対応する引継ぎ依頼がないか、回答を受信済みです。")
+            error = UnexpectedHandoverAnswer("この回答に対応する引継ぎ依頼がないか、回答を受信済みです。")
             gw.event(channel, error.status, error.code, error.detail, path=f"federation handover answer from {peer}")
             raise error
         attributes = body.get("attributes") if isinstance(body.get("attributes"), dict) else {}

@@ -9,9 +9,10 @@ from pydantic import BaseModel, Field
 
 from escrow import reidentification
 from escrow.api.deps import EscrowDep, require
-from escrow.errors import EscrowError
+from escrow.errors import NotRequester
 from escrow.identity import User
 from escrow.reidentification import RequestFiling
+from service.api import Answer
 
 router = APIRouter(prefix="/requests", tags=["requests"])
 
@@ -24,42 +25,71 @@ class Decision(BaseModel):
     reason: str = Field(default="", max_length=2000)
 
 
-@router.post("", status_code=201, name="reidentify.request")
+class RequestOut(Answer):
+    """A re-identification request: who asked, why, under which legal basis, its approvals and state (times ISO 8601, UTC)."""
+
+    request_id: str
+    requester: str
+    purpose: str
+    legal_basis: str
+    case_ref: str
+    justification: str
+    max_records: int
+    approvals_required: int
+    approvals: int
+    status: str
+    created_at: str
+    approved_at: str | None
+    release_expires_at: str | None
+    closed_at: str | None
+    released_at: str | None
+    records: list[Any]
+
+
+class Released(Answer):
+    """The opened records of an approved request, shown to the requester once."""
+
+    request_id: str
+    released_at: str | None
+    records: list[Any]
+
+
+@router.post("", status_code=201, name="reidentify.request", response_model=RequestOut)
 def post_request(escrow: EscrowDep, user: Annotated[User, Depends(require("caseworker"))], body: RequestFiling) -> dict[str, Any]:
     """File a request the gateway has logged; it waits for ``approvals_required`` approvers."""
     return reidentification.file_request(escrow, user, body)
 
 
-@router.get("", name="reidentify.list")
+@router.get("", name="reidentify.list", response_model=list[RequestOut])
 def get_requests(escrow: EscrowDep, user: Annotated[User, Depends(require(*_READERS))]) -> list[dict[str, Any]]:
     """Every request (a caseworker sees their own): who, when, why, decisions and outcome."""
     return reidentification.list_requests(escrow, None if _sees_all(user) else user.username)
 
 
-@router.get("/{request_id}", name="reidentify.read")
+@router.get("/{request_id}", name="reidentify.read", response_model=RequestOut)
 def get_request(escrow: EscrowDep, user: Annotated[User, Depends(require(*_READERS))], request_id: str) -> dict[str, Any]:
     """One request."""
     found = reidentification.describe(escrow, request_id)
     if not _sees_all(user) and found["requester"] != user.username:
-        raise EscrowError(403, "not_requester", "ケースワーカーが見られるのは自分の申請だけです。")
+        raise NotRequester("ケースワーカーが見られるのは自分の申請だけです。")
     return found
 
 
-@router.post("/{request_id}/approve", name="reidentify.approve")
+@router.post("/{request_id}/approve", name="reidentify.approve", response_model=RequestOut)
 def post_approve(escrow: EscrowDep, user: Annotated[User, Depends(require("approver"))], request_id: str,
                  body: Decision | None = None) -> dict[str, Any]:
     """Approve (never one's own request)."""
     return reidentification.decide(escrow, user, request_id, True, body.reason if body else "")
 
 
-@router.post("/{request_id}/reject", name="reidentify.reject")
+@router.post("/{request_id}/reject", name="reidentify.reject", response_model=RequestOut)
 def post_reject(escrow: EscrowDep, user: Annotated[User, Depends(require("approver"))], request_id: str,
                 body: Decision | None = None) -> dict[str, Any]:
     """Reject; the request is closed."""
     return reidentification.decide(escrow, user, request_id, False, body.reason if body else "")
 
 
-@router.post("/{request_id}/release", name="reidentify.release")
+@router.post("/{request_id}/release", name="reidentify.release", response_model=Released)
 def post_release(escrow: EscrowDep, user: Annotated[User, Depends(require("caseworker"))], request_id: str) -> dict[str, Any]:
     """Open the request's records, once, for the caseworker who filed it (logged before opening)."""
     return reidentification.release(escrow, user, request_id)

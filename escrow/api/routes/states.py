@@ -13,10 +13,10 @@ from typing import Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 
 from escrow import db, reidentification
 from escrow.api.deps import EscrowDep
+from service.api import Answer
 
 router = APIRouter(prefix="/request-states", tags=["requests"])
 
@@ -27,10 +27,15 @@ class StatesQuery(BaseModel):
     request_ids: list[str] = Field(max_length=200)
 
 
-@router.post("", name="reidentify.states")
+class States(Answer):
+    """The state of each request asked about: its status at the escrow, or ``not_filed``."""
+
+    states: dict[str, str]
+
+
+@router.post("", name="reidentify.states", response_model=States)
 def post_states(escrow: EscrowDep, body: StatesQuery) -> dict[str, Any]:
     """``{request_id: status}``: pending, approved, rejected, released, expired, or not_filed."""
     wanted = [i for i in body.request_ids if len(i) <= 100]
-    with escrow.engine.connect() as conn:
-        known = set(conn.execute(select(db.requests.c.id).where(db.requests.c.id.in_(wanted))).scalars())
+    known = db.filed_request_ids(escrow.engine, wanted)
     return {"states": {i: reidentification.describe(escrow, i)["status"] if i in known else "not_filed" for i in wanted}}

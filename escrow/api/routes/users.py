@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from escrow import identity
 from escrow.api.deps import EscrowDep, require
 from escrow.identity import User
-from service.api import Unlock, Username
+from service.api import Answer, Lockout, PasswordReset, Unlock, Unlocked, Username
 
 router = APIRouter(prefix="/users", tags=["users"])
 lockouts = APIRouter(prefix="/lockouts", tags=["users"])
@@ -31,13 +31,32 @@ class RolesChange(BaseModel):
     roles: list[str] = Field(min_length=1, max_length=5)
 
 
-@router.get("", name="user.list")
+class UserOut(Answer):
+    """A user, the roles, and the state: disabled, on a temporary password, locked (times ISO 8601, UTC)."""
+
+    username: str
+    roles: list[str]
+    disabled: bool
+    must_change_password: bool
+    created_at: str | None
+    locked: bool
+    wait_until: str | None
+
+
+class UserCreated(Answer):
+    """The user created, with the roles."""
+
+    username: str
+    roles: list[str]
+
+
+@router.get("", name="user.list", response_model=list[UserOut])
 def get_users(escrow: EscrowDep, _user: Admin) -> list[dict[str, Any]]:
     """Every user with roles and state."""
     return identity.list_users(escrow)
 
 
-@router.post("", status_code=201, name="user.add")
+@router.post("", status_code=201, name="user.add", response_model=UserCreated)
 def post_user(escrow: EscrowDep, user: Admin, body: NewUser) -> dict[str, Any]:
     """Create a user (the password rule applies)."""
     created = identity.add_user(escrow.engine, body.username, [r[:32] for r in body.roles], body.password, escrow=escrow,
@@ -73,19 +92,19 @@ def put_roles(escrow: EscrowDep, user: Admin, username: Username, body: RolesCha
     return Response(status_code=204)
 
 
-@router.post("/{username}/reset-password", name="user.reset_password")
+@router.post("/{username}/reset-password", name="user.reset_password", response_model=PasswordReset)
 def post_reset(escrow: EscrowDep, user: Admin, username: Username) -> dict[str, Any]:
     """Issue a temporary password (shown once, here); the user must change it at the next sign-in."""
     return {"username": username, "temporary_password": identity.reset_password(escrow, user, username), "must_change_password": True}
 
 
-@lockouts.get("", name="auth.lockouts")
+@lockouts.get("", name="auth.lockouts", response_model=list[Lockout])
 def get_lockouts(escrow: EscrowDep, _user: Admin) -> list[dict[str, Any]]:
     """Accounts and client addresses that are locked or must wait after failed sign-ins."""
     return escrow.throttle.lockouts()
 
 
-@lockouts.post("/unlock", name="auth.unlock")
+@lockouts.post("/unlock", name="auth.unlock", response_model=Unlocked)
 def post_unlock(escrow: EscrowDep, user: Admin, body: Unlock) -> dict[str, Any]:
     """Lift a login lock (logged)."""
     return {"kind": body.kind, "key": body.key, "lifted": identity.unlock(escrow, user, body.kind, body.key)}

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from escrow import db, reidentification
-from escrow.errors import EscrowError
+from escrow.errors import EscrowError, ForbiddenRole, NotRequester
 from escrow.identity import sign_in
 from escrow.reidentification import RequestFiling
 from escrow.service import Escrow
@@ -108,7 +108,7 @@ def _detail(request: Request, escrow: Escrow, session: WebSession, request_id: s
             error: str = "", notice: str = "") -> Response:
     found = reidentification.describe(escrow, request_id)
     if not _sees_all(session) and found["requester"] != session.user.username:
-        raise EscrowError(403, "not_requester", "ケースワーカーが見られるのは自分の申請だけです。")
+        raise NotRequester("ケースワーカーが見られるのは自分の申請だけです。")
     mine = found["requester"] == session.user.username
     decided = any(d["approver"] == session.user.username for d in found["decisions"])
     return render(request, "request.html", session, status_code, r=found, gateway=gateway_side(escrow, request_id), error=error,
@@ -239,7 +239,7 @@ async def post_file_login(request: Request, escrow: EscrowDep, filing: Annotated
     try:
         if "caseworker" not in user.roles:
             raise escrow.refuse(user.username, user.label, "reidentify.request",
-                                EscrowError(403, "forbidden_role", "申請を提出できるのはケースワーカーだけです。"), target=parsed.request_id)
+                                ForbiddenRole("申請を提出できるのはケースワーカーだけです。"), target=parsed.request_id)
         target = await run_in_threadpool(_filed, escrow, user, parsed)
     except EscrowError as exc:
         response = _file_page(request, COOKIES.session(user, token), filing, parsed, exc.status, error=exc.detail)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
@@ -10,6 +11,7 @@ from pydantic import BaseModel, Field
 from gateway.agents import handover_source, list_agents, revoke_agent
 from gateway.api.deps import GatewayDep, require
 from gateway.identity import User
+from service.api import Answer
 
 router = APIRouter(prefix="/agents", tags=["agents"])
 
@@ -27,13 +29,40 @@ class Handover(BaseModel):
     reason: str = Field(min_length=1, max_length=200)
 
 
-@router.get("")
+class AgentOut(Answer):
+    """A registered agent: its key id, network, the sources it submits and its status."""
+
+    agent_id: str
+    signing_key_id: str
+    network: str
+    status: str
+    sources: list[str]
+    registered_at: datetime
+    revoked_at: datetime | None
+
+
+class Revoked(Answer):
+    """The agent revoked."""
+
+    agent_id: str
+    status: str
+
+
+class HandedOver(Answer):
+    """The source, the agent that had it (``from``, empty if none) and the one that has it now (``to``)."""
+
+    source: str
+    previous: str = Field(alias="from")
+    to: str
+
+
+@router.get("", response_model=list[AgentOut])
 def get_agents(gw: GatewayDep, _user: Annotated[User, Depends(require("agents.read"))]) -> list[dict[str, Any]]:
     """Every agent: network, sources, status."""
     return list_agents(gw)
 
 
-@router.post("/{agent_id}/revoke")
+@router.post("/{agent_id}/revoke", response_model=Revoked)
 def post_revoke(gw: GatewayDep, agent_id: str, body: Revocation,
                 user: Annotated[User, Depends(require("agents.manage"))]) -> dict[str, str]:
     """Revoke an agent: its later submissions are refused."""
@@ -41,7 +70,7 @@ def post_revoke(gw: GatewayDep, agent_id: str, body: Revocation,
     return {"agent_id": agent_id, "status": "revoked"}
 
 
-@router.post("/{agent_id}/handover")
+@router.post("/{agent_id}/handover", response_model=HandedOver)
 def post_handover(gw: GatewayDep, agent_id: str, body: Handover,
                   user: Annotated[User, Depends(require("agents.manage"))]) -> dict[str, str]:
     """Hand ``body.source`` over to ``agent_id``: only its snapshots of the source are accepted from now on (logged)."""

@@ -11,10 +11,11 @@ from pydantic import BaseModel, Field, field_validator
 
 from gateway import audit_tools
 from gateway.api.deps import GatewayDep, require
-from gateway.errors import GatewayError
+from gateway.errors import ExportInvalid
 from gateway.identity import User
 from keys.audit import AuditVerificationError, split_export
 from keys.audit_report import AnomalyRules, ReportInputError
+from service.api import Answer
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 Auditor = Annotated[User, Depends(require("audit.read"))]
@@ -39,6 +40,16 @@ class ReportIn(BaseModel):
         return value
 
 
+class AuditReport(Answer):
+    """The auditor's report: entries verified, each re-identification request with its outcome, the counts, the anomalies."""
+
+    verified_entries: int
+    requests: list[dict[str, Any]]
+    outcomes: dict[str, int]
+    outcome_labels: dict[str, str]
+    anomalies: list[dict[str, Any]]
+
+
 @router.get("/export", response_class=PlainTextResponse)
 def get_export(gw: GatewayDep, user: Auditor) -> PlainTextResponse:
     """Every entry, every signed checkpoint and the verifier key (JSON lines for ``tsunagu audit verify``)."""
@@ -46,11 +57,11 @@ def get_export(gw: GatewayDep, user: Auditor) -> PlainTextResponse:
     return PlainTextResponse("\n".join(audit_tools.witnessed_export_lines(gw)) + "\n", media_type="application/jsonl; charset=utf-8")
 
 
-@router.post("/report")
+@router.post("/report", response_model=AuditReport)
 def post_report(gw: GatewayDep, user: Auditor, body: ReportIn) -> dict[str, Any]:
     """Every re-identification request joined across both logs, outcomes and anomalies."""
     rules = AnomalyRules(body.office_start, body.office_end, body.max_requests, body.window_days, body.pair_repeats)
     try:
         return audit_tools.report_for(gw, user, split_export(body.escrow_export) if body.escrow_export else None, rules)
     except (AuditVerificationError, ReportInputError) as exc:
-        raise GatewayError(422, "export_invalid", f"エスクローの書き出しを検証できません: {exc}") from None
+        raise ExportInvalid(f"エスクローの書き出しを検証できません: {exc}") from None

@@ -8,12 +8,11 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from gateway import support
 from gateway.api.deps import GatewayDep, require
-from gateway.errors import GatewayError
+from gateway.errors import TooLarge
 from gateway.evaluation import pooled, report
 from gateway.identity import User
-from gateway.link import current_run_id
+from service.api import Answer
 
 router = APIRouter(tags=["evaluation"])
 Reader = Annotated[User, Depends(require("evaluation.read"))]
@@ -28,7 +27,59 @@ class ShareIn(BaseModel):
     period: str | None = Field(default=None, max_length=16)
 
 
-@router.get("/evaluation")
+class Evaluation(Answer):
+    """The screening's evaluation over periods: funnels (total, by period, by rule), reach, the human check, capacity, items, risk."""
+
+    period_kind: str
+    periods: list[Any]
+    lists: int
+    cases: int
+    total: dict[str, Any]
+    by_period: list[dict[str, Any]]
+    by_rule: list[dict[str, Any]]
+    reach: dict[str, Any]
+    human_check: dict[str, Any]
+    capacity: dict[str, Any]
+    items: list[dict[str, Any]]
+    associations: list[dict[str, Any]]
+    risk: dict[str, Any]
+
+
+class Contribution(Answer):
+    """What one item adds to a person's risk index."""
+
+    item: str
+    weight: float
+
+
+class PersonIndex(Answer):
+    """A person's risk index, the model's intercept, the periods it was fitted on and each item's contribution."""
+
+    person_id: str
+    index: float
+    intercept: float
+    fitted_on: list[Any]
+    contributions: list[Contribution]
+
+
+class PooledShare(Answer):
+    """The counts shared; ``delivered`` False: the peer could not be reached, ``reason`` says why and ``bundle`` is to carry."""
+
+    delivered: bool
+    counts: Any
+
+
+class Pooled(Answer):
+    """The pooled evaluation counts of the towns that shared theirs."""
+
+    towns: list[str]
+    rule_labels: Any
+    rules: Any
+    total: Any
+    items: Any
+
+
+@router.get("/evaluation", response_model=Evaluation)
 def get_evaluation(gw: GatewayDep, user: Reader, period: Kind = "month") -> dict[str, Any]:
     """Every figure: funnels, precision, recall proxy, capacity curve, items × difficulty types, human check, risk index."""
     result = report.evaluation(gw, period)
@@ -36,27 +87,19 @@ def get_evaluation(gw: GatewayDep, user: Reader, period: Kind = "month") -> dict
     return result
 
 
-@router.get("/evaluation/persons/{person_id}/index")
+@router.get("/evaluation/persons/{person_id}/index", response_model=PersonIndex)
 def get_person_index(gw: GatewayDep, user: Annotated[User, Depends(require("support.read"))], person_id: str) -> dict[str, Any]:
     """The person's risk index with the items that contribute (for ordering within the list; a person decides)."""
-    with gw.engine.connect() as conn:
-        run_id = current_run_id(conn)
-        persons = support.all_attributes(conn, run_id, [person_id]) if run_id else {}
-    if person_id not in persons:
-        raise GatewayError(404, "person_not_found", f"人物 {person_id} は現在の名寄せ結果にありません。")
-    found = report.person_index(gw, support.flatten(persons[person_id]))
-    if found is None:
-        raise GatewayError(409, "index_unavailable", "過去の判断が少なく、リスク指数はまだ当てはめられません。")
-    return {"person_id": person_id, **found}
+    return report.person_risk_index(gw, person_id)
 
 
-@router.post("/evaluation/pooled/share")
+@router.post("/evaluation/pooled/share", response_model=PooledShare)
 def post_share(gw: GatewayDep, user: Annotated[User, Depends(require("pooled.share"))], body: ShareIn) -> dict[str, Any]:
     """Send the town's aggregate counts (small counts suppressed) to the prefecture; logged."""
     return pooled.share(gw, user, body.prefecture, body.period_kind, body.period)
 
 
-@router.get("/evaluation/pooled")
+@router.get("/evaluation/pooled", response_model=Pooled)
 def get_pooled(gw: GatewayDep, user: Reader) -> dict[str, Any]:
     """The prefecture's pooled figures: sums of the towns' counts, and how many cells were suppressed."""
     gw.record(user.username, user.role, "pooled.view", "ok")
@@ -69,5 +112,5 @@ async def peer_pooled(request: Request, gw: GatewayDep) -> dict[str, Any]:
     request.state.event_logged = True
     body = await request.body()
     if len(body) > 8 * 1024 * 1024:
-        raise GatewayError(413, "too_large", "メッセージが大きすぎます。")
+        raise TooLarge("メッセージが大きすぎます。")
     return await run_in_threadpool(pooled.receive, gw, body, "federation")

@@ -10,12 +10,13 @@ from fastapi import APIRouter, Depends, Response
 from gateway import casework
 from gateway.api.deps import GatewayDep, require
 from gateway.identity import User
+from service.api import file_answer
 
 router = APIRouter(prefix="/exports", tags=["exports"])
 Exporter = Annotated[User, Depends(require("persons.export"))]
 
 
-@router.get("/persons.csv", response_class=Response, responses={200: {"content": {"text/csv": {}}}})
+@router.get("/persons.csv", response_class=Response, responses=file_answer("text/csv"))
 def get_csv(gw: GatewayDep, user: Exporter) -> Response:
     """CSV (UTF-8 with BOM), Japanese column names."""
     gw.record(user.username, user.role, "export.csv", "ok")
@@ -24,7 +25,7 @@ def get_csv(gw: GatewayDep, user: Exporter) -> Response:
 
 
 @router.get("/persons.xlsx", response_class=Response,
-            responses={200: {"content": {"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {}}}})
+            responses=file_answer("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))
 def get_xlsx(gw: GatewayDep, user: Exporter) -> Response:
     """Excel (.xlsx), one sheet."""
     gw.record(user.username, user.role, "export.xlsx", "ok")
@@ -32,7 +33,7 @@ def get_xlsx(gw: GatewayDep, user: Exporter) -> Response:
                     headers={"Content-Disposition": 'attachment; filename="persons.xlsx"'})
 
 
-@router.get("/persons.parquet", response_class=Response, responses={200: {"content": {"application/vnd.apache.parquet": {}}}})
+@router.get("/persons.parquet", response_class=Response, responses=file_answer("application/vnd.apache.parquet"))
 def get_parquet(gw: GatewayDep, user: Exporter) -> Response:
     """Parquet."""
     gw.record(user.username, user.role, "export.parquet", "ok")

@@ -19,6 +19,7 @@ from sqlalchemy import text
 
 from gateway.api.deps import GatewayDep
 from gateway.core import Gateway
+from service.api import Answer
 
 router = APIRouter(tags=["health"])
 log = logging.getLogger("tsunagu.gateway.health")
@@ -58,7 +59,21 @@ def check_scheduler(request: Request) -> str:
     return "名寄せ・保存期間・取込フォルダの定期処理が止まっています。ゲートウェイのログを確認し、ゲートウェイを再起動してください。"
 
 
-@router.get("/health", responses={503: {"description": "a check failed; the body says which and why"}})
+class Check(Answer):
+    """One check: ``ok``, and when not, the ``reason`` in Japanese."""
+
+    ok: bool
+
+
+class Health(Answer):
+    """``ok`` or ``failed``, each check by name; when one failed, ``failed`` names them and ``detail`` says why."""
+
+    status: str
+    checks: dict[str, Check]
+
+
+@router.get("/health", response_model=Health,
+            responses={503: {"model": Health, "description": "a check failed; the body says which and why"}})
 async def health(request: Request, gw: GatewayDep) -> Any:
     """The gateway answers, and its database, free disk and background jobs are fine."""
     checks = {

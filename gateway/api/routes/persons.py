@@ -10,12 +10,46 @@ from gateway import casework
 from gateway.api.deps import GatewayDep, require
 from gateway.db import MAX_OFFSET
 from gateway.identity import User
+from service.api import Answer
 
 router = APIRouter(prefix="/persons", tags=["persons"])
 Reader = Annotated[User, Depends(require("persons.read"))]
 
 
-@router.get("")
+class PersonCount(Answer):
+    """A person of the current run: how many records, from how many sources."""
+
+    person_id: str
+    records: int
+    sources: int
+
+
+class PersonList(Answer):
+    """One page of the current run's persons (``run_id`` None before the first run)."""
+
+    run_id: int | None
+    total: int
+    persons: list[PersonCount]
+
+
+class PersonOut(Answer):
+    """A person's linked records per source: record tokens and the attributes the role may see."""
+
+    person_id: str
+    run_id: int | None
+    sources: list[str]
+    records: list[dict[str, Any]]
+
+
+class Timeline(Answer):
+    """Every submitted version of a person's records, oldest first."""
+
+    person_id: str
+    run_id: int | None
+    events: list[dict[str, Any]]
+
+
+@router.get("", response_model=PersonList)
 def get_persons(gw: GatewayDep, _user: Reader, source: str | None = None,
                 min_sources: Annotated[int, Query(ge=1, le=32)] = 1,
                 limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -29,7 +63,7 @@ def get_persons(gw: GatewayDep, _user: Reader, source: str | None = None,
 # A person's page and records are logged for the auditor, like the screening
 # list: who looked at which pseudonymous person, and when. The append signs a
 # checkpoint, so these routes run in the thread pool, not on the event loop.
-@router.get("/{person_id}")
+@router.get("/{person_id}", response_model=PersonOut)
 def get_person(gw: GatewayDep, user: Reader, person_id: str) -> dict[str, Any]:
     """A person's linked records per source: record tokens and the attributes the role may see (the view is logged)."""
     found = casework.person(gw, person_id, user.role)
@@ -37,7 +71,7 @@ def get_person(gw: GatewayDep, user: Reader, person_id: str) -> dict[str, Any]:
     return found
 
 
-@router.get("/{person_id}/timeline")
+@router.get("/{person_id}/timeline", response_model=Timeline)
 def get_timeline(gw: GatewayDep, user: Reader, person_id: str) -> dict[str, Any]:
     """Every submitted version of the person's records, oldest first (the view is logged)."""
     found = casework.timeline(gw, person_id, user.role)

@@ -11,6 +11,7 @@ from gateway import reidentify
 from gateway.api.deps import GatewayDep, get_token
 from gateway.errors import GatewayError
 from gateway.identity import User, authorize, user_for_token
+from service.api import Answer
 
 router = APIRouter(prefix="/reidentification", tags=["reidentification"])
 
@@ -44,7 +45,23 @@ def requester(gw: GatewayDep, token: Annotated[str, Depends(get_token)]) -> User
     return user
 
 
-@router.post("")
+class Filed(Answer):
+    """The request as filed with the escrow, with the gateway's audit evidence (entry, leaf index, proof, checkpoint)."""
+
+    request_id: str
+    requester: str
+    purpose: str
+    legal_basis: str
+    case_ref: str
+    justification: str
+    max_records: int
+    approvals_required: int
+    person_id: str
+    records: list[Any]
+    gateway_evidence: dict[str, Any]
+
+
+@router.post("", response_model=Filed)
 def post_request(gw: GatewayDep, user: Annotated[User, Depends(requester)], body: RequestIn) -> dict[str, Any]:
     """Log the request (``reidentify.request``) and return the filing package with the evidence the escrow checks."""
     return reidentify.request(gw, user, body.person_id, body.purpose, body.case_ref, body.justification)

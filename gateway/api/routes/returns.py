@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from gateway import returnpath
 from gateway.api.deps import GatewayDep, require
 from gateway.identity import User
+from service.api import Answer, file_answer
 
 router = APIRouter(prefix="/returns", tags=["returns"])
 Sender = Annotated[User, Depends(require("returns.send"))]
@@ -40,6 +41,12 @@ class ReturnOut(BaseModel):
     cases_without_record: list[int] = []
 
 
+class VerifierKey(Answer):
+    """The key departments check the signed lists with (a signed-note verifier key)."""
+
+    vkey: str
+
+
 @router.post("", response_model=ReturnOut)
 def post_return(gw: GatewayDep, user: Sender, body: ReturnIn) -> dict[str, Any]:
     """Sign and store the list; logged."""
@@ -52,13 +59,13 @@ def get_returns(gw: GatewayDep, _user: Sender) -> list[dict[str, Any]]:
     return returnpath.list_lists(gw)
 
 
-@router.get("/key")
+@router.get("/key", response_model=VerifierKey)
 def get_key(gw: GatewayDep, _user: Sender) -> dict[str, str]:
     """The verifier key departments' agents check the lists with."""
     return {"vkey": returnpath.verifier_key(gw)}
 
 
-@router.get("/{list_id}/file")
+@router.get("/{list_id}/file", response_class=Response, responses=file_answer("application/x-ndjson"))
 def get_file(gw: GatewayDep, user: Sender, list_id: str) -> Response:
     """The signed list (JSON Lines) to carry to the department; the download is logged."""
     return Response(returnpath.signed_list(gw, user, list_id), media_type="application/x-ndjson",

@@ -10,11 +10,12 @@ from gateway import casework
 from gateway.api.deps import GatewayDep, require
 from gateway.db import MAX_OFFSET
 from gateway.identity import User
+from gateway.api.routes.decisions import ReviewPairs
 
 router = APIRouter(prefix="/review-pairs", tags=["review"])
 
 
-@router.get("")
+@router.get("", response_model=ReviewPairs)
 def get_review_pairs(gw: GatewayDep, _user: Annotated[User, Depends(require("review.read"))],
                      limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                      offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> dict[str, Any]:

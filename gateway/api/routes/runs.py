@@ -2,39 +2,61 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from sqlalchemy import func, select
 
-from gateway import models
-
+from gateway import scheduler
 from gateway.api.deps import GatewayDep, require
 from gateway.identity import User
-from gateway.link import pending_requests, request_manual_run, runs
+from gateway.link import request_manual_run, runs
+from service.api import Answer
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 
 
-@router.get("")
+class RunOut(Answer):
+    """A linkage run with its statistics; ``current`` marks the one readers see."""
+
+    id: int
+    trigger: str
+    status: str
+    started_at: datetime
+    finished_at: datetime | None
+    current: bool
+
+
+class Pending(Answer):
+    """The waiting run requests (count, oldest and newest time, the newest's trigger) and whether a run is going."""
+
+    requests: int
+    oldest: Any
+    newest: Any
+    trigger: str
+    running: bool
+
+
+class RunRequested(Answer):
+    """A run was asked for."""
+
+    status: str
+
+
+@router.get("", response_model=list[RunOut])
 def get_runs(gw: GatewayDep, _user: Annotated[User, Depends(require("runs.read"))],
              limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[dict[str, Any]]:
     """The latest runs with statistics, newest first; ``current`` marks the one readers see."""
     return runs(gw, limit)
 
 
-@router.get("/pending")
+@router.get("/pending", response_model=Pending)
 def get_pending(gw: GatewayDep, request: Request, _user: Annotated[User, Depends(require("runs.read"))]) -> dict[str, Any]:
     """Whether a run is due: the waiting run requests (data changed since the last run) and whether one is going."""
-    with gw.engine.connect() as conn:
-        count, oldest, newest, trigger = pending_requests(conn)
-        running = conn.execute(select(func.count()).where(models.link_runs.c.status == "running")).scalar()
-    jobs = getattr(request.app.state, "jobs", None)
-    return {"requests": count, "oldest": oldest, "newest": newest, "trigger": trigger,
-            "running": bool(running) or bool(jobs and jobs.running)}
+    return scheduler.pending(gw, getattr(request.app.state, "jobs", None))
 
 
-@router.post("", status_code=202)
+@router.post("", status_code=202, response_model=RunRequested)
 def post_run(gw: GatewayDep, request: Request, user: Annotated[User, Depends(require("runs.start"))]) -> dict[str, str]:
     """Ask for a linkage run now: the request is stored first (GET /runs/pending shows it, GET /runs the run's progress).
 

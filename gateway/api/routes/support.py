@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from gateway import support
 from gateway.api.deps import GatewayDep, require
 from gateway.identity import User
+from service.api import Answer
 
 router = APIRouter(prefix="/support", tags=["support"])
 Reader = Annotated[User, Depends(require("support.read"))]
@@ -103,7 +104,26 @@ class CaseList(BaseModel):
     cases: list[CaseOut]
 
 
-@router.get("/vocabulary")
+class Vocabulary(Answer):
+    """The codes a case may use (code → Japanese label) and the note's length limit."""
+
+    assessments: dict[str, str]
+    statuses: dict[str, str]
+    difficulties: dict[str, str]
+    supports: dict[str, str]
+    departments: dict[str, str]
+    not_needed_reasons: dict[str, str]
+    actions: Any
+    note_max: int
+
+
+class Snapshot(Answer):
+    """The frozen screening list of the current run that cases refer to."""
+
+    snapshot_id: int
+
+
+@router.get("/vocabulary", response_model=Vocabulary)
 def get_vocabulary(gw: GatewayDep, _user: Reader) -> dict[str, Any]:
     """Every code of the support records with its label (from the policy)."""
     return support.vocabulary_json(gw)
@@ -135,7 +155,7 @@ def patch_case(gw: GatewayDep, user: Recorder, case_id: int, body: CaseUpdate) -
     return support.update_case(gw, user, case_id, expected_version=body.version, **body.model_dump(exclude={"version"}))
 
 
-@router.post("/snapshot")
+@router.post("/snapshot", response_model=Snapshot)
 def post_snapshot(gw: GatewayDep, user: Recorder) -> dict[str, Any]:
     """Freeze the current run's screening list now (it is also frozen when the list is first viewed)."""
     return {"snapshot_id": support.ensure_snapshot(gw, user.username)}

@@ -6,10 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import func, select
 
-from gateway import models, screening
-from gateway.agents import list_agents
+from gateway import screening
+from gateway.agents import last_submissions, list_agents, recent_refusals, recent_submissions
 from gateway.link import request_manual_run, runs
 from gateway.web.render import render
 from gateway.web.routes.casework import source_labels
@@ -25,13 +24,8 @@ def get_dashboard(request: Request, gw: GatewayDep, session: Annotated[WebSessio
                   started: bool = False) -> Response:
     """The dashboard; each panel only for a role holding its permission (as the API's routes)."""
     role = session.user.role
-    s, e = models.submissions, models.ingest_events
-    with gw.engine.connect() as conn:
-        submissions = conn.execute(select(s.c.id, s.c.agent_id, s.c.sequence, s.c.network, s.c.source, s.c.received_at,
-                                          s.c.channel, s.c.record_count, s.c.accepted)
-                                   .order_by(s.c.id.desc()).limit(_RECENT)).all()
-        events = conn.execute(select(e).order_by(e.c.id.desc()).limit(_RECENT)).all()
-        last = dict(conn.execute(select(s.c.agent_id, func.max(s.c.received_at)).group_by(s.c.agent_id)).all())
+    submissions, events = recent_submissions(gw, _RECENT), recent_refusals(gw, _RECENT)
+    last = last_submissions(gw)
     agents = [{**a, "last_submission": last.get(a["agent_id"])} for a in list_agents(gw)] if gw.policy.may(role, "agents.read") else None
     return render(request, "admin.html", session, submissions=submissions, events=events, agents=agents,
                   runs=runs(gw, 10) if gw.policy.may(role, "runs.read") else None,

@@ -12,10 +12,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 
 from gateway import returnpath, support
-from gateway.errors import GatewayError
+from gateway.errors import ChartNotFound, GatewayError, InvalidPerson, NoFont
 from gateway.evaluation import report
 from gateway.evaluation.data import PERIOD_KINDS
-from gateway.link import current_run_id
 from gateway.web.render import render
 from gateway.web.routes.casework import source_labels
 from gateway.web.session import GatewayDep, WebSession, form_action, page
@@ -38,14 +37,9 @@ def _form_fields(form: Any) -> dict[str, Any]:
 
 def _form_page(request: Request, gw: GatewayDep, session: WebSession, *, case: dict[str, Any] | None, person_id: str,
                values: dict[str, Any], error: str = "", status: int = 200, done: str = "") -> Response:
-    index = None
     try:
-        with gw.engine.connect() as conn:
-            run_id = current_run_id(conn)
-            persons = support.all_attributes(conn, run_id, [person_id]) if run_id else {}
-        if person_id in persons:
-            index = report.person_index(gw, support.flatten(persons[person_id]))
-    except GatewayError:
+        index = report.person_risk_index(gw, person_id)
+    except GatewayError:  # no such person in the current run, no run, or too few decisions yet: the form shows no index
         index = None
     return render(request, "support_case.html", session, status, case=case, person_id=person_id, values=values,
                   vocab=support.vocabulary_json(gw), error=error, done=done, index=index,
@@ -98,7 +92,7 @@ def get_new(request: Request, gw: GatewayDep, session: Annotated[WebSession, Dep
             person: str = "") -> Response:
     """The form for a new case of ``person`` (from the screening list or the person page)."""
     if not _PERSON_ID.match(person):
-        raise GatewayError(422, "invalid_person", "人物 ID は P と 16 桁の英数字です。スクリーニングか人物の画面から開いてください。")
+        raise InvalidPerson("人物 ID は P と 16 桁の英数字です。スクリーニングか人物の画面から開いてください。")
     values = {"status": "checking", "assessment": "pending", "assignee": session.user.username, "difficulties": [], "supports": []}
     return _form_page(request, gw, session, case=None, person_id=person, values=values)
 
@@ -161,13 +155,13 @@ def get_chart(gw: GatewayDep, session: Annotated[WebSession, Depends(page("evalu
               period: str = "month") -> Response:
     """One chart of the evaluation as PNG (drawn on request, not stored)."""
     if name not in report.CHARTS:
-        raise GatewayError(404, "chart_not_found", "そのグラフはありません。")
+        raise ChartNotFound("そのグラフはありません。")
     result = report.evaluation(gw, period if period in _KINDS else "month")  # type: ignore[arg-type]
     with tempfile.TemporaryDirectory() as tmp:
         try:
             report.charts(result, Path(tmp), only=name)
         except report.ReportError as exc:
-            raise GatewayError(500, "no_font", str(exc)) from None
+            raise NoFont(str(exc)) from None
         data = (Path(tmp) / f"{name}.png").read_bytes()
     return Response(data, media_type="image/png", headers={"Cache-Control": "no-store"})
 

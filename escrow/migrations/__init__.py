@@ -1,0 +1,1 @@
+"""Alembic migrations of the escrow's tables (users, sessions, requests, their records and decisions)."""
