@@ -16,6 +16,7 @@ from keys import witness as _witness
 from keys._files import write_atomic
 from keys.keyring import Keyring
 from service.audit_store import keyring_log
+from tsunagu.commands.common import refused_as_error
 from tsunagu.errors import CommandError, jst
 
 audit_app = typer.Typer(help="監査ログの書き出しと検証（監査担当者向け）", no_args_is_help=True)
@@ -155,12 +156,12 @@ def _load_exports(gateway_export: Optional[Path], escrow_export: Optional[Path],
             texts[name] = _read(path)
     urls = {name: url for name, url in (("ゲートウェイ", gateway), ("エスクロー", escrow)) if url}
     if urls:
-        from tsunagu.commands.casework import _secret, signed_in
+        from tsunagu.commands.common import read_secret, signed_in
 
         if not username:
             raise CommandError("--gateway / --escrow で取得するときは --username（監査担当の利用者名）を指定してください。")
         for name, url in urls.items():
-            with signed_in(url, name, username, _secret(f"{name}の利用者 {username} のパスワード", password_stdin)) as client:
+            with signed_in(url, name, username, read_secret(f"{name}の利用者 {username} のパスワード", password_stdin)) as client:
                 response = client.get("/api/v1/audit/export")
                 if not response.is_success:
                     raise CommandError(f"{name}: {response.json().get('detail', response.status_code)}")
@@ -265,19 +266,15 @@ WitnessHome = Annotated[Path, typer.Option("--home", help="証人の状態を置
 
 
 def _open_witness(home: Path) -> _witness.Witness:
-    try:
+    with refused_as_error(_witness.WitnessError):
         return _witness.Witness.open(home / "witness")
-    except _witness.WitnessError as exc:
-        raise CommandError(str(exc)) from None
 
 
 @witness_app.command("init")
 def witness_init(home: WitnessHome, name: Annotated[str, typer.Option("--name", help="証人の名前（例: kansa.example.jp/witness）")]) -> None:
     """証人の鍵（Ed25519）を作り、<home>/witness/ に置きます。表示される検証鍵を、ログを検証する人に渡してください。"""
-    try:
+    with refused_as_error(_witness.WitnessError):
         w = _witness.Witness.init(home / "witness", name)
-    except _witness.WitnessError as exc:
-        raise CommandError(str(exc)) from None
     typer.echo(f"証人 {w.name} を {home / 'witness'} に作りました。")
     typer.echo(f"証人の検証鍵: {w.vkey}")
 
@@ -290,10 +287,8 @@ def witness_trust(
 ) -> None:
     """証人が連署するログを登録します。"""
     w = _open_witness(home)
-    try:
+    with refused_as_error(_witness.WitnessError):
         w.trust(origin, _read(log_key).strip())
-    except _witness.WitnessError as exc:
-        raise CommandError(str(exc)) from None
     typer.echo(f"証人 {w.name} はログ {origin} のチェックポイントに連署します（一貫性を確認したうえで）。")
 
 
@@ -304,10 +299,8 @@ def witness_use(
     witness_key: Annotated[Path, typer.Option("--witness-key", help="証人の検証鍵のファイル")],
 ) -> None:
     """このデータフォルダのログが、チェックポイントをこの証人に送って連署を受けるようにします。"""
-    try:
+    with refused_as_error(_witness.WitnessError):
         peer = _witness.add_peer(home / "witness", url, _read(witness_key).strip())
-    except _witness.WitnessError as exc:
-        raise CommandError(str(exc)) from None
     typer.echo(f"{home} の監査ログは証人 {peer.key.name}（{peer.url}）に連署を求めます。")
 
 
