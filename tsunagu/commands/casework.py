@@ -23,6 +23,7 @@ GatewayOption = Annotated[str, typer.Option("--gateway", help="ゲートウェ�
 EscrowOption = Annotated[str, typer.Option("--escrow", help="エスクローの URL（例: https://escrow.example.lg.jp:8600）")]
 UsernameOption = Annotated[str, typer.Option("--username", help="利用者名（ゲートウェイとエスクローで同じ名前）")]
 PasswordStdinOption = Annotated[bool, typer.Option("--password-stdin", help="パスワードを標準入力から 1 行ずつ読みます（自動化用）")]
+RequestOption = Annotated[str, typer.Option("--request", help="申請 ID（reid-…）")]
 STATUS_LABELS = {"pending": "承認待ち", "approved": "承認済み（受け取りできます）", "rejected": "却下", "released": "開示済み",
                  "expired": "受け取り期限切れ"}
 
@@ -73,7 +74,7 @@ def request(
 def status(
     escrow: EscrowOption,
     username: UsernameOption,
-    request_id: Annotated[str, typer.Option("--request", help="申請 ID（reid-…）")],
+    request_id: RequestOption,
     password_stdin: PasswordStdinOption = False,
 ) -> None:
     """申請の状況（承認の数、受け取り期限）を表示します。"""
@@ -124,25 +125,16 @@ def _decide(escrow: str, username: str, request_id: str, reason: str, password_s
 ReasonOption = Annotated[str, typer.Option("--reason", help="判断の理由（エスクローに保存されます。氏名は書かないでください）")]
 
 
-@casework_app.command("approve")
-def approve(
-    escrow: EscrowOption,
-    username: UsernameOption,
-    request_id: Annotated[str, typer.Option("--request", help="申請 ID（reid-…）")],
-    reason: ReasonOption = "",
-    password_stdin: PasswordStdinOption = False,
-) -> None:
-    """申請を承認します（承認者。自分の申請は承認できません）。"""
-    _decide(escrow, username, request_id, reason, password_stdin, "approve")
+def _decision_command(verb: str, help_text: str) -> None:
+    """Register ``casework <verb>``: approve and reject differ only in the escrow route they call."""
+
+    def command(escrow: EscrowOption, username: UsernameOption, request_id: RequestOption, reason: ReasonOption = "",
+                password_stdin: PasswordStdinOption = False) -> None:
+        _decide(escrow, username, request_id, reason, password_stdin, verb)
+
+    command.__doc__ = help_text
+    casework_app.command(verb)(command)
 
 
-@casework_app.command("reject")
-def reject(
-    escrow: EscrowOption,
-    username: UsernameOption,
-    request_id: Annotated[str, typer.Option("--request", help="申請 ID（reid-…）")],
-    reason: ReasonOption = "",
-    password_stdin: PasswordStdinOption = False,
-) -> None:
-    """申請を却下します（承認者）。却下された申請は開示されません。"""
-    _decide(escrow, username, request_id, reason, password_stdin, "reject")
+_decision_command("approve", "申請を承認します（承認者。自分の申請は承認できません）。")
+_decision_command("reject", "申請を却下します（承認者）。却下された申請は開示されません。")

@@ -27,6 +27,8 @@ T = TypeVar("T")
 HostOption = Annotated[str, typer.Option("--host", help="待ち受けるアドレス")]
 TlsCertOption = Annotated[Optional[Path], typer.Option("--tls-cert", help="TLS サーバ証明書（PEM）")]
 TlsKeyOption = Annotated[Optional[Path], typer.Option("--tls-key", help="TLS 秘密鍵（PEM）")]
+UnlockUsernameOption = Annotated[Optional[str], typer.Option("--username", help="ロックを解除する利用者")]
+UnlockAddressOption = Annotated[Optional[str], typer.Option("--address", help="ロックを解除する接続元 IP アドレス")]
 PasswordChangeStdinOption = Annotated[bool, typer.Option("--password-stdin", help="現在と新しいパスワードを標準入力の 1 行目と 2 行目から読みます")]
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
@@ -56,6 +58,29 @@ def read_password_change(from_stdin: bool) -> tuple[str, str]:
     if getpass.getpass("新しいパスワード（確認）: ") != new:
         raise CommandError("確認のパスワードが一致しません。")
     return current, new
+
+
+def unlock_target(username: str | None, address: str | None) -> tuple[str, str]:
+    """What ``user unlock`` lifts: ``("account", username)`` or ``("address", address)``; exactly one must be given."""
+    if username is None and address is not None:
+        return "address", address
+    if username is not None and address is None:
+        return "account", username
+    raise CommandError("--username か --address のどちらか一方を指定してください。")
+
+
+def show_unlock(lifted: bool) -> None:
+    """Say whether ``user unlock`` lifted a lock."""
+    typer.echo("ロックを解除しました。" if lifted else "ロックはかかっていませんでした。")
+
+
+def show_lockouts(entries: list[dict[str, Any]]) -> None:
+    """The locked and waiting accounts and addresses of a service's login throttle, one a line."""
+    for e in entries:
+        typer.echo(f"{'利用者' if e['kind'] == 'account' else '接続元'}\t{e['key']}\t失敗 {e['failures']} 回\t"
+                   f"{'ロック中' if e['locked'] else '待機中'}\t{e['wait_until'] or ''}")
+    if not entries:
+        typer.echo("ロック中の利用者・接続元はありません。")
 
 
 @contextmanager

@@ -13,7 +13,8 @@ import httpx
 import typer
 
 from tsunagu.commands.common import (HostOption, PasswordChangeStdinOption, TlsCertOption, TlsKeyOption, call, check_listen,
-                                     read_password_change, read_secret, run, serve as serve_app, signed_in)
+                                     read_password_change, read_secret, run, serve as serve_app, show_lockouts, show_unlock,
+                                     unlock_target, UnlockAddressOption, UnlockUsernameOption, signed_in)
 from tsunagu.errors import CommandError
 
 escrow_app = typer.Typer(help="エスクロー（封緘された本人情報の開封）の設定・起動・開封（鍵管理者・情報政策課向け）", no_args_is_help=True)
@@ -169,15 +170,12 @@ def user_reset_password(home: HomeOption, username: UsernameOption, actor: Actor
 
 
 @user_app.command("unlock")
-def user_unlock(home: HomeOption, username: Annotated[Optional[str], typer.Option("--username", help="ロックを解除する利用者")] = None,
-                address: Annotated[Optional[str], typer.Option("--address", help="ロックを解除する接続元 IP アドレス")] = None,
+def user_unlock(home: HomeOption, username: UnlockUsernameOption = None, address: UnlockAddressOption = None,
                 actor: ActorOption = "cli") -> None:
     """ログインのロック（パスワードの誤りが続いたもの）を解除します。"""
-    if (username is None) == (address is None):
-        raise CommandError("--username か --address のどちらか一方を指定してください。")
-    kind, key = ("account", username) if username else ("address", address)
+    kind, key = unlock_target(username, address)
     lifted = _account_command(home, "unlock", actor, kind, key)
-    typer.echo("ロックを解除しました。" if lifted else "ロックはかかっていませんでした。")
+    show_unlock(lifted)
 
 
 @user_app.command("lockouts")
@@ -188,11 +186,7 @@ def user_lockouts(home: HomeOption) -> None:
     escrow = run(Escrow.open, home)
     entries = escrow.throttle.lockouts()
     escrow.close()
-    for e in entries:
-        typer.echo(f"{'利用者' if e['kind'] == 'account' else '接続元'}\t{e['key']}\t失敗 {e['failures']} 回\t"
-                   f"{'ロック中' if e['locked'] else '待機中'}\t{e['wait_until'] or ''}")
-    if not entries:
-        typer.echo("ロック中の利用者・接続元はありません。")
+    show_lockouts(entries)
 
 
 @escrow_app.command("passwd")

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from tsunagu.commands.common import (HostOption, PasswordChangeStdinOption, TlsCertOption, TlsKeyOption, check_listen,
-                                     read_password_change, read_secret, run, serve as serve_app)
+                                     read_password_change, read_secret, run, serve as serve_app, show_lockouts, show_unlock,
+                                     unlock_target, UnlockAddressOption, UnlockUsernameOption)
 from tsunagu.errors import CommandError
 
 if TYPE_CHECKING:  # the gateway is imported lazily so that `tsunagu --help` stays fast
@@ -199,28 +200,21 @@ def user_passwd(home: HomeOption, username: UsernameOption,
 
 
 @user_app.command("unlock")
-def user_unlock(home: HomeOption, username: Annotated[Optional[str], typer.Option("--username", help="ロックを解除する利用者")] = None,
-                address: Annotated[Optional[str], typer.Option("--address", help="ロックを解除する接続元 IP アドレス")] = None,
+def user_unlock(home: HomeOption, username: UnlockUsernameOption = None, address: UnlockAddressOption = None,
                 actor: ActorOption = "cli") -> None:
     """ログインのロック（パスワードの誤りが続いたもの）を解除します。"""
     from gateway.identity import unlock
 
-    if (username is None) == (address is None):
-        raise CommandError("--username か --address のどちらか一方を指定してください。")
-    kind, key = ("account", username) if username else ("address", address)
+    kind, key = unlock_target(username, address)
     lifted = run(unlock, _open(home), actor, kind, key)
-    typer.echo("ロックを解除しました。" if lifted else "ロックはかかっていませんでした。")
+    show_unlock(lifted)
 
 
 @user_app.command("lockouts")
 def user_lockouts(home: HomeOption) -> None:
     """ロック中・待機中の利用者と接続元アドレスを表示します。"""
     entries = _open(home).throttle.lockouts()
-    for e in entries:
-        typer.echo(f"{'利用者' if e['kind'] == 'account' else '接続元'}\t{e['key']}\t失敗 {e['failures']} 回\t"
-                   f"{'ロック中' if e['locked'] else '待機中'}\t{e['wait_until'] or ''}")
-    if not entries:
-        typer.echo("ロック中の利用者・接続元はありません。")
+    show_lockouts(entries)
 
 
 @agent_app.command("register")
