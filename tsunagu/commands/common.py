@@ -49,6 +49,16 @@ def read_secret(prompt: str, from_stdin: bool, confirm: bool = False) -> str:
     return value
 
 
+def read_text_file(path: Path, what: str = "ファイル") -> str:
+    """The UTF-8 text of ``path``; a missing or unreadable file is the command's one-line error naming ``what``."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CommandError(f"{what} {path} がありません。") from None
+    except (OSError, UnicodeDecodeError):
+        raise CommandError(f"{what} {path} を UTF-8 のテキストとして読めません。") from None
+
+
 def read_password_change(from_stdin: bool) -> tuple[str, str]:
     """The current and the new password (stdin: line 1 and 2; prompt: the new one asked twice)."""
     if from_stdin:

@@ -13,7 +13,7 @@ import httpx
 import typer
 
 from tsunagu.commands.common import (HostOption, PasswordChangeStdinOption, TlsCertOption, TlsKeyOption, call, check_listen,
-                                     read_password_change, read_secret, run, serve as serve_app, show_lockouts, show_unlock,
+                                     read_password_change, read_secret, read_text_file, run, serve as serve_app, show_lockouts, show_unlock,
                                      unlock_target, UnlockAddressOption, UnlockUsernameOption, signed_in)
 from tsunagu.errors import CommandError
 
@@ -45,10 +45,7 @@ def init(
     from escrow.service import AUDIT_VERIFIER, POLICY, init_home
     from policy import PolicyError, load_policy
 
-    try:
-        vkey = gateway_verifier.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        raise CommandError(f"ファイル {gateway_verifier} がありません。") from None
+    vkey = read_text_file(gateway_verifier).strip()
     policy_text = None
     if policy_file is not None:
         try:
@@ -214,12 +211,7 @@ def unseal(
     passphrase_stdin: Annotated[bool, typer.Option("--passphrase-stdin", help="パスワードと持分のパスフレーズを標準入力から 1 行ずつ読みます（自動化用）")] = False,
 ) -> None:
     """再起動後のエスクローを開封します。鍵管理者が 1 人ずつ自分の持分とパスフレーズで実行します。"""
-    try:
-        content = share.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CommandError(f"持分ファイル {share} がありません。") from None
-    except UnicodeDecodeError:
-        raise CommandError(f"{share} は持分ファイルではありません（UTF-8 のテキストとして読めません）。") from None
+    content = read_text_file(share, "持分ファイル")
     password = _password(username, passphrase_stdin)
     passphrase = read_secret(f"持分 {share.name} のパスフレーズ", passphrase_stdin)
     typer.echo(_progress(_signed_in_call(url, username, password, "/api/v1/unseal", {"share": content, "passphrase": passphrase})))

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from tsunagu.commands.common import run
+from tsunagu.commands.common import read_text_file, run
 from tsunagu.commands.keys import KdfOption, StdinOption, _params, _Passphrases
 from tsunagu.errors import CommandError
 
@@ -58,10 +58,7 @@ def _staff(gw: Any, username: str) -> Any:
 
 
 def _text_file(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError):
-        raise CommandError(f"{path} を UTF-8 のテキストとして読めません。") from None
+    return read_text_file(path).strip()
 
 
 # ---- the federation secret -------------------------------------------------------------------------
