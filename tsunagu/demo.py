@@ -6,7 +6,7 @@ quality table. Part 2 runs every party as its own deployment under `.demo/`
 `agent-internet`, each agent home holding its department files): the key
 ceremony, three agents delivering, linkage, screening, a review decision, a
 re-identification requested at the gateway, approved at the escrow, unsealed
-by custodians and fetched once by the caseworker, and both audit logs
+by custodians and released once to the caseworker, and both audit logs
 exported and verified by an auditor who trusts only the services' log keys
 and the witnesses' keys: the escrow witnesses the gateway's log, the gateway
 the escrow's, and the auditor runs a witness of their own (`audit-witness`);
