@@ -3,7 +3,7 @@
 Agents seal identities to the escrow key of a real key ceremony; the gateway
 links, screens and logs the request; the caseworker's client (`tsunagu
 casework`) files it at the escrow; approvers approve there; custodians
-unseal; the caseworker fetches exactly that child's identity, once.
+unseal; the escrow releases exactly that child's identity, once.
 Abuse along the way is refused with a reason and logged in the right log.
 """
 
@@ -148,7 +148,7 @@ def _entries(export: str) -> list[dict[str, str]]:
 
 
 @SQLITE
-def test_request_approve_unseal_fetch_exactly_that_childs_identity_once(deployment, tmp_path: Path) -> None:
+def test_request_approve_unseal_release_exactly_that_childs_identity_once(deployment, tmp_path: Path) -> None:
     gateway, escrow, expected, shares = deployment
     with gateway.client("tanaka") as c:
         listing = c.get("/api/v1/screening").json()
