@@ -6,7 +6,7 @@ quality table. Part 2 runs every party as its own deployment under `.demo/`
 `agent-internet`, each agent home holding its department files): the key
 ceremony, three agents delivering, linkage, screening, a review decision, a
 re-identification requested at the gateway, approved at the escrow, unsealed
-by custodians and fetched once by the caseworker, and both audit logs
+by custodians and released once to the caseworker, and both audit logs
 exported and verified by an auditor who trusts only the services' log keys
 and the witnesses' keys: the escrow witnesses the gateway's log, the gateway
 the escrow's, and the auditor runs a witness of their own (`audit-witness`);
@@ -346,7 +346,7 @@ def _part3_flow(story: dict[str, Any]) -> None:
                  "--reason", "ケース会議で必要性を確認", "--password-stdin", stdin=pw["escrow:sato"] + "\n")
 
         print("\n== エスクローは起動直後は封印されています。開封前の受け取りは断られます", flush=True)
-        _tsunagu("casework", "fetch", "--escrow", es_url, "--username", "tanaka", "--request", request_id, "--password-stdin",
+        _tsunagu("casework", "release", "--escrow", es_url, "--username", "tanaka", "--request", request_id, "--password-stdin",
                  stdin=pw["escrow:tanaka"] + "\n", check=False)
         print("\n== 鍵管理者 2 人（3 人中）が自分の持分で開封", flush=True)
         for custodian, share in list(zip(CUSTODIANS, shares))[:2]:
@@ -354,7 +354,7 @@ def _part3_flow(story: dict[str, Any]) -> None:
                      stdin=f"{pw['escrow:' + custodian]}\n{pw['custodian:' + custodian]}\n")
 
         print("\n== ケースワーカーが本人情報を 1 度だけ受け取ります（ゲートウェイを経由しません）", flush=True)
-        released = _tsunagu("casework", "fetch", "--escrow", es_url, "--username", "tanaka", "--request", request_id, "--password-stdin",
+        released = _tsunagu("casework", "release", "--escrow", es_url, "--username", "tanaka", "--request", request_id, "--password-stdin",
                             stdin=pw["escrow:tanaka"] + "\n", quiet=True)
         records = [json.loads(line) for line in released.splitlines() if line.startswith("{")]
         for r in records:
@@ -363,7 +363,7 @@ def _part3_flow(story: dict[str, Any]) -> None:
             print(f"  {r['source']}: {name}（{identity.get('birth_date', '')}）")
         story["released"] = len(records)
         print("\n== 2 回目の受け取りは断られます", flush=True)
-        _tsunagu("casework", "fetch", "--escrow", es_url, "--username", "tanaka", "--request", request_id, "--password-stdin",
+        _tsunagu("casework", "release", "--escrow", es_url, "--username", "tanaka", "--request", request_id, "--password-stdin",
                  stdin=pw["escrow:tanaka"] + "\n", check=False)
 
         _support_flow(gw_url, pw)

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import tomli_w
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import ValidationError
 
@@ -46,6 +45,7 @@ from service.audit_store import AuditStore
 from transparency.tlog_checkpoint import CheckpointError, Signer, Verifier
 from service.frontdoor.refusals import RefusalCounter
 from service.frontdoor.throttle import LoginThrottle
+from service.settings import read_signing_key, write_signing_key
 from keys.errors import KeysError
 from keys.keyring import Keyring
 from transparency.tlog_witness import Witness, WitnessError
@@ -162,8 +162,8 @@ def init_home(home: Path, admin_home: Path, gateway_vkey: str) -> Escrow:
     _write_new(home / SEALED_KEY, sealed, 0o600)
     _write_new(home / GATEWAY_VERIFIER, gateway_vkey.strip().encode("utf-8") + b"\n", 0o644)
     key = Ed25519PrivateKey.generate()
-    _write_new(home / AUDIT_KEY, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                   serialization.NoEncryption()), 0o600)
+    (home / AUDIT_KEY).unlink(missing_ok=True)
+    write_signing_key(home / AUDIT_KEY, key)
     _write_new(home / AUDIT_VERIFIER, Signer(_SIGNER_NAME, key).verifier.vkey().encode("utf-8") + b"\n", 0o644)
     _write_new(home / CONFIG_FILE, tomli_w.dumps({"municipality": ring.municipality}).encode("utf-8"), 0o644)
     return Escrow.open(home)
@@ -183,10 +183,10 @@ def _load_signer(path: Path) -> Signer:
     # The escrow logs refusals while sealed, so its checkpoint key rests like a
     # TLS server key: a 0600 PKCS#8 file in its home, not under the escrow KEK.
     try:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        key = read_signing_key(path)
     except (FileNotFoundError, ValueError) as exc:
         raise AuditKeyInvalid(f"{path} がないか、秘密鍵として読めません。") from exc
-    if not isinstance(key, Ed25519PrivateKey):
+    if key is None:
         raise AuditKeyInvalid(f"{path} は Ed25519 の秘密鍵ではありません。")
     return Signer(_SIGNER_NAME, key)
 

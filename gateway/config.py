@@ -6,18 +6,20 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic_settings import SettingsConfigDict
+
+from service.settings import ServiceSettings
 
 CONFIG_FILE = "gateway.toml"
 MiB = 1024 * 1024
 
 
-class Settings(BaseSettings):
+class Settings(ServiceSettings):
     """One gateway deployment's configuration (everything but ``home`` may sit in gateway.toml)."""
 
     model_config = SettingsConfigDict(env_prefix="TSUNAGU_", extra="forbid")
+    config_file = CONFIG_FILE
 
-    home: Path
     #: SQLAlchemy URL; default: SQLite in WAL mode at <home>/gateway.db
     database_url: str = ""
     #: key id of the municipality's current linkage key (the gateway never holds the key itself)
@@ -36,8 +38,6 @@ class Settings(BaseSettings):
     #: and in any case every so often (0 = only after submissions)
     link_interval_minutes: int = Field(default=1440, ge=0)
     retention_interval_minutes: int = Field(default=1440, ge=0)
-    #: how often the audit log's latest checkpoint is sent to its witnesses for cosigning (0 = only at export)
-    witness_interval_seconds: float = Field(default=60.0, ge=0)
     #: /health fails (503) when the gateway's folder has less free disk than this
     min_free_disk_mb: int = Field(default=200, ge=0)
     #: "incremental": a run links the new and changed records against the last run (a full run when
@@ -49,7 +49,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _resolve(self) -> "Settings":
-        self.home = self.home.resolve()
+        # the base has resolved ``home`` already
         if not self.database_url:
             self.database_url = f"sqlite:///{self.home / 'gateway.db'}"
         if self.policy_file is not None and not self.policy_file.is_absolute():
@@ -69,21 +69,6 @@ class Settings(BaseSettings):
     def is_sqlite(self) -> bool:
         """True for the embedded SQLite database."""
         return self.database_url.startswith("sqlite")
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        home = init_settings().get("home") or env_settings().get("home")
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if home is not None and (Path(home) / CONFIG_FILE).exists():
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(home) / CONFIG_FILE))
-        return tuple(sources)
 
 
 def load_settings(home: Path | None = None, **overrides: Any) -> Settings:

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
-import os
 from pathlib import Path
 from typing import Any, Callable
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import insert
 from sqlalchemy.engine import Connection, Engine
 
@@ -25,6 +22,7 @@ from service.frontdoor.throttle import LoginThrottle
 from transparency.tlog_witness import Witness
 from policy import Policy, PolicyError, default_policy, load_policy
 from service.db import make_engine
+from service.settings import signing_key_at_rest
 
 log = logging.getLogger("tsunagu.gateway")
 
@@ -105,14 +103,8 @@ class Gateway:
 def _audit_signer(path: Path) -> Signer:
     # The gateway signs its own audit checkpoints unattended, so the key rests
     # like a TLS server key: a 0600 PKCS#8 file in the gateway's home.
-    if not path.exists():
-        key = Ed25519PrivateKey.generate()
-        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(pem)
-    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    if not isinstance(key, Ed25519PrivateKey):
+    key = signing_key_at_rest(path)
+    if key is None:
         raise AuditKeyInvalid(f"{path} は Ed25519 の秘密鍵ではありません。")
     return Signer("tsunagu-gateway", key)
 

@@ -14,13 +14,10 @@ logged in the audit log in the same transaction.
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from pathlib import Path
 from typing import Any, Sequence
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import insert, select
 
 from gateway import models
@@ -42,6 +39,7 @@ from gateway.identity import User
 from gateway.link import current_run_id
 from transparency.tlog_checkpoint import Signer
 from keys.return_list import write_return_list
+from service.settings import signing_key_at_rest
 
 KEY_FILE = "return-signing.pem"
 MAX_RECORDS = 5000
@@ -50,19 +48,8 @@ MAX_RECORDS = 5000
 def signer(gw: Gateway) -> Signer:
     """The gateway's return-path signing key (made on first use; a 0600 PKCS#8 file like the audit key)."""
     path = gw.settings.home / "keys" / KEY_FILE
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        pem = Ed25519PrivateKey.generate().private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                         serialization.NoEncryption())
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(fd, "wb") as f:
-                f.write(pem)
-    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    if not isinstance(key, Ed25519PrivateKey):
+    key = signing_key_at_rest(path)
+    if key is None:
         raise ReturnKeyInvalid(f"{path} は Ed25519 の秘密鍵ではありません。")
     return Signer(f"tsunagu-returns-{gw.policy.municipality_code}", key)
 

@@ -10,12 +10,13 @@ loaded (:func:`policy.screening.check_rules`).
 
 from __future__ import annotations
 
-import tomllib
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from policy._toml import first_problem, read_toml
 
 AttributeType = Literal["number", "code", "text"]
 
@@ -100,22 +101,14 @@ def parse_catalog(data: Mapping[str, Any], origin: str = "attributes") -> Attrib
     try:
         document = _Document.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise CatalogError(f"{origin}: 「{where}」が不正です（{first['msg']}）。属性の定義を確認してください") from None
+        raise CatalogError(f"{first_problem(origin, exc)}。属性の定義を確認してください") from None
     return AttributeCatalog(document.attributes)
 
 
 def load_catalog(path: Path | str) -> AttributeCatalog:
     """Read and validate a catalog file."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CatalogError(f"属性の定義 {path} が見つかりません") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise CatalogError(f"{path}: TOML として読めません（{exc}）") from None
-    return parse_catalog(data, str(path))
+    return parse_catalog(read_toml(path, CatalogError, "属性の定義"), str(path))
 
 
 @lru_cache(maxsize=1)

@@ -21,7 +21,6 @@ shown where the rules are loaded and on the administrator's dashboard.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
@@ -29,6 +28,7 @@ from typing import Any, Literal, Mapping, Sequence
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from policy.attributes import AttributeCatalog, default_catalog
+from policy._toml import first_problem, read_toml
 
 Op = Literal["==", "!=", ">=", ">", "<=", "<", "in", "not_in", "missing", "present"]
 
@@ -314,21 +314,13 @@ def parse_screening(data: Mapping[str, Any], origin: str = "screening") -> Scree
     try:
         return Screening(ScreeningDocument.model_validate(data))
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ScreeningError(f"{origin}: 「{where}」が不正です（{first['msg']}）。スクリーニング定義を確認してください") from None
+        raise ScreeningError(f"{first_problem(origin, exc)}。スクリーニング定義を確認してください") from None
 
 
 def load_screening(path: Path | str) -> Screening:
     """Read and validate a screening file."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ScreeningError(f"スクリーニング定義 {path} が見つかりません") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ScreeningError(f"{path}: TOML として読めません（{exc}）") from None
-    return parse_screening(data, str(path))
+    return parse_screening(read_toml(path, ScreeningError, "スクリーニング定義"), str(path))
 
 
 def default_screening() -> Screening:

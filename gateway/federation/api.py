@@ -7,7 +7,6 @@ session; they are a machine protocol and stay out of the OpenAPI document.
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -17,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from gateway.api.deps import GatewayDep, require
 from gateway.errors import GatewayError, TooLarge
+from gateway.federation import delivery as delivery_
 from gateway.federation import ingest, service
 from gateway.frontdoor import check_signed_head
 from gateway.identity import User
@@ -119,12 +119,7 @@ def get_handovers(gw: GatewayDep, _user: Annotated[User, Depends(require(READ))]
 @router.post("/handovers", response_model=HandoverSent)
 def post_handover(body: HandoverIn, gw: GatewayDep, user: Annotated[User, Depends(require(ASK))]) -> dict[str, Any]:
     """File a handover request with the peer that gave ``handle``."""
-    rid, peer, data = service.request_handover(gw, user, body.handle, body.case_ref, body.message)
-    try:
-        delivery = _deliver(gw, peer, "handover_request", data)
-    except GatewayError as exc:
-        service.withdraw_handover(gw, rid, exc.detail)
-        raise
+    rid, peer, delivery = delivery_.send_handover_request(gw, user, body.handle, body.case_ref, body.message)
     return {"id": rid, "peer": peer, "status": "open", **delivery}
 
 
@@ -132,19 +127,8 @@ def post_handover(body: HandoverIn, gw: GatewayDep, user: Annotated[User, Depend
 def post_handover_answer(handover_id: str, body: HandoverAnswerIn, gw: GatewayDep,
                          user: Annotated[User, Depends(require(ASK))]) -> dict[str, Any]:
     """Answer a peer's handover request; the answer is sent to the peer."""
-    peer, data = service.answer_handover(gw, user, handover_id, body.message, body.attributes)
-    return {"id": handover_id, "peer": peer, "status": "answered", **_deliver(gw, peer, "handover_answer", data)}
-
-
-def _deliver(gw: GatewayDep, peer: str, kind: str, data: bytes) -> dict[str, Any]:
-    """Send a signed message to the peer; when the peer has no URL or cannot be reached, hand it back to be carried as a file."""
-    try:
-        service.post_to_peer(gw, peer, kind, data)
-    except GatewayError as exc:
-        if exc.code not in ("peer_unreachable", "peer_no_url"):
-            raise
-        return {"delivered": False, "reason": exc.detail, "bundle": json.loads(data)}
-    return {"delivered": True}
+    peer, delivery = delivery_.send_handover_answer(gw, user, handover_id, body.message, body.attributes)
+    return {"id": handover_id, "peer": peer, "status": "answered", **delivery}
 
 
 @router.post("/submissions", include_in_schema=False)

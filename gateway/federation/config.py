@@ -9,19 +9,17 @@ this gateway's key from its identity file (``tsunagu federation identity``).
 
 from __future__ import annotations
 
-import os
 import re
 import tomllib
 from pathlib import Path
 
 import tomli_w
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from gateway.core import Gateway
 from gateway.errors import FederationConfigInvalid, FederationKeyInvalid, FederationNotConfigured
 from transparency.tlog_checkpoint import CheckpointError, Signer, Verifier
+from service.settings import signing_key_at_rest
 
 CONFIG_FILE = "federation.toml"
 KEY_FILE = "federation-signing.pem"
@@ -113,15 +111,8 @@ def save(home: Path, config: FederationConfig) -> None:
 def signer(home: Path, code: str) -> Signer:
     """The gateway's federation signing key (made on first use)."""
     path = home / "keys" / KEY_FILE
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        pem = Ed25519PrivateKey.generate().private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                         serialization.NoEncryption())
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(pem)
-    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    if not isinstance(key, Ed25519PrivateKey):
+    key = signing_key_at_rest(path)
+    if key is None:
         raise FederationKeyInvalid(f"{path} は Ed25519 の秘密鍵ではありません。")
     return Signer(f"tsunagu-gateway-{code}", key)
 

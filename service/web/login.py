@@ -6,12 +6,15 @@ and logged there); what is the same in both UIs is the form around it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable
+from typing import Annotated, Callable
 
-from fastapi import Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
+from service.errors import Refusal
 from service.web.session import Cookies, new_login_nonce
 
 #: Why the login page is shown, keyed by the service's error code (a service adds or rewords its own).
@@ -59,6 +62,50 @@ def login_page(request: Request, render: Render, cookies: Cookies, status: int =
                       errors=errors or {}, nonce=nonce)
     cookies.set_login_cookie(request, response, nonce)
     return response
+
+
+def add_login_form(router: APIRouter, render: Render, cookies: Cookies, reasons: dict[str, str]) -> None:
+    """Add ``GET /login`` to a UI's ``router``: the form, saying why the user landed here (``reason``, a key of ``reasons``)."""
+
+    @router.get("/login")
+    def get_login(request: Request, reason: str = "", next: str = "") -> Response:
+        """The login form; ``reason`` explains why the user landed here (expired session, logged out …)."""
+        return login_page(request, render, cookies, next_path=safe_next(next) if next else "", notice=reasons.get(reason, ""))
+
+
+@dataclass(frozen=True, slots=True)
+class LoginForm:
+    """What the login form posts (the same four fields in both UIs)."""
+
+    username: str
+    password: str
+    nonce: str
+    next: str
+
+
+def _login_form(username: Annotated[str, Form(max_length=64)] = "", password: Annotated[str, Form(max_length=1024)] = "",
+                nonce: Annotated[str, Form(max_length=64)] = "", next: Annotated[str, Form(max_length=512)] = "") -> LoginForm:
+    return LoginForm(username, password, nonce, next)
+
+
+#: The posted login form, as a route parameter.
+LoginFormDep = Annotated[LoginForm, Depends(_login_form)]
+
+#: ``check(username, password)`` → ``(token, target, expires)``: the service's sign-in (throttled and logged
+#: there) and the page to go to; raises the service's :class:`~service.errors.Refusal`.
+SignIn = Callable[[str, str], tuple[str, str, datetime]]
+
+
+async def sign_in_from_form(request: Request, render: Render, cookies: Cookies, form: LoginForm, check: SignIn) -> Response:
+    """``POST /ui/login``: the form again if it is incomplete or stale, or the service refuses; else the session cookie and on."""
+    errors = form_errors(request, cookies, form.username, form.password, form.nonce)
+    if errors:
+        return login_page(request, render, cookies, error_status(errors), username=form.username, next_path=form.next, errors=errors)
+    try:
+        token, target, expires = await run_in_threadpool(check, form.username.strip(), form.password)
+    except Refusal as exc:
+        return login_page(request, render, cookies, exc.status, username=form.username, next_path=form.next, errors={"form": exc.detail})
+    return signed_in(request, cookies, target, token, expires)
 
 
 def signed_in(request: Request, cookies: Cookies, target: str, token: str, expires: datetime) -> Response:

@@ -1,4 +1,4 @@
-"""`tsunagu escrow init | user add | unseal | status | seal`, and the escrow's audit export checked by `tsunagu audit verify`."""
+"""`tsunagu escrow init | user add | unseal | status | seal`, `tsunagu casework release`, and the escrow's audit export checked by `tsunagu audit verify`."""
 
 from __future__ import annotations
 
@@ -97,7 +97,7 @@ def test_release_command_prints_the_identities_once(server: Server, ceremony: Ce
         ceremony, gateway_log, "reid-cli-1", ["tok-a", "tok-c"], approvals_required=1)).status_code == 201
     assert server.client("sato").post("/api/v1/requests/reid-cli-1/approve").status_code == 200
     server.unseal(ceremony)
-    release = ["escrow", "release", "--url", server.base_url, "--request-id", "reid-cli-1", "--username", "tanaka", "--password-stdin"]
+    release = ["casework", "release", "--escrow", server.base_url, "--request", "reid-cli-1", "--username", "tanaka", "--password-stdin"]
     out = cli(release, input=PASSWORD + "\n")
     records = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     assert [(r["token"], r["identity"]) for r in records] == [("tok-a", IDENTITIES["tok-a"]), ("tok-c", IDENTITIES["tok-c"])]

@@ -3,7 +3,7 @@
 Agents seal identities to the escrow key of a real key ceremony; the gateway
 links, screens and logs the request; the caseworker's client (`tsunagu
 casework`) files it at the escrow; approvers approve there; custodians
-unseal; the caseworker fetches exactly that child's identity, once.
+unseal; the escrow releases exactly that child's identity, once.
 Abuse along the way is refused with a reason and logged in the right log.
 """
 
@@ -129,7 +129,7 @@ def _entries(export: str) -> list[dict[str, str]]:
 
 
 @SQLITE
-def test_request_approve_unseal_fetch_exactly_that_childs_identity_once(deployment, tmp_path: Path) -> None:
+def test_request_approve_unseal_release_exactly_that_childs_identity_once(deployment, tmp_path: Path) -> None:
     gateway, escrow, expected, shares = deployment
     with gateway.client("tanaka") as c:
         listing = c.get("/api/v1/screening").json()
@@ -146,7 +146,7 @@ def test_request_approve_unseal_fetch_exactly_that_childs_identity_once(deployme
     assert request_id.startswith("reid-")
 
     # Not approved yet; the requester cannot approve (no approver role) nor can a supervisor approve their own request.
-    code, out = _casework("fetch", "--escrow", escrow.url, "--username", "tanaka", "--request", request_id)
+    code, out = _casework("release", "--escrow", escrow.url, "--username", "tanaka", "--request", request_id)
     assert code != 0 and "承認が足りません" in out
     with escrow.client("tanaka") as c:
         assert c.post(f"/api/v1/requests/{request_id}/approve").status_code == 403
@@ -165,7 +165,7 @@ def test_request_approve_unseal_fetch_exactly_that_childs_identity_once(deployme
     assert code == 0 and "承認 1/1" in out and "受け取り期限" in out, out
 
     # Approved, but the escrow is sealed until k custodians unseal it.
-    code, out = _casework("fetch", "--escrow", escrow.url, "--username", "tanaka", "--request", request_id)
+    code, out = _casework("release", "--escrow", escrow.url, "--username", "tanaka", "--request", request_id)
     assert code != 0 and "封印されています" in out
     for number, share in enumerate(shares[:2], start=1):
         with escrow.client(f"custodian{number}") as c:
@@ -173,7 +173,7 @@ def test_request_approve_unseal_fetch_exactly_that_childs_identity_once(deployme
             assert r.status_code == 200, r.text
     assert httpx.get(f"{escrow.url}/api/v1/status").json()["sealed"] is False
 
-    code, out = _casework("fetch", "--escrow", escrow.url, "--username", "tanaka", "--request", request_id)
+    code, out = _casework("release", "--escrow", escrow.url, "--username", "tanaka", "--request", request_id)
     assert code == 0, out
     released = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     assert {(r["source"], r["token"]) for r in released} == tokens
@@ -181,7 +181,7 @@ def test_request_approve_unseal_fetch_exactly_that_childs_identity_once(deployme
         assert r["identity"] == expected[(r["source"], r["token"])]
 
     # Once only.
-    code, out = _casework("fetch", "--escrow", escrow.url, "--username", "tanaka", "--request", request_id)
+    code, out = _casework("release", "--escrow", escrow.url, "--username", "tanaka", "--request", request_id)
     assert code != 0 and "既に開示済み" in out
 
     # Both logs tell the story; the auditors' report joins them.

@@ -215,7 +215,7 @@ def test_reidentification_request_form_and_filing(context: BrowserContext, site:
     assert package["gateway_evidence"]["entry"]["action"] == "reidentify.request"
     assert package["records"] and all(set(r) == {"batch_header", "token", "ciphertext"} for r in package["records"])
     expect(page.locator("main")).to_contain_text(
-        f"tsunagu casework fetch --escrow {site.escrow_url} --username caseworker --request {package['request_id']}")
+        f"tsunagu casework release --escrow {site.escrow_url} --username caseworker --request {package['request_id']}")
 
 
 def test_a_role_without_the_permission_gets_a_japanese_403(context: BrowserContext, site: Site) -> None:

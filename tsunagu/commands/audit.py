@@ -18,6 +18,7 @@ from keys.documents import write_atomic
 from keys.keyring import Keyring
 from service.audit_store import keyring_log
 from service.witness_client import http_post
+from tsunagu.commands.common import read_text_file, refused_as_error
 from tsunagu.errors import CommandError, jst
 
 audit_app = typer.Typer(help="監査ログの書き出しと検証（監査担当者向け）", no_args_is_help=True)
@@ -59,10 +60,10 @@ def verify(
     if not witness_key:
         raise CommandError("--witness-key で証人の検証鍵のファイルを指定してください（1 つ以上）。証人の連署がないと、"
                            "運用者がログの鍵で署名し直した履歴の書き換えを見抜けません。鍵は各証人の witness-verifier.txt です。")
-    text = _read(file)
-    pinned = _read(public_key).strip()
-    witnesses = [_read(k).strip() for k in witness_key]
-    previous = _read(previous_checkpoint) if previous_checkpoint else None
+    text = read_text_file(file)
+    pinned = read_text_file(public_key).strip()
+    witnesses = [read_text_file(k).strip() for k in witness_key]
+    previous = read_text_file(previous_checkpoint) if previous_checkpoint else None
     if witness_url:
         if previous is not None:
             raise CommandError("--previous-checkpoint と --witness-url はどちらか一方を指定してください（証人の最新のものは以前のものより新しいはずです）。")
@@ -110,7 +111,7 @@ def _witness_latest(url: str, text: str, witnesses: list[str]) -> str:
 def verify_proof(file: Annotated[Path, typer.Argument(help="包含証明または一貫性証明の JSON")]) -> None:
     """包含証明・一貫性証明を 1 件検証します（成功 0、失敗 1）。"""
     try:
-        case = json.loads(_read(file))
+        case = json.loads(read_text_file(file))
         if not isinstance(case, dict):
             raise ValueError
         if "leafIdx" in case:
@@ -136,15 +137,6 @@ def _b64(value: str | None) -> bytes:
     return base64.b64decode(value or "", validate=True)
 
 
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise CommandError(f"ファイル {path} がありません。") from exc
-    except UnicodeDecodeError as exc:
-        raise CommandError(f"{path} を UTF-8 のテキストとして読めません。") from exc
-
-
 def _load_exports(gateway_export: Optional[Path], escrow_export: Optional[Path], gateway: Optional[str], escrow: Optional[str],
                   username: Optional[str], password_stdin: bool, gateway_key: Optional[Path], escrow_key: Optional[Path],
                   gateway_witness: Optional[list[Path]] = None, escrow_witness: Optional[list[Path]] = None) -> tuple[list, list]:
@@ -154,15 +146,15 @@ def _load_exports(gateway_export: Optional[Path], escrow_export: Optional[Path],
     texts: dict[str, str] = {}
     for name, path in (("ゲートウェイ", gateway_export), ("エスクロー", escrow_export)):
         if path is not None:
-            texts[name] = _read(path)
+            texts[name] = read_text_file(path)
     urls = {name: url for name, url in (("ゲートウェイ", gateway), ("エスクロー", escrow)) if url}
     if urls:
-        from tsunagu.commands.casework import _secret, signed_in
+        from tsunagu.commands.common import read_secret, signed_in
 
         if not username:
             raise CommandError("--gateway / --escrow で取得するときは --username（監査担当の利用者名）を指定してください。")
         for name, url in urls.items():
-            with signed_in(url, name, username, _secret(f"{name}の利用者 {username} のパスワード", password_stdin)) as client:
+            with signed_in(url, name, username, read_secret(f"{name}の利用者 {username} のパスワード", password_stdin)) as client:
                 response = client.get("/api/v1/audit/export")
                 if not response.is_success:
                     raise CommandError(f"{name}: {response.json().get('detail', response.status_code)}")
@@ -173,8 +165,8 @@ def _load_exports(gateway_export: Optional[Path], escrow_export: Optional[Path],
     for name, key, witnesses in (("ゲートウェイ", gateway_key, gateway_witness), ("エスクロー", escrow_key, escrow_witness)):
         lines = audit.split_export(texts[name])
         try:
-            audit.verify_export(lines, _read(key).strip() if key else None,
-                                witness_vkeys=[_read(w).strip() for w in witnesses] if witnesses else None)
+            audit.verify_export(lines, read_text_file(key).strip() if key else None,
+                                witness_vkeys=[read_text_file(w).strip() for w in witnesses] if witnesses else None)
             entries.append(read_entries(lines))
         except audit.AuditVerificationError as exc:
             where = f"（位置 {exc.position}）" if exc.position is not None else ""
@@ -267,19 +259,15 @@ WitnessHome = Annotated[Path, typer.Option("--home", help="証人の状態を置
 
 
 def _open_witness(home: Path) -> _witness.Witness:
-    try:
+    with refused_as_error(_witness.WitnessError):
         return _witness.Witness.open(home / "witness")
-    except _witness.WitnessError as exc:
-        raise CommandError(str(exc)) from None
 
 
 @witness_app.command("init")
 def witness_init(home: WitnessHome, name: Annotated[str, typer.Option("--name", help="証人の名前（例: kansa.example.jp/witness）")]) -> None:
     """証人の鍵（Ed25519）を作り、<home>/witness/ に置きます。表示される検証鍵を、ログを検証する人に渡してください。"""
-    try:
+    with refused_as_error(_witness.WitnessError):
         w = _witness.Witness.init(home / "witness", name)
-    except _witness.WitnessError as exc:
-        raise CommandError(str(exc)) from None
     typer.echo(f"証人 {w.name} を {home / 'witness'} に作りました。")
     typer.echo(f"証人の検証鍵: {w.vkey}")
 
@@ -292,10 +280,8 @@ def witness_trust(
 ) -> None:
     """証人が連署するログを登録します。"""
     w = _open_witness(home)
-    try:
-        w.trust(origin, _read(log_key).strip())
-    except _witness.WitnessError as exc:
-        raise CommandError(str(exc)) from None
+    with refused_as_error(_witness.WitnessError):
+        w.trust(origin, read_text_file(log_key).strip())
     typer.echo(f"証人 {w.name} はログ {origin} のチェックポイントに連署します（一貫性を確認したうえで）。")
 
 
@@ -306,10 +292,8 @@ def witness_use(
     witness_key: Annotated[Path, typer.Option("--witness-key", help="証人の検証鍵のファイル")],
 ) -> None:
     """このデータフォルダのログが、チェックポイントをこの証人に送って連署を受けるようにします。"""
-    try:
-        peer = _witness.add_peer(home / "witness", url, _read(witness_key).strip())
-    except _witness.WitnessError as exc:
-        raise CommandError(str(exc)) from None
+    with refused_as_error(_witness.WitnessError):
+        peer = _witness.add_peer(home / "witness", url, read_text_file(witness_key).strip())
     typer.echo(f"{home} の監査ログは証人 {peer.key.name}（{peer.url}）に連署を求めます。")
 
 
@@ -345,7 +329,7 @@ def witness_cosign(
     """書き出しファイルを手元で検証し、前回連署した状態から一貫していれば最新のチェックポイントに連署します（監査担当者の証人）。"""
     w = _open_witness(home)
     try:
-        lines = w.cosign_export(audit.split_export(_read(file).rstrip("\n")))
+        lines = w.cosign_export(audit.split_export(read_text_file(file).rstrip("\n")))
     except (_witness.WitnessError, audit.AuditVerificationError) as exc:
         typer.echo(f"連署しません: {exc}", err=True)
         raise typer.Exit(1) from exc

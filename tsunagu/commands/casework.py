@@ -9,16 +9,13 @@ and never sees an identity.
 
 from __future__ import annotations
 
-import getpass
 import json
-import sys
-from contextlib import contextmanager
-from typing import Annotated, Any, Iterator
+from typing import Annotated, Any
 
-import httpx
 import typer
 
-from tsunagu.errors import CommandError, jst
+from tsunagu.commands.common import call, read_secret, signed_in
+from tsunagu.errors import jst
 
 casework_app = typer.Typer(help="再識別の申請・状況確認・受け取り（ケースワーカー向け）", no_args_is_help=True)
 
@@ -26,6 +23,7 @@ GatewayOption = Annotated[str, typer.Option("--gateway", help="ゲートウェ�
 EscrowOption = Annotated[str, typer.Option("--escrow", help="エスクローの URL（例: https://escrow.example.lg.jp:8600）")]
 UsernameOption = Annotated[str, typer.Option("--username", help="利用者名（ゲートウェイとエスクローで同じ名前）")]
 PasswordStdinOption = Annotated[bool, typer.Option("--password-stdin", help="パスワードを標準入力から 1 行ずつ読みます（自動化用）")]
+RequestOption = Annotated[str, typer.Option("--request", help="申請 ID（reid-…）")]
 STATUS_LABELS = {"pending": "承認待ち", "approved": "承認済み（受け取りできます）", "rejected": "却下", "released": "開示済み",
                  "expired": "受け取り期限切れ"}
 
@@ -33,49 +31,6 @@ STATUS_LABELS = {"pending": "承認待ち", "approved": "承認済み（受け�
 def register(app: typer.Typer) -> None:
     """Add the `casework` command group to the root app."""
     app.add_typer(casework_app, name="casework")
-
-
-def _secret(prompt: str, from_stdin: bool) -> str:
-    if from_stdin:
-        line = sys.stdin.readline()
-        if not line:
-            raise CommandError(f"標準入力に{prompt}がありません。")
-        value = line.rstrip("\r\n")
-    else:
-        value = getpass.getpass(f"{prompt}: ")
-    if not value:
-        raise CommandError(f"{prompt}が空です。")
-    return value
-
-
-@contextmanager
-def signed_in(url: str, service: str, username: str, password: str) -> Iterator[httpx.Client]:
-    """A client signed in to ``url`` (the gateway or the escrow); signed out afterwards."""
-    with httpx.Client(base_url=url, timeout=120) as client:
-        token = call(client, service, "POST", "/api/v1/auth/login", {"username": username, "password": password})["access_token"]
-        client.headers["Authorization"] = f"Bearer {token}"
-        try:
-            yield client
-        finally:
-            try:
-                client.post("/api/v1/auth/logout")
-            except httpx.TransportError:
-                pass
-
-
-def call(client: httpx.Client, service: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    """One request; a refusal becomes the command's one-line Japanese message."""
-    try:
-        response = client.request(method, path, json=body)
-    except httpx.TransportError as exc:
-        raise CommandError(f"{service} {client.base_url} に接続できません（{type(exc).__name__}）。URL と起動状態を確認してください。") from None
-    if response.is_success:
-        return response.json()
-    try:
-        detail = response.json()["detail"]
-    except (ValueError, KeyError, TypeError):
-        detail = f"HTTP {response.status_code}"
-    raise CommandError(f"{service}: {detail}")
 
 
 def file_request(gateway: str, escrow: str, username: str, gateway_password: str, escrow_password: str,
@@ -87,6 +42,12 @@ def file_request(gateway: str, escrow: str, username: str, gateway_password: str
     package.pop("person_id", None)
     with signed_in(escrow, "エスクロー", username, escrow_password) as e:
         return call(e, "エスクロー", "POST", "/api/v1/requests", package)
+
+
+def _at_escrow(escrow: str, username: str, password_stdin: bool, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    """One request to the escrow as ``username`` (password from the prompt or stdin), signed out afterwards."""
+    with signed_in(escrow, "エスクロー", username, read_secret(f"エスクローの利用者 {username} のパスワード", password_stdin)) as e:
+        return call(e, "エスクロー", method, path, body)
 
 
 @casework_app.command("request")
@@ -101,8 +62,8 @@ def request(
     password_stdin: PasswordStdinOption = False,
 ) -> None:
     """再識別を申請します。ゲートウェイが申請を監査ログに記録し、この端末からエスクローに提出します。"""
-    gateway_password = _secret(f"ゲートウェイの利用者 {username} のパスワード", password_stdin)
-    escrow_password = _secret(f"エスクローの利用者 {username} のパスワード", password_stdin)
+    gateway_password = read_secret(f"ゲートウェイの利用者 {username} のパスワード", password_stdin)
+    escrow_password = read_secret(f"エスクローの利用者 {username} のパスワード", password_stdin)
     filed = file_request(gateway, escrow, username, gateway_password, escrow_password, person, purpose, case_ref, justification)
     typer.echo(f"申請 {filed['request_id']} をエスクローに提出しました（記録 {len(filed['records'])} 件、"
                f"必要な承認 {filed['approvals_required']} 人）。承認者がエスクローで承認すると受け取れます。")
@@ -113,28 +74,26 @@ def request(
 def status(
     escrow: EscrowOption,
     username: UsernameOption,
-    request_id: Annotated[str, typer.Option("--request", help="申請 ID（reid-…）")],
+    request_id: RequestOption,
     password_stdin: PasswordStdinOption = False,
 ) -> None:
     """申請の状況（承認の数、受け取り期限）を表示します。"""
-    with signed_in(escrow, "エスクロー", username, _secret(f"エスクローの利用者 {username} のパスワード", password_stdin)) as e:
-        found = call(e, "エスクロー", "GET", f"/api/v1/requests/{request_id}")
+    found = _at_escrow(escrow, username, password_stdin, "GET", f"/api/v1/requests/{request_id}")
     typer.echo(f"申請 {found['request_id']}: {STATUS_LABELS.get(found['status'], found['status'])}"
                f"（承認 {found['approvals']}/{found['approvals_required']}、案件 {found['case_ref']}）")
     if found.get("release_expires_at"):
         typer.echo(f"受け取り期限: {jst(found['release_expires_at'])}")
 
 
-@casework_app.command("fetch")
-def fetch(
+@casework_app.command("release")
+def release(
     escrow: EscrowOption,
     username: UsernameOption,
     request_id: Annotated[str, typer.Option("--request", help="承認済みの申請 ID（reid-…）")],
     password_stdin: PasswordStdinOption = False,
 ) -> None:
-    """承認済みの申請の本人情報を 1 度だけ受け取って表示します（ゲートウェイを経由しません。保存しないでください）。"""
-    with signed_in(escrow, "エスクロー", username, _secret(f"エスクローの利用者 {username} のパスワード", password_stdin)) as e:
-        released = call(e, "エスクロー", "POST", f"/api/v1/requests/{request_id}/release")
+    """承認済みの申請の本人情報を 1 度だけ受け取って表示します（申請したケースワーカー本人のみ。ゲートウェイを経由しません。保存しないでください）。"""
+    released = _at_escrow(escrow, username, password_stdin, "POST", f"/api/v1/requests/{request_id}/release")
     for record in released["records"]:
         typer.echo(json.dumps(record, ensure_ascii=False))
     typer.echo(f"申請 {request_id} の {len(released['records'])} 件を開示しました。この申請ではもう開示できません。", err=True)
@@ -147,8 +106,7 @@ def list_requests(
     password_stdin: PasswordStdinOption = False,
 ) -> None:
     """エスクローの申請を一覧にします（承認者はすべて、ケースワーカーは自分の申請）。"""
-    with signed_in(escrow, "エスクロー", username, _secret(f"エスクローの利用者 {username} のパスワード", password_stdin)) as e:
-        found = call(e, "エスクロー", "GET", "/api/v1/requests")
+    found = _at_escrow(escrow, username, password_stdin, "GET", "/api/v1/requests")
     for r in found:
         typer.echo(f"{r['request_id']}  {jst(r['created_at'])}  申請者 {r['requester']}  目的 {r['purpose']}（{r['legal_basis']}）"
                    f"  案件 {r['case_ref']}  記録 {len(r['records'])} 件  承認 {r['approvals']}/{r['approvals_required']}"
@@ -159,8 +117,7 @@ def list_requests(
 
 
 def _decide(escrow: str, username: str, request_id: str, reason: str, password_stdin: bool, verb: str) -> None:
-    with signed_in(escrow, "エスクロー", username, _secret(f"エスクローの利用者 {username} のパスワード", password_stdin)) as e:
-        decided = call(e, "エスクロー", "POST", f"/api/v1/requests/{request_id}/{verb}", {"reason": reason})
+    decided = _at_escrow(escrow, username, password_stdin, "POST", f"/api/v1/requests/{request_id}/{verb}", {"reason": reason})
     typer.echo(f"申請 {request_id}: {STATUS_LABELS.get(decided['status'], decided['status'])}"
                f"（承認 {decided['approvals']}/{decided['approvals_required']}）")
 
@@ -168,25 +125,16 @@ def _decide(escrow: str, username: str, request_id: str, reason: str, password_s
 ReasonOption = Annotated[str, typer.Option("--reason", help="判断の理由（エスクローに保存されます。氏名は書かないでください）")]
 
 
-@casework_app.command("approve")
-def approve(
-    escrow: EscrowOption,
-    username: UsernameOption,
-    request_id: Annotated[str, typer.Option("--request", help="申請 ID（reid-…）")],
-    reason: ReasonOption = "",
-    password_stdin: PasswordStdinOption = False,
-) -> None:
-    """申請を承認します（承認者。自分の申請は承認できません）。"""
-    _decide(escrow, username, request_id, reason, password_stdin, "approve")
+def _decision_command(verb: str, help_text: str) -> None:
+    """Register ``casework <verb>``: approve and reject differ only in the escrow route they call."""
+
+    def command(escrow: EscrowOption, username: UsernameOption, request_id: RequestOption, reason: ReasonOption = "",
+                password_stdin: PasswordStdinOption = False) -> None:
+        _decide(escrow, username, request_id, reason, password_stdin, verb)
+
+    command.__doc__ = help_text
+    casework_app.command(verb)(command)
 
 
-@casework_app.command("reject")
-def reject(
-    escrow: EscrowOption,
-    username: UsernameOption,
-    request_id: Annotated[str, typer.Option("--request", help="申請 ID（reid-…）")],
-    reason: ReasonOption = "",
-    password_stdin: PasswordStdinOption = False,
-) -> None:
-    """申請を却下します（承認者）。却下された申請は開示されません。"""
-    _decide(escrow, username, request_id, reason, password_stdin, "reject")
+_decision_command("approve", "申請を承認します（承認者。自分の申請は承認できません）。")
+_decision_command("reject", "申請を却下します（承認者）。却下された申請は開示されません。")

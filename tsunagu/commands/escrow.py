@@ -6,15 +6,15 @@ Passwords and passphrases come from a hidden prompt or from standard input
 
 from __future__ import annotations
 
-import getpass
-import json
-import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import httpx
 import typer
 
+from tsunagu.commands.common import (HostOption, PasswordChangeStdinOption, TlsCertOption, TlsKeyOption, call, check_listen,
+                                     read_password_change, read_secret, read_text_file, run, serve as serve_app, show_lockouts, show_unlock,
+                                     unlock_target, UnlockAddressOption, UnlockUsernameOption, signed_in)
 from tsunagu.errors import CommandError
 
 escrow_app = typer.Typer(help="エスクロー（封緘された本人情報の開封）の設定・起動・開封（鍵管理者・情報政策課向け）", no_args_is_help=True)
@@ -25,36 +25,12 @@ HomeOption = Annotated[Path, typer.Option("--home", envvar="TSUNAGU_HOME", help=
 UrlOption = Annotated[str, typer.Option("--url", help="エスクローの URL（例: http://127.0.0.1:8600）")]
 UsernameOption = Annotated[str, typer.Option("--username", help="エスクローの利用者名")]
 PasswordStdinOption = Annotated[bool, typer.Option("--password-stdin", help="パスワードを標準入力の 1 行目から読みます（自動化用）")]
-_LOOPBACK = ("127.0.0.1", "::1", "localhost")
+_ESCROW = "エスクロー"
 
 
 def register(app: typer.Typer) -> None:
     """Add the `escrow` command group to the root app."""
     app.add_typer(escrow_app, name="escrow")
-
-
-def _run(fn: Any, *args: Any) -> Any:
-    from escrow.errors import EscrowError
-
-    try:
-        return fn(*args)
-    except EscrowError as exc:
-        raise CommandError(exc.detail) from None
-
-
-def _secret(prompt: str, from_stdin: bool, confirm: bool = False) -> str:
-    if from_stdin:
-        line = sys.stdin.readline()
-        if not line:
-            raise CommandError(f"標準入力に{prompt}がありません。")
-        value = line.rstrip("\r\n")
-    else:
-        value = getpass.getpass(f"{prompt}: ")
-        if confirm and getpass.getpass(f"{prompt}（確認のためもう一度）: ") != value:
-            raise CommandError(f"確認の{prompt}が一致しません。")
-    if not value:
-        raise CommandError(f"{prompt}が空です。")
-    return value
 
 
 @escrow_app.command("init")
@@ -69,10 +45,7 @@ def init(
     from escrow.service import AUDIT_VERIFIER, POLICY, init_home
     from policy import PolicyError, load_policy
 
-    try:
-        vkey = gateway_verifier.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        raise CommandError(f"ファイル {gateway_verifier} がありません。") from None
+    vkey = read_text_file(gateway_verifier).strip()
     policy_text = None
     if policy_file is not None:
         try:
@@ -80,7 +53,7 @@ def init(
             policy_text = policy_file.read_text(encoding="utf-8")
         except (PolicyError, FileNotFoundError) as exc:
             raise CommandError(f"ポリシー {policy_file} を使えません: {exc}") from None
-    escrow = _run(init_home, home, from_keys, vkey)
+    escrow = run(init_home, home, from_keys, vkey)
     if policy_text is not None:
         (escrow.settings.home / POLICY).write_text(policy_text, encoding="utf-8")
         typer.echo(f"ポリシーを {escrow.settings.home / POLICY} に置きました（利用目的ごとの承認数と上限はエスクローが確かめます）。")
@@ -96,27 +69,20 @@ def init(
 @escrow_app.command("serve")
 def serve(
     home: HomeOption,
-    host: Annotated[str, typer.Option("--host", help="待ち受けるアドレス")] = "127.0.0.1",
+    host: HostOption = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="待ち受けるポート")] = 8600,
-    tls_cert: Annotated[Optional[Path], typer.Option("--tls-cert", help="TLS サーバ証明書（PEM）")] = None,
-    tls_key: Annotated[Optional[Path], typer.Option("--tls-key", help="TLS 秘密鍵（PEM）")] = None,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
 ) -> None:
     """エスクローを起動します。起動直後は封印されていて、k 人の鍵管理者が開封するまで開示できません。"""
-    import uvicorn
-
     from escrow.api.app import create_app
     from escrow.service import Escrow
 
-    if (tls_cert is None) != (tls_key is None):
-        raise CommandError("--tls-cert と --tls-key は両方指定してください。")
-    if tls_cert is None and host not in _LOOPBACK:
-        raise CommandError("ループバック以外で待ち受けるときは TLS（--tls-cert と --tls-key）が必要です。")
-    escrow = _run(Escrow.open, home)
+    check_listen(host, tls_cert, tls_key)
+    escrow = run(Escrow.open, home)
     status = escrow.vault.status()
-    typer.echo(f"エスクローを {'https' if tls_cert else 'http'}://{host}:{port}/ で起動します。"
-               f"封印されています（開封には {status.threshold} 人の鍵管理者が必要）。", err=True)
-    uvicorn.run(create_app(escrow), host=host, port=port, ssl_certfile=tls_cert, ssl_keyfile=tls_key,
-                log_level="warning", access_log=False, timeout_graceful_shutdown=10)
+    serve_app(create_app(escrow), host, port, tls_cert, tls_key,
+              f"エスクローを {{url}} で起動します。封印されています（開封には {status.threshold} 人の鍵管理者が必要）。")
 
 
 @user_app.command("add")
@@ -130,8 +96,8 @@ def user_add(
     from escrow.identity import add_user
     from escrow.service import Escrow
 
-    escrow = _run(Escrow.open, home)
-    user = _run(add_user, escrow.engine, username, role, _secret("パスワード", password_stdin, confirm=True), escrow)
+    escrow = run(Escrow.open, home)
+    user = run(add_user, escrow.engine, username, role, read_secret("パスワード", password_stdin, confirm=True), escrow)
     escrow.close()
     typer.echo(f"利用者「{user.username}」（{user.label}）を作りました。")
 
@@ -144,9 +110,9 @@ def _account_command(home: Path, fn_name: str, *args: Any) -> Any:
     from escrow import identity
     from escrow.service import Escrow
 
-    escrow = _run(Escrow.open, home)
+    escrow = run(Escrow.open, home)
     try:
-        return _run(getattr(identity, fn_name), escrow, *args)
+        return run(getattr(identity, fn_name), escrow, *args)
     finally:
         escrow.close()
 
@@ -201,15 +167,12 @@ def user_reset_password(home: HomeOption, username: UsernameOption, actor: Actor
 
 
 @user_app.command("unlock")
-def user_unlock(home: HomeOption, username: Annotated[Optional[str], typer.Option("--username", help="ロックを解除する利用者")] = None,
-                address: Annotated[Optional[str], typer.Option("--address", help="ロックを解除する接続元 IP アドレス")] = None,
+def user_unlock(home: HomeOption, username: UnlockUsernameOption = None, address: UnlockAddressOption = None,
                 actor: ActorOption = "cli") -> None:
     """ログインのロック（パスワードの誤りが続いたもの）を解除します。"""
-    if (username is None) == (address is None):
-        raise CommandError("--username か --address のどちらか一方を指定してください。")
-    kind, key = ("account", username) if username else ("address", address)
+    kind, key = unlock_target(username, address)
     lifted = _account_command(home, "unlock", actor, kind, key)
-    typer.echo("ロックを解除しました。" if lifted else "ロックはかかっていませんでした。")
+    show_unlock(lifted)
 
 
 @user_app.command("lockouts")
@@ -217,36 +180,19 @@ def user_lockouts(home: HomeOption) -> None:
     """ロック中・待機中の利用者と接続元アドレスを表示します。"""
     from escrow.service import Escrow
 
-    escrow = _run(Escrow.open, home)
+    escrow = run(Escrow.open, home)
     entries = escrow.throttle.lockouts()
     escrow.close()
-    for e in entries:
-        typer.echo(f"{'利用者' if e['kind'] == 'account' else '接続元'}\t{e['key']}\t失敗 {e['failures']} 回\t"
-                   f"{'ロック中' if e['locked'] else '待機中'}\t{e['wait_until'] or ''}")
-    if not entries:
-        typer.echo("ロック中の利用者・接続元はありません。")
+    show_lockouts(entries)
 
 
 @escrow_app.command("passwd")
 def passwd(url: UrlOption, username: UsernameOption,
-           password_stdin: Annotated[bool, typer.Option("--password-stdin", help="現在と新しいパスワードを標準入力の 1 行目と 2 行目から読みます")] = False) -> None:
+           password_stdin: PasswordChangeStdinOption = False) -> None:
     """自分のパスワードを変えます（エスクローにログインして変更します。仮パスワードからの変更にも使います）。"""
-    if password_stdin:
-        current, new = sys.stdin.readline().rstrip("\r\n"), sys.stdin.readline().rstrip("\r\n")
-    else:
-        current = getpass.getpass("現在のパスワード: ")
-        new = getpass.getpass("新しいパスワード: ")
-        if getpass.getpass("新しいパスワード（確認）: ") != new:
-            raise CommandError("確認のパスワードが一致しません。")
-    with httpx.Client(base_url=url, timeout=60) as client:
-        token = _call(client, "POST", "/api/v1/auth/login", {"username": username, "password": current})["access_token"]
-        client.headers["Authorization"] = f"Bearer {token}"
-        try:
-            response = client.post("/api/v1/auth/password", json={"current_password": current, "new_password": new})
-            if not response.is_success:
-                raise CommandError(str(response.json().get("detail", f"HTTP {response.status_code}")))
-        finally:
-            client.post("/api/v1/auth/logout")
+    current, new = read_password_change(password_stdin)
+    with signed_in(url, _ESCROW, username, current, timeout=60) as client:
+        call(client, _ESCROW, "POST", "/api/v1/auth/password", {"current_password": current, "new_password": new})
     typer.echo("パスワードを変更しました。")
 
 
@@ -254,7 +200,7 @@ def passwd(url: UrlOption, username: UsernameOption,
 def status(url: UrlOption) -> None:
     """封印されているか、開封が何人分進んだかを表示します。"""
     with httpx.Client(base_url=url, timeout=30) as client:
-        typer.echo(_progress(_call(client, "GET", "/api/v1/status")))
+        typer.echo(_progress(call(client, _ESCROW, "GET", "/api/v1/status")))
 
 
 @escrow_app.command("unseal")
@@ -265,14 +211,9 @@ def unseal(
     passphrase_stdin: Annotated[bool, typer.Option("--passphrase-stdin", help="パスワードと持分のパスフレーズを標準入力から 1 行ずつ読みます（自動化用）")] = False,
 ) -> None:
     """再起動後のエスクローを開封します。鍵管理者が 1 人ずつ自分の持分とパスフレーズで実行します。"""
-    try:
-        content = share.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CommandError(f"持分ファイル {share} がありません。") from None
-    except UnicodeDecodeError:
-        raise CommandError(f"{share} は持分ファイルではありません（UTF-8 のテキストとして読めません）。") from None
+    content = read_text_file(share, "持分ファイル")
     password = _password(username, passphrase_stdin)
-    passphrase = _secret(f"持分 {share.name} のパスフレーズ", passphrase_stdin)
+    passphrase = read_secret(f"持分 {share.name} のパスフレーズ", passphrase_stdin)
     typer.echo(_progress(_signed_in_call(url, username, password, "/api/v1/unseal", {"share": content, "passphrase": passphrase})))
 
 
@@ -282,47 +223,14 @@ def seal(url: UrlOption, username: UsernameOption, password_stdin: PasswordStdin
     typer.echo(_progress(_signed_in_call(url, username, _password(username, password_stdin), "/api/v1/seal")))
 
 
-@escrow_app.command("release")
-def release(
-    url: UrlOption,
-    request_id: Annotated[str, typer.Option("--request-id", help="承認済みの再識別申請の ID")],
-    username: UsernameOption,
-    password_stdin: PasswordStdinOption = False,
-) -> None:
-    """承認済みの申請の本人情報を 1 度だけ受け取ります（申請したケースワーカー本人のみ。ゲートウェイを経由しません）。"""
-    answer = _signed_in_call(url, username, _password(username, password_stdin), f"/api/v1/requests/{request_id}/release")
-    for record in answer["records"]:
-        typer.echo(json.dumps(record, ensure_ascii=False))
-    typer.echo(f"申請 {request_id} の {len(answer['records'])} 件を開示しました。この申請ではもう開示できません。", err=True)
-
-
 def _password(username: str, from_stdin: bool) -> str:
-    return _secret(f"エスクローの利用者 {username} のパスワード", from_stdin)
+    return read_secret(f"エスクローの利用者 {username} のパスワード", from_stdin)
 
 
 def _signed_in_call(url: str, username: str, password: str, path: str, body: dict[str, Any] | None = None) -> Any:
     """Sign in, POST ``body`` to ``path``, sign out."""
-    with httpx.Client(base_url=url, timeout=60) as client:
-        token = _call(client, "POST", "/api/v1/auth/login", {"username": username, "password": password})["access_token"]
-        client.headers["Authorization"] = f"Bearer {token}"
-        try:
-            return _call(client, "POST", path, body)
-        finally:
-            client.post("/api/v1/auth/logout")
-
-
-def _call(client: httpx.Client, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    try:
-        response = client.request(method, path, json=body)
-    except httpx.TransportError as exc:
-        raise CommandError(f"エスクロー {client.base_url} に接続できません（{type(exc).__name__}）。URL と起動状態を確認してください。") from None
-    if response.is_success:
-        return response.json()
-    try:
-        detail = response.json()["detail"]
-    except (ValueError, KeyError, TypeError):
-        detail = f"HTTP {response.status_code}"
-    raise CommandError(str(detail))
+    with signed_in(url, _ESCROW, username, password, timeout=60) as client:
+        return call(client, _ESCROW, "POST", path, body)
 
 
 def _progress(status: dict[str, Any]) -> str:

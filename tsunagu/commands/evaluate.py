@@ -16,6 +16,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from tsunagu.commands.common import refused_as_error
 from tsunagu.errors import CommandError
 
 evaluate_app = typer.Typer(help="抽出方法の評価（評価担当者向け）: 評価レポート・集計値の提供・都道府県での合算", no_args_is_help=True)
@@ -70,15 +71,13 @@ def share_command(home: HomeOption, prefecture: Annotated[str, typer.Option("--p
                   period: PeriodOption = "fiscal_year", only: Annotated[Optional[str], typer.Option("--only", help="この期間だけを送る（例: 2026年度）")] = None,
                   bundle_out: Annotated[Optional[Path], typer.Option("--bundle-out", help="送れないときに持ち出しファイルを書く場所")] = None) -> None:
     """この町の集計値（5 未満は秘匿）を都道府県へ送ります。子どもの行データは送りません。"""
-    from gateway.errors import GatewayError
     from gateway.evaluation import pooled
     from gateway.identity import User
 
     gw = _open(home)
     try:
-        result = pooled.share(gw, User(0, "cli", "analyst"), prefecture, _period(period), only)  # type: ignore[arg-type]
-    except GatewayError as exc:
-        raise CommandError(exc.detail) from None
+        with refused_as_error():
+            result = pooled.share(gw, User(0, "cli", "analyst"), prefecture, _period(period), only)  # type: ignore[arg-type]
     finally:
         gw.close()
     if result["delivered"]:
@@ -93,14 +92,12 @@ def share_command(home: HomeOption, prefecture: Annotated[str, typer.Option("--p
 @evaluate_app.command("receive")
 def receive_command(home: HomeOption, file: Annotated[Path, typer.Argument(help="町から運ばれた集計値のファイル")]) -> None:
     """（都道府県）持ち出しファイルで届いた町の集計値を検証して取り込みます。"""
-    from gateway.errors import GatewayError
     from gateway.evaluation import pooled
 
     gw = _open(home)
     try:
-        result = pooled.receive(gw, file.read_bytes(), "import")
-    except GatewayError as exc:
-        raise CommandError(exc.detail) from None
+        with refused_as_error():
+            result = pooled.receive(gw, file.read_bytes(), "import")
     finally:
         gw.close()
     typer.echo(f"自治体 {result['from']} の集計値を取り込みました。")

@@ -8,14 +8,13 @@ from __future__ import annotations
 import getpass
 import json
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional, TypeVar
+from typing import Annotated, Any, Optional
 
 import typer
 
+from tsunagu.commands.common import read_text_file, run
 from tsunagu.commands.keys import KdfOption, StdinOption, _params, _Passphrases
 from tsunagu.errors import CommandError
-
-T = TypeVar("T")
 
 federation_app = typer.Typer(help="自治体をまたぐ連携（転入・転出したこどもの照会と引継ぎ）", no_args_is_help=True)
 peer_app = typer.Typer(help="連携先ゲートウェイの管理", no_args_is_help=True)
@@ -29,19 +28,10 @@ def register(app: typer.Typer) -> None:
     app.add_typer(federation_app, name="federation")
 
 
-def _run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    from gateway.errors import GatewayError
-
-    try:
-        return fn(*args, **kwargs)
-    except GatewayError as exc:
-        raise CommandError(exc.detail) from None
-
-
 def _gateway(home: Path) -> Any:
     from gateway.core import Gateway
 
-    return _run(Gateway.open, home)
+    return run(Gateway.open, home)
 
 
 def _cli_user() -> Any:
@@ -63,15 +53,12 @@ def _staff(gw: Any, username: str) -> Any:
     if row is None or row.disabled:
         raise CommandError(f"利用者「{username}」はこのゲートウェイにいません（または無効です）。")
     user = User(row.id, row.username, row.role)
-    _run(authorize, gw, user, ASK)
+    run(authorize, gw, user, ASK)
     return user
 
 
 def _text_file(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError):
-        raise CommandError(f"{path} を UTF-8 のテキストとして読めません。") from None
+    return read_text_file(path).strip()
 
 
 # ---- the federation secret -------------------------------------------------------------------------
@@ -184,7 +171,7 @@ def identity(home: HomeOption, out: Annotated[Path, typer.Option("--out", help="
     """連携先に渡す、このゲートウェイの識別ファイル（団体コード・名前・URL・検証鍵）を書きます。"""
     from gateway.federation import config as c
 
-    settings = _run(c.load, home)
+    settings = run(c.load, home)
     doc = {"format": "tsunagu/federation-gateway", "version": 1, "code": settings.code, "name": settings.name, "url": url,
            "vkey": c.signer(home, settings.code).verifier.vkey()}
     out.write_text(json.dumps(doc, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
@@ -199,7 +186,7 @@ def peer_add(home: HomeOption, code: Annotated[str, typer.Option("--code", help=
     """連携先ゲートウェイを登録します（その検証鍵を固定します）。"""
     from gateway.federation import config as c
 
-    settings = _run(c.load, home)
+    settings = run(c.load, home)
     try:
         doc = json.loads(identity_file.read_text(encoding="utf-8"))
         if doc.get("format") != "tsunagu/federation-gateway":
@@ -226,7 +213,7 @@ def ingest(home: HomeOption, file: Annotated[Path, typer.Argument(help="エー�
     """マイナンバー利用事務系エージェントの連携圏用の提出ファイルを取り込みます。"""
     from gateway.federation import ingest as i
 
-    result = _run(i.ingest, _gateway(home), file.read_bytes(), "import")
+    result = run(i.ingest, _gateway(home), file.read_bytes(), "import")
     if result["status"] == "duplicate":
         typer.echo(f"受付済みでした（同じ提出の再送）: {result['records']} 件（連番 {result['sequence']}）。二重には取り込みません。")
         return
@@ -242,7 +229,7 @@ def export_query(home: HomeOption, peer: Annotated[str, typer.Option("--peer", h
     """連携先から転入したこどもの照会を、署名付きファイルに書きます（可搬媒体で運ぶとき）。"""
     from gateway.federation import service
 
-    exchange, data = _run(service.start_query, _gateway(home), _cli_user(), peer, None, bundle=True)
+    exchange, data = run(service.start_query, _gateway(home), _cli_user(), peer, None, bundle=True)
     out.write_bytes(data)
     typer.echo(f"照会 {exchange} を {out} に書きました。")
 
@@ -254,7 +241,7 @@ def import_query(home: HomeOption, file: Annotated[Path, typer.Option("--file", 
     from gateway.federation import service
 
     gw = _gateway(home)
-    answer = _run(service.answer_query, gw, file.read_bytes(), "import", bundle=True)
+    answer = run(service.answer_query, gw, file.read_bytes(), "import", bundle=True)
     exchange = _latest_in(gw)
     if out is not None:
         out.write_bytes(answer)
@@ -277,7 +264,7 @@ def export_answer(home: HomeOption, exchange: Annotated[str, typer.Option("--exc
     """連携先の照会への署名付き回答をファイルに書きます。"""
     from gateway.federation import service
 
-    out.write_bytes(_run(service.stored_answer, _gateway(home), exchange))
+    out.write_bytes(run(service.stored_answer, _gateway(home), exchange))
     typer.echo(f"回答を {out} に書きました。")
 
 
@@ -287,7 +274,7 @@ def import_answer(home: HomeOption, file: Annotated[Path, typer.Option("--file",
     from gateway.federation import service
 
     gw = _gateway(home)
-    exchange = _run(service.accept_answer, gw, file.read_bytes(), "import")
+    exchange = run(service.accept_answer, gw, file.read_bytes(), "import")
     result = service.results(gw, exchange)
     matches = [i for i in result["items"] if i["match"]]
     typer.echo(f"照会 {exchange}: {len(result['items'])} 件中 {len(matches)} 件が一致しました。")
@@ -305,7 +292,7 @@ def export_handover(home: HomeOption, username: Annotated[str, typer.Option("--u
     from gateway.federation import service
 
     gw = _gateway(home)
-    rid, peer, data = _run(service.request_handover, gw, _staff(gw, username), handle, case_ref, _text_file(message_file), bundle=True)
+    rid, peer, data = run(service.request_handover, gw, _staff(gw, username), handle, case_ref, _text_file(message_file), bundle=True)
     out.write_bytes(data)
     typer.echo(f"引継ぎの依頼 {rid}（自治体 {peer} 宛て）を {out} に書きました。")
 
@@ -315,7 +302,7 @@ def import_handover(home: HomeOption, file: Annotated[Path, typer.Option("--file
     """連携先からの引継ぎ依頼ファイルを検証して受け付けます。"""
     from gateway.federation import service
 
-    result = _run(service.receive_handover, _gateway(home), file.read_bytes(), "import")
+    result = run(service.receive_handover, _gateway(home), file.read_bytes(), "import")
     typer.echo(f"引継ぎの依頼 {result['id']} を受け付けました。担当者が回答してください（answer-handover）。")
 
 
@@ -329,7 +316,7 @@ def answer_handover(home: HomeOption, username: Annotated[str, typer.Option("--u
     from gateway.federation import service
 
     gw = _gateway(home)
-    peer, data = _run(service.answer_handover, gw, _staff(gw, username), handover_id, _text_file(message_file), share or [], bundle=True)
+    peer, data = run(service.answer_handover, gw, _staff(gw, username), handover_id, _text_file(message_file), share or [], bundle=True)
     out.write_bytes(data)
     typer.echo(f"回答（自治体 {peer} 宛て）を {out} に書きました。")
 
@@ -339,5 +326,5 @@ def import_handover_answer(home: HomeOption, file: Annotated[Path, typer.Option(
     """連携先からの引継ぎの回答ファイルを検証して取り込みます。"""
     from gateway.federation import service
 
-    result = _run(service.receive_handover_answer, _gateway(home), file.read_bytes(), "import")
+    result = run(service.receive_handover_answer, _gateway(home), file.read_bytes(), "import")
     typer.echo(f"引継ぎの依頼 {result['id']} への回答を受け取りました。")

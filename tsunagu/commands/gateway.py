@@ -6,22 +6,21 @@ never from the command line. Every command takes ``--home`` (or ``TSUNAGU_HOME``
 
 from __future__ import annotations
 
-import getpass
 import json
 import shutil
-import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional, TypeVar
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+from tsunagu.commands.common import (HostOption, PasswordChangeStdinOption, TlsCertOption, TlsKeyOption, check_listen,
+                                     read_password_change, read_secret, run, serve as serve_app, show_lockouts, show_unlock,
+                                     unlock_target, UnlockAddressOption, UnlockUsernameOption)
 from tsunagu.errors import CommandError
 
 if TYPE_CHECKING:  # the gateway is imported lazily so that `tsunagu --help` stays fast
     from gateway.core import Gateway
-
-T = TypeVar("T")
 
 gateway_app = typer.Typer(help="ゲートウェイの設定・起動・利用者とエージェントの管理・取込・名寄せ（情報政策課向け）", no_args_is_help=True)
 user_app = typer.Typer(help="利用者の管理", no_args_is_help=True)
@@ -40,17 +39,7 @@ def register(app: typer.Typer) -> None:
 def _open(home: Path) -> "Gateway":
     from gateway.core import Gateway
 
-    return _run(Gateway.open, home)
-
-
-def _run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Call ``fn``; a refusal of the gateway becomes the command's one-line error."""
-    from gateway.errors import GatewayError
-
-    try:
-        return fn(*args, **kwargs)
-    except GatewayError as exc:
-        raise CommandError(exc.detail) from None
+    return run(Gateway.open, home)
 
 
 @gateway_app.command("init")
@@ -103,24 +92,16 @@ def _has_password(url: str) -> bool:
 @gateway_app.command("serve")
 def serve(
     home: HomeOption,
-    host: Annotated[str, typer.Option("--host", help="待ち受けるアドレス")] = "127.0.0.1",
+    host: HostOption = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="待ち受けるポート")] = 8443,
-    tls_cert: Annotated[Optional[Path], typer.Option("--tls-cert", help="TLS サーバ証明書（PEM）")] = None,
-    tls_key: Annotated[Optional[Path], typer.Option("--tls-key", help="TLS 秘密鍵（PEM）")] = None,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
 ) -> None:
     """API を起動します（名寄せ・保存期間の削除・受け取りフォルダの取込も定期実行します）。"""
-    import uvicorn
-
     from gateway.api.main import create_app
 
-    if (tls_cert is None) != (tls_key is None):
-        raise CommandError("--tls-cert と --tls-key は両方指定してください。")
-    if tls_cert is None and host not in ("127.0.0.1", "::1", "localhost"):
-        raise CommandError("ループバック以外で待ち受けるときは TLS（--tls-cert と --tls-key）が必要です。")
-    gw = _open(home)
-    typer.echo(f"ゲートウェイを {'https' if tls_cert else 'http'}://{host}:{port}/ で起動します。", err=True)
-    uvicorn.run(create_app(gw), host=host, port=port, ssl_certfile=tls_cert, ssl_keyfile=tls_key,
-                log_level="warning", access_log=False, timeout_graceful_shutdown=10)
+    check_listen(host, tls_cert, tls_key)
+    serve_app(create_app(_open(home)), host, port, tls_cert, tls_key, "ゲートウェイを {url} で起動します。")
 
 
 @user_app.command("add")
@@ -134,13 +115,7 @@ def user_add(
     from gateway.identity import add_user
 
     gw = _open(home)
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = getpass.getpass("パスワード: ")
-        if getpass.getpass("パスワード（確認）: ") != password:
-            raise CommandError("確認のパスワードが一致しません。")
-    user = _run(add_user, gw, username, role, password)
+    user = run(add_user, gw, username, role, read_secret("パスワード", password_stdin, confirm=True))
     typer.echo(f"利用者「{user.username}」（{role}）を作りました。")
 
 
@@ -164,7 +139,7 @@ def user_disable(home: HomeOption, username: UsernameOption, actor: ActorOption 
     """利用者を無効にします（ログイン中のセッションも終わります）。"""
     from gateway.identity import set_disabled
 
-    _run(set_disabled, _open(home), actor, username, True)
+    run(set_disabled, _open(home), actor, username, True)
     typer.echo(f"利用者「{username}」を無効にしました。")
 
 
@@ -173,7 +148,7 @@ def user_enable(home: HomeOption, username: UsernameOption, actor: ActorOption =
     """無効にした利用者を有効に戻します。"""
     from gateway.identity import set_disabled
 
-    _run(set_disabled, _open(home), actor, username, False)
+    run(set_disabled, _open(home), actor, username, False)
     typer.echo(f"利用者「{username}」を有効に戻しました。")
 
 
@@ -185,7 +160,7 @@ def user_delete(home: HomeOption, username: UsernameOption, actor: ActorOption =
 
     if not yes and not typer.confirm(f"利用者「{username}」を削除しますか？"):
         raise CommandError("削除を取りやめました。")
-    _run(delete_user, _open(home), actor, username)
+    run(delete_user, _open(home), actor, username)
     typer.echo(f"利用者「{username}」を削除しました。")
 
 
@@ -195,7 +170,7 @@ def user_role(home: HomeOption, username: UsernameOption,
     """利用者のロールを変えます。"""
     from gateway.identity import set_role
 
-    _run(set_role, _open(home), actor, username, role)
+    run(set_role, _open(home), actor, username, role)
     typer.echo(f"利用者「{username}」のロールを {role} にしました。")
 
 
@@ -204,55 +179,42 @@ def user_reset_password(home: HomeOption, username: UsernameOption, actor: Actor
     """仮パスワードを発行します（1 回だけ表示。本人は次のログインで自分のパスワードに変えます）。"""
     from gateway.identity import reset_password
 
-    temporary = _run(reset_password, _open(home), actor, username)
+    temporary = run(reset_password, _open(home), actor, username)
     typer.echo(f"利用者「{username}」の仮パスワード（この表示限り。本人に直接伝えてください）:", err=True)
     typer.echo(temporary)
 
 
 @user_app.command("passwd")
 def user_passwd(home: HomeOption, username: UsernameOption,
-                password_stdin: Annotated[bool, typer.Option("--password-stdin", help="現在と新しいパスワードを標準入力の 1 行目と 2 行目から読みます")] = False) -> None:
+                password_stdin: PasswordChangeStdinOption = False) -> None:
     """自分のパスワードを変えます（現在のパスワードが必要です）。"""
     from gateway.identity import User, change_password, list_users
 
     gw = _open(home)
-    if password_stdin:
-        current, new = sys.stdin.readline().rstrip("\r\n"), sys.stdin.readline().rstrip("\r\n")
-    else:
-        current = getpass.getpass("現在のパスワード: ")
-        new = getpass.getpass("新しいパスワード: ")
-        if getpass.getpass("新しいパスワード（確認）: ") != new:
-            raise CommandError("確認のパスワードが一致しません。")
+    current, new = read_password_change(password_stdin)
     row = next((u for u in list_users(gw) if u["username"] == username), None)
     if row is None:
         raise CommandError(f"利用者「{username}」はいません。")
-    _run(change_password, gw, User(0, username, row["role"]), current, new)
+    run(change_password, gw, User(0, username, row["role"]), current, new)
     typer.echo("パスワードを変更しました。")
 
 
 @user_app.command("unlock")
-def user_unlock(home: HomeOption, username: Annotated[Optional[str], typer.Option("--username", help="ロックを解除する利用者")] = None,
-                address: Annotated[Optional[str], typer.Option("--address", help="ロックを解除する接続元 IP アドレス")] = None,
+def user_unlock(home: HomeOption, username: UnlockUsernameOption = None, address: UnlockAddressOption = None,
                 actor: ActorOption = "cli") -> None:
     """ログインのロック（パスワードの誤りが続いたもの）を解除します。"""
     from gateway.identity import unlock
 
-    if (username is None) == (address is None):
-        raise CommandError("--username か --address のどちらか一方を指定してください。")
-    kind, key = ("account", username) if username else ("address", address)
-    lifted = _run(unlock, _open(home), actor, kind, key)
-    typer.echo("ロックを解除しました。" if lifted else "ロックはかかっていませんでした。")
+    kind, key = unlock_target(username, address)
+    lifted = run(unlock, _open(home), actor, kind, key)
+    show_unlock(lifted)
 
 
 @user_app.command("lockouts")
 def user_lockouts(home: HomeOption) -> None:
     """ロック中・待機中の利用者と接続元アドレスを表示します。"""
     entries = _open(home).throttle.lockouts()
-    for e in entries:
-        typer.echo(f"{'利用者' if e['kind'] == 'account' else '接続元'}\t{e['key']}\t失敗 {e['failures']} 回\t"
-                   f"{'ロック中' if e['locked'] else '待機中'}\t{e['wait_until'] or ''}")
-    if not entries:
-        typer.echo("ロック中の利用者・接続元はありません。")
+    show_lockouts(entries)
 
 
 @agent_app.command("register")
@@ -268,7 +230,7 @@ def agent_register(
 
     gw = _open(home)
     public = read_agent_public(agent_public)
-    agent = _run(register_agent, gw, public, network, source)
+    agent = run(register_agent, gw, public, network, source)
     typer.echo(f"エージェント {agent.agent_id}（{agent.signing_key_id}）を {agent.network} / {', '.join(agent.sources)} で登録しました。")
 
 
@@ -281,7 +243,7 @@ def agent_revoke(
     """エージェントを失効させます。以後の提出はすべて拒否されます。"""
     from gateway.agents import revoke_agent
 
-    _run(revoke_agent, _open(home), agent_id, reason)
+    run(revoke_agent, _open(home), agent_id, reason)
     typer.echo(f"エージェント {agent_id} を失効させました。")
 
 
@@ -298,7 +260,7 @@ def agent_handover(
     from keys.enrolment import read_agent_public
 
     public = read_agent_public(agent_public) if agent_public is not None else None
-    done = _run(handover_source, _open(home), source, to, reason, public=public)
+    done = run(handover_source, _open(home), source, to, reason, public=public)
     typer.echo(f"データ元「{done['source']}」の担当を {done['from'] or '（なし）'} から {done['to']} に引き継ぎました。"
                "以前のエージェントからのこのデータ元の提出は、今後受け付けません。")
 
@@ -322,8 +284,8 @@ def import_file(home: HomeOption, file: Annotated[Path, typer.Argument(help="提
     if file.stat().st_size > gw.settings.max_submission_bytes:
         raise CommandError(f"{file} は上限 {gw.settings.max_submission_bytes} バイトを超えています。")
     data = file.read_bytes()
-    _run(check_signed_head, gw, data)
-    result = _run(ingest, gw, data, "import", path=file.name)
+    run(check_signed_head, gw, data)
+    result = run(ingest, gw, data, "import", path=file.name)
     typer.echo(json.dumps(result.to_json(), ensure_ascii=False))
 
 
@@ -361,7 +323,7 @@ def link(
     """今すぐ名寄せを実行し、統計を表示します。"""
     from gateway.link import run_linkage
 
-    stats = _run(run_linkage, _open(home), trigger="cli", progress=lambda stage: typer.echo(f"… {stage}", err=True),
+    stats = run(run_linkage, _open(home), trigger="cli", progress=lambda stage: typer.echo(f"… {stage}", err=True),
                  full=True if full else None)
     typer.echo(json.dumps(stats, ensure_ascii=False))
 
@@ -389,7 +351,7 @@ def purge(home: HomeOption) -> None:
     """保存期間を過ぎた記録を今すぐ削除し、削除した件数を表示します。"""
     from gateway.retention import purge as _purge
 
-    report = _run(_purge, _open(home), actor="cli")
+    report = run(_purge, _open(home), actor="cli")
     for entry in report:
         typer.echo(f"{entry['source']}: 記録 {entry['records_removed']} 件、履歴 {entry['history_removed']} 件を削除（保存期間 {entry['retention_days']} 日）")
     if not report:

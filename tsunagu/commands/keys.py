@@ -1,4 +1,4 @@
-"""`tsunagu keys …`: the key ceremony, agent enrolment, rotation, revocation and opening one sealed record.
+"""`tsunagu keys …`: the key ceremony, agent enrolment, rotation, rewrapping the escrow key and revocation.
 
 Passphrases are asked with a hidden prompt, or read one per line from
 standard input with ``--passphrase-stdin`` (for automation); never from the
@@ -8,17 +8,16 @@ command line, the environment or a log.
 from __future__ import annotations
 
 import getpass
-import json
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from keys import custody, enrolment, seal
+from keys import custody, enrolment
 from keys.keyring import Keyring, init_municipality
 from keys.passphrase import KdfParams
 from service.audit_store import record_key_operation
+from tsunagu.commands.common import read_secret
 from tsunagu.errors import CommandError
 
 keys_app = typer.Typer(help="鍵の生成・配布・エスクロー管理（鍵管理者向け）", no_args_is_help=True)
@@ -41,17 +40,8 @@ class _Passphrases:
         self._stdin = from_stdin
 
     def ask(self, prompt: str, confirm: bool = False) -> str:
-        if self._stdin:
-            line = sys.stdin.readline()
-            if not line:
-                raise CommandError(f"標準入力にパスフレーズが足りません（{prompt}）。")
-            value = line.rstrip("\r\n")
-        else:
-            value = getpass.getpass(f"{prompt}: ")
-            if confirm and getpass.getpass(f"{prompt}（確認のためもう一度）: ") != value:
-                raise CommandError("確認のパスフレーズが一致しません。最初からやり直してください。")
-        if not value:
-            raise CommandError(f"パスフレーズが空です（{prompt}）。")
+        """The passphrase named ``prompt``; a new one (``confirm``) is asked twice and must have 12 characters."""
+        value = read_secret(prompt, self._stdin, confirm=confirm)
         if confirm and len(value) < 12:
             raise CommandError(f"パスフレーズは 12 文字以上にしてください（{prompt}）。")
         return value
@@ -205,33 +195,3 @@ def revoke_agent(
                 action="agent.revoke", outcome="approved", target=agent_id, purpose=reason)
     registry.revoke(agent_id, reason)
     typer.echo(f"エージェント {agent_id} を失効させました。")
-
-
-@keys_app.command("open-record")
-def open_record(
-    home: HomeOption,
-    batch: Annotated[Path, typer.Option("--batch", help="封緘バッチのファイル（JSON）")],
-    token: Annotated[str, typer.Option("--token", help="開封する記録のトークン")],
-    share: Annotated[list[Path], typer.Option("--share", help="持分ファイル（k 人分くり返し指定）")],
-    purpose: Annotated[str, typer.Option("--purpose", help="利用目的")],
-    legal_basis: Annotated[str, typer.Option("--legal-basis", help="法的根拠")],
-    case_ref: Annotated[str, typer.Option("--case-ref", help="案件番号（承認済みの再識別依頼）")],
-    passphrase_stdin: StdinOption = False,
-    actor: ActorOption = None,
-) -> None:
-    """承認済みの再識別のため、封緘された記録を 1 件だけ開封します（開封前に監査ログに記録）。"""
-    ring = Keyring(home)
-    try:
-        sealed = seal.SealedBatch.from_json(json.loads(batch.read_text(encoding="utf-8")))
-    except json.JSONDecodeError as exc:
-        raise CommandError(f"{batch} を JSON として読めません。") from exc
-    if token not in sealed.records:
-        raise CommandError(f"記録 {token} はバッチ {sealed.header.batch_id} にありません。")
-    ask = _Passphrases(passphrase_stdin)
-    signer = ring.checkpoint_signer(ask.ask("運用者のパスフレーズ"))
-    escrow = custody.unseal(ring.escrow_sealed_path, [custody.ShareInput(p, ask.ask(f"持分 {p.name} の鍵管理者のパスフレーズ")) for p in share])
-    record_key = seal.derive_record_key(escrow, sealed.header, token)
-    record_key_operation(ring, signer, actor=_actor(actor), role="custodian", action="escrow.open-record", outcome="released",
-                target=token, purpose=purpose, legal_basis=legal_basis, case_ref=case_ref)
-    identity = seal.open_record(record_key, sealed.header, sealed.records[token])
-    typer.echo(json.dumps(identity, ensure_ascii=False))

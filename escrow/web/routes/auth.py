@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
-from starlette.concurrency import run_in_threadpool
 
-from escrow.errors import EscrowError
 from escrow.identity import logout, sign_in
 from escrow.web.render import landing, render
 from escrow.web.session import COOKIES, EscrowDep, SessionDep, WebSession, form
 from service.web.login import REASONS as _SHARED_REASONS
-from service.web.login import error_status, form_errors, login_page, safe_next, signed_in, signed_out
+from service.web.login import LoginFormDep, add_login_form, safe_next, sign_in_from_form, signed_out
 
 router = APIRouter()
 
@@ -29,26 +28,17 @@ def address(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-@router.get("/login")
-def get_login(request: Request, reason: str = "", next: str = "") -> Response:
-    """The login form; ``reason`` says why the user landed here."""
-    return login_page(request, render, COOKIES, next_path=safe_next(next) if next else "", notice=REASONS.get(reason, ""))
+add_login_form(router, render, COOKIES, REASONS)
 
 
 @router.post("/login")
-async def post_login(request: Request, escrow: EscrowDep, username: Annotated[str, Form(max_length=64)] = "",
-                     password: Annotated[str, Form(max_length=1024)] = "", nonce: Annotated[str, Form(max_length=64)] = "",
-                     next: Annotated[str, Form(max_length=512)] = "") -> Response:
+async def post_login(request: Request, escrow: EscrowDep, form: LoginFormDep) -> Response:
     """Check the password (throttled, as at the API) and put the escrow's session token in the cookie."""
-    errors = form_errors(request, COOKIES, username, password, nonce)
-    if errors:
-        return login_page(request, render, COOKIES, error_status(errors), username=username, next_path=next, errors=errors)
-    try:
-        token, user, expires = await run_in_threadpool(sign_in, escrow, username.strip(), password, address(request),
-                                                       "signed in (web)")
-    except EscrowError as exc:
-        return login_page(request, render, COOKIES, exc.status, username=username, next_path=next, errors={"form": exc.detail})
-    return signed_in(request, COOKIES, safe_next(next) if next else landing(user.roles), token, expires)
+    def check(username: str, password: str) -> tuple[str, str, datetime]:
+        token, user, expires = sign_in(escrow, username, password, address(request), "signed in (web)")
+        return token, safe_next(form.next) if form.next else landing(user.roles), expires
+
+    return await sign_in_from_form(request, render, COOKIES, form, check)
 
 
 @router.post("/logout")

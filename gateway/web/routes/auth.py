@@ -2,42 +2,36 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import datetime
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from gateway.errors import GatewayError
 from gateway.identity import login, logout
 from gateway.web.render import landing, render
 from gateway.web.session import COOKIES, AnyFormSession, GatewayDep, SessionDep
-from service.web.login import REASONS, error_status, form_errors, login_page, safe_next, signed_in, signed_out
+from service.web.login import REASONS, LoginFormDep, add_login_form, safe_next, sign_in_from_form, signed_out
 
 router = APIRouter()
 
 
-@router.get("/login")
-def get_login(request: Request, reason: str = "", next: str = "") -> Response:
-    """The login form; ``reason`` explains why the user landed here (expired session, logged out …)."""
-    return login_page(request, render, COOKIES, next_path=safe_next(next) if next else "", notice=REASONS.get(reason, ""))
+add_login_form(router, render, COOKIES, REASONS)
 
 
 @router.post("/login")
-def post_login(request: Request, gw: GatewayDep, username: Annotated[str, Form(max_length=64)] = "",
-               password: Annotated[str, Form(max_length=1024)] = "", nonce: Annotated[str, Form(max_length=64)] = "",
-               next: Annotated[str, Form(max_length=512)] = "") -> Response:
+async def post_login(request: Request, gw: GatewayDep, form: LoginFormDep) -> Response:
     """Check the password through the gateway's login and put the session token in the cookie."""
-    errors = form_errors(request, COOKIES, username, password, nonce)
-    if errors:
-        return login_page(request, render, COOKIES, error_status(errors), username=username, next_path=next, errors=errors)
-    try:
-        token, user, expires = login(gw, username.strip(), password, address=request.client.host if request.client else None)
-    except GatewayError as exc:
-        gw.event("web", exc.status, exc.code, exc.detail, path="POST /ui/login")
-        return login_page(request, render, COOKIES, exc.status, username=username, next_path=next, errors={"form": exc.detail})
-    # A temporary password (after an administrator's reset) opens only the password page.
-    return signed_in(request, COOKIES, "/ui/password?reason=temporary" if user.must_change_password else safe_next(next),
-                     token, expires)
+    def check(username: str, password: str) -> tuple[str, str, datetime]:
+        try:
+            token, user, expires = login(gw, username, password, address=request.client.host if request.client else None)
+        except GatewayError as exc:
+            gw.event("web", exc.status, exc.code, exc.detail, path="POST /ui/login")
+            raise
+        # A temporary password (after an administrator's reset) opens only the password page.
+        return token, "/ui/password?reason=temporary" if user.must_change_password else safe_next(form.next), expires
+
+    return await sign_in_from_form(request, render, COOKIES, form, check)
 
 
 @router.post("/logout")

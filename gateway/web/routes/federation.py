@@ -3,8 +3,7 @@ answers — the same service functions as the API (``gateway.federation.service`
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
@@ -12,7 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 from gateway.core import Gateway
 from gateway.errors import GatewayError
 from gateway.federation import config as federation_config
-from gateway.federation import service
+from gateway.federation import delivery, service
 from gateway.web.render import render
 from gateway.web.routes.casework import source_labels
 from gateway.web.session import GatewayDep, WebSession, form_action, page
@@ -22,17 +21,6 @@ Reader = Annotated[WebSession, Depends(page("persons.read"))]
 Asker = Annotated[WebSession, Depends(form_action("reidentify.request"))]
 STATUS = {"sent": "送信済み（回答待ち）", "answered": "回答あり", "refused": "拒否", "open": "回答待ち", "withdrawn": "取り下げ",
           "closed": "完了"}
-
-
-def _deliver(gw: Gateway, peer: str, kind: str, data: bytes) -> dict[str, Any]:
-    """Send to the peer; without a URL, or unreachable, the signed message is handed back to carry as a file."""
-    try:
-        service.post_to_peer(gw, peer, kind, data)
-    except GatewayError as exc:
-        if exc.code not in ("peer_unreachable", "peer_no_url"):
-            raise
-        return {"delivered": False, "reason": exc.detail, "bundle": json.loads(data)}
-    return {"delivered": True}
 
 
 def _overview(request: Request, gw: Gateway, session: WebSession, status: int = 200, error: str = "", notice: str = "") -> Response:
@@ -86,12 +74,7 @@ def post_handover(request: Request, gw: GatewayDep, session: Asker, handle: Anno
     if not case_ref.strip() or not message.strip():
         return _overview(request, gw, session, 422, error="引継ぎの依頼には案件番号と依頼の内容が必要です。")
     try:
-        rid, peer, data = service.request_handover(gw, session.user, handle, case_ref.strip(), message.strip())
-        try:
-            _deliver(gw, peer, "handover_request", data)
-        except GatewayError as exc:
-            service.withdraw_handover(gw, rid, exc.detail)
-            raise
+        delivery.send_handover_request(gw, session.user, handle, case_ref.strip(), message.strip())
     except GatewayError as exc:
         if exc.status == 403:
             raise
@@ -108,8 +91,7 @@ async def post_answer(request: Request, gw: GatewayDep, session: Asker, handover
     if not message:
         return _overview(request, gw, session, 422, error="回答の内容を書いてください。")
     try:
-        peer, data = service.answer_handover(gw, session.user, handover_id, message, shared)
-        _deliver(gw, peer, "handover_answer", data)
+        delivery.send_handover_answer(gw, session.user, handover_id, message, shared)
     except GatewayError as exc:
         if exc.status == 403:
             raise
