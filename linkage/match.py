@@ -58,6 +58,30 @@ U_SAMPLE = 200_000
 AMBIGUITY_MARGIN = 3.0
 #: Solver: share of pairwise evidence needed to merge two groups.
 MERGE_THRESHOLD = 0.5
+#: Weight of a must-link pair (overwhelming evidence: the solver builds the cluster around it).
+FORCED_LINK = 1.0e6
+#: Weight of a cannot-link pair (it never reaches the match threshold nor the review queue).
+FORBIDDEN = -1.0e6
+
+Position = tuple[int, int]  # (source index, record index)
+
+
+@dataclass(frozen=True, slots=True)
+class Constraints:
+    """Decisions the run must respect (clerical review): pairs of (source, record) positions.
+
+    ``link`` applies them in two places: before solving, a constrained
+    candidate pair's weight becomes :data:`FORCED_LINK` or :data:`FORBIDDEN`;
+    after solving (:func:`enforce_constraints`), a must-link pair the
+    candidate stage never produced is merged, and a cluster that still holds
+    a cannot-link pair (joined through a third record) is split.
+    """
+
+    must_link: Sequence[tuple[Position, Position]] = ()
+    cannot_link: Sequence[tuple[Position, Position]] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.must_link or self.cannot_link)
 
 
 @dataclass(slots=True)
@@ -545,8 +569,12 @@ def link(
     progress: Callable[[str], None] | None = None,
     dask_address: str | None = None,
     engine: Engine | None = None,
+    constraints: Constraints | None = None,
 ) -> LinkResult:
     """Link any number of sources; every record ends in exactly one cluster.
+
+    ``constraints`` (reviewers' must-link / cannot-link decisions) bind the
+    solver and its result (:class:`Constraints`).
 
     With ``dask_address`` (a Dask scheduler, ``tcp://host:8786``) or an
     ``engine``, blocks, scoring and solving run on that engine's workers; the
@@ -560,7 +588,7 @@ def link(
 
         with DaskEngine(dask_address) as dask_engine:
             return link(encodings, match_threshold=match_threshold, review_threshold=review_threshold, model=model,
-                        progress=progress, engine=dask_engine)
+                        progress=progress, engine=dask_engine, constraints=constraints)
     say = progress or (lambda _msg: None)
     say("候補ペアを生成しています")
     passes: list[PassStats] = []
@@ -569,9 +597,75 @@ def link(
     model = model or fit_model(encodings)
     say("候補ペアを採点しています")
     pairs = score_pairs(encodings, sa, ia, sb, ib, model, engine=engine)
+    if constraints:
+        bind_weights(pairs, constraints)
     say("クラスタを確定しています")
     if engine is not None:
         clusters = solve_components(encodings, pairs, match_threshold, engine)
     else:
         clusters = solve(encodings, pairs, match_threshold)
+    if constraints:
+        clusters = enforce_constraints(clusters, pairs, constraints)
     return LinkResult(clusters, pairs, model, match_threshold, review_threshold, len(sa), passes)
+
+
+def _position_keys(sa: np.ndarray, ia: np.ndarray, sb: np.ndarray, ib: np.ndarray) -> np.ndarray:
+    """One 16-byte value per unordered pair of positions, so numpy matches whole pairs exactly."""
+    a = (np.asarray(sa, dtype=np.int64) << 32) | np.asarray(ia, dtype=np.int64)
+    b = (np.asarray(sb, dtype=np.int64) << 32) | np.asarray(ib, dtype=np.int64)
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    return np.ascontiguousarray(np.stack([lo, hi], axis=1)).view(np.dtype((np.void, 16))).ravel()
+
+
+def bind_weights(pairs: ScoredPairs, constraints: Constraints) -> None:
+    """Set the weight of every constrained candidate pair to FORCED_LINK or FORBIDDEN (in place)."""
+    if not len(pairs.weight):
+        return
+    keys = _position_keys(pairs.source_a, pairs.index_a, pairs.source_b, pairs.index_b)
+    for chosen, weight in ((constraints.must_link, FORCED_LINK), (constraints.cannot_link, FORBIDDEN)):
+        if not len(chosen):
+            continue
+        arr = np.asarray([(a[0], a[1], b[0], b[1]) for a, b in chosen], dtype=np.int64)
+        pairs.weight[np.isin(keys, _position_keys(arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3]))] = weight
+
+
+def enforce_constraints(clusters: list[list[Position]], pairs: ScoredPairs,
+                        constraints: Constraints) -> list[list[Position]]:
+    """Clusters that respect ``constraints``: must-link pairs merged, then cannot-link pairs split.
+
+    A cluster that holds a cannot-link pair (joined through a third record)
+    loses the record of that pair with the weaker evidence (sum of its
+    weights) to the rest of the cluster; that record becomes a singleton.
+    """
+    if not constraints:
+        return clusters
+    groups = [set(c) for c in clusters]
+    home = {m: g for g in groups for m in g}
+    for a, b in constraints.must_link:
+        if home[a] is not home[b]:
+            merged = home[a] | home[b]
+            groups = [g for g in groups if g is not home[a] and g is not home[b]] + [merged]
+            for m in merged:
+                home[m] = merged
+    for a, b in constraints.cannot_link:
+        group = home[a]
+        if b in group:
+            leaving = min((a, b), key=lambda m: (_evidence(pairs, m, group - {m}), m))
+            group.discard(leaving)
+            alone = {leaving}
+            groups.append(alone)
+            home[leaving] = alone
+    return [sorted(g) for g in groups if g]
+
+
+def _evidence(pairs: ScoredPairs, member: Position, others: set[Position]) -> float:
+    """Sum of the weights between ``member`` and ``others`` (a forced link counts as overwhelming evidence)."""
+    mine = ((pairs.source_a == member[0]) & (pairs.index_a == member[1])) | ((pairs.source_b == member[0]) & (pairs.index_b == member[1]))
+    total = 0.0
+    for k in np.flatnonzero(mine).tolist():
+        a = (int(pairs.source_a[k]), int(pairs.index_a[k]))
+        other = (int(pairs.source_b[k]), int(pairs.index_b[k])) if a == member else a
+        w = float(pairs.weight[k])
+        if other in others and w > FORBIDDEN:
+            total += w
+    return total
