@@ -34,7 +34,22 @@ from anonlink.similarities import dice_coefficient_accelerated
 from anonlink.solving import probabilistic_greedy_solve
 from bitarray import bitarray
 
-from linkage.blocking import SPAN, LshConfig, component_labels, PassStats, keyed_tasks, lsh_pairs, offsets_of, split_keys, unique_sorted
+from linkage.blocking import (
+    SPAN,
+    LshConfig,
+    PassStats,
+    SplitConfig,
+    component_labels,
+    keyed_tasks,
+    large_tokens,
+    lsh_pairs,
+    name_segments,
+    offsets_of,
+    split_block_pairs,
+    undated_pairs,
+    split_keys,
+    unique_sorted,
+)
 from linkage.compare import PairSimilarities, compare_pairs
 from linkage.encode import Encodings
 from linkage.schema import EncodingSchema
@@ -48,6 +63,8 @@ REVIEW_THRESHOLD = 8.0
 CANDIDATE_THRESHOLD = 0.45
 #: The Hamming-LSH blocking pass (``linkage.blocking``) that finds pairs whose dates disagree.
 LSH = LshConfig()
+#: Keyed blocks too large to compare whole are split by name (``linkage.blocking.SplitConfig``).
+SPLIT = SplitConfig()
 #: Whole-encoding Dice an LSH pair needs to become a candidate.
 LSH_DICE = 0.7
 #: Review queue: at most this share of the records (one review pair per hundred records).
@@ -281,7 +298,10 @@ def candidate_keys(
     if threshold is None:  # the schema may name its own (a diffused schema does)
         threshold = encodings[0].schema.document.get("matching", {}).get("candidateThreshold", CANDIDATE_THRESHOLD)
     offsets = offsets_of([len(e) for e in encodings])
-    tasks, compared = keyed_tasks([e.blocks for e in encodings])
+    blocks = [e.blocks for e in encodings]
+    segments = name_segments(encodings[0].schema)
+    large = large_tokens(blocks, SPLIT.max_block) if segments else None
+    tasks, compared = keyed_tasks(blocks, large)
     if engine is not None:
         found = engine.compare_blocks(encodings, _spread(tasks, engine.partitions), threshold, offsets)
     else:
@@ -293,6 +313,18 @@ def candidate_keys(
     # A pair found through several blocks or both parts counts once.
     keyed = unique_sorted(np.concatenate(found + [np.zeros(0, dtype=np.int64)]))
     stats = [PassStats("birth-date blocks", compared, keyed)]
+    if large is not None:
+        bits = [e.bits for e in encodings]
+        listed, split_compared = split_block_pairs(blocks, bits, segments, large, SPLIT)
+        undated, undated_compared = undated_pairs(blocks, bits, segments, SPLIT)
+        listed, split_compared = unique_sorted(np.concatenate([listed, undated])), split_compared + undated_compared
+        # The keyed pass's test (written name or reading Dice), on listed pairs.
+        if engine is not None:
+            split = engine.filter_pairs(encodings, listed, threshold, None)
+        else:
+            split = listed[first_stage(encodings, listed, threshold)]
+        stats.append(PassStats("large birth-date blocks × name", split_compared, split))
+        keyed = unique_sorted(np.concatenate([keyed, split]))
     if lsh is None:
         return keyed, stats
     # ``positions``: the LSH bit positions to use (an incremental chain keeps its own); else drawn from this data.
@@ -300,7 +332,7 @@ def candidate_keys(
     # Pairs of this pass are near in the whole encoding, not just in a name: the whole-encoding
     # Dice (anonlink's measure) keeps the common-surname pairs a loose name test would let through.
     if engine is not None:
-        lsh_found = engine.filter_pairs(encodings, lsh_keys, LSH_DICE)
+        lsh_found = engine.filter_pairs(encodings, lsh_keys, LSH_DICE, [slice(None)])
     else:
         lsh_found = lsh_keys[first_stage(encodings, lsh_keys, LSH_DICE, [slice(None)])]
     stats.append(PassStats("Hamming LSH", lsh_compared, lsh_found))
@@ -547,8 +579,9 @@ class Engine:
         """Pair keys found by each share of keyed block tasks."""
         raise NotImplementedError
 
-    def filter_pairs(self, encodings: Sequence[Encodings], keys: np.ndarray, threshold: float) -> np.ndarray:
-        """The keys whose whole encodings reach ``threshold`` (Dice)."""
+    def filter_pairs(self, encodings: Sequence[Encodings], keys: np.ndarray, threshold: float,
+                     parts: Sequence[slice] | None) -> np.ndarray:
+        """The keys whose ``parts`` (None: the first-stage parts) reach ``threshold`` (Dice, :func:`first_stage`)."""
         raise NotImplementedError
 
     def score(self, encodings: Sequence[Encodings], slices: list, ia: np.ndarray, ib: np.ndarray) -> list:
