@@ -1,15 +1,22 @@
 """Multi-pass blocking: which record pairs are compared at all.
 
-Two passes, each reported with how many pairs it compares and finds
+Passes, each reported with how many pairs it compares and finds
 (``PassStats``: reduction ratio and, where the truth is known, pair
 completeness):
 
 * **keyed blocks** — the keyed blocking tokens every encoding carries
   (``Encodings.blocks``, one token per blocking key; 0 = none). Records that
-  share a token of the same key are compared; records without any token
-  (no usable birth date) are compared with every record of the other
-  sources. Cheap and precise, but a record whose date is wrong in two parts
-  shares no block with its twin in another department.
+  share a token of the same key are compared. Cheap and precise, but a
+  record whose date is wrong in two parts shares no block with its twin in
+  another department.
+* **large keyed blocks split by name** (``SplitConfig``, schemas with
+  separate full-name segments) — a block of more than ``max_block`` records
+  is compared only between records that also share a bit sample of their
+  written or read full name, and a record without any token (no usable
+  birth date) meets the records that share a longer sample of its name
+  rather than every record of the other sources. Without this, a block's
+  pairs grow with the square of the births per month, so the whole run
+  with the square of the town.
 * **Hamming LSH** — λ-fold bit-sampling LSH on the encodings themselves (the
   scheme of Karapiperis & Verykios that blocklib calls λ-fold LSH): each of
   ``bands`` tables samples ``bits_per_band`` bit positions, and records whose

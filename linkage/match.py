@@ -2,12 +2,14 @@
 
 read → validate → normalise → encode happen before; here:
 
-1. candidates: two blocking passes (``linkage.blocking``): keyed birth-date
+1. candidates: blocking passes (``linkage.blocking``): keyed birth-date
    blocks, inside each block anonlink's accelerated Dice on the written name
    and on the reading separately (a loose threshold: the second stage
-   decides; records without a usable birth date are compared with every
-   record of the other sources), and Hamming LSH on the encodings, which
-   finds pairs whose birth dates disagree (whole-encoding Dice);
+   decides); blocks too large to compare whole split by a sample of the
+   name, and records without a usable birth date meeting by their name
+   (so the pairs compared do not grow with the square of the town); and
+   Hamming LSH on the encodings, which finds pairs whose birth dates
+   disagree (whole-encoding Dice);
 2. score: per-field similarities (``compare``) weighed by a Fellegi–Sunter
    model (``score``) whose u-probabilities are fitted on random pairs of
    this very run;
@@ -46,8 +48,8 @@ from linkage.blocking import (
     name_segments,
     offsets_of,
     split_block_pairs,
-    undated_pairs,
     split_keys,
+    undated_pairs,
     unique_sorted,
 )
 from linkage.compare import PairSimilarities, compare_pairs
@@ -274,9 +276,10 @@ def candidate_pairs(
     """(source_a, index_a, source_b, index_b) for every candidate pair, source_a < source_b.
 
     Two records are compared when a blocking pass (``linkage.blocking``) puts
-    them together: a shared keyed birth-date block (or no usable birth date on
-    one side), or a shared Hamming-LSH block of their encodings (``lsh``; None
-    turns the pass off). They are candidates when their written names or their
+    them together: a shared keyed birth-date block (a large one split by a
+    name sample; a record with no usable birth date meets by its name), or a
+    shared Hamming-LSH block of their encodings (``lsh``; None turns the pass
+    off). They are candidates when their written names or their
     readings reach ``threshold`` (Dice). Keyed blocks are compared with
     anonlink's accelerated Dice in ``workers`` processes; LSH blocks are small
     and many, so their pairs are listed and checked with numpy. ``passes``, if
