@@ -3,10 +3,11 @@
 A decision names two records by (source, record token), never by a name: the
 reviewer sees per-field levels (``linkage.score.LEVEL_LABELS``: カナ類似,
 生年月日一致, 漢字異なる, 住所不明 …), not the values. The latest decision on a
-pair wins. A run applies them in two places:
+pair wins. A run hands them to the linkage library as must-link / cannot-link
+constraints (``linkage.match.Constraints``), which applies them in two places:
 
-1. before solving, the pair's weight becomes :data:`FORCED_LINK` or
-   :data:`FORBIDDEN` (so the solver builds clusters around the decision and
+1. before solving, the pair's weight becomes ``FORCED_LINK`` or
+   ``FORBIDDEN`` (so the solver builds clusters around the decision and
    the pair never returns to the review queue);
 2. after solving, a forced pair that the candidate stage never produced is
    merged, and a cluster that still holds a forbidden pair (joined through a
@@ -17,9 +18,8 @@ pair wins. A run applies them in two places:
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
-import numpy as np
 from sqlalchemy import func, insert, select
 from sqlalchemy.engine import Connection
 
@@ -30,14 +30,9 @@ from gateway.db import utcnow
 from gateway.errors import InvalidDecision, NoRun, ReasonRequired, ReasonTooLong, RecordNotFound, ReviewPairNotFound, SameSource
 from gateway.identity import User
 from linkage.encode import Encodings
-from linkage.match import (AMBIGUITY_MARGIN, MATCH_THRESHOLD, REVIEW_THRESHOLD, LinkResult, ScoredPairs, candidate_pairs, fit_model,
-                           score_pairs, solve)
+from linkage.match import AMBIGUITY_MARGIN, MATCH_THRESHOLD, REVIEW_THRESHOLD, Constraints, LinkResult, link
 from linkage.score import NAME_ONLY_MAX
 
-#: Weight of a pair a reviewer linked: above every real weight, so the solver takes it first.
-FORCED_LINK = 1.0e6
-#: Weight of a pair a reviewer kept apart: below every threshold, so no solver stage uses it.
-FORBIDDEN = -1.0e6
 DECISIONS = {"link": "同一人物", "non_link": "別人"}
 #: What each comparison of ``linkage.compare.COMPARISONS`` looks at, in reviewers' words.
 FIELD_LABELS = {"name_family": "漢字（姓）", "name_given": "漢字（名）", "kana_family": "カナ（姓）", "kana_given": "カナ（名）",
@@ -297,15 +292,15 @@ def current_decisions(conn: Connection) -> dict[Pair, str]:
 
 def link_bound(names: Sequence[str], tokens: Sequence[Sequence[str]], encodings: Sequence[Encodings],
                decisions: dict[Pair, str]) -> LinkResult:
-    """``linkage.match.link`` with reviewers' decisions applied between scoring and solving (and enforced after)."""
-    sa, ia, sb, ib = candidate_pairs(encodings)
-    model = fit_model(encodings)
-    pairs = score_pairs(encodings, sa, ia, sb, ib, model)
+    """``linkage.match.link`` bound by reviewers' decisions (must-link / cannot-link constraints)."""
+    return link(encodings, constraints=constraints_of(names, tokens, decisions))
+
+
+def constraints_of(names: Sequence[str], tokens: Sequence[Sequence[str]], decisions: dict[Pair, str]) -> Constraints:
+    """The decisions whose two records are both in this run, as the linkage library's constraints."""
     where = _positions(names, tokens, decisions)
-    _bind_weights(pairs, where)
-    clusters = solve(encodings, pairs, MATCH_THRESHOLD)
-    clusters = _enforce(clusters, pairs, where)
-    return LinkResult(clusters, pairs, model, MATCH_THRESHOLD, REVIEW_THRESHOLD, len(sa))
+    return Constraints(must_link=[(a, b) for a, b, d in where if d == "link"],
+                       cannot_link=[(a, b) for a, b, d in where if d == "non_link"])
 
 
 def _positions(names: Sequence[str], tokens: Sequence[Sequence[str]], decisions: dict[Pair, str]) -> list[tuple[Position, Position, str]]:
@@ -318,61 +313,3 @@ def _positions(names: Sequence[str], tokens: Sequence[Sequence[str]], decisions:
                 if (name, token) in wanted:
                     found[(name, token)] = (s, i)
     return [(found[a], found[b], d) for (a, b), d in decisions.items() if a in found and b in found]
-
-
-def _pair_keys(sa: np.ndarray, ia: np.ndarray, sb: np.ndarray, ib: np.ndarray) -> np.ndarray:
-    a = (sa.astype(np.int64) << 32) | ia.astype(np.int64)
-    b = (sb.astype(np.int64) << 32) | ib.astype(np.int64)
-    lo, hi = np.minimum(a, b), np.maximum(a, b)
-    # One side is (source << 32 | record); the unordered pair is the two sides, smaller first, viewed as
-    # one 16-byte value so numpy matches whole pairs exactly.
-    return np.ascontiguousarray(np.stack([lo, hi], axis=1)).view(np.dtype((np.void, 16))).ravel()
-
-
-def _bind_weights(pairs: ScoredPairs, where: list[tuple[Position, Position, str]]) -> None:
-    if not where or not len(pairs.weight):
-        return
-    keys = _pair_keys(pairs.source_a, pairs.index_a, pairs.source_b, pairs.index_b)
-    for wanted, weight in (("link", FORCED_LINK), ("non_link", FORBIDDEN)):
-        chosen = [(a, b) for a, b, d in where if d == wanted]
-        if not chosen:
-            continue
-        arr = np.asarray([(a[0], a[1], b[0], b[1]) for a, b in chosen], dtype=np.int64)
-        mask = np.isin(keys, _pair_keys(arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3]))
-        pairs.weight[mask] = weight
-
-
-def _enforce(clusters: list[list[Position]], pairs: ScoredPairs, where: list[tuple[Position, Position, str]]) -> list[list[Position]]:
-    if not where:
-        return clusters
-    groups = [set(c) for c in clusters]
-    home = {m: g for g in groups for m in g}
-    for a, b, d in where:
-        if d == "link" and home[a] is not home[b]:
-            merged = home[a] | home[b]
-            groups = [g for g in groups if g is not home[a] and g is not home[b]] + [merged]
-            for m in merged:
-                home[m] = merged
-    for a, b, d in where:
-        group = home[a]
-        if d == "non_link" and b in group:
-            leaving = min((a, b), key=lambda m: (_evidence(pairs, m, group - {m}), m))
-            group.discard(leaving)
-            alone = {leaving}
-            groups.append(alone)
-            home[leaving] = alone
-    return [sorted(g) for g in groups if g]
-
-
-def _evidence(pairs: ScoredPairs, member: Position, others: Iterable[Position]) -> float:
-    """Sum of the weights between ``member`` and ``others`` (a forced link counts as overwhelming evidence)."""
-    others = set(others)
-    mine = ((pairs.source_a == member[0]) & (pairs.index_a == member[1])) | ((pairs.source_b == member[0]) & (pairs.index_b == member[1]))
-    total = 0.0
-    for k in np.flatnonzero(mine).tolist():
-        other = (int(pairs.source_b[k]), int(pairs.index_b[k])) if (int(pairs.source_a[k]), int(pairs.index_a[k])) == member \
-            else (int(pairs.source_a[k]), int(pairs.index_a[k]))
-        w = float(pairs.weight[k])
-        if other in others and w > FORBIDDEN:
-            total += w
-    return total

@@ -1,15 +1,22 @@
 """Multi-pass blocking: which record pairs are compared at all.
 
-Two passes, each reported with how many pairs it compares and finds
+Passes, each reported with how many pairs it compares and finds
 (``PassStats``: reduction ratio and, where the truth is known, pair
 completeness):
 
 * **keyed blocks** — the keyed blocking tokens every encoding carries
   (``Encodings.blocks``, one token per blocking key; 0 = none). Records that
-  share a token of the same key are compared; records without any token
-  (no usable birth date) are compared with every record of the other
-  sources. Cheap and precise, but a record whose date is wrong in two parts
-  shares no block with its twin in another department.
+  share a token of the same key are compared. Cheap and precise, but a
+  record whose date is wrong in two parts shares no block with its twin in
+  another department.
+* **large keyed blocks split by name** (``SplitConfig``, schemas with
+  separate full-name segments) — a block of more than ``max_block`` records
+  is compared only between records that also share a bit sample of their
+  written or read full name, and a record without any token (no usable
+  birth date) meets the records that share a longer sample of its name
+  rather than every record of the other sources. Without this, a block's
+  pairs grow with the square of the births per month, so the whole run
+  with the square of the town.
 * **Hamming LSH** — λ-fold bit-sampling LSH on the encodings themselves (the
   scheme of Karapiperis & Verykios that blocklib calls λ-fold LSH): each of
   ``bands`` tables samples ``bits_per_band`` bit positions, and records whose
@@ -123,28 +130,192 @@ def keyed_blocks(blocks: np.ndarray) -> dict[tuple[int, int], np.ndarray]:
     return out
 
 
-def keyed_tasks(blocks: Sequence[np.ndarray]) -> tuple[list[tuple[int, np.ndarray, int, np.ndarray]], int]:
+@dataclass(frozen=True, slots=True)
+class SplitConfig:
+    """Keyed blocks too large to compare whole, split by name (measured: docs/linkage-at-scale.md).
+
+    A block (one token of one key) holding more than ``max_block`` records
+    over all sources is not compared whole: its records meet only when they
+    also share one of ``bands`` bit samples (``bits_per_band`` bits each) of
+    their written or read full-name segment. Below that size nothing
+    changes, so a town keeps its blocks; above it, the pairs a block
+    compares grow with the births per month times the share of near-equal
+    names instead of with the square of the births per month.
+    """
+
+    max_block: int = 150
+    bands: int = 4
+    bits_per_band: int = 10
+    seed: int = 20252
+    #: Split blocks larger than this are dropped (a pathological run of equal samples).
+    max_sub_block: int = 2000
+    #: A record without any birth-date token meets the records that share one of these samples
+    #: of a full-name segment (longer: its block is the whole run, not a birth month).
+    undated_bits_per_band: int = 20
+
+
+def name_segments(schema) -> list[slice]:
+    """Byte slices of the full-name segments (written, read) a large block is split by.
+
+    [] for a diffused schema (tsunagu-jp/2), whose segments are not separate
+    fields (docs/privacy.md): its blocks are not split.
+    """
+    if schema.diffused:
+        return []
+    names = {seg.name for seg in schema.segments}
+    return [schema.segment(n).byte_slice for n in ("name_full", "kana_full") if n in names]
+
+
+def large_tokens(blocks: Sequence[np.ndarray], max_block: int) -> list[np.ndarray]:
+    """Per blocking key, the sorted tokens whose block holds more than ``max_block`` records (all sources)."""
+    out = []
+    for k in range(blocks[0].shape[1] if blocks else 0):
+        col = np.concatenate([b[:, k] for b in blocks])
+        values, counts = np.unique(col[col != 0], return_counts=True)
+        out.append(values[counts > max_block])
+    return out
+
+
+def keyed_tasks(blocks: Sequence[np.ndarray],
+                large: Sequence[np.ndarray] | None = None) -> tuple[list[tuple[int, np.ndarray, int, np.ndarray]], int]:
     """Block pairs to compare across sources, (s, rows_s, t, rows_t) with s < t, and the pairs they hold.
 
-    Records without any token meet every record of the other source. A pair
-    that shares several blocks is counted in each (the caller deduplicates).
+    Records without any token meet every record of the other source (unless
+    ``large`` is given: then the caller finds their pairs by name,
+    :func:`undated_pairs`). A pair that shares several blocks is counted in
+    each (the caller deduplicates). Blocks whose token is in ``large`` (per
+    key, sorted) are left out: the caller splits them (:func:`split_block_pairs`).
     """
     per_source = [keyed_blocks(b) for b in blocks]
     wild = [np.flatnonzero(~(b != 0).any(axis=1)) for b in blocks]
     sizes = [len(b) for b in blocks]
+    skip = {(k, int(v)) for k, values in enumerate(large or []) for v in values.tolist()}
     tasks: list[tuple[int, np.ndarray, int, np.ndarray]] = []
     for s in range(len(blocks)):
         for t in range(s + 1, len(blocks)):
             for key, rows_s in per_source[s].items():
                 rows_t = per_source[t].get(key)
-                if rows_t is not None:
+                if rows_t is not None and key not in skip:
                     tasks.append((s, rows_s, t, rows_t))
-            if len(wild[s]):
+            if large is None and len(wild[s]):
                 tasks.append((s, wild[s], t, np.arange(sizes[t])))
-            if len(wild[t]):
+            if large is None and len(wild[t]):
                 tasks.append((s, np.setdiff1d(np.arange(sizes[s]), wild[s]), t, wild[t]))
     compared = sum(len(a) * len(b) for _, a, _, b in tasks)
     return tasks, compared
+
+
+def split_positions(segments: Sequence[slice], n_keys: int, config: SplitConfig, bits_per_band: int | None = None) -> np.ndarray:
+    """(keys, segments, bands, bits_per_band) bit positions (row coordinates) inside each full-name segment.
+
+    Fixed by the seed, not drawn from the data: a record's name samples
+    stay the same from run to run (incremental runs split as full runs do).
+    """
+    k_bits = bits_per_band or config.bits_per_band
+    out = np.zeros((n_keys, len(segments), config.bands, k_bits), dtype=np.int64)
+    for k in range(n_keys):
+        for f, seg in enumerate(segments):
+            rng = np.random.default_rng([config.seed, k, f, k_bits])
+            width = (seg.stop - seg.start) * 8
+            for b in range(config.bands):
+                out[k, f, b] = seg.start * 8 + rng.choice(width, size=min(k_bits, width), replace=False)
+    return out
+
+
+def undated_pairs(blocks: Sequence[np.ndarray], bits: Sequence[np.ndarray], segments: Sequence[slice],
+                  config: SplitConfig, changed: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+    """(pair keys, pairs compared): a record without any birth-date token and the records of other sources
+    that share one of its longer full-name samples (``undated_bits_per_band`` bits).
+
+    ``changed``: as in :func:`split_block_pairs`.
+    """
+    sizes = [len(b) for b in blocks]
+    offsets_of(sizes)
+    undated = np.concatenate([~(b != 0).any(axis=1) for b in blocks]) if blocks else np.zeros(0, dtype=bool)
+    if not segments or not undated.any():
+        return np.zeros(0, dtype=np.int64), 0
+    source = np.concatenate([np.full(n, s, dtype=np.int32) for s, n in enumerate(sizes)])
+    positions = split_positions(segments, 1, config, config.undated_bits_per_band)[0]
+    found, compared = [np.zeros(0, dtype=np.int64)], 0
+    for f, seg in enumerate(segments):
+        present = np.concatenate([b[:, seg].any(axis=1) for b in bits])
+        for b in range(config.bands):
+            sample = np.concatenate([band_keys(x, positions[f, b][None, :])[:, 0] for x in bits])
+            column = np.where(present & (sample != 0), mix(sample, np.full(len(sample), f * 64 + b)), np.uint64(0))
+            rows = np.flatnonzero(column)
+            # Only blocks that hold an undated record, only pairs with an undated end.
+            rows = rows[np.isin(column[rows], column[rows[undated[rows]]])]
+            pairs, n = _pairs_within_blocks(column[rows], source[rows], config.max_sub_block)
+            pairs = _to_global(pairs, rows)
+            ends = undated if changed is None else changed
+            keep = (undated[pairs // SPAN] | undated[pairs % SPAN]) & (ends[pairs // SPAN] | ends[pairs % SPAN])
+            found.append(pairs[keep])
+            compared += n
+    return unique_sorted(np.concatenate(found)), compared
+
+
+_M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+
+
+def mix(*columns: np.ndarray) -> np.ndarray:
+    """One 64-bit block key from several integer columns (splitmix64 steps); never 0."""
+    h = np.full(len(columns[0]), 0x9E3779B97F4A7C15, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for c in columns:
+            h = h ^ np.asarray(c).astype(np.uint64)
+            h = (h ^ (h >> np.uint64(30))) * _M1
+            h = (h ^ (h >> np.uint64(27))) * _M2
+            h ^= h >> np.uint64(31)
+    return np.where(h == 0, np.uint64(1), h)
+
+
+def split_block_pairs(blocks: Sequence[np.ndarray], bits: Sequence[np.ndarray], segments: Sequence[slice],
+                      large: Sequence[np.ndarray], config: SplitConfig,
+                      changed: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+    """(pair keys, pairs compared) of the large keyed blocks, split by name: cross-source pairs that share a
+    large block's token *and* one bit sample of a full-name segment both records carry.
+
+    With ``changed`` (a mask over all records, global numbering), only pairs
+    with a changed end (an incremental run: the same blocks, the same pairs).
+    """
+    sizes = [len(b) for b in blocks]
+    offsets_of(sizes)
+    if not segments or not any(len(v) for v in large):
+        return np.zeros(0, dtype=np.int64), 0
+    source = np.concatenate([np.full(n, s, dtype=np.int32) for s, n in enumerate(sizes)])
+    positions = split_positions(segments, len(large), config)
+    found, compared = [np.zeros(0, dtype=np.int64)], 0
+    zero = np.uint64(0)
+    for k, values in enumerate(large):
+        if not len(values):
+            continue
+        token = np.concatenate([b[:, k] for b in blocks])
+        in_large = np.isin(token, values)
+        rows = np.flatnonzero(in_large)
+        if changed is not None:
+            # Only the large blocks a changed record sits in.
+            rows = rows[np.isin(token[rows], token[rows[changed[rows]]])]
+        if not len(rows):
+            continue
+        starts = np.searchsorted(rows, np.cumsum([0, *sizes]))
+        for f, seg in enumerate(segments):
+            local = [rows[starts[s]:starts[s + 1]] - sum(sizes[:s]) for s in range(len(sizes))]
+            present = np.concatenate([bits[s][local[s]][:, seg].any(axis=1) for s in range(len(sizes))])
+            for b in range(config.bands):
+                sample = np.concatenate([band_keys(bits[s][local[s]], positions[k, f, b][None, :])[:, 0]
+                                         for s in range(len(sizes))])
+                # A sample with no set bit says only that both names are sparse there.
+                ok = present & (sample != 0)
+                column = np.where(ok, mix(token[rows], sample, np.full(len(rows), (k * 16 + f) * 64 + b)), zero)
+                keep = np.flatnonzero(column)
+                pairs, n = _pairs_within_blocks(column[keep], source[rows[keep]], config.max_sub_block)
+                pairs = _to_global(pairs, rows[keep])
+                if changed is not None and len(pairs):
+                    pairs = pairs[changed[pairs // SPAN] | changed[pairs % SPAN]]
+                found.append(pairs)
+                compared += n
+        found = [unique_sorted(np.concatenate(found))]  # bounded memory: fold duplicates per key
+    return found[0], compared
 
 
 # --- Hamming LSH ---------------------------------------------------------------------------------

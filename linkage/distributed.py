@@ -46,8 +46,8 @@ def _compare_partition(encodings: Sequence[Encodings], tasks: list, threshold: f
     return compare_block_tasks(bitarray_datasets(encodings), tasks, threshold, offsets)
 
 
-def _filter_chunk(encodings: Sequence[Encodings], keys: np.ndarray, threshold: float) -> np.ndarray:
-    return keys[first_stage(encodings, keys, threshold, [slice(None)])]
+def _filter_chunk(encodings: Sequence[Encodings], keys: np.ndarray, threshold: float, parts) -> np.ndarray:
+    return keys[first_stage(encodings, keys, threshold, parts)]
 
 
 def _score_slices(encodings: Sequence[Encodings], slices: list) -> list:
@@ -91,11 +91,11 @@ class DaskEngine(Engine):
         futures = [self.client.submit(_compare_partition, remote, share, threshold, offsets, pure=False) for share in shares]
         return self.client.gather(futures)
 
-    def filter_pairs(self, encodings, keys, threshold):
+    def filter_pairs(self, encodings, keys, threshold, parts):
         if not len(keys):
             return keys
         remote = self._encodings(encodings)
-        futures = [self.client.submit(_filter_chunk, remote, keys[i : i + CHUNK], threshold, pure=False)
+        futures = [self.client.submit(_filter_chunk, remote, keys[i : i + CHUNK], threshold, parts, pure=False)
                    for i in range(0, len(keys), CHUNK)]
         return np.concatenate(self.client.gather(futures))
 

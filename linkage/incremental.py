@@ -43,10 +43,14 @@ from linkage.blocking import (
     band_keys,
     component_labels,
     informative_columns,
+    large_tokens,
+    name_segments,
     offsets_of,
     pair_key,
     sample_positions,
+    split_block_pairs,
     split_keys,
+    undated_pairs,
     unique_sorted,
 )
 from linkage.compare import PairSimilarities
@@ -58,6 +62,7 @@ from linkage.match import (
     LSH_DICE,
     MATCH_THRESHOLD,
     REVIEW_THRESHOLD,
+    SPLIT,
     LinkResult,
     ScoredPairs,
     candidate_keys,
@@ -281,11 +286,18 @@ def _changed_candidates(encodings: Sequence[Encodings], changed: list[np.ndarray
     """Pair keys of the candidate pairs with at least one changed record (the full run's rules, restricted)."""
     n_src = len(encodings)
     tasks: list[tuple[int, np.ndarray, int, np.ndarray]] = []
+    blocks = [e.blocks for e in encodings]
+    segments = name_segments(encodings[0].schema)
+    # Large blocks (sizes over all records, as in a full run) are split by name below, not listed whole.
+    large = large_tokens(blocks, SPLIT.max_block) if segments else None
     # The tokens the changed records carry, per blocking key.
     wanted: list[np.ndarray] = []
     for k in range(encodings[0].blocks.shape[1]):
         values = np.unique(np.concatenate([e.blocks[changed[s], k] for s, e in enumerate(encodings)]))
-        wanted.append(values[values != 0])
+        values = values[values != 0]
+        if large is not None:
+            values = values[~np.isin(values, large[k])]
+        wanted.append(values)
     # Each source's tokens sorted once per key (numpy): a block is a slice of that order, in
     # ascending record order as ``keyed_blocks`` gives it, found without building every block.
     spans = []
@@ -308,6 +320,8 @@ def _changed_candidates(encodings: Sequence[Encodings], changed: list[np.ndarray
                         tasks.append((s, cs, t, rt))
                     if len(ct):
                         tasks.append((s, rs[~changed[s][rs]], t, ct))
+            if large is not None:
+                continue  # undated records meet by name (``undated_pairs``)
             wild_s = ~(encodings[s].blocks != 0).any(axis=1)
             wild_t = ~(encodings[t].blocks != 0).any(axis=1)
             all_t, all_s = np.arange(len(encodings[t])), np.arange(len(encodings[s]))
@@ -329,6 +343,11 @@ def _changed_candidates(encodings: Sequence[Encodings], changed: list[np.ndarray
                 cand = unique_sorted(np.concatenate(listed))
                 found.append(cand[first_stage(encodings, cand, CANDIDATE_THRESHOLD)])
                 listed, pending = [], 0
+    if large is not None:
+        bits = [e.bits for e in encodings]
+        is_changed_all = np.concatenate(changed)
+        listed.append(split_block_pairs(blocks, bits, segments, large, SPLIT, is_changed_all)[0])
+        listed.append(undated_pairs(blocks, bits, segments, SPLIT, is_changed_all)[0])
     if listed:
         cand = unique_sorted(np.concatenate(listed))
         found.append(cand[first_stage(encodings, cand, CANDIDATE_THRESHOLD)])

@@ -2,12 +2,14 @@
 
 read → validate → normalise → encode happen before; here:
 
-1. candidates: two blocking passes (``linkage.blocking``): keyed birth-date
+1. candidates: blocking passes (``linkage.blocking``): keyed birth-date
    blocks, inside each block anonlink's accelerated Dice on the written name
    and on the reading separately (a loose threshold: the second stage
-   decides; records without a usable birth date are compared with every
-   record of the other sources), and Hamming LSH on the encodings, which
-   finds pairs whose birth dates disagree (whole-encoding Dice);
+   decides); blocks too large to compare whole split by a sample of the
+   name, and records without a usable birth date meeting by their name
+   (so the pairs compared do not grow with the square of the town); and
+   Hamming LSH on the encodings, which finds pairs whose birth dates
+   disagree (whole-encoding Dice);
 2. score: per-field similarities (``compare``) weighed by a Fellegi–Sunter
    model (``score``) whose u-probabilities are fitted on random pairs of
    this very run;
@@ -34,7 +36,22 @@ from anonlink.similarities import dice_coefficient_accelerated
 from anonlink.solving import probabilistic_greedy_solve
 from bitarray import bitarray
 
-from linkage.blocking import SPAN, LshConfig, component_labels, PassStats, keyed_tasks, lsh_pairs, offsets_of, split_keys, unique_sorted
+from linkage.blocking import (
+    SPAN,
+    LshConfig,
+    PassStats,
+    SplitConfig,
+    component_labels,
+    keyed_tasks,
+    large_tokens,
+    lsh_pairs,
+    name_segments,
+    offsets_of,
+    split_block_pairs,
+    split_keys,
+    undated_pairs,
+    unique_sorted,
+)
 from linkage.compare import PairSimilarities, compare_pairs
 from linkage.encode import Encodings
 from linkage.schema import EncodingSchema
@@ -48,6 +65,8 @@ REVIEW_THRESHOLD = 8.0
 CANDIDATE_THRESHOLD = 0.45
 #: The Hamming-LSH blocking pass (``linkage.blocking``) that finds pairs whose dates disagree.
 LSH = LshConfig()
+#: Keyed blocks too large to compare whole are split by name (``linkage.blocking.SplitConfig``).
+SPLIT = SplitConfig()
 #: Whole-encoding Dice an LSH pair needs to become a candidate.
 LSH_DICE = 0.7
 #: Review queue: at most this share of the records (one review pair per hundred records).
@@ -58,6 +77,30 @@ U_SAMPLE = 200_000
 AMBIGUITY_MARGIN = 3.0
 #: Solver: share of pairwise evidence needed to merge two groups.
 MERGE_THRESHOLD = 0.5
+#: Weight of a must-link pair (overwhelming evidence: the solver builds the cluster around it).
+FORCED_LINK = 1.0e6
+#: Weight of a cannot-link pair (it never reaches the match threshold nor the review queue).
+FORBIDDEN = -1.0e6
+
+Position = tuple[int, int]  # (source index, record index)
+
+
+@dataclass(frozen=True, slots=True)
+class Constraints:
+    """Decisions the run must respect (clerical review): pairs of (source, record) positions.
+
+    ``link`` applies them in two places: before solving, a constrained
+    candidate pair's weight becomes :data:`FORCED_LINK` or :data:`FORBIDDEN`;
+    after solving (:func:`enforce_constraints`), a must-link pair the
+    candidate stage never produced is merged, and a cluster that still holds
+    a cannot-link pair (joined through a third record) is split.
+    """
+
+    must_link: Sequence[tuple[Position, Position]] = ()
+    cannot_link: Sequence[tuple[Position, Position]] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.must_link or self.cannot_link)
 
 
 @dataclass(slots=True)
@@ -233,9 +276,10 @@ def candidate_pairs(
     """(source_a, index_a, source_b, index_b) for every candidate pair, source_a < source_b.
 
     Two records are compared when a blocking pass (``linkage.blocking``) puts
-    them together: a shared keyed birth-date block (or no usable birth date on
-    one side), or a shared Hamming-LSH block of their encodings (``lsh``; None
-    turns the pass off). They are candidates when their written names or their
+    them together: a shared keyed birth-date block (a large one split by a
+    name sample; a record with no usable birth date meets by its name), or a
+    shared Hamming-LSH block of their encodings (``lsh``; None turns the pass
+    off). They are candidates when their written names or their
     readings reach ``threshold`` (Dice). Keyed blocks are compared with
     anonlink's accelerated Dice in ``workers`` processes; LSH blocks are small
     and many, so their pairs are listed and checked with numpy. ``passes``, if
@@ -257,7 +301,10 @@ def candidate_keys(
     if threshold is None:  # the schema may name its own (a diffused schema does)
         threshold = encodings[0].schema.document.get("matching", {}).get("candidateThreshold", CANDIDATE_THRESHOLD)
     offsets = offsets_of([len(e) for e in encodings])
-    tasks, compared = keyed_tasks([e.blocks for e in encodings])
+    blocks = [e.blocks for e in encodings]
+    segments = name_segments(encodings[0].schema)
+    large = large_tokens(blocks, SPLIT.max_block) if segments else None
+    tasks, compared = keyed_tasks(blocks, large)
     if engine is not None:
         found = engine.compare_blocks(encodings, _spread(tasks, engine.partitions), threshold, offsets)
     else:
@@ -269,6 +316,18 @@ def candidate_keys(
     # A pair found through several blocks or both parts counts once.
     keyed = unique_sorted(np.concatenate(found + [np.zeros(0, dtype=np.int64)]))
     stats = [PassStats("birth-date blocks", compared, keyed)]
+    if large is not None:
+        bits = [e.bits for e in encodings]
+        listed, split_compared = split_block_pairs(blocks, bits, segments, large, SPLIT)
+        undated, undated_compared = undated_pairs(blocks, bits, segments, SPLIT)
+        listed, split_compared = unique_sorted(np.concatenate([listed, undated])), split_compared + undated_compared
+        # The keyed pass's test (written name or reading Dice), on listed pairs.
+        if engine is not None:
+            split = engine.filter_pairs(encodings, listed, threshold, None)
+        else:
+            split = listed[first_stage(encodings, listed, threshold)]
+        stats.append(PassStats("large birth-date blocks × name", split_compared, split))
+        keyed = unique_sorted(np.concatenate([keyed, split]))
     if lsh is None:
         return keyed, stats
     # ``positions``: the LSH bit positions to use (an incremental chain keeps its own); else drawn from this data.
@@ -276,7 +335,7 @@ def candidate_keys(
     # Pairs of this pass are near in the whole encoding, not just in a name: the whole-encoding
     # Dice (anonlink's measure) keeps the common-surname pairs a loose name test would let through.
     if engine is not None:
-        lsh_found = engine.filter_pairs(encodings, lsh_keys, LSH_DICE)
+        lsh_found = engine.filter_pairs(encodings, lsh_keys, LSH_DICE, [slice(None)])
     else:
         lsh_found = lsh_keys[first_stage(encodings, lsh_keys, LSH_DICE, [slice(None)])]
     stats.append(PassStats("Hamming LSH", lsh_compared, lsh_found))
@@ -523,8 +582,9 @@ class Engine:
         """Pair keys found by each share of keyed block tasks."""
         raise NotImplementedError
 
-    def filter_pairs(self, encodings: Sequence[Encodings], keys: np.ndarray, threshold: float) -> np.ndarray:
-        """The keys whose whole encodings reach ``threshold`` (Dice)."""
+    def filter_pairs(self, encodings: Sequence[Encodings], keys: np.ndarray, threshold: float,
+                     parts: Sequence[slice] | None) -> np.ndarray:
+        """The keys whose ``parts`` (None: the first-stage parts) reach ``threshold`` (Dice, :func:`first_stage`)."""
         raise NotImplementedError
 
     def score(self, encodings: Sequence[Encodings], slices: list, ia: np.ndarray, ib: np.ndarray) -> list:
@@ -545,8 +605,12 @@ def link(
     progress: Callable[[str], None] | None = None,
     dask_address: str | None = None,
     engine: Engine | None = None,
+    constraints: Constraints | None = None,
 ) -> LinkResult:
     """Link any number of sources; every record ends in exactly one cluster.
+
+    ``constraints`` (reviewers' must-link / cannot-link decisions) bind the
+    solver and its result (:class:`Constraints`).
 
     With ``dask_address`` (a Dask scheduler, ``tcp://host:8786``) or an
     ``engine``, blocks, scoring and solving run on that engine's workers; the
@@ -560,7 +624,7 @@ def link(
 
         with DaskEngine(dask_address) as dask_engine:
             return link(encodings, match_threshold=match_threshold, review_threshold=review_threshold, model=model,
-                        progress=progress, engine=dask_engine)
+                        progress=progress, engine=dask_engine, constraints=constraints)
     say = progress or (lambda _msg: None)
     say("候補ペアを生成しています")
     passes: list[PassStats] = []
@@ -569,9 +633,75 @@ def link(
     model = model or fit_model(encodings)
     say("候補ペアを採点しています")
     pairs = score_pairs(encodings, sa, ia, sb, ib, model, engine=engine)
+    if constraints:
+        bind_weights(pairs, constraints)
     say("クラスタを確定しています")
     if engine is not None:
         clusters = solve_components(encodings, pairs, match_threshold, engine)
     else:
         clusters = solve(encodings, pairs, match_threshold)
+    if constraints:
+        clusters = enforce_constraints(clusters, pairs, constraints)
     return LinkResult(clusters, pairs, model, match_threshold, review_threshold, len(sa), passes)
+
+
+def _position_keys(sa: np.ndarray, ia: np.ndarray, sb: np.ndarray, ib: np.ndarray) -> np.ndarray:
+    """One 16-byte value per unordered pair of positions, so numpy matches whole pairs exactly."""
+    a = (np.asarray(sa, dtype=np.int64) << 32) | np.asarray(ia, dtype=np.int64)
+    b = (np.asarray(sb, dtype=np.int64) << 32) | np.asarray(ib, dtype=np.int64)
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    return np.ascontiguousarray(np.stack([lo, hi], axis=1)).view(np.dtype((np.void, 16))).ravel()
+
+
+def bind_weights(pairs: ScoredPairs, constraints: Constraints) -> None:
+    """Set the weight of every constrained candidate pair to FORCED_LINK or FORBIDDEN (in place)."""
+    if not len(pairs.weight):
+        return
+    keys = _position_keys(pairs.source_a, pairs.index_a, pairs.source_b, pairs.index_b)
+    for chosen, weight in ((constraints.must_link, FORCED_LINK), (constraints.cannot_link, FORBIDDEN)):
+        if not len(chosen):
+            continue
+        arr = np.asarray([(a[0], a[1], b[0], b[1]) for a, b in chosen], dtype=np.int64)
+        pairs.weight[np.isin(keys, _position_keys(arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3]))] = weight
+
+
+def enforce_constraints(clusters: list[list[Position]], pairs: ScoredPairs,
+                        constraints: Constraints) -> list[list[Position]]:
+    """Clusters that respect ``constraints``: must-link pairs merged, then cannot-link pairs split.
+
+    A cluster that holds a cannot-link pair (joined through a third record)
+    loses the record of that pair with the weaker evidence (sum of its
+    weights) to the rest of the cluster; that record becomes a singleton.
+    """
+    if not constraints:
+        return clusters
+    groups = [set(c) for c in clusters]
+    home = {m: g for g in groups for m in g}
+    for a, b in constraints.must_link:
+        if home[a] is not home[b]:
+            merged = home[a] | home[b]
+            groups = [g for g in groups if g is not home[a] and g is not home[b]] + [merged]
+            for m in merged:
+                home[m] = merged
+    for a, b in constraints.cannot_link:
+        group = home[a]
+        if b in group:
+            leaving = min((a, b), key=lambda m: (_evidence(pairs, m, group - {m}), m))
+            group.discard(leaving)
+            alone = {leaving}
+            groups.append(alone)
+            home[leaving] = alone
+    return [sorted(g) for g in groups if g]
+
+
+def _evidence(pairs: ScoredPairs, member: Position, others: set[Position]) -> float:
+    """Sum of the weights between ``member`` and ``others`` (a forced link counts as overwhelming evidence)."""
+    mine = ((pairs.source_a == member[0]) & (pairs.index_a == member[1])) | ((pairs.source_b == member[0]) & (pairs.index_b == member[1]))
+    total = 0.0
+    for k in np.flatnonzero(mine).tolist():
+        a = (int(pairs.source_a[k]), int(pairs.index_a[k]))
+        other = (int(pairs.source_b[k]), int(pairs.index_b[k])) if a == member else a
+        w = float(pairs.weight[k])
+        if other in others and w > FORBIDDEN:
+            total += w
+    return total

@@ -13,7 +13,7 @@ from gateway.errors import GatewayError
 from gateway.identity import User
 from gateway.link import run_linkage
 from gateway.synthetic import SyntheticAgent
-from linkage.match import ScoredPairs
+from linkage.match import FORBIDDEN, Constraints, ScoredPairs, enforce_constraints
 
 SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -73,10 +73,10 @@ def test_non_link_splits_a_matched_pair_and_link_merges_a_review_pair(gw, town: 
 def test_a_forbidden_pair_joined_through_a_third_record_is_split() -> None:
     # Records (0,0) and (1,0) are forbidden; both match (2,0) strongly, so the solver joins all three.
     pairs = ScoredPairs(np.array([0, 1, 0]), np.array([0, 0, 0]), np.array([2, 2, 1]), np.array([0, 0, 0]), None,  # type: ignore[arg-type]
-                        np.array([30.0, 20.0, review.FORBIDDEN]))
-    clusters = review._enforce([[(0, 0), (1, 0), (2, 0)]], pairs, [((0, 0), (1, 0), "non_link")])
+                        np.array([30.0, 20.0, FORBIDDEN]))
+    clusters = enforce_constraints([[(0, 0), (1, 0), (2, 0)]], pairs, Constraints(cannot_link=[((0, 0), (1, 0))]))
     assert sorted(clusters) == [[(0, 0), (2, 0)], [(1, 0)]]  # the record with the weaker evidence leaves
-    forced = review._enforce([[(0, 0)], [(1, 0)]], pairs, [((0, 0), (1, 0), "link")])
+    forced = enforce_constraints([[(0, 0)], [(1, 0)]], pairs, Constraints(must_link=[((0, 0), (1, 0))]))
     assert forced == [[(0, 0), (1, 0)]]
 
 

@@ -7,7 +7,14 @@ import itertools
 import numpy as np
 
 from linkage.blocking import (
+    SPAN,
     LshConfig,
+    SplitConfig,
+    keyed_tasks,
+    large_tokens,
+    split_block_pairs,
+    split_positions,
+    undated_pairs,
     band_keys,
     band_keys_reference,
     informative_columns,
@@ -45,6 +52,89 @@ def _lsh_pairs_reference(sources: list[list[bytes]], positions: np.ndarray, conf
                 if s != t:
                     found.add((min(a, b), max(a, b)))
     return found
+
+
+def _split_reference(blocks, bits, segments, large, config, undated_only=False):
+    """Pairs of the split large blocks (or of the undated records), the plain way: dictionaries of lists."""
+    rows = [(s, i) for s in range(len(blocks)) for i in range(len(blocks[s]))]
+    offsets = np.cumsum([0] + [len(b) for b in blocks])
+    found = set()
+    groups: dict[tuple, list[tuple[int, int]]] = {}
+    if undated_only:
+        positions = split_positions(segments, 1, config, config.undated_bits_per_band)[0]
+        for s, i in rows:
+            row = bits[s][i].tobytes()
+            for f, seg in enumerate(segments):
+                for b in range(config.bands):
+                    sample = band_keys_reference([row], positions[f, b][None, :])[0][0]
+                    if any(row[seg]) and sample:
+                        groups.setdefault((f, b, sample), []).append((s, i))
+        for members in groups.values():
+            if len(members) > config.max_sub_block or not any(not blocks[s][i].any() for s, i in members):
+                continue
+            for (s, a), (t, b) in itertools.combinations(members, 2):
+                if s != t and (not blocks[s][a].any() or not blocks[t][b].any()):
+                    ga, gb = offsets[s] + a, offsets[t] + b
+                    found.add((min(ga, gb), max(ga, gb)))
+        return found
+    positions = split_positions(segments, len(large), config)
+    for s, i in rows:
+        row = bits[s][i].tobytes()
+        for k in range(len(large)):
+            token = int(blocks[s][i, k])
+            if token == 0 or token not in set(large[k].tolist()):
+                continue
+            for f, seg in enumerate(segments):
+                for b in range(config.bands):
+                    sample = band_keys_reference([row], positions[k, f, b][None, :])[0][0]
+                    if any(row[seg]) and sample:
+                        groups.setdefault((k, token, f, b, sample), []).append((s, i))
+    for members in groups.values():
+        if len(members) > config.max_sub_block:
+            continue
+        for (s, a), (t, b) in itertools.combinations(members, 2):
+            if s != t:
+                ga, gb = offsets[s] + a, offsets[t] + b
+                found.add((min(ga, gb), max(ga, gb)))
+    return found
+
+
+def test_split_large_blocks_and_undated_pairs_equal_the_plain_python_twin():
+    rng = np.random.default_rng(5)
+    # Three sources: noisy copies of 30 prototype names, birth-date tokens from a few values (large
+    # blocks), some records with no token at all.
+    protos = rng.random((30, 64)) < 0.3
+    blocks, bits = [], []
+    for n in (60, 45, 30):
+        pick = rng.integers(0, 30, n)
+        rows = protos[pick] ^ (rng.random((n, 64)) < 0.03)
+        bits.append(np.packbits(rows, axis=1))
+        tok = rng.integers(1, 4, size=(n, 2)).astype(np.uint64)
+        tok[rng.random(n) < 0.1] = 0
+        blocks.append(tok)
+    segments = [slice(0, 4), slice(4, 8)]
+    config = SplitConfig(max_block=20, bands=3, bits_per_band=6, max_sub_block=25, undated_bits_per_band=9)
+    large = large_tokens(blocks, config.max_block)
+    assert any(len(v) for v in large)
+    keys, compared = split_block_pairs(blocks, bits, segments, large, config)
+    assert {(int(k // SPAN), int(k % SPAN)) for k in keys} == _split_reference(blocks, bits, segments, large, config)
+    assert compared >= len(keys) > 0
+    keys, _ = undated_pairs(blocks, bits, segments, config)
+    assert {(int(k // SPAN), int(k % SPAN)) for k in keys} == _split_reference(blocks, bits, segments, large, config, True)
+    assert len(keys) > 0
+    # Large blocks are not compared whole, and undated records no longer meet everyone.
+    tasks, _ = keyed_tasks(blocks, large)
+    skipped = {(k, int(v)) for k, vals in enumerate(large) for v in vals.tolist()}
+    for s, rows_s, t, rows_t in tasks:
+        assert all(blocks[s][rows_s[0], k] == 0 or (k, int(blocks[s][rows_s[0], k])) not in skipped or
+                   blocks[s][rows_s[0], k] != blocks[t][rows_t[0], k] for k in range(2))
+    # With the changed mask, only pairs with a changed end: a subset of the full run's pairs.
+    changed = np.zeros(135, dtype=bool)
+    changed[rng.choice(135, 20, replace=False)] = True
+    full, _ = split_block_pairs(blocks, bits, segments, large, config)
+    part, _ = split_block_pairs(blocks, bits, segments, large, config, changed)
+    expected = full[changed[full // SPAN] | changed[full % SPAN]]
+    assert part.tolist() == expected.tolist()
 
 
 def test_band_keys_equal_the_plain_python_twin():

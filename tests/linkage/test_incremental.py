@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+import linkage.incremental
+import linkage.match
+from linkage.blocking import SplitConfig
 from linkage.encode import encode_sources
 from linkage.incremental import LinkState, link_full, link_incremental
 from linkage.record import CanonicalRecord
@@ -23,7 +27,17 @@ def _persons(names, tokens, clusters):
     return sorted(tuple(sorted((names[s], tokens[s][r]) for s, r in c)) for c in clusters)
 
 
-def test_incremental_equals_full_relink_on_the_same_data():
+@pytest.fixture(params=["town blocks", "large blocks split"])
+def split(request, monkeypatch):
+    """As configured, and with large birth-date blocks from 12 records on, so the split-by-name path runs too."""
+    if request.param == "large blocks split":
+        small = SplitConfig(max_block=12)
+        monkeypatch.setattr(linkage.match, "SPLIT", small)
+        monkeypatch.setattr(linkage.incremental, "SPLIT", small)
+    return request.param
+
+
+def test_incremental_equals_full_relink_on_the_same_data(split):
     town = generate_town(n_children=1200, seed=21)
     day1 = {k: list(v) for k, v in town.sources.items()}
     names, tokens, enc = _encode(day1)
@@ -47,6 +61,8 @@ def test_incremental_equals_full_relink_on_the_same_data():
 
     inc, inc_state, figures = link_incremental(names2, tokens2, enc2, state)
     full, _ = link_full(names2, tokens2, enc2, model=state.model, positions=state.positions)
+    if split == "large blocks split":
+        assert any(p.name == "large birth-date blocks × name" and p.compared for p in full.passes)
     assert _persons(names2, tokens2, inc.clusters) == _persons(names2, tokens2, full.clusters)
     # Records marked unchanged sit, whole clusters at a time, in clusters the first run had too.
     before = set(_persons(names, tokens, first.clusters))

@@ -10,7 +10,7 @@ import pytest
 from linkage.encode import encode_sources
 from linkage.evaluate import pairwise_quality
 from linkage.compare import PairSimilarities
-from linkage.match import ScoredPairs, cluster_pairs, link, twin_suspects
+from linkage.match import FORBIDDEN, FORCED_LINK, Constraints, ScoredPairs, cluster_pairs, link, twin_suspects
 from linkage.score import guard_releasable
 from linkage.record import CanonicalRecord
 from synthetic import generate_town
@@ -50,6 +50,26 @@ def test_itaiji_kana_and_wareki_variants_link():
     school = dict(full_name="高橋　陽翔", full_name_kana="たかはし　はると", birth_date="H27.4.1", sex="男", address="本町3-5-2")
     c = _link([_rec("R1", **RESIDENT)], [_rec("S1", **school)])
     assert _together(c, (0, "R1"), (1, "S1"))
+
+
+def test_constraints_bind_the_solver_and_its_result():
+    # A pair that links on its own is kept apart by a cannot-link decision; a pair that shares
+    # nothing (no candidate) is joined by a must-link decision; the rest of the run is unchanged.
+    other = dict(family_name="佐々木", given_name="美咲", family_name_kana="ササキ", given_name_kana="ミサキ",
+                 birth_date="2012-09-30", sex="2", address="茨城県つなぐ市緑町1丁目2番3号")
+    stranger = dict(full_name="山本　大和", full_name_kana="やまもと　やまと", birth_date="H20.1.9", sex="男", address="北町9-9")
+    school = dict(full_name="高橋　陽翔", full_name_kana="たかはし　はると", birth_date="H27.4.1", sex="男", address="本町3-5-2")
+    encoded = encode_sources([[_rec("R1", **RESIDENT), _rec("R2", **other)], [_rec("S1", **school), _rec("S2", **stranger)]],
+                             SECRET, "k", workers=1)
+    encodings = [e for e, _, _ in encoded]
+    free = link(encodings)
+    assert [(0, 0), (1, 0)] in free.clusters and [(0, 1)] in free.clusters and [(1, 1)] in free.clusters
+    bound = link(encodings, constraints=Constraints(must_link=[((0, 1), (1, 1))], cannot_link=[((0, 0), (1, 0))]))
+    assert sorted(bound.clusters) == [[(0, 0)], [(0, 1), (1, 1)], [(1, 0)]]
+    # The decided candidate pair carries the forbidden weight (it never returns to the review queue).
+    decided = (bound.pairs.source_a == 0) & (bound.pairs.index_a == 0) & (bound.pairs.index_b == 0)
+    assert bound.pairs.weight[decided].tolist() == [FORBIDDEN]
+    assert FORCED_LINK > free.match_threshold
 
 
 def test_twins_are_never_merged():
