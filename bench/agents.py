@@ -9,7 +9,7 @@ reading to signing, on 2 cores. It also prints the peak memory (resident set,
 fresh process, and the synthetic file is made in another one, so the memory
 of making it is not counted (on Linux ``ru_maxrss`` survives into a process
 started by a larger one; the agent's own peak is read from VmHWM). The
-agent streams the file (``agents.core.encode``), so its peak memory stays
+agent streams the file (``agents.core.package``), so its peak memory stays
 bounded as ``--records`` grows (the issue's target: 1,000,000 rows in ≤ 1 GiB);
 the snapshot goes as several signed parts past ``records_per_part``. On a
 shared machine the wall-clock figures fall with the load; the CPU-time line

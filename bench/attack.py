@@ -47,7 +47,7 @@ from typing import Callable
 
 import numpy as np
 
-from agents.core.encode import Spooled, parts, shuffled_lines
+from agents.core.package import Spooled, parts, shuffled_lines
 from linkage.compare import DATE_FULL, COMPARISONS, compare_pairs
 from linkage.encode import Encodings, encode_sources
 from linkage.normalise import normalise_record
@@ -466,8 +466,8 @@ def run_variant(
 def agent_order(n: int, records_per_part: int | None = None) -> list[int]:
     """The order in which the agent sends (and the gateway stores) ``n`` records, from the agent's own code.
 
-    A spool whose lines are the row numbers goes through :func:`agents.core.encode.parts` and
-    :func:`agents.core.encode.shuffled_lines`, as a real snapshot does (several parts unless told otherwise).
+    A spool whose lines are the row numbers goes through :func:`agents.core.package.parts` and
+    :func:`agents.core.package.shuffled_lines`, as a real snapshot does (several parts unless told otherwise).
     """
     with tempfile.TemporaryDirectory(prefix="tsunagu-attack-") as tmp:
         spool = Path(tmp) / "spool"

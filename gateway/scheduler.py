@@ -9,11 +9,28 @@ a "run now" from the API or the web UI), and runs. A request made while a run go
 table and causes the next run, so no run is dropped ("maximum number of
 running instances reached" cannot happen here), and a gateway that starts
 with requests left over from before a crash runs them.
+
+A run lives no longer than the server that started it. A graceful stop ends
+the run process (SIGTERM to its process group, which holds the matcher's
+workers too) instead of waiting for it, and on Linux a server that dies
+(SIGKILL, a crash) takes its run with it (``PR_SET_PDEATHSIG``). Ending a run
+loses nothing: its requests stay in ``link_requests`` until the run commits,
+the run's writes are one transaction, and ``link.lock`` is an ``flock`` the
+kernel releases with the process, so the next start runs it again. An
+orphaned run would instead keep the CPU and the database busy after the
+service was stopped (for a backup, an upgrade, a database restart), and make
+the restarted server's runs wait behind it.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
+import multiprocessing
+import os
+import signal
+import sys
 import threading
 import time
 from datetime import timedelta, timezone
@@ -27,7 +44,7 @@ from gateway import models
 from gateway.core import Gateway
 from gateway.db import checkpoint, utcnow
 from gateway.dropfolder import process_folder
-from gateway.link import MANUAL_TRIGGERS, RUN_IN_PROGRESS, pending_requests, request_run, run_in_subprocess
+from gateway.link import MANUAL_TRIGGERS, RUN_IN_PROGRESS, _child as _run_linkage_child, pending_requests, request_run
 from gateway.retention import purge
 from service.witness_client import http_post
 from transparency.tlog_witness import submit_all
@@ -42,6 +59,54 @@ POLL_SECONDS = 5.0
 BUSY_RETRY_SECONDS = 2.0
 #: Wait after a failed run before trying again (the requests stay; the failure is in the log).
 FAILED_RETRY_SECONDS = 60.0
+
+
+#: prctl(2) option: the signal the kernel sends this process when the thread that started it ends.
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent: int) -> None:
+    """Make this process end when ``parent`` (the server) does, and lead a process group of its own.
+
+    The process group lets the server end the run and the worker processes the matcher forks in one
+    signal; ``PR_SET_PDEATHSIG`` (Linux) makes the kernel send SIGTERM when the server dies. If the server
+    died before this call, there is no one left to send it: the process ends itself.
+    """
+    if hasattr(os, "setpgid"):
+        os.setpgid(0, 0)
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _bound_child(parent: int, target: Any, args: tuple[Any, ...]) -> None:
+    die_with_parent(parent)
+    target(*args)
+
+
+def start_bound(target: Any, args: tuple[Any, ...], name: str) -> multiprocessing.process.BaseProcess:
+    """Start ``target(*args)`` in a fresh (spawned) process bound to this one by :func:`die_with_parent`.
+
+    Spawned, not forked: the server is multi-threaded, and the matcher forks workers, which is only safe
+    from a single-threaded process.
+    """
+    process = multiprocessing.get_context("spawn").Process(target=_bound_child, args=(os.getpid(), target, args), name=name)
+    process.start()
+    return process
+
+
+def end_process_group(process: multiprocessing.process.BaseProcess) -> None:
+    """Send SIGTERM to ``process`` and the process group it leads (its own workers)."""
+    if process.pid is None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except (AttributeError, ProcessLookupError, PermissionError):
+        # Not a group leader yet (it has not reached die_with_parent), or no process groups (Windows).
+        process.terminate()
 
 
 class Jobs:
@@ -65,6 +130,8 @@ class Jobs:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._link_worker, name="tsunagu-link-worker", daemon=True)
+        self._run_guard = threading.Lock()
+        self._run: multiprocessing.process.BaseProcess | None = None
         #: set while the worker has a run process going (for /health and tests)
         self.running = False
         #: the last time the worker loop went round (for /health: a stuck worker is a failed scheduler)
@@ -77,11 +144,15 @@ class Jobs:
         self._worker.start()
 
     def shutdown(self) -> None:
-        """Stop the jobs (a running linkage run finishes first; waiting requests stay for the next start)."""
+        """Stop the jobs; a running linkage run is ended (its requests stay and it runs again at the next start)."""
         if self.link_soon in self.gw.listeners:
             self.gw.listeners.remove(self.link_soon)
         self._stop.set()
         self._wake.set()
+        with self._run_guard:
+            if self._run is not None:
+                log.info("server stopping: ending the linkage run in progress (its requests stay for the next start)")
+                end_process_group(self._run)
         self.scheduler.shutdown(wait=True)
         if self._worker.is_alive():
             self._worker.join()
@@ -119,15 +190,30 @@ class Jobs:
                 continue
             self.running = True
             try:
-                code = run_in_subprocess(self.gw.settings.home, trigger or "submission")
+                code = self._run_once(trigger or "submission")
             finally:
                 self.running = False
+            if self._stop.is_set():
+                break
             if code == RUN_IN_PROGRESS:
                 self._stop.wait(BUSY_RETRY_SECONDS)
             elif code:
                 log.error("linkage run (%s) ended with exit code %s; its requests stay and it is retried in %s s",
                           trigger, code, FAILED_RETRY_SECONDS)
                 self._stop.wait(FAILED_RETRY_SECONDS)
+
+    def _run_once(self, trigger: str) -> int:
+        """One linkage run in a process bound to this server (:func:`start_bound`); its exit code."""
+        with self._run_guard:
+            if self._stop.is_set():
+                return 0
+            process = self._run = start_bound(_run_linkage_child, (str(self.gw.settings.home), trigger), "tsunagu-link")
+        try:
+            process.join()
+        finally:
+            with self._run_guard:
+                self._run = None
+        return process.exitcode or 0
 
     def _interval(self) -> None:
         try:

@@ -1,263 +1,41 @@
-"""Encode and seal: normalise + CLK-encode the valid rows, seal their identities to the escrow, keep only allowed attributes.
+"""Encode: the normalised records as CLKs (``linkage.encode``) and record ids as record tokens (``agents.core.token``).
 
-Per record this produces one submission line (``keys.submission.SubmittedRecord``):
-the record token, the CLK with its presence flags and blocking tokens, the
-identity sealed to the escrow public key under that token (name, kana, birth
-date, sex, postal code, address and the department record id, as the
-department holds them), and the attributes the policy lets this network and
-source send. A row the normaliser cannot read becomes a :class:`Problem`.
-
-It works as a stream, in bounded memory whatever the file's size: the
-validated rows go in chunks of :data:`CHUNK_ROWS` to worker processes (both
-cores busy), each of which normalises, encodes (``linkage.encode``: the
-Bloom-filter encoding is per record, so chunks encode exactly as a whole file
-would), tokenises, seals (``keys.seal.BatchSealer``: one X25519 exchange per
-batch, one AEAD per record) and serialises its chunk; the lines are appended
-to a spool file in the agent's home. At most a few chunks are in flight, and
-results are taken in order, so the problems reach the report in row order.
-
-The spool then becomes the snapshot's parts (:func:`parts`): the number of
-parts follows from the record count and size, each record goes to a part
-drawn at random (``os.urandom``), and each part is shuffled (random keys from
-``os.urandom``) before it is signed. The order of the records in what the
-gateway receives, and which part a record is in, are a uniformly random
-permutation, fresh for every snapshot: they say nothing about the file's
-order (宛名番号, 住所, 登録順) or about the records.
+The Bloom-filter encoding is per record, so a file encoded chunk by chunk
+encodes exactly as the whole file would. An encoder caches the n-gram bit
+positions of values it has seen (names, dates and the bigrams of addresses
+repeat); on a city's file the cache is started afresh past
+:data:`CACHE_VALUES`, so a worker's memory stays bounded.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-from collections import deque
-from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterable
+from typing import Sequence
 
-import numpy as np
-
-from agents.core.config import SourceMapping
 from agents.core.token import RecordTokeniser
-from agents.core.validate import Problem, department_column
-from keys.custody import EscrowPublicKey
-from keys.linkage_secret import LinkageSecret
-from keys.seal import BatchSealer
-from keys.submission import SubmittedRecord
-from linkage.encode import Encoder
-from linkage.errors import FieldError
-from linkage.normalise import normalise_record
-from linkage.record import IDENTITY_COLUMNS, CanonicalRecord
-from linkage.schema import load_schema
-from policy import Policy
+from linkage.encode import Encoder, Encodings
+from linkage.record import CanonicalRecord, NormalisedRecord
 
-#: Rows per unit of work sent to a worker process (small enough that a few in flight cost little memory).
-CHUNK_ROWS = 4096
-#: Chunks in flight per worker: enough to keep it busy while the parent reads the next rows.
-_IN_FLIGHT = 2
-#: Most values and tokens a worker's encoder caches before starting afresh (bounded memory on a city's file:
+#: Most values and tokens an encoder caches before starting afresh (bounded memory on a city's file:
 #: about 70 MB; names, dates and the bigrams of addresses repeat, so a cache this size still hits most of the time).
-_CACHE_VALUES = 200_000
-#: Largest part in bytes, whatever ``records_per_part`` says: half the gateway's default body limit (256 MiB).
-PART_BYTES = 128 << 20
+CACHE_VALUES = 200_000
 
 
-@dataclass(slots=True)
-class SourceInput:
-    """One source about to be encoded: its mapping, file and batch id, and (for federation) its transferred rows."""
+class SourceEncoder:
+    """Encodes one source's records under the linkage secret: CLKs and record tokens."""
 
-    mapping: SourceMapping
-    file: str
-    batch_id: str
-    #: the validated records with a 転入元 or 転出先 code (``agents.core.federation``), collected while streaming
-    transferred: list[CanonicalRecord] = field(default_factory=list)
+    def __init__(self, secret: bytes, key_id: str, source: str) -> None:
+        """An encoder for ``source`` under the linkage secret ``secret`` (its id ``key_id``)."""
+        self._secret, self._key_id = secret, key_id
+        self._encoder = Encoder(secret, key_id)
+        self._tokeniser = RecordTokeniser(secret, source)
 
+    def encode(self, records: Sequence[NormalisedRecord]) -> Encodings:
+        """The CLKs, presence flags and blocking tokens of ``records``, in their order."""
+        if self._encoder.cached_values() > CACHE_VALUES:
+            self._encoder = Encoder(self._secret, self._key_id)
+        return self._encoder.encode(list(records))
 
-@dataclass(slots=True)
-class Spooled:
-    """One source's encoded and sealed records, as lines in a spool file, and what was held back."""
-
-    source: str
-    schema_version: str
-    seal_header: dict
-    spool: Path
-    records: int
-    bytes: int
-    attributes_sent: tuple[str, ...] = ()
-    attributes_refused: dict[str, str] = field(default_factory=dict)
-
-
-def attribute_decisions(policy: Policy, network: str, mapping: SourceMapping) -> tuple[tuple[str, ...], dict[str, str]]:
-    """The mapped attributes the policy lets ``network``/source send, and the refused ones with the reason."""
-    allowed, refused = [], {}
-    for name in mapping.attributes:
-        decision = policy.may_send(network, mapping.source, name)
-        if decision.allowed:
-            allowed.append(name)
-        else:
-            refused[name] = decision.reason
-    return tuple(allowed), refused
-
-
-# What a forked worker works with: its encoder, tokeniser, sealer and the attributes allowed.
-_WORKER: dict[str, Any] = {}
-
-
-def _worker_init(secret: bytes, key_id: str, source: str, sealer: BatchSealer, allowed: tuple[str, ...]) -> None:
-    _WORKER.update(secret=secret, key_id=key_id, encoder=Encoder(secret, key_id), tokeniser=RecordTokeniser(secret, source),
-                   sealer=sealer, allowed=allowed)
-
-
-def _fresh_encoder_if_full() -> Encoder:
-    encoder: Encoder = _WORKER["encoder"]
-    if encoder.cached_values() > _CACHE_VALUES:
-        encoder = _WORKER["encoder"] = Encoder(_WORKER["secret"], _WORKER["key_id"])
-    return encoder
-
-
-def _work(chunk: list[tuple[int, CanonicalRecord]]) -> tuple[bytes, int, list[tuple[int, str, str]]]:
-    """Normalise, encode, tokenise, seal and serialise one chunk: its lines, how many, and the rows refused."""
-    encoder = _fresh_encoder_if_full()
-    tokeniser, sealer, allowed = _WORKER["tokeniser"], _WORKER["sealer"], _WORKER["allowed"]
-    good, kept, errors = [], [], []
-    for row, record in chunk:
-        try:
-            good.append(normalise_record(record))
-        except FieldError as exc:
-            errors.append((row, exc.field, exc.reason))
-            continue
-        kept.append(record)
-    encodings = encoder.encode(good)
-    bits, present, blocks = encodings.bits, encodings.present.tolist(), encodings.blocks.tolist()
-    lines = []
-    for i, record in enumerate(kept):
-        token = tokeniser.token(record.record_id)
-        identity = {c: v for c in IDENTITY_COLUMNS if (v := getattr(record, c))}
-        attributes = record.attributes
-        lines.append(SubmittedRecord(
-            token=token, clk=bits[i].tobytes(), present=present[i], blocks=blocks[i], sealed=sealer.seal(token, identity),
-            attributes={a: v for a in allowed if (v := attributes.get(a, ""))},
-        ).to_line())
-    return b"\n".join(lines), len(lines), errors
-
-
-Row = tuple[int, CanonicalRecord | None, Problem | None]
-
-
-def encode_to_spool(
-    item: SourceInput,
-    rows: Iterable[Row],
-    linkage: LinkageSecret,
-    escrow: EscrowPublicKey,
-    policy: Policy,
-    network: str,
-    spool: Path,
-    report: Callable[[Problem], None],
-    *,
-    keep: Callable[[CanonicalRecord], bool] | None = None,
-    workers: int = 2,
-    progress: Callable[[int], None] | None = None,
-) -> Spooled:
-    """Encode, seal and serialise one source's validated ``rows`` into ``spool``, in bounded memory.
-
-    ``report`` gets every problem (validation's and the normaliser's) in row order; ``keep(record)``
-    says which records to also collect in ``item.transferred``. A :class:`~agents.core.read.SourceError`
-    raised while reading the rows stops it (the spool is then incomplete: the caller discards it).
-    """
-    mapping = item.mapping
-    allowed, refused = attribute_decisions(policy, network, mapping)
-    sealer = BatchSealer(escrow, mapping.source, item.batch_id)
-    schema_version = load_schema().version
-    workers = max(1, workers)
-    count = size = 0
-    spool.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(spool, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with open(fd, "wb") as out, ProcessPoolExecutor(
-            max_workers=workers, mp_context=multiprocessing.get_context("fork"), initializer=_worker_init,
-            initargs=(linkage.secret, linkage.key_id, mapping.source, sealer, allowed)) as pool:
-        in_flight: deque[tuple[Future[tuple[bytes, int, list[tuple[int, str, str]]]], list[Problem], int]] = deque()
-
-        def drain_one() -> None:
-            nonlocal count, size
-            future, problems, rows_in_chunk = in_flight.popleft()
-            blob, n, errors = future.result()
-            if n:
-                out.write(blob)
-                out.write(b"\n")
-                count += n
-                size += len(blob) + 1
-            problems.extend(Problem(item.file, row, department_column(mapping, name), name, reason) for row, name, reason in errors)
-            for problem in sorted(problems, key=lambda p: p.row):
-                report(problem)
-            if progress:
-                progress(rows_in_chunk)
-
-        chunk: list[tuple[int, CanonicalRecord]] = []
-        problems: list[Problem] = []
-        seen = 0
-        for number, record, problem in rows:
-            seen += 1
-            if problem is not None:
-                problems.append(problem)
-            if record is not None:
-                chunk.append((number, record))
-                if keep is not None and keep(record):
-                    item.transferred.append(record)
-            if len(chunk) >= CHUNK_ROWS:
-                in_flight.append((pool.submit(_work, chunk), problems, seen))
-                chunk, problems, seen = [], [], 0
-                while len(in_flight) > workers * _IN_FLIGHT:
-                    drain_one()
-        if chunk or problems:
-            in_flight.append((pool.submit(_work, chunk), problems, seen))
-        while in_flight:
-            drain_one()
-        out.flush()
-        os.fsync(out.fileno())
-    return Spooled(mapping.source, schema_version, sealer.header.to_json(), spool, count, size, allowed, refused)
-
-
-def part_count(records: int, size: int, records_per_part: int) -> int:
-    """How many parts a snapshot of ``records`` lines (``size`` bytes) travels in: on average at most
-    ``records_per_part`` records and :data:`PART_BYTES` bytes each (a part drawn at random is a few hundred records
-    above or below the average; the gateway's limit is twice :data:`PART_BYTES`)."""
-    return max(1, -(-records // records_per_part), -(-size // PART_BYTES))
-
-
-def _random_u64(n: int) -> np.ndarray:
-    return np.frombuffer(os.urandom(8 * n), dtype=np.uint64) if n else np.zeros(0, dtype=np.uint64)
-
-
-def parts(spooled: Spooled, records_per_part: int, folder: Path) -> list[Path]:
-    """Scatter the spool's lines into part files under ``folder``, each line to a part drawn at random.
-
-    Returns the part files (one, the spool itself, when the snapshot fits in one part). Drawing a part
-    per line from ``os.urandom`` (modulo bias below 2**-50 for any possible number of parts) and then
-    shuffling each part (:func:`shuffled_lines`) gives a uniformly random order of the whole snapshot.
-    """
-    count = part_count(spooled.records, spooled.bytes, records_per_part)
-    if count == 1:
-        return [spooled.spool]
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    paths = [folder / f"part-{number:05d}" for number in range(1, count + 1)]
-    handles: list[BinaryIO] = [open(os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") for p in paths]
-    try:
-        with spooled.spool.open("rb") as spool:
-            while lines := spool.readlines(8 << 20):
-                for line, target in zip(lines, (_random_u64(len(lines)) % np.uint64(count)).tolist()):
-                    handles[target].write(line)
-    finally:
-        for handle in handles:
-            handle.close()
-    spooled.spool.unlink()
-    return paths
-
-
-def shuffled_lines(path: Path) -> list[bytes]:
-    """The lines of one part file (without newlines), in a uniformly random order (sort by random 64-bit keys)."""
-    lines = path.read_bytes().split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
-    order = np.argsort(_random_u64(len(lines)), kind="stable")
-    return [lines[i] for i in order.tolist()]
-
+    def tokens(self, records: Sequence[CanonicalRecord]) -> list[str]:
+        """The record token of each record (from its department record id)."""
+        token = self._tokeniser.token
+        return [token(r.record_id) for r in records]

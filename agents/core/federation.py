@@ -27,7 +27,7 @@ from typing import Sequence
 
 from agents.core.config import AgentConfig, SourceMapping
 from agents.core.deliver import Outbox
-from agents.core.encode import SourceInput
+from agents.core.package import SourceInput
 from agents.core.submission import SequenceCounter
 from agents.core.token import RecordTokeniser
 from keys import federation as _federation

@@ -1,4 +1,4 @@
-"""The agent's run, in pipeline order: read → validate → encode/seal → submission → deliver; and its dry run (check).
+"""The agent's run, in pipeline order: read → validate → normalise → encode → seal → package → deliver; and its dry run (check).
 
 A run takes one snapshot of every configured source whose input changed since
 the last snapshot (file, mapping, policy, 外字 table or keys), puts it in the
@@ -25,17 +25,16 @@ from keys.documents import write_atomic
 from agents.core.config import AgentConfig, ConfigError, SourceMapping, load_mapping
 from agents.core import federation
 from agents.core.deliver import GatewayRefused, Outbox, Outcome, Pusher, push_pending, write_bundles
-from agents.core.encode import Row, SourceInput, Spooled, attribute_decisions, encode_to_spool, parts, shuffled_lines
+from agents.core.normalise import Refused, normalise
+from agents.core.package import RecordSpool, Row, SourceInput, Spooled, attribute_decisions, package_to_spool, parts, shuffled_lines
 from agents.core.read import GaijiTable, SourceError, Table, open_table
 from agents.core.state import Chain, ForkError, Instance, instance, reconcile
 from agents.core.submission import SequenceCounter, StateError, new_batch_id, snapshot_manifest
-from agents.core.validate import Problem, ReportWriter, RowValidator, department_column
+from agents.core.validate import ReportWriter, RowValidator
 from keys.custody import EscrowPublicKey, read_escrow_public
 from keys.enrolment import AgentKeys, load_agent_keys, load_linkage_secret
 from keys.errors import KeysError
 from keys.submission import manifest_sha256, submission_head
-from linkage.errors import FieldError
-from linkage.normalise import normalise_record
 from policy import Policy, default_policy, load_policy
 
 
@@ -199,15 +198,19 @@ def _samples(report: ReportWriter) -> list[str]:
     return [f"{p.row} 行目 {p.column or '(行全体)'}: {p.reason}" for p in report.samples]
 
 
-def _prepare(config: AgentConfig, gaiji: GaijiTable, policy: Policy, index: int) -> tuple[SourceMapping, Table, RowValidator, SourceResult]:
-    """Open one source: its mapping checked against the policy, the file's header read, its rows not yet."""
+def _prepare(config: AgentConfig, gaiji: GaijiTable, policy: Policy, index: int,
+             work_dir: Path | None = None) -> tuple[SourceMapping, Table, RowValidator, SourceResult]:
+    """Open one source: its mapping checked against the policy, the file's header read, its rows not yet.
+
+    ``work_dir``: where validation keeps the record ids seen (``agents.core.validate.SeenIds``; a run's spool).
+    """
     entry = config.sources[index]
     mapping = load_mapping(entry.mapping)
     if policy.network_of(mapping.source) != config.agent.network:
         raise ConfigError(f"データ元「{mapping.source}」は、ポリシー（{policy.origin}）でこのネットワーク（{config.agent.network}）から"
                           "送ることを認められていません。ポリシーに加えるか、対応表の source を確かめてください。")
     table = open_table(entry.file, mapping, gaiji)
-    validator = RowValidator(table, mapping)
+    validator = RowValidator(table, mapping, work_dir)
     allowed, refused = attribute_decisions(policy, config.agent.network, mapping)
     result = SourceResult(mapping.source, str(entry.file), "checked", attributes_sent=list(allowed),
                           attributes_refused=refused, ignored_columns=validator.ignored_columns)
@@ -245,10 +248,9 @@ def check(config: AgentConfig) -> RunResult:
                     report.add(problem)
                 if record is None:
                     continue
-                try:
-                    normalise_record(record)
-                except FieldError as exc:
-                    report.add(Problem(str(config.sources[index].file), number, department_column(mapping, exc.field), exc.field, exc.reason))
+                normalised = normalise(number, record)
+                if isinstance(normalised, Refused):
+                    report.add(normalised.problem(str(config.sources[index].file), mapping))
                     continue
                 source.encoded += 1
         except SourceError as exc:
@@ -306,6 +308,7 @@ def _run_locked(config: AgentConfig, passphrase: str, bundle_out: Path | None, f
     outbox, counter, prints = Outbox(home), SequenceCounter(home), _Fingerprints(home)
     me, chain = instance(home), Chain(home)
     pusher = None
+    kept_apart: list[RecordSpool] = []
     if bundle_out is None:
         assert config.gateway is not None
         pusher = Pusher(config.gateway, transport=transport, **({"sleep": sleep} if sleep else {}))
@@ -315,10 +318,11 @@ def _run_locked(config: AgentConfig, passphrase: str, bundle_out: Path | None, f
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         snapshotted: list[SourceInput] = []
         _clear_spool(home)
+        _clear_transferred(home)
         for index in range(len(config.sources)):
             started = time.perf_counter()
             try:
-                mapping, table, validator, source = _prepare(config, gaiji, policy, index)
+                mapping, table, validator, source = _prepare(config, gaiji, policy, index, _spool_dir(home))
                 fingerprint = _fingerprint(table.path, mapping, tuple(source.attributes_sent), gaiji,
                                            (linkage.key_id, escrow.key_id, agent.agent_id))
             except (SourceError, ConfigError) as exc:
@@ -330,10 +334,13 @@ def _run_locked(config: AgentConfig, passphrase: str, bundle_out: Path | None, f
                 result.sources.append(source)
                 continue
             item = SourceInput(mapping, str(table.path), new_batch_id())
+            if federation.tracks_moves(mapping):
+                item.transferred = RecordSpool(_transferred_dir(home) / f"{item.batch_id}.sqlite")
+                kept_apart.append(item.transferred)
             report = _report(config, stamp, mapping.source)
             started = time.perf_counter()
             try:
-                spooled = encode_to_spool(item, _counted(validator.rows(), source), linkage, escrow, policy, config.agent.network,
+                spooled = package_to_spool(item, _counted(validator.rows(), source), linkage, escrow, policy, config.agent.network,
                                           _spool_dir(home) / f"{item.batch_id}.lines", report.add,
                                           keep=federation.is_transferred if federation.tracks_moves(mapping) else None,
                                           progress=progress(table.size_hint) if progress else None)
@@ -365,6 +372,9 @@ def _run_locked(config: AgentConfig, passphrase: str, bundle_out: Path | None, f
             result.deliveries = push_pending(outbox, pusher)
         result.timed("deliver", started)
     finally:
+        for spool in kept_apart:
+            spool.close()
+        _clear_transferred(home)
         if pusher is not None:
             pusher.close()
     if any(d.status == "stale" for d in result.deliveries):
@@ -379,6 +389,17 @@ def _run_locked(config: AgentConfig, passphrase: str, bundle_out: Path | None, f
 
 def _spool_dir(home: Path) -> Path:
     return home / "state" / "spool"
+
+
+def _transferred_dir(home: Path) -> Path:
+    return home / "state" / "transferred"
+
+
+def _clear_transferred(home: Path) -> None:
+    """Remove the transferred children kept for federation (``RecordSpool`` files) by an earlier run or this one."""
+    folder = _transferred_dir(home)
+    if folder.is_dir():
+        shutil.rmtree(folder)
 
 
 def _clear_spool(home: Path) -> None:
@@ -399,7 +420,7 @@ def _enqueue_snapshot(config: AgentConfig, agent: AgentKeys, escrow: EscrowPubli
                       prints: _Fingerprints, result: RunResult) -> int:
     """Sign one source's snapshot into the outbox, as several parts past ``records_per_part``; returns the last sequence.
 
-    One part is in memory at a time. The records' order within and across parts is random (``agents.core.encode.parts``).
+    One part is in memory at a time. The records' order within and across parts is random (``agents.core.package.parts``).
     """
     started = time.perf_counter()
     files = parts(spooled, config.agent.records_per_part, _spool_dir(config.home) / f"{batch_id}.parts")

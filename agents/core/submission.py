@@ -16,7 +16,7 @@ from typing import Any
 
 from keys.documents import write_atomic
 from agents.core.config import AgentConfig
-from agents.core.encode import Spooled
+from agents.core.package import Spooled
 from keys.custody import EscrowPublicKey
 from keys.enrolment import AgentKeys
 

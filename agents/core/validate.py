@@ -9,9 +9,10 @@ the day the file was written, or more than :data:`MAX_AGE_YEARS` before it —
 is reported for its row, and the record is kept: an impossible date keeps its
 usable parts (year and month, or the year: the same salvage as ``tsunagu
 link``, :mod:`linkage.salvage`), a date after the file's or too far before it
-is dropped; the record links on what it has (name, address, …). Other
+is dropped; the record links on what it has (name, address, …), and its
+sealed identity keeps the date as written (:attr:`Problem.written`). Other
 values the normaliser cannot read are reported later, by
-:mod:`agents.core.encode`, in the same report.
+:mod:`agents.core.normalise`, in the same report.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import csv
 import difflib
 import os
 import re
+import sqlite3
+import tempfile
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
@@ -52,6 +55,9 @@ class Problem:
     reason: str
     #: the row is still sent (without the value named); False: the row is not sent
     kept: bool = False
+    #: for a kept row, the value of ``field`` as the department wrote it: the record links on another one
+    #: (a salvaged or dropped birth date), but its sealed identity holds this one
+    written: str = ""
 
 
 @dataclass(slots=True)
@@ -130,29 +136,56 @@ def validate(table: Table, mapping: SourceMapping) -> Validated:
 
 
 class RowValidator:
-    """Validates a table's rows one at a time, as they are read (what it keeps across rows: the record ids seen)."""
+    """Validates a table's rows as they are read (what it keeps across rows: the record ids seen, on disk)."""
 
-    def __init__(self, table: Table, mapping: SourceMapping) -> None:
-        """Locate the mapped columns (raises :class:`SourceError` if one is missing)."""
+    def __init__(self, table: Table, mapping: SourceMapping, work_dir: Path | None = None) -> None:
+        """Locate the mapped columns (raises :class:`SourceError` if one is missing); ``work_dir`` holds :class:`SeenIds`."""
         located, self.ignored_columns = locate_columns(table, mapping)
-        self._table, self._mapping = table, mapping
+        self._table, self._mapping, self._work_dir = table, mapping, work_dir
         self._identity = [(canonical, located[column], column) for canonical, column in mapping.columns.items()]
         self._attributes = [(name, located[column], column) for name, column in mapping.attributes.items()]
         self._id = (located[mapping.columns["record_id"]], mapping.columns["record_id"])
 
     def rows(self) -> Iterator[tuple[int, CanonicalRecord | None, Problem | None]]:
-        """Per data row: its number, its record (None: not sent) and its problem (None: none; a kept one has both)."""
+        """Per data row: its number, its record (None: not sent) and its problem (None: none; a kept one has both).
+
+        Rows are checked in blocks of :data:`ID_BLOCK_ROWS`; the record ids already seen are looked up once per
+        block in :class:`SeenIds` (on disk), so memory stays bounded whatever the file's size. A
+        :class:`SourceError` met while reading is raised after the rows before it have been yielded.
+        """
+        with SeenIds(self._work_dir) as seen:
+            block: list[tuple[int, list[str]]] = []
+            rows = iter(self._table.rows)
+            while True:
+                failure: SourceError | None = None
+                try:
+                    for item in rows:
+                        block.append(item)
+                        if len(block) >= ID_BLOCK_ROWS:
+                            break
+                except SourceError as exc:
+                    failure = exc
+                if not block and failure is None:
+                    return
+                yield from self._block(block, seen)
+                block = []
+                if failure is not None:
+                    raise failure
+
+    def _block(self, block: list[tuple[int, list[str]]], seen: "SeenIds") -> Iterator[tuple[int, CanonicalRecord | None, Problem | None]]:
         table, mapping = self._table, self._mapping
         file = str(table.path)
         identity, attributes = self._identity, self._attributes
         checked = identity + attributes
         id_index, id_column = self._id
         width = len(table.header)
-        seen: dict[str, int] = {}
         formula_start, plain_number = _FORMULA_START, _PLAIN_NUMBER.fullmatch
-        for number, values in table.rows:
+        # First the checks of a row on its own; then the record ids against the ones of earlier blocks, in one look-up.
+        candidates: list[tuple[int, list[str], str]] = []
+        outcome: list[tuple[int, Problem] | tuple[int, list[str], str]] = []
+        for number, values in block:
             if len(values) != width:
-                yield number, None, Problem(file, number, "", "", f"セルの数が見出し（{width} 列）と違います（{len(values)} 列）。区切り文字や改行の入ったセルを確認してください。")
+                outcome.append((number, Problem(file, number, "", "", f"セルの数が見出し（{width} 列）と違います（{len(values)} 列）。区切り文字や改行の入ったセルを確認してください。")))
                 continue
             formula = None
             for _, index, column in checked:
@@ -161,15 +194,25 @@ class RowValidator:
                     formula = column
                     break
             if formula is not None:
-                yield number, None, Problem(file, number, formula, "", "数式として実行されるおそれのある値（= + - @ などで始まる）は受け付けません。値を直してください。")
+                outcome.append((number, Problem(file, number, formula, "", "数式として実行されるおそれのある値（= + - @ などで始まる）は受け付けません。値を直してください。")))
                 continue
             record_id = values[id_index].strip()
             if not record_id.isascii():
                 record_id = unicodedata.normalize("NFKC", record_id).strip()
             if not record_id:
-                yield number, None, Problem(file, number, id_column, "record_id", "記録番号が空です。")
+                outcome.append((number, Problem(file, number, id_column, "record_id", "記録番号が空です。")))
                 continue
-            first = seen.get(record_id)
+            candidate = (number, values, record_id)
+            candidates.append(candidate)
+            outcome.append(candidate)
+        earlier = seen.rows_of([c[2] for c in candidates])
+        new: dict[str, int] = {}
+        for entry in outcome:
+            if len(entry) == 2:
+                yield entry[0], None, entry[1]  # type: ignore[misc]
+                continue
+            number, values, record_id = entry  # type: ignore[misc]
+            first = new.get(record_id, earlier.get(record_id))
             if first is not None:
                 yield number, None, Problem(file, number, id_column, "record_id", f"記録番号が {first} 行目と重複しています（先の行だけを送ります）。")
                 continue
@@ -177,16 +220,69 @@ class RowValidator:
             if unknown is not None:
                 yield number, None, Problem(file, number, *unknown)
                 continue
-            seen[record_id] = number
+            new[record_id] = number
             fields = {canonical: values[index] for canonical, index, _ in identity}
             fields["record_id"] = record_id
             problem = None
             if fields.get("birth_date"):
                 kept, why = checked_birth_date(fields["birth_date"], table.file_date)
                 if why:
-                    problem = Problem(file, number, mapping.columns["birth_date"], "birth_date", why, kept=True)
+                    problem = Problem(file, number, mapping.columns["birth_date"], "birth_date", why, kept=True,
+                                      written=fields["birth_date"])
                     fields["birth_date"] = kept
             yield number, CanonicalRecord(**fields, attributes=coded), problem
+        seen.add(new)
+
+
+#: Rows checked together: their record ids are looked up among the earlier rows' in one query.
+ID_BLOCK_ROWS = 4096
+
+
+class SeenIds:
+    """The record ids of a file's rows kept so far and the row each is on, in a SQLite file (bounded memory).
+
+    A city's file has a million ids (about 160 MB as a Python dict); on disk, with SQLite's page cache
+    capped, the validator's memory no longer grows with the file. The file lives in a private temporary
+    folder (0700) under ``work_dir`` — the agent's ``state/spool/`` in a run — and is removed when the rows are done.
+    """
+
+    def __init__(self, work_dir: Path | None = None) -> None:
+        """Prepare (nothing is created until the context is entered)."""
+        self._work_dir = work_dir
+        self._folder: tempfile.TemporaryDirectory[str] | None = None
+        self._db: sqlite3.Connection | None = None
+
+    def __enter__(self) -> "SeenIds":
+        if self._work_dir is not None:
+            self._work_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._folder = tempfile.TemporaryDirectory(prefix="ids-", dir=self._work_dir, ignore_cleanup_errors=True)
+        self._db = sqlite3.connect(Path(self._folder.name) / "ids.sqlite", isolation_level=None)
+        # Scratch data, rebuilt from the file on every run: no journal, no fsync; a page cache of 8 MiB.
+        self._db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-8192;"
+                               "CREATE TABLE ids (id TEXT PRIMARY KEY, row INTEGER NOT NULL) WITHOUT ROWID;")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._db is not None:
+            self._db.close()
+        if self._folder is not None:
+            self._folder.cleanup()
+
+    def rows_of(self, ids: list[str]) -> dict[str, int]:
+        """The row of each of ``ids`` already added (ids not seen are left out)."""
+        assert self._db is not None
+        found: dict[str, int] = {}
+        for start in range(0, len(ids), 900):  # under SQLite's oldest limit of 999 parameters per statement
+            part = ids[start:start + 900]
+            found.update(self._db.execute(f"SELECT id, row FROM ids WHERE id IN ({','.join('?' * len(part))})", part))
+        return found
+
+    def add(self, rows: dict[str, int]) -> None:
+        """Record the ids of rows kept (each first seen on its row)."""
+        assert self._db is not None
+        self._db.execute("BEGIN")
+        self._db.executemany("INSERT INTO ids VALUES (?, ?)", rows.items())
+        self._db.execute("COMMIT")
 
 
 def checked_birth_date(value: str, file_date: date | None) -> tuple[str, str]:

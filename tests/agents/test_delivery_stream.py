@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from agents.core import encode
+from agents.core import package
 from agents.core.config import load_config
 from agents.core.pipeline import run
 from agents.core.token import RecordTokeniser
@@ -26,7 +26,7 @@ SCHOOL_MAPPING = PRESETS / "edu_network" / "mappings" / "school.toml"
 
 @pytest.fixture
 def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(encode, "CHUNK_ROWS", 7)
+    monkeypatch.setattr(package, "CHUNK_ROWS", 7)
 
 
 def _agent(municipality: Municipality, tmp_path: Path, per_part: int) -> tuple[Path, Path]:

@@ -318,3 +318,41 @@ def test_an_unexpected_error_is_recorded_in_status_json(edu: Path) -> None:
         run(config, AGENT_PASSPHRASE, transport=httpx.MockTransport(broken), sleep=lambda s: None)
     status = json.loads((edu / "status.json").read_text(encoding="utf-8"))
     assert status["result"] == "failed" and "予期しないエラー" in status["message"] and "RuntimeError" in status["message"]
+
+
+def test_a_salvaged_or_dropped_birth_date_is_sealed_as_the_department_wrote_it(municipality: Municipality, edu: Path,
+                                                                              tmp_path: Path) -> None:
+    # The record links on the usable parts of an impossible date (and without a future one); the escrow keeps what was written.
+    header, rows = school_rows(edu / "school.csv")
+    column = header.index("生年月日")
+    rows[0][column], rows[1][column], rows[2][column] = "2015-02-30", "2099-01-01", "2015-02-01"
+    with (edu / "school.csv").open("w", encoding="cp932", newline="") as fh:
+        csv.writer(fh).writerows([header, *rows])
+    result = run(config_for(edu), AGENT_PASSPHRASE, bundle_out=tmp_path / "bundle")
+    assert result.ok and result.sources[0].encoded == len(rows)
+    with open(result.sources[0].report, encoding="utf-8-sig", newline="") as fh:
+        assert sorted(int(r["行"]) for r in csv.DictReader(fh) if r["列"] == "生年月日") == [2, 3]
+    submission = read_submission(next((tmp_path / "bundle").glob("*.jsonl")).read_bytes())
+    escrow = custody.unseal(municipality.home / "keys" / "escrow-private.json",
+                            [custody.ShareInput(p, f"custodian-pass-{i}") for i, p in
+                             enumerate(sorted((municipality.home / "shares").glob("*/custodian-*.json")), start=1)])
+    seal_header = seal.BatchHeader.from_json(submission.manifest["seal_header"])
+    tokeniser = RecordTokeniser(enrolment.load_linkage_secret(edu, AGENT_PASSPHRASE).secret, "school")
+    by_token = {r.token: r for r in submission.records}
+    impossible, future, valid = (by_token[tokeniser.token(rows[i][0])] for i in range(3))
+
+    def sealed(record) -> dict:
+        return seal.open_record(seal.derive_record_key(escrow, seal_header, record.token), seal_header, record.sealed)
+
+    assert sealed(impossible)["birth_date"] == "2015-02-30"
+    assert sealed(future)["birth_date"] == "2099-01-01"
+    assert sealed(valid)["birth_date"] == "2015-02-01"
+    # The linkage fields: the impossible date keeps year and month but no day, the future one nothing, the valid one all three.
+    from linkage.encode import Present
+
+    def parts(record) -> list[bool]:
+        return [bool(record.present & p) for p in (Present.BIRTH_YEAR, Present.BIRTH_MONTH, Present.BIRTH_DAY)]
+
+    assert parts(valid) == [True, True, True]
+    assert parts(impossible) == [True, True, False]
+    assert parts(future) == [False, False, False]

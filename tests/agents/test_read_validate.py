@@ -253,3 +253,42 @@ def test_an_impossible_birth_date_keeps_the_parts_tsunagu_link_keeps(tmp_path: P
     if value != "2099-02-30":  # a future year is the agent's own rule (the file's date), not the salvage's
         linked, _notes = salvage_birth_dates([CanonicalRecord(record_id="1", full_name="山田太郎", birth_date=value)])
         assert linked[0].birth_date == kept
+
+
+def test_duplicate_ids_are_found_across_blocks_with_the_ids_on_disk_not_in_memory(tmp_path: Path,
+                                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # Blocks of 3 rows: a duplicate of a row two blocks back is found in the SQLite file, one in the same block in the block.
+    from agents.core import validate as validate_module
+    from agents.core.validate import RowValidator
+
+    monkeypatch.setattr(validate_module, "ID_BLOCK_ROWS", 3)
+    ids = ["A1", "A2", "A3", "B1", "B2", "A2", "C1", "C1", "A3", "D1"]
+    rows = [[i, "山田　太郎", "ヤマダ　タロウ", "2015-04-01", "1", "", ""] for i in ids]
+    rows.insert(4, ["X9", "=山田", "ヤマダ　タロウ", "2015-04-01", "1", "", ""])  # refused: its id is not taken
+    rows.append(["X9", "山田　太郎", "ヤマダ　タロウ", "2015-04-01", "1", "", ""])
+    table = read_table(write(tmp_path / "r.csv", rows), mapping(), GaijiTable())
+    work = tmp_path / "spool"
+    out = list(RowValidator(table, mapping(), work).rows())
+    kept = [record.record_id for _, record, _ in out if record is not None]
+    assert kept == ["A1", "A2", "A3", "B1", "B2", "C1", "D1", "X9"]
+    duplicates = {number: problem.reason for number, record, problem in out if record is None and problem.field == "record_id"}
+    assert duplicates == {8: "記録番号が 3 行目と重複しています（先の行だけを送ります）。",
+                          10: "記録番号が 9 行目と重複しています（先の行だけを送ります）。",
+                          11: "記録番号が 4 行目と重複しています（先の行だけを送ります）。"}
+    assert list(work.iterdir()) == []  # the ids' file is gone with the rows
+
+
+def test_transferred_records_kept_on_disk_read_back_as_written(tmp_path: Path) -> None:
+    from agents.core.package import RecordSpool
+    from linkage.record import CanonicalRecord
+
+    spool = RecordSpool(tmp_path / "t" / "x.sqlite")
+    records = [CanonicalRecord(record_id=str(n), full_name="山田　太郎", attributes={"moved_in_from": "131016"}) for n in range(5)]
+    for record in records:
+        spool.append(record)
+    assert len(spool) == 5 and bool(spool) and list(spool) == records and spool[3] == records[3] and spool[-1] == records[4]
+    assert spool[1:3] == records[1:3] and (tmp_path / "t").stat().st_mode & 0o777 == 0o700
+    with pytest.raises(IndexError):
+        spool[5]
+    spool.close()
+    assert not (tmp_path / "t" / "x.sqlite").exists()

@@ -6,8 +6,14 @@ gateway's state (``GET /api/v1/runs/pending``), never on a fixed time.
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
+
+import pytest
 
 from sqlalchemy import func, select
 
@@ -149,3 +155,55 @@ def test_a_review_decision_asks_for_the_run_it_binds_in_its_own_transaction(home
     finally:
         gw.close()
     assert _triggers(home) == ["review"]
+
+
+def _gone(pid: int) -> bool:
+    """Whether ``pid`` has ended (a zombie nobody reaped yet counts as ended)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def _wait_gone(pid: int) -> bool:
+    for _ in range(1200):  # up to 2 minutes on a busy machine; ends as soon as the process has
+        if _gone(pid):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_run_process_ends_with_the_server_that_started_it(tmp_path: Path) -> None:
+    # A stand-in server: starts a bound process as the scheduler starts a linkage run, says its pid, then is SIGKILLed.
+    script = ("import sys, time\nfrom gateway.scheduler import start_bound\n"
+              "p = start_bound(time.sleep, (3600,), 'tsunagu-link')\nprint(p.pid, flush=True)\ntime.sleep(3600)\n")
+    server = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=tmp_path,
+                              env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    try:
+        run = int(server.stdout.readline())  # type: ignore[union-attr]
+        assert not _gone(run)
+    finally:
+        server.kill()
+        server.wait()
+    assert _wait_gone(run)
+
+
+def test_a_server_stop_ends_the_run_and_its_workers() -> None:
+    from gateway.scheduler import end_process_group, start_bound
+
+    run = start_bound(time.sleep, (3600,), "tsunagu-link")
+    try:
+        for _ in range(1200):  # the process group exists once the process has started running Python
+            if os.getpgid(run.pid) == run.pid:
+                break
+            time.sleep(0.1)
+        assert os.getpgid(run.pid) == run.pid  # it leads a group of its own: the matcher's workers are in it
+        end_process_group(run)
+        run.join(timeout=120)
+        assert run.exitcode == -signal.SIGTERM
+    finally:
+        if run.is_alive():
+            run.kill()
+            run.join()
