@@ -25,6 +25,9 @@ Attacks, after the literature:
   2017/2018): bit positions that (almost) always occur together are a q-gram's
   atom; records are decoded by matching their atom sets to public names
   under an atom→q-gram map learnt from the frequency-aligned classes;
+* pattern mining for units that repeat (:func:`pattern_attack`): closed
+  bigram atoms of the distinct patterns of segments sharing a key, paired
+  with a name list covering the town by similarity propagation;
 * similarity-graph matching (Vidanage et al. 2019/2020, simplified): node
   features (degrees at several similarity thresholds) of the victim's graph
   matched to those of the attacker's own encoding of its public town;
