@@ -25,6 +25,9 @@ Attacks, after the literature:
   2017/2018): bit positions that (almost) always occur together are a q-gram's
   atom; records are decoded by matching their atom sets to public names
   under an atom→q-gram map learnt from the frequency-aligned classes;
+* pattern mining for units that repeat (:func:`pattern_attack`): closed
+  bigram atoms of the distinct patterns of segments sharing a key, paired
+  with a name list covering the town by similarity propagation;
 * similarity-graph matching (Vidanage et al. 2019/2020, simplified): node
   features (degrees at several similarity thresholds) of the victim's graph
   matched to those of the attacker's own encoding of its public town;
@@ -266,6 +269,168 @@ def atom_attack(victim: _Side, public: _Side, schema: EncodingSchema, max_bits: 
     return out
 
 
+def _closed_atoms(x: np.ndarray, k: int) -> list[np.ndarray]:
+    """Bigram atoms of deterministic units: the bit sets shared by every pattern that holds one bigram.
+
+    ``x`` holds distinct patterns (rows, bool). Two patterns whose names share a
+    bigram share its ``k`` bits on top of what two random patterns share; the
+    patterns holding at least 80 % of such an intersection are (almost exactly)
+    those holding the bigram, and the bits all of them hold are its atom (closed
+    frequent itemsets, Christen et al. 2017/2018, seeded by pairs). Atoms are
+    told apart by the set of patterns holding them; a set of bits that contains
+    another atom (a union of two, or one with stray bits) is dropped.
+    """
+    u, length = x.shape
+    if u < 3:
+        return []
+    xf = x.astype(np.float32)
+    overlap = xf @ xf.T
+    size = xf.sum(axis=1)
+    excess = overlap - np.outer(size, size) / length
+    np.fill_diagonal(excess, -1)
+    ii, jj = np.nonzero(np.triu(excess >= 0.6 * k, 1))
+    if len(ii) > 100_000:  # the strongest overlaps: enough pairs per bigram survive
+        keep = np.argsort(-excess[ii, jj])[:100_000]
+        ii, jj = ii[keep], jj[keep]
+    inter = np.unique(x[ii] & x[jj], axis=0)
+    supports: dict[bytes, np.ndarray] = {}
+    for start in range(0, len(inter), 2048):
+        cand = inter[start : start + 2048].astype(np.float32)
+        hold = (xf @ cand.T) >= np.ceil(0.8 * cand.sum(axis=1))[None, :]  # u × c
+        for c in np.flatnonzero(hold.sum(axis=0) >= 3):
+            supports.setdefault(np.packbits(hold[:, c]).tobytes(), hold[:, c])
+    if not supports:
+        return []
+    cores = {}
+    for hold in supports.values():
+        core = x[hold].mean(axis=0) >= 0.85  # a few dense patterns (long latin names) may hold 80 % by chance
+        if core.sum() >= max(3, int(0.6 * k)):
+            cores[np.packbits(core).tobytes()] = core
+    if not cores:
+        return []
+    mat = np.array(list(cores.values()))
+    mf = mat.astype(np.float32)
+    contains = (mf @ mf.T) >= mf.sum(axis=1)[None, :]  # contains[a, b]: core a ⊇ core b
+    np.fill_diagonal(contains, False)
+    minimal = ~contains.any(axis=1)
+    return [np.flatnonzero(r) for r in mat[minimal]]
+
+
+def _bits_per_token(schema: EncodingSchema, segment: str) -> int:
+    """The (public) number of bits each bigram sets in a segment, from the schema document."""
+    for raw in schema.document["segments"]:
+        if raw["name"] == segment:
+            return int(raw["clkhash"]["features"][0]["hashing"]["strategy"].get("bitsPerToken", 12))
+    return 12
+
+
+def _propagate(has, counts, nonempty, names, name_grams, gram_names, listed, scale, iters: int = 5) -> dict[int, int]:
+    """Patterns to names by similarity propagation over the pattern–atom and name–bigram graphs.
+
+    Atoms and bigrams start similar by weight (records holding them) and degree
+    (patterns / names holding them); a pattern and a name are as similar as their
+    atoms and bigrams, times a frequency prior and a size prior; atom–bigram
+    similarity is then re-read from the pattern–name similarity (similarity
+    flooding; Sinkhorn-normalised); the pairing is one-to-one (Hungarian).
+    Relabelling atoms from the pairing and pairing again, and a quadratic
+    assignment (FAQ) of the pattern-overlap graph to the shared-bigram graph
+    started from this pairing, were tried and gained little (docs/privacy.md).
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    rows = np.flatnonzero(nonempty)
+    hv = has[rows].astype(np.float64)
+    hv = hv[:, hv.sum(axis=0) >= 2]
+    grams = [g for g, js in gram_names.items() if len(js) >= 2]
+    col = {g: i for i, g in enumerate(grams)}
+    hp = np.zeros((len(names), len(grams)))
+    for j, gs in enumerate(name_grams):
+        for g in gs:
+            if g in col:
+                hp[j, col[g]] = 1
+    cv = counts[rows].astype(np.float64)
+    cp = np.array([listed[v] * scale for v in names])
+    sim = np.exp(-np.abs(np.log1p(cv @ hv)[:, None] - np.log1p(cp @ hp)[None, :])
+                 - np.abs(np.log1p(hv.sum(axis=0))[:, None] - np.log1p(hp.sum(axis=0))[None, :]))
+    nv, npn = hv.sum(axis=1), hp.sum(axis=1)
+    prior = np.exp(-0.5 * np.abs(np.log(cv)[:, None] - np.log(cp + 0.5)[None, :]) - np.abs(nv[:, None] - npn[None, :]))
+    match = prior
+    for _ in range(iters):
+        match = (hv @ sim @ hp.T) / np.maximum(1, np.maximum(nv[:, None], npn[None, :])) * prior
+        match /= match.sum(axis=1, keepdims=True) + 1e-12
+        match /= match.sum(axis=0, keepdims=True) + 1e-12
+        sim = hv.T @ match @ hp
+        for _ in range(3):
+            sim /= sim.sum(axis=1, keepdims=True) + 1e-12
+            sim /= sim.sum(axis=0, keepdims=True) + 1e-12
+    r, c = linear_sum_assignment(-np.log(match + 1e-30))
+    return {int(rows[i]): int(j) for i, j in zip(r, c)}
+
+
+def pattern_attack(victim: _Side, public: _Side, schema: EncodingSchema) -> list[Finding]:
+    """Bigram-atom decoding of units that repeat (Kroll & Steinmetzer 2015; Christen et al. 2017/2018).
+
+    Per key group (segments sharing a key share atoms: family and given name),
+    atoms are mined as closed bit sets of the distinct patterns
+    (:func:`_closed_atoms`), and patterns are paired with listed names by
+    similarity propagation over the two atom graphs (:func:`_propagate`). The
+    attacker's name list holds every name of the public town with its frequency
+    and every name of the victim town without one (the issue's attacker: a list
+    covering every name in the town). Units that do not repeat (record-level or
+    diffused encodings) are left to :func:`atom_attack`.
+    """
+    bits = victim.encodings.bits
+    n = len(bits)
+    fields_of = {"name_family": "family", "name_given": "given", "kana_family": "kana_family", "kana_given": "kana_given"}
+    groups: dict[str, list] = defaultdict(list)
+    if not schema.diffused:
+        for seg in schema.segments:
+            if seg.name in fields_of:
+                groups[seg.key_group].append(seg)
+    results: dict[str, Finding] = {}
+    for group, segs in groups.items():
+        k = _bits_per_token(schema, segs[0].name)
+        # Distinct patterns pooled over the group's segments (the same bigram sets the same bits in each).
+        stacked = np.vstack([np.unpackbits(bits[:, seg.byte_slice], axis=1).astype(bool) for seg in segs])
+        pats, inverse, counts = np.unique(stacked, axis=0, return_inverse=True, return_counts=True)
+        inverse = inverse.reshape(-1)
+        nonempty = pats.any(axis=1)
+        if len(pats) > 0.5 * len(stacked):  # no repetition: the unit is not deterministic per value
+            continue
+        atoms = _closed_atoms(pats[nonempty], k)
+        if not atoms:
+            continue
+        amat = np.zeros((len(atoms), pats.shape[1]), np.float32)
+        for a, at in enumerate(atoms):
+            amat[a, at] = 1
+        has = (pats.astype(np.float32) @ amat.T) >= amat.sum(axis=1)[None, :]  # pattern × atom
+        has[~nonempty] = False
+        # The attacker's name list for the group's fields, with public frequencies (victim-only names: 0.5).
+        flds = [fields_of[s.name] for s in segs]
+        listed: Counter = Counter()
+        for fld in flds:
+            listed.update(v for v in getattr(public, fld) if v.strip())
+        scale = n / max(len(public.family), 1)
+        for fld in flds:
+            for v in set(getattr(victim, fld)):
+                if v.strip() and v not in listed:
+                    listed[v] = 0.5 / scale
+        names = list(listed)
+        name_grams = [frozenset(_bigrams(v)) for v in names]
+        gram_names: dict[str, list[int]] = defaultdict(list)
+        for j, gs in enumerate(name_grams):
+            for g in gs:
+                gram_names[g].append(j)
+        decoded = _propagate(has, counts, nonempty, names, name_grams, gram_names, listed, scale)
+        for seg_no, seg in enumerate(segs):
+            fld = fields_of[seg.name]
+            offset = seg_no * n
+            guesses = {i: names[decoded[int(inverse[offset + i])]] for i in range(n) if int(inverse[offset + i]) in decoded}
+            results[fld] = _score("pattern mining (closed atoms + propagation)", fld, guesses, getattr(victim, fld), n,
+                                  f"key group {group}: {len(atoms)} atoms from {int(nonempty.sum())} patterns")
+    return [results[f] for f in ("family", "given", "kana_family", "kana_given") if f in results]
+
+
 def _degrees(enc: Encodings, sl: slice, thresholds: tuple[float, ...]) -> np.ndarray:
     from anonlink.similarities import dice_coefficient_accelerated
     from bitarray import bitarray
@@ -444,6 +609,7 @@ def run_variant(
     report.findings += frequency_attack(victim, public, schema)
     progress(f"{variant}: ビグラム原子攻撃")
     report.findings += atom_attack(victim, public, schema)
+    report.findings += pattern_attack(victim, public, schema)
     progress(f"{variant}: 類似度グラフ攻撃")
     report.findings += graph_attack(victim, public, schema)
     progress(f"{variant}: 生年月日攻撃")

@@ -29,6 +29,7 @@ def test_every_attack_reports_a_share_and_a_precision_in_range_and_order_and_len
     for report in (before, now):
         attacks = {f.attack for f in report.findings}
         assert {"frequency alignment", "bigram atoms", "similarity graph", "row order", "sealed size"} <= attacks
+        assert "pattern mining (closed atoms + propagation)" in attacks
         assert any(a.startswith("date from") for a in attacks)
         for f in report.findings:
             assert 0.0 <= f.recovered <= 1.0 and 0.0 <= f.precision <= 1.0, f
@@ -65,3 +66,18 @@ def test_the_command_writes_its_table_and_chart(tmp_path: Path) -> None:
     assert (tmp_path / "attack.png").stat().st_size > 0
     text = (tmp_path / "attack.md").read_text(encoding="utf-8")
     assert "tsunagu-jp/1" in text and "frequency alignment" in text and "row order" in text
+
+
+def test_pattern_mining_decodes_tsunagu_jp_1_names_well_beyond_guessing_and_finds_no_repeating_unit_in_jp_2() -> None:
+    victim, public = _towns()
+    v1, _, _ = ba.variants()["tsunagu-jp/1"]
+    v = ba._side(victim, ba.VICTIM_SECRET, v1)
+    p = ba._side(public, ba.ATTACKER_SECRET, v1)
+    by = {f.field: f for f in ba.pattern_attack(v, p, v1)}
+    assert set(by) == {"family", "given", "kana_family", "kana_given"}
+    commonest = max(v.family.count(x) for x in set(v.family)) / len(v.family)
+    # Closed atoms of the shared-key name segments, paired with the name list: far more than naming everyone 佐藤.
+    assert by["family"].recovered > 2 * commonest, by["family"]
+    assert int(by["family"].note.split(": ")[1].split()[0]) > 50  # atoms found
+    v2, _, _ = ba.variants()["tsunagu-jp/2"]
+    assert ba.pattern_attack(ba._side(victim, ba.VICTIM_SECRET, v2), ba._side(public, ba.ATTACKER_SECRET, v2), v2) == []
