@@ -40,13 +40,14 @@ from gateway import models
 from gateway.core import Gateway
 from gateway.crashpoints import crash_point
 from gateway.db import utcnow
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, UnknownEnvelopeVersion
 from gateway.link import request_run
 from keys.submission import (
     ContentHashError,
     MalformedSubmissionError,
     Submission,
     SubmissionSignatureError,
+    SubmissionVersionError,
     manifest_sha256,
     read_submission,
 )
@@ -100,6 +101,8 @@ def _ingest(gw: Gateway, data: bytes, channel: str, where: dict[str, Any]) -> In
         sub = read_submission(data)
     except ContentHashError as exc:
         raise GatewayError(400, "content_mismatch", str(exc)) from None
+    except SubmissionVersionError as exc:
+        raise UnknownEnvelopeVersion(str(exc)) from None
     except MalformedSubmissionError as exc:
         raise GatewayError(400, "malformed_submission", str(exc)) from None
     m = sub.manifest

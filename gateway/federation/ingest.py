@@ -12,16 +12,16 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import delete, func, insert, select
 
 from gateway import models
 from gateway.core import Gateway
 from gateway.db import utcnow
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, UnknownEnvelopeVersion
 from gateway.federation import config as _config
-from keys._files import canonical_json
+from keys import envelope
+from keys.envelope import EnvelopeVersionError
 from keys.errors import KeyIdMismatchError, KeysError
 from keys.federation import read_federation_submission
 from keys.linkage_secret import ensure_same_key_id
@@ -35,6 +35,8 @@ def ingest(gw: Gateway, data: bytes, channel: str) -> dict[str, Any]:
         config = _config.load(gw.settings.home)
         try:
             manifest, signature, records = read_federation_submission(data)
+        except EnvelopeVersionError as exc:
+            raise UnknownEnvelopeVersion(str(exc)) from None
         except KeysError as exc:
             raise GatewayError(400, "malformed", str(exc)) from None
         agent_id, sequence = str(manifest["agent_id"]), manifest["sequence"]
@@ -46,8 +48,8 @@ def ingest(gw: Gateway, data: bytes, channel: str) -> dict[str, Any]:
         if agent is None:
             raise GatewayError(401, "unknown_agent", f"エージェント {agent_id} は登録されていません。")
         try:
-            Ed25519PublicKey.from_public_bytes(agent.signing_key).verify(signature, canonical_json(manifest))
-        except InvalidSignature:
+            envelope.verify(manifest, signature, Ed25519PublicKey.from_public_bytes(agent.signing_key))
+        except envelope.EnvelopeSignatureError:
             raise GatewayError(401, "bad_signature", f"エージェント {agent_id} の連携圏用の提出の署名を検証できません。") from None
         if agent.status != "enrolled":
             raise GatewayError(403, "revoked", f"エージェント {agent_id} は失効しています。")

@@ -1,8 +1,8 @@
 """Signed federation messages between gateways, and the checks every received message passes.
 
-A message travels as ``{"message": {...}, "signature": base64}``; the signature
-is Ed25519 over the canonical JSON of ``message``, by the sending gateway's
-federation key. ``message`` names ``kind``, ``from`` and ``to`` (municipality
+A message is an envelope (``keys.envelope``) of kind ``federation.<kind>``
+(``federation.query`` …), one line, signed by the sending gateway's
+federation key. Its manifest names ``from`` and ``to`` (municipality
 codes), ``purpose``, ``federation_key_id``, a random ``nonce``, ``issued_at``,
 ``expires_at`` and the ``body``. The same bytes go over HTTPS or in a carried
 bundle file (a bundle simply gets a longer validity).
@@ -10,32 +10,28 @@ bundle file (a bundle simply gets a longer validity).
 Checks, in order — the first failure refuses the message with its reason
 (counted and logged in ``ingest_events``; once the signature verified, also in
 the audit log, under the peer's name): a configured peer, its
-signature, addressed to us, the purpose, the federation key id, the time
+signature (after the envelope's version and kind), addressed to us, the purpose, the federation key id, the time
 window, the nonce not seen before (replay).
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import secrets
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
 from sqlalchemy import delete, insert
 from sqlalchemy.exc import IntegrityError
 
 from gateway import models
 from gateway.core import Gateway
 from gateway.db import utcnow
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, UnknownEnvelopeVersion
 from gateway.federation import config as _config
 from gateway.federation.config import FederationConfig
-from keys._files import canonical_json
+from keys import envelope
 from keys.checkpoint import Signer, Verifier
 
-KINDS = ("query", "answer", "handover_request", "handover_answer")
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
@@ -43,33 +39,39 @@ def sign_message(config: FederationConfig, signer: Signer, kind: str, to: str, b
     """A signed message of ``kind`` to peer ``to``; valid for the HTTP window, or the bundle window with ``bundle``."""
     now = datetime.now(timezone.utc)
     valid = timedelta(hours=config.bundle_hours) if bundle else timedelta(seconds=config.message_seconds)
-    message = {"kind": kind, "from": config.code, "to": to, "purpose": config.purpose,
+    message = {"from": config.code, "to": to, "purpose": config.purpose,
                "federation_key_id": config.federation_key_id, "nonce": secrets.token_hex(16),
                "issued_at": now.isoformat(timespec="seconds"), "expires_at": (now + valid).isoformat(timespec="seconds"),
                "body": body}
-    signature = base64.b64encode(signer.private_key.sign(canonical_json(message))).decode("ascii")
-    return json.dumps({"message": message, "signature": signature}, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return envelope.seal(envelope_kind(kind), message, (), signer.private_key)
+
+
+def envelope_kind(kind: str) -> str:
+    """The envelope kind of a federation message of ``kind`` (``query`` → ``federation.query``)."""
+    return f"federation.{kind}"
 
 
 def verify_message(gw: Gateway, config: FederationConfig, data: bytes, expected_kind: str, channel: str) -> dict[str, Any]:
-    """Verify a received message and return it; every refusal is logged with its reason and raised."""
+    """Verify a received message and return its manifest; every refusal is logged with its reason and raised."""
     peer_code, authenticated = "?", False
     try:
         try:
-            top = json.loads(data)
-            message, signature = top["message"], base64.b64decode(top["signature"], validate=True)
-            peer_code = str(message["from"])
-            kind = message["kind"]
-        except (ValueError, KeyError, TypeError, RecursionError):
-            raise GatewayError(400, "malformed_message", "連携圏のメッセージとして読めません。") from None
-        if kind != expected_kind:
+            # Any kind is parsed here, so that a message of another kind is refused as such (wrong_kind).
+            env = envelope.open_envelope(data.strip())
+        except envelope.EnvelopeVersionError as exc:
+            raise UnknownEnvelopeVersion(str(exc)) from None
+        except envelope.EnvelopeError as exc:
+            raise GatewayError(400, "malformed_message", f"連携圏のメッセージとして読めません: {exc}") from None
+        message, kind = env.manifest, env.kind
+        if kind != envelope_kind(expected_kind):
             raise GatewayError(400, "wrong_kind", f"ここでは「{expected_kind}」のメッセージだけを受け付けます（受信: {kind!r}）。")
+        peer_code = str(message["from"])
         peer = config.peer(peer_code)
         if peer is None:
             raise GatewayError(403, "unknown_peer", f"自治体 {peer_code} は連携先として設定されていません。")
         try:
-            Verifier.from_vkey(peer.vkey).public_key.verify(signature, canonical_json(message))
-        except (InvalidSignature, ValueError, TypeError):
+            env.verify(Verifier.from_vkey(peer.vkey).public_key, f"自治体 {peer_code} ")
+        except (envelope.EnvelopeSignatureError, ValueError, TypeError):
             raise GatewayError(401, "bad_signature", f"自治体 {peer_code} のメッセージの署名が合いません。") from None
         authenticated = True
         if message.get("to") != config.code:
@@ -81,6 +83,8 @@ def verify_message(gw: Gateway, config: FederationConfig, data: bytes, expected_
             raise GatewayError(403, "purpose_refused", decision.reason)
         if message.get("federation_key_id") != config.federation_key_id:
             raise GatewayError(422, "key_id_mismatch", f"連携圏の鍵 ID が違います（{message.get('federation_key_id')}、期待: {config.federation_key_id}）。鍵 ID の異なる符号は比較できません。")
+        if not isinstance(message.get("body"), dict):
+            raise GatewayError(400, "malformed_message", "メッセージの body がオブジェクトではありません。")
         expires = _check_time(config, message)
         _check_nonce(gw, peer_code, str(message.get("nonce", "")), expires)
         return message

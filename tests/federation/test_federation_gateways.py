@@ -168,8 +168,8 @@ def test_signed_messages_replay_and_forgery_are_refused(world: dict, tmp_path: P
     cli("federation", "export-query", "--home", str(towns[C].home), "--peer", B, "--out", str(query))
     data = query.read_bytes()
     forged = json.loads(data)
-    forged["message"]["body"]["items"] = forged["message"]["body"]["items"] * 2
-    forged["message"]["nonce"] = "0" * 32
+    forged["manifest"]["body"]["items"] = forged["manifest"]["body"]["items"] * 2
+    forged["manifest"]["nonce"] = "0" * 32
     with towns[B].client() as b:
         r = b.post("/api/v1/federation/peer/query", content=json.dumps(forged))
         assert r.status_code == 401 and r.json()["error"] == "bad_signature"

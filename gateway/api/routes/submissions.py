@@ -11,12 +11,18 @@ from sqlalchemy import select
 
 from gateway import models
 from gateway.api.deps import GatewayDep, require
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, UnknownEnvelopeVersion
 from gateway.frontdoor import check_signed_head
 from gateway.identity import User
 from gateway.agents import get_agent
 from gateway.ingest import agent_state, ingest
-from keys.submission import MalformedSubmissionError, SubmissionSignatureError, read_state_request, verify_state_request
+from keys.submission import (
+    MalformedSubmissionError,
+    SubmissionSignatureError,
+    SubmissionVersionError,
+    read_state_request,
+    verify_state_request,
+)
 
 router = APIRouter(prefix="/submissions", tags=["submissions"])
 
@@ -87,6 +93,8 @@ async def post_state(request: Request, gw: GatewayDep) -> dict[str, Any]:
 def _state(gw: Any, body: bytes) -> dict[str, Any]:
     try:
         req, signature = read_state_request(body)
+    except SubmissionVersionError as exc:
+        raise UnknownEnvelopeVersion(str(exc)) from None
     except MalformedSubmissionError as exc:
         raise GatewayError(400, "malformed_request", str(exc)) from None
     agent = get_agent(gw, req["agent_id"])
