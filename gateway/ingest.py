@@ -1,8 +1,13 @@
-"""Ingest: verify a signed submission and store it as its source's new snapshot, all or nothing.
+"""Ingest: the one pipeline for every upload from an agent, and the snapshot's own checks and store.
 
-Checks, in order (the first failure refuses the whole submission and is
-logged in ``ingest_events``): format and content hash, a registered agent and
-its signature, the agent not revoked, the sequence number (a replay is
+Every upload (an envelope, ``keys.envelope``, of a :class:`Kind`) passes
+:func:`run`: parse (version, kind, fields, content hash) → verify (a
+registered agent, its registered key, its signature, the agent not revoked)
+→ the kind's own checks → store. The first failure refuses the whole upload
+and is logged in ``ingest_events``. Kinds: :data:`SUBMISSION` here, the
+federation submission in ``gateway.federation.ingest``.
+
+A snapshot's own checks, in order: the sequence number (a replay is
 refused; the same submission again gets its first answer back), the network
 and source the agent is registered for, the encoding schema, the linkage key
 id, and the policy for every attribute. Records that cannot be used (wrong
@@ -42,15 +47,10 @@ from gateway.crashpoints import crash_point
 from gateway.db import utcnow
 from gateway.errors import GatewayError, UnknownEnvelopeVersion
 from gateway.link import request_run
-from keys.submission import (
-    ContentHashError,
-    MalformedSubmissionError,
-    Submission,
-    SubmissionSignatureError,
-    SubmissionVersionError,
-    manifest_sha256,
-    read_submission,
-)
+from keys import envelope
+from keys.envelope import EnvelopeVersionError
+from keys.errors import KeysError
+from keys.submission import ContentHashError, Submission, SubmissionVersionError, manifest_sha256, read_submission
 from linkage.schema import SchemaError, load_schema
 
 log = logging.getLogger("tsunagu.gateway.ingest")
@@ -80,45 +80,85 @@ class IngestResult:
 Listener = Callable[[IngestResult], None]
 
 
+@dataclass(frozen=True)
+class Kind:
+    """What the pipeline needs to know about one kind of upload (an envelope kind, ``keys.envelope``).
+
+    ``parse`` reads the bytes into (manifest, signature, payload) and raises the kind module's errors;
+    ``malformed``/``content``/``revoked`` are the refusal codes this kind has always answered with;
+    ``accept`` runs the kind's own checks and stores it (called once the sender is authenticated).
+    """
+
+    name: str
+    parse: Callable[[bytes], tuple[dict[str, Any], bytes, Any]]
+    accept: Callable[[Gateway, dict[str, Any], Any, "_agents.RegisteredAgent", str, dict[str, Any]], Any]
+    malformed: str = "malformed_submission"
+    content: str = "content_mismatch"
+    revoked: str = "agent_revoked"
+
+
 def ingest(gw: Gateway, data: bytes, channel: str, path: str | None = None) -> IngestResult:
     """Verify and store one submission; a refusal raises :class:`GatewayError` after logging it."""
-    where: dict[str, Any] = {"path": path}
-    try:
-        result = _ingest(gw, data, channel, where)
-    except GatewayError as exc:
-        gw.event(channel, exc.status, exc.code, exc.detail, **where)
-        raise
+    result = run(gw, SUBMISSION, data, channel, path)
     if result.status == "accepted":
         for listener in list(gw.listeners):
             listener(result)
     return result
 
 
-def _ingest(gw: Gateway, data: bytes, channel: str, where: dict[str, Any]) -> IngestResult:
-    if len(data) > gw.settings.max_submission_bytes:
-        raise GatewayError(413, "too_large", f"提出データが大きすぎます（{len(data)} バイト、上限 {gw.settings.max_submission_bytes} バイト）。")
+def run(gw: Gateway, kind: Kind, data: bytes, channel: str, path: str | None = None) -> Any:
+    """The one ingest pipeline: parse → verify → check the sender → the kind's checks and store; refusals logged, then raised."""
+    where: dict[str, Any] = {"path": path}
     try:
-        sub = read_submission(data)
-    except ContentHashError as exc:
-        raise GatewayError(400, "content_mismatch", str(exc)) from None
-    except SubmissionVersionError as exc:
+        if len(data) > gw.settings.max_submission_bytes:
+            raise GatewayError(413, "too_large", f"提出データが大きすぎます（{len(data)} バイト、上限 {gw.settings.max_submission_bytes} バイト）。")
+        manifest, signature, payload = _parse(kind, data)
+        agent = _sender(gw, kind, manifest, signature, where)
+        return kind.accept(gw, manifest, payload, agent, channel, where)
+    except GatewayError as exc:
+        gw.event(channel, exc.status, exc.code, exc.detail, **where)
+        raise
+
+
+def _parse(kind: Kind, data: bytes) -> tuple[dict[str, Any], bytes, Any]:
+    """The kind's reader, its errors turned into the kind's refusal codes (an old envelope version: ``unknown_version``)."""
+    try:
+        return kind.parse(data)
+    except (SubmissionVersionError, EnvelopeVersionError) as exc:
         raise UnknownEnvelopeVersion(str(exc)) from None
-    except MalformedSubmissionError as exc:
-        raise GatewayError(400, "malformed_submission", str(exc)) from None
-    m = sub.manifest
+    except ContentHashError as exc:
+        raise GatewayError(400, kind.content, str(exc)) from None
+    except KeysError as exc:
+        raise GatewayError(400, kind.malformed, str(exc)) from None
+
+
+def _sender(gw: Gateway, kind: Kind, m: dict[str, Any], signature: bytes, where: dict[str, Any]) -> "_agents.RegisteredAgent":
+    """The registered, unrevoked agent whose registered key signed ``m`` (every kind an agent uploads)."""
     agent_id, sequence = str(m["agent_id"]), m["sequence"]
     if not isinstance(sequence, int) or isinstance(sequence, bool) or sequence < 0:
-        raise GatewayError(400, "malformed_submission", "マニフェストの sequence（連番）が 0 以上の整数ではありません。")
+        raise GatewayError(400, kind.malformed, "マニフェストの sequence（連番）が 0 以上の整数ではありません。")
     where.update(agent_id=agent_id[:64], sequence=sequence)
     agent = _agents.get_agent(gw, agent_id)
     if m["signing_key_id"] != agent.signing_key_id:
         raise GatewayError(401, "bad_signature", f"提出データの署名鍵 {m['signing_key_id']} はエージェント {agent_id} の登録済みの鍵ではありません。")
     try:
-        sub.verify(agent.signing_key)
-    except SubmissionSignatureError as exc:
+        envelope.verify(m, signature, agent.signing_key, f"エージェント {agent_id} ")
+    except envelope.EnvelopeSignatureError as exc:
         raise GatewayError(401, "bad_signature", str(exc)) from None
     if agent.status != "enrolled":
-        raise GatewayError(403, "agent_revoked", f"エージェント {agent_id} は失効しています。提出は受け付けません。")
+        raise GatewayError(403, kind.revoked, f"エージェント {agent_id} は失効しています。提出は受け付けません。")
+    return agent
+
+
+def _parse_submission(data: bytes) -> tuple[dict[str, Any], bytes, Submission]:
+    sub = read_submission(data)
+    return sub.manifest, sub.signature, sub
+
+
+def _accept_submission(gw: Gateway, m: dict[str, Any], sub: Submission, agent: "_agents.RegisteredAgent", channel: str,
+                       where: dict[str, Any]) -> IngestResult:
+    """A snapshot (or part)'s own checks: replay, source and its owner, policy, schema, linkage key, attributes; then store."""
+    agent_id, sequence = agent.agent_id, m["sequence"]
     duplicate = _previous_answer(gw, agent_id, sequence, m["content_sha256"])
     if duplicate is not None:
         return duplicate
@@ -146,6 +186,10 @@ def _ingest(gw: Gateway, data: bytes, channel: str, where: dict[str, Any]) -> In
     _check_attributes(gw, sub, network, source)
     rows, refused = _record_rows(sub, source, schema.total_bytes, len(schema.blocking_keys))
     return _store(gw, sub, rows, refused, channel, where)
+
+
+#: The agent's snapshot, or one part of it (``keys.submission``).
+SUBMISSION = Kind("submission", _parse_submission, _accept_submission)
 
 
 def _previous_answer(gw: Gateway, agent_id: str, sequence: int, content_sha256: str) -> IngestResult | None:
