@@ -5,7 +5,6 @@ A = 082201 (PostgreSQL), B = 082210 and C = 082228 (SQLite). Children moved A â†
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import json
 import sqlite3
@@ -24,7 +23,7 @@ from agents.core.token import RecordTokeniser
 from gateway.federation.config import signer
 from gateway.federation.service import matched_digest
 from gateway.synthetic import SyntheticAgent
-from keys._files import canonical_json
+from keys import envelope
 from keys.federation import FederationRecord, write_federation_submission
 from keys.linkage_secret import LinkageSecret, generate_linkage_secret
 from linkage.encode import encode_records
@@ -198,7 +197,7 @@ def test_bundle_path(world: dict, tmp_path: Path) -> None:
 def _forge(home: Path, code: str, message: dict) -> bytes:
     """A message signed with a gateway's real federation key (to test the receiver's checks past the signature)."""
     key = signer(home, code)
-    return json.dumps({"message": message, "signature": base64.b64encode(key.private_key.sign(canonical_json(message))).decode()}).encode()
+    return envelope.seal(f"federation.{message['kind']}", {k: v for k, v in message.items() if k != "kind"}, (), key.private_key)
 
 
 def test_expired_misaddressed_and_wrong_purpose_messages_are_refused(world: dict) -> None:
