@@ -181,12 +181,6 @@ def submission_head(manifest: dict[str, Any], record_count: int, content_sha256:
         return envelope.head(KIND, manifest, signing_key, record_count, content_sha256)
 
 
-def read_submission_head(line: bytes) -> tuple[dict[str, Any], bytes]:
-    """The manifest and signature of a submission's first line alone (version, kind and fields checked; signature not)."""
-    with _as_submission_error():
-        return envelope.read_head(line, (KIND,))
-
-
 def read_submission(data: bytes, max_records: int | None = None) -> Submission:
     """Parse a submission and check its content hash and record count (not its signature)."""
     with _as_submission_error():
