@@ -192,6 +192,7 @@ def read_head(line: bytes, kinds: Iterable[str] | None = None) -> tuple[dict[str
 
     ``kinds`` limits the kinds accepted here; the version is checked before anything else of the manifest.
     """
+    kinds = tuple(kinds) if kinds is not None else None
     try:
         top = json.loads(line)
     except (ValueError, RecursionError):
@@ -208,7 +209,7 @@ def read_head(line: bytes, kinds: Iterable[str] | None = None) -> tuple[dict[str
     if name not in KINDS:
         raise EnvelopeError(f"メッセージの種類「{str(name)[:40]}」は tsunagu にはありません。")
     spec = KINDS[name]
-    if kinds is not None and name not in set(kinds):
+    if kinds is not None and name not in kinds:
         raise EnvelopeError(f"ここでは{spec.label}（{name}）は受け付けません（受け付けるもの: {', '.join(kinds)}）。")
     try:
         signature = base64.b64decode(top["signature"], validate=True)
