@@ -22,7 +22,16 @@ from gateway import ingest as _ingest
 from gateway import models
 from gateway.core import Gateway
 from gateway.db import utcnow
-from gateway.errors import GatewayError
+from gateway.errors import (
+    BadRecord,
+    FederationAgentRevoked,
+    KeyIdMismatch,
+    MalformedFederationSubmission,
+    Replay,
+    SourceNotRegistered,
+    UnknownSchema,
+    WrongMunicipality,
+)
 from gateway.federation import config as _config
 from keys.errors import KeyIdMismatchError
 from keys.federation import FederationRecord, read_federation_submission
@@ -31,7 +40,7 @@ from linkage.schema import SchemaError, load_schema
 
 
 def ingest(gw: Gateway, data: bytes, channel: str) -> dict[str, Any]:
-    """Verify and store one federation submission; refusals are logged and raised as :class:`GatewayError`."""
+    """Verify and store one federation submission; refusals are logged and raised (``gateway.errors``)."""
     return _ingest.run(gw, FEDERATION_SUBMISSION, data, channel, "federation submission")
 
 
@@ -40,9 +49,9 @@ def _accept(gw: Gateway, manifest: dict[str, Any], records: list[FederationRecor
     config = _config.load(gw.settings.home)
     agent_id, sequence, source = agent.agent_id, manifest["sequence"], manifest["source"]
     if agent.network != "mynumber" or source not in agent.sources:
-        raise GatewayError(403, "source_not_registered", f"エージェント {agent_id} はマイナンバー利用事務系のデータ元「{source}」の提出を登録されていません。")
+        raise SourceNotRegistered(f"エージェント {agent_id} はマイナンバー利用事務系のデータ元「{source}」の提出を登録されていません。")
     if manifest["municipality"] != config.code:
-        raise GatewayError(403, "wrong_municipality", f"提出データは自治体 {manifest['municipality']} のもので、このゲートウェイ（{config.code}）のものではありません。")
+        raise WrongMunicipality(f"提出データは自治体 {manifest['municipality']} のもので、このゲートウェイ（{config.code}）のものではありません。")
     fs = models.federation_submissions
     with gw.engine.connect() as conn:
         last = conn.execute(select(func.max(fs.c.sequence)).where(fs.c.agent_id == agent_id)).scalar()
@@ -52,18 +61,18 @@ def _accept(gw: Gateway, manifest: dict[str, Any], records: list[FederationRecor
     if same is not None:
         return {"status": "duplicate", "submission_id": same.id, "records": same.record_count, "sequence": sequence}
     if last is not None and sequence <= last:
-        raise GatewayError(409, "replay", f"連番 {sequence} は受信済みの連番（{last}）以下です。")
+        raise Replay(f"連番 {sequence} は受信済みの連番（{last}）以下です。")
     try:
         schema = load_schema(manifest["schema_version"])
     except SchemaError as exc:
-        raise GatewayError(422, "unknown_schema", str(exc)) from None
+        raise UnknownSchema(str(exc)) from None
     try:
         ensure_same_key_id(manifest["federation_key_id"], config.federation_key_id)
     except KeyIdMismatchError as exc:
-        raise GatewayError(422, "key_id_mismatch", str(exc)) from None
+        raise KeyIdMismatch(str(exc)) from None
     bad = [r.token for r in records if len(r.clk) != schema.total_bytes or len(r.blocks) != len(schema.blocking_keys)]
     if bad:
-        raise GatewayError(422, "bad_record", f"符号の長さが符号化方式と合わない記録があります（{len(bad)} 件）。")
+        raise BadRecord(f"符号の長さが符号化方式と合わない記録があります（{len(bad)} 件）。")
     with gw.engine.begin() as conn:
         submission_id = conn.execute(insert(fs).values(
             agent_id=agent_id, sequence=sequence, content_sha256=manifest["content_sha256"],
@@ -81,4 +90,5 @@ def _accept(gw: Gateway, manifest: dict[str, Any], records: list[FederationRecor
 
 #: The federation submission (``keys.federation``), with the refusal codes it has always answered with.
 FEDERATION_SUBMISSION = _ingest.Kind("federation-submission", read_federation_submission, _accept,
-                                     malformed="malformed", content="malformed", revoked="revoked")
+                                     malformed=MalformedFederationSubmission, content=MalformedFederationSubmission,
+                                     revoked=FederationAgentRevoked)

@@ -26,7 +26,21 @@ from sqlalchemy.exc import IntegrityError
 from gateway import models
 from gateway.core import Gateway
 from gateway.db import utcnow
-from gateway.errors import GatewayError, UnknownEnvelopeVersion
+from gateway.errors import (
+    BadSignature,
+    Expired,
+    GatewayError,
+    KeyIdMismatch,
+    MalformedMessage,
+    NotYetValid,
+    PurposeRefused,
+    Replay,
+    UnknownEnvelopeVersion,
+    UnknownPeer,
+    ValidityTooLong,
+    WrongKind,
+    WrongRecipient,
+)
 from gateway.federation import config as _config
 from gateway.federation.config import FederationConfig
 from keys import envelope
@@ -61,30 +75,30 @@ def verify_message(gw: Gateway, config: FederationConfig, data: bytes, expected_
         except envelope.EnvelopeVersionError as exc:
             raise UnknownEnvelopeVersion(str(exc)) from None
         except envelope.EnvelopeError as exc:
-            raise GatewayError(400, "malformed_message", f"連携圏のメッセージとして読めません: {exc}") from None
+            raise MalformedMessage(f"連携圏のメッセージとして読めません: {exc}") from None
         message, kind = env.manifest, env.kind
         if kind != envelope_kind(expected_kind):
-            raise GatewayError(400, "wrong_kind", f"ここでは「{expected_kind}」のメッセージだけを受け付けます（受信: {kind!r}）。")
+            raise WrongKind(f"ここでは「{expected_kind}」のメッセージだけを受け付けます（受信: {kind!r}）。")
         peer_code = str(message["from"])
         peer = config.peer(peer_code)
         if peer is None:
-            raise GatewayError(403, "unknown_peer", f"自治体 {peer_code} は連携先として設定されていません。")
+            raise UnknownPeer(f"自治体 {peer_code} は連携先として設定されていません。")
         try:
             env.verify(Verifier.from_vkey(peer.vkey).public_key, f"自治体 {peer_code} ")
         except (envelope.EnvelopeSignatureError, ValueError, TypeError):
-            raise GatewayError(401, "bad_signature", f"自治体 {peer_code} のメッセージの署名が合いません。") from None
+            raise BadSignature(f"自治体 {peer_code} のメッセージの署名が合いません。") from None
         authenticated = True
         if message.get("to") != config.code:
-            raise GatewayError(403, "wrong_recipient", f"このメッセージは自治体 {message.get('to')} 宛てです。")
+            raise WrongRecipient(f"このメッセージは自治体 {message.get('to')} 宛てです。")
         if message.get("purpose") != config.purpose:
-            raise GatewayError(403, "purpose_refused", f"利用目的「{message.get('purpose')}」の連携は受け付けていません（この連携圏の目的: {config.purpose}）。")
+            raise PurposeRefused(f"利用目的「{message.get('purpose')}」の連携は受け付けていません（この連携圏の目的: {config.purpose}）。")
         decision = gw.policy.may_use_purpose(config.purpose, utcnow().date())
         if not decision.allowed:
-            raise GatewayError(403, "purpose_refused", decision.reason)
+            raise PurposeRefused(decision.reason)
         if message.get("federation_key_id") != config.federation_key_id:
-            raise GatewayError(422, "key_id_mismatch", f"連携圏の鍵 ID が違います（{message.get('federation_key_id')}、期待: {config.federation_key_id}）。鍵 ID の異なる符号は比較できません。")
+            raise KeyIdMismatch(f"連携圏の鍵 ID が違います（{message.get('federation_key_id')}、期待: {config.federation_key_id}）。鍵 ID の異なる符号は比較できません。")
         if not isinstance(message.get("body"), dict):
-            raise GatewayError(400, "malformed_message", "メッセージの body がオブジェクトではありません。")
+            raise MalformedMessage("メッセージの body がオブジェクトではありません。")
         expires = _check_time(config, message)
         _check_nonce(gw, peer_code, str(message.get("nonce", "")), expires)
         return message
@@ -101,9 +115,9 @@ def _time(value: Any) -> datetime:
     try:
         parsed = datetime.fromisoformat(str(value))
     except ValueError:
-        raise GatewayError(400, "malformed_message", "メッセージの時刻が読めません。") from None
+        raise MalformedMessage("メッセージの時刻が読めません。") from None
     if parsed.tzinfo is None:
-        raise GatewayError(400, "malformed_message", "メッセージの時刻にタイムゾーンがありません。")
+        raise MalformedMessage("メッセージの時刻にタイムゾーンがありません。")
     return parsed.astimezone(timezone.utc).replace(tzinfo=None)
 
 
@@ -111,20 +125,20 @@ def _check_time(config: FederationConfig, message: dict[str, Any]) -> datetime:
     issued, expires, now = _time(message.get("issued_at")), _time(message.get("expires_at")), utcnow()
     skew = timedelta(seconds=config.max_skew_seconds)
     if issued > now + skew:
-        raise GatewayError(401, "not_yet_valid", "メッセージの発行時刻が未来です（時計のずれを確認してください）。")
+        raise NotYetValid("メッセージの発行時刻が未来です（時計のずれを確認してください）。")
     if now > expires + skew:
-        raise GatewayError(401, "expired", "メッセージの有効期限が切れています。")
+        raise Expired("メッセージの有効期限が切れています。")
     if expires - issued > timedelta(hours=config.bundle_hours):
-        raise GatewayError(401, "validity_too_long", f"メッセージの有効期間が上限（{config.bundle_hours} 時間）を超えています。")
+        raise ValidityTooLong(f"メッセージの有効期間が上限（{config.bundle_hours} 時間）を超えています。")
     return expires + skew
 
 
 def _check_nonce(gw: Gateway, peer: str, nonce: str, expires: datetime) -> None:
     if not (16 <= len(nonce) <= 64):
-        raise GatewayError(400, "malformed_message", "メッセージの nonce が不正です。")
+        raise MalformedMessage("メッセージの nonce が不正です。")
     with gw.engine.begin() as conn:
         conn.execute(delete(models.federation_nonces).where(models.federation_nonces.c.expires_at < utcnow()))
         try:
             conn.execute(insert(models.federation_nonces).values(peer=peer, nonce=nonce, expires_at=expires))
         except IntegrityError:
-            raise GatewayError(409, "replay", f"自治体 {peer} のこのメッセージは受信済みです（再送・再利用は受け付けません）。") from None
+            raise Replay(f"自治体 {peer} のこのメッセージは受信済みです（再送・再利用は受け付けません）。") from None
