@@ -28,7 +28,6 @@ import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
@@ -40,67 +39,12 @@ from escrow.faults import crash_point
 from escrow.identity import User
 from escrow.service import Escrow
 from keys import binding, seal
+from keys.filing import ID_PATTERN as _ID_PATTERN
+from keys.filing import RequestFiling as RequestFiling  # the one model of a filing, shared with the gateway
 from keys.errors import KeysError
 from policy import LEGAL_BASES, Policy, PolicyError, default_policy
 
-_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$"
-_LINE = r"^[^\x00-\x1f\x7f]+$"  # one line of text: these fields go into audit entries
 _PLACEHOLDER = {"purpose": "（不正な利用目的）", "legal_basis": "（不正な法的根拠）", "case_ref": "（形式外の案件番号）"}
-
-
-def _one_line(value: str) -> str:
-    if problem := binding.text_problem(value):
-        raise ValueError(problem)
-    return value
-
-
-class SealedRecordIn(BaseModel):
-    """One record to open: its batch's header (``keys.seal.BatchHeader`` JSON), its token and its ciphertext."""
-
-    batch_header: dict[str, Any]
-    token: str = Field(min_length=1, max_length=200, pattern=_LINE)
-    ciphertext: str = Field(min_length=1, max_length=65536, description="base64")
-
-    @field_validator("token")
-    @classmethod
-    def _no_control_characters(cls, value: str) -> str:
-        return _one_line(value)
-
-
-class EvidenceIn(BaseModel):
-    """The request's entry in the gateway's audit log, its position, an inclusion proof and a signed checkpoint."""
-
-    entry: dict[str, Any]
-    leaf_index: int = Field(ge=0)
-    inclusion_proof: list[str] = Field(max_length=64, description="base64 SHA-256 hashes, RFC 9162 order")
-    checkpoint: str = Field(max_length=4096, description="C2SP signed note")
-
-
-class RequestFiling(BaseModel):
-    """A re-identification request as the gateway files it (limits derived from its policy)."""
-
-    request_id: str = Field(pattern=_ID_PATTERN)
-    requester: str = Field(min_length=1, max_length=64, pattern=_LINE)
-    purpose: str = Field(min_length=1, max_length=100, pattern=_LINE)
-    legal_basis: str = Field(min_length=1, max_length=100, pattern=_LINE)
-    case_ref: str = Field(min_length=1, max_length=100, pattern=_LINE)
-    justification: str = Field(min_length=1, max_length=4000)
-    max_records: int
-    approvals_required: int
-    records: list[SealedRecordIn] = Field(max_length=1000)
-    gateway_evidence: EvidenceIn
-
-    @field_validator("requester", "purpose", "legal_basis", "case_ref")
-    @classmethod
-    def _no_control_characters(cls, value: str) -> str:
-        return _one_line(value)
-
-    @field_validator("justification")
-    @classmethod
-    def _justification_text(cls, value: str) -> str:
-        if problem := binding.text_problem(value, multiline=True):
-            raise ValueError(problem)
-        return value
 
 
 def file_request(escrow: Escrow, user: User, filing: RequestFiling) -> dict[str, Any]:

@@ -1,8 +1,13 @@
-"""Ingest: verify a signed submission and store it as its source's new snapshot, all or nothing.
+"""Ingest: the one pipeline for every upload from an agent, and the snapshot's own checks and store.
 
-Checks, in order (the first failure refuses the whole submission and is
-logged in ``ingest_events``): format and content hash, a registered agent and
-its signature, the agent not revoked, the sequence number (a replay is
+Every upload (an envelope, ``keys.envelope``, of a :class:`Kind`) passes
+:func:`run`: parse (version, kind, fields, content hash) → verify (a
+registered agent, its registered key, its signature, the agent not revoked)
+→ the kind's own checks → store. The first failure refuses the whole upload
+and is logged in ``ingest_events``. Kinds: :data:`SUBMISSION` here, the
+federation submission in ``gateway.federation.ingest``.
+
+A snapshot's own checks, in order: the sequence number (a replay is
 refused; the same submission again gets its first answer back), the network
 and source the agent is registered for, the encoding schema, the linkage key
 id, and the policy for every attribute. Records that cannot be used (wrong
@@ -40,16 +45,31 @@ from gateway import models
 from gateway.core import Gateway
 from gateway.crashpoints import crash_point
 from gateway.db import utcnow
-from gateway.errors import GatewayError
-from gateway.link import request_run
-from keys.submission import (
-    ContentHashError,
-    MalformedSubmissionError,
-    Submission,
-    SubmissionSignatureError,
-    manifest_sha256,
-    read_submission,
+from gateway.errors import (
+    RevokedAgentRequest,
+    BadSignature,
+    ContentMismatch,
+    Fork,
+    ForbiddenAttribute,
+    GatewayError,
+    MalformedSubmission,
+    NotConfigured,
+    PartsMissing,
+    Replay,
+    SourceNotAllowed,
+    SourceNotRegistered,
+    SourceOwnedByOther,
+    TooLarge,
+    Unchained,
+    UnknownEnvelopeVersion,
+    UnknownSchema,
+    WrongLinkageKey,
 )
+from gateway.link import request_run
+from keys import envelope
+from keys.envelope import EnvelopeVersionError
+from keys.errors import KeysError
+from keys.submission import ContentHashError, Submission, SubmissionVersionError, manifest_sha256, read_submission
 from linkage.schema import SchemaError, load_schema
 
 log = logging.getLogger("tsunagu.gateway.ingest")
@@ -79,70 +99,113 @@ class IngestResult:
 Listener = Callable[[IngestResult], None]
 
 
+@dataclass(frozen=True)
+class Kind:
+    """What the pipeline needs to know about one kind of upload (an envelope kind, ``keys.envelope``).
+
+    ``parse`` reads the bytes into (manifest, signature, payload) and raises the kind module's errors;
+    ``malformed``/``content``/``revoked`` are the refusals (with the codes) this kind has always answered with;
+    ``accept`` runs the kind's own checks and stores it (called once the sender is authenticated).
+    """
+
+    name: str
+    parse: Callable[[bytes], tuple[dict[str, Any], bytes, Any]]
+    accept: Callable[[Gateway, dict[str, Any], Any, "_agents.RegisteredAgent", str, dict[str, Any]], Any]
+    malformed: type[GatewayError] = MalformedSubmission
+    content: type[GatewayError] = ContentMismatch
+    revoked: type[GatewayError] = RevokedAgentRequest
+
+
 def ingest(gw: Gateway, data: bytes, channel: str, path: str | None = None) -> IngestResult:
     """Verify and store one submission; a refusal raises :class:`GatewayError` after logging it."""
-    where: dict[str, Any] = {"path": path}
-    try:
-        result = _ingest(gw, data, channel, where)
-    except GatewayError as exc:
-        gw.event(channel, exc.status, exc.code, exc.detail, **where)
-        raise
+    result = run(gw, SUBMISSION, data, channel, path)
     if result.status == "accepted":
         for listener in list(gw.listeners):
             listener(result)
     return result
 
 
-def _ingest(gw: Gateway, data: bytes, channel: str, where: dict[str, Any]) -> IngestResult:
-    if len(data) > gw.settings.max_submission_bytes:
-        raise GatewayError(413, "too_large", f"提出データが大きすぎます（{len(data)} バイト、上限 {gw.settings.max_submission_bytes} バイト）。")
+def run(gw: Gateway, kind: Kind, data: bytes, channel: str, path: str | None = None) -> Any:
+    """The one ingest pipeline: parse → verify → check the sender → the kind's checks and store; refusals logged, then raised."""
+    where: dict[str, Any] = {"path": path}
     try:
-        sub = read_submission(data)
+        if len(data) > gw.settings.max_submission_bytes:
+            raise TooLarge(f"提出データが大きすぎます（{len(data)} バイト、上限 {gw.settings.max_submission_bytes} バイト）。")
+        manifest, signature, payload = _parse(kind, data)
+        agent = _sender(gw, kind, manifest, signature, where)
+        return kind.accept(gw, manifest, payload, agent, channel, where)
+    except GatewayError as exc:
+        gw.event(channel, exc.status, exc.code, exc.detail, **where)
+        raise
+
+
+def _parse(kind: Kind, data: bytes) -> tuple[dict[str, Any], bytes, Any]:
+    """The kind's reader, its errors turned into the kind's refusal codes (an old envelope version: ``unknown_version``)."""
+    try:
+        return kind.parse(data)
+    except (SubmissionVersionError, EnvelopeVersionError) as exc:
+        raise UnknownEnvelopeVersion(str(exc)) from None
     except ContentHashError as exc:
-        raise GatewayError(400, "content_mismatch", str(exc)) from None
-    except MalformedSubmissionError as exc:
-        raise GatewayError(400, "malformed_submission", str(exc)) from None
-    m = sub.manifest
+        raise kind.content(str(exc)) from None
+    except KeysError as exc:
+        raise kind.malformed(str(exc)) from None
+
+
+def _sender(gw: Gateway, kind: Kind, m: dict[str, Any], signature: bytes, where: dict[str, Any]) -> "_agents.RegisteredAgent":
+    """The registered, unrevoked agent whose registered key signed ``m`` (every kind an agent uploads)."""
     agent_id, sequence = str(m["agent_id"]), m["sequence"]
     if not isinstance(sequence, int) or isinstance(sequence, bool) or sequence < 0:
-        raise GatewayError(400, "malformed_submission", "マニフェストの sequence（連番）が 0 以上の整数ではありません。")
+        raise kind.malformed("マニフェストの sequence（連番）が 0 以上の整数ではありません。")
     where.update(agent_id=agent_id[:64], sequence=sequence)
     agent = _agents.get_agent(gw, agent_id)
     if m["signing_key_id"] != agent.signing_key_id:
-        raise GatewayError(401, "bad_signature", f"提出データの署名鍵 {m['signing_key_id']} はエージェント {agent_id} の登録済みの鍵ではありません。")
+        raise BadSignature(f"提出データの署名鍵 {m['signing_key_id']} はエージェント {agent_id} の登録済みの鍵ではありません。")
     try:
-        sub.verify(agent.signing_key)
-    except SubmissionSignatureError as exc:
-        raise GatewayError(401, "bad_signature", str(exc)) from None
+        envelope.verify(m, signature, agent.signing_key, f"エージェント {agent_id} ")
+    except envelope.EnvelopeSignatureError as exc:
+        raise BadSignature(str(exc)) from None
     if agent.status != "enrolled":
-        raise GatewayError(403, "agent_revoked", f"エージェント {agent_id} は失効しています。提出は受け付けません。")
+        raise kind.revoked(f"エージェント {agent_id} は失効しています。提出は受け付けません。")
+    return agent
+
+
+def _parse_submission(data: bytes) -> tuple[dict[str, Any], bytes, Submission]:
+    sub = read_submission(data)
+    return sub.manifest, sub.signature, sub
+
+
+def _accept_submission(gw: Gateway, m: dict[str, Any], sub: Submission, agent: "_agents.RegisteredAgent", channel: str,
+                       where: dict[str, Any]) -> IngestResult:
+    """A snapshot (or part)'s own checks: replay, source and its owner, policy, schema, linkage key, attributes; then store."""
+    agent_id, sequence = agent.agent_id, m["sequence"]
     duplicate = _previous_answer(gw, agent_id, sequence, m["content_sha256"])
     if duplicate is not None:
         return duplicate
     network, source = str(m["network"]), str(m["source"])
     if network != agent.network or source not in agent.sources:
-        raise GatewayError(403, "source_not_registered",
-                           f"エージェント {agent_id} は {network} のデータ元「{source}」の提出者として登録されていません。")
+        raise SourceNotRegistered(f"エージェント {agent_id} は {network} のデータ元「{source}」の提出者として登録されていません。")
     owner = _agents.source_owner(gw, source)
     if owner is not None and owner != agent_id:
-        raise GatewayError(403, "source_owned_by_other",
-                           f"データ元「{source}」はエージェント {owner} の担当です。エージェント {agent_id} からの提出は受け付けません"
+        raise SourceOwnedByOther(f"データ元「{source}」はエージェント {owner} の担当です。エージェント {agent_id} からの提出は受け付けません"
                            "（別のエージェントの記録を上書きしないため）。担当を替えるときは、管理者が"
                            f" tsunagu gateway agent handover --source {source} --to {agent_id} で引き継いでください。")
     if gw.policy.network_of(source) != network:
-        raise GatewayError(403, "source_not_allowed", f"ポリシーでは、データ元「{source}」をネットワーク {network} から受け付けません。")
+        raise SourceNotAllowed(f"ポリシーでは、データ元「{source}」をネットワーク {network} から受け付けません。")
     try:
         schema = load_schema(str(m["schema_version"]))
     except SchemaError as exc:
-        raise GatewayError(422, "unknown_schema", str(exc)) from None
+        raise UnknownSchema(str(exc)) from None
     if not gw.settings.linkage_key_id:
-        raise GatewayError(503, "not_configured", "ゲートウェイに現在の連携鍵 ID（linkage_key_id）が設定されていません。gateway.toml を確認してください。")
+        raise NotConfigured("ゲートウェイに現在の連携鍵 ID（linkage_key_id）が設定されていません。gateway.toml を確認してください。")
     if m["linkage_key_id"] != gw.settings.linkage_key_id:
-        raise GatewayError(422, "wrong_linkage_key",
-                           f"提出データの連携鍵 ID {m['linkage_key_id']} は現在の連携鍵 {gw.settings.linkage_key_id} ではありません。エージェントに新しい鍵を配布してください。")
+        raise WrongLinkageKey(f"提出データの連携鍵 ID {m['linkage_key_id']} は現在の連携鍵 {gw.settings.linkage_key_id} ではありません。エージェントに新しい鍵を配布してください。")
     _check_attributes(gw, sub, network, source)
     rows, refused = _record_rows(sub, source, schema.total_bytes, len(schema.blocking_keys))
     return _store(gw, sub, rows, refused, channel, where)
+
+
+#: The agent's snapshot, or one part of it (``keys.submission``).
+SUBMISSION = Kind("submission", _parse_submission, _accept_submission)
 
 
 def _previous_answer(gw: Gateway, agent_id: str, sequence: int, content_sha256: str) -> IngestResult | None:
@@ -154,7 +217,7 @@ def _previous_answer(gw: Gateway, agent_id: str, sequence: int, content_sha256: 
     if row is not None and row.content_sha256 == content_sha256:
         return IngestResult("duplicate", row.id, row.accepted, json.loads(row.refused), sequence)
     if row is not None or (last is not None and sequence <= last):
-        raise GatewayError(409, "replay", f"連番 {sequence} は受付済みの連番 {last} 以下です（再送または再生攻撃）。新しい連番で提出してください。")
+        raise Replay(f"連番 {sequence} は受付済みの連番 {last} 以下です（再送または再生攻撃）。新しい連番で提出してください。")
     return None
 
 
@@ -165,7 +228,7 @@ def _check_attributes(gw: Gateway, sub: Submission, network: str, source: str) -
     for name in sorted(names):
         decision = gw.policy.may_send(network, source, name)
         if not decision.allowed:
-            raise GatewayError(403, "forbidden_attribute", f"提出全体を受け付けません: {decision.reason}")
+            raise ForbiddenAttribute(f"提出全体を受け付けません: {decision.reason}")
 
 
 def _record_rows(sub: Submission, source: str, clk_bytes: int, n_blocks: int) -> tuple[list[tuple], list[dict[str, str]]]:
@@ -219,11 +282,11 @@ def _store(gw: Gateway, sub: Submission, rows: list[tuple], refused: list[dict[s
             later = conn.execute(select(func.max(models.submissions.c.sequence)).where(
                 models.submissions.c.agent_id == agent_id, models.submissions.c.id != submission_id)).scalar()
             if later is not None and later >= sequence:
-                raise GatewayError(409, "replay", f"連番 {sequence} は受付済みの連番 {later} 以下です。新しい連番で提出してください。")
+                raise Replay(f"連番 {sequence} は受付済みの連番 {later} 以下です。新しい連番で提出してください。")
             part, parts = int(m.get("part", 1)), int(m.get("parts", 1))
             if part > 1 and _staged_parts(conn, agent_id, str(m["batch_id"])[:128]) != set(range(1, part)):
                 # Before the chain check: a part out of order is a missing part, not a second copy of the agent.
-                raise GatewayError(409, "parts_missing", f"分割提出（{m['batch_id']}）の {part}/{parts} 番目より前の部分がそろっていません。"
+                raise PartsMissing(f"分割提出（{m['batch_id']}）の {part}/{parts} 番目より前の部分がそろっていません。"
                                                          "エージェントの送信待ち（または持ち出しファイル）を古い順に送り直してください。")
             if "previous" in m:
                 _extend_chain(conn, m, submission_id)
@@ -339,8 +402,7 @@ def chain_head(conn: Connection, agent_id: str) -> Any:
 
 def _refuse_unchained(agent_id: str, sequence: int) -> None:
     """An agent that has sent a chained submission never goes back: an unchained one now is an old copy or old software."""
-    raise GatewayError(409, "unchained",
-                       f"エージェント {agent_id} の連番 {sequence} の提出には、直前の提出とのつながり（previous）がありません。このエージェントは"
+    raise Unchained(f"エージェント {agent_id} の連番 {sequence} の提出には、直前の提出とのつながり（previous）がありません。このエージェントは"
                        "すでにつながりのある提出を送っているため、つながりのない提出（古い版の tsunagu で動くエージェントか、そのコピー）は"
                        "受け付けず、記録は何も上書きしていません。この提出を送った機械のエージェントを最新の tsunagu に更新してから"
                        " tsunagu agent run で送り直してください（更新したエージェントは、まずゲートウェイの記録と突き合わせます）。"
@@ -360,8 +422,7 @@ def _extend_chain(conn: Connection, m: dict[str, Any], submission_id: int) -> No
             there = "まだ連鎖のある提出を受け付けていません"
         else:
             there = f"最後に受け付けたのは {head.instance_label or '（不明）'} からの連番 {head.sequence} です"
-        raise GatewayError(409, "fork",
-                           f"エージェント {agent_id} の提出が分岐しています: {here} からの連番 {m['sequence']} は、ゲートウェイが受け付けた"
+        raise Fork(f"エージェント {agent_id} の提出が分岐しています: {here} からの連番 {m['sequence']} は、ゲートウェイが受け付けた"
                            f"最後の提出の続きではありません（{there}）。同じエージェントが 2 か所で動いているか、古い状態（state/）から"
                            "動いています。提出は受け付けず、記録は何も上書きしていません。ゲートウェイが最後に受け付けた側"
                            f"（{head.instance_label if head is not None else '—'}）を残し、もう一方を止めてください。こちらを残す場合は、"

@@ -4,7 +4,8 @@ The gateway never opens anything and never talks to the escrow. It checks the
 request (a purpose of the policy usable today, a case reference, a
 justification, at most the purpose's record limit), appends
 ``reidentify.request`` to its tamper-evident audit log before anything else
-happens, and returns the *filing package*: the person's sealed records (batch
+happens, and returns the *filing package* (``keys.filing.RequestFiling``, the model the
+escrow validates it with): the person's sealed records (batch
 header, record token, ciphertext, exactly as the agents sealed them) and the
 log entry with its inclusion proof and signed checkpoint. The caseworker's
 own client sends that package to the escrow, which verifies the evidence
@@ -41,6 +42,7 @@ from gateway.identity import User
 from gateway.link import current_run_id
 from keys import binding
 from keys.audit import AuditEntry
+from keys.filing import RequestFiling
 from keys.seal import BatchHeader
 from policy import PolicyError
 
@@ -101,15 +103,15 @@ def request(gw: Gateway, user: User, person_id: str, purpose: str, case_ref: str
     entry = AuditEntry.now(actor=user.username, role=user.role, action=ACTION, target=request_id, purpose=spec.name,
                            legal_basis=spec.legal_basis, case_ref=case_ref, outcome=binding.accepted_outcome(bound))
     receipt = gw.audit.append(entry)
-    return {
-        "request_id": request_id, "requester": user.username, "purpose": spec.name, "legal_basis": spec.legal_basis,
-        "case_ref": case_ref, "justification": justification, "max_records": spec.max_records_per_request,
-        "approvals_required": spec.approvals_required, "person_id": person_id,
-        "records": records,
-        "gateway_evidence": {"entry": entry.to_json(), "leaf_index": receipt.index,
-                             "inclusion_proof": [base64.b64encode(p).decode() for p in receipt.proof.proof],
-                             "checkpoint": receipt.checkpoint},
-    }
+    filing = RequestFiling(
+        request_id=request_id, requester=user.username, purpose=spec.name, legal_basis=spec.legal_basis,
+        case_ref=case_ref, justification=justification, max_records=spec.max_records_per_request,
+        approvals_required=spec.approvals_required, records=records,
+        gateway_evidence={"entry": entry.to_json(), "leaf_index": receipt.index,
+                          "inclusion_proof": [base64.b64encode(p).decode() for p in receipt.proof.proof],
+                          "checkpoint": receipt.checkpoint})
+    # The person id is for the caseworker's screen; the escrow takes the filing's fields only.
+    return {**filing.model_dump(mode="json"), "person_id": person_id}
 
 
 def _check(gw: Gateway, user: User, purpose: str, case_ref: str, justification: str, today: datetime | None) -> Any:

@@ -3,14 +3,13 @@
 It uses the very primitives an agent uses (``linkage.encode.encode_records``,
 ``keys.seal.seal_batch``, ``keys.submission.write_submission``) with a
 throwaway linkage secret and escrow key of its own, generated here for
-synthetic data only; the gateway itself never sees either. Record tokens are
-HMAC-SHA256 of the record id under a key derived per source, as agents do.
+synthetic data only; the gateway itself never sees either. Record tokens come
+from the agents' own tokeniser (``agents.core.token``), so a synthetic record
+gets the token a real agent with the same secret gives the same record id.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
 import uuid
 from dataclasses import dataclass, field
@@ -20,13 +19,14 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+from agents.core.token import RecordTokeniser
 from keys.custody import EscrowPublicKey
 from keys.enrolment import AgentKeys, init_agent, load_agent_keys
 from keys.passphrase import KdfParams
 from keys.linkage_secret import LinkageSecret, generate_linkage_secret
 from keys.seal import seal_batch
 from keys.submission import SubmittedRecord, write_submission
-from linkage.encode import derive_key, encode_records
+from linkage.encode import encode_records
 from linkage.record import IDENTITY_COLUMNS, CanonicalRecord
 from linkage.schema import current_version
 
@@ -61,8 +61,8 @@ class SyntheticAgent:
         """Encode, seal and sign ``rows`` of ``source`` as the next snapshot submission."""
         canonical = [CanonicalRecord.from_mapping(r) for r in rows]
         encodings, index, _errors = encode_records(canonical, self.linkage.secret, self.linkage.key_id, workers=2)
-        token_key = derive_key(self.linkage.secret, f"record-token|{source}")
-        tokens = [hmac.new(token_key, canonical[i].record_id.encode("utf-8"), hashlib.sha256).hexdigest()[:32] for i in index]
+        tokeniser = RecordTokeniser(self.linkage.secret, source)
+        tokens = [tokeniser.token(canonical[i].record_id) for i in index]
         identities = {t: {c: rows[i].get(c, "") for c in IDENTITY_COLUMNS} for t, i in zip(tokens, index)}
         batch_id = uuid.uuid4().hex
         sealed = seal_batch(self.escrow, source, batch_id, identities)

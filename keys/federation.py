@@ -25,7 +25,6 @@ home ``keys/federation-receiving.json`` (X25519, locked), ``keys/federation-memb
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from cryptography.hazmat.primitives import hpke
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
+from keys import envelope
 from keys import passphrase as _pp
 from keys import labels
 from keys.documents import b64d, b64e, canonical_json, read_document, write_document
@@ -269,11 +269,10 @@ def _unwrap(doc: dict[str, Any], receiving: X25519PrivateKey, receiving_key_id: 
     return secret
 
 
-# ---- the federation submission: an agent's federation encodings, signed (agent → its own gateway) ----------
+# ---- the federation submission: an agent's federation encodings, an envelope (agent → its own gateway) ----------
 
-SUBMISSION_FORMAT = "tsunagu-federation-submission"
-_SUBMISSION_FIELDS = ("format", "version", "agent_id", "signing_key_id", "municipality", "source", "schema_version",
-                      "federation_key_id", "sequence", "created_at", "record_count", "content_sha256")
+#: This message's kind in the envelope (``keys.envelope``).
+SUBMISSION_KIND = "federation-submission"
 _CODE = re.compile(r"^[0-9]{6}$")
 
 
@@ -296,36 +295,26 @@ class FederationRecord:
 
 
 def write_federation_submission(manifest: dict[str, Any], records: list[FederationRecord], signing_key: Ed25519PrivateKey) -> bytes:
-    """Serialise and sign (JSON Lines: signed manifest, then one line per record; the manifest binds them by SHA-256)."""
-    lines = [r.to_line() for r in records]
-    body = b"".join(line + b"\n" for line in lines)
-    full = {**manifest, "format": SUBMISSION_FORMAT, "version": _VERSION, "record_count": len(lines),
-            "content_sha256": hashlib.sha256(body).hexdigest()}
-    missing = [f for f in _SUBMISSION_FIELDS if f not in full]
-    if missing:
-        raise FederationKeyError(f"連携圏の提出データのマニフェストに項目がありません: {', '.join(missing)}")
-    head = json.dumps({"manifest": full, "signature": b64e(signing_key.sign(canonical_json(full)))},
-                      ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    return head + b"\n" + body
+    """Serialise and sign (an envelope: signed manifest, then one line per record; the manifest binds them by SHA-256)."""
+    try:
+        return envelope.seal(SUBMISSION_KIND, manifest, [r.to_line() for r in records], signing_key)
+    except envelope.EnvelopeError as exc:
+        raise FederationKeyError(str(exc)) from None
 
 
 def read_federation_submission(data: bytes) -> tuple[dict[str, Any], bytes, list[FederationRecord]]:
-    """Parse a federation submission and check its content hash (not its signature): (manifest, signature, records)."""
-    head, sep, body = data.partition(b"\n")
+    """Parse a federation submission and check its content hash (not its signature): (manifest, signature, records).
+
+    Raises :class:`keys.envelope.EnvelopeVersionError` for an old or unknown version, :class:`FederationKeyError` otherwise.
+    """
     try:
-        top = json.loads(head)
-        manifest, signature = top["manifest"], base64.b64decode(top["signature"], validate=True)
-    except (ValueError, KeyError, TypeError):
-        raise FederationKeyError("連携圏の提出データの 1 行目（マニフェスト）が読めません。") from None
-    if not sep or not isinstance(manifest, dict) or manifest.get("format") != SUBMISSION_FORMAT or manifest.get("version") != _VERSION:
-        raise FederationKeyError("tsunagu の連携圏の提出データ（版 1）ではありません。")
-    missing = [f for f in _SUBMISSION_FIELDS if f not in manifest]
-    if missing:
-        raise FederationKeyError(f"マニフェストに項目がありません: {', '.join(missing)}")
-    if hashlib.sha256(body).hexdigest() != manifest["content_sha256"]:
-        raise FederationKeyError("連携圏の提出データの中身がマニフェストのハッシュと一致しません（途中で切れたか改変されています）。")
+        env = envelope.open_envelope(data, (SUBMISSION_KIND,))
+    except envelope.EnvelopeVersionError:
+        raise
+    except envelope.EnvelopeError as exc:
+        raise FederationKeyError(str(exc)) from None
     records = []
-    for number, line in enumerate(body.splitlines(), start=2):
+    for number, line in enumerate(env.lines, start=2):
         try:
             d = orjson.loads(line)  # orjson bounds the nesting depth itself (json would recurse into a RecursionError)
             record = FederationRecord(str(d["t"]), base64.b64decode(d["c"], validate=True), int(d["p"]),
@@ -335,6 +324,4 @@ def read_federation_submission(data: bytes) -> tuple[dict[str, Any], bytes, list
         if not (record.moved_in_from or record.moved_out_to) or any(c and not _CODE.match(c) for c in (record.moved_in_from, record.moved_out_to)):
             raise FederationKeyError(f"連携圏の提出データの {number} 行目の市区町村コードが 6 桁の数字ではありません。")
         records.append(record)
-    if len(records) != manifest["record_count"]:
-        raise FederationKeyError("連携圏の提出データの件数がマニフェストと一致しません。")
-    return manifest, signature, records
+    return env.manifest, env.signature, records

@@ -1,12 +1,13 @@
-"""The signed submission: the one contract between an agent and the gateway.
+"""The signed submission: the one contract between an agent and the gateway (envelope kind ``submission``).
 
-A submission is UTF-8 JSON Lines, so the same bytes travel by HTTPS push and
-as a carried bundle file that a file sanitiser (無害化) passes as plain text:
+A submission is an envelope (``keys.envelope``): UTF-8 JSON Lines, so the
+same bytes travel by HTTPS push and as a carried bundle file that a file
+sanitiser (無害化) passes as plain text:
 
-    line 1      {"manifest": {...}, "signature": "<base64 Ed25519>"}
+    line 1      {"manifest": {"format": "tsunagu-envelope", "version": 2, "kind": "submission", ...}, "signature": "<base64 Ed25519>"}
     line 2..n+1 one record each: {"t": token, "c": clk, "p": present, "b": [blocks], "s": sealed, "a": {attributes}}
 
-* ``manifest`` names the format and version, the agent and its signing key id,
+* ``manifest`` names the envelope's format, version and kind, the agent and its signing key id,
   municipality, network, source, the encoding schema version, the linkage key
   id, the escrow key id, the sequence number, the batch id, the creation time,
   the mode (``snapshot``: the submission replaces the source's previous one, so
@@ -25,8 +26,8 @@ as a carried bundle file that a file sanitiser (無害化) passes as plain text:
   for one submission travels as ``parts`` signed submissions with the same
   ``batch_id`` and seal header, consecutive sequence numbers, in order; the
   gateway replaces the source's records only when the last part arrives.
-* ``signature`` is the agent's Ed25519 signature over the canonical JSON of the
-  manifest (sorted keys, no spaces), so it covers the records through the hash.
+* ``signature`` is the agent's Ed25519 signature over the manifest
+  (``keys.envelope.verify``), so it covers the records through the hash.
 * each record: ``t`` the record token (a keyed hash of the department's record
   id), ``c`` the base64 encoding (CLK) under ``schema_version``, ``p`` the
   presence flags, ``b`` the keyed blocking tokens as 16-digit hex ("" = none),
@@ -43,41 +44,22 @@ import base64
 import binascii
 import hashlib
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import orjson
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from keys import envelope
 from keys.documents import canonical_json
 from keys.errors import KeysError
 
 _b64 = binascii.a2b_base64
 
-FORMAT = "tsunagu-submission"
-VERSION = 1
+#: This message's kind in the envelope (``keys.envelope``).
+KIND = "submission"
 MODES = ("snapshot",)
-
-_MANIFEST_FIELDS = (
-    "format",
-    "version",
-    "agent_id",
-    "signing_key_id",
-    "municipality",
-    "network",
-    "source",
-    "schema_version",
-    "linkage_key_id",
-    "escrow_key_id",
-    "sequence",
-    "batch_id",
-    "created_at",
-    "mode",
-    "record_count",
-    "seal_header",
-    "content_sha256",
-)
 
 
 #: Most parts one snapshot may travel in.
@@ -98,6 +80,10 @@ class SubmissionError(KeysError):
 
 class MalformedSubmissionError(SubmissionError):
     """The bytes are not a submission of a known format and version."""
+
+
+class SubmissionVersionError(MalformedSubmissionError):
+    """The submission is in an old (or unknown) envelope version: the agent must be upgraded and the data sent again."""
 
 
 class ContentHashError(SubmissionError):
@@ -170,15 +156,15 @@ class Submission:
     def verify(self, public_key: Ed25519PublicKey) -> None:
         """Check the signature over the manifest; raises :class:`SubmissionSignatureError`."""
         try:
-            public_key.verify(self.signature, canonical_json(self.manifest))
-        except InvalidSignature:
+            envelope.verify(self.manifest, self.signature, public_key)
+        except envelope.EnvelopeSignatureError:
             raise SubmissionSignatureError(
                 f"提出データ（エージェント {self.manifest.get('agent_id')}、連番 {self.manifest.get('sequence')}）の署名を検証できません。"
             ) from None
 
 
 def write_submission(manifest: dict[str, Any], records: Iterable[SubmittedRecord], signing_key: Ed25519PrivateKey) -> bytes:
-    """Serialise and sign; ``manifest`` needs every field but format, version, record_count and content_sha256."""
+    """Serialise and sign; ``manifest`` needs every field but format, version, kind, record_count and content_sha256."""
     lines = [r.to_line() for r in records]
     body = b"\n".join(lines) + (b"\n" if lines else b"")
     return submission_head(manifest, len(lines), hashlib.sha256(body).hexdigest(), signing_key) + b"\n" + body
@@ -189,39 +175,17 @@ def submission_head(manifest: dict[str, Any], record_count: int, content_sha256:
 
     For a writer that streams the body: the submission is this line, a newline, then the body.
     """
-    full = {**manifest, "format": FORMAT, "version": VERSION, "record_count": record_count, "content_sha256": content_sha256}
-    missing = [f for f in _MANIFEST_FIELDS if f not in full]
-    if missing:
-        raise MalformedSubmissionError(f"マニフェストに項目がありません: {', '.join(missing)}")
-    if full["mode"] not in MODES:
-        raise MalformedSubmissionError(f"提出モード「{full['mode']}」は使えません（{', '.join(MODES)}）。")
-    return json.dumps(
-        {"manifest": full, "signature": base64.b64encode(signing_key.sign(canonical_json(full))).decode("ascii")},
-        ensure_ascii=False,
-        separators=(",", ":"),
-    ).encode("utf-8")
+    if manifest.get("mode") not in MODES:
+        raise MalformedSubmissionError(f"提出モード「{manifest.get('mode')}」は使えません（{', '.join(MODES)}）。")
+    with _as_submission_error():
+        return envelope.head(KIND, manifest, signing_key, record_count, content_sha256)
 
 
 def read_submission(data: bytes, max_records: int | None = None) -> Submission:
     """Parse a submission and check its content hash and record count (not its signature)."""
-    head, sep, body = data.partition(b"\n")
-    if not sep:
-        raise MalformedSubmissionError("提出データが途中で切れています（マニフェスト行の後に改行がありません）。")
-    try:
-        top = json.loads(head)
-        manifest = top["manifest"]
-        signature = base64.b64decode(top["signature"], validate=True)
-    except (ValueError, KeyError, TypeError):
-        raise MalformedSubmissionError("提出データの 1 行目（マニフェスト）が読めません。") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise MalformedSubmissionError("tsunagu の提出データではありません。")
-    if manifest.get("version") != VERSION:
-        raise MalformedSubmissionError(f"提出データの版 {manifest.get('version')} には対応していません（対応: {VERSION}）。")
-    missing = [f for f in _MANIFEST_FIELDS if f not in manifest]
-    if missing:
-        raise MalformedSubmissionError(f"マニフェストに項目がありません: {', '.join(missing)}")
-    if hashlib.sha256(body).hexdigest() != manifest["content_sha256"]:
-        raise ContentHashError("提出データの中身がマニフェストのハッシュと一致しません（途中で切れたか改変されています）。")
+    with _as_submission_error():
+        env = envelope.open_envelope(data, (KIND,), max_records)
+    manifest = env.manifest
     previous = manifest.get("previous", "")
     if not isinstance(previous, str) or (previous and (len(previous) != 64 or any(c not in "0123456789abcdef" for c in previous))):
         raise MalformedSubmissionError("マニフェストの previous（直前の提出のハッシュ）が 64 桁の 16 進数ではありません。")
@@ -231,47 +195,45 @@ def read_submission(data: bytes, max_records: int | None = None) -> Submission:
     part, parts = manifest.get("part", 1), manifest.get("parts", 1)
     if (type(part) is not int or type(parts) is not int or not 1 <= part <= parts <= MAX_PARTS):
         raise MalformedSubmissionError(f"マニフェストの part / parts（分割提出の番号と数）が 1 ≤ part ≤ parts ≤ {MAX_PARTS} の整数ではありません。")
-    count = manifest["record_count"]
-    if not isinstance(count, int) or count < 0:
-        raise MalformedSubmissionError("マニフェストの record_count が不正です。")
-    if max_records is not None and count > max_records:
-        raise MalformedSubmissionError(f"提出データの件数 {count} が上限 {max_records} を超えています。")
-    lines = body.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
-    if len(lines) != count:
-        raise ContentHashError(f"記録の数 {len(lines)} がマニフェストの record_count {count} と違います。")
-    records = [SubmittedRecord.from_line(line, n) for n, line in enumerate(lines, start=2)]
-    return Submission(manifest, signature, records)
+    records = [SubmittedRecord.from_line(line, n) for n, line in enumerate(env.lines, start=2)]
+    return Submission(manifest, env.signature, records)
 
 
-#: What a state request's signature covers, so it cannot be mistaken for a signed manifest.
-STATE_PURPOSE = "tsunagu-agent-state"
+@contextmanager
+def _as_submission_error() -> Iterator[None]:
+    """The envelope's errors as this module's (callers match on these classes)."""
+    try:
+        yield
+    except envelope.EnvelopeVersionError as exc:
+        raise SubmissionVersionError(str(exc)) from None
+    except envelope.EnvelopeContentError as exc:
+        raise ContentHashError(str(exc)) from None
+    except envelope.EnvelopeError as exc:
+        raise MalformedSubmissionError(str(exc)) from None
+
+
+#: The kind of the agent's signed question "what have you accepted from me?".
+STATE_KIND = "agent-state-request"
 
 
 def write_state_request(agent_id: str, signing_key: Ed25519PrivateKey, at: str) -> bytes:
     """The agent's signed question "what have you accepted from me?" (``at``: ISO time, limits its reuse)."""
-    request = {"purpose": STATE_PURPOSE, "agent_id": agent_id, "at": at}
-    return json.dumps({"request": request, "signature": base64.b64encode(signing_key.sign(canonical_json(request))).decode("ascii")},
-                      separators=(",", ":")).encode("utf-8")
+    return envelope.seal(STATE_KIND, {"agent_id": agent_id, "at": at}, (), signing_key)
 
 
 def read_state_request(data: bytes) -> tuple[dict[str, Any], bytes]:
     """The request and its signature (not yet verified); raises :class:`MalformedSubmissionError`."""
-    try:
-        top = json.loads(data)
-        request, signature = top["request"], base64.b64decode(top["signature"], validate=True)
-        if (not isinstance(request, dict) or request.get("purpose") != STATE_PURPOSE
-                or not isinstance(request.get("agent_id"), str) or not isinstance(request.get("at"), str)):
-            raise ValueError
-    except (ValueError, KeyError, TypeError, binascii.Error):
-        raise MalformedSubmissionError("状態の問い合わせの形式が正しくありません。") from None
-    return request, signature
+    with _as_submission_error():
+        env = envelope.open_envelope(data.strip(), (STATE_KIND,))
+    request = env.manifest
+    if not isinstance(request.get("agent_id"), str) or not isinstance(request.get("at"), str):
+        raise MalformedSubmissionError("状態の問い合わせの形式が正しくありません（agent_id と at は文字列です）。")
+    return request, env.signature
 
 
 def verify_state_request(request: dict[str, Any], signature: bytes, public_key: Ed25519PublicKey) -> None:
     """Check the state request's signature; raises :class:`SubmissionSignatureError`."""
     try:
-        public_key.verify(signature, canonical_json(request))
-    except InvalidSignature:
+        envelope.verify(request, signature, public_key)
+    except envelope.EnvelopeSignatureError:
         raise SubmissionSignatureError(f"エージェント {request.get('agent_id')} の状態の問い合わせの署名を検証できません。") from None

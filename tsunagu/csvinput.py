@@ -1,4 +1,7 @@
-"""Reading canonical-column CSV files: encoding detection, header checks, row-level problems.
+"""Reading canonical-column CSV files for ``tsunagu link``: header checks and row-level problems.
+
+The bytes are read by the agents' reader (``agents.core.read``), so decoding,
+encoding detection, the CP932 checks and the 外字 table are one code path.
 
 Every row is either returned as a record or listed as a :class:`RowProblem`
 naming file, row and column, so nothing is lost silently.
@@ -6,20 +9,17 @@ naming file, row and column, so nothing is lost silently.
 
 from __future__ import annotations
 
-import csv
 import difflib
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
+from agents.core.read import GaijiTable, SourceError, detect_encoding, open_text
 from linkage.errors import InputError
 from linkage.record import IDENTITY_COLUMNS, CanonicalRecord
 
-#: Encodings tried, in order, when none is given.
-DETECT_ORDER = ("utf-8-sig", "cp932")
-
 _NAME_COLUMNS = ("family_name", "given_name", "full_name", "family_name_kana", "given_name_kana", "full_name_kana")
-_ENCODING_NAMES = {"utf-8": "utf-8", "utf8": "utf-8", "utf-8-sig": "utf-8-sig", "cp932": "cp932", "sjis": "cp932", "shift_jis": "cp932"}
+_ENCODING_NAMES = {"utf-8": "utf-8", "utf8": "utf-8", "utf-8-sig": "utf-8-sig", "cp932": "cp932", "sjis": "cp932",
+                   "shift-jis": "cp932", "windows-31j": "cp932"}
 
 
 @dataclass(slots=True)
@@ -44,74 +44,51 @@ class SourceFile:
     problems: list[RowProblem]
 
 
-def _decode(path: Path, data: bytes, encoding: str | None) -> tuple[str, str]:
-    if encoding:
-        enc = _ENCODING_NAMES.get(encoding.lower().replace("_", "-"), encoding)
-        try:
-            return data.decode(enc), enc
-        except LookupError:
-            raise InputError(str(path), f"文字コード「{encoding}」は使えません。utf-8、utf-8-sig、cp932 のいずれかを指定してください") from None
-        except UnicodeDecodeError as exc:
-            row = data[: exc.start].count(b"\n") + 1
-            raise InputError(
-                str(path),
-                f"{enc} として読めないバイトがあります（{exc.start} バイト目）。--encoding で正しい文字コードを指定してください",
-                row=row,
-            ) from None
-    first_error: UnicodeDecodeError | None = None
-    for enc in DETECT_ORDER:
-        try:
-            return data.decode(enc), enc
-        except UnicodeDecodeError as exc:
-            first_error = first_error or exc
-    assert first_error is not None
-    row = data[: first_error.start].count(b"\n") + 1
-    raise InputError(
-        str(path),
-        "文字コードを判定できません（UTF-8 でも CP932 でも読めないバイトがあります）。"
-        "ファイルを UTF-8 で保存し直すか、--encoding で文字コードを指定してください",
-        row=row,
-    )
+def read_source(path: Path, encoding: str | None = None, gaiji: GaijiTable | None = None) -> SourceFile:
+    """Read one canonical-column CSV; the source name is the file name without extension.
 
-
-def read_source(path: Path, encoding: str | None = None) -> SourceFile:
-    """Read one canonical-column CSV; the source name is the file name without extension."""
+    The bytes are read by the agents' reader (``agents.core.read.open_text``): the same decoding, CP932
+    checks and 外字 table (``gaiji``; without one every 外字 becomes 〓, unknown). Without ``encoding`` it is
+    detected (a BOM, else UTF-8 if every byte is, else CP932).
+    """
     path = Path(path)
+    if encoding:
+        enc = _ENCODING_NAMES.get(encoding.lower().replace("_", "-"))
+        if enc is None:
+            raise InputError(str(path), f"文字コード「{encoding}」は使えません。utf-8、utf-8-sig、cp932 のいずれかを指定してください")
+    else:
+        enc = detect_encoding(path)
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(str(path), "ファイルが見つかりません") from None
-    text, enc = _decode(path, data, encoding)
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = [h.strip() for h in next(reader)]
-    except StopIteration:
-        raise InputError(str(path), "ファイルが空です（見出し行もありません）") from None
-    _check_header(path, header)
-    records: list[CanonicalRecord] = []
-    rows: list[int] = []
-    problems: list[RowProblem] = []
-    seen: dict[str, int] = {}
-    for values in reader:
-        row = reader.line_num
-        if not any(v.strip() for v in values):
-            continue
-        if len(values) != len(header):
-            problems.append(RowProblem(str(path), row, "", f"列の数が見出し（{len(header)} 列）と違います（{len(values)} 列）"))
-            continue
-        mapping = dict(zip(header, values))
-        rid = mapping["record_id"].strip()
-        if not rid:
-            problems.append(RowProblem(str(path), row, "record_id", "record_id が空です"))
-            continue
-        if rid in seen:
-            problems.append(RowProblem(str(path), row, "record_id", f"record_id が {seen[rid]} 行目と重複しています"))
-            continue
-        seen[rid] = row
-        mapping["record_id"] = rid
-        records.append(CanonicalRecord.from_mapping(mapping))
-        rows.append(row)
-    return SourceFile(path.stem, path, enc, records, rows, problems)
+        table = open_text(path, enc, gaiji or GaijiTable(), fix=_FIX, require_rows=False)
+        header = [h.strip() for h in table.header]
+        _check_header(path, header)
+        records: list[CanonicalRecord] = []
+        rows: list[int] = []
+        problems: list[RowProblem] = []
+        seen: dict[str, int] = {}
+        for row, values in table.rows:
+            if len(values) != len(header):
+                problems.append(RowProblem(str(path), row, "", f"列の数が見出し（{len(header)} 列）と違います（{len(values)} 列）"))
+                continue
+            mapping = dict(zip(header, values))
+            rid = mapping["record_id"].strip()
+            if not rid:
+                problems.append(RowProblem(str(path), row, "record_id", "record_id が空です"))
+                continue
+            if rid in seen:
+                problems.append(RowProblem(str(path), row, "record_id", f"record_id が {seen[rid]} 行目と重複しています"))
+                continue
+            seen[rid] = row
+            mapping["record_id"] = rid
+            records.append(CanonicalRecord.from_mapping(mapping))
+            rows.append(row)
+    except SourceError as exc:
+        raise InputError(exc.file, exc.reason, row=exc.row) from None
+    return SourceFile(path.stem, path, table.encoding, records, rows, problems)
+
+
+#: Where a user of ``tsunagu link`` sets the encoding (named in the reader's error messages).
+_FIX = "--encoding の指定"
 
 
 def _check_header(path: Path, header: list[str]) -> None:

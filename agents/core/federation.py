@@ -3,7 +3,7 @@
 When the agent holds a federation secret (``tsunagu federation agent-install``),
 every snapshot of a source whose rows carry ``moved_in_from`` (転入元) or
 ``moved_out_to`` (転出先) — the 住民記録 of the My Number agent — is followed by
-a federation submission (``keys.federation``, its own signed format): only the
+a federation submission (``keys.federation``, an envelope of kind ``federation-submission``): only the
 children with a 6-digit municipality code in either column, encoded with
 ``linkage.encode`` under the federation secret. The address is left out of
 these encodings: it changes with the move, and another municipality has no

@@ -10,10 +10,15 @@ points (U+E000–U+E757); what each means is the municipality's own. The 外字
 table maps a private-use code point to the character it stands for, or to 〓
 (geta) when there is none; an unmapped one becomes 〓 as well, which the
 normaliser treats as unknown (it neither agrees nor disagrees).
+
+This is the one reader of department files: ``tsunagu link`` reads its
+files through :func:`open_text` too (``tsunagu.csvinput``), the encoding
+detected there (:func:`detect_encoding`) where an agent's is pinned.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime as dt
 import os
@@ -130,14 +135,32 @@ def open_table(path: Path, mapping: SourceMapping, gaiji: GaijiTable) -> Table:
     fmt = mapping.format or _format_from_suffix(path)
     if not path.is_file():
         raise SourceError(path, "ファイルが見つかりません。agent.toml の file とファイルの置き場所を確認してください。")
-    file_date = dt.date.fromtimestamp(path.stat().st_mtime)
     if fmt == "xlsx":
         header, rows, unmapped = _read_xlsx(path, mapping, gaiji)
         if not rows:
             raise SourceError(path, _NO_ROWS)
-        return Table(path, header, rows, "xlsx", unmapped, file_date, len(rows))
+        return Table(path, header, rows, "xlsx", unmapped, dt.date.fromtimestamp(path.stat().st_mtime), len(rows))
     if mapping.encoding is None:
         raise SourceError(path, f"対応表（データ元 {mapping.source}）に encoding（utf-8・utf-8-sig・cp932）を指定してください。")
+    return open_text(path, mapping.encoding, gaiji, header_row=mapping.header_row, delimiter="\t" if fmt == "tsv" else ",")
+
+
+#: Where a reader's user sets the encoding, named in its error messages (an agent's mapping; ``tsunagu link --encoding``).
+MAPPING_ENCODING = "対応表の encoding"
+
+
+def open_text(path: Path, encoding: str, gaiji: GaijiTable, *, header_row: int = 1, delimiter: str = ",",
+              fix: str = MAPPING_ENCODING, require_rows: bool = True) -> Table:
+    """Open a CSV/TSV file in ``encoding`` (utf-8, utf-8-sig or cp932) row by row, 外字 resolved: the one text reader.
+
+    Agents (through :func:`open_table`) and ``tsunagu link`` (``tsunagu.csvinput``) both read department files
+    here, so decoding, the CP932 checks and the 外字 table are the same for both; ``fix`` names where the
+    user sets the encoding in the error messages. ``require_rows``: a file with a header only is refused
+    (an agent's empty snapshot would delete every record). Errors as :func:`open_table`.
+    """
+    if not path.is_file():
+        raise SourceError(path, "ファイルが見つかりません。ファイルの置き場所と名前を確認してください。")
+    file_date = dt.date.fromtimestamp(path.stat().st_mtime)
     try:
         handle = path.open("rb")
     except PermissionError:
@@ -146,37 +169,59 @@ def open_table(path: Path, mapping: SourceMapping, gaiji: GaijiTable) -> Table:
         first = handle.read(len(_UTF8_BOM))
         if not first:
             raise SourceError(path, "ファイルが空です（0 バイト）。書き出しに失敗していないか確認してください。")
-        encoding = mapping.encoding
         if first == _UTF8_BOM:
             if encoding == "cp932":
-                raise SourceError(path, _LOOKS_UTF8)
+                raise SourceError(path, _looks_utf8(fix))
             encoding = "utf-8-sig"
         size_hint = 1
         for block in iter(lambda: handle.read(1 << 20), b""):
             size_hint += block.count(b"\n")
     table = Table(path, [], iter(()), encoding, 0, file_date, size_hint)
-    delimiter = "\t" if fmt == "tsv" else ","
-    lines = _decoded_lines(path, encoding, gaiji, table, delimiter)
+    lines = _decoded_lines(path, encoding, gaiji, table, delimiter, fix)
     reader = csv.reader(lines, delimiter=delimiter)
     number = 0
     for values in reader:
         number += 1
-        if number == mapping.header_row:
+        if number == header_row:
             table.header = values
             break
     else:
         lines.close()
-        raise SourceError(path, f"見出し行（{mapping.header_row} 行目）がありません。ファイルが空です。")
-    table.rows = _csv_rows(path, reader, lines, number)
+        raise SourceError(path, f"見出し行（{header_row} 行目）がありません。ファイルが空です。")
+    table.rows = _csv_rows(path, reader, lines, number, require_rows)
     return table
 
 
+def detect_encoding(path: Path) -> str:
+    """``utf-8-sig`` (a BOM), ``utf-8`` (every byte valid UTF-8) or ``cp932``: for readers that may guess (``tsunagu link``).
+
+    Agents never guess (their mapping pins the encoding); a file that is neither is refused by
+    :func:`open_text` under ``cp932``, naming the row and column of the first bad byte.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        with path.open("rb") as handle:
+            if handle.read(len(_UTF8_BOM)) == _UTF8_BOM:
+                return "utf-8-sig"
+            handle.seek(0)
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                decoder.decode(block)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return "cp932"
+    except OSError:
+        return "utf-8"  # open_text says what is wrong with the file
+    return "utf-8"
+
+
 _NO_ROWS = "データ行がありません（見出しだけです）。空の提出は前回の記録をすべて消すため、送りません。"
-_LOOKS_UTF8 = ("文字コードが UTF-8 のようですが、対応表では cp932 です。対応表の encoding を utf-8 にするか、"
-               "CP932 で書き出し直してください。")
 
 
-def _decoded_lines(path: Path, encoding: str, gaiji: GaijiTable, table: Table, delimiter: str) -> Iterator[str]:
+def _looks_utf8(fix: str) -> str:
+    return f"文字コードが UTF-8 のようですが、cp932 として読むよう指定されています。{fix}を utf-8 にするか、CP932 で書き出し直してください。"
+
+
+def _decoded_lines(path: Path, encoding: str, gaiji: GaijiTable, table: Table, delimiter: str, fix: str) -> Iterator[str]:
     """The file's lines as text, decoded and with 外字 resolved, one at a time.
 
     The file is split on the byte 0x0A, which is a line feed in UTF-8 and CP932 alike (it is never part of a
@@ -197,22 +242,22 @@ def _decoded_lines(path: Path, encoding: str, gaiji: GaijiTable, table: Table, d
                 text = raw.decode(codec)
             except UnicodeDecodeError as exc:
                 if utf8_so_far:
-                    raise SourceError(path, _LOOKS_UTF8) from None
+                    raise SourceError(path, _looks_utf8(fix)) from None
                 other = "UTF-8" if encoding == "cp932" else "CP932（Shift_JIS）"
                 raise SourceError(
                     path, f"{encoding} として読めないバイトがあります（この行の {exc.start + 1} バイト目）。{other} で保存されていないか"
-                    "確認し、対応表の encoding か書き出しの設定を直してください。", row=number) from None
+                    f"確認し、{fix}か書き出しの設定を直してください。", row=number) from None
             if encoding == "cp932" and _NOT_CP932.search(text):
                 _refuse_stray_byte(path, text, number, delimiter)
             text, unmapped = gaiji.apply(text)
             table.unmapped_gaiji += unmapped
             yield text
     if utf8_so_far and non_ascii:
-        raise SourceError(path, _LOOKS_UTF8)
+        raise SourceError(path, _looks_utf8(fix))
 
 
 def _csv_rows(path: Path, reader: Iterator[list[str]], lines: Generator[str, None, None],
-              header_row: int) -> Iterator[tuple[int, list[str]]]:
+              header_row: int, require_rows: bool) -> Iterator[tuple[int, list[str]]]:
     """Data rows numbered as a spreadsheet shows them (a record with line breaks in a cell is one row); empty rows skipped."""
     any_rows = False
     try:
@@ -222,7 +267,7 @@ def _csv_rows(path: Path, reader: Iterator[list[str]], lines: Generator[str, Non
                 yield number, values
     finally:
         lines.close()
-    if not any_rows:
+    if require_rows and not any_rows:
         raise SourceError(path, _NO_ROWS)
 
 

@@ -1,8 +1,8 @@
 """Signed federation messages between gateways, and the checks every received message passes.
 
-A message travels as ``{"message": {...}, "signature": base64}``; the signature
-is Ed25519 over the canonical JSON of ``message``, by the sending gateway's
-federation key. ``message`` names ``kind``, ``from`` and ``to`` (municipality
+A message is an envelope (``keys.envelope``) of kind ``federation.<kind>``
+(``federation.query`` …), one line, signed by the sending gateway's
+federation key. Its manifest names ``from`` and ``to`` (municipality
 codes), ``purpose``, ``federation_key_id``, a random ``nonce``, ``issued_at``,
 ``expires_at`` and the ``body``. The same bytes go over HTTPS or in a carried
 bundle file (a bundle simply gets a longer validity).
@@ -10,32 +10,42 @@ bundle file (a bundle simply gets a longer validity).
 Checks, in order — the first failure refuses the message with its reason
 (counted and logged in ``ingest_events``; once the signature verified, also in
 the audit log, under the peer's name): a configured peer, its
-signature, addressed to us, the purpose, the federation key id, the time
+signature (after the envelope's version and kind), addressed to us, the purpose, the federation key id, the time
 window, the nonce not seen before (replay).
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import secrets
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
 from sqlalchemy import delete, insert
 from sqlalchemy.exc import IntegrityError
 
 from gateway import models
 from gateway.core import Gateway
 from gateway.db import utcnow
-from gateway.errors import GatewayError
+from gateway.errors import (
+    BadSignature,
+    Expired,
+    GatewayError,
+    KeyIdMismatch,
+    MalformedMessage,
+    NotYetValid,
+    PurposeRefused,
+    Replay,
+    UnknownEnvelopeVersion,
+    UnknownPeer,
+    ValidityTooLong,
+    WrongKind,
+    WrongRecipient,
+)
 from gateway.federation import config as _config
 from gateway.federation.config import FederationConfig
-from keys.documents import canonical_json
+from keys import envelope
 from transparency.tlog_checkpoint import Signer, Verifier
 
-KINDS = ("query", "answer", "handover_request", "handover_answer")
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
@@ -43,44 +53,52 @@ def sign_message(config: FederationConfig, signer: Signer, kind: str, to: str, b
     """A signed message of ``kind`` to peer ``to``; valid for the HTTP window, or the bundle window with ``bundle``."""
     now = datetime.now(timezone.utc)
     valid = timedelta(hours=config.bundle_hours) if bundle else timedelta(seconds=config.message_seconds)
-    message = {"kind": kind, "from": config.code, "to": to, "purpose": config.purpose,
+    message = {"from": config.code, "to": to, "purpose": config.purpose,
                "federation_key_id": config.federation_key_id, "nonce": secrets.token_hex(16),
                "issued_at": now.isoformat(timespec="seconds"), "expires_at": (now + valid).isoformat(timespec="seconds"),
                "body": body}
-    signature = base64.b64encode(signer.private_key.sign(canonical_json(message))).decode("ascii")
-    return json.dumps({"message": message, "signature": signature}, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return envelope.seal(envelope_kind(kind), message, (), signer.private_key)
+
+
+def envelope_kind(kind: str) -> str:
+    """The envelope kind of a federation message of ``kind`` (``query`` → ``federation.query``)."""
+    return f"federation.{kind}"
 
 
 def verify_message(gw: Gateway, config: FederationConfig, data: bytes, expected_kind: str, channel: str) -> dict[str, Any]:
-    """Verify a received message and return it; every refusal is logged with its reason and raised."""
+    """Verify a received message and return its manifest; every refusal is logged with its reason and raised."""
     peer_code, authenticated = "?", False
     try:
         try:
-            top = json.loads(data)
-            message, signature = top["message"], base64.b64decode(top["signature"], validate=True)
-            peer_code = str(message["from"])
-            kind = message["kind"]
-        except (ValueError, KeyError, TypeError, RecursionError):
-            raise GatewayError(400, "malformed_message", "連携圏のメッセージとして読めません。") from None
-        if kind != expected_kind:
-            raise GatewayError(400, "wrong_kind", f"ここでは「{expected_kind}」のメッセージだけを受け付けます（受信: {kind!r}）。")
+            # Any kind is parsed here, so that a message of another kind is refused as such (wrong_kind).
+            env = envelope.open_envelope(data.strip())
+        except envelope.EnvelopeVersionError as exc:
+            raise UnknownEnvelopeVersion(str(exc)) from None
+        except envelope.EnvelopeError as exc:
+            raise MalformedMessage(f"連携圏のメッセージとして読めません: {exc}") from None
+        message, kind = env.manifest, env.kind
+        if kind != envelope_kind(expected_kind):
+            raise WrongKind(f"ここでは「{expected_kind}」のメッセージだけを受け付けます（受信: {kind!r}）。")
+        peer_code = str(message["from"])
         peer = config.peer(peer_code)
         if peer is None:
-            raise GatewayError(403, "unknown_peer", f"自治体 {peer_code} は連携先として設定されていません。")
+            raise UnknownPeer(f"自治体 {peer_code} は連携先として設定されていません。")
         try:
-            Verifier.from_vkey(peer.vkey).public_key.verify(signature, canonical_json(message))
-        except (InvalidSignature, ValueError, TypeError):
-            raise GatewayError(401, "bad_signature", f"自治体 {peer_code} のメッセージの署名が合いません。") from None
+            env.verify(Verifier.from_vkey(peer.vkey).public_key, f"自治体 {peer_code} ")
+        except (envelope.EnvelopeSignatureError, ValueError, TypeError):
+            raise BadSignature(f"自治体 {peer_code} のメッセージの署名が合いません。") from None
         authenticated = True
         if message.get("to") != config.code:
-            raise GatewayError(403, "wrong_recipient", f"このメッセージは自治体 {message.get('to')} 宛てです。")
+            raise WrongRecipient(f"このメッセージは自治体 {message.get('to')} 宛てです。")
         if message.get("purpose") != config.purpose:
-            raise GatewayError(403, "purpose_refused", f"利用目的「{message.get('purpose')}」の連携は受け付けていません（この連携圏の目的: {config.purpose}）。")
+            raise PurposeRefused(f"利用目的「{message.get('purpose')}」の連携は受け付けていません（この連携圏の目的: {config.purpose}）。")
         decision = gw.policy.may_use_purpose(config.purpose, utcnow().date())
         if not decision.allowed:
-            raise GatewayError(403, "purpose_refused", decision.reason)
+            raise PurposeRefused(decision.reason)
         if message.get("federation_key_id") != config.federation_key_id:
-            raise GatewayError(422, "key_id_mismatch", f"連携圏の鍵 ID が違います（{message.get('federation_key_id')}、期待: {config.federation_key_id}）。鍵 ID の異なる符号は比較できません。")
+            raise KeyIdMismatch(f"連携圏の鍵 ID が違います（{message.get('federation_key_id')}、期待: {config.federation_key_id}）。鍵 ID の異なる符号は比較できません。")
+        if not isinstance(message.get("body"), dict):
+            raise MalformedMessage("メッセージの body がオブジェクトではありません。")
         expires = _check_time(config, message)
         _check_nonce(gw, peer_code, str(message.get("nonce", "")), expires)
         return message
@@ -97,9 +115,9 @@ def _time(value: Any) -> datetime:
     try:
         parsed = datetime.fromisoformat(str(value))
     except ValueError:
-        raise GatewayError(400, "malformed_message", "メッセージの時刻が読めません。") from None
+        raise MalformedMessage("メッセージの時刻が読めません。") from None
     if parsed.tzinfo is None:
-        raise GatewayError(400, "malformed_message", "メッセージの時刻にタイムゾーンがありません。")
+        raise MalformedMessage("メッセージの時刻にタイムゾーンがありません。")
     return parsed.astimezone(timezone.utc).replace(tzinfo=None)
 
 
@@ -107,20 +125,20 @@ def _check_time(config: FederationConfig, message: dict[str, Any]) -> datetime:
     issued, expires, now = _time(message.get("issued_at")), _time(message.get("expires_at")), utcnow()
     skew = timedelta(seconds=config.max_skew_seconds)
     if issued > now + skew:
-        raise GatewayError(401, "not_yet_valid", "メッセージの発行時刻が未来です（時計のずれを確認してください）。")
+        raise NotYetValid("メッセージの発行時刻が未来です（時計のずれを確認してください）。")
     if now > expires + skew:
-        raise GatewayError(401, "expired", "メッセージの有効期限が切れています。")
+        raise Expired("メッセージの有効期限が切れています。")
     if expires - issued > timedelta(hours=config.bundle_hours):
-        raise GatewayError(401, "validity_too_long", f"メッセージの有効期間が上限（{config.bundle_hours} 時間）を超えています。")
+        raise ValidityTooLong(f"メッセージの有効期間が上限（{config.bundle_hours} 時間）を超えています。")
     return expires + skew
 
 
 def _check_nonce(gw: Gateway, peer: str, nonce: str, expires: datetime) -> None:
     if not (16 <= len(nonce) <= 64):
-        raise GatewayError(400, "malformed_message", "メッセージの nonce が不正です。")
+        raise MalformedMessage("メッセージの nonce が不正です。")
     with gw.engine.begin() as conn:
         conn.execute(delete(models.federation_nonces).where(models.federation_nonces.c.expires_at < utcnow()))
         try:
             conn.execute(insert(models.federation_nonces).values(peer=peer, nonce=nonce, expires_at=expires))
         except IntegrityError:
-            raise GatewayError(409, "replay", f"自治体 {peer} のこのメッセージは受信済みです（再送・再利用は受け付けません）。") from None
+            raise Replay(f"自治体 {peer} のこのメッセージは受信済みです（再送・再利用は受け付けません）。") from None

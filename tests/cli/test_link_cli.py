@@ -119,3 +119,24 @@ def test_empty_file_and_missing_file_are_clear_errors(tmp_path):
     assert proc.returncode == 2 and "空" in proc.stderr
     proc = run("link", str(tmp_path / "nope.csv"), str(b), "--out", str(tmp_path / "o.csv"), cwd=tmp_path)
     assert proc.returncode == 2 and "見つかりません" in proc.stderr
+
+
+def test_link_reads_files_as_agents_do_gaiji_table_and_stray_bytes(tmp_path):
+    """One reader (agents.core.read): the agents' 外字 table applies, and a byte CP932 has no character for is named."""
+    a = tmp_path / "a.csv"
+    a.write_bytes(HEADER.encode() + "A1,".encode() + b"\xf0\x40" + ",太郎,タカダ,タロウ,2015-04-01,1,本町\n".encode("cp932"))
+    b = tmp_path / "b.csv"
+    b.write_text(HEADER + "B1,髙田,太郎,タカダ,タロウ,2015-04-01,1,本町\n", encoding="utf-8")
+    table = tmp_path / "gaiji.toml"
+    table.write_text('[gaiji]\n"U+E000" = "髙"\n', encoding="utf-8")
+    proc = run("link", str(a), str(b), "--out", str(tmp_path / "o.csv"), "--gaiji", str(table), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    with (tmp_path / "o.csv").open(encoding="utf-8") as fh:
+        cluster = {r["record_id"]: r["cluster_id"] for r in csv.DictReader(fh)}
+    assert cluster["A1"] == cluster["B1"]  # 外字 U+E000 read as 髙 through the table
+    stray = tmp_path / "c.csv"
+    stray.write_bytes(HEADER.encode() + "C1,山田".encode("cp932") + b"\xa0" + ",太郎,ヤマダ,タロウ,2015-04-01,1,本町\n".encode("cp932"))
+    proc = run("link", str(stray), str(b), "--out", str(tmp_path / "o2.csv"), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "c.csv 行2" in proc.stderr and "2 列目" in proc.stderr and "0xA0" in proc.stderr
+    assert "Traceback" not in proc.stderr

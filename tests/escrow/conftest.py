@@ -27,6 +27,7 @@ from service.audit_store import AuditStore
 from service.db import sqlite_engine
 from tests import _server
 from transparency.tlog_checkpoint import Signer
+from keys.filing import RequestFiling
 from keys.custody import Custodian
 from keys.keyring import Keyring, init_municipality
 from keys.passphrase import KdfParams
@@ -183,7 +184,7 @@ def bound_outcome(records: list[dict[str, Any]], justification: str, *, approval
 
 def filing(ceremony: Ceremony, gateway_log: GatewayLog, request_id: str, tokens: list[str], *, max_records: int = 5,
            approvals_required: int = 2, requester: str = "tanaka", outcome: str | None = None, **logged: str) -> dict[str, Any]:
-    """The request body as the gateway files it, with its entry freshly logged in the gateway's audit log.
+    """The request body as the gateway files it (the shared ``keys.filing.RequestFiling``), its entry freshly logged in the gateway's audit log.
 
     The entry's outcome binds exactly these records and this justification, unless ``outcome`` says otherwise.
     """
@@ -194,10 +195,8 @@ def filing(ceremony: Ceremony, gateway_log: GatewayLog, request_id: str, tokens:
                for t in tokens]
     if outcome is None:
         outcome = bound_outcome(records, justification, approvals=approvals_required, max_records=max_records)
-    return {
-        "request_id": request_id, "requester": requester, **fields,
-        "justification": justification,
-        "max_records": max_records, "approvals_required": approvals_required,
-        "records": records,
-        "gateway_evidence": gateway_log.log_request(request_id, requester=requester, outcome=outcome, **{**fields, **logged}),
-    }
+    return RequestFiling(
+        request_id=request_id, requester=requester, **fields, justification=justification, max_records=max_records,
+        approvals_required=approvals_required, records=records,
+        gateway_evidence=gateway_log.log_request(request_id, requester=requester, outcome=outcome, **{**fields, **logged}),
+    ).model_dump(mode="json")

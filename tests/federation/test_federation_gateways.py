@@ -5,7 +5,6 @@ A = 082201 (PostgreSQL), B = 082210 and C = 082228 (SQLite). Children moved A â†
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import json
 import sqlite3
@@ -24,7 +23,7 @@ from agents.core.token import RecordTokeniser
 from gateway.federation.config import signer
 from gateway.federation.service import matched_digest
 from gateway.synthetic import SyntheticAgent
-from keys.documents import canonical_json
+from keys import envelope
 from keys.federation import FederationRecord, write_federation_submission
 from keys.linkage_secret import LinkageSecret, generate_linkage_secret
 from linkage.encode import encode_records
@@ -168,8 +167,8 @@ def test_signed_messages_replay_and_forgery_are_refused(world: dict, tmp_path: P
     cli("federation", "export-query", "--home", str(towns[C].home), "--peer", B, "--out", str(query))
     data = query.read_bytes()
     forged = json.loads(data)
-    forged["message"]["body"]["items"] = forged["message"]["body"]["items"] * 2
-    forged["message"]["nonce"] = "0" * 32
+    forged["manifest"]["body"]["items"] = forged["manifest"]["body"]["items"] * 2
+    forged["manifest"]["nonce"] = "0" * 32
     with towns[B].client() as b:
         r = b.post("/api/v1/federation/peer/query", content=json.dumps(forged))
         assert r.status_code == 401 and r.json()["error"] == "bad_signature"
@@ -198,7 +197,7 @@ def test_bundle_path(world: dict, tmp_path: Path) -> None:
 def _forge(home: Path, code: str, message: dict) -> bytes:
     """A message signed with a gateway's real federation key (to test the receiver's checks past the signature)."""
     key = signer(home, code)
-    return json.dumps({"message": message, "signature": base64.b64encode(key.private_key.sign(canonical_json(message))).decode()}).encode()
+    return envelope.seal(f"federation.{message['kind']}", {k: v for k, v in message.items() if k != "kind"}, (), key.private_key)
 
 
 def test_expired_misaddressed_and_wrong_purpose_messages_are_refused(world: dict) -> None:

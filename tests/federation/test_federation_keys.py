@@ -8,10 +8,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from tests.federation.federation_support import cli
+from tests.federation.federation_support import Town, cli
 from typer.testing import CliRunner
 
 from agents.core.config import load_config
+from agents.core.deliver import Outbox
 from agents.core.pipeline import run
 from keys import custody, enrolment
 from keys import federation as f
@@ -68,7 +69,8 @@ def test_wrong_member_tampered_file_and_foreign_coordinator_are_refused(federati
         f.install(federation["member"], federation["wrapped"], OPERATOR, rogue.coordinator_vkey, KDF)
 
 
-def test_agent_sends_federation_encodings_of_transferred_children_only(federation: dict) -> None:
+def _federation_agent(federation: dict, gateway_url: str | None = None) -> tuple[Path, Path, Keyring]:
+    """The member's My Number agent with the linkage and the federation secret installed: (home, public file, keyring)."""
     root, member = federation["root"], federation["member"]
     f.install(member, federation["wrapped"], OPERATOR, federation["made"].coordinator_vkey, KDF)
     agent_home = root / "agent"
@@ -86,7 +88,28 @@ def test_agent_sends_federation_encodings_of_transferred_children_only(federatio
         "[agent]", 'id = "mynumber-1"', 'municipality = "082201"', 'network = "mynumber"', 'passphrase_file = "passphrase.txt"',
         'escrow_public_key = "escrow-public.json"', f'policy = "{PRESET / "policy.toml"}"', f'gaiji = "{PRESET / "samples" / "gaiji.toml"}"',
         "", "[[sources]]", f'mapping = "{PRESET / "mappings" / "residents.toml"}"', f'file = "{PRESET / "samples" / "residents.csv"}"',
+        *(["", "[gateway]", f'url = "{gateway_url}"'] if gateway_url else []),
     ]) + "\n", encoding="utf-8")
+    return agent_home, public, ring
+
+
+def _gateway(home: Path, public: Path, ring: Keyring, federation: dict) -> None:
+    """A gateway home with the agent registered for 住民記録 and this municipality's federation configured."""
+    cli("gateway", "init", "--home", str(home), "--linkage-key-id", ring.current_linkage_key_id)
+    cli("gateway", "agent", "register", "--home", str(home), "--agent-public", str(public), "--network", "mynumber", "--source", "residents")
+    cli("federation", "init", "--home", str(home), "--code", "082201", "--name", "水戸市", "--contact", "こども家庭センター",
+        "--federation-key-id", federation["made"].key_id, "--purpose", "early_support")
+
+
+def _moved() -> int:
+    """How many of the sample 住民記録's rows carry a 転入元 or 転出先 code."""
+    with (PRESET / "samples" / "residents.csv").open(encoding="cp932", newline="") as f_csv:
+        return sum(1 for r in csv.DictReader(f_csv) if r["転入元市区町村コード"].strip() or r["転出先市区町村コード"].strip())
+
+
+def test_agent_sends_federation_encodings_of_transferred_children_only(federation: dict) -> None:
+    root = federation["root"]
+    agent_home, public, ring = _federation_agent(federation)
     bundles = root / "usb"
     result = run(load_config(agent_home / "agent.toml"), AGENT, bundle_out=bundles)
     assert result.ok, result
@@ -94,15 +117,11 @@ def test_agent_sends_federation_encodings_of_transferred_children_only(federatio
     assert len(federation_bundles) == 1
     # the gateway takes it (registered My Number agent, the federation key id it is configured with)
     gateway = root / "gateway"
-    cli("gateway", "init", "--home", str(gateway), "--linkage-key-id", ring.current_linkage_key_id)
-    cli("gateway", "agent", "register", "--home", str(gateway), "--agent-public", str(public), "--network", "mynumber", "--source", "residents")
-    cli("federation", "init", "--home", str(gateway), "--code", "082201", "--name", "水戸市", "--contact", "こども家庭センター",
-        "--federation-key-id", federation["made"].key_id, "--purpose", "early_support")
+    _gateway(gateway, public, ring, federation)
     out = cli("federation", "ingest", str(federation_bundles[0]), "--home", str(gateway))
+    moved = _moved()
     with (PRESET / "samples" / "residents.csv").open(encoding="cp932", newline="") as f_csv:
-        sample = list(csv.DictReader(f_csv))
-    moved = sum(1 for r in sample if r["転入元市区町村コード"].strip() or r["転出先市区町村コード"].strip())
-    assert 0 < moved < len(sample)
+        assert 0 < moved < len(list(csv.DictReader(f_csv)))
     assert f"{moved} 件" in out  # exactly the sample 住民記録's rows with a 転入元 or 転出先 code
     text = federation_bundles[0].read_text(encoding="utf-8")
     for plain in ("宛名番号", "つなぐ市", "茨城県"):
@@ -125,3 +144,26 @@ def test_agent_sends_federation_encodings_of_transferred_children_only(federatio
                                                        records, enrolment.load_agent_keys(agent_home, AGENT).signing_key))
     refused = CliRunner().invoke(app, ["federation", "ingest", str(internal), "--home", str(gateway)])
     assert refused.exit_code != 0 and "鍵 ID の異なる符号化は比較できません" in str(refused.exception)
+
+
+def test_federation_submission_waits_in_the_outbox_while_the_gateway_is_down(federation: dict) -> None:
+    town = Town("082201", federation["root"] / "gateway")
+    agent_home, public, ring = _federation_agent(federation, town.url)
+    _gateway(town.home, public, ring, federation)
+    # the gateway is not running: the snapshot and the federation submission are kept, not lost
+    first = run(load_config(agent_home / "agent.toml"), AGENT)
+    assert not first.ok
+    kept = {item.kind: item for item in Outbox(agent_home).pending()}
+    assert set(kept) == {"submission", "federation"}
+    assert [d.status for d in first.deliveries if d.source == "residents:federation"] == ["pending"]
+    town.start()
+    try:
+        later = run(load_config(agent_home / "agent.toml"), AGENT)
+        assert later.ok, later
+        sent = [d for d in later.deliveries if d.source == "residents:federation"]
+        assert [d.status for d in sent] == ["delivered"]
+        assert sent[0].sequence == kept["federation"].sequence  # the kept one, not a new one
+        assert sent[0].response["status"] == "accepted" and sent[0].response["records"] == _moved()
+        assert Outbox(agent_home).pending() == []
+    finally:
+        town.stop()

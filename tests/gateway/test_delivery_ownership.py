@@ -122,7 +122,7 @@ def test_a_fork_is_refused_and_overwrites_nothing(server: Server, home: Home, to
         assert body["sequence"] == read_submission(two).manifest["sequence"]  # the refused forks do not count
         assert body["sources"]["school"]["content_sha256"] == read_submission(two).manifest["content_sha256"]
         forged = json.loads(ask)
-        forged["request"]["agent_id"] = agents["residents"].agent_id
+        forged["manifest"]["agent_id"] = agents["residents"].agent_id
         assert c.post("/api/v1/submissions/state", content=json.dumps(forged),
                       headers={"Content-Type": "application/json"}).status_code == 401
 

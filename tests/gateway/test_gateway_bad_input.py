@@ -56,7 +56,14 @@ def test_bad_submissions_are_refused_whole_and_logged(small_server: Server, town
     forged = json.loads(good.split(b"\n", 1)[0])
     forged["manifest"]["source"] = "school"
     school_rows = town.sources["school"][:10]
+    # the same submission as an agent before the envelope wrote it (format 1), and as a newer envelope version
+    old = json.loads(good.split(b"\n", 1)[0])
+    old["manifest"] = {**{k: v for k, v in old["manifest"].items() if k != "kind"}, "format": "tsunagu-submission", "version": 1}
+    newer = json.loads(good.split(b"\n", 1)[0])
+    newer["manifest"]["version"] = 3
     cases = [
+        ("format version 1", json.dumps(old).encode() + b"\n" + good.split(b"\n", 1)[1], NDJSON, 400, "unknown_version"),
+        ("newer version", json.dumps(newer).encode() + b"\n" + good.split(b"\n", 1)[1], NDJSON, 400, "unknown_version"),
         ("malformed", b"this is not a submission\n", NDJSON, 400, "malformed_submission"),
         ("invalid JSON", b'{"manifest": {"format": \n{}\n', NDJSON, 400, "malformed_submission"),
         ("truncated", good[: len(good) - 40], NDJSON, 400, "content_mismatch"),
@@ -82,6 +89,8 @@ def test_bad_submissions_are_refused_whole_and_logged(small_server: Server, town
             assert r.status_code == status, (name, r.text)
             assert r.json()["error"] == code, name
             assert r.json()["detail"], name
+            if code == "unknown_version":  # says what to do: upgrade the agent and send again
+                assert "エージェントを最新版に更新" in r.json()["detail"] and "送り直して" in r.json()["detail"], name
             if code == "forbidden_attribute":
                 assert "my_number" in r.json()["detail"] or "guardian_phone" in r.json()["detail"]
         # The very same submission again: the first answer, not a second copy.

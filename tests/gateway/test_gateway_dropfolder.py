@@ -10,6 +10,7 @@ from synthetic import Town
 
 from tests.gateway.gateway_support import Home
 from gateway.synthetic import SyntheticAgent
+from keys import envelope
 
 
 def test_import_and_drop_folder(home: Home, town: Town, agents: dict[str, SyntheticAgent], tmp_path: Path) -> None:
@@ -41,7 +42,10 @@ def test_drop_folder_rejects_bad_files_and_symlinks_and_goes_on(home: Home, town
     secret = tmp_path / "outside.jsonl"  # a link's target must never be read nor moved
     secret.write_bytes(agents["school"].submit("school", town.sources["school"]))
     (drop / "a-deep.jsonl").write_bytes(b"[" * 200_000 + b"\n")
-    (drop / "b-deep-records.jsonl").write_bytes(b'{"manifest": {"agent_id": "nobody"}, "signature": ""}\n' + b"[" * 100_000)
+    # a well-formed envelope head naming an unknown agent, then records no parser should ever see
+    head = {**{f: "x" for f in envelope.KINDS["submission"].fields}, "format": envelope.FORMAT, "version": envelope.VERSION,
+            "kind": "submission", "agent_id": "nobody", "sequence": 1, "record_count": 1, "content_sha256": "0" * 64}
+    (drop / "b-deep-records.jsonl").write_bytes(json.dumps({"manifest": head, "signature": ""}).encode() + b"\n" + b"[" * 100_000)
     (drop / "c-link.jsonl").symlink_to(secret)
     os.mkfifo(drop / "d-fifo.jsonl")
     (drop / "e-school.jsonl").write_bytes(agents["school"].submit("school", town.sources["school"]))

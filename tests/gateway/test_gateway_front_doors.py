@@ -8,6 +8,9 @@ import json
 import httpx
 import pytest
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from keys import envelope
 from tests._frontdoor import declared_too_large
 from tests.gateway.gateway_support import PASSWORD, Server
 from gateway.core import Gateway
@@ -117,7 +120,9 @@ def test_bad_unauthenticated_bodies_get_a_4xx_before_any_parser(server: Server) 
         ("POST", "/api/v1/submissions", b'{"manifest": ' + deep + b"}\n", "application/x-ndjson", 400, "json_too_deep"),
         ("POST", "/api/v1/federation/peer/query", deep, "application/json", 400, "json_too_deep"),
         ("POST", "/api/v1/federation/peer/handover", b'{"message": ' + b"[" * 5000, "application/json", 400, "json_too_deep"),
-        ("POST", "/api/v1/federation/submissions", b'{"manifest": {"agent_id": "x"}, "signature": ""}\n' + b"[" * 50_000,
+        ("POST", "/api/v1/federation/submissions", envelope.head("federation-submission", {
+            **{f: "x" for f in envelope.KINDS["federation-submission"].fields}, "sequence": 1},
+            Ed25519PrivateKey.generate(), 1, "0" * 64) + b"\n" + b"[" * 50_000,
          "application/x-ndjson", 401, "unknown_agent"),
         ("POST", "/api/v1/auth/login", b"]]]][[[[", "application/json", 400, "malformed_json"),
         ("POST", "/api/v1/auth/login", b'{"username": "\\ud800", "password": "x"}', "application/json", 400, "invalid_unicode"),

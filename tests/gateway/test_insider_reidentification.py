@@ -38,6 +38,7 @@ from tests.gateway.gateway_support import PASSWORD, Home, Server, cli, start_ser
 from gateway.synthetic import SyntheticAgent
 from keys.audit import verify_export
 from keys.custody import Custodian
+from keys.filing import RequestFiling
 from keys.keyring import Keyring, init_municipality
 from keys.linkage_secret import generate_linkage_secret
 from keys.passphrase import KdfParams
@@ -233,12 +234,12 @@ def test_a_refused_gateway_entry_is_never_evidence(site: Site) -> None:
         gw.close()
     refused = entries[index]
     header, carried = _bundle_records(site.bundle)
-    filing = {
-        "request_id": refused.target, "requester": "tanaka", "purpose": refused.purpose, "legal_basis": "61",
-        "case_ref": refused.case_ref, "justification": WHY, "max_records": 20, "approvals_required": 1, "records": carried[:4],
-        "gateway_evidence": {"entry": refused.to_json(), "leaf_index": index, "checkpoint": checkpoint,
-                             "inclusion_proof": [base64.b64encode(p).decode() for p in proof.proof]},
-    }
+    filing = RequestFiling(
+        request_id=refused.target, requester="tanaka", purpose=refused.purpose, legal_basis="61",
+        case_ref=refused.case_ref, justification=WHY, max_records=20, approvals_required=1, records=carried[:4],
+        gateway_evidence={"entry": refused.to_json(), "leaf_index": index, "checkpoint": checkpoint,
+                          "inclusion_proof": [base64.b64encode(p).decode() for p in proof.proof]},
+    ).model_dump(mode="json")
     assert (refused.purpose, refused.legal_basis) == ("early_support", "61")  # every field matches: only the outcome says no
     with site.escrow.client("tanaka") as c:
         r = c.post("/api/v1/requests", json=filing)

@@ -9,8 +9,6 @@ Abuse along the way is refused with a reason and logged in the right log.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
 from datetime import timedelta
@@ -23,6 +21,7 @@ from synthetic import Town
 from sqlalchemy import create_engine, update
 from typer.testing import CliRunner
 
+from agents.core.token import RecordTokeniser
 from tests import _server
 from tests.gateway.gateway_support import PASSWORD, TSUNAGU, Home, Server, cli, start_server, stop_server, wait_for_run
 from gateway.db import utcnow
@@ -31,7 +30,6 @@ from keys.custody import Custodian
 from keys.keyring import Keyring, init_municipality
 from keys.linkage_secret import generate_linkage_secret
 from keys.passphrase import KdfParams
-from linkage.encode import derive_key
 from linkage.record import IDENTITY_COLUMNS, CanonicalRecord
 from tsunagu.cli import app
 
@@ -111,10 +109,9 @@ def _identities_by_token(town: Town, secret: bytes) -> dict[tuple[str, str], dic
     """What the agents sealed, per (source, record token): computed here from the town, as an agent would."""
     out = {}
     for source, rows in town.sources.items():
-        key = derive_key(secret, f"record-token|{source}")
+        tokeniser = RecordTokeniser(secret, source)
         for row in rows:
-            record = CanonicalRecord.from_mapping(row)
-            token = hmac.new(key, record.record_id.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+            token = tokeniser.token(CanonicalRecord.from_mapping(row).record_id)
             out[(source, token)] = {c: row.get(c, "") for c in IDENTITY_COLUMNS}
     return out
 

@@ -72,13 +72,9 @@ def test_history_folds_unchanged_resubmissions_and_shows_changes(gw, town: Town,
     ingest(gw, agents["school"].submit("school", rows), "import")  # one attribute changed
     run_linkage(gw)
     a = models.assignments
-    import hashlib
-    import hmac
+    from agents.core.token import RecordTokeniser
 
-    from linkage.encode import derive_key
-
-    token = hmac.new(derive_key(agents["school"].linkage.secret, "record-token|school"), rows[0]["record_id"].encode(),
-                     hashlib.sha256).hexdigest()[:32]
+    token = RecordTokeniser(agents["school"].linkage.secret, "school").token(rows[0]["record_id"])
     with gw.engine.connect() as conn:
         person_id = conn.execute(select(a.c.person_id).where(a.c.source == "school", a.c.token == token)).scalar()
     story = casework.history(gw, person_id, "caseworker")

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import re
 import sqlite3
 
 import httpx
-from linkage.encode import derive_key
 from synthetic import Town
 from policy import default_policy
 from policy.attributes import default_catalog
 from playwright.sync_api import BrowserContext, expect
 
+from agents.core.token import RecordTokeniser
 from tests.web.web_support import PASSWORD, Site, log_in, shot, wait_for_run
 
 
@@ -123,7 +121,7 @@ def test_timeline_shows_a_changed_attribute_across_submissions(context: BrowserC
     wait_for_run(site, before)
     # The record's token, as the school's agent computes it from its own record id.
     secret = site.agents["school"].linkage.secret
-    token = hmac.new(derive_key(secret, "record-token|school"), rows[0]["record_id"].encode(), hashlib.sha256).hexdigest()[:32]
+    token = RecordTokeniser(secret, "school").token(rows[0]["record_id"])
     with site.api("caseworker") as c:
         person_id = c.get(f"/api/v1/records/school/{token}").json()["person_id"]
 

@@ -44,12 +44,25 @@ def _load_secret(path: Optional[Path]):
     return LinkageSecret.from_secret(raw)
 
 
+def _load_gaiji(path: Optional[Path]):
+    from agents.core.config import ConfigError
+    from agents.core.read import GaijiTable
+
+    if path is None:
+        return None
+    try:
+        return GaijiTable.load(path)
+    except ConfigError as exc:
+        fail(str(exc))
+
+
 def link_command(
     files: list[Path] = typer.Argument(..., help="正規列（record_id, family_name, …）の CSV ファイル（2 つ以上）"),
     out: Path = typer.Option(..., "--out", help="結果の出力先 CSV（source,record_id,cluster_id）"),
     secret_file: Optional[Path] = typer.Option(None, "--secret-file", help="連携鍵のファイル（省略時はこの実行限りの乱数）"),
     threshold: float = typer.Option(MATCH_THRESHOLD, "--threshold", help="一致と判定する重みの下限"),
     encoding: Optional[str] = typer.Option(None, "--encoding", help="入力の文字コード（省略時は UTF-8 / CP932 を自動判定）"),
+    gaiji: Optional[Path] = typer.Option(None, "--gaiji", help="外字表（エージェントと同じ TOML か CSV）。省略時は外字を〓（不明）として扱います"),
     report: Optional[Path] = typer.Option(None, "--report", help="連携できなかった行の一覧（省略時は OUT と同じ場所に *.report.csv）"),
     truth: Optional[Path] = typer.Option(None, "--truth", help="正解（source,record_id,person_id）があれば精度を表示"),
     workers: int = typer.Option(min(2, os.cpu_count() or 1), "--workers", help="符号化に使うプロセス数"),
@@ -65,7 +78,8 @@ def link_command(
         fail("ファイル名（拡張子を除く）が重複しています。source 名として使うため、別の名前にしてください")
     started = time.perf_counter()
     secret = _load_secret(secret_file)
-    sources: list[SourceFile] = [read_source(f, encoding) for f in files]
+    table = _load_gaiji(gaiji)
+    sources: list[SourceFile] = [read_source(f, encoding, table) for f in files]
     problems: list[RowProblem] = [p for s in sources for p in s.problems]
     # A date typo is not a reason to lose a child: such rows link on the date's usable parts and are reported.
     kept_notes: list[RowProblem] = []

@@ -16,13 +16,20 @@ from gateway.errors import (
     RevokedAgentRequest,
     StaleRequest,
     TooLarge,
+    UnknownEnvelopeVersion,
     UnsupportedMediaType,
 )
 from gateway.frontdoor import check_signed_head
 from gateway.identity import User
 from gateway.agents import get_agent, recent_submissions
 from gateway.ingest import agent_state, ingest
-from keys.submission import MalformedSubmissionError, SubmissionSignatureError, read_state_request, verify_state_request
+from keys.submission import (
+    MalformedSubmissionError,
+    SubmissionSignatureError,
+    SubmissionVersionError,
+    read_state_request,
+    verify_state_request,
+)
 from service.api import Answer
 
 router = APIRouter(prefix="/submissions", tags=["submissions"])
@@ -130,6 +137,8 @@ async def post_state(request: Request, gw: GatewayDep) -> dict[str, Any]:
 def _state(gw: Any, body: bytes) -> dict[str, Any]:
     try:
         req, signature = read_state_request(body)
+    except SubmissionVersionError as exc:
+        raise UnknownEnvelopeVersion(str(exc)) from None
     except MalformedSubmissionError as exc:
         raise MalformedRequest(str(exc)) from None
     agent = get_agent(gw, req["agent_id"])
