@@ -8,7 +8,7 @@
                                                         casework read latency (p50/p95/p99) of the real server on loopback
 
 A synthetic town is encoded, sealed and signed once by stand-in agents
-(``gateway.synthetic``) into ``--work`` (default: a temporary folder); pass
+(``synthetic.agents``) into ``--work`` (default: a temporary folder); pass
 the same ``--work`` to reuse the submissions and the ingested, linked gateway
 across commands.
 """
@@ -32,7 +32,7 @@ from pathlib import Path
 
 import httpx
 
-from gateway.synthetic import synthetic_agents
+from synthetic.agents import synthetic_agents
 from linkage.schema import load_schema
 from synthetic import generate_town
 

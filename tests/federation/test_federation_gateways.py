@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from agents.core.token import RecordTokeniser
 from gateway.federation.config import signer
 from gateway.federation.service import matched_digest
-from gateway.synthetic import SyntheticAgent
+from synthetic.agents import SyntheticAgent
 from keys import envelope
 from keys.federation import FederationRecord, write_federation_submission
 from keys.linkage_secret import LinkageSecret, generate_linkage_secret

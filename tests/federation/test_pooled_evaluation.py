@@ -15,7 +15,7 @@ from gateway.core import Gateway
 from gateway.identity import User
 from gateway.ingest import ingest
 from gateway.link import run_linkage
-from gateway.synthetic import synthetic_agents
+from synthetic.agents import synthetic_agents
 from keys.linkage_secret import generate_linkage_secret
 from synthetic import generate_town
 

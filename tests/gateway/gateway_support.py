@@ -20,7 +20,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from gateway.synthetic import SyntheticAgent, synthetic_agents
+from synthetic.agents import SyntheticAgent, synthetic_agents
 from tests import _server
 from synthetic import Town, generate_town
 from tsunagu.cli import app

@@ -21,7 +21,7 @@ from tests import _postgres
 from gateway.core import Gateway
 from gateway.db import checkpoint, wal_path
 from gateway.ingest import ingest
-from gateway.synthetic import SyntheticAgent
+from synthetic.agents import SyntheticAgent
 from tests.gateway.gateway_support import PASSWORD, Home, Server, cli, start_server, stop_server
 from synthetic import Town
 

@@ -22,7 +22,7 @@ from gateway.core import Gateway
 from gateway.identity import User
 from gateway.ingest import ingest
 from gateway.link import run_linkage
-from gateway.synthetic import SyntheticAgent
+from synthetic.agents import SyntheticAgent
 from tests.gateway.gateway_support import Home, Server, start_server, stop_server, wait_for_run
 from synthetic import Town
 

@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, text, update
 from tests.gateway.gateway_support import Home, Server, start_server, stop_server
 from gateway import models
 from gateway.db import utcnow
-from gateway.synthetic import SyntheticAgent, synthetic_agents
+from synthetic.agents import SyntheticAgent, synthetic_agents
 
 NDJSON = {"Content-Type": "application/x-ndjson"}
 LIMIT = 60_000

@@ -8,7 +8,7 @@ import pytest
 from synthetic import Town
 from typer.testing import CliRunner
 
-from gateway.synthetic import SyntheticAgent
+from synthetic.agents import SyntheticAgent
 from tests.gateway.gateway_support import Home
 from tsunagu.cli import app
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from synthetic import Town
 
 from tests.gateway.gateway_support import Home
-from gateway.synthetic import SyntheticAgent
+from synthetic.agents import SyntheticAgent
 from keys import envelope
 
 

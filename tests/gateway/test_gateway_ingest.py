@@ -10,7 +10,7 @@ from sqlalchemy import select
 from gateway import models
 from gateway.ingest import ingest
 from tests.gateway.gateway_support import cli
-from gateway.synthetic import SyntheticAgent
+from synthetic.agents import SyntheticAgent
 from keys.submission import read_submission, write_submission
 
 

@@ -11,7 +11,7 @@ from gateway import casework, models
 from gateway.db import utcnow
 from gateway.ingest import ingest
 from gateway.link import current_run_id, run_linkage
-from gateway.synthetic import SyntheticAgent
+from synthetic.agents import SyntheticAgent
 
 
 class Boom(RuntimeError):

@@ -12,7 +12,7 @@ from gateway import models
 from gateway.db import utcnow
 from gateway.ingest import ingest
 from gateway.retention import purge, purges
-from gateway.synthetic import SyntheticAgent
+from synthetic.agents import SyntheticAgent
 
 
 def test_purge_removes_what_is_past_retention(gw, home: Home, town: Town, agents: dict[str, SyntheticAgent]) -> None:

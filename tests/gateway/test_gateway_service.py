@@ -10,7 +10,7 @@ from openpyxl import load_workbook
 from synthetic import Town
 
 from tests.gateway.gateway_support import Server, wait_for_run
-from gateway.synthetic import SyntheticAgent
+from synthetic.agents import SyntheticAgent
 
 NDJSON = {"Content-Type": "application/x-ndjson"}
 

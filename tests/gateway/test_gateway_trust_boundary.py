@@ -17,7 +17,7 @@ from synthetic import Town
 from sqlalchemy import MetaData, create_engine, select
 
 from tests.gateway.gateway_support import Server, stop_server, wait_for_run
-from gateway.synthetic import SyntheticAgent
+from synthetic.agents import SyntheticAgent
 
 NDJSON = {"Content-Type": "application/x-ndjson"}
 _NAME_COLUMNS = ("family_name", "given_name", "full_name", "family_name_kana", "given_name_kana", "full_name_kana")

@@ -35,7 +35,7 @@ from synthetic import Town
 
 from agents.core.deliver import Outbox, write_bundles
 from tests.gateway.gateway_support import PASSWORD, Home, Server, cli, start_server, stop_server, wait_for_run
-from gateway.synthetic import SyntheticAgent
+from synthetic.agents import SyntheticAgent
 from keys.audit import verify_export
 from keys.custody import Custodian
 from keys.filing import RequestFiling

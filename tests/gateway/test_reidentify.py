@@ -23,7 +23,7 @@ from gateway import models, reidentify
 from gateway.errors import GatewayError
 from gateway.identity import User
 from gateway.link import run_linkage
-from gateway.synthetic import SyntheticAgent
+from synthetic.agents import SyntheticAgent
 from transparency.tlog_checkpoint import Signer
 from policy import load_policy
 

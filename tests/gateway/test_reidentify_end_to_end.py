@@ -25,7 +25,7 @@ from agents.core.token import RecordTokeniser
 from tests import _server
 from tests.gateway.gateway_support import PASSWORD, TSUNAGU, Home, Server, cli, start_server, stop_server, wait_for_run
 from gateway.db import utcnow
-from gateway.synthetic import SyntheticAgent
+from synthetic.agents import SyntheticAgent
 from keys.custody import Custodian
 from keys.keyring import Keyring, init_municipality
 from keys.linkage_secret import generate_linkage_secret

@@ -12,7 +12,7 @@ from gateway import models, review
 from gateway.errors import GatewayError
 from gateway.identity import User
 from gateway.link import run_linkage
-from gateway.synthetic import SyntheticAgent
+from synthetic.agents import SyntheticAgent
 from linkage.match import FORBIDDEN, Constraints, ScoredPairs, enforce_constraints
 
 SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

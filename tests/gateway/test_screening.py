@@ -10,7 +10,7 @@ from gateway import screening
 from gateway.errors import GatewayError
 from gateway.identity import User
 from gateway.link import run_linkage
-from gateway.synthetic import SyntheticAgent
+from synthetic.agents import SyntheticAgent
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from gateway import models
 from gateway.ingest import ingest
-from gateway.synthetic import SyntheticAgent
+from synthetic.agents import SyntheticAgent
 from synthetic import Town
 
 

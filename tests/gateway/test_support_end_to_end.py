@@ -13,7 +13,7 @@ import pytest
 
 from tests.gateway.gateway_support import Server, cli, wait_for_run
 from synthetic import Town
-from gateway.synthetic import SyntheticAgent
+from synthetic.agents import SyntheticAgent
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 

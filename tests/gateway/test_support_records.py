@@ -11,7 +11,7 @@ from gateway.errors import GatewayError
 from gateway.evaluation.report import evaluation
 from gateway.identity import User
 from gateway.link import run_linkage
-from gateway.synthetic import SyntheticAgent
+from synthetic.agents import SyntheticAgent
 from synthetic import Town
 
 CASEWORKER = User(2, "caseworker", "caseworker")

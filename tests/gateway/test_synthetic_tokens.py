@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from agents.core.token import RecordTokeniser
-from gateway.synthetic import synthetic_agents
+from synthetic.agents import synthetic_agents
 from keys.submission import read_submission
 
 ROW = {"record_id": "S-000123", "family_name": "山田", "given_name": "花子", "family_name_kana": "ヤマダ",

@@ -17,7 +17,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from agents.core.token import RecordTokeniser
-from gateway.synthetic import SyntheticAgent
+from synthetic.agents import SyntheticAgent
 from keys.federation import FederationRecord, write_federation_submission
 from keys.linkage_secret import LinkageSecret, generate_linkage_secret
 from linkage.encode import encode_records

@@ -26,7 +26,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 from typer.testing import CliRunner
 
-from gateway.synthetic import SOURCE_NETWORK, SyntheticAgent
+from synthetic.agents import SOURCE_NETWORK, SyntheticAgent
 from keys.custody import Custodian
 from keys.keyring import Keyring, init_municipality
 from keys.linkage_secret import generate_linkage_secret
