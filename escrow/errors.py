@@ -216,3 +216,175 @@ class PageRefused(EscrowError):
         """``reason`` in Japanese, ``code`` as the web session decided it."""
         super().__init__(reason)
         self.code = code  # type: ignore[misc]
+
+
+# ---- Re-identification requests and releases (escrow/reidentification.py) ----------------------------------------
+
+
+class RequestExists(EscrowError):
+    """A re-identification request or release refused (``request_exists``; raised in ``escrow/reidentification.py``)."""
+
+    status = 409
+    code = "request_exists"
+
+
+class OwnRequest(EscrowError):
+    """A re-identification request or release refused (``own_request``; raised in ``escrow/reidentification.py``)."""
+
+    status = 403
+    code = "own_request"
+
+
+class AlreadyDecided(EscrowError):
+    """A re-identification request or release refused (``already_decided``; raised in ``escrow/reidentification.py``)."""
+
+    status = 409
+    code = "already_decided"
+
+
+class AlreadyReleased(EscrowError):
+    """A re-identification request or release refused (``already_released``; raised in ``escrow/reidentification.py``)."""
+
+    status = 410
+    code = "already_released"
+
+
+class NotApproved(EscrowError):
+    """A re-identification request or release refused (``not_approved``; raised in ``escrow/reidentification.py``)."""
+
+    status = 409
+    code = "not_approved"
+
+
+class OpenFailed(EscrowError):
+    """A re-identification request or release refused (``open_failed``; raised in ``escrow/reidentification.py``)."""
+
+    status = 422
+    code = "open_failed"
+
+
+class UnknownPurpose(EscrowError):
+    """A re-identification request or release refused (``unknown_purpose``; raised in ``escrow/reidentification.py``)."""
+
+    status = 422
+    code = "unknown_purpose"
+
+
+class PurposeNotUsable(EscrowError):
+    """A re-identification request or release refused (``purpose_not_usable``; raised in ``escrow/reidentification.py``)."""
+
+    status = 422
+    code = "purpose_not_usable"
+
+
+class PolicyMismatch(EscrowError):
+    """A re-identification request or release refused (``policy_mismatch``; raised in ``escrow/reidentification.py``)."""
+
+    status = 422
+    code = "policy_mismatch"
+
+
+class CaseRefInvalid(EscrowError):
+    """A re-identification request or release refused (``case_ref_invalid``; raised in ``escrow/reidentification.py``)."""
+
+    status = 422
+    code = "case_ref_invalid"
+
+
+class RequesterMismatch(EscrowError):
+    """A re-identification request or release refused (``requester_mismatch``; raised in ``escrow/reidentification.py``)."""
+
+    status = 403
+    code = "requester_mismatch"
+
+
+class ApprovalsRequired(EscrowError):
+    """A re-identification request or release refused (``approvals_required``; raised in ``escrow/reidentification.py``)."""
+
+    status = 422
+    code = "approvals_required"
+
+
+class MaxRecords(EscrowError):
+    """A re-identification request or release refused (``max_records``; raised in ``escrow/reidentification.py``)."""
+
+    status = 422
+    code = "max_records"
+
+
+class NoRecords(EscrowError):
+    """A re-identification request or release refused (``no_records``; raised in ``escrow/reidentification.py``)."""
+
+    status = 422
+    code = "no_records"
+
+
+class TooManyRecords(EscrowError):
+    """A re-identification request or release refused (``too_many_records``; raised in ``escrow/reidentification.py``)."""
+
+    status = 422
+    code = "too_many_records"
+
+
+class InvalidRecord(EscrowError):
+    """A re-identification request or release refused (``invalid_record``; raised in ``escrow/reidentification.py``)."""
+
+    status = 422
+    code = "invalid_record"
+
+
+class WrongEscrowKey(EscrowError):
+    """A re-identification request or release refused (``wrong_escrow_key``; raised in ``escrow/reidentification.py``)."""
+
+    status = 422
+    code = "wrong_escrow_key"
+
+
+class DuplicateRecord(EscrowError):
+    """A re-identification request or release refused (``duplicate_record``; raised in ``escrow/reidentification.py``)."""
+
+    status = 422
+    code = "duplicate_record"
+
+
+class GatewayRefused(EscrowError):
+    """A re-identification request or release refused (``gateway_refused``; raised in ``escrow/reidentification.py``)."""
+
+    status = 403
+    code = "gateway_refused"
+
+
+class GatewayEntryUnbound(EscrowError):
+    """A re-identification request or release refused (``gateway_entry_unbound``; raised in ``escrow/reidentification.py``)."""
+
+    status = 403
+    code = "gateway_entry_unbound"
+
+
+class BindingMismatch(EscrowError):
+    """A re-identification request or release refused (``binding_mismatch``; raised in ``escrow/reidentification.py``)."""
+
+    status = 403
+    code = "binding_mismatch"
+
+
+class Rejected(EscrowError):
+    """A re-identification request or release refused (``rejected``; raised in ``escrow/reidentification.py``)."""
+
+    status = 409
+    code = "rejected"
+
+
+class ReleaseExpired(EscrowError):
+    """A re-identification request or release refused (``release_expired``; raised in ``escrow/reidentification.py``)."""
+
+    status = 410
+    code = "release_expired"
+
+
+class RequestNotFound(EscrowError):
+    """A re-identification request or release refused (``request_not_found``; raised in ``escrow/reidentification.py``)."""
+
+    status = 404
+    code = "request_not_found"
+

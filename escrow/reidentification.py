@@ -33,7 +33,34 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from escrow import db
-from escrow.errors import EscrowError
+from escrow.errors import (
+    AlreadyDecided,
+    AlreadyReleased,
+    ApprovalsRequired,
+    BindingMismatch,
+    CaseRefInvalid,
+    DuplicateRecord,
+    EscrowError,
+    GatewayEntryUnbound,
+    GatewayRefused,
+    InvalidRecord,
+    MaxRecords,
+    NoRecords,
+    NotApproved,
+    NotRequester,
+    OpenFailed,
+    OwnRequest,
+    PolicyMismatch,
+    PurposeNotUsable,
+    Rejected,
+    ReleaseExpired,
+    RequestExists,
+    RequestNotFound,
+    RequesterMismatch,
+    TooManyRecords,
+    UnknownPurpose,
+    WrongEscrowKey,
+)
 from escrow.evidence import REQUEST_ACTION, GatewayEvidence, verify_evidence
 from escrow.faults import crash_point
 from escrow.identity import User
@@ -62,7 +89,7 @@ def file_request(escrow: Escrow, user: User, filing: RequestFiling) -> dict[str,
         _check_binding(filing, records, str(evidence.entry.get("outcome", "")))
         with escrow.engine.connect() as conn:
             if _row(conn, filing.request_id) is not None:
-                raise EscrowError(409, "request_exists", f"申請 {filing.request_id} は既に受け付けています。")
+                raise RequestExists(f"申請 {filing.request_id} は既に受け付けています。")
     except EscrowError as exc:
         raise escrow.refuse(user.username, "caseworker", "reidentify.request", exc, **where) from None
     # Accepted: every field is the gateway's logged one, so it is logged as filed.
@@ -88,7 +115,7 @@ def file_request(escrow: Escrow, user: User, filing: RequestFiling) -> dict[str,
                           connection=conn, **where)
             crash_point("file.after_log")
     except IntegrityError:
-        error = EscrowError(409, "request_exists", f"申請 {filing.request_id} は既に受け付けています。")
+        error = RequestExists(f"申請 {filing.request_id} は既に受け付けています。")
         raise escrow.refuse(user.username, "caseworker", "reidentify.request", error, **where) from None
     return describe(escrow, filing.request_id)
 
@@ -103,12 +130,12 @@ def decide(escrow: Escrow, user: User, request_id: str, approve: bool, reason: s
         if row is None:
             raise _not_found(request_id)
         if row.requester == user.username:
-            raise EscrowError(403, "own_request", "申請者本人は自分の申請を承認・却下できません。別の承認者が判断してください。")
+            raise OwnRequest("申請者本人は自分の申請を承認・却下できません。別の承認者が判断してください。")
         _check_open(escrow, row)
         with escrow.engine.connect() as conn:
             if conn.execute(select(db.decisions.c.decision).where(
                     db.decisions.c.request_id == request_id, db.decisions.c.approver == user.username)).first():
-                raise EscrowError(409, "already_decided", f"申請 {request_id} は既に判断済みです（承認者 {user.username}）。")
+                raise AlreadyDecided(f"申請 {request_id} は既に判断済みです（承認者 {user.username}）。")
     except EscrowError as exc:
         raise escrow.refuse(user.username, "approver", action, exc, **where) from None
     now = db.utcnow()
@@ -126,7 +153,7 @@ def decide(escrow: Escrow, user: User, request_id: str, approve: bool, reason: s
             escrow.record(user.username, "approver", action, "approved" if approve else "rejected", connection=conn, **where)
             crash_point("decide.after_log")
     except IntegrityError:  # the same approver, twice at once
-        error = EscrowError(409, "already_decided", f"申請 {request_id} は既に判断済みです（承認者 {user.username}）。")
+        error = AlreadyDecided(f"申請 {request_id} は既に判断済みです（承認者 {user.username}）。")
         raise escrow.refuse(user.username, "approver", action, error, **where) from None
     return describe(escrow, request_id)
 
@@ -146,13 +173,13 @@ def release(escrow: Escrow, user: User, request_id: str) -> dict[str, Any]:
         if row is None:
             raise _not_found(request_id)
         if row.requester != user.username:
-            raise EscrowError(403, "not_requester", "開示を受けられるのは、この申請をしたケースワーカー本人だけです。")
+            raise NotRequester("開示を受けられるのは、この申請をしたケースワーカー本人だけです。")
         if row.status == "released":
-            raise EscrowError(410, "already_released", f"既に開示済みです（申請 {request_id}、{db.iso(row.released_at)}）。")
+            raise AlreadyReleased(f"既に開示済みです（申請 {request_id}、{db.iso(row.released_at)}）。")
         if row.status == "pending":
             with escrow.engine.connect() as conn:
                 count = _approvals(conn, request_id)
-            raise EscrowError(409, "not_approved", f"承認が足りません（{count}/{row.approvals_required}）。")
+            raise NotApproved(f"承認が足りません（{count}/{row.approvals_required}）。")
         _check_open(escrow, row)
         key = escrow.vault.key()
         crash_point("release.before_claim")
@@ -161,7 +188,7 @@ def release(escrow: Escrow, user: User, request_id: str) -> dict[str, Any]:
             claimed = conn.execute(update(db.requests).where(db.requests.c.id == request_id, db.requests.c.status == "approved")
                                    .values(status="released", released_at=released_at)).rowcount
             if not claimed:
-                raise EscrowError(410, "already_released", f"既に開示済みです（申請 {request_id}）。")
+                raise AlreadyReleased(f"既に開示済みです（申請 {request_id}）。")
             crash_point("release.after_claim")
             records = conn.execute(select(db.request_records).where(db.request_records.c.request_id == request_id)
                                    .order_by(db.request_records.c.position)).all()
@@ -177,7 +204,7 @@ def release(escrow: Escrow, user: User, request_id: str) -> dict[str, Any]:
                     opened.append({"source": header.source, "batch_id": header.batch_id, "token": record.token,
                                    "identity": seal.open_record(record_key, header, record.ciphertext)})
             except KeysError as exc:
-                raise EscrowError(422, "open_failed", f"記録を開封できませんでした（開示はしていません。申請内容を確認してください）: {exc}") from None
+                raise OpenFailed(f"記録を開封できませんでした（開示はしていません。申請内容を確認してください）: {exc}") from None
             crash_point("release.after_open")
         crash_point("release.after_commit")
     except EscrowError as exc:
@@ -233,52 +260,49 @@ def _check_against_policy(policy: Policy, filing: RequestFiling) -> None:
     try:
         purpose = policy.purpose(filing.purpose)
     except PolicyError:
-        raise EscrowError(422, "unknown_purpose", "申請の利用目的はポリシーにありません。") from None
+        raise UnknownPurpose("申請の利用目的はポリシーにありません。") from None
     usable = policy.may_use_purpose(filing.purpose, datetime.now(_JST).date())
     if not usable.allowed:
-        raise EscrowError(422, "purpose_not_usable", usable.reason)
+        raise PurposeNotUsable(usable.reason)
     if filing.legal_basis != purpose.legal_basis:
-        raise EscrowError(422, "policy_mismatch", f"利用目的「{purpose.label}」の法的根拠は {purpose.legal_basis_label} ですが、"
+        raise PolicyMismatch(f"利用目的「{purpose.label}」の法的根拠は {purpose.legal_basis_label} ですが、"
                                                   "申請の法的根拠はこれと違います。")
     if not (fits := policy.check_case_ref(filing.case_ref)):
-        raise EscrowError(422, "case_ref_invalid", fits.reason)
+        raise CaseRefInvalid(fits.reason)
     if filing.approvals_required < purpose.approvals_required:
-        raise EscrowError(422, "policy_mismatch", f"利用目的「{purpose.label}」には承認が {purpose.approvals_required} 件必要ですが、"
+        raise PolicyMismatch(f"利用目的「{purpose.label}」には承認が {purpose.approvals_required} 件必要ですが、"
                                                   f"申請は {filing.approvals_required} 件としています。")
     if filing.max_records > purpose.max_records_per_request:
-        raise EscrowError(422, "policy_mismatch", f"利用目的「{purpose.label}」で開示できる記録は {purpose.max_records_per_request} 件までですが、"
+        raise PolicyMismatch(f"利用目的「{purpose.label}」で開示できる記録は {purpose.max_records_per_request} 件までですが、"
                                                   f"申請は {filing.max_records} 件としています。")
 
 
 def _check_filing(escrow: Escrow, user: User, filing: RequestFiling) -> list[tuple[seal.BatchHeader, str, bytes]]:
     if filing.requester != user.username:
-        raise EscrowError(403, "requester_mismatch",
-                          f"申請者（{filing.requester}）がログインしている利用者（{user.username}）と違います。申請は本人だけができます。")
+        raise RequesterMismatch(f"申請者（{filing.requester}）がログインしている利用者（{user.username}）と違います。申請は本人だけができます。")
     if escrow.policy is not None:
         _check_against_policy(escrow.policy, filing)
     if filing.approvals_required < 1:
-        raise EscrowError(422, "approvals_required", "必要な承認数は 1 以上でなければなりません。")
+        raise ApprovalsRequired("必要な承認数は 1 以上でなければなりません。")
     if filing.max_records < 1:
-        raise EscrowError(422, "max_records", "開示できる記録数の上限は 1 以上でなければなりません。")
+        raise MaxRecords("開示できる記録数の上限は 1 以上でなければなりません。")
     if not filing.records:
-        raise EscrowError(422, "no_records", "開示を求める記録がありません。")
+        raise NoRecords("開示を求める記録がありません。")
     if len(filing.records) > filing.max_records:
-        raise EscrowError(422, "too_many_records",
-                          f"開示を求める記録が {len(filing.records)} 件あり、この目的の上限 {filing.max_records} 件を超えています。")
+        raise TooManyRecords(f"開示を求める記録が {len(filing.records)} 件あり、この目的の上限 {filing.max_records} 件を超えています。")
     records, seen = [], set()
     for number, record in enumerate(filing.records, start=1):
         try:
             header = seal.BatchHeader.from_json(record.batch_header)
             ciphertext = base64.b64decode(record.ciphertext, validate=True)
         except KeysError as exc:
-            raise EscrowError(422, "invalid_record", f"{number} 件目の記録: {exc}") from None
+            raise InvalidRecord(f"{number} 件目の記録: {exc}") from None
         except (binascii.Error, ValueError):
-            raise EscrowError(422, "invalid_record", f"{number} 件目の記録の暗号文が base64 として読めません。") from None
+            raise InvalidRecord(f"{number} 件目の記録の暗号文が base64 として読めません。") from None
         if header.escrow_key_id != escrow.vault.escrow_key_id:
-            raise EscrowError(422, "wrong_escrow_key",
-                              f"{number} 件目の記録はエスクロー鍵 {header.escrow_key_id} 宛てで、このエスクローの鍵は {escrow.vault.escrow_key_id} です。")
+            raise WrongEscrowKey(f"{number} 件目の記録はエスクロー鍵 {header.escrow_key_id} 宛てで、このエスクローの鍵は {escrow.vault.escrow_key_id} です。")
         if (header.batch_id, record.token) in seen:
-            raise EscrowError(422, "duplicate_record", f"{number} 件目の記録（{record.token}）が重複しています。")
+            raise DuplicateRecord(f"{number} 件目の記録（{record.token}）が重複しています。")
         seen.add((header.batch_id, record.token))
         records.append((header, record.token, ciphertext))
     return records
@@ -287,12 +311,10 @@ def _check_filing(escrow: Escrow, user: User, filing: RequestFiling) -> list[tup
 def _check_binding(filing: RequestFiling, records: list[tuple[seal.BatchHeader, str, bytes]], outcome: str) -> None:
     """Refuse a filing the gateway's entry does not cover exactly: a refused entry, or any field that differs."""
     if outcome.startswith("refused"):
-        raise EscrowError(403, "gateway_refused",
-                          f"ゲートウェイはこの申請を拒否しています（{outcome[:100]}）。拒否された申請は開示できません。")
+        raise GatewayRefused(f"ゲートウェイはこの申請を拒否しています（{outcome[:100]}）。拒否された申請は開示できません。")
     bound = binding.parse_outcome(outcome)
     if bound is None:
-        raise EscrowError(403, "gateway_entry_unbound",
-                          "ゲートウェイの監査記録が、開示してよい記録を特定する形式（accepted: …）ではありません。ゲートウェイで申請し直してください。")
+        raise GatewayEntryUnbound("ゲートウェイの監査記録が、開示してよい記録を特定する形式（accepted: …）ではありません。ゲートウェイで申請し直してください。")
     digest = binding.records_digest((h.batch_id, t, h.to_json(), c) for h, t, c in records)
     checks = [
         ("記録の件数", bound.records, len(records)),
@@ -303,8 +325,7 @@ def _check_binding(filing: RequestFiling, records: list[tuple[seal.BatchHeader, 
     ]
     for what, logged, filed in checks:
         if logged != filed:
-            raise EscrowError(403, "binding_mismatch",
-                              f"申請の{what}（{filed}）が、ゲートウェイの監査ログに記録された内容（{logged}）と一致しません。"
+            raise BindingMismatch(f"申請の{what}（{filed}）が、ゲートウェイの監査ログに記録された内容（{logged}）と一致しません。"
                               "ゲートウェイが記録した申請のとおりにしか開示できません。")
 
 
@@ -328,17 +349,16 @@ def _refusal_where(escrow: Escrow, filing: RequestFiling) -> dict[str, str]:
 def _check_open(escrow: Escrow, row: Any) -> None:
     """Refuse a decision or a release on a request that is closed (rejected, released) or whose release expired."""
     if row.status == "rejected":
-        raise EscrowError(409, "rejected", f"申請 {row.id} は却下されています。")
+        raise Rejected(f"申請 {row.id} は却下されています。")
     if row.status == "released":
-        raise EscrowError(410, "already_released", f"既に開示済みです（申請 {row.id}）。")
+        raise AlreadyReleased(f"既に開示済みです（申請 {row.id}）。")
     deadline = _release_deadline(escrow, row)
     if row.status == "expired" or (deadline is not None and deadline <= db.utcnow()):
         if row.status != "expired":
             with escrow.engine.begin() as conn:
                 conn.execute(update(db.requests).where(db.requests.c.id == row.id, db.requests.c.status == "approved")
                              .values(status="expired", closed_at=db.utcnow()))
-        raise EscrowError(410, "release_expired",
-                          f"開示の期限が切れています（承認から {escrow.settings.release_window_minutes:g} 分以内に受け取る必要があります）。"
+        raise ReleaseExpired(f"開示の期限が切れています（承認から {escrow.settings.release_window_minutes:g} 分以内に受け取る必要があります）。"
                           "必要なら新しく申請してください。")
 
 
@@ -364,4 +384,4 @@ def _where(row: Any, request_id: str) -> dict[str, str]:
 
 
 def _not_found(request_id: str) -> EscrowError:
-    return EscrowError(404, "request_not_found", f"申請 {request_id} はありません。")
+    return RequestNotFound(f"申請 {request_id} はありません。")

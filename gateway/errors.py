@@ -811,3 +811,63 @@ class FederationAgentRevoked(GatewayError):
 
     status = 403
     code = "revoked"
+
+
+# ---- Re-identification requests and releases (gateway/reidentify.py) ----------------------------------------
+
+
+class TooManyRecords(GatewayError):
+    """A re-identification request or release refused (``too_many_records``; raised in ``gateway/reidentify.py``)."""
+
+    status = 422
+    code = "too_many_records"
+
+
+class PurposeInvalid(GatewayError):
+    """A re-identification request or release refused (``purpose_invalid``; raised in ``gateway/reidentify.py``)."""
+
+    status = 422
+    code = "purpose_invalid"
+
+
+class CaseRefRequired(GatewayError):
+    """A re-identification request or release refused (``case_ref_required``; raised in ``gateway/reidentify.py``)."""
+
+    status = 422
+    code = "case_ref_required"
+
+
+class CaseRefInvalid(GatewayError):
+    """A re-identification request or release refused (``case_ref_invalid``; raised in ``gateway/reidentify.py``)."""
+
+    status = 422
+    code = "case_ref_invalid"
+
+
+class JustificationRequired(GatewayError):
+    """A re-identification request or release refused (``justification_required``; raised in ``gateway/reidentify.py``)."""
+
+    status = 422
+    code = "justification_required"
+
+
+class JustificationTooLong(GatewayError):
+    """A re-identification request or release refused (``justification_too_long``; raised in ``gateway/reidentify.py``)."""
+
+    status = 422
+    code = "justification_too_long"
+
+
+class JustificationInvalid(GatewayError):
+    """A re-identification request or release refused (``justification_invalid``; raised in ``gateway/reidentify.py``)."""
+
+    status = 422
+    code = "justification_invalid"
+
+
+class PurposeNotUsable(GatewayError):
+    """A re-identification request or release refused (``purpose_not_usable``; raised in ``gateway/reidentify.py``)."""
+
+    status = 422
+    code = "purpose_not_usable"
+

@@ -37,7 +37,20 @@ from sqlalchemy import and_, select
 
 from gateway import models
 from gateway.core import Gateway
-from gateway.errors import GatewayError
+from gateway.errors import (
+    CaseRefInvalid,
+    CaseRefRequired,
+    Forbidden,
+    GatewayError,
+    JustificationInvalid,
+    JustificationRequired,
+    JustificationTooLong,
+    NoRun,
+    PersonNotFound,
+    PurposeInvalid,
+    PurposeNotUsable,
+    TooManyRecords,
+)
 from gateway.identity import User
 from gateway.link import current_run_id
 from keys import binding
@@ -87,8 +100,7 @@ def request(gw: Gateway, user: User, person_id: str, purpose: str, case_ref: str
         where["legal_basis"] = spec.legal_basis
         records = _sealed_records(gw, person_id)
         if len(records) > spec.max_records_per_request:
-            raise GatewayError(422, "too_many_records",
-                               f"人物 {person_id} の記録は {len(records)} 件あり、利用目的「{spec.label}」で一度に開示できる上限"
+            raise TooManyRecords(f"人物 {person_id} の記録は {len(records)} 件あり、利用目的「{spec.label}」で一度に開示できる上限"
                                f" {spec.max_records_per_request} 件を超えています。情報政策課に相談してください。")
     except GatewayError as exc:
         raise refuse(gw, user.username, user.role, exc, **where) from None
@@ -117,31 +129,31 @@ def request(gw: Gateway, user: User, person_id: str, purpose: str, case_ref: str
 def _check(gw: Gateway, user: User, purpose: str, case_ref: str, justification: str, today: datetime | None) -> Any:
     allowed = gw.policy.may(user.role, "reidentify.request")
     if not allowed:
-        raise GatewayError(403, "forbidden", allowed.reason)
+        raise Forbidden(allowed.reason)
     if problem := binding.text_problem(purpose):
-        raise GatewayError(422, "purpose_invalid", f"利用目的: {problem}")
+        raise PurposeInvalid(f"利用目的: {problem}")
     if not case_ref:
-        raise GatewayError(422, "case_ref_required", "案件番号（要対協の番号など）を入力してください。案件番号のない再識別はできません。")
+        raise CaseRefRequired("案件番号（要対協の番号など）を入力してください。案件番号のない再識別はできません。")
     if problem := binding.text_problem(case_ref):
-        raise GatewayError(422, "case_ref_invalid", f"案件番号: {problem}")
+        raise CaseRefInvalid(f"案件番号: {problem}")
     if len(case_ref) > _MAX_CASE_REF:
-        raise GatewayError(422, "case_ref_invalid", f"案件番号は {_MAX_CASE_REF} 文字以内にしてください。")
+        raise CaseRefInvalid(f"案件番号は {_MAX_CASE_REF} 文字以内にしてください。")
     if not (fits := gw.policy.check_case_ref(case_ref)):
-        raise GatewayError(422, "case_ref_invalid", fits.reason)
+        raise CaseRefInvalid(fits.reason)
     if not justification:
-        raise GatewayError(422, "justification_required", "再識別が必要な理由を入力してください（承認者と監査担当が確認します）。")
+        raise JustificationRequired("再識別が必要な理由を入力してください（承認者と監査担当が確認します）。")
     if len(justification) > _MAX_JUSTIFICATION:
-        raise GatewayError(422, "justification_too_long", f"理由は {_MAX_JUSTIFICATION} 文字以内にしてください。")
+        raise JustificationTooLong(f"理由は {_MAX_JUSTIFICATION} 文字以内にしてください。")
     if problem := binding.text_problem(justification, multiline=True):
-        raise GatewayError(422, "justification_invalid", f"理由: {problem}")
+        raise JustificationInvalid(f"理由: {problem}")
     on = (today or datetime.now(JST)).astimezone(JST).date()
     usable = gw.policy.may_use_purpose(purpose, on)
     if not usable:
-        raise GatewayError(422, "purpose_not_usable", usable.reason)
+        raise PurposeNotUsable(usable.reason)
     try:
         return gw.policy.purpose(purpose)
     except PolicyError as exc:
-        raise GatewayError(422, "purpose_not_usable", str(exc)) from None
+        raise PurposeNotUsable(str(exc)) from None
 
 
 def _sealed_records(gw: Gateway, person_id: str) -> list[dict[str, Any]]:
@@ -150,13 +162,13 @@ def _sealed_records(gw: Gateway, person_id: str) -> list[dict[str, Any]]:
     with gw.engine.connect() as conn:
         run_id = current_run_id(conn)
         if run_id is None:
-            raise GatewayError(404, "no_run", "まだ名寄せが実行されていません。")
+            raise NoRun("まだ名寄せが実行されていません。")
         rows = conn.execute(select(r.c.source, r.c.token, r.c.sealed, s.c.seal_header)
                             .select_from(a.join(r, and_(r.c.source == a.c.source, r.c.token == a.c.token))
                                          .join(s, s.c.id == r.c.submission_id))
                             .where(a.c.run_id == run_id, a.c.person_id == person_id)).all()
     if not rows:
-        raise GatewayError(404, "person_not_found", f"人物 {person_id} は現在の名寄せ結果にありません（記録が残っていません）。")
+        raise PersonNotFound(f"人物 {person_id} は現在の名寄せ結果にありません（記録が残っていません）。")
     rows.sort(key=lambda x: (x.source, x.token))
     return [{"batch_header": json.loads(x.seal_header), "token": x.token, "ciphertext": base64.b64encode(x.sealed).decode()}
             for x in rows]

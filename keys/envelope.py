@@ -44,7 +44,7 @@ from typing import Any, Iterable
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from keys._files import canonical_json
+from keys.documents import canonical_json
 from keys.errors import KeysError
 
 FORMAT = "tsunagu-envelope"

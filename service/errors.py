@@ -10,7 +10,9 @@ handler (``gateway/api/main.py``, ``escrow/api/app.py``; the web UIs in their
 ``web/app.py``), which is also where the refusal is logged.
 
 The three-argument form ``GatewayError(status, code, detail)`` is still
-accepted while the remaining call sites are converted (#11).
+accepted: ``service.accounts`` builds the shared account refusals with it for
+whichever service it serves (#11); everywhere else a structure test
+(``tests/structure/test_named_refusals.py``) refuses it.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from keys import envelope
-from keys._files import canonical_json
+from keys.documents import canonical_json
 from keys.federation import FederationRecord, read_federation_submission, write_federation_submission
 from keys.return_list import ReturnListError, read_return_list, write_return_list
 from keys.submission import (
