@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from _openapi import undeclared
+from tests._openapi import undeclared
 from escrow.api.app import create_app
 from escrow.service import Escrow
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.api.main import create_app
-from _openapi import undeclared
+from tests._openapi import undeclared
 
 
 def test_every_operation_has_a_response_schema(gw: Any) -> None:
