@@ -159,7 +159,8 @@ def call(client: "httpx.Client", service: str, method: str, path: str, body: dic
     except httpx.TransportError as exc:
         raise CommandError(f"{service} {client.base_url} に接続できません（{type(exc).__name__}）。URL と起動状態を確認してください。") from None
     if response.is_success:
-        return response.json()
+        # 204 No Content (a password change, for one) has no JSON to read
+        return response.json() if response.content else None
     try:
         detail = response.json()["detail"]
     except (ValueError, KeyError, TypeError):
