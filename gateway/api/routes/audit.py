@@ -43,7 +43,8 @@ class ReportIn(BaseModel):
 class AuditReport(Answer):
     """The auditor's report: entries verified, each re-identification request with its outcome, the counts, the anomalies."""
 
-    verified_entries: int
+    #: entries verified per log: ``gateway``, and ``escrow`` when its export was given
+    verified_entries: dict[str, int]
     requests: list[dict[str, Any]]
     outcomes: dict[str, int]
     outcome_labels: dict[str, str]

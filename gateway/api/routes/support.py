@@ -118,9 +118,9 @@ class Vocabulary(Answer):
 
 
 class Snapshot(Answer):
-    """The frozen screening list of the current run that cases refer to."""
+    """The frozen screening list of the current run that cases refer to (``None`` before the first linkage run)."""
 
-    snapshot_id: int
+    snapshot_id: int | None
 
 
 @router.get("/vocabulary", response_model=Vocabulary)
