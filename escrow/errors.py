@@ -74,6 +74,27 @@ class NotInGatewayLog(EscrowError):
     code = "not_in_gateway_log"
 
 
+class FilingNotSigned(EscrowError):
+    """The filing's envelope is not signed by the gateway's key (another key, or edited after signing)."""
+
+    status = 403
+    code = "filing_signature_invalid"
+
+
+class FilingVersion(EscrowError):
+    """The filing is in an envelope version this escrow does not read (an old or newer gateway)."""
+
+    status = 400
+    code = "unknown_version"
+
+
+class FilingMalformed(EscrowError):
+    """The body is not a re-identification filing envelope."""
+
+    status = 422
+    code = "filing_malformed"
+
+
 # ---- Set-up and configuration (an operator's fault, answered 500, except set-up itself) --------------
 
 

@@ -1,6 +1,7 @@
 """Re-identification requests at the escrow: file (checked against the gateway's log) → approve or reject → release once.
 
-The contract with the gateway is :class:`RequestFiling`. Who may do what is
+The contract with the gateway is :class:`RequestFiling`, in an envelope signed
+with the gateway's key (``keys.filing``; :func:`open_filing`). Who may do what is
 checked here and in the routes: only a caseworker files, and only for
 themselves; only approvers decide, never on their own request; only the
 requesting caseworker has the records opened, once, within
@@ -40,6 +41,9 @@ from escrow.errors import (
     BindingMismatch,
     CaseRefInvalid,
     DuplicateRecord,
+    FilingMalformed,
+    FilingNotSigned,
+    FilingVersion,
     EscrowError,
     GatewayEntryUnbound,
     GatewayRefused,
@@ -66,12 +70,34 @@ from escrow.faults import crash_point
 from escrow.identity import User
 from escrow.service import Escrow
 from keys import binding, seal
+from keys import filing as filing_envelope
+from keys.envelope import EnvelopeError, EnvelopeSignatureError, EnvelopeVersionError
 from keys.filing import ID_PATTERN as _ID_PATTERN
 from keys.filing import RequestFiling as RequestFiling  # the one model of a filing, shared with the gateway
 from keys.errors import KeysError
 from policy import LEGAL_BASES, Policy, PolicyError, default_policy
 
 _PLACEHOLDER = {"purpose": "（不正な利用目的）", "legal_basis": "（不正な法的根拠）", "case_ref": "（形式外の案件番号）"}
+
+
+def open_filing(escrow: Escrow, user: User, data: Any) -> RequestFiling:
+    """The filing inside a gateway-signed envelope (``keys.filing``); anything else is refused and logged."""
+    try:
+        return filing_envelope.open_filing(data, escrow.gateway.public_key)
+    except EnvelopeVersionError as exc:
+        error: EscrowError = FilingVersion(str(exc))
+    except EnvelopeSignatureError as exc:
+        error = FilingNotSigned(str(exc))
+    except EnvelopeError as exc:
+        error = FilingMalformed(f"再識別の申請として読めません: {exc}")
+    named = data.get("manifest", {}).get("request_id") if isinstance(data, dict) and isinstance(data.get("manifest"), dict) else None
+    where = {"target": named} if isinstance(named, str) and re.fullmatch(_ID_PATTERN, named) else {}
+    raise escrow.refuse(user.username, "caseworker", "reidentify.request", error, **where) from None
+
+
+def file_signed(escrow: Escrow, user: User, data: Any) -> dict[str, Any]:
+    """Open a gateway-signed filing (:func:`open_filing`) and file it (:func:`file_request`)."""
+    return file_request(escrow, user, open_filing(escrow, user, data))
 
 
 def file_request(escrow: Escrow, user: User, filing: RequestFiling) -> dict[str, Any]:

@@ -4,11 +4,12 @@ The gateway never opens anything and never talks to the escrow. It checks the
 request (a purpose of the policy usable today, a case reference, a
 justification, at most the purpose's record limit), appends
 ``reidentify.request`` to its tamper-evident audit log before anything else
-happens, and returns the *filing package* (``keys.filing.RequestFiling``, the model the
-escrow validates it with): the person's sealed records (batch
-header, record token, ciphertext, exactly as the agents sealed them) and the
-log entry with its inclusion proof and signed checkpoint. The caseworker's
-own client sends that package to the escrow, which verifies the evidence
+happens, and returns the *filing* (``keys.filing.RequestFiling``, the model the
+escrow validates it with, in an envelope signed with the gateway's key): the
+person's sealed records (batch header, record token, ciphertext, exactly as
+the agents sealed them) and the log entry with its inclusion proof and signed
+checkpoint. The caseworker's
+own client sends that filing to the escrow, which verifies the signature and the evidence
 against the gateway's verifier key (``escrow.evidence``) and waits for
 approvers of its own. Every refusal is in the audit log too.
 
@@ -56,6 +57,7 @@ from gateway.link import current_run_id
 from keys import binding
 from keys.audit import AuditEntry
 from keys.filing import RequestFiling
+from keys.filing import seal as seal_filing
 from keys.seal import BatchHeader
 from policy import PolicyError
 
@@ -122,8 +124,13 @@ def request(gw: Gateway, user: User, person_id: str, purpose: str, case_ref: str
         gateway_evidence={"entry": entry.to_json(), "leaf_index": receipt.index,
                           "inclusion_proof": [base64.b64encode(p).decode() for p in receipt.proof.proof],
                           "checkpoint": receipt.checkpoint})
-    # The person id is for the caseworker's screen; the escrow takes the filing's fields only.
-    return {**filing.model_dump(mode="json"), "person_id": person_id}
+    # The person id is for the caseworker's screen; the escrow takes the signed filing only.
+    return {"request_id": request_id, "person_id": person_id, "filing": filing_envelope(gw, filing)}
+
+
+def filing_envelope(gw: Gateway, filing: RequestFiling) -> dict[str, Any]:
+    """The filing signed by the gateway's key (an envelope of kind ``reidentification-filing``), as the escrow takes it."""
+    return seal_filing(filing, gw.signer.private_key)
 
 
 def _check(gw: Gateway, user: User, purpose: str, case_ref: str, justification: str, today: datetime | None) -> Any:

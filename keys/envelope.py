@@ -1,8 +1,9 @@
 """The envelope: one signed, versioned layout for every message between parties.
 
 Every message — an agent's snapshot (or one part of it), its federation
-submission and its state question to the gateway, the gateway's return lists,
-the messages between federated gateways, a carried bundle of any of these —
+submission and its state question to the gateway, the gateway's return lists
+and re-identification filings (for the escrow), the messages between federated
+gateways, a carried bundle of any of these —
 is UTF-8 JSON Lines with the same first line::
 
     line 1      {"manifest": {"format": "tsunagu-envelope", "version": 2, "kind": K, ...}, "signature": "<base64 Ed25519>"}
@@ -22,7 +23,7 @@ is UTF-8 JSON Lines with the same first line::
 ``keys/envelope.schema.json`` is the JSON Schema of the first line; a test
 checks that it and :data:`KINDS` say the same. The layout of the records of
 each kind is its module's business (``keys.submission``, ``keys.federation``,
-``keys.return_list``); binding (agent ↔ source, chains, nonces, replays) is
+``keys.return_list``, ``keys.filing``); binding (agent ↔ source, chains, nonces, replays) is
 checked by the receiver.
 
 Format version 1 was one hand-made format per message (``tsunagu-submission``,
@@ -73,6 +74,11 @@ class Kind:
 _AGENT_UPGRADE = "送信したエージェントを最新版に更新してから、もう一度実行（tsunagu agent run）して送り直してください。"
 _GATEWAY_UPGRADE = "送信元のゲートウェイを最新版に更新してから、もう一度送ってもらってください。"
 _LIST_UPGRADE = "ゲートウェイとエージェントを同じ版に更新し、対象者リストをゲートウェイから出力し直してください。"
+_FILING_UPGRADE = "ゲートウェイとエスクローを同じ版に更新し、ゲートウェイの「再識別の申請」からもう一度申請してください。"
+
+#: The fields of a re-identification filing (``keys.filing.RequestFiling``), all in the manifest.
+FILING_FIELDS = ("request_id", "requester", "purpose", "legal_basis", "case_ref", "justification", "max_records",
+                 "approvals_required", "records", "gateway_evidence")
 
 _FEDERATION_FIELDS = ("from", "to", "purpose", "federation_key_id", "nonce", "issued_at", "expires_at", "body")
 
@@ -89,6 +95,7 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("return-list", "gateway",
          ("list_id", "municipality", "source", "action", "purpose", "created_at"),
          True, "対象者リスト", _LIST_UPGRADE),
+    Kind("reidentification-filing", "gateway", FILING_FIELDS, False, "再識別の申請", _FILING_UPGRADE),
     *(Kind(f"federation.{name}", "peer", _FEDERATION_FIELDS, False, "連携圏のメッセージ", _GATEWAY_UPGRADE)
       for name in ("query", "answer", "handover_request", "handover_answer", "pooled_counts")),
 )}

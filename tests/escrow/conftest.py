@@ -9,6 +9,7 @@ key), standing in until the gateway files requests itself.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import subprocess
 import sys
@@ -21,12 +22,13 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
-from keys import binding, seal
+from keys import binding, envelope, seal
 from keys.audit import AuditEntry
 from service.audit_store import AuditStore
 from service.db import sqlite_engine
 from tests import _server
 from transparency.tlog_checkpoint import Signer
+from keys.filing import KIND as FILING_KIND
 from keys.filing import RequestFiling
 from keys.custody import Custodian
 from keys.keyring import Keyring, init_municipality
@@ -184,7 +186,8 @@ def bound_outcome(records: list[dict[str, Any]], justification: str, *, approval
 
 def filing(ceremony: Ceremony, gateway_log: GatewayLog, request_id: str, tokens: list[str], *, max_records: int = 5,
            approvals_required: int = 2, requester: str = "tanaka", outcome: str | None = None, **logged: str) -> dict[str, Any]:
-    """The request body as the gateway files it (the shared ``keys.filing.RequestFiling``), its entry freshly logged in the gateway's audit log.
+    """The request body as the gateway files it (``keys.filing``: the shared ``RequestFiling`` in an envelope the gateway
+    signed), its entry freshly logged in the gateway's audit log.
 
     The entry's outcome binds exactly these records and this justification, unless ``outcome`` says otherwise.
     """
@@ -195,8 +198,18 @@ def filing(ceremony: Ceremony, gateway_log: GatewayLog, request_id: str, tokens:
                for t in tokens]
     if outcome is None:
         outcome = bound_outcome(records, justification, approvals=approvals_required, max_records=max_records)
-    return RequestFiling(
+    return sealed_filing(gateway_log, RequestFiling(
         request_id=request_id, requester=requester, **fields, justification=justification, max_records=max_records,
         approvals_required=approvals_required, records=records,
         gateway_evidence=gateway_log.log_request(request_id, requester=requester, outcome=outcome, **{**fields, **logged}),
-    ).model_dump(mode="json")
+    ).model_dump(mode="json"))
+
+
+def sealed_filing(gateway_log: GatewayLog, fields: dict[str, Any]) -> dict[str, Any]:
+    """A filing's fields signed with the gateway's key, as the gateway answers (``keys.filing.seal``)."""
+    return dict(json.loads(envelope.head(FILING_KIND, fields, gateway_log.signer.private_key)))
+
+
+def resigned(gateway_log: GatewayLog, envelope: dict[str, Any]) -> dict[str, Any]:
+    """A filing envelope whose manifest a test edited, signed again by the gateway's key (a gateway that signs what it did not log)."""
+    return sealed_filing(gateway_log, {k: v for k, v in envelope["manifest"].items() if k not in ("format", "version", "kind")})

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.escrow.conftest import PASSWORD, Ceremony, GatewayLog, cli, filing, start_server
+from tests.escrow.conftest import PASSWORD, Ceremony, GatewayLog, cli, filing, resigned, start_server
 
 POLICY = Path(__file__).resolve().parents[2] / "policy" / "default_policy.toml"
 
@@ -32,8 +32,8 @@ def test_a_filing_that_lowers_the_policys_limits_is_refused(policy_server, cerem
     wider = tanaka.post("/api/v1/requests", json=filing(ceremony, gateway_log, "reid-pol-2", ["tok-a"], max_records=6))
     assert wider.status_code == 422 and "5 件まで" in wider.json()["detail"]
     body = filing(ceremony, gateway_log, "reid-pol-3", ["tok-a"])
-    body["purpose"] = "curiosity"
-    unknown = tanaka.post("/api/v1/requests", json=body)
+    body["manifest"]["purpose"] = "curiosity"
+    unknown = tanaka.post("/api/v1/requests", json=resigned(gateway_log, body))
     assert unknown.status_code == 422 and unknown.json()["code"] == "unknown_purpose"
     backed = tanaka.post("/api/v1/requests", json=filing(ceremony, gateway_log, "reid-pol-4", ["tok-a"], approvals_required=2))
     assert backed.status_code == 201

@@ -7,7 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from tests.escrow.conftest import CUSTODIANS, FAST, IDENTITIES, PASSWORD, Ceremony, GatewayLog, Server, filing, start_server
+from tests.escrow.conftest import CUSTODIANS, FAST, IDENTITIES, PASSWORD, Ceremony, GatewayLog, Server, filing, resigned, start_server
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from keys.audit import AuditEntry
@@ -125,8 +125,10 @@ def test_forged_or_oversized_requests_are_refused(server: Server, ceremony: Cere
     tanaka = server.client("tanaka")
 
     edited = filing(ceremony, gateway_log, "reid-forged-1", ["tok-a"])
-    edited["gateway_evidence"]["entry"]["case_ref"] = edited["case_ref"] = "別の案件"
-    r = tanaka.post("/api/v1/requests", json=edited)
+    edited["manifest"]["gateway_evidence"]["entry"]["case_ref"] = edited["manifest"]["case_ref"] = "別の案件"
+    r = tanaka.post("/api/v1/requests", json=edited)  # edited on the way: the gateway's signature no longer holds
+    assert r.status_code == 403 and r.json()["code"] == "filing_signature_invalid" and "書き換えられて" in r.json()["detail"]
+    r = tanaka.post("/api/v1/requests", json=resigned(gateway_log, edited))  # signed, but not what the log holds
     assert r.status_code == 403 and "含まれていません" in r.json()["detail"]
 
     mismatch = filing(ceremony, gateway_log, "reid-forged-2", ["tok-a"], purpose="early_support")
@@ -134,9 +136,9 @@ def test_forged_or_oversized_requests_are_refused(server: Server, ceremony: Cere
     assert r.status_code == 403 and "purpose" in r.json()["detail"]
 
     foreign = filing(ceremony, gateway_log, "reid-forged-3", ["tok-a"])
-    cp = verify_checkpoint(foreign["gateway_evidence"]["checkpoint"], gateway_log.signer.verifier)
-    foreign["gateway_evidence"]["checkpoint"] = sign_checkpoint(cp, Signer("tsunagu-gateway", Ed25519PrivateKey.generate()))
-    r = tanaka.post("/api/v1/requests", json=foreign)
+    cp = verify_checkpoint(foreign["manifest"]["gateway_evidence"]["checkpoint"], gateway_log.signer.verifier)
+    foreign["manifest"]["gateway_evidence"]["checkpoint"] = sign_checkpoint(cp, Signer("tsunagu-gateway", Ed25519PrivateKey.generate()))
+    r = tanaka.post("/api/v1/requests", json=resigned(gateway_log, foreign))
     assert r.status_code == 403 and "チェックポイントを検証できません" in r.json()["detail"]
 
     other = filing(ceremony, gateway_log, "reid-forged-4", ["tok-a"], requester="suzuki")
@@ -161,12 +163,13 @@ def test_forged_or_oversized_requests_are_refused(server: Server, ceremony: Cere
 
 def test_evidence_from_a_later_checkpoint_is_accepted(server: Server, ceremony: Ceremony, gateway_log: GatewayLog) -> None:
     body = filing(ceremony, gateway_log, "reid-later-1", ["tok-a"])
-    index = body["gateway_evidence"]["leaf_index"]
+    index = body["manifest"]["gateway_evidence"]["leaf_index"]
     for number in range(3):
         gateway_log.store.append(AuditEntry.now(actor="admin", role="admin", action="link.run", outcome="ok", target=f"run-{number}"))
     proof = gateway_log.store.inclusion_proof(index)
-    body["gateway_evidence"] |= {"inclusion_proof": proof.to_json()["proof"], "checkpoint": gateway_log.store.latest_checkpoint()}
-    assert server.client("tanaka").post("/api/v1/requests", json=body).status_code == 201
+    body["manifest"]["gateway_evidence"] |= {"inclusion_proof": proof.to_json()["proof"],
+                                             "checkpoint": gateway_log.store.latest_checkpoint()}
+    assert server.client("tanaka").post("/api/v1/requests", json=resigned(gateway_log, body)).status_code == 201
 
 
 def test_rejected_request_is_closed(server: Server, ceremony: Ceremony, gateway_log: GatewayLog) -> None:

@@ -38,6 +38,8 @@ from tests.gateway.gateway_support import PASSWORD, Home, Server, cli, start_ser
 from synthetic.agents import SyntheticAgent
 from keys.audit import verify_export
 from keys.custody import Custodian
+from keys import envelope
+from keys.filing import KIND as FILING_KIND
 from keys.filing import RequestFiling
 from keys.keyring import Keyring, init_municipality
 from keys.linkage_secret import generate_linkage_secret
@@ -144,12 +146,36 @@ def _request(site: Site, **overrides: str) -> httpx.Response:
         return c.post("/api/v1/reidentification", json=body)
 
 
-def _package(site: Site) -> dict[str, Any]:
+def _filing(site: Site) -> dict[str, Any]:
+    """The signed filing the gateway hands the caseworker (the caseworker's client files it as it is)."""
     r = _request(site)
     assert r.status_code == 200, r.text
-    package = r.json()
-    package.pop("person_id")  # the caseworker's client files the rest as it is
-    return package
+    return dict(r.json()["filing"])
+
+
+def _fields(filing: dict[str, Any]) -> dict[str, Any]:
+    """What the filing says: its manifest without the envelope's own fields."""
+    return {k: v for k, v in filing["manifest"].items() if k not in ("format", "version", "kind")}
+
+
+def _package(site: Site) -> dict[str, Any]:
+    return _fields(_filing(site))
+
+
+def _carried(filing: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
+    """The filing with its fields edited by whoever carries it, under the gateway's original signature."""
+    return {"manifest": {**filing["manifest"], **fields}, "signature": filing["signature"]}
+
+
+def _signed(site: Site, fields: dict[str, Any]) -> dict[str, Any]:
+    """``fields`` signed with the gateway's own key: what an insider holding the gateway's key could file."""
+    from gateway.core import Gateway
+
+    gw = Gateway.open(site.gateway.home.path)
+    try:
+        return dict(json.loads(envelope.head(FILING_KIND, fields, gw.signer.private_key)))
+    finally:
+        gw.close()
 
 
 def _export(client: httpx.Client) -> str:
@@ -193,7 +219,8 @@ def _approve_and_release(site: Site, request_id: str) -> list[dict[str, Any]]:
 
 def test_records_from_a_carried_bundle_are_never_released(site: Site) -> None:
     header, carried = _bundle_records(site.bundle)
-    package = _package(site)
+    filed = _filing(site)
+    package = _fields(filed)
     mine = {(r["batch_header"]["batch_id"], r["token"]) for r in package["records"]}
     others = [r for r in carried if (header["batch_id"], r["token"]) not in mine]
     assert len(package["records"]) == 2 and len(others) >= 3
@@ -206,17 +233,22 @@ def test_records_from_a_carried_bundle_are_never_released(site: Site) -> None:
     }
     with site.escrow.client("tanaka") as c:
         for name, body in variants.items():
-            r = c.post("/api/v1/requests", json=body)
+            # Edited by the caseworker who carries it: the gateway's signature no longer holds.
+            r = c.post("/api/v1/requests", json=_carried(filed, body))
+            assert r.status_code == 403 and r.json()["code"] == "filing_signature_invalid", (name, r.text)
+            # Signed again with the gateway's key (an insider who holds it): the logged binding still refuses.
+            r = c.post("/api/v1/requests", json=_signed(site, body))
             assert r.status_code == 403 and r.json()["code"] == "binding_mismatch", (name, r.text)
             assert "ゲートウェイの監査ログに記録された内容" in r.json()["detail"], name
         assert c.get(f"/api/v1/requests/{package['request_id']}").status_code == 404  # nothing was stored
-        assert c.post("/api/v1/requests", json=package).status_code == 201  # the genuine filing still goes through
+        assert c.post("/api/v1/requests", json=filed).status_code == 201  # the genuine filing still goes through
     released = _approve_and_release(site, package["request_id"])
     assert {(r["batch_id"], r["token"]) for r in released} == mine  # 0 identities beyond the records logged
 
     refusals = [e for e in _escrow_log(site) if e["target"] == package["request_id"] and e["action"] == "reidentify.request"
                 and e["outcome"].startswith("refused")]
-    assert len(refusals) == len(variants) and all("binding_mismatch" in e["outcome"] for e in refusals)
+    codes = sorted(e["outcome"].split(":")[1].strip() for e in refusals)
+    assert codes == sorted(["binding_mismatch", "filing_signature_invalid"] * len(variants))
 
 
 def test_a_refused_gateway_entry_is_never_evidence(site: Site) -> None:
@@ -242,7 +274,7 @@ def test_a_refused_gateway_entry_is_never_evidence(site: Site) -> None:
     ).model_dump(mode="json")
     assert (refused.purpose, refused.legal_basis) == ("early_support", "61")  # every field matches: only the outcome says no
     with site.escrow.client("tanaka") as c:
-        r = c.post("/api/v1/requests", json=filing)
+        r = c.post("/api/v1/requests", json=_signed(site, filing))
         assert r.status_code == 403 and r.json()["code"] == "gateway_refused", r.text
         assert "拒否された申請は開示できません" in r.json()["detail"]
         assert c.get(f"/api/v1/requests/{refused.target}").status_code == 404
@@ -251,7 +283,8 @@ def test_a_refused_gateway_entry_is_never_evidence(site: Site) -> None:
 
 
 def test_a_made_up_legal_basis_justification_or_limit_is_refused(site: Site) -> None:
-    package = _package(site)
+    filed = _filing(site)
+    package = _fields(filed)
     made_up = {
         "legal_basis": ({**package, "legal_basis": "69-2-3"}, "not_in_gateway_log"),
         "justification": ({**package, "justification": "上司の指示（実際の理由とは別の文面）"}, "binding_mismatch"),
@@ -259,9 +292,11 @@ def test_a_made_up_legal_basis_justification_or_limit_is_refused(site: Site) -> 
     }
     with site.escrow.client("tanaka") as c:
         for name, (body, code) in made_up.items():
-            r = c.post("/api/v1/requests", json=body)
+            r = c.post("/api/v1/requests", json=_carried(filed, body))
+            assert r.status_code == 403 and r.json()["code"] == "filing_signature_invalid", (name, r.text)
+            r = c.post("/api/v1/requests", json=_signed(site, body))  # even with the gateway's key, not what was logged
             assert r.status_code == 403 and r.json()["code"] == code, (name, r.text)
-        assert c.post("/api/v1/requests", json=package).status_code == 201
+        assert c.post("/api/v1/requests", json=filed).status_code == 201
     with site.escrow.client("mori") as c:  # the approver sees the legal basis and justification the gateway logged
         shown = c.get(f"/api/v1/requests/{package['request_id']}").json()
     assert (shown["legal_basis"], shown["justification"], shown["case_ref"]) == ("61", WHY, CASE)
@@ -297,7 +332,7 @@ def test_control_characters_are_refused_at_both_doors(site: Site, field: str, ch
     package = _package(site)
     if field != "purpose":
         with site.escrow.client("tanaka") as c:
-            r = c.post("/api/v1/requests", json={**package, field: package[field][:3] + char + package[field][3:]})
+            r = c.post("/api/v1/requests", json=_signed(site, {**package, field: package[field][:3] + char + package[field][3:]}))
         assert r.status_code == 422 and f"U+{ord(char):04X}" in r.json()["detail"], r.text
     # Neither log took the character, and both exports still verify, one entry per line.
     gateway = _gateway_log(site)

@@ -25,6 +25,8 @@ from gateway.identity import User
 from gateway.link import run_linkage
 from synthetic.agents import SyntheticAgent
 from transparency.tlog_checkpoint import Signer
+from keys.envelope import EnvelopeSignatureError
+from keys.filing import open_filing
 from policy import load_policy
 
 SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -58,10 +60,18 @@ def test_the_filing_holds_the_persons_sealed_records_and_verifiable_evidence(gw,
     run_linkage(gw)
     person = _linked_person(gw)
     size_before = gw.audit.size()
-    package = reidentify.request(gw, TANAKA, person, "early_support", "こども家庭センター-2026-101", WHY)
+    answer = reidentify.request(gw, TANAKA, person, "early_support", "こども家庭センター-2026-101", WHY)
 
-    assert set(package) == {"request_id", "requester", "purpose", "legal_basis", "case_ref", "justification", "max_records",
-                            "approvals_required", "person_id", "records", "gateway_evidence"}
+    assert set(answer) == {"request_id", "person_id", "filing"} and answer["person_id"] == person
+    # The filing is an envelope signed by the gateway's key: read with that key only, and not once edited.
+    package = open_filing(answer["filing"], gw.signer.verifier.public_key).model_dump(mode="json")
+    assert package["request_id"] == answer["request_id"] and answer["filing"]["manifest"]["kind"] == "reidentification-filing"
+    with pytest.raises(EnvelopeSignatureError):
+        open_filing(answer["filing"], Ed25519PrivateKey.generate().public_key())
+    tampered = json.loads(json.dumps(answer["filing"]))
+    tampered["manifest"]["justification"] += "（追記）"
+    with pytest.raises(EnvelopeSignatureError, match="書き換えられて"):
+        open_filing(tampered, gw.signer.verifier.public_key)
     assert (package["requester"], package["purpose"], package["legal_basis"], package["max_records"], package["approvals_required"]) == \
         ("tanaka", "early_support", "61", 20, 1)
     a, r = models.assignments, models.records

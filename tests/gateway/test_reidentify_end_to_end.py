@@ -223,19 +223,23 @@ def test_forged_requests_and_expired_sessions_are_refused_and_logged(deployment)
                                                             "case_ref": "要対協-2026-015", "justification": WHY}).json()
         r = c.post("/api/v1/reidentification", json={"person_id": person, "purpose": "early_support", "justification": WHY})
         assert r.status_code == 422 and "案件番号" in r.json()["detail"]
-    package.pop("person_id")
+    filed = package["filing"]
+
+    def edited(**fields: str) -> dict:  # the carried filing with fields changed, under the gateway's signature
+        return {"manifest": {**filed["manifest"], **fields}, "signature": filed["signature"]}
+
     with escrow.client("tanaka") as c:
-        forged = {**package, "case_ref": "別の案件"}  # the entry in the gateway's log says otherwise
-        r = c.post("/api/v1/requests", json=forged)
-        assert r.status_code == 403 and "一致しません" in r.json()["detail"]
-        unlogged = {**package, "request_id": "reid-never-logged"}
-        r = c.post("/api/v1/requests", json=unlogged)
-        assert r.status_code == 403 and "ゲートウェイの監査ログ" in r.json()["detail"]
-        assert c.post("/api/v1/requests", json=package).status_code == 201
-        r = c.post("/api/v1/requests", json=package)
+        for forged in (edited(case_ref="別の案件"), edited(request_id="reid-never-logged")):
+            r = c.post("/api/v1/requests", json=forged)
+            assert r.status_code == 403 and r.json()["code"] == "filing_signature_invalid" and "書き換えられて" in r.json()["detail"]
+        unsigned = {k: v for k, v in filed["manifest"].items() if k not in ("format", "version", "kind")}
+        r = c.post("/api/v1/requests", json=unsigned)  # the filing as gateways before the envelope wrote it
+        assert r.status_code == 422, r.text
+        assert c.post("/api/v1/requests", json=filed).status_code == 201
+        r = c.post("/api/v1/requests", json=filed)
         assert r.status_code == 409
     with escrow.client("mori") as c:  # a caseworker may file only for themselves
-        r = c.post("/api/v1/requests", json={**package, "request_id": "reid-other"})
+        r = c.post("/api/v1/requests", json=filed)
         assert r.status_code == 403
 
     # An expired gateway session: refused, and the refusal is in the gateway's audit log.

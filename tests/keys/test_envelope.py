@@ -13,6 +13,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from keys import envelope
 from keys.documents import canonical_json
 from keys.federation import FederationRecord, read_federation_submission, write_federation_submission
+from keys.filing import FilingError, RequestFiling, open_filing
+from keys.filing import seal as seal_filing
 from keys.return_list import ReturnListError, read_return_list, write_return_list
 from keys.submission import (
     MalformedSubmissionError,
@@ -32,6 +34,13 @@ SUBMISSION = {"agent_id": "edu-1", "signing_key_id": "k1", "municipality": "0822
               "created_at": "2026-12-02T00:00:00+00:00", "mode": "snapshot", "seal_header": {"batch_id": "b-1"}}
 
 
+FILING = RequestFiling(
+    request_id="reid-1", requester="tanaka", purpose="child_protection", legal_basis="69-2-2", case_ref="要対協-2026-015",
+    justification="訪問前に世帯を確認する。", max_records=5, approvals_required=2,
+    records=[{"batch_header": {"batch_id": "b-1"}, "token": "tok-1", "ciphertext": "AAAA"}],
+    gateway_evidence={"entry": {}, "leaf_index": 0, "inclusion_proof": [], "checkpoint": "c"})
+
+
 def _messages() -> dict[str, bytes]:
     record = SubmittedRecord("tok-1", b"\x01" * 8, 3, [5, 0], b"sealed", {"grade": "3"})
     federation = FederationRecord("tok-1", b"\x02" * 8, 1, [7], "082201", "")
@@ -43,6 +52,7 @@ def _messages() -> dict[str, bytes]:
         "agent-state-request": write_state_request("edu-1", KEY, "2026-12-02T00:00:00+00:00"),
         "return-list": write_return_list({"list_id": "l-1", "municipality": "082201", "source": "school", "action": "home_visit",
                                           "purpose": "early_support", "created_at": "2026-12-02T00:00:00+00:00"}, ["tok-1"], KEY),
+        "reidentification-filing": json.dumps(seal_filing(FILING, KEY), ensure_ascii=False).encode("utf-8"),
         **{kind: envelope.seal(kind, {"from": "082201", "to": "082210", "purpose": "early_support", "federation_key_id": "fk",
                                       "nonce": "ab" * 16, "issued_at": "2026-12-02T00:00:00+00:00",
                                       "expires_at": "2026-12-02T00:05:00+00:00", "body": {}}, (), KEY)
@@ -138,3 +148,23 @@ def test_kinds_are_not_interchangeable() -> None:
     tampered = messages["return-list"].replace(b"tok-1", b"tok-2")
     with pytest.raises(ReturnListError, match="ハッシュ"):
         read_return_list(tampered, KEY.public_key())
+
+
+def test_a_filing_opens_only_as_the_gateway_signed_it() -> None:
+    sealed = seal_filing(FILING, KEY)
+    assert open_filing(sealed, KEY.public_key()) == FILING
+    assert open_filing(json.dumps(sealed).encode(), KEY.public_key()) == FILING  # the downloaded file, as bytes
+    edited = {"manifest": {**sealed["manifest"], "max_records": 50}, "signature": sealed["signature"]}
+    with pytest.raises(envelope.EnvelopeSignatureError, match="再識別の申請の署名をゲートウェイの"):
+        open_filing(edited, KEY.public_key())
+    with pytest.raises(envelope.EnvelopeSignatureError):
+        open_filing(sealed, Ed25519PrivateKey.generate().public_key())
+    # the bare filing (before the envelope) and another kind of message are not filings
+    with pytest.raises(envelope.EnvelopeError, match="マニフェスト"):
+        open_filing(FILING.model_dump(mode="json"), KEY.public_key())
+    with pytest.raises(envelope.EnvelopeError, match="受け付けません"):
+        open_filing(_messages()["federation.query"], KEY.public_key())
+    # signed, but not a filing's fields: the field is named
+    bad = json.loads(envelope.head("reidentification-filing", {**FILING.model_dump(mode="json"), "max_records": "many"}, KEY))
+    with pytest.raises(FilingError, match="max_records"):
+        open_filing(bad, KEY.public_key())

@@ -48,7 +48,7 @@ def test_request_approval_and_audit_across_roles(context: BrowserContext, site: 
     with caseworker.expect_download() as download:
         caseworker.get_by_role("link", name=re.compile("申請ファイル")).click()
     package = json.loads(open(download.value.path(), encoding="utf-8").read())
-    request_id = package["request_id"]
+    request_id = package["manifest"]["request_id"]
     with site.escrow("caseworker") as escrow:  # the caseworker's own client files it with the escrow
         filed = escrow.post("/api/v1/requests", json=package)
     assert filed.status_code == 201, filed.text

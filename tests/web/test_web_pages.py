@@ -207,8 +207,11 @@ def test_reidentification_request_form_and_filing(context: BrowserContext, site:
     shot(page, "caseworker-reidentify-filed")
     with page.expect_download() as download:
         page.get_by_role("link", name=re.compile("申請ファイル")).click()
-    package = json.loads(open(download.value.path(), encoding="utf-8").read())
-    assert package["case_ref"] == "支援-2026-042" and "person_id" not in package  # the file is what the escrow takes
+    filing = json.loads(open(download.value.path(), encoding="utf-8").read())
+    assert set(filing) == {"manifest", "signature"}  # the file is the signed filing the escrow takes, as it is
+    package = filing["manifest"]
+    assert package["kind"] == "reidentification-filing" and "person_id" not in package
+    assert package["case_ref"] == "支援-2026-042"
     assert package["purpose"] == "early_support" and package["legal_basis"] == "61" and package["requester"] == "caseworker"
     assert package["gateway_evidence"]["entry"]["action"] == "reidentify.request"
     assert package["records"] and all(set(r) == {"batch_header", "token", "ciphertext"} for r in package["records"])

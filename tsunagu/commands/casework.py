@@ -2,7 +2,7 @@
 
 The client signs in to the gateway and to the escrow separately (two user
 stores, two passwords, read from a hidden prompt or standard input, never
-from the command line). The gateway returns the filing package; this client
+from the command line). The gateway returns the signed filing; this client
 files it with the escrow itself, so the gateway never holds an escrow token
 and never sees an identity.
 """
@@ -35,13 +35,12 @@ def register(app: typer.Typer) -> None:
 
 def file_request(gateway: str, escrow: str, username: str, gateway_password: str, escrow_password: str,
                  person: str, purpose: str, case_ref: str, justification: str) -> dict[str, Any]:
-    """Ask the gateway for the filing package, then file it with the escrow; returns the escrow's view of the request."""
+    """Ask the gateway for the signed filing, then file it with the escrow; returns the escrow's view of the request."""
     with signed_in(gateway, "ゲートウェイ", username, gateway_password) as g:
         package = call(g, "ゲートウェイ", "POST", "/api/v1/reidentification",
                        {"person_id": person, "purpose": purpose, "case_ref": case_ref, "justification": justification})
-    package.pop("person_id", None)
     with signed_in(escrow, "エスクロー", username, escrow_password) as e:
-        return call(e, "エスクロー", "POST", "/api/v1/requests", package)
+        return call(e, "エスクロー", "POST", "/api/v1/requests", package["filing"])
 
 
 def _at_escrow(escrow: str, username: str, password_stdin: bool, method: str, path: str, body: dict[str, Any] | None = None) -> Any:

@@ -11,7 +11,7 @@ from escrow import reidentification
 from escrow.api.deps import EscrowDep, require
 from escrow.errors import NotRequester
 from escrow.identity import User
-from escrow.reidentification import RequestFiling
+from keys.filing import FilingEnvelope
 from service.api import Answer
 
 router = APIRouter(prefix="/requests", tags=["requests"])
@@ -55,9 +55,10 @@ class Released(Answer):
 
 
 @router.post("", status_code=201, name="reidentify.request", response_model=RequestOut)
-def post_request(escrow: EscrowDep, user: Annotated[User, Depends(require("caseworker"))], body: RequestFiling) -> dict[str, Any]:
-    """File a request the gateway has logged; it waits for ``approvals_required`` approvers."""
-    return reidentification.file_request(escrow, user, body)
+def post_request(escrow: EscrowDep, user: Annotated[User, Depends(require("caseworker"))],
+                 body: FilingEnvelope) -> dict[str, Any]:
+    """File a request the gateway has logged and signed (the ``filing`` of its answer); it waits for ``approvals_required`` approvers."""
+    return reidentification.file_signed(escrow, user, body.model_dump())
 
 
 @router.get("", name="reidentify.list", response_model=list[RequestOut])

@@ -12,7 +12,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
-from pydantic import ValidationError
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
@@ -20,6 +19,8 @@ from escrow import db, reidentification
 from escrow.errors import EscrowError, ForbiddenRole, NotRequester
 from escrow.identity import sign_in
 from escrow.reidentification import RequestFiling
+from keys import filing as filing_envelope
+from keys.envelope import EnvelopeError
 from escrow.service import Escrow
 from escrow.web.render import STATUS, identity_view, render
 from escrow.web.routes.auth import address
@@ -176,11 +177,14 @@ def post_receive(request: Request, escrow: EscrowDep, session: Annotated[WebSess
 
 # --- Filing: the gateway's page posts the package here; the caseworker confirms with their escrow session -------------
 
-def _parse_filing(text: str) -> tuple[RequestFiling | None, str]:
+def _parse_filing(escrow: Escrow, text: str) -> tuple[RequestFiling | None, str]:
+    """The filing the gateway signed, to show before it is confirmed (filing it verifies it again and logs a refusal)."""
     try:
-        return RequestFiling.model_validate(json.loads(text)), ""
-    except (ValueError, ValidationError):
+        return filing_envelope.open_filing(json.loads(text), escrow.gateway.public_key), ""
+    except ValueError:
         return None, "申請の内容を読み取れません。ゲートウェイの「再識別の申請」画面からもう一度送ってください。"
+    except EnvelopeError as exc:
+        return None, f"{exc} ゲートウェイの「再識別の申請」画面からもう一度送ってください。"
 
 
 def _file_page(request: Request, session: WebSession | None, text: str, filing: RequestFiling | None, status_code: int = 200,
@@ -196,24 +200,24 @@ def _file_page(request: Request, session: WebSession | None, text: str, filing: 
 def post_file(request: Request, escrow: EscrowDep, filing: Annotated[str, Form(max_length=4_000_000)] = "") -> Response:
     """Show what the gateway's page sent, to be confirmed by the requesting caseworker (nothing is stored yet)."""
     session = optional_session(request, escrow)
-    parsed, error = _parse_filing(filing)
+    parsed, error = _parse_filing(escrow, filing)
     return _file_page(request, session, filing, parsed, 422 if error else 200, error=error)
 
 
-def _filed(escrow: Escrow, session_user: Any, parsed: RequestFiling) -> str:
-    reidentification.file_request(escrow, session_user, parsed)
-    return f"/ui/requests/{parsed.request_id}?filed=true"
+def _filed(escrow: Escrow, session_user: Any, text: str) -> str:
+    filed = reidentification.file_signed(escrow, session_user, json.loads(text))
+    return f"/ui/requests/{filed['request_id']}?filed=true"
 
 
 @router.post("/file/confirm")
 async def post_file_confirm(request: Request, escrow: EscrowDep, session: Annotated[WebSession, Depends(form("caseworker"))],
                             filing: Annotated[str, Form(max_length=4_000_000)] = "") -> Response:
     """File the request (``reidentification.file_request`` verifies it against the gateway's log and logs the outcome)."""
-    parsed, error = _parse_filing(filing)
+    parsed, error = _parse_filing(escrow, filing)
     if parsed is None:
         return _file_page(request, session, filing, None, 422, error=error)
     try:
-        target = await run_in_threadpool(_filed, escrow, session.user, parsed)
+        target = await run_in_threadpool(_filed, escrow, session.user, filing)
     except EscrowError as exc:
         return _file_page(request, session, filing, parsed, exc.status, error=exc.detail)
     return RedirectResponse(target, status_code=303)
@@ -224,7 +228,7 @@ async def post_file_login(request: Request, escrow: EscrowDep, filing: Annotated
                           username: Annotated[str, Form(max_length=64)] = "", password: Annotated[str, Form(max_length=1024)] = "",
                           nonce: Annotated[str, Form(max_length=64)] = "") -> Response:
     """Sign in with the escrow's own account and file in one step (the password is the caseworker's confirmation)."""
-    parsed, error = _parse_filing(filing)
+    parsed, error = _parse_filing(escrow, filing)
     if parsed is None:
         return _file_page(request, None, filing, None, 422, error=error)
     if not COOKIES.login_nonce_ok(request, nonce):
@@ -240,7 +244,7 @@ async def post_file_login(request: Request, escrow: EscrowDep, filing: Annotated
         if "caseworker" not in user.roles:
             raise escrow.refuse(user.username, user.label, "reidentify.request",
                                 ForbiddenRole("申請を提出できるのはケースワーカーだけです。"), target=parsed.request_id)
-        target = await run_in_threadpool(_filed, escrow, user, parsed)
+        target = await run_in_threadpool(_filed, escrow, user, filing)
     except EscrowError as exc:
         response = _file_page(request, COOKIES.session(user, token), filing, parsed, exc.status, error=exc.detail)
     else:

@@ -11,6 +11,7 @@ from gateway import reidentify
 from gateway.api.deps import GatewayDep, get_token
 from gateway.errors import GatewayError
 from gateway.identity import User, authorize, user_for_token
+from keys.filing import FilingEnvelope
 from service.api import Answer
 
 router = APIRouter(prefix="/reidentification", tags=["reidentification"])
@@ -46,22 +47,14 @@ def requester(gw: GatewayDep, token: Annotated[str, Depends(get_token)]) -> User
 
 
 class Filed(Answer):
-    """The request as filed with the escrow, with the gateway's audit evidence (entry, leaf index, proof, checkpoint)."""
+    """The logged request: its id, the person (for the caseworker's screen) and the signed filing for the escrow."""
 
     request_id: str
-    requester: str
-    purpose: str
-    legal_basis: str
-    case_ref: str
-    justification: str
-    max_records: int
-    approvals_required: int
     person_id: str
-    records: list[Any]
-    gateway_evidence: dict[str, Any]
+    filing: FilingEnvelope
 
 
 @router.post("", response_model=Filed)
 def post_request(gw: GatewayDep, user: Annotated[User, Depends(requester)], body: RequestIn) -> dict[str, Any]:
-    """Log the request (``reidentify.request``) and return the filing package with the evidence the escrow checks."""
+    """Log the request (``reidentify.request``) and return the signed filing (with the evidence the escrow checks)."""
     return reidentify.request(gw, user, body.person_id, body.purpose, body.case_ref, body.justification)

@@ -65,11 +65,12 @@ def post_request(request: Request, gw: GatewayDep, session: AnyFormSession,
         if exc.status == 403:
             raise
         return _form(request, gw, session, exc.status, values=values, errors={_FIELD_OF.get(exc.code, "form"): exc.detail})
-    spec = gw.policy.purpose(package["purpose"])
+    filing = package["filing"]
+    spec = gw.policy.purpose(filing["manifest"]["purpose"])
     # The file is what the escrow takes (POST /api/v1/requests), as `tsunagu casework request` files it.
-    filing = {k: v for k, v in package.items() if k != "person_id"}
     data = json.dumps(filing, ensure_ascii=False, indent=2).encode("utf-8")
-    return render(request, "reidentify_filed.html", session, package=package, spec=spec,
+    return render(request, "reidentify_filed.html", session, package={**filing["manifest"], "person_id": package["person_id"]},
+                  spec=spec,
                   download=f"data:application/json;base64,{base64.b64encode(data).decode()}",
                   filename=f"{package['request_id']}.json", escrow=escrow_url(),
                   filing_json=json.dumps(filing, ensure_ascii=False, separators=(",", ":")))
