@@ -347,9 +347,11 @@ def test_control_characters_are_refused_at_both_doors(site: Site, field: str, ch
 def test_a_name_as_case_reference_is_refused_and_never_logged(site: Site) -> None:
     r = _request(site, case_ref="山田太郎")
     assert r.status_code == 422 and r.json()["error"] == "case_ref_invalid" and "形式" in r.json()["detail"], r.text
-    package = _package(site)
+    filed = _filing(site)
     with site.escrow.client("tanaka") as c:
-        r = c.post("/api/v1/requests", json={**package, "case_ref": "山田太郎"})
+        r = c.post("/api/v1/requests", json=_carried(filed, {"case_ref": "山田太郎"}))
+        assert r.status_code == 403 and r.json()["code"] == "filing_signature_invalid", r.text
+        r = c.post("/api/v1/requests", json=_signed(site, {**_fields(filed), "case_ref": "山田太郎"}))
         assert r.status_code == 403, r.text
     gateway = _gateway_log(site)
     assert "山田太郎" not in gateway
