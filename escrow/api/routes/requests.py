@@ -12,6 +12,7 @@ from escrow.api.deps import EscrowDep, require
 from escrow.errors import NotRequester
 from escrow.identity import User
 from escrow.reidentification import RequestFiling
+from keys.filing import RequestFields
 from service.api import Answer
 
 router = APIRouter(prefix="/requests", tags=["requests"])
@@ -25,17 +26,9 @@ class Decision(BaseModel):
     reason: str = Field(default="", max_length=2000)
 
 
-class RequestOut(Answer):
+class RequestOut(RequestFields, Answer):
     """A re-identification request: who asked, why, under which legal basis, its approvals and state (times ISO 8601, UTC)."""
 
-    request_id: str
-    requester: str
-    purpose: str
-    legal_basis: str
-    case_ref: str
-    justification: str
-    max_records: int
-    approvals_required: int
     approvals: int
     status: str
     created_at: str

@@ -11,6 +11,7 @@ from gateway import reidentify
 from gateway.api.deps import GatewayDep, get_token
 from gateway.errors import GatewayError
 from gateway.identity import User, authorize, user_for_token
+from keys.filing import RequestFiling
 from service.api import Answer
 
 router = APIRouter(prefix="/reidentification", tags=["reidentification"])
@@ -45,20 +46,10 @@ def requester(gw: GatewayDep, token: Annotated[str, Depends(get_token)]) -> User
     return user
 
 
-class Filed(Answer):
+class Filed(RequestFiling, Answer):
     """The request as filed with the escrow, with the gateway's audit evidence (entry, leaf index, proof, checkpoint)."""
 
-    request_id: str
-    requester: str
-    purpose: str
-    legal_basis: str
-    case_ref: str
-    justification: str
-    max_records: int
-    approvals_required: int
     person_id: str
-    records: list[Any]
-    gateway_evidence: dict[str, Any]
 
 
 @router.post("", response_model=Filed)
