@@ -25,12 +25,13 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from demo._servers import free_port, serve, stop
 
 KDF_KIB = "1024"  # demo only: 1 MiB Argon2id; production keeps the 64 MiB default
 _REPO = Path(__file__).resolve().parents[1]
@@ -48,48 +49,19 @@ def _tsunagu(*args: str, stdin: str | None = None) -> str:
     return done.stdout
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _port(preferred: int) -> int:
     """``preferred`` if nothing listens on it, else any free port."""
     with socket.socket() as s:
         try:
             s.bind(("127.0.0.1", preferred))
         except OSError:
-            return _free_port()
+            return free_port()
     return preferred
 
 
 def _serve(home: Path, port: int) -> subprocess.Popen:
-    print(f"$ tsunagu gateway serve --home {home} --port {port} &", flush=True)
-    with (home / "logs" / "federation-demo-serve.log").open("wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "tsunagu.cli", "gateway", "serve", "--home", str(home), "--port", str(port)],
-                                   stdout=log, stderr=subprocess.STDOUT,
-                                   env={**os.environ, "TSUNAGU_LINK_DEBOUNCE_SECONDS": "86400", "TSUNAGU_LINK_INTERVAL_MINUTES": "0"})
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"デモを中断します: {home} のゲートウェイが起動しませんでした。")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1).status_code == 200:
-                return process
-        except httpx.TransportError:
-            time.sleep(0.2)
-    process.terminate()
-    raise SystemExit("デモを中断します: ゲートウェイが 60 秒以内に起動しませんでした。")
-
-
-def _stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    return serve(["gateway", "serve", "--home", str(home)], port, "/api/v1/health", home / "logs" / "federation-demo-serve.log",
+                 env={"TSUNAGU_LINK_DEBOUNCE_SECONDS": "86400", "TSUNAGU_LINK_INTERVAL_MINUTES": "0"})
 
 
 def _client(port: int, username: str, password: str) -> httpx.Client:
@@ -247,7 +219,7 @@ def run(demo_dir: Path, preferred_ports: tuple[int, int] | None = None) -> dict[
              "--network", "mynumber", "--source", "residents")
 
     print("\n== ゲートウェイどうしを連携先として登録します（互いの検証鍵を固定）", flush=True)
-    ports = {code_a: _port(preferred_ports[0]), code_b: _port(preferred_ports[1])} if preferred_ports else {code_a: _free_port(), code_b: _free_port()}
+    ports = {code_a: _port(preferred_ports[0]), code_b: _port(preferred_ports[1])} if preferred_ports else {code_a: free_port(), code_b: free_port()}
     homes = {code_a: gateway_a, code_b: gateway_b}
     for code, home in homes.items():
         (home / "federation.toml").unlink(missing_ok=True)
@@ -267,7 +239,7 @@ def run(demo_dir: Path, preferred_ports: tuple[int, int] | None = None) -> dict[
     story: dict[str, Any] = {"town_a": code_a, "town_b": code_b, "moved": moved}
     with ExitStack() as servers:
         for code, home in homes.items():
-            servers.callback(_stop, _serve(home, ports[code]))
+            servers.callback(stop, _serve(home, ports[code]))
         print(f"\n== 転入先の町のケースワーカー yamada が、見本市からの転入 {moved} 人を照会します", flush=True)
         with _client(ports[code_b], "yamada", fresh["gateway-b:yamada"]) as yamada:
             answer = yamada.post("/api/v1/federation/queries", json={"peer": code_a})

@@ -30,15 +30,15 @@ import os
 import random
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import tomllib
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
+
+from demo._servers import free_port, serve, stop
 
 DEMO = Path(".demo")
 REPO = Path(__file__).resolve().parents[1]
@@ -111,41 +111,9 @@ def _secrets() -> dict[str, str]:
     return values
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _serve(args: list[str], health: str, log: Path, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
-    import httpx
-
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    print(f"$ tsunagu {' '.join(args)} --port {port} &", flush=True)
-    with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "tsunagu.cli", *args, "--port", str(port)], stdout=out,
-                                   stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
-    deadline = time.monotonic() + 300  # a busy machine can take minutes to start a server; a stuck one is still caught
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"デモを中断します: サーバが起動しませんでした（{log}）。")
-        try:
-            if httpx.get(url + health, timeout=1).status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            time.sleep(0.2)
-    process.terminate()
-    raise SystemExit(f"デモを中断します: サーバが 300 秒以内に起動しませんでした（{log}）。")
-
-
-def _stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    port = free_port()
+    return serve(args, port, health, log, env), f"http://127.0.0.1:{port}"
 
 
 def _client(url: str, username: str, password: str) -> Any:
@@ -268,12 +236,12 @@ def _part3_flow(story: dict[str, Any]) -> None:
         # Linkage runs when the demo asks for it (tsunagu gateway link), not on the server's timer.
         gw_process, gw_url = _serve(["gateway", "serve", "--home", str(gateway)], "/api/v1/health", DEMO / "gateway-serve.log",
                                     env={"TSUNAGU_LINK_DEBOUNCE_SECONDS": "86400", "TSUNAGU_LINK_INTERVAL_MINUTES": "0"})
-        servers.callback(_stop, gw_process)
+        servers.callback(stop, gw_process)
         es_process, es_url = _serve(["escrow", "serve", "--home", str(escrow)], "/api/v1/status", DEMO / "escrow-serve.log")
-        servers.callback(_stop, es_process)
+        servers.callback(stop, es_process)
         auditor = DEMO / "audit-witness"
         wi_process, wi_url = _serve(["audit", "witness", "serve", "--home", str(auditor)], "/health", DEMO / "witness-serve.log")
-        servers.callback(_stop, wi_process)
+        servers.callback(stop, wi_process)
         print("\n== 各ログが連署を求める証人（ループバックの HTTP、C2SP tlog-witness の add-checkpoint）", flush=True)
         for home, url, key in ((gateway, f"{es_url}/api/v1/witness", escrow / "witness" / "witness-verifier.txt"),
                                (gateway, f"{wi_url}/witness", auditor / "witness" / "witness-verifier.txt"),

@@ -149,9 +149,7 @@ def file_request(escrow: Escrow, user: User, filing: RequestFiling) -> dict[str,
 def decide(escrow: Escrow, user: User, request_id: str, approve: bool, reason: str) -> dict[str, Any]:
     """Record an approver's approval or rejection with its audit entry; the requester can never decide their own request."""
     action = "reidentify.approve" if approve else "reidentify.reject"
-    with escrow.engine.connect() as conn:
-        row = _row(conn, request_id)
-    where = _where(row, request_id)
+    row, where = _row_and_where(escrow, request_id)
     try:
         if row is None:
             raise _not_found(request_id)
@@ -192,9 +190,7 @@ def release(escrow: Escrow, user: User, request_id: str) -> dict[str, Any]:
     handed out only after it committed. A record that does not open rolls
     everything back: nothing was released, and the refusal is logged.
     """
-    with escrow.engine.connect() as conn:
-        row = _row(conn, request_id)
-    where = _where(row, request_id)
+    row, where = _row_and_where(escrow, request_id)
     try:
         if row is None:
             raise _not_found(request_id)
@@ -401,6 +397,13 @@ def _approvals(conn: Connection, request_id: str) -> int:
 
 def _row(conn: Connection, request_id: str) -> Any:
     return conn.execute(select(db.requests).where(db.requests.c.id == request_id)).first()
+
+
+def _row_and_where(escrow: Escrow, request_id: str) -> tuple[Any, dict[str, str]]:
+    """The request's row (None if there is none) and the audit fields of an entry about it."""
+    with escrow.engine.connect() as conn:
+        row = _row(conn, request_id)
+    return row, _where(row, request_id)
 
 
 def _where(row: Any, request_id: str) -> dict[str, str]:

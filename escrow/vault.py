@@ -11,7 +11,7 @@ restart, or :meth:`Vault.seal`, forgets the key and every share offered.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields
 from pathlib import Path, PosixPath
 
 from keys import custody
@@ -41,20 +41,24 @@ from escrow.errors import (
 
 @dataclass(frozen=True)
 class Progress:
-    """What ``GET /api/v1/status`` shows: sealed or not, and how many of the k shares are in."""
+    """What ``GET /api/v1/status`` shows (its answer model): sealed or not, and how many of the k shares are in."""
 
     sealed: bool
     progress: int
     threshold: int
     custodians: int
     escrow_key_id: str
-    #: the index of the share just accepted (for the audit entry; not part of the status)
-    share_index: int | None = None
 
     def to_json(self) -> dict[str, object]:
         """The progress as a JSON object."""
-        return {"sealed": self.sealed, "progress": self.progress, "threshold": self.threshold,
-                "custodians": self.custodians, "escrow_key_id": self.escrow_key_id}
+        return {f.name: getattr(self, f.name) for f in fields(Progress)}
+
+
+@dataclass(frozen=True)
+class Offered(Progress):
+    """The progress after a share was accepted, with that share's index (for the audit entry; not part of the status)."""
+
+    share_index: int = 0
 
 
 class _ReceivedShare(PosixPath):
@@ -90,7 +94,7 @@ class Vault:
         """Sealed or not, and the shares offered so far."""
         return Progress(self._key is None, len(self._offered), self._threshold, self._custodians, self.escrow_key_id)
 
-    def offer(self, username: str, content: bytes, passphrase: str) -> Progress:
+    def offer(self, username: str, content: bytes, passphrase: str) -> Offered:
         """Check one custodian's share and keep it; with the k-th share, unseal. Refusals are :class:`EscrowError`.
 
         ``username`` is the signed-in escrow user: the share must be theirs
@@ -120,7 +124,7 @@ class Vault:
                     self._key = custody.unseal(self._path, shares)
                 except KeysError as exc:
                     raise UnsealFailed(f"{exc} 最初から開封をやり直してください。") from None
-            return replace(self.status(), share_index=index)
+            return Offered(**self.status().to_json(), share_index=index)
 
     def seal(self) -> Progress:
         """Forget the key and every share offered so far."""

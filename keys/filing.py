@@ -2,7 +2,9 @@
 
 The gateway builds its filing with :class:`RequestFiling` (``gateway.reidentify``)
 and the escrow validates what it receives with the same class
-(``escrow.reidentification``), so the two cannot drift apart. The filing
+(``escrow.reidentification``), so the two cannot drift apart; both services'
+answers about a request extend :class:`RequestFields` (or the filing), so the
+request's fields are listed here only. The filing
 travels as an envelope of kind ``reidentification-filing`` (``keys.envelope``):
 its fields are the manifest, signed by the gateway's key (:func:`seal`), and
 the escrow opens it with the gateway's public key (:func:`open_filing`) before
@@ -61,8 +63,8 @@ class EvidenceIn(BaseModel):
     checkpoint: str = Field(max_length=4096, description="C2SP signed note")
 
 
-class RequestFiling(BaseModel):
-    """A re-identification request as the gateway files it (limits derived from its policy)."""
+class RequestFields(BaseModel):
+    """The request itself as the gateway logged it (limits derived from its policy): the fields both services' answers repeat."""
 
     request_id: str = Field(pattern=ID_PATTERN)
     requester: str = Field(min_length=1, max_length=64, pattern=_LINE)
@@ -72,8 +74,6 @@ class RequestFiling(BaseModel):
     justification: str = Field(min_length=1, max_length=4000)
     max_records: int
     approvals_required: int
-    records: list[SealedRecordIn] = Field(max_length=1000)
-    gateway_evidence: EvidenceIn
 
     @field_validator("requester", "purpose", "legal_basis", "case_ref")
     @classmethod
@@ -86,6 +86,13 @@ class RequestFiling(BaseModel):
         if problem := binding.text_problem(value, multiline=True):
             raise ValueError(problem)
         return value
+
+
+class RequestFiling(RequestFields):
+    """A re-identification request as the gateway files it: the request, the sealed records and the gateway's audit evidence."""
+
+    records: list[SealedRecordIn] = Field(max_length=1000)
+    gateway_evidence: EvidenceIn
 
 
 class FilingEnvelope(BaseModel):

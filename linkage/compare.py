@@ -75,6 +75,16 @@ def _overlap(inter: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.where(low > 0, inter / np.maximum(low, 1), np.nan)
 
 
+def _date_detail(fa: np.ndarray, fb: np.ndarray) -> np.ndarray:
+    """Per pair, which birth-date parts both records carry (``fa``, ``fb``: their present flags): DATE_FULL, DATE_YEAR_MONTH or DATE_WEAK."""
+    shared = fa & fb
+    return np.where(
+        (shared & _DEMO_PARTS) == _DEMO_PARTS,
+        DATE_FULL,
+        np.where((shared & _YEAR_MONTH) == _YEAR_MONTH, DATE_YEAR_MONTH, DATE_WEAK),
+    ).astype(np.int8)
+
+
 def _cross(bits_a: np.ndarray, bits_b: np.ndarray, seg_a: slice, seg_b: slice) -> np.ndarray:
     return np.bitwise_count(bits_a[:, seg_a] & bits_b[:, seg_b]).sum(axis=1, dtype=np.int32)
 
@@ -141,12 +151,7 @@ def _compare_chunk(a, ia, b, ib, schema, pa, pb):
     demo = np.where(
         same_parts, _dice(inter[:, d], pa[:, d], pb[:, d]), _overlap(inter[:, d], pa[:, d], pb[:, d])
     )
-    shared = fa & fb
-    detail = np.where(
-        (shared & _DEMO_PARTS) == _DEMO_PARTS,
-        DATE_FULL,
-        np.where((shared & _YEAR_MONTH) == _YEAR_MONTH, DATE_YEAR_MONTH, DATE_WEAK),
-    ).astype(np.int8)
+    detail = _date_detail(fa, fb)
     ad = idx["address"]
     addr = _overlap(inter[:, ad], pa[:, ad], pb[:, ad])
     return np.column_stack([n_fam, n_giv, k_fam, k_giv, demo, addr]), detail
@@ -263,12 +268,7 @@ def _compare_chunk_diffused(a, ia, b, ib, schema):
         over_d = np.where(np.minimum(size_a, size_b) > 0, inter / np.maximum(np.minimum(size_a, size_b), 1), np.nan)
     demo = np.where(demo_a == demo_b, dice_d, over_d)
     demo = np.where(far & ~np.isnan(demo), 0.0, np.clip(demo, 0.0, 1.0))
-    shared = fa & fb
-    detail = np.where(
-        (shared & _DEMO_PARTS) == _DEMO_PARTS,
-        DATE_FULL,
-        np.where((shared & _YEAR_MONTH) == _YEAR_MONTH, DATE_YEAR_MONTH, DATE_WEAK),
-    ).astype(np.int8)
+    detail = _date_detail(fa, fb)
     addr_a, addr_b = has(Present.POSTAL_CODE | Present.ADDRESS)
     # Addresses: the sizes are unknown (hidden by the diffusion), so the differing
     # bits are read against two typical addresses, as a Dice would; an abbreviated

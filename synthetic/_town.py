@@ -12,29 +12,13 @@ from linkage.record import IDENTITY_COLUMNS
 from ._population import generate_population
 from ._sources import ATTRIBUTES, SOURCES, render_sources
 from ._tables import load_tables
-from ._variation import GETA
+from ._variation import cp932_text
 
 #: Encodings a department file may be written in.
 ENCODINGS: tuple[str, ...] = ("utf-8", "utf-8-sig", "cp932")
 
 #: The default reference date: the first day of school year 令和7年度.
 DEFAULT_AS_OF = date(2025, 4, 1)
-
-
-def _cp932_safe(text: str) -> str:
-    """Text with every character CP932 cannot hold (𠮷, 𡈽 …) replaced by 〓, as a CP932 system writes it."""
-    try:
-        text.encode("cp932")
-        return text
-    except UnicodeEncodeError:
-        out = []
-        for ch in text:
-            try:
-                ch.encode("cp932")
-                out.append(ch)
-            except UnicodeEncodeError:
-                out.append(GETA)
-        return "".join(out)
 
 
 @dataclass(frozen=True)
@@ -80,7 +64,7 @@ class Town:
                 writer = csv.writer(f)
                 writer.writerow(columns)
                 if encoding == "cp932":
-                    writer.writerows([_cp932_safe(row[c]) for c in columns] for row in rows)
+                    writer.writerows([cp932_text(row[c]) for c in columns] for row in rows)
                 else:
                     writer.writerows([row[c] for c in columns] for row in rows)
             paths.append(path)

@@ -13,6 +13,24 @@ from ._tables import Tables
 #: 〓 (geta): what a system without a 外字 writes for a character it cannot hold.
 GETA = "\u3013"
 
+
+def cp932_text(text: str, gaiji: dict[str, str] | None = None) -> str:
+    """``text`` as a CP932 system writes it: a character CP932 cannot hold (𠮷, 𡈽 …) becomes 〓, or with ``gaiji``
+    (character → code point, extended as new ones appear) a code point in the 外字 area (U+E000 = 0xF040 …)."""
+    try:
+        text.encode("cp932")
+        return text
+    except UnicodeEncodeError:
+        pass
+    out = []
+    for ch in text:
+        try:
+            ch.encode("cp932")
+            out.append(ch)
+        except UnicodeEncodeError:
+            out.append(GETA if gaiji is None else gaiji.setdefault(ch, chr(0xE000 + len(gaiji))))
+    return "".join(out)
+
 _O_ROW = set("オコゴソゾトドノホボポモヨロョ")
 _U_ROW = set("ウクグスズツヅヌフブプムユルュ")
 _E_ROW = set("エケゲセゼテデネヘベペメレ")

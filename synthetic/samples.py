@@ -23,9 +23,9 @@ from datetime import date
 from pathlib import Path
 
 from synthetic import Town, generate_town
+from synthetic._variation import cp932_text
 
 PRESETS = Path(__file__).resolve().parents[1] / "agents"
-_GETA = "\u3013"
 #: The school system's own words for 就学援助 (its mapping turns them back into the canonical codes).
 _SCHOOL_AID = {"receiving": "1", "none": "0", "": ""}
 
@@ -121,20 +121,7 @@ def write_csv(path: Path, columns: tuple[str, ...], rows: list[list[str]], encod
 
 
 def _encodable(text: str, encoding: str, gaiji: dict[str, str] | None) -> str:
-    if encoding != "cp932":
-        return text
-    out = []
-    for ch in text:
-        try:
-            ch.encode("cp932")
-            out.append(ch)
-        except UnicodeEncodeError:
-            if gaiji is None:
-                out.append(_GETA)
-            else:
-                # A registered character outside CP932 gets a code point in the 外字 area (U+E000 = 0xF040 …).
-                out.append(gaiji.setdefault(ch, chr(0xE000 + len(gaiji))))
-    return "".join(out)
+    return cp932_text(text, gaiji) if encoding == "cp932" else text
 
 
 def _write_xlsx(path: Path, columns: tuple[str, ...], rows: list[list[str]]) -> None:

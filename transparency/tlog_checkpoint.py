@@ -16,6 +16,7 @@ import binascii
 import hashlib
 import re
 from dataclasses import dataclass, field
+from typing import ClassVar, Self
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -66,39 +67,85 @@ class Checkpoint:
 
 
 @dataclass(frozen=True)
-class Verifier:
-    """An Ed25519 note verifier: key name, key hash and public key."""
+class NoteKeyType:
+    """One C2SP signed-note key type: its type byte, and the words a refusal of its verifier key strings uses.
 
-    name: str
-    public_key: Ed25519PublicKey
+    Every note key has a 4-byte key ID, SHA-256(name || 0x0A || type || key)[:4],
+    and a verifier key string ``name+hex(key ID)+base64(type || key)``; only the
+    type byte tells a checkpoint signer's key (0x01) from a witness's (0x04).
+    """
 
-    @property
-    def key_hash(self) -> bytes:
-        """The 4-byte key hash of C2SP signed-note."""
-        return _key_hash(self.name, self.public_key.public_bytes_raw())
+    byte: int
+    #: what a key of this type is, in a refusal ("Ed25519 の鍵")
+    label: str
+    refusal: type[KeysError]
+    what: str = "検証鍵"
+    id_name: str = "鍵ハッシュ"
+    hint: str = ""
 
-    def vkey(self) -> str:
-        """The verifier key string ``name+hash+base64(0x01||key)``."""
-        raw = bytes([_ED25519]) + self.public_key.public_bytes_raw()
-        return f"{self.name}+{self.key_hash.hex()}+{base64.b64encode(raw).decode()}"
+    def key_id(self, name: str, public: bytes) -> bytes:
+        """The 4-byte key ID of the key ``public`` named ``name``."""
+        return hashlib.sha256(name.encode("utf-8") + b"\n" + bytes([self.byte]) + public).digest()[:4]
 
-    @classmethod
-    def from_vkey(cls, vkey: str) -> Verifier:
-        """Parse a verifier key string and check its key hash."""
+    def vkey(self, name: str, public_key: Ed25519PublicKey) -> str:
+        """The verifier key string ``name+hex(key ID)+base64(type||key)``."""
+        raw = public_key.public_bytes_raw()
+        return f"{name}+{self.key_id(name, raw).hex()}+{base64.b64encode(bytes([self.byte]) + raw).decode()}"
+
+    def parse(self, vkey: str) -> tuple[str, Ed25519PublicKey]:
+        """The name and key of a verifier key string of this type, its key ID checked; else :attr:`refusal` with the reason."""
         parts = vkey.strip().split("+", 2)
         if len(parts) != 3 or not _NAME.match(parts[0]):
-            raise VerifierKeyError("検証鍵の形式が違います（名前+鍵ハッシュ+鍵 の形式ではありません）。")
+            raise self.refusal(f"{self.what}の形式が違います（名前+{self.id_name}+鍵 の形式ではありません）。")
         try:
             raw = base64.b64decode(parts[2], validate=True)
             claimed = bytes.fromhex(parts[1])
         except (binascii.Error, ValueError) as exc:
-            raise VerifierKeyError("検証鍵の鍵ハッシュまたは鍵が読めません。") from exc
-        if len(raw) != 33 or raw[0] != _ED25519:
-            raise VerifierKeyError("検証鍵が Ed25519 の鍵ではありません。")
-        verifier = cls(parts[0], Ed25519PublicKey.from_public_bytes(raw[1:]))
-        if verifier.key_hash != claimed:
-            raise VerifierKeyError("検証鍵の鍵ハッシュが鍵と一致しません。")
-        return verifier
+            raise self.refusal(f"{self.what}の{self.id_name}または鍵が読めません。") from exc
+        if len(raw) != 33 or raw[0] != self.byte:
+            raise self.refusal(f"{self.what}が {self.label}ではありません{self.hint}。")
+        if self.key_id(parts[0], raw[1:]) != claimed:
+            raise self.refusal(f"{self.what}の{self.id_name}が鍵と一致しません。")
+        return parts[0], Ed25519PublicKey.from_public_bytes(raw[1:])
+
+
+#: A checkpoint signer's key (signed-note Ed25519, type 0x01).
+ED25519 = NoteKeyType(_ED25519, "Ed25519 の鍵", VerifierKeyError)
+
+
+@dataclass(frozen=True)
+class NoteKey:
+    """A signed-note public key of the type ``TYPE``: its name and Ed25519 key, its key ID and its verifier key string."""
+
+    TYPE: ClassVar[NoteKeyType]
+    name: str
+    public_key: Ed25519PublicKey
+
+    @property
+    def key_id(self) -> bytes:
+        """The 4-byte key ID (signed-note's "key hash")."""
+        return self.TYPE.key_id(self.name, self.public_key.public_bytes_raw())
+
+    def vkey(self) -> str:
+        """The verifier key string ``name+hex(key ID)+base64(type||key)``."""
+        return self.TYPE.vkey(self.name, self.public_key)
+
+    @classmethod
+    def from_vkey(cls, vkey: str) -> Self:
+        """Parse a verifier key string of this type and check its key ID."""
+        return cls(*cls.TYPE.parse(vkey))
+
+
+@dataclass(frozen=True)
+class Verifier(NoteKey):
+    """An Ed25519 note verifier (the checkpoint signer's key): key name, key hash and public key."""
+
+    TYPE: ClassVar[NoteKeyType] = ED25519
+
+    @property
+    def key_hash(self) -> bytes:
+        """The 4-byte key hash of C2SP signed-note."""
+        return self.key_id
 
 
 @dataclass(frozen=True)
@@ -146,10 +193,6 @@ def verify_checkpoint(note: str, verifier: Verifier, origin: str | None = None) 
     if origin is not None and checkpoint.origin != origin:
         raise OriginMismatchError(f"チェックポイントは別のログ {checkpoint.origin!r} のものです（期待: {origin!r}）。")
     return checkpoint
-
-
-def _key_hash(name: str, public: bytes) -> bytes:
-    return hashlib.sha256(name.encode("utf-8") + b"\n" + bytes([_ED25519]) + public).digest()[:4]
 
 
 def _split_note(note: str) -> tuple[str, list[tuple[str, bytes]]]:

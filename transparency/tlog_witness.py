@@ -38,7 +38,6 @@ from __future__ import annotations
 import base64
 import binascii
 import fcntl
-import hashlib
 import json
 import logging
 import re
@@ -47,7 +46,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol, Sequence
+from typing import Any, Callable, ClassVar, Iterator, Protocol, Sequence
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -100,6 +99,11 @@ class WitnessError(KeysError):
     """A witness key, cosignature or witness folder is unusable."""
 
 
+#: A witness's key (tlog-cosignature ``cosignature/v1``, type 0x04).
+COSIGNATURE = _cp.NoteKeyType(COSIGNATURE_V1, "cosignature/v1（Ed25519）の鍵", WitnessError, what="証人の検証鍵", id_name="鍵ID",
+                              hint="（ログの検証鍵を指定していませんか）")
+
+
 class CosignatureInvalidError(WitnessError):
     """A cosignature line by a trusted witness key does not verify: the checkpoint it sits on was altered."""
 
@@ -107,10 +111,6 @@ class CosignatureInvalidError(WitnessError):
 def cosigned_message(body: str, timestamp: int) -> bytes:
     """The bytes a ``cosignature/v1`` signs: header line, time line, then the checkpoint body."""
     return f"cosignature/v1\ntime {timestamp}\n{body}".encode("utf-8")
-
-
-def _key_id(name: str, public: bytes) -> bytes:
-    return hashlib.sha256(name.encode("utf-8") + b"\n" + bytes([COSIGNATURE_V1]) + public).digest()[:4]
 
 
 @dataclass(frozen=True)
@@ -122,39 +122,10 @@ class Cosignature:
 
 
 @dataclass(frozen=True)
-class CosignerKey:
+class CosignerKey(_cp.NoteKey):
     """A witness's public key, as an auditor configures it (``name+keyid+base64(0x04||key)``)."""
 
-    name: str
-    public_key: Ed25519PublicKey
-
-    @property
-    def key_id(self) -> bytes:
-        """The 4-byte key ID of tlog-cosignature."""
-        return _key_id(self.name, self.public_key.public_bytes_raw())
-
-    def vkey(self) -> str:
-        """The verifier key string."""
-        raw = bytes([COSIGNATURE_V1]) + self.public_key.public_bytes_raw()
-        return f"{self.name}+{self.key_id.hex()}+{base64.b64encode(raw).decode()}"
-
-    @classmethod
-    def from_vkey(cls, vkey: str) -> CosignerKey:
-        """Parse a witness verifier key and check its key ID."""
-        parts = vkey.strip().split("+", 2)
-        if len(parts) != 3 or not _NAME.match(parts[0]):
-            raise WitnessError("証人の検証鍵の形式が違います（名前+鍵ID+鍵 の形式ではありません）。")
-        try:
-            raw = base64.b64decode(parts[2], validate=True)
-            claimed = bytes.fromhex(parts[1])
-        except (binascii.Error, ValueError) as exc:
-            raise WitnessError("証人の検証鍵の鍵IDまたは鍵が読めません。") from exc
-        if len(raw) != 33 or raw[0] != COSIGNATURE_V1:
-            raise WitnessError("証人の検証鍵が cosignature/v1（Ed25519）の鍵ではありません（ログの検証鍵を指定していませんか）。")
-        key = cls(parts[0], Ed25519PublicKey.from_public_bytes(raw[1:]))
-        if key.key_id != claimed:
-            raise WitnessError("証人の検証鍵の鍵IDが鍵と一致しません。")
-        return key
+    TYPE: ClassVar[_cp.NoteKeyType] = COSIGNATURE
 
     def verify(self, note: str) -> list[Cosignature]:
         """This witness's valid cosignatures on ``note``; a line with its key ID that does not verify raises."""
@@ -185,7 +156,7 @@ def _split(note: str) -> tuple[str, list[tuple[str, bytes]]]:
 def cosign(body: str, name: str, key: Ed25519PrivateKey, timestamp: int) -> str:
     """The ``cosignature/v1`` signature line of ``key`` (named ``name``) over a checkpoint ``body``."""
     signature = key.sign(cosigned_message(body, timestamp))
-    blob = _key_id(name, key.public_key().public_bytes_raw()) + struct.pack(">Q", timestamp) + signature
+    blob = COSIGNATURE.key_id(name, key.public_key().public_bytes_raw()) + struct.pack(">Q", timestamp) + signature
     return f"{_DASH}{name} {base64.b64encode(blob).decode()}\n"
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, Table, and_, delete, func, insert, select, update
 
 from gateway import models
 from gateway.core import Gateway
@@ -173,17 +173,12 @@ def ask(gw: Gateway, user: User, peer_code: str, tokens: list[str] | None = None
 
 def accept_answer(gw: Gateway, data: bytes, channel: str) -> str:
     """Store a peer's signed answer to one of our queries; returns the exchange id."""
-    config = _config.load(gw.settings.home)
-    message = protocol.verify_message(gw, config, data, "answer", channel)
-    body, peer = message["body"], message["from"]
+    config, peer, body = _received(gw, data, "answer", channel)
     x = models.federation_exchanges
     exchange = str(body.get("exchange", ""))
     with gw.engine.begin() as conn:
-        row = conn.execute(select(x).where(and_(x.c.id == exchange, x.c.direction == "out", x.c.peer == peer))).first()
-        if row is None or row.status != "sent":
-            error = UnexpectedAnswer("この回答に対応する照会がないか、回答を受信済みです。")
-            gw.event(channel, error.status, error.code, error.detail, path=f"federation answer from {peer}")
-            raise error
+        _awaiting_answer(gw, conn, x, exchange, peer, "sent", channel, f"federation answer from {peer}",
+                         UnexpectedAnswer("この回答に対応する照会がないか、回答を受信済みです。"))
         expires = utcnow() + timedelta(hours=int(body.get("handle_hours", 0)))
         for result in body.get("results", []):
             values: dict[str, Any] = {"match": bool(result.get("match"))}
@@ -195,6 +190,26 @@ def accept_answer(gw: Gateway, data: bytes, channel: str) -> str:
     matches = sum(1 for r in body.get("results", []) if r.get("match"))
     _config.audit(gw, f"peer:{peer}", "peer", "federation.answer.receive", "ok", target=f"{peer}:{exchange}:{matches}", purpose=config.purpose)
     return exchange
+
+
+def _received(gw: Gateway, data: bytes, kind: str, channel: str) -> tuple[_config.FederationConfig, str, dict[str, Any]]:
+    """The federation settings, and the sending peer and the body of ``data``: a peer's signed message of ``kind``, verified."""
+    config = _config.load(gw.settings.home)
+    message = protocol.verify_message(gw, config, data, kind, channel)
+    return config, message["from"], message["body"]
+
+
+def _awaiting_answer(gw: Gateway, conn: Connection, table: Table, key: str, peer: str, waiting: str, channel: str, path: str,
+                     unexpected: GatewayError) -> Row:
+    """Our message ``key`` to ``peer`` in ``table``, still ``waiting`` for the answer that arrived; else ``unexpected``, counted and raised.
+
+    A peer's answer must answer exactly one message we sent that peer, once.
+    """
+    row = conn.execute(select(table).where(and_(table.c.id == key, table.c.direction == "out", table.c.peer == peer))).first()
+    if row is None or row.status != waiting:
+        gw.event(channel, unexpected.status, unexpected.code, unexpected.detail, path=path)
+        raise unexpected
+    return row
 
 
 def results(gw: Gateway, exchange: str) -> dict[str, Any]:
@@ -415,17 +430,12 @@ def answer_handover(gw: Gateway, user: User, handover_id: str, message: str, att
 
 def receive_handover_answer(gw: Gateway, data: bytes, channel: str) -> dict[str, Any]:
     """Side B: the peer's answer to our handover request."""
-    config = _config.load(gw.settings.home)
-    message = protocol.verify_message(gw, config, data, "handover_answer", channel)
-    peer, body = message["from"], message["body"]
+    config, peer, body = _received(gw, data, "handover_answer", channel)
     t = models.federation_handovers
     rid = str(body.get("request", ""))
     with gw.engine.begin() as conn:
-        row = conn.execute(select(t).where(and_(t.c.id == rid, t.c.direction == "out", t.c.peer == peer))).first()
-        if row is None or row.status != "open":
-            error = UnexpectedHandoverAnswer("この回答に対応する引継ぎ依頼がないか、回答を受信済みです。")
-            gw.event(channel, error.status, error.code, error.detail, path=f"federation handover answer from {peer}")
-            raise error
+        row = _awaiting_answer(gw, conn, t, rid, peer, "open", channel, f"federation handover answer from {peer}",
+                               UnexpectedHandoverAnswer("この回答に対応する引継ぎ依頼がないか、回答を受信済みです。"))
         attributes = body.get("attributes") if isinstance(body.get("attributes"), dict) else {}
         conn.execute(update(t).where(t.c.id == rid).values(status="answered", answered_at=utcnow(), answered_by=f"peer:{peer}",
                                                           answer_message=str(body.get("message", ""))[:_MAX_TEXT],

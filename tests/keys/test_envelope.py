@@ -168,3 +168,7 @@ def test_a_filing_opens_only_as_the_gateway_signed_it() -> None:
     bad = json.loads(envelope.head("reidentification-filing", {**FILING.model_dump(mode="json"), "max_records": "many"}, KEY))
     with pytest.raises(FilingError, match="max_records"):
         open_filing(bad, KEY.public_key())
+
+
+def test_the_filing_kind_requires_exactly_the_filings_fields() -> None:
+    assert set(envelope.KINDS["reidentification-filing"].fields) == set(RequestFiling.model_fields)

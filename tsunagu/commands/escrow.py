@@ -6,15 +6,15 @@ Passwords and passphrases come from a hidden prompt or from standard input
 
 from __future__ import annotations
 
+from contextlib import closing
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import httpx
 import typer
 
-from tsunagu.commands.common import (HostOption, PasswordChangeStdinOption, TlsCertOption, TlsKeyOption, call, check_listen,
-                                     read_password_change, read_secret, read_text_file, run, serve as serve_app, show_lockouts, show_unlock,
-                                     unlock_target, UnlockAddressOption, UnlockUsernameOption, signed_in)
+from tsunagu.commands.common import PasswordChangeStdinOption, call, read_password_change, read_secret, read_text_file, run, signed_in
+from tsunagu.commands.service import Accounts, add_account_commands, add_serve_command
 from tsunagu.errors import CommandError
 
 escrow_app = typer.Typer(help="エスクロー（封緘された本人情報の開封）の設定・起動・開封（鍵管理者・情報政策課向け）", no_args_is_help=True)
@@ -66,23 +66,16 @@ def init(
     typer.echo("次に利用者を作ってください: tsunagu escrow user add --home … --username … --role custodian|approver|caseworker|auditor|admin")
 
 
-@escrow_app.command("serve")
-def serve(
-    home: HomeOption,
-    host: HostOption = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="待ち受けるポート")] = 8600,
-    tls_cert: TlsCertOption = None,
-    tls_key: TlsKeyOption = None,
-) -> None:
-    """エスクローを起動します。起動直後は封印されていて、k 人の鍵管理者が開封するまで開示できません。"""
+def _start(home: Path) -> tuple[Any, str]:
     from escrow.api.app import create_app
     from escrow.service import Escrow
 
-    check_listen(host, tls_cert, tls_key)
     escrow = run(Escrow.open, home)
     status = escrow.vault.status()
-    serve_app(create_app(escrow), host, port, tls_cert, tls_key,
-              f"エスクローを {{url}} で起動します。封印されています（開封には {status.threshold} 人の鍵管理者が必要）。")
+    return create_app(escrow), f"エスクローを {{url}} で起動します。封印されています（開封には {status.threshold} 人の鍵管理者が必要）。"
+
+
+add_serve_command(escrow_app, HomeOption, 8600, "エスクローを起動します。起動直後は封印されていて、k 人の鍵管理者が開封するまで開示できません。", _start)
 
 
 @user_app.command("add")
@@ -102,88 +95,17 @@ def user_add(
     typer.echo(f"利用者「{user.username}」（{user.label}）を作りました。")
 
 
-ActorOption = Annotated[str, typer.Option("--actor", help="監査ログに記録する操作者の名前（既定: cli）")]
-
-
-def _account_command(home: Path, fn_name: str, *args: Any) -> Any:
-    """Open the escrow at ``home``, run ``escrow.identity.<fn_name>(escrow, *args)``, close it."""
-    from escrow import identity
+def _open(home: Path) -> "closing[Any]":
     from escrow.service import Escrow
 
-    escrow = run(Escrow.open, home)
-    try:
-        return run(getattr(identity, fn_name), escrow, *args)
-    finally:
-        escrow.close()
+    return closing(run(Escrow.open, home))
 
 
-@user_app.command("list")
-def user_list(home: HomeOption) -> None:
-    """エスクローの利用者の一覧（ロール・状態・ロック）を表示します。"""
-    for u in _account_command(home, "list_users"):
-        state = [s for s, on in (("無効", u["disabled"]), ("ロック中", u["locked"]), ("待機中", bool(u["wait_until"]) and not u["locked"]),
-                                 ("仮パスワード", u["must_change_password"])) if on]
-        typer.echo(f"{u['username']}\t{','.join(u['roles'])}\t{'、'.join(state) or '有効'}")
-
-
-@user_app.command("disable")
-def user_disable(home: HomeOption, username: UsernameOption, actor: ActorOption = "cli") -> None:
-    """利用者を無効にします（ログイン中のセッションも終わります）。"""
-    _account_command(home, "set_disabled", actor, username, True)
-    typer.echo(f"利用者「{username}」を無効にしました。")
-
-
-@user_app.command("enable")
-def user_enable(home: HomeOption, username: UsernameOption, actor: ActorOption = "cli") -> None:
-    """無効にした利用者を有効に戻します。"""
-    _account_command(home, "set_disabled", actor, username, False)
-    typer.echo(f"利用者「{username}」を有効に戻しました。")
-
-
-@user_app.command("delete")
-def user_delete(home: HomeOption, username: UsernameOption, actor: ActorOption = "cli",
-                yes: Annotated[bool, typer.Option("--yes", help="確認せずに削除します")] = False) -> None:
-    """利用者を削除します（申請・判断・監査ログの記録は残ります）。"""
-    if not yes and not typer.confirm(f"利用者「{username}」を削除しますか？"):
-        raise CommandError("削除を取りやめました。")
-    _account_command(home, "delete_user", actor, username)
-    typer.echo(f"利用者「{username}」を削除しました。")
-
-
-@user_app.command("role")
-def user_role(home: HomeOption, username: UsernameOption,
-              role: Annotated[list[str], typer.Option("--role", help="新しいロール（兼務なら繰り返し指定）")], actor: ActorOption = "cli") -> None:
-    """利用者のロールを変えます。"""
-    _account_command(home, "set_roles", actor, username, role)
-    typer.echo(f"利用者「{username}」のロールを {','.join(sorted(set(role)))} にしました。")
-
-
-@user_app.command("reset-password")
-def user_reset_password(home: HomeOption, username: UsernameOption, actor: ActorOption = "cli") -> None:
-    """仮パスワードを発行します（1 回だけ表示。本人は次のログインで自分のパスワードに変えます）。"""
-    temporary = _account_command(home, "reset_password", actor, username)
-    typer.echo(f"利用者「{username}」の仮パスワード（この表示限り。本人に直接伝えてください）:", err=True)
-    typer.echo(temporary)
-
-
-@user_app.command("unlock")
-def user_unlock(home: HomeOption, username: UnlockUsernameOption = None, address: UnlockAddressOption = None,
-                actor: ActorOption = "cli") -> None:
-    """ログインのロック（パスワードの誤りが続いたもの）を解除します。"""
-    kind, key = unlock_target(username, address)
-    lifted = _account_command(home, "unlock", actor, kind, key)
-    show_unlock(lifted)
-
-
-@user_app.command("lockouts")
-def user_lockouts(home: HomeOption) -> None:
-    """ロック中・待機中の利用者と接続元アドレスを表示します。"""
-    from escrow.service import Escrow
-
-    escrow = run(Escrow.open, home)
-    entries = escrow.throttle.lockouts()
-    escrow.close()
-    show_lockouts(entries)
+add_account_commands(
+    user_app, Accounts("escrow.identity", _open), HomeOption, UsernameOption,
+    roles_of=lambda u: ",".join(u["roles"]),
+    role_option=Annotated[list[str], typer.Option("--role", help="新しいロール（兼務なら繰り返し指定）")], set_role="set_roles",
+    role_text=lambda role: ",".join(sorted(set(role))), delete_keeps="申請・判断・監査ログ", whose="エスクローの")
 
 
 @escrow_app.command("passwd")

@@ -300,9 +300,7 @@ def export_handover(home: HomeOption, username: Annotated[str, typer.Option("--u
 @federation_app.command("import-handover")
 def import_handover(home: HomeOption, file: Annotated[Path, typer.Option("--file", help="届いた引継ぎ依頼のファイル")]) -> None:
     """連携先からの引継ぎ依頼ファイルを検証して受け付けます。"""
-    from gateway.federation import service
-
-    result = run(service.receive_handover, _gateway(home), file.read_bytes(), "import")
+    result = _receive(home, "receive_handover", file)
     typer.echo(f"引継ぎの依頼 {result['id']} を受け付けました。担当者が回答してください（answer-handover）。")
 
 
@@ -324,7 +322,12 @@ def answer_handover(home: HomeOption, username: Annotated[str, typer.Option("--u
 @federation_app.command("import-handover-answer")
 def import_handover_answer(home: HomeOption, file: Annotated[Path, typer.Option("--file", help="届いた回答ファイル")]) -> None:
     """連携先からの引継ぎの回答ファイルを検証して取り込みます。"""
+    result = _receive(home, "receive_handover_answer", file)
+    typer.echo(f"引継ぎの依頼 {result['id']} への回答を受け取りました。")
+
+
+def _receive(home: Path, receiver: str, file: Path) -> dict[str, Any]:
+    """Verify and take in a peer's message carried as ``file``: ``gateway.federation.service.<receiver>`` on the ``import`` channel."""
     from gateway.federation import service
 
-    result = run(service.receive_handover_answer, _gateway(home), file.read_bytes(), "import")
-    typer.echo(f"引継ぎの依頼 {result['id']} への回答を受け取りました。")
+    return run(getattr(service, receiver), _gateway(home), file.read_bytes(), "import")

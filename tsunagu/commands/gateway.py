@@ -9,14 +9,14 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from tsunagu.commands.common import (HostOption, PasswordChangeStdinOption, TlsCertOption, TlsKeyOption, check_listen,
-                                     read_password_change, read_secret, run, serve as serve_app, show_lockouts, show_unlock,
-                                     unlock_target, UnlockAddressOption, UnlockUsernameOption)
+from tsunagu.commands.common import PasswordChangeStdinOption, read_password_change, read_secret, run
+from tsunagu.commands.service import Accounts, add_account_commands, add_serve_command
 from tsunagu.errors import CommandError
 
 if TYPE_CHECKING:  # the gateway is imported lazily so that `tsunagu --help` stays fast
@@ -89,25 +89,22 @@ def _has_password(url: str) -> bool:
         raise CommandError("--database-url の形式が正しくありません（例: postgresql+psycopg://user@host/dbname）。") from None
 
 
-@gateway_app.command("serve")
-def serve(
-    home: HomeOption,
-    host: HostOption = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="待ち受けるポート")] = 8443,
-    tls_cert: TlsCertOption = None,
-    tls_key: TlsKeyOption = None,
-) -> None:
-    """API を起動します（名寄せ・保存期間の削除・受け取りフォルダの取込も定期実行します）。"""
+def _start(home: Path) -> tuple[object, str]:
     from gateway.api.main import create_app
 
-    check_listen(host, tls_cert, tls_key)
-    serve_app(create_app(_open(home)), host, port, tls_cert, tls_key, "ゲートウェイを {url} で起動します。")
+    return create_app(_open(home)), "ゲートウェイを {url} で起動します。"
+
+
+add_serve_command(gateway_app, HomeOption, 8443, "API を起動します（名寄せ・保存期間の削除・受け取りフォルダの取込も定期実行します）。", _start)
+
+
+UsernameOption = Annotated[str, typer.Option("--username", help="利用者名")]
 
 
 @user_app.command("add")
 def user_add(
     home: HomeOption,
-    username: Annotated[str, typer.Option("--username", help="利用者名")],
+    username: UsernameOption,
     role: Annotated[str, typer.Option("--role", help="ロール（ポリシーの roles のどれか）")],
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="パスワードを標準入力の 1 行目から読みます（自動化用）")] = False,
 ) -> None:
@@ -119,69 +116,11 @@ def user_add(
     typer.echo(f"利用者「{user.username}」（{role}）を作りました。")
 
 
-UsernameOption = Annotated[str, typer.Option("--username", help="利用者名")]
-ActorOption = Annotated[str, typer.Option("--actor", help="監査ログに記録する操作者の名前（既定: cli）")]
-
-
-@user_app.command("list")
-def user_list(home: HomeOption) -> None:
-    """利用者の一覧（ロール・状態・ロック）を表示します。"""
-    from gateway.identity import list_users
-
-    for u in list_users(_open(home)):
-        state = [s for s, on in (("無効", u["disabled"]), ("ロック中", u["locked"]), ("待機中", bool(u["wait_until"]) and not u["locked"]),
-                                 ("仮パスワード", u["must_change_password"])) if on]
-        typer.echo(f"{u['username']}\t{u['role']}\t{'、'.join(state) or '有効'}")
-
-
-@user_app.command("disable")
-def user_disable(home: HomeOption, username: UsernameOption, actor: ActorOption = "cli") -> None:
-    """利用者を無効にします（ログイン中のセッションも終わります）。"""
-    from gateway.identity import set_disabled
-
-    run(set_disabled, _open(home), actor, username, True)
-    typer.echo(f"利用者「{username}」を無効にしました。")
-
-
-@user_app.command("enable")
-def user_enable(home: HomeOption, username: UsernameOption, actor: ActorOption = "cli") -> None:
-    """無効にした利用者を有効に戻します。"""
-    from gateway.identity import set_disabled
-
-    run(set_disabled, _open(home), actor, username, False)
-    typer.echo(f"利用者「{username}」を有効に戻しました。")
-
-
-@user_app.command("delete")
-def user_delete(home: HomeOption, username: UsernameOption, actor: ActorOption = "cli",
-                yes: Annotated[bool, typer.Option("--yes", help="確認せずに削除します")] = False) -> None:
-    """利用者を削除します（監査ログの記録は残ります）。"""
-    from gateway.identity import delete_user
-
-    if not yes and not typer.confirm(f"利用者「{username}」を削除しますか？"):
-        raise CommandError("削除を取りやめました。")
-    run(delete_user, _open(home), actor, username)
-    typer.echo(f"利用者「{username}」を削除しました。")
-
-
-@user_app.command("role")
-def user_role(home: HomeOption, username: UsernameOption,
-              role: Annotated[str, typer.Option("--role", help="新しいロール（ポリシーの roles のどれか）")], actor: ActorOption = "cli") -> None:
-    """利用者のロールを変えます。"""
-    from gateway.identity import set_role
-
-    run(set_role, _open(home), actor, username, role)
-    typer.echo(f"利用者「{username}」のロールを {role} にしました。")
-
-
-@user_app.command("reset-password")
-def user_reset_password(home: HomeOption, username: UsernameOption, actor: ActorOption = "cli") -> None:
-    """仮パスワードを発行します（1 回だけ表示。本人は次のログインで自分のパスワードに変えます）。"""
-    from gateway.identity import reset_password
-
-    temporary = run(reset_password, _open(home), actor, username)
-    typer.echo(f"利用者「{username}」の仮パスワード（この表示限り。本人に直接伝えてください）:", err=True)
-    typer.echo(temporary)
+add_account_commands(
+    user_app, Accounts("gateway.identity", lambda home: nullcontext(_open(home))), HomeOption, UsernameOption,
+    roles_of=lambda u: u["role"],
+    role_option=Annotated[str, typer.Option("--role", help="新しいロール（ポリシーの roles のどれか）")], set_role="set_role",
+    role_text=str, delete_keeps="監査ログ")
 
 
 @user_app.command("passwd")
@@ -197,24 +136,6 @@ def user_passwd(home: HomeOption, username: UsernameOption,
         raise CommandError(f"利用者「{username}」はいません。")
     run(change_password, gw, User(0, username, row["role"]), current, new)
     typer.echo("パスワードを変更しました。")
-
-
-@user_app.command("unlock")
-def user_unlock(home: HomeOption, username: UnlockUsernameOption = None, address: UnlockAddressOption = None,
-                actor: ActorOption = "cli") -> None:
-    """ログインのロック（パスワードの誤りが続いたもの）を解除します。"""
-    from gateway.identity import unlock
-
-    kind, key = unlock_target(username, address)
-    lifted = run(unlock, _open(home), actor, kind, key)
-    show_unlock(lifted)
-
-
-@user_app.command("lockouts")
-def user_lockouts(home: HomeOption) -> None:
-    """ロック中・待機中の利用者と接続元アドレスを表示します。"""
-    entries = _open(home).throttle.lockouts()
-    show_lockouts(entries)
 
 
 @agent_app.command("register")

@@ -11,7 +11,7 @@ from escrow import reidentification
 from escrow.api.deps import EscrowDep, require
 from escrow.errors import NotRequester
 from escrow.identity import User
-from keys.filing import FilingEnvelope
+from keys.filing import FilingEnvelope, RequestFields
 from service.api import Answer
 
 router = APIRouter(prefix="/requests", tags=["requests"])
@@ -25,17 +25,9 @@ class Decision(BaseModel):
     reason: str = Field(default="", max_length=2000)
 
 
-class RequestOut(Answer):
+class RequestOut(RequestFields, Answer):
     """A re-identification request: who asked, why, under which legal basis, its approvals and state (times ISO 8601, UTC)."""
 
-    request_id: str
-    requester: str
-    purpose: str
-    legal_basis: str
-    case_ref: str
-    justification: str
-    max_records: int
-    approvals_required: int
     approvals: int
     status: str
     created_at: str

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from escrow.api.deps import EscrowDep, require
 from escrow.errors import EscrowError
 from escrow.identity import User
-from service.api import Answer
+from escrow.vault import Progress
 
 router = APIRouter(tags=["vault"])
 
@@ -22,23 +22,13 @@ class UnsealRequest(BaseModel):
     passphrase: str = Field(min_length=1, max_length=1024)
 
 
-class VaultStatus(Answer):
-    """Whether the escrow is sealed, how many custodians' shares of the threshold are in, and the escrow key's id."""
-
-    sealed: bool
-    progress: int
-    threshold: int
-    custodians: Any
-    escrow_key_id: str
-
-
-@router.get("/status", name="escrow.status", response_model=VaultStatus)
+@router.get("/status", name="escrow.status", response_model=Progress)
 def get_status(escrow: EscrowDep) -> dict[str, Any]:
     """Sealed or unsealed, and how many of the k shares are in (no sign-in needed)."""
     return escrow.vault.status().to_json()
 
 
-@router.post("/unseal", name="escrow.unseal", response_model=VaultStatus)
+@router.post("/unseal", name="escrow.unseal", response_model=Progress)
 def post_unseal(escrow: EscrowDep, user: Annotated[User, Depends(require("custodian"))], body: UnsealRequest) -> dict[str, Any]:
     """Offer one share; with the k-th share the escrow key is rebuilt in memory."""
     try:
@@ -52,7 +42,7 @@ def post_unseal(escrow: EscrowDep, user: Annotated[User, Depends(require("custod
     return progress.to_json()
 
 
-@router.post("/seal", name="escrow.seal", response_model=VaultStatus)
+@router.post("/seal", name="escrow.seal", response_model=Progress)
 def post_seal(escrow: EscrowDep, user: Annotated[User, Depends(require("custodian", "admin"))]) -> dict[str, Any]:
     """Drop the escrow key and any offered shares from memory."""
     escrow.record(user.username, "custodian" if "custodian" in user.roles else "admin", "escrow.seal", "sealed", target=escrow.vault.escrow_key_id)
