@@ -10,7 +10,18 @@ import pytest
 from linkage.encode import encode_sources
 from linkage.evaluate import pairwise_quality
 from linkage.compare import PairSimilarities
-from linkage.match import FORBIDDEN, FORCED_LINK, Constraints, ScoredPairs, cluster_pairs, link, twin_suspects
+from linkage.match import (
+    FORBIDDEN,
+    FORCED_LINK,
+    Constraints,
+    ScoredPairs,
+    cluster_pairs,
+    components,
+    link,
+    lone_pairs,
+    take_pairs,
+    twin_suspects,
+)
 from linkage.score import guard_releasable
 from linkage.record import CanonicalRecord
 from synthetic import generate_town
@@ -121,6 +132,26 @@ def test_a_released_pair_beside_a_twin_pattern_is_dropped():
     assert guard_releasable(sims).tolist() == [True, False]
     assert twin_suspects(pairs, 12.0).tolist() == [True, False]
     assert cluster_pairs(pairs, 12.0) == [[(0, 1), (1, 0)]]
+
+
+def test_a_lone_pair_links_below_the_threshold_only_without_rivals():
+    # Register records 0..3 against school records 0..3, all below the match threshold (12):
+    # 0-0: names and address agree, the date was replaced (7.7 bits), no other pair: lone, linked.
+    # 1-1 (7.7) has a rival 1-2 (5.5) into the same source within 3 bits: a guess, not linked.
+    # 2-3: the same evidence, but the school record has a better pair (3-3, 9.0): not its best.
+    # 3-3 is the best of both its records but agrees on names only: a name alone never links.
+    nan = np.nan
+    agree = [1.0, 1.0, nan, nan, 0.3, 0.8]
+    names = [1.0, 1.0, nan, nan, 0.3, 0.1]
+    sims = PairSimilarities(np.array([agree, agree, agree, agree, names]), np.zeros(5, dtype=np.int8))
+    pairs = ScoredPairs(np.zeros(5, dtype=np.int64), np.array([0, 1, 1, 2, 3]), np.ones(5, dtype=np.int64),
+                        np.array([0, 1, 2, 3, 3]), sims, np.array([7.7, 7.7, 5.5, 7.0, 9.0]))
+    assert lone_pairs(pairs, 12.0).tolist() == [True, False, False, False, False]
+    assert cluster_pairs(pairs, 12.0) == [[(0, 0), (1, 0)]]
+    # Solved one component at a time with the run's mask, the same clusters come out.
+    lone = lone_pairs(pairs, 12.0)
+    parts = components(pairs, [4, 4], 12.0)
+    assert [c for part in parts for c in cluster_pairs(take_pairs(pairs, part), 12.0, lone[part])] == [[(0, 0), (1, 0)]]
 
 
 def test_missing_kana_and_partial_birth_date_are_not_disagreement():
