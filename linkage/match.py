@@ -55,7 +55,7 @@ from linkage.blocking import (
 from linkage.compare import PairSimilarities, compare_pairs
 from linkage.encode import Encodings
 from linkage.schema import EncodingSchema
-from linkage.score import ScoringModel, guard_releasable, names_only
+from linkage.score import ScoringModel, capped, guard_releasable
 
 #: Total weight at or above which a pair is a match (measured: README, "Quality").
 MATCH_THRESHOLD = 12.0
@@ -517,10 +517,10 @@ def lone_pairs(pairs: ScoredPairs, match_threshold: float, margin: float = AMBIG
     it is the single best pair of both its records (no other pair of either
     record weighs as much, so neither record can join any cluster), no other
     pair of either record into the same other source comes within ``margin``
-    (that would be a guess between two), something besides the names
-    corroborates it (``score.names_only``: a name alone never links), and
-    the given-name guard did not have to yield for it
-    (``score.guard_releasable``). A record known to two
+    (that would be a guess between two), its weight is not capped
+    (``score.capped``: a name alone, or names over contradicting birth dates
+    without a fully agreeing address, never link), and the given-name guard
+    did not have to yield for it (``score.guard_releasable``). A record known to two
     sources whose date was replaced or whose names were mistyped twice has
     no rival and positive evidence; a namesake usually has the true record
     as a rival. The mask depends on each record's own pairs only, so a
@@ -555,7 +555,7 @@ def lone_pairs(pairs: ScoredPairs, match_threshold: float, margin: float = AMBIG
     lone = ((w[ok] < match_threshold) & (w[ok] == best[ia]) & (w[ok] == best[ib]) & (ties[ia] == 1) & (ties[ib] == 1)
             & (w[ok] - runner[:n] >= margin) & (w[ok] - runner[n:] >= margin))
     out[ok[lone]] = True
-    return out & ~guard_releasable(pairs.similarities) & ~names_only(pairs.similarities)
+    return out & ~guard_releasable(pairs.similarities) & ~capped(pairs.similarities)
 
 
 def solver_mask(pairs: ScoredPairs, match_threshold: float) -> np.ndarray:

@@ -154,6 +154,19 @@ def test_a_lone_pair_links_below_the_threshold_only_without_rivals():
     assert [c for part in parts for c in cluster_pairs(take_pairs(pairs, part), 12.0, lone[part])] == [[(0, 0), (1, 0)]]
 
 
+def test_a_namesake_born_years_apart_in_the_same_district_is_another_child():
+    # Same written name and reading, next door; born seven years earlier with only the month in common.
+    # It is the only candidate of both records, yet it does not link (a lone pair must not be capped).
+    school = dict(full_name="高橋　陽翔", full_name_kana="たかはし　はると", birth_date="2008-04-19", sex="男",
+                  address="本町3-5-9")
+    c = _link([_rec("R1", **RESIDENT)], [_rec("S1", **school)])
+    assert not _together(c, (0, "R1"), (1, "S1"))
+    # Transposed day and month is one wrong part, not a contradiction.
+    transposed = dict(school, birth_date="2015-01-04", address="本町3-5-2")
+    c = _link([_rec("R1", **RESIDENT)], [_rec("S1", **transposed)])
+    assert _together(c, (0, "R1"), (1, "S1"))
+
+
 def test_missing_kana_and_partial_birth_date_are_not_disagreement():
     maternal = dict(family_name="髙橋", given_name="陽翔", birth_date="20150401", sex="M", address="つなぐ市本町3丁目5番2号")
     npo = dict(full_name_kana="タカハシ ハルト", birth_date="2015年4月", postal_code="3001201")
