@@ -7,7 +7,9 @@ beyond a plain Dice coefficient are here, each with its reason:
 * a wrong family/given split: the whole-name segment decides when a split was
   inferred on either side;
 * swapped order: family and given share one key, so the cross comparison
-  (family A with given B) is available and used when it fits better;
+  (family A with given B) is available and used when it fits better, or
+  when one part was moved to the other field and the other replaced (one
+  crossed part agrees, neither straight one does);
 * a foreign child registered in alphabet and known by a kanji 通称: the kanji
   comparison is void when the kanji disagree completely while the whole
   reading agrees;
@@ -128,6 +130,12 @@ def _compare_chunk(a, ia, b, ib, schema, pa, pb):
         cross_gf = _dice(_cross(bits_a, bits_b, seg[f"{prefix}_given"], seg[f"{prefix}_family"]), pa[:, g_i], pb[:, f_i])
         swapped = np.minimum(cross_fg, cross_gf)
         use_swap = (swapped >= SWAP_MIN) & (swapped > np.minimum(fam, giv))
+        # One part moved to the other field and the other replaced: one crossed part agrees while
+        # neither straight one does. Read it crossed, so the part that agrees is counted (and the
+        # other one, against the given-name guard, as the given name).
+        with np.errstate(invalid="ignore"):
+            half = (np.fmax(cross_fg, cross_gf) >= SWAP_MIN) & (np.fmax(fam, giv) < VOID_WRITTEN)
+        use_swap |= half
         fam = np.where(use_swap, cross_fg, fam)
         giv = np.where(use_swap, cross_gf, giv)
         # A split that was guessed (one-field name) is not evidence: the whole name decides.

@@ -9,7 +9,7 @@ import pytest
 
 from linkage.encode import encode_sources
 from linkage.evaluate import pairwise_quality
-from linkage.compare import PairSimilarities
+from linkage.compare import COMPARISONS, PairSimilarities, compare_pairs
 from linkage.match import (
     FORBIDDEN,
     FORCED_LINK,
@@ -110,6 +110,22 @@ def test_a_replaced_given_name_links_when_family_date_and_address_agree():
     school = dict(WRITTEN_ONLY, given_name="大輔")
     c = _link([_rec("R1", **WRITTEN_ONLY)], [_rec("S1", **school)])
     assert _together(c, (0, "R1"), (1, "S1"))
+
+
+def test_a_family_name_moved_to_the_given_field_is_compared_crossed():
+    # The family name sits in the given-name field and the family field holds something else:
+    # the part that agrees is counted as the family name, the other as a given name that differs.
+    moved = dict(WRITTEN_ONLY, family_name="大輔", given_name="髙橋")
+    encoded = encode_sources([[_rec("R1", **WRITTEN_ONLY)], [_rec("S1", **moved)]], SECRET, "k", workers=1)
+    (a, _, _), (b, _, _) = encoded
+    sims = compare_pairs(a, np.array([0]), b, np.array([0]))
+    family, given = sims.values[0, COMPARISONS.index("name_family")], sims.values[0, COMPARISONS.index("name_given")]
+    assert family > 0.95 and given < 0.45
+    # Twins keep their own fields: nothing crosses.
+    twin = dict(WRITTEN_ONLY, given_name="大輔")
+    (t, _, _), = encode_sources([[_rec("T1", **twin)]], SECRET, "k", workers=1)
+    sims = compare_pairs(a, np.array([0]), t, np.array([0]))
+    assert sims.values[0, COMPARISONS.index("name_family")] > 0.95
 
 
 def test_twins_known_by_one_given_name_form_are_never_merged():
