@@ -233,14 +233,14 @@ def link_incremental(names: Sequence[str], tokens: Sequence[Sequence[str]], enco
     for s in range(len(encodings)):
         ok = old_index[s] >= 0
         touched[s][ok] |= touched_old[s][old_index[s][ok]]
-    label = record_components(pairs, sizes, match_threshold)
+    lone = lone_pairs(pairs, match_threshold)
+    label = record_components(pairs, sizes, match_threshold, lone)
     hit = np.unique(label[np.concatenate(touched)])
     hit = hit[hit >= 0]
     in_touched = np.isin(label, hit)
     ga = offsets[pairs.source_a] + pairs.index_a
     # Whole components only, so solving them together equals solving each alone.
-    lone = lone_pairs(pairs, match_threshold)
-    chosen = np.flatnonzero(in_touched[ga] & solver_mask(pairs, match_threshold))
+    chosen = np.flatnonzero(in_touched[ga] & solver_mask(pairs, match_threshold, lone))
     clusters: list[list[tuple[int, int]]] = cluster_pairs(take_pairs(pairs, chosen), match_threshold, lone[chosen])
     resolved = int(len(hit))
     in_touched_component = [in_touched[offsets[s] : offsets[s + 1]] for s in range(len(sizes))]
@@ -276,11 +276,12 @@ def _concat(a: ScoredPairs, b: ScoredPairs) -> ScoredPairs:
     return take_pairs(out, np.argsort(key, kind="stable"))
 
 
-def record_components(pairs: ScoredPairs, sizes: Sequence[int], match_threshold: float) -> np.ndarray:
+def record_components(pairs: ScoredPairs, sizes: Sequence[int], match_threshold: float,
+                      lone: np.ndarray | None = None) -> np.ndarray:
     """Connected-component label of every record (global numbering) in the graph the solver reads; -1 = in none."""
     offsets = offsets_of(sizes)
     n = int(offsets[-1])
-    live = np.flatnonzero(solver_mask(pairs, match_threshold))
+    live = np.flatnonzero(solver_mask(pairs, match_threshold, lone))
     ga = offsets[pairs.source_a[live]] + pairs.index_a[live]
     gb = offsets[pairs.source_b[live]] + pairs.index_b[live]
     label = component_labels(n, ga, gb)

@@ -558,9 +558,13 @@ def lone_pairs(pairs: ScoredPairs, match_threshold: float, margin: float = AMBIG
     return out & ~guard_releasable(pairs.similarities) & ~capped(pairs.similarities)
 
 
-def solver_mask(pairs: ScoredPairs, match_threshold: float) -> np.ndarray:
-    """Mask of the pairs the solver reads: within AMBIGUITY_MARGIN below the threshold or above, and the lone pairs."""
-    return (pairs.weight >= match_threshold - AMBIGUITY_MARGIN) | lone_pairs(pairs, match_threshold)
+def solver_mask(pairs: ScoredPairs, match_threshold: float, lone: np.ndarray | None = None) -> np.ndarray:
+    """Mask of the pairs the solver reads: within AMBIGUITY_MARGIN below the threshold or above, and the lone pairs.
+
+    ``lone``: the :func:`lone_pairs` mask of ``pairs`` if already computed.
+    """
+    lone = lone_pairs(pairs, match_threshold) if lone is None else lone
+    return (pairs.weight >= match_threshold - AMBIGUITY_MARGIN) | lone
 
 
 def cluster_pairs(pairs: ScoredPairs, match_threshold: float, lone: np.ndarray | None = None) -> list[list[tuple[int, int]]]:
