@@ -7,12 +7,19 @@ beyond a plain Dice coefficient are here, each with its reason:
 * a wrong family/given split: the whole-name segment decides when a split was
   inferred on either side;
 * swapped order: family and given share one key, so the cross comparison
-  (family A with given B) is available and used when it fits better;
+  (family A with given B) is available and used when it fits better, or
+  when one part was moved to the other field and the other replaced (one
+  crossed part agrees, neither straight one does);
 * a foreign child registered in alphabet and known by a kanji 通称: the kanji
   comparison is void when the kanji disagree completely while the whole
   reading agrees;
 * partial birth dates (year-month only) and abbreviated addresses compare by
-  overlap (how much of the shorter one the longer one contains).
+  overlap (how much of the shorter one the longer one contains);
+* full birth dates are read with the keyed blocking tokens too, which tell
+  which parts agree: dates that share no two parts (no year-month, month-day,
+  year-day nor transposed token) *contradict* and compare as 0, however many
+  single tokens happen to agree (a child born seven years earlier is another
+  child, not a typo); a day/month transposition compares as one wrong part.
 
 Under a diffused schema the segments are not available: see
 ``_compare_chunk_diffused`` below (no swap detection there; the address is
@@ -39,6 +46,9 @@ SWAP_MIN = 0.7
 #: Written name below VOID_WRITTEN while the reading is at least VOID_READING: void.
 VOID_WRITTEN = 0.45
 VOID_READING = 0.9
+
+#: A full date whose day and month are transposed compares like one with a single wrong part (3 of 4 tokens).
+TRANSPOSED = 0.75
 
 #: What both records' birth dates have in common (``PairSimilarities.date_detail``).
 DATE_WEAK, DATE_YEAR_MONTH, DATE_FULL = 0, 1, 2
@@ -130,6 +140,12 @@ def _compare_chunk(a, ia, b, ib, schema, pa, pb):
         cross_gf = _dice(_cross(bits_a, bits_b, seg[f"{prefix}_given"], seg[f"{prefix}_family"]), pa[:, g_i], pb[:, f_i])
         swapped = np.minimum(cross_fg, cross_gf)
         use_swap = (swapped >= SWAP_MIN) & (swapped > np.minimum(fam, giv))
+        # One part moved to the other field and the other replaced: one crossed part agrees while
+        # neither straight one does. Read it crossed, so the part that agrees is counted (and the
+        # other one, against the given-name guard, as the given name).
+        with np.errstate(invalid="ignore"):
+            half = (np.fmax(cross_fg, cross_gf) >= SWAP_MIN) & (np.fmax(fam, giv) < VOID_WRITTEN)
+        use_swap |= half
         fam = np.where(use_swap, cross_fg, fam)
         giv = np.where(use_swap, cross_gf, giv)
         # A split that was guessed (one-field name) is not evidence: the whole name decides.
@@ -152,9 +168,35 @@ def _compare_chunk(a, ia, b, ib, schema, pa, pb):
         same_parts, _dice(inter[:, d], pa[:, d], pb[:, d]), _overlap(inter[:, d], pa[:, d], pb[:, d])
     )
     detail = _date_detail(fa, fb)
+    demo = _full_dates_by_tokens(demo, detail, a.blocks[ia], b.blocks[ib], schema.blocking_keys)
     ad = idx["address"]
     addr = _overlap(inter[:, ad], pa[:, ad], pb[:, ad])
     return np.column_stack([n_fam, n_giv, k_fam, k_giv, demo, addr]), detail
+
+
+def _full_dates_by_tokens(demo: np.ndarray, detail: np.ndarray, blocks_a: np.ndarray, blocks_b: np.ndarray,
+                          keys: tuple[str, ...]) -> np.ndarray:
+    """The date similarity of full-date pairs, corrected by which two-part blocking tokens they share.
+
+    The date segment hashes year, month, day and sex as separate tokens, so
+    a Dice over it cannot tell "the year and the day differ" from "the day
+    has a typo". The blocking tokens can: equal YM, MD or YD tokens mean
+    two parts agree; an equal Y+MD token alone means a day/month
+    transposition. Without the two-part keys (another schema) nothing changes.
+    """
+    col = {k: i for i, k in enumerate(keys)}
+    if not {"YM", "MD", "YD"} <= col.keys():
+        return demo
+
+    def shared(key: str) -> np.ndarray:
+        x, y = blocks_a[:, col[key]], blocks_b[:, col[key]]
+        return (x == y) & (x != 0)
+
+    two_parts = shared("YM") | shared("MD") | shared("YD")
+    transposed = shared("Y+MD") & ~two_parts if "Y+MD" in col else np.zeros(len(demo), dtype=bool)
+    full = detail == DATE_FULL
+    demo = np.where(full & transposed, np.fmax(demo, TRANSPOSED), demo)
+    return np.where(full & ~two_parts & ~transposed, 0.0, demo)
 
 
 # --- tsunagu-jp/2: per-field similarities estimated from diffused views ----------------------------

@@ -54,9 +54,9 @@ def _score_slices(encodings: Sequence[Encodings], slices: list) -> list:
     return [(sel, compare_pairs(encodings[s], a, encodings[t], b)) for s, t, sel, a, b in slices]
 
 
-def _solve_batch(pairs: ScoredPairs, match_threshold: float) -> list:
+def _solve_batch(pairs: ScoredPairs, match_threshold: float, lone: np.ndarray) -> list:
     # The batch holds whole components only, so solving it at once equals solving each alone.
-    return cluster_pairs(pairs, match_threshold)
+    return cluster_pairs(pairs, match_threshold, lone)
 
 
 class DaskEngine(Engine):
@@ -106,7 +106,7 @@ class DaskEngine(Engine):
                    for batch in batches if batch]
         return [item for part in self.client.gather(futures) for item in part]
 
-    def solve_components(self, pairs, parts, match_threshold):
+    def solve_components(self, pairs, parts, match_threshold, lone):
         if not parts:
             return []
         # Components dealt into batches of similar size; each batch travels as its pairs only.
@@ -116,8 +116,8 @@ class DaskEngine(Engine):
             w = loads.index(min(loads))
             batches[w].append(part)
             loads[w] += len(part)
-        futures = [self.client.submit(_solve_batch, take_pairs(pairs, np.concatenate(b)), match_threshold, pure=False)
-                   for b in batches if b]
+        futures = [self.client.submit(_solve_batch, take_pairs(pairs, np.concatenate(b)), match_threshold,
+                                      lone[np.concatenate(b)], pure=False) for b in batches if b]
         return [c for part in self.client.gather(futures) for c in part]
 
 

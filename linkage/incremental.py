@@ -3,7 +3,8 @@
 A full run (``link_full``) fits the model, draws the LSH positions and keeps
 a :class:`LinkState`: the model and positions, a digest of every record's
 encoding, the scored pairs the solver and the review queue can read (weight
-at or above the review threshold) and each record's cluster. An incremental
+at or above the review threshold, or the lone-pair floor of
+``linkage.match.lone_pairs`` where that is lower) and each record's cluster. An incremental
 run (``link_incremental``) then
 
 1. finds the records that are new or whose encoding changed, and those gone;
@@ -13,8 +14,9 @@ run (``link_incremental``) then
    run (block-size caps computed on all records), only the candidate pairs
    that touch a changed record, and scores them with the stored model;
 4. re-solves only the connected components that hold a changed record or
-   held a record that changed or left; every other component is the same
-   graph as before, so its clusters are kept;
+   a partner of one (a record with a pair to it, whose lone pairs may
+   change), or held such a record before; every other component is the
+   same graph as before, so its clusters are kept;
 5. marks the records whose cluster is exactly the previous run's
    (``LinkResult.unchanged``) and lists the previous records that changed or
    left (``LinkResult.departed``), so the gateway re-assigns persons only
@@ -56,8 +58,8 @@ from linkage.blocking import (
 from linkage.compare import PairSimilarities
 from linkage.encode import Encodings
 from linkage.match import (
-    AMBIGUITY_MARGIN,
     CANDIDATE_THRESHOLD,
+    LONE_MARGIN,
     LSH,
     LSH_DICE,
     MATCH_THRESHOLD,
@@ -69,8 +71,10 @@ from linkage.match import (
     cluster_pairs,
     first_stage,
     fit_model,
+    lone_pairs,
     score_pairs,
     solve,
+    solver_mask,
     take_pairs,
     with_singletons,
 )
@@ -138,8 +142,14 @@ def digests(enc: Encodings) -> np.ndarray:
     return h
 
 
-def _state(names, tokens, encodings, model, positions, result_pairs, clusters, review_threshold, record_digests=None) -> LinkState:
-    keep = np.flatnonzero(result_pairs.weight >= review_threshold)
+def _kept_weight(match_threshold: float, review_threshold: float) -> float:
+    """Pairs at or above this weight are kept between runs: what the review queue and the solver (lone pairs too) read."""
+    return min(review_threshold, match_threshold - LONE_MARGIN)
+
+
+def _state(names, tokens, encodings, model, positions, result_pairs, clusters, match_threshold, review_threshold,
+           record_digests=None) -> LinkState:
+    keep = np.flatnonzero(result_pairs.weight >= _kept_weight(match_threshold, review_threshold))
     label = [np.full(len(e), -1, dtype=np.int64) for e in encodings]
     for c, members in enumerate(clusters):
         for s, r in members:
@@ -162,7 +172,7 @@ def link_full(names: Sequence[str], tokens: Sequence[Sequence[str]], encodings: 
     pairs = score_pairs(encodings, sa, ia, sb, ib, model)
     clusters = solve(encodings, pairs, match_threshold)
     result = LinkResult(clusters, pairs, model, match_threshold, review_threshold, len(sa), passes)
-    return result, _state(names, tokens, encodings, model, positions, pairs, clusters, review_threshold)
+    return result, _state(names, tokens, encodings, model, positions, pairs, clusters, match_threshold, review_threshold)
 
 
 def link_incremental(names: Sequence[str], tokens: Sequence[Sequence[str]], encodings: Sequence[Encodings], state: LinkState,
@@ -208,22 +218,30 @@ def link_incremental(names: Sequence[str], tokens: Sequence[Sequence[str]], enco
     keys = _changed_candidates(encodings, changed, offsets, state.positions, lsh)
     sa, ia, sb, ib = split_keys(keys, offsets)
     fresh = score_pairs(encodings, sa, ia, sb, ib, model, workers=1)
-    fresh = take_pairs(fresh, np.flatnonzero(fresh.weight >= review_threshold))
+    fresh = take_pairs(fresh, np.flatnonzero(fresh.weight >= _kept_weight(match_threshold, review_threshold)))
     pairs = _concat(kept_pairs, fresh)
-    # 4. Re-solve the touched components only.
-    touched_old = _touched_old_components(state, old_gone, match_threshold)
-    touched = [changed[s].copy() for s in range(len(encodings))]
+    # 4. Re-solve the touched components only. Whether a pair is lone depends on every pair of its
+    # records, so an unchanged record that gains or loses a pair (a partner of a change) counts as touched.
+    partners_old = _partners(state.pairs, [len(t) for t in state.tokens], old_gone)
+    partners_new = _partners(fresh, sizes, changed)
+    for s in range(len(encodings)):
+        ok = old_index[s] >= 0
+        partners_old[s][old_index[s][ok]] |= partners_new[s][ok]
+    touched_old = _touched_old_components(state, [old_gone[s] | partners_old[s] for s in range(len(encodings))],
+                                          match_threshold)
+    touched = [changed[s] | partners_new[s] for s in range(len(encodings))]
     for s in range(len(encodings)):
         ok = old_index[s] >= 0
         touched[s][ok] |= touched_old[s][old_index[s][ok]]
-    label = record_components(pairs, sizes, match_threshold)
+    lone = lone_pairs(pairs, match_threshold)
+    label = record_components(pairs, sizes, match_threshold, lone)
     hit = np.unique(label[np.concatenate(touched)])
     hit = hit[hit >= 0]
     in_touched = np.isin(label, hit)
     ga = offsets[pairs.source_a] + pairs.index_a
     # Whole components only, so solving them together equals solving each alone.
-    chosen = np.flatnonzero(in_touched[ga] & (pairs.weight >= match_threshold - AMBIGUITY_MARGIN))
-    clusters: list[list[tuple[int, int]]] = cluster_pairs(take_pairs(pairs, chosen), match_threshold)
+    chosen = np.flatnonzero(in_touched[ga] & solver_mask(pairs, match_threshold, lone))
+    clusters: list[list[tuple[int, int]]] = cluster_pairs(take_pairs(pairs, chosen), match_threshold, lone[chosen])
     resolved = int(len(hit))
     in_touched_component = [in_touched[offsets[s] : offsets[s + 1]] for s in range(len(sizes))]
     # Untouched records keep their previous clusters (each lies inside one untouched component).
@@ -243,7 +261,8 @@ def link_incremental(names: Sequence[str], tokens: Sequence[Sequence[str]], enco
                         unchanged, departed)
     figures = {"changed_records": int(sum(c.sum() for c in changed)), "removed_records": int(sum(g.sum() for g in old_gone)),
                "new_candidate_pairs": int(len(keys)), "components_resolved": resolved}
-    return result, _state(names, tokens, encodings, model, state.positions, pairs, clusters, review_threshold, new_digests), figures
+    return result, _state(names, tokens, encodings, model, state.positions, pairs, clusters, match_threshold, review_threshold,
+                          new_digests), figures
 
 
 def _concat(a: ScoredPairs, b: ScoredPairs) -> ScoredPairs:
@@ -257,11 +276,12 @@ def _concat(a: ScoredPairs, b: ScoredPairs) -> ScoredPairs:
     return take_pairs(out, np.argsort(key, kind="stable"))
 
 
-def record_components(pairs: ScoredPairs, sizes: Sequence[int], match_threshold: float) -> np.ndarray:
+def record_components(pairs: ScoredPairs, sizes: Sequence[int], match_threshold: float,
+                      lone: np.ndarray | None = None) -> np.ndarray:
     """Connected-component label of every record (global numbering) in the graph the solver reads; -1 = in none."""
     offsets = offsets_of(sizes)
     n = int(offsets[-1])
-    live = np.flatnonzero(pairs.weight >= match_threshold - AMBIGUITY_MARGIN)
+    live = np.flatnonzero(solver_mask(pairs, match_threshold, lone))
     ga = offsets[pairs.source_a[live]] + pairs.index_a[live]
     gb = offsets[pairs.source_b[live]] + pairs.index_b[live]
     label = component_labels(n, ga, gb)
@@ -269,6 +289,20 @@ def record_components(pairs: ScoredPairs, sizes: Sequence[int], match_threshold:
     in_graph[ga] = True
     in_graph[gb] = True
     return np.where(in_graph, label, -1)
+
+
+def _partners(pairs: ScoredPairs, sizes: Sequence[int], marked: list[np.ndarray]) -> list[np.ndarray]:
+    """Per source, the records with a pair to a ``marked`` record (per source, a mask)."""
+    offsets = offsets_of(sizes)
+    flat = np.concatenate(marked) if marked else np.zeros(0, dtype=bool)
+    out = np.zeros(int(offsets[-1]), dtype=bool)
+    if len(pairs.weight):
+        ga = offsets[pairs.source_a] + pairs.index_a
+        gb = offsets[pairs.source_b] + pairs.index_b
+        out[gb[flat[ga]]] = True
+        out[ga[flat[gb]]] = True
+    out &= ~flat
+    return [out[offsets[s] : offsets[s + 1]] for s in range(len(sizes))]
 
 
 def _touched_old_components(state: LinkState, gone: list[np.ndarray], match_threshold: float) -> list[np.ndarray]:

@@ -55,7 +55,7 @@ from linkage.blocking import (
 from linkage.compare import PairSimilarities, compare_pairs
 from linkage.encode import Encodings
 from linkage.schema import EncodingSchema
-from linkage.score import ScoringModel, guard_releasable
+from linkage.score import ScoringModel, capped, guard_releasable
 
 #: Total weight at or above which a pair is a match (measured: README, "Quality").
 MATCH_THRESHOLD = 12.0
@@ -75,6 +75,8 @@ REVIEW_SHARE = 0.01
 U_SAMPLE = 200_000
 #: Two matches of one record into one source closer than this (bits) are ambiguous.
 AMBIGUITY_MARGIN = 3.0
+#: Lone pairs (:func:`lone_pairs`): at most this far below the match threshold.
+LONE_MARGIN = 10.0
 #: Solver: share of pairwise evidence needed to merge two groups.
 MERGE_THRESHOLD = 0.5
 #: Weight of a must-link pair (overwhelming evidence: the solver builds the cluster around it).
@@ -504,12 +506,75 @@ def twin_suspects(pairs: ScoredPairs, match_threshold: float, margin: float = AM
 
 
 def solve(encodings: Sequence[Encodings], pairs: ScoredPairs, match_threshold: float) -> list[list[tuple[int, int]]]:
-    """Clusters from the unambiguous pairs at or above ``match_threshold``; singletons for the rest."""
+    """Clusters from the unambiguous pairs at or above ``match_threshold`` and the lone pairs; singletons for the rest."""
     return with_singletons(encodings, cluster_pairs(pairs, match_threshold))
 
 
-def cluster_pairs(pairs: ScoredPairs, match_threshold: float) -> list[list[tuple[int, int]]]:
-    """The clusters of two or more records that anonlink's greedy solver builds from ``pairs``."""
+def lone_pairs(pairs: ScoredPairs, match_threshold: float, margin: float = AMBIGUITY_MARGIN) -> np.ndarray:
+    """Mask of the pairs below the match threshold that link all the same: each other's only plausible match.
+
+    A pair within :data:`LONE_MARGIN` below ``match_threshold`` is linked when
+    it is the single best pair of both its records (no other pair of either
+    record weighs as much, so neither record can join any cluster), no other
+    pair of either record into the same other source comes within ``margin``
+    (that would be a guess between two), its weight is not capped
+    (``score.capped``: a name alone, or names over contradicting birth dates
+    without a fully agreeing address, never link), and the given-name guard
+    did not have to yield for it (``score.guard_releasable``). A record known to two
+    sources whose date was replaced or whose names were mistyped twice has
+    no rival and positive evidence; a namesake usually has the true record
+    as a rival. The mask depends on each record's own pairs only, so a
+    component holding both records decides it the same way as the whole run.
+    """
+    w = pairs.weight
+    floor = match_threshold - LONE_MARGIN
+    out = np.zeros(len(w), dtype=bool)
+    ok = np.flatnonzero(np.isfinite(w) & (w >= floor))
+    if not len(ok):
+        return out
+    rec_a = (pairs.source_a[ok].astype(np.int64) << 32) | pairs.index_a[ok].astype(np.int64)
+    rec_b = (pairs.source_b[ok].astype(np.int64) << 32) | pairs.index_b[ok].astype(np.int64)
+    recs, inv = np.unique(np.concatenate([rec_a, rec_b]), return_inverse=True)
+    ends = np.concatenate([w[ok], w[ok]])
+    best = np.full(len(recs), -np.inf)
+    np.maximum.at(best, inv, ends)
+    ties = np.zeros(len(recs), dtype=np.int64)
+    np.add.at(ties, inv, ends == best[inv])
+    # The runner-up into the same other source, per record end: sorted by (record, other source, -weight).
+    other = np.concatenate([pairs.source_b[ok], pairs.source_a[ok]]).astype(np.int64)
+    group = inv.astype(np.int64) * 256 + other
+    order = np.lexsort((-ends, group))
+    g_sorted = group[order]
+    runner = np.full(len(ends), -np.inf)
+    second = np.flatnonzero(g_sorted[1:] == g_sorted[:-1]) + 1
+    first_of = np.searchsorted(g_sorted, g_sorted[second], side="left")
+    is_second = second == first_of + 1
+    runner[order[first_of[is_second]]] = ends[order[second[is_second]]]
+    n = len(ok)
+    ia, ib = inv[:n], inv[n:]
+    lone = ((w[ok] < match_threshold) & (w[ok] == best[ia]) & (w[ok] == best[ib]) & (ties[ia] == 1) & (ties[ib] == 1)
+            & (w[ok] - runner[:n] >= margin) & (w[ok] - runner[n:] >= margin))
+    out[ok[lone]] = True
+    return out & ~guard_releasable(pairs.similarities) & ~capped(pairs.similarities)
+
+
+def solver_mask(pairs: ScoredPairs, match_threshold: float, lone: np.ndarray | None = None) -> np.ndarray:
+    """Mask of the pairs the solver reads: within AMBIGUITY_MARGIN below the threshold or above, and the lone pairs.
+
+    ``lone``: the :func:`lone_pairs` mask of ``pairs`` if already computed.
+    """
+    lone = lone_pairs(pairs, match_threshold) if lone is None else lone
+    return (pairs.weight >= match_threshold - AMBIGUITY_MARGIN) | lone
+
+
+def cluster_pairs(pairs: ScoredPairs, match_threshold: float, lone: np.ndarray | None = None) -> list[list[tuple[int, int]]]:
+    """The clusters of two or more records that anonlink's greedy solver builds from ``pairs``, and the lone pairs.
+
+    ``lone``: the :func:`lone_pairs` mask of ``pairs`` when they are a part
+    of a run's pairs (it depends on every pair of a record); by default it is
+    computed from ``pairs``.
+    """
+    lone = lone_pairs(pairs, match_threshold) if lone is None else lone
     keep = np.flatnonzero((pairs.weight >= match_threshold) & ~ambiguous(pairs, match_threshold)
                           & ~twin_suspects(pairs, match_threshold))
     order = keep[np.argsort(-pairs.weight[keep], kind="stable")]
@@ -518,7 +583,11 @@ def cluster_pairs(pairs: ScoredPairs, match_threshold: float) -> list[list[tuple
     dset = (array("I", pairs.source_a[order].tolist()), array("I", pairs.source_b[order].tolist()))
     recs = (array("I", pairs.index_a[order].tolist()), array("I", pairs.index_b[order].tolist()))
     groups = probabilistic_greedy_solve((sims, dset, recs), merge_threshold=MERGE_THRESHOLD, deduplicated=True)
-    return [sorted((int(d), int(r)) for d, r in g) for g in groups]
+    clusters = [sorted((int(d), int(r)) for d, r in g) for g in groups]
+    # A lone pair's records have no pair at the threshold, so they are in no cluster yet.
+    clusters.extend(sorted([(int(pairs.source_a[k]), int(pairs.index_a[k])), (int(pairs.source_b[k]), int(pairs.index_b[k]))])
+                    for k in np.flatnonzero(lone).tolist())
+    return clusters
 
 
 def with_singletons(encodings: Sequence[Encodings], clusters: list[list[tuple[int, int]]]) -> list[list[tuple[int, int]]]:
@@ -545,11 +614,12 @@ def components(pairs: ScoredPairs, sizes: Sequence[int], match_threshold: float)
 
     The solver reads only pairs within AMBIGUITY_MARGIN below the threshold
     or above (the ambiguity test compares a record's pairs with each other,
-    and they share that record), so solving each component alone gives the
-    clusters of solving all pairs at once.
+    and they share that record) and the lone pairs (:func:`solver_mask`), so
+    solving each component alone gives the clusters of solving all pairs at
+    once (pass the run's :func:`lone_pairs` mask to :func:`cluster_pairs`).
     """
     offsets = offsets_of(sizes)
-    live = np.flatnonzero(pairs.weight >= match_threshold - AMBIGUITY_MARGIN)
+    live = np.flatnonzero(solver_mask(pairs, match_threshold))
     if not len(live):
         return []
     ga = offsets[pairs.source_a[live]] + pairs.index_a[live]
@@ -565,10 +635,11 @@ def solve_components(encodings: Sequence[Encodings], pairs: ScoredPairs, match_t
                      engine: "Engine | None" = None) -> list[list[tuple[int, int]]]:
     """:func:`solve`, one connected component at a time (in the engine's workers when given)."""
     parts = components(pairs, [len(e) for e in encodings], match_threshold)
+    lone = lone_pairs(pairs, match_threshold)
     if engine is not None:
-        clusters = engine.solve_components(pairs, parts, match_threshold)
+        clusters = engine.solve_components(pairs, parts, match_threshold, lone)
     else:
-        clusters = [c for part in parts for c in cluster_pairs(take_pairs(pairs, part), match_threshold)]
+        clusters = [c for part in parts for c in cluster_pairs(take_pairs(pairs, part), match_threshold, lone[part])]
     return with_singletons(encodings, clusters)
 
 
@@ -591,8 +662,9 @@ class Engine:
         """(selection, similarities) per slice (s, t, selection) of the candidate pairs."""
         raise NotImplementedError
 
-    def solve_components(self, pairs: ScoredPairs, parts: list[np.ndarray], match_threshold: float) -> list:
-        """Clusters of every component."""
+    def solve_components(self, pairs: ScoredPairs, parts: list[np.ndarray], match_threshold: float,
+                         lone: np.ndarray) -> list:
+        """Clusters of every component (``lone``: the run's :func:`lone_pairs` mask)."""
         raise NotImplementedError
 
 

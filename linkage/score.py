@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from linkage.compare import COMPARISONS, PairSimilarities
+from linkage.compare import COMPARISONS, DATE_FULL, PairSimilarities
 
 #: Level boundaries (similarity at or above each bound moves one level up).
 LEVEL_BOUNDS: dict[str, tuple[float, ...]] = {
@@ -159,11 +159,13 @@ class ScoringModel:
 
         A pair with nothing but names in common (no birth year-month, no address
         that agrees) is capped at NAME_ONLY_MAX: namesakes are common, so such a
-        pair goes to clerical review at most. A pair the given-name guard
+        pair goes to clerical review at most. So is a pair whose full birth
+        dates contradict (:func:`dates_contradict`) unless its address agrees
+        fully: a namesake born years apart in the same district is another child. A pair the given-name guard
         rejects weighs -inf, unless :func:`guard_releasable`.
         """
         total = self.contributions(sims).sum(axis=1)
-        total = np.where(names_only(sims), np.minimum(total, NAME_ONLY_MAX), total)
+        total = np.where(capped(sims), np.minimum(total, NAME_ONLY_MAX), total)
         return np.where(given_names_disagree(sims) & ~guard_releasable(sims), -np.inf, total)
 
 
@@ -173,6 +175,23 @@ def names_only(sims: PairSimilarities) -> np.ndarray:
     date_agrees = lv[:, COMPARISONS.index("demographic")] >= 3
     address_agrees = lv[:, COMPARISONS.index("address")] >= 1
     return ~date_agrees & ~address_agrees
+
+
+def capped(sims: PairSimilarities) -> np.ndarray:
+    """True where the pair weighs NAME_ONLY_MAX at most: names only, or full dates that contradict and no fully agreeing address."""
+    return names_only(sims) | (dates_contradict(sims) & ~address_agrees_fully(sims))
+
+
+def dates_contradict(sims: PairSimilarities) -> np.ndarray:
+    """True where both records carry a full birth date and the dates are at the lowest level ("異なる")."""
+    lv = levels(sims)
+    return (lv[:, COMPARISONS.index("demographic")] == 0) & (sims.date_detail == DATE_FULL)
+
+
+def address_agrees_fully(sims: PairSimilarities) -> np.ndarray:
+    """True where both records carry an address and it is at the highest level ("一致")."""
+    lv = levels(sims)
+    return lv[:, COMPARISONS.index("address")] == len(LEVEL_BOUNDS["address"])
 
 
 def given_names_disagree(sims: PairSimilarities) -> np.ndarray:

@@ -64,6 +64,8 @@ def test_incremental_equals_full_relink_on_the_same_data(split):
     if split == "large blocks split":
         assert any(p.name == "large birth-date blocks × name" and p.compared for p in full.passes)
     assert _persons(names2, tokens2, inc.clusters) == _persons(names2, tokens2, full.clusters)
+    # Pairs linked below the threshold (lone pairs) are among them, and depend on every pair of their records.
+    assert linkage.match.lone_pairs(full.pairs, full.match_threshold).any()
     # Records marked unchanged sit, whole clusters at a time, in clusters the first run had too.
     before = set(_persons(names, tokens, first.clusters))
     kept = 0

@@ -9,8 +9,19 @@ import pytest
 
 from linkage.encode import encode_sources
 from linkage.evaluate import pairwise_quality
-from linkage.compare import PairSimilarities
-from linkage.match import FORBIDDEN, FORCED_LINK, Constraints, ScoredPairs, cluster_pairs, link, twin_suspects
+from linkage.compare import COMPARISONS, PairSimilarities, compare_pairs
+from linkage.match import (
+    FORBIDDEN,
+    FORCED_LINK,
+    Constraints,
+    ScoredPairs,
+    cluster_pairs,
+    components,
+    link,
+    lone_pairs,
+    take_pairs,
+    twin_suspects,
+)
 from linkage.score import guard_releasable
 from linkage.record import CanonicalRecord
 from synthetic import generate_town
@@ -101,6 +112,22 @@ def test_a_replaced_given_name_links_when_family_date_and_address_agree():
     assert _together(c, (0, "R1"), (1, "S1"))
 
 
+def test_a_family_name_moved_to_the_given_field_is_compared_crossed():
+    # The family name sits in the given-name field and the family field holds something else:
+    # the part that agrees is counted as the family name, the other as a given name that differs.
+    moved = dict(WRITTEN_ONLY, family_name="大輔", given_name="髙橋")
+    encoded = encode_sources([[_rec("R1", **WRITTEN_ONLY)], [_rec("S1", **moved)]], SECRET, "k", workers=1)
+    (a, _, _), (b, _, _) = encoded
+    sims = compare_pairs(a, np.array([0]), b, np.array([0]))
+    family, given = sims.values[0, COMPARISONS.index("name_family")], sims.values[0, COMPARISONS.index("name_given")]
+    assert family > 0.95 and given < 0.45
+    # Twins keep their own fields: nothing crosses.
+    twin = dict(WRITTEN_ONLY, given_name="大輔")
+    (t, _, _), = encode_sources([[_rec("T1", **twin)]], SECRET, "k", workers=1)
+    sims = compare_pairs(a, np.array([0]), t, np.array([0]))
+    assert sims.values[0, COMPARISONS.index("name_family")] > 0.95
+
+
 def test_twins_known_by_one_given_name_form_are_never_merged():
     # Same-sex twins without readings: the register holds both, each other list one of them.
     twin_b = dict(WRITTEN_ONLY, given_name="大輔")
@@ -121,6 +148,39 @@ def test_a_released_pair_beside_a_twin_pattern_is_dropped():
     assert guard_releasable(sims).tolist() == [True, False]
     assert twin_suspects(pairs, 12.0).tolist() == [True, False]
     assert cluster_pairs(pairs, 12.0) == [[(0, 1), (1, 0)]]
+
+
+def test_a_lone_pair_links_below_the_threshold_only_without_rivals():
+    # Register records 0..3 against school records 0..3, all below the match threshold (12):
+    # 0-0: names and address agree, the date was replaced (7.7 bits), no other pair: lone, linked.
+    # 1-1 (7.7) has a rival 1-2 (5.5) into the same source within 3 bits: a guess, not linked.
+    # 2-3: the same evidence, but the school record has a better pair (3-3, 9.0): not its best.
+    # 3-3 is the best of both its records but agrees on names only: a name alone never links.
+    nan = np.nan
+    agree = [1.0, 1.0, nan, nan, 0.3, 0.8]
+    names = [1.0, 1.0, nan, nan, 0.3, 0.1]
+    sims = PairSimilarities(np.array([agree, agree, agree, agree, names]), np.zeros(5, dtype=np.int8))
+    pairs = ScoredPairs(np.zeros(5, dtype=np.int64), np.array([0, 1, 1, 2, 3]), np.ones(5, dtype=np.int64),
+                        np.array([0, 1, 2, 3, 3]), sims, np.array([7.7, 7.7, 5.5, 7.0, 9.0]))
+    assert lone_pairs(pairs, 12.0).tolist() == [True, False, False, False, False]
+    assert cluster_pairs(pairs, 12.0) == [[(0, 0), (1, 0)]]
+    # Solved one component at a time with the run's mask, the same clusters come out.
+    lone = lone_pairs(pairs, 12.0)
+    parts = components(pairs, [4, 4], 12.0)
+    assert [c for part in parts for c in cluster_pairs(take_pairs(pairs, part), 12.0, lone[part])] == [[(0, 0), (1, 0)]]
+
+
+def test_a_namesake_born_years_apart_in_the_same_district_is_another_child():
+    # Same written name and reading, next door; born seven years earlier with only the month in common.
+    # It is the only candidate of both records, yet it does not link (a lone pair must not be capped).
+    school = dict(full_name="高橋　陽翔", full_name_kana="たかはし　はると", birth_date="2008-04-19", sex="男",
+                  address="本町3-5-9")
+    c = _link([_rec("R1", **RESIDENT)], [_rec("S1", **school)])
+    assert not _together(c, (0, "R1"), (1, "S1"))
+    # Transposed day and month is one wrong part, not a contradiction.
+    transposed = dict(school, birth_date="2015-01-04", address="本町3-5-2")
+    c = _link([_rec("R1", **RESIDENT)], [_rec("S1", **transposed)])
+    assert _together(c, (0, "R1"), (1, "S1"))
 
 
 def test_missing_kana_and_partial_birth_date_are_not_disagreement():
