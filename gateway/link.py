@@ -496,6 +496,8 @@ def run_in_subprocess(home: Path, trigger: str) -> int:
     The server is multi-threaded (uvicorn, the scheduler); the matcher forks
     worker processes, which is only safe from a single-threaded process, and a
     CPU-bound run in a process of its own leaves the API's interpreter free.
+    For a program that is not a server (the benchmarks): a server starts its runs bound to it instead
+    (:class:`ServerRuns`, ``gateway.scheduler``).
     """
     process = multiprocessing.get_context("spawn").Process(target=_child, args=(str(home), trigger), name="tsunagu-link")
     process.start()

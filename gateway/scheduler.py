@@ -10,7 +10,7 @@ table and causes the next run, so no run is dropped ("maximum number of
 running instances reached" cannot happen here), and a gateway that starts
 with requests left over from before a crash runs them.
 
-A run lives no longer than the server that started it. A graceful stop ends
+A run lives no longer than the server that started it (``gateway.runprocess``). A graceful stop ends
 the run process (SIGTERM to its process group, which holds the matcher's
 workers too) instead of waiting for it, and on Linux a server that dies
 (SIGKILL, a crash) takes its run with it (``PR_SET_PDEATHSIG``). Ending a run
