@@ -38,6 +38,7 @@ from gateway.db import checkpoint, utcnow
 from gateway.errors import GatewayError, RunInProgress
 from gateway.persons import assign
 from gateway.review import current_decisions, link_bound
+from gateway.runprocess import end_process_group, start_bound
 from linkage.compare import COMPARISONS
 from linkage.encode import Encodings
 from linkage.incremental import LinkState, link_full, link_incremental
@@ -80,16 +81,73 @@ def request_run(conn: Connection, trigger: str) -> None:
 MANUAL_TRIGGERS = ("api:", "web:")
 
 
-def request_manual_run(gw: Gateway, jobs: Any, trigger: str) -> None:
+def request_manual_run(gw: Gateway, jobs: Any, trigger: str, runs: "ServerRuns | None" = None) -> None:
     """Store a "run now" request and make it happen: the scheduler (``jobs``, if this process has one) runs it; without
-    one, a run process starts here. Either way the request is in ``link_requests`` first, so it is not lost to a run
-    already going (it causes the next one) or to a stop of the gateway (the next start runs it)."""
+    one, ``runs`` (the server's :class:`ServerRuns`) starts a run process bound to the server. Either way the request is
+    in ``link_requests`` first, so it is not lost to a run already going (it causes the next one) or to a stop of the
+    gateway (the next start runs it)."""
     with gw.engine.begin() as conn:
         request_run(conn, trigger)
     if jobs is not None and jobs.alive:
         jobs.link_soon()
     else:
-        threading.Thread(target=run_in_subprocess, args=(gw.settings.home, trigger[:16]), daemon=True).start()
+        (runs or ServerRuns(gw)).start(trigger)
+
+
+#: Wait after a run that found another run going (the CLI's, the API's) before trying again.
+BUSY_RETRY_SECONDS = 2.0
+
+
+class ServerRuns:
+    """The "run now" runs of a server that has no scheduler, bound to it as the scheduler's are (``gateway.runprocess``).
+
+    Each run is a process of its own (its process group, ``PR_SET_PDEATHSIG``), started and waited for by a thread
+    that lives as long as it does; :meth:`shutdown` (the server stopping) ends every one. Ending a run loses nothing:
+    its requests stay in ``link_requests`` until it commits and ``link.lock`` is an ``flock``, so the next start runs
+    it. A run that finds another going (exit ``RUN_IN_PROGRESS``) is tried again while requests wait.
+    """
+
+    def __init__(self, gw: Gateway) -> None:
+        """Runs of the gateway ``gw`` (none started yet)."""
+        self.gw = gw
+        self._guard = threading.Lock()
+        self._stop = threading.Event()
+        self._processes: set[Any] = set()
+
+    def start(self, trigger: str) -> None:
+        """Start a run for ``trigger`` in the background (nothing happens once the server is stopping)."""
+        if not self._stop.is_set():
+            threading.Thread(target=self._run, args=(trigger[:16],), name="tsunagu-link-run", daemon=True).start()
+
+    def _run(self, trigger: str) -> None:
+        while True:
+            with self._guard:
+                if self._stop.is_set():
+                    return
+                process = start_bound(_child, (str(self.gw.settings.home), trigger), "tsunagu-link")
+                self._processes.add(process)
+            try:
+                process.join()
+            finally:
+                with self._guard:
+                    self._processes.discard(process)
+            if process.exitcode != RUN_IN_PROGRESS or self._stop.wait(BUSY_RETRY_SECONDS):
+                return
+            try:
+                with self.gw.engine.connect() as conn:
+                    if not pending_requests(conn)[0]:
+                        return  # the run that was going covered this request
+            except Exception:  # noqa: BLE001 - the database may be down; the request waits in it for the next start
+                log.exception("cannot read the linkage-run requests; the requested run waits for the next start")
+                return
+
+    def shutdown(self) -> None:
+        """End every run in progress and start no more (their requests stay for the next start)."""
+        self._stop.set()
+        with self._guard:
+            for process in self._processes:
+                log.info("server stopping: ending the linkage run in progress (its requests stay for the next start)")
+                end_process_group(process)
 
 
 def pending_requests(conn: Connection) -> tuple[int, Any, Any, str]:
@@ -438,6 +496,8 @@ def run_in_subprocess(home: Path, trigger: str) -> int:
     The server is multi-threaded (uvicorn, the scheduler); the matcher forks
     worker processes, which is only safe from a single-threaded process, and a
     CPU-bound run in a process of its own leaves the API's interpreter free.
+    For a program that is not a server (the benchmarks): a server starts its runs bound to it instead
+    (:class:`ServerRuns`, ``gateway.scheduler``).
     """
     process = multiprocessing.get_context("spawn").Process(target=_child, args=(str(home), trigger), name="tsunagu-link")
     process.start()

@@ -10,7 +10,7 @@ table and causes the next run, so no run is dropped ("maximum number of
 running instances reached" cannot happen here), and a gateway that starts
 with requests left over from before a crash runs them.
 
-A run lives no longer than the server that started it. A graceful stop ends
+A run lives no longer than the server that started it (``gateway.runprocess``). A graceful stop ends
 the run process (SIGTERM to its process group, which holds the matcher's
 workers too) instead of waiting for it, and on Linux a server that dies
 (SIGKILL, a crash) takes its run with it (``PR_SET_PDEATHSIG``). Ending a run
@@ -24,13 +24,8 @@ the restarted server's runs wait behind it.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
 import multiprocessing
-import os
-import signal
-import sys
 import threading
 import time
 from datetime import timedelta, timezone
@@ -44,8 +39,9 @@ from gateway import models
 from gateway.core import Gateway
 from gateway.db import checkpoint, utcnow
 from gateway.dropfolder import process_folder
-from gateway.link import MANUAL_TRIGGERS, RUN_IN_PROGRESS, _child as _run_linkage_child, pending_requests, request_run
+from gateway.link import BUSY_RETRY_SECONDS, MANUAL_TRIGGERS, RUN_IN_PROGRESS, _child as _run_linkage_child, pending_requests, request_run
 from gateway.retention import purge
+from gateway.runprocess import end_process_group, start_bound
 from service.witness_client import http_post
 from transparency.tlog_witness import submit_all
 
@@ -55,58 +51,8 @@ log = logging.getLogger("tsunagu.gateway.scheduler")
 CHECKPOINT_SECONDS = 30
 #: How often the run worker looks for requests nobody told it about (CLI imports, another process).
 POLL_SECONDS = 5.0
-#: Wait after a run that found another run going (the CLI's, the API's) before trying again.
-BUSY_RETRY_SECONDS = 2.0
 #: Wait after a failed run before trying again (the requests stay; the failure is in the log).
 FAILED_RETRY_SECONDS = 60.0
-
-
-#: prctl(2) option: the signal the kernel sends this process when the thread that started it ends.
-_PR_SET_PDEATHSIG = 1
-
-
-def die_with_parent(parent: int) -> None:
-    """Make this process end when ``parent`` (the server) does, and lead a process group of its own.
-
-    The process group lets the server end the run and the worker processes the matcher forks in one
-    signal; ``PR_SET_PDEATHSIG`` (Linux) makes the kernel send SIGTERM when the server dies. If the server
-    died before this call, there is no one left to send it: the process ends itself.
-    """
-    if hasattr(os, "setpgid"):
-        os.setpgid(0, 0)
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
-            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
-    if os.getppid() != parent:
-        os._exit(1)
-
-
-def _bound_child(parent: int, target: Any, args: tuple[Any, ...]) -> None:
-    die_with_parent(parent)
-    target(*args)
-
-
-def start_bound(target: Any, args: tuple[Any, ...], name: str) -> multiprocessing.process.BaseProcess:
-    """Start ``target(*args)`` in a fresh (spawned) process bound to this one by :func:`die_with_parent`.
-
-    Spawned, not forked: the server is multi-threaded, and the matcher forks workers, which is only safe
-    from a single-threaded process.
-    """
-    process = multiprocessing.get_context("spawn").Process(target=_bound_child, args=(os.getpid(), target, args), name=name)
-    process.start()
-    return process
-
-
-def end_process_group(process: multiprocessing.process.BaseProcess) -> None:
-    """Send SIGTERM to ``process`` and the process group it leads (its own workers)."""
-    if process.pid is None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-    except (AttributeError, ProcessLookupError, PermissionError):
-        # Not a group leader yet (it has not reached die_with_parent), or no process groups (Windows).
-        process.terminate()
 
 
 class Jobs:

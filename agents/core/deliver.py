@@ -277,6 +277,11 @@ class Pusher:
             detail = reason(body, response)
             if response.status_code == 409 and body.get("error") == "replay":
                 message = f"この連番はゲートウェイで使用済みです（409: {detail}）。エージェントの state/ を復元していないか確認してください。"
+            elif body.get("error") == "unknown_version":
+                # Made before the agent was upgraded (an old wire format): the same bytes would be refused every time.
+                message = (f"この提出は更新前の版の tsunagu が作った形式のため、ゲートウェイが受け付けませんでした"
+                           f"（{response.status_code} unknown_version: {detail}）。送り直さずに refused/ に移しました。"
+                           "このデータ元は次回の実行で新しい形式で作り直して送るので、データは失われません。")
             else:
                 message = f"ゲートウェイが受け付けませんでした（{response.status_code}: {detail}）"
             return _Answer("refused", message, body, response.status_code)

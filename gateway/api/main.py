@@ -28,6 +28,7 @@ from gateway.api.routes import evaluation, returns, support
 from gateway.core import Gateway
 from gateway.federation.api import router as federation_router
 from gateway.federation.protocol import MAX_MESSAGE_BYTES
+from gateway.link import ServerRuns
 from gateway.scheduler import Jobs
 from gateway.web import create_web_app
 from service.frontdoor.limits import BodyLimits
@@ -43,10 +44,16 @@ _HTTP_CODES = {404: ("not_found", "そのような URL はありません。"), 
 def create_app(gw: Gateway, *, jobs: bool = True) -> FastAPI:
     """The API of ``gw``; with ``jobs`` the scheduler (linkage, retention, drop folder) runs alongside."""
 
+    web = create_web_app(gw)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         scheduler = Jobs(gw) if jobs else None
-        app.state.jobs = scheduler
+        # Without a scheduler a "run now" starts its run here, bound to this server all the same (gateway.link.ServerRuns).
+        bound = ServerRuns(gw)
+        # The mounted UI is an app of its own: its routes read these from its state, not from this app's.
+        for state in (app.state, web.state):
+            state.jobs, state.runs = scheduler, bound
         if scheduler:
             scheduler.start()
         try:
@@ -54,6 +61,7 @@ def create_app(gw: Gateway, *, jobs: bool = True) -> FastAPI:
         finally:
             if scheduler:
                 scheduler.shutdown()
+            bound.shutdown()
             gw.refusals.flush()
 
     app = FastAPI(title="tsunagu gateway", version="1", lifespan=lifespan,
@@ -66,7 +74,7 @@ def create_app(gw: Gateway, *, jobs: bool = True) -> FastAPI:
     app.include_router(federation_router, prefix="/api/v1")
     # The gateway witnesses the escrow's log (C2SP tlog-witness; the checkpoint's signature is the authentication).
     app.include_router(witness_router(lambda: Witness.open(gw.witness_folder)), prefix="/api/v1")
-    app.mount("/ui", create_web_app(gw))
+    app.mount("/ui", web)
 
     app.add_middleware(_RequestErrors, gw=gw)
 

@@ -4,10 +4,13 @@
 * the agent's folder cloned and both copies run: the second copy is refused (a fork) and overwrites nothing; after
   ``tsunagu agent resync`` on the copy kept, it delivers and the other copy is the one refused.
 * an old receipt with the same sequence number does not make a new submission look delivered (content hash).
+* a submission an agent left in its outbox before the upgrade (an old wire format) is refused once, with a reason
+  that says so, kept in ``refused/`` and not retried; the next run snapshots the source again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import sqlite3
@@ -175,3 +178,56 @@ def test_a_snapshot_in_parts_is_committed_all_at_once_and_resumes(municipality: 
     assert _school_rows(gateway.home) == before
     assert json.loads(imported(parts[-1]).stdout)["status"] == "accepted"
     assert _school_rows(gateway.home) == _file_rows(school) == bundled.sources[0].encoded
+
+
+def _as_old_agent_wrote_it(outbox: Path) -> list[int]:
+    """Rewrite every waiting submission as an agent before the upgrade wrote it (wire format 1, no envelope kind)."""
+    rewritten = []
+    for path in sorted(outbox.glob("*.jsonl")):
+        head, rest = path.read_bytes().split(b"\n", 1)
+        envelope = json.loads(head)
+        envelope["manifest"] = {**{k: v for k, v in envelope["manifest"].items() if k != "kind"},
+                                "format": "tsunagu-submission", "version": 1}
+        data = json.dumps(envelope).encode() + b"\n" + rest
+        path.write_bytes(data)
+        meta = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+        meta["sha256"] = hashlib.sha256(data).hexdigest()
+        path.with_suffix(".json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+        rewritten.append(int(path.stem))
+    return rewritten
+
+
+def test_an_outbox_left_by_an_old_agent_is_refused_once_and_nothing_is_lost(municipality: Municipality, gateway: Server,
+                                                                            tmp_path: Path) -> None:
+    school = _school(tmp_path)
+    home = _edu_agent(municipality, gateway, tmp_path, school)
+    config = load_config(home / "agent.toml")
+    assert run(config, AGENT_PASSPHRASE).ok
+    # The gateway is down for the upgrade; the old agent's last snapshot waits in its outbox.
+    gateway.stop()
+    _append(school, 0, 10)
+    waiting = run(config, AGENT_PASSPHRASE)
+    assert not waiting.ok and waiting.outbox == 1
+    old = _as_old_agent_wrote_it(home / "outbox")
+    assert len(old) == 1
+    gateway.start()
+
+    refused = run(config, AGENT_PASSPHRASE)
+    assert not refused.ok
+    [outcome] = [d for d in refused.deliveries if d.sequence == old[0]]
+    assert outcome.status == "refused" and outcome.response["error"] == "unknown_version"
+    assert "更新前の版" in outcome.message and "データは失われません" in outcome.message
+    status = json.loads((home / "status.json").read_text(encoding="utf-8"))
+    assert status["result"] == "failed"
+    assert [d["message"] for d in status["deliveries"] if d["sequence"] == old[0]] == [outcome.message]
+    assert not list((home / "outbox").glob("*.jsonl"))  # not retried: kept in refused/ with the gateway's reason
+    assert (home / "refused" / f"{old[0]:010d}.jsonl").exists()
+    assert _school_rows(gateway.home) == _file_rows(school) - 10  # the gateway still has the last accepted snapshot
+
+    # The next run snapshots the source again in the new format; the refused envelope is not sent again.
+    again = run(config, AGENT_PASSPHRASE)
+    assert again.ok, again
+    assert old[0] not in [d.sequence for d in again.deliveries]
+    assert [d.status for d in again.deliveries] == ["delivered"]
+    assert _school_rows(gateway.home) == _file_rows(school)
+    assert run(config, AGENT_PASSPHRASE).deliveries == []  # and nothing afterwards either

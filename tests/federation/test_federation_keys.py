@@ -5,19 +5,23 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
 from tests.federation.federation_support import Town, cli
 from typer.testing import CliRunner
 
+from agents.core import package
 from agents.core.config import load_config
+from agents.core.token import RecordTokeniser
 from agents.core.deliver import Outbox
 from agents.core.pipeline import run
 from keys import custody, enrolment
 from keys import federation as f
 from keys.errors import KeysError
 from keys.keyring import Keyring, init_municipality
+from synthetic.samples import write_samples
 from keys.passphrase import KdfParams
 from tsunagu.cli import app
 
@@ -167,3 +171,59 @@ def test_federation_submission_waits_in_the_outbox_while_the_gateway_is_down(fed
         assert Outbox(agent_home).pending() == []
     finally:
         town.stop()
+
+
+def _moves(residents: Path, tokeniser: RecordTokeniser) -> set[tuple[str, str, str]]:
+    """(token, 転入元, 転出先) of every row of ``residents`` with either code: what the federation submission must carry."""
+    with residents.open(encoding="cp932", newline="") as f_csv:
+        return {(tokeniser.token(r["宛名番号"].strip()), r["転入元市区町村コード"].strip(), r["転出先市区町村コード"].strip())
+                for r in csv.DictReader(f_csv) if r["転入元市区町村コード"].strip() or r["転出先市区町村コード"].strip()}
+
+
+def test_transferred_children_kept_on_disk_reach_the_federation_submission_and_none_is_lost(
+        federation: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A generated town's 住民記録, streamed in many small chunks: the transferred children are collected on disk
+    # (state/transferred/, a RecordSpool) while the file streams, then encoded for federation after the snapshot.
+    monkeypatch.setattr(package, "CHUNK_ROWS", 11)
+    root = federation["root"]
+    samples = write_samples(root / "town", children=800, seed=23)
+    town = Town("082201", root / "gateway")
+    agent_home, public, ring = _federation_agent(federation, town.url)
+    toml = agent_home / "agent.toml"
+    toml.write_text(toml.read_text(encoding="utf-8")
+                    .replace(str(PRESET / "samples" / "residents.csv"), str(samples["residents"]))
+                    .replace(str(PRESET / "samples" / "gaiji.toml"), str(samples["gaiji"])), encoding="utf-8")
+    _gateway(town.home, public, ring, federation)
+    expected = _moves(samples["residents"], RecordTokeniser(enrolment.load_linkage_secret(agent_home, AGENT).secret, "residents"))
+    assert len(expected) > 3 * 11  # more transferred children than a few chunks hold
+    spooled: list[list[str]] = []
+
+    def progress(_size: int):
+        def seen(_rows: int) -> None:
+            spooled.append(sorted(p.name for p in (agent_home / "state" / "transferred").glob("*.sqlite")))
+        return seen
+
+    # The gateway is down: the federation submission waits in the outbox, built from the spool before it was removed.
+    first = run(load_config(toml), AGENT, progress=progress)
+    assert not first.ok
+    assert any(len(names) == 1 for names in spooled)  # the run kept them in state/transferred/ while streaming
+    assert not list((agent_home / "state" / "transferred").glob("*"))  # and removed them after
+    kept = {item.kind: item for item in Outbox(agent_home).pending()}
+    assert set(kept) == {"submission", "federation"} and kept["federation"].meta["records"] == len(expected)
+
+    town.start()
+    try:
+        later = run(load_config(toml), AGENT)
+        assert later.ok, later
+        [sent] = [d for d in later.deliveries if d.source == "residents:federation"]
+        assert sent.status == "delivered" and sent.sequence == kept["federation"].sequence
+        assert sent.response["status"] == "accepted" and sent.response["records"] == len(expected)
+    finally:
+        town.stop()
+    with sqlite3.connect(town.home / "gateway.db") as db:
+        held = set(db.execute("SELECT token, coalesce(moved_in_from, ''), coalesce(moved_out_to, '') FROM federation_records "
+                              "WHERE source = 'residents'").fetchall())
+        residents = db.execute("SELECT count(*) FROM records WHERE source = 'residents'").fetchone()[0]
+    assert held == expected  # every transferred child, with its codes; nothing lost, nothing else
+    with samples["residents"].open(encoding="cp932", newline="") as f_csv:
+        assert residents == len(list(csv.DictReader(f_csv)))  # and the snapshot itself is whole

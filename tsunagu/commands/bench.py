@@ -230,3 +230,14 @@ def attack(
     out.mkdir(parents=True, exist_ok=True)
     (out / "attack.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     typer.echo(f"表とグラフ: {out}/attack.md")
+
+
+@bench_app.command("delivery")
+def delivery(
+    children: int = typer.Option(300, "--children", help="合成自治体の子どもの数（ファイルの大きさ）"),
+    database: str = typer.Option("sqlite", "--database", help="ゲートウェイのデータベース: sqlite、postgresql（使い捨てのクラスタ）、both"),
+) -> None:
+    """提出が失われたり上書きされたりしないかを、実際のゲートウェイとエージェントで事例ごとに数えます（ソースの作業コピーで実行）。"""
+    from bench import delivery as bd
+
+    raise typer.Exit(bd.main(["--children", str(children), "--database", database]))

@@ -63,5 +63,6 @@ def post_run(gw: GatewayDep, request: Request, user: Annotated[User, Depends(req
     A request made while a run goes on causes the next run; one made just before the gateway stops is run after the
     next start (``gateway.link.request_manual_run``).
     """
-    request_manual_run(gw, getattr(request.app.state, "jobs", None), f"api:{user.username}")
+    request_manual_run(gw, getattr(request.app.state, "jobs", None), f"api:{user.username}",
+                       getattr(request.app.state, "runs", None))
     return {"status": "requested"}

@@ -36,5 +36,6 @@ def get_dashboard(request: Request, gw: GatewayDep, session: Annotated[WebSessio
 @router.post("/admin/runs")
 def post_run(gw: GatewayDep, request: Request, session: Annotated[WebSession, Depends(form_action("runs.start"))]) -> Response:
     """Ask for a linkage run now, as ``POST /api/v1/runs`` does (the request is stored, so it is never lost)."""
-    request_manual_run(gw, getattr(request.app.state, "jobs", None), f"web:{session.user.username}")
+    request_manual_run(gw, getattr(request.app.state, "jobs", None), f"web:{session.user.username}",
+                       getattr(request.app.state, "runs", None))
     return RedirectResponse("/ui/admin?started=true", status_code=303)
