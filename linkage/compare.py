@@ -171,11 +171,54 @@ GIVEN_MARGIN = 0.15
 _SATURATED = 0.45
 
 
-def _view_hamming(bits_a: np.ndarray, bits_b: np.ndarray, view, taps: int, inputs: int) -> np.ndarray:
-    q = np.bitwise_count(bits_a[:, view.byte_slice] ^ bits_b[:, view.byte_slice]).sum(axis=1, dtype=np.int32) / view.length
+def _view_estimates(bits_a: np.ndarray, bits_b: np.ndarray, view, taps: int, inputs: int):
+    """Differing input bits of ``view`` per pair and the estimate's variance (inf where the view saturates)."""
+    n = view.length
+    q = np.bitwise_count(bits_a[:, view.byte_slice] ^ bits_b[:, view.byte_slice]).sum(axis=1, dtype=np.int32) / n
     base = np.clip(1.0 - 2.0 * q, 1e-9, 1.0)
     h = (1.0 - base ** (1.0 / taps)) / 2.0 * inputs
-    return np.where(q < _SATURATED, h, np.inf)
+    # Delta method: var(q) = q(1 - q)/n (floored at one bit, so an exact agreement
+    # is not infinitely sure), dh/dq = inputs/taps · (1 - 2q)^(1/taps - 1).
+    qf = np.maximum(q, 1.0 / n)
+    var = (inputs / taps) ** 2 * base ** (2.0 / taps - 2.0) * qf * (1.0 - qf) / n
+    saturated = q >= _SATURATED
+    return np.where(saturated, np.inf, h), np.where(saturated, np.inf, var)
+
+
+#: Field estimates whose standard error exceeds this many bits are unidentified (treated as differing).
+_UNIDENTIFIED_SD = 25.0
+
+
+def _field_estimates(hs: np.ndarray, vs: np.ndarray, incidence: np.ndarray):
+    """Per pair, the differing filter bits of each segment: non-negative weighted least squares over the views.
+
+    ``hs``, ``vs``: P × V view estimates and variances; ``incidence``: V × S (1 where
+    the view keeps the segment). Every view is one equation (its differing bits are
+    the sum of its segments'), weighted by the inverse of its variance; a saturated
+    view weighs nothing. Segments estimated below zero are fixed at zero and the
+    rest solved again. Returns the estimates and their standard errors (P × S).
+    """
+    w = np.where(np.isfinite(vs), 1.0 / np.where(np.isfinite(vs), vs, 1.0), 0.0)
+    y = np.where(np.isfinite(hs), hs, 0.0)
+    n_seg = incidence.shape[1]
+    active = np.ones((len(hs), n_seg), dtype=bool)
+    eye = np.eye(n_seg)
+    for _ in range(3):
+        a = incidence[None, :, :] * active[:, None, :]
+        normal = np.einsum("pvs,pv,pvt->pst", a, w, a)
+        # A tiny ridge keeps unidentified segments solvable; their variance stays huge.
+        ridge = 1e-9 * np.maximum(normal.trace(axis1=1, axis2=2), 1e-9)[:, None, None]
+        normal = normal + ridge * eye + (~active)[:, :, None] * eye
+        rhs = np.einsum("pvs,pv,pv->ps", a, w, y)
+        x = np.linalg.solve(normal, rhs[:, :, None])[:, :, 0]
+        negative = active & (x < 0)
+        if not negative.any():
+            break
+        active &= ~negative
+    x = np.where(active, x, 0.0)
+    cov_diag = np.diagonal(np.linalg.inv(normal), axis1=1, axis2=2)
+    sd = np.sqrt(np.where(active, np.maximum(cov_diag, 0.0), 0.0))
+    return x, sd
 
 
 def _compare_chunk_diffused(a, ia, b, ib, schema):
@@ -185,34 +228,26 @@ def _compare_chunk_diffused(a, ia, b, ib, schema):
     seg_bits = {s.name: s.length for s in schema.segments}
     # With a balanced filter every differing filter bit differs twice (bit and complement).
     twice = 2 if schema.balanced else 1
-    inputs = {v.name: twice * (schema.filter_bits - sum(seg_bits[o] for o in v.omit)) for v in schema.views}
-    h = {v.name: _view_hamming(bits_a, bits_b, v, schema.taps, inputs[v.name]) / twice for v in schema.views}
+    names = [s.name for s in schema.segments]
+    incidence = np.array([[0.0 if s in v.omit else 1.0 for s in names] for v in schema.views])
+    hs, vs = [], []
+    for v in schema.views:
+        inputs = twice * (schema.filter_bits - sum(seg_bits[o] for o in v.omit))
+        h, var = _view_estimates(bits_a, bits_b, v, schema.taps, inputs)
+        hs.append(h / twice)
+        vs.append(var / twice**2)
+    hs, vs = np.stack(hs, axis=1), np.stack(vs, axis=1)
     # Every view saturated: the pair is too far apart for any field to be told apart.
-    far = ~np.any([np.isfinite(x) for x in h.values()], axis=0)
+    far = ~np.isfinite(hs).any(axis=1)
+    estimate, sd = _field_estimates(hs, vs, incidence)
     cfg = schema.document["matching"]
     typical = cfg["typicalBits"]
-
     tolerance = cfg["agreementTolerance"]
 
-    by_omit = {frozenset(v.omit): v.name for v in schema.views}
-
     def field_h(name):
-        # Differing bits attributable to one segment: a view that holds it, less
-        # the same view without it. Per pair, the view whose other segments
-        # differ least (a field missing on one side is left out that way, and
-        # fewer other differences mean less noise).
-        best_rest = np.full(len(ia), np.inf)
-        diff = np.full(len(ia), np.inf)  # no usable view: the field counts as differing
-        for base in by_omit:
-            if name in base or (base | {name}) not in by_omit:
-                continue
-            rest = h[by_omit[base | {name}]]
-            better = rest < best_rest
-            with np.errstate(invalid="ignore"):  # inf - inf where a view saturates: not chosen then
-                diff = np.where(better, h[by_omit[base]] - rest, diff)
-            best_rest = np.where(better, rest, best_rest)
-        with np.errstate(invalid="ignore"):
-            diff = np.clip(np.where(far, np.inf, diff), 0.0, None)
+        i = names.index(name)
+        # A segment the unsaturated views cannot isolate counts as differing.
+        diff = np.where(far | (sd[:, i] > _UNIDENTIFIED_SD), np.inf, estimate[:, i])
         # Within the estimate's noise of zero means "agrees".
         return np.where(diff <= float(tolerance[name]), 0.0, diff)
 
