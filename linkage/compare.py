@@ -171,10 +171,13 @@ GIVEN_MARGIN = 0.15
 _SATURATED = 0.45
 
 
-def _view_estimates(bits_a: np.ndarray, bits_b: np.ndarray, view, taps: int, inputs: int):
+def _view_estimates(words_a: np.ndarray, words_b: np.ndarray, ia: np.ndarray, ib: np.ndarray, view, taps: int,
+                    inputs: int):
     """Differing input bits of ``view`` per pair and the estimate's variance (inf where the view saturates)."""
     n = view.length
-    q = np.bitwise_count(bits_a[:, view.byte_slice] ^ bits_b[:, view.byte_slice]).sum(axis=1, dtype=np.int32) / n
+    cols = slice(view.offset // 64, (view.offset + n) // 64)
+    # Only this view's words are gathered per pair: a pair's whole encoding is 15 views.
+    q = np.bitwise_count(words_a[ia, cols] ^ words_b[ib, cols]).sum(axis=1, dtype=np.int32) / n
     base = np.clip(1.0 - 2.0 * q, 1e-9, 1.0)
     h = (1.0 - base ** (1.0 / taps)) / 2.0 * inputs
     # Delta method: var(q) = q(1 - q)/n (floored at one bit, so an exact agreement
@@ -205,11 +208,12 @@ def _field_estimates(hs: np.ndarray, vs: np.ndarray, incidence: np.ndarray):
     eye = np.eye(n_seg)
     for _ in range(3):
         a = incidence[None, :, :] * active[:, None, :]
-        normal = np.einsum("pvs,pv,pvt->pst", a, w, a)
+        aw = a * w[:, :, None]
+        normal = aw.transpose(0, 2, 1) @ a
         # A tiny ridge keeps unidentified segments solvable; their variance stays huge.
         ridge = 1e-9 * np.maximum(normal.trace(axis1=1, axis2=2), 1e-9)[:, None, None]
         normal = normal + ridge * eye + (~active)[:, :, None] * eye
-        rhs = np.einsum("pvs,pv,pv->ps", a, w, y)
+        rhs = (aw * y[:, :, None]).sum(axis=1)
         x = np.linalg.solve(normal, rhs[:, :, None])[:, :, 0]
         negative = active & (x < 0)
         if not negative.any():
@@ -222,7 +226,7 @@ def _field_estimates(hs: np.ndarray, vs: np.ndarray, incidence: np.ndarray):
 
 
 def _compare_chunk_diffused(a, ia, b, ib, schema):
-    bits_a, bits_b = a.bits[ia], b.bits[ib]
+    words_a, words_b = (np.ascontiguousarray(e.bits).view(np.uint64) for e in (a, b))
     fa = a.present[ia].astype(np.int64)
     fb = b.present[ib].astype(np.int64)
     seg_bits = {s.name: s.length for s in schema.segments}
@@ -233,7 +237,7 @@ def _compare_chunk_diffused(a, ia, b, ib, schema):
     hs, vs = [], []
     for v in schema.views:
         inputs = twice * (schema.filter_bits - sum(seg_bits[o] for o in v.omit))
-        h, var = _view_estimates(bits_a, bits_b, v, schema.taps, inputs)
+        h, var = _view_estimates(words_a, words_b, ia, ib, v, schema.taps, inputs)
         hs.append(h / twice)
         vs.append(var / twice**2)
     hs, vs = np.stack(hs, axis=1), np.stack(vs, axis=1)
