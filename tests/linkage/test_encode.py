@@ -203,3 +203,23 @@ def test_same_child_is_close_and_strangers_are_far_in_every_view():
     assert fam[0] == 1.0 and giv[0] == 1.0          # a different flat number changes no name
     assert fam[1] == 1.0 and giv[1] < 0.45           # a twin: same family, another given name
     assert giv[2] == 0.0 and fam[2] == 0.0           # a stranger: every field differs
+
+
+def test_v2_hashes_the_address_core_so_an_abbreviated_address_agrees():
+    """/2 cannot compare addresses by containment (the views hide sizes): it hashes district and block numbers."""
+    import dataclasses
+
+    from linkage.compare import COMPARISONS, compare_pairs
+    from linkage.encode import address_core
+    from linkage.normalise import normalise_address
+
+    core = lambda text: address_core(normalise_address(text))  # noqa: E731
+    assert core("茨城県つなぐ市東町2丁目18番3号 メゾンさくら108号室") == core("東町2-18-3") == "東町2-18-3"
+    assert core("茨城県つなぐ市大字沢辺670番地") == core("沢辺670") == "沢辺670"
+    assert core("東町2-18-3") != core("東町2-18-4")
+    register = dataclasses.replace(FULL, address=normalise_address("茨城県つなぐ市吾妻1丁目2番3号 コーポ吾妻101号室"))
+    school = dataclasses.replace(FULL, address=normalise_address("吾妻1-2-3"))
+    elsewhere = dataclasses.replace(FULL, address=normalise_address("茨城県つなぐ市栄町4丁目9番1号"))
+    enc = _v2().encode([register, school, elsewhere])
+    address = compare_pairs(enc, np.array([0, 0]), enc, np.array([1, 2])).values[:, COMPARISONS.index("address")]
+    assert address[0] == 1.0 and address[1] < 0.6
