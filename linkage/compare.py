@@ -164,8 +164,9 @@ def _compare_chunk(a, ia, b, ib, schema, pa, pb):
 # and the views say nothing about any single field, which is the privacy point
 # (docs/privacy.md). Such pairs get "differs" for every field both carry.
 
-#: Given-name estimates short of agreement are read this much lower (twins guard; docs/privacy.md).
-GIVEN_MARGIN = 0.15
+#: Given names are read at the upper end of their estimate: this many standard errors more
+#: differing bits, so the estimator's noise never lifts twins over the guard (docs/privacy.md).
+GIVEN_SE = 2.0
 
 #: Above this share of differing output bits a view is saturated (strangers).
 _SATURATED = 0.45
@@ -248,15 +249,15 @@ def _compare_chunk_diffused(a, ia, b, ib, schema):
     typical = cfg["typicalBits"]
     tolerance = cfg["agreementTolerance"]
 
-    def field_h(name):
+    def field_h(name, se=0.0):
         i = names.index(name)
         # A segment the unsaturated views cannot isolate counts as differing.
-        diff = np.where(far | (sd[:, i] > _UNIDENTIFIED_SD), np.inf, estimate[:, i])
+        diff = np.where(far | (sd[:, i] > _UNIDENTIFIED_SD), np.inf, estimate[:, i] + se * sd[:, i])
         # Within the estimate's noise of zero means "agrees".
         return np.where(diff <= float(tolerance[name]), 0.0, diff)
 
-    def sim(name, flag_a, flag_b):
-        value = 1.0 - field_h(name) / (2.0 * typical[name])
+    def sim(name, flag_a, flag_b, se=0.0):
+        value = 1.0 - field_h(name, se) / (2.0 * typical[name])
         value = np.where(far, 0.0, np.clip(value, 0.0, 1.0))
         return np.where(flag_a & flag_b, value, np.nan)
 
@@ -269,17 +270,14 @@ def _compare_chunk_diffused(a, ia, b, ib, schema):
         ("kana", Present.KANA_FAMILY, Present.KANA_GIVEN, Present.KANA_FULL, Present.KANA_SPLIT_INFERRED),
     ):
         fam = sim(f"{prefix}_family", *has(fam_flag))
-        # The given name decides twins: an estimate short of agreement is read
-        # GIVEN_MARGIN lower, so the estimator's noise never lifts twins over the guard.
-        giv = sim(f"{prefix}_given", *has(giv_flag))
-        giv = np.where(giv < 1.0, np.clip(giv - GIVEN_MARGIN, 0.0, 1.0), giv)
+        # The given name decides twins: read GIVEN_SE standard errors further apart.
+        giv = sim(f"{prefix}_given", *has(giv_flag), se=GIVEN_SE)
         # A split that was guessed (one-field name) is not evidence: the whole name
         # decides, as under /1, where a view without the full-name segment isolates it;
         # else both parts weigh what they show together.
         inferred = ((fa | fb) & inferred_flag) > 0
         if any(f"{prefix}_full" in v.omit for v in schema.views):
-            full = sim(f"{prefix}_full", *has(full_flag))
-            full = np.where(full < 1.0, np.clip(full - GIVEN_MARGIN, 0.0, 1.0), full)
+            full = sim(f"{prefix}_full", *has(full_flag), se=GIVEN_SE)
         else:
             full = np.where(np.isnan(fam) | np.isnan(giv), np.nan, (fam + giv) / 2.0)
         fam = np.where(inferred & ~np.isnan(full), full, fam)
