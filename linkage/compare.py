@@ -205,17 +205,19 @@ def _field_estimates(hs: np.ndarray, vs: np.ndarray, incidence: np.ndarray):
     w = np.where(np.isfinite(vs), 1.0 / np.where(np.isfinite(vs), vs, 1.0), 0.0)
     y = np.where(np.isfinite(hs), hs, 0.0)
     n_seg = incidence.shape[1]
+    # Normal equations by two matrix products over all pairs (no per-pair loop):
+    # sum_v w_pv M_vs M_vt, and sum_v w_pv y_pv M_vs.
+    outer = (incidence[:, :, None] * incidence[:, None, :]).reshape(len(incidence), n_seg * n_seg)
+    full_normal = (w @ outer).reshape(len(hs), n_seg, n_seg)
+    full_rhs = (w * y) @ incidence
     active = np.ones((len(hs), n_seg), dtype=bool)
     eye = np.eye(n_seg)
     for _ in range(3):
-        a = incidence[None, :, :] * active[:, None, :]
-        aw = a * w[:, :, None]
-        normal = aw.transpose(0, 2, 1) @ a
+        normal = full_normal * active[:, :, None] * active[:, None, :]
         # A tiny ridge keeps unidentified segments solvable; their variance stays huge.
         ridge = 1e-9 * np.maximum(normal.trace(axis1=1, axis2=2), 1e-9)[:, None, None]
         normal = normal + ridge * eye + (~active)[:, :, None] * eye
-        rhs = (aw * y[:, :, None]).sum(axis=1)
-        x = np.linalg.solve(normal, rhs[:, :, None])[:, :, 0]
+        x = np.linalg.solve(normal, (full_rhs * active)[:, :, None])[:, :, 0]
         negative = active & (x < 0)
         if not negative.any():
             break
