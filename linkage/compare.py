@@ -251,10 +251,12 @@ def _compare_chunk_diffused(a, ia, b, ib, schema):
     typical = cfg["typicalBits"]
     tolerance = cfg["agreementTolerance"]
 
-    def field_h(name, se=0.0):
+    def field_h(name, se=0.0, explained=0.0):
+        # ``explained``: bits that a part held on one side only accounts for, taken off first.
         i = names.index(name)
         # A segment the unsaturated views cannot isolate counts as differing.
-        diff = np.where(far | (sd[:, i] > _UNIDENTIFIED_SD), np.inf, estimate[:, i] + se * sd[:, i])
+        diff = np.where(far | (sd[:, i] > _UNIDENTIFIED_SD), np.inf,
+                        np.maximum(estimate[:, i] + se * sd[:, i] - explained, 0.0))
         # Within the estimate's noise of zero means "agrees".
         return np.where(diff <= float(tolerance[name]), 0.0, diff)
 
@@ -308,10 +310,17 @@ def _compare_chunk_diffused(a, ia, b, ib, schema):
         DATE_FULL,
         np.where((shared & _YEAR_MONTH) == _YEAR_MONTH, DATE_YEAR_MONTH, DATE_WEAK),
     ).astype(np.int8)
-    addr_a, addr_b = has(Present.POSTAL_CODE | Present.ADDRESS)
-    # Addresses: the sizes are unknown (hidden by the diffusion), so the differing
-    # bits are read against two typical addresses, as a Dice would; an abbreviated
-    # address then still counts as partly agreeing.
-    addr = np.where(addr_a & addr_b, np.clip(1.0 - field_h("address") / (2.0 * typical["address"]), 0.0, 1.0), np.nan)
+    # Addresses: the sizes are hidden by the diffusion, so the differing bits are read
+    # against typical sizes. A part only one side holds (a postal code without the
+    # address, as NPO lists have) adds about its typical bits and is taken off first, so
+    # the comparison is of what both hold, as /1's containment is.
+    postal_bits = float(typical["postal_code"])
+    text_bits = float(typical["address"]) - postal_bits
+    (pa, pb), (ta, tb) = has(Present.POSTAL_CODE), has(Present.ADDRESS)
+    shared = postal_bits * (pa & pb) + text_bits * (ta & tb)
+    one_sided = postal_bits * (pa ^ pb) + text_bits * (ta ^ tb)
+    addr_diff = field_h("address", explained=one_sided)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        addr = np.where(shared > 0, np.clip(1.0 - addr_diff / (2.0 * np.maximum(shared, 1.0)), 0.0, 1.0), np.nan)
     addr = np.where(far & ~np.isnan(addr), 0.0, addr)
     return np.column_stack([n_fam, n_giv, k_fam, k_giv, demo, addr]), detail
