@@ -15,8 +15,9 @@ beyond a plain Dice coefficient are here, each with its reason:
   overlap (how much of the shorter one the longer one contains).
 
 Under a diffused schema the segments are not available: see
-``_compare_chunk_diffused`` below (no swap detection there; the address is
-read as a Dice against two typical addresses).
+``_compare_chunk_diffused`` below (no swap detection there; each field's
+differing bits are fitted from all views by least squares, and the address is
+read against typical sizes, a part held on one side only taken off first).
 """
 
 from __future__ import annotations
@@ -158,8 +159,9 @@ def _compare_chunk(a, ia, b, ib, schema, pa, pb):
 # records whose filters differ in a share p of a view's input bits, an output
 # bit differs with probability q = (1 - (1 - 2p)^taps) / 2, so p (and the number
 # of differing filter bits, H = p · input length) is estimated from the share of
-# differing output bits. H of the view without field X, subtracted from H of the
-# whole record, estimates how many filter bits X alone disagrees in. The
+# differing output bits. Each view's H is the sum of its segments' H, so the
+# views together are a linear system in the segments' H, fitted per pair by
+# ``_field_estimates`` (how many filter bits each field alone disagrees in). The
 # estimate holds only for close records: for strangers q saturates near 1/2
 # and the views say nothing about any single field, which is the privacy point
 # (docs/privacy.md). Such pairs get "differs" for every field both carry.
