@@ -440,3 +440,49 @@ def write_scale_chart(points: list[dict], out_dir: Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+#: Measured points of the privacy/quality frontier (docs/privacy.md gives the command behind each):
+#: (label, linkage F1, worst attack's share of records recovered in %, who attacked).
+FRONTIER: tuple[tuple[str, float, float, str], ...] = (
+    ("tsunagu-jp/1 (this harness, 20,000)", 0.9924, 22.49, "harness"),
+    ("/2 first (11 views)", 0.9682, 0.20, "harness"),
+    ("/2 15 views, one view pair per field", 0.9762, 0.88, "harness"),
+    ("/2 least squares + address core (F1 0.9915 at 20,000)", 0.9911, 0.35, "harness"),
+    ("tsunagu-jp/1 (independent attack)", 0.987, 99.5, "independent"),
+    ("XOR-folded segments", 0.987, 21.8, "independent"),
+    ("salted with birth year", 0.980, 95.5, "independent"),
+    ("bit flipping f=0.05", 0.970, 98.5, "independent"),
+    ("bit flipping f=0.2", 0.947, 89.5, "independent"),
+)
+
+
+def write_frontier_chart(points: tuple[tuple[str, float, float, str], ...], path: Path) -> Path:
+    """PNG: worst attack success against linkage F1, one marker per measured encoding variant."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 6))
+    styles = {"harness": ("o", "tsunagu bench attack vs F1 at 4,000 children"),
+              "independent": ("s", "independent review (#16), F1 at 20,000 children")}
+    for kind, (marker, legend) in styles.items():
+        mine = [p for p in points if p[3] == kind]
+        ax.scatter([p[1] for p in mine], [p[2] for p in mine], marker=marker, s=45, label=legend)
+        for label, f1, worst, _ in mine:
+            ax.annotate(label, (f1, worst), fontsize=8, xytext=(4, 4), textcoords="offset points")
+    ax.axhline(0.5, color="k", linestyle="--", linewidth=0.8)
+    ax.axvline(0.99, color="grey", linestyle=":", linewidth=0.8)
+    ax.set_xlabel("linkage F1 (synthetic town, seed 1)")
+    ax.set_ylabel("worst attack: records recovered (%)")
+    ax.set_yscale("symlog", linthresh=1)
+    ax.set_ylim(0, 300)
+    ax.set_xlim(min(p[1] for p in points) - 0.003, 1.0)
+    ax.set_title("Privacy against linkage quality (target: lower right)")
+    ax.legend(fontsize=8, loc="center left")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

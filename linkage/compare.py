@@ -22,8 +22,9 @@ beyond a plain Dice coefficient are here, each with its reason:
   child, not a typo); a day/month transposition compares as one wrong part.
 
 Under a diffused schema the segments are not available: see
-``_compare_chunk_diffused`` below (no swap detection there; the address is
-read as a Dice against two typical addresses).
+``_compare_chunk_diffused`` below (no swap detection there; each field's
+differing bits are fitted from all views by least squares, and the address is
+read against typical sizes, a part held on one side only taken off first).
 """
 
 from __future__ import annotations
@@ -205,66 +206,111 @@ def _full_dates_by_tokens(demo: np.ndarray, detail: np.ndarray, blocks_a: np.nda
 # records whose filters differ in a share p of a view's input bits, an output
 # bit differs with probability q = (1 - (1 - 2p)^taps) / 2, so p (and the number
 # of differing filter bits, H = p · input length) is estimated from the share of
-# differing output bits. H of the view without field X, subtracted from H of the
-# whole record, estimates how many filter bits X alone disagrees in. The
+# differing output bits. Each view's H is the sum of its segments' H, so the
+# views together are a linear system in the segments' H, fitted per pair by
+# ``_field_estimates`` (how many filter bits each field alone disagrees in). The
 # estimate holds only for close records: for strangers q saturates near 1/2
 # and the views say nothing about any single field, which is the privacy point
 # (docs/privacy.md). Such pairs get "differs" for every field both carry.
 
-#: Given-name estimates short of agreement are read this much lower (twins guard; docs/privacy.md).
-GIVEN_MARGIN = 0.15
+#: Given names are read at the upper end of their estimate: this many standard errors more
+#: differing bits, so the estimator's noise never lifts twins over the guard (docs/privacy.md).
+GIVEN_SE = 2.0
 
 #: Above this share of differing output bits a view is saturated (strangers).
 _SATURATED = 0.45
 
 
-def _view_hamming(bits_a: np.ndarray, bits_b: np.ndarray, view, taps: int, inputs: int) -> np.ndarray:
-    q = np.bitwise_count(bits_a[:, view.byte_slice] ^ bits_b[:, view.byte_slice]).sum(axis=1, dtype=np.int32) / view.length
+def _view_estimates(words_a: np.ndarray, words_b: np.ndarray, ia: np.ndarray, ib: np.ndarray, view, taps: int,
+                    inputs: int):
+    """Differing input bits of ``view`` per pair and the estimate's variance (inf where the view saturates)."""
+    n = view.length
+    cols = slice(view.offset // 64, (view.offset + n) // 64)
+    # Only this view's words are gathered per pair: a pair's whole encoding is 15 views.
+    q = np.bitwise_count(words_a[ia, cols] ^ words_b[ib, cols]).sum(axis=1, dtype=np.int32) / n
     base = np.clip(1.0 - 2.0 * q, 1e-9, 1.0)
     h = (1.0 - base ** (1.0 / taps)) / 2.0 * inputs
-    return np.where(q < _SATURATED, h, np.inf)
+    # Delta method: var(q) = q(1 - q)/n (floored at one bit, so an exact agreement
+    # is not infinitely sure), dh/dq = inputs/taps · (1 - 2q)^(1/taps - 1).
+    qf = np.maximum(q, 1.0 / n)
+    var = (inputs / taps) ** 2 * base ** (2.0 / taps - 2.0) * qf * (1.0 - qf) / n
+    saturated = q >= _SATURATED
+    return np.where(saturated, np.inf, h), np.where(saturated, np.inf, var)
+
+
+#: Field estimates whose standard error exceeds this many bits are unidentified (treated as differing).
+_UNIDENTIFIED_SD = 25.0
+
+
+def _field_estimates(hs: np.ndarray, vs: np.ndarray, incidence: np.ndarray):
+    """Per pair, the differing filter bits of each segment: non-negative weighted least squares over the views.
+
+    ``hs``, ``vs``: P × V view estimates and variances; ``incidence``: V × S (1 where
+    the view keeps the segment). Every view is one equation (its differing bits are
+    the sum of its segments'), weighted by the inverse of its variance; a saturated
+    view weighs nothing. Segments estimated below zero are fixed at zero and the
+    rest solved again. Returns the estimates and their standard errors (P × S).
+    """
+    w = np.where(np.isfinite(vs), 1.0 / np.where(np.isfinite(vs), vs, 1.0), 0.0)
+    y = np.where(np.isfinite(hs), hs, 0.0)
+    n_seg = incidence.shape[1]
+    # Normal equations by two matrix products over all pairs (no per-pair loop):
+    # sum_v w_pv M_vs M_vt, and sum_v w_pv y_pv M_vs.
+    outer = (incidence[:, :, None] * incidence[:, None, :]).reshape(len(incidence), n_seg * n_seg)
+    full_normal = (w @ outer).reshape(len(hs), n_seg, n_seg)
+    full_rhs = (w * y) @ incidence
+    active = np.ones((len(hs), n_seg), dtype=bool)
+    eye = np.eye(n_seg)
+    for _ in range(3):
+        normal = full_normal * active[:, :, None] * active[:, None, :]
+        # A tiny ridge keeps unidentified segments solvable; their variance stays huge.
+        ridge = 1e-9 * np.maximum(normal.trace(axis1=1, axis2=2), 1e-9)[:, None, None]
+        normal = normal + ridge * eye + (~active)[:, :, None] * eye
+        x = np.linalg.solve(normal, (full_rhs * active)[:, :, None])[:, :, 0]
+        negative = active & (x < 0)
+        if not negative.any():
+            break
+        active &= ~negative
+    x = np.where(active, x, 0.0)
+    cov_diag = np.diagonal(np.linalg.inv(normal), axis1=1, axis2=2)
+    sd = np.sqrt(np.where(active, np.maximum(cov_diag, 0.0), 0.0))
+    return x, sd
 
 
 def _compare_chunk_diffused(a, ia, b, ib, schema):
-    bits_a, bits_b = a.bits[ia], b.bits[ib]
+    words_a, words_b = (np.ascontiguousarray(e.bits).view(np.uint64) for e in (a, b))
     fa = a.present[ia].astype(np.int64)
     fb = b.present[ib].astype(np.int64)
     seg_bits = {s.name: s.length for s in schema.segments}
     # With a balanced filter every differing filter bit differs twice (bit and complement).
     twice = 2 if schema.balanced else 1
-    inputs = {v.name: twice * (schema.filter_bits - sum(seg_bits[o] for o in v.omit)) for v in schema.views}
-    h = {v.name: _view_hamming(bits_a, bits_b, v, schema.taps, inputs[v.name]) / twice for v in schema.views}
+    names = [s.name for s in schema.segments]
+    incidence = np.array([[0.0 if s in v.omit else 1.0 for s in names] for v in schema.views])
+    hs, vs = [], []
+    for v in schema.views:
+        inputs = twice * (schema.filter_bits - sum(seg_bits[o] for o in v.omit))
+        h, var = _view_estimates(words_a, words_b, ia, ib, v, schema.taps, inputs)
+        hs.append(h / twice)
+        vs.append(var / twice**2)
+    hs, vs = np.stack(hs, axis=1), np.stack(vs, axis=1)
     # Every view saturated: the pair is too far apart for any field to be told apart.
-    far = ~np.any([np.isfinite(x) for x in h.values()], axis=0)
+    far = ~np.isfinite(hs).any(axis=1)
+    estimate, sd = _field_estimates(hs, vs, incidence)
     cfg = schema.document["matching"]
     typical = cfg["typicalBits"]
-
     tolerance = cfg["agreementTolerance"]
 
-    by_omit = {frozenset(v.omit): v.name for v in schema.views}
-
-    def field_h(name):
-        # Differing bits attributable to one segment: a view that holds it, less
-        # the same view without it. Per pair, the view whose other segments
-        # differ least (a field missing on one side is left out that way, and
-        # fewer other differences mean less noise).
-        best_rest = np.full(len(ia), np.inf)
-        diff = np.full(len(ia), np.inf)  # no usable view: the field counts as differing
-        for base in by_omit:
-            if name in base or (base | {name}) not in by_omit:
-                continue
-            rest = h[by_omit[base | {name}]]
-            better = rest < best_rest
-            with np.errstate(invalid="ignore"):  # inf - inf where a view saturates: not chosen then
-                diff = np.where(better, h[by_omit[base]] - rest, diff)
-            best_rest = np.where(better, rest, best_rest)
-        with np.errstate(invalid="ignore"):
-            diff = np.clip(np.where(far, np.inf, diff), 0.0, None)
+    def field_h(name, se=0.0, explained=0.0):
+        # ``explained``: bits that a part held on one side only accounts for, taken off first.
+        i = names.index(name)
+        # A segment the unsaturated views cannot isolate counts as differing.
+        diff = np.where(far | (sd[:, i] > _UNIDENTIFIED_SD), np.inf,
+                        np.maximum(estimate[:, i] + se * sd[:, i] - explained, 0.0))
         # Within the estimate's noise of zero means "agrees".
         return np.where(diff <= float(tolerance[name]), 0.0, diff)
 
-    def sim(name, flag_a, flag_b):
-        value = 1.0 - field_h(name) / (2.0 * typical[name])
+    def sim(name, flag_a, flag_b, se=0.0):
+        value = 1.0 - field_h(name, se) / (2.0 * typical[name])
         value = np.where(far, 0.0, np.clip(value, 0.0, 1.0))
         return np.where(flag_a & flag_b, value, np.nan)
 
@@ -277,17 +323,14 @@ def _compare_chunk_diffused(a, ia, b, ib, schema):
         ("kana", Present.KANA_FAMILY, Present.KANA_GIVEN, Present.KANA_FULL, Present.KANA_SPLIT_INFERRED),
     ):
         fam = sim(f"{prefix}_family", *has(fam_flag))
-        # The given name decides twins: an estimate short of agreement is read
-        # GIVEN_MARGIN lower, so the estimator's noise never lifts twins over the guard.
-        giv = sim(f"{prefix}_given", *has(giv_flag))
-        giv = np.where(giv < 1.0, np.clip(giv - GIVEN_MARGIN, 0.0, 1.0), giv)
+        # The given name decides twins: read GIVEN_SE standard errors further apart.
+        giv = sim(f"{prefix}_given", *has(giv_flag), se=GIVEN_SE)
         # A split that was guessed (one-field name) is not evidence: the whole name
         # decides, as under /1, where a view without the full-name segment isolates it;
         # else both parts weigh what they show together.
         inferred = ((fa | fb) & inferred_flag) > 0
         if any(f"{prefix}_full" in v.omit for v in schema.views):
-            full = sim(f"{prefix}_full", *has(full_flag))
-            full = np.where(full < 1.0, np.clip(full - GIVEN_MARGIN, 0.0, 1.0), full)
+            full = sim(f"{prefix}_full", *has(full_flag), se=GIVEN_SE)
         else:
             full = np.where(np.isnan(fam) | np.isnan(giv), np.nan, (fam + giv) / 2.0)
         fam = np.where(inferred & ~np.isnan(full), full, fam)
@@ -311,10 +354,17 @@ def _compare_chunk_diffused(a, ia, b, ib, schema):
     demo = np.where(demo_a == demo_b, dice_d, over_d)
     demo = np.where(far & ~np.isnan(demo), 0.0, np.clip(demo, 0.0, 1.0))
     detail = _date_detail(fa, fb)
-    addr_a, addr_b = has(Present.POSTAL_CODE | Present.ADDRESS)
-    # Addresses: the sizes are unknown (hidden by the diffusion), so the differing
-    # bits are read against two typical addresses, as a Dice would; an abbreviated
-    # address then still counts as partly agreeing.
-    addr = np.where(addr_a & addr_b, np.clip(1.0 - field_h("address") / (2.0 * typical["address"]), 0.0, 1.0), np.nan)
+    # Addresses: the sizes are hidden by the diffusion, so the differing bits are read
+    # against typical sizes. A part only one side holds (a postal code without the
+    # address, as NPO lists have) adds about its typical bits and is taken off first, so
+    # the comparison is of what both hold, as /1's containment is.
+    postal_bits = float(typical["postal_code"])
+    text_bits = float(typical["address"]) - postal_bits
+    (pa, pb), (ta, tb) = has(Present.POSTAL_CODE), has(Present.ADDRESS)
+    shared = postal_bits * (pa & pb) + text_bits * (ta & tb)
+    one_sided = postal_bits * (pa ^ pb) + text_bits * (ta ^ tb)
+    addr_diff = field_h("address", explained=one_sided)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        addr = np.where(shared > 0, np.clip(1.0 - addr_diff / (2.0 * np.maximum(shared, 1.0)), 0.0, 1.0), np.nan)
     addr = np.where(far & ~np.isnan(addr), 0.0, addr)
     return np.column_stack([n_fam, n_giv, k_fam, k_giv, demo, addr]), detail

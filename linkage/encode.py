@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from enum import IntFlag
+from functools import lru_cache
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
@@ -192,6 +194,9 @@ class Encoder:
             )
         )
         self._block_cache: dict[tuple[str, str], int] = {}
+        # A diffused schema hides segment sizes, so an abbreviated address cannot be
+        # compared by containment: such a schema hashes the address's core instead.
+        self._address_core = self.schema.document.get("addressForm") == "core"
         self._dates: dict[tuple, tuple[int, int, list[int]]] = {}
 
     def cached_values(self) -> int:
@@ -251,6 +256,7 @@ class Encoder:
     def record_mask(self, rec: NormalisedRecord) -> tuple[int, int, list[int]]:
         """The encoding of one record as an int (bit p = int bit total-1-p), its presence flags and blocking tokens."""
         mask, flags, blocks = self._date_parts(rec)
+        address = address_core(rec.address) if self._address_core and rec.address else rec.address
         value_mask = self._value_mask
         f = self._name_fields
         # Plain ints for the flags: this loop runs for every record.
@@ -262,7 +268,7 @@ class Encoder:
             (f[4], rec.given_kana, _KANA_GIVEN),
             (f[5], (rec.family_kana or "") + (rec.given_kana or ""), _KANA_FULL),
             (f[6], rec.postal_code, _POSTAL_CODE),
-            (f[7], rec.address, _ADDRESS),
+            (f[7], address, _ADDRESS),
         ):
             if value:
                 m = value_mask(feature, value)
@@ -342,6 +348,31 @@ def _view_taps(secret: bytes, schema: EncodingSchema, view) -> np.ndarray:
                 chosen.append(c)
         taps[j] = chosen
     return taps
+
+
+#: Prefecture, then city, ward or county + town/village, at the head of an address (each optional).
+_PREFECTURE = re.compile("^(?:東京都|北海道|(?:京都|大阪)府|[^0-9]{2,3}?県)")
+_MUNICIPALITY = re.compile("^(?:[^0-9市]{1,6}市)?(?:[^0-9区]{1,4}区)?(?:[^0-9郡]{1,4}郡[^0-9町村]{1,4}[町村])?")
+#: The district and its block numbers: up to the first hyphenated chain (東町2-18-3), else
+#: up to the last number (沢辺670, 北1条西2): what follows is a building.
+_CHAIN = re.compile("^(?:大字|字)?(.*?[0-9]+(?:-[0-9]+)+)")
+_LAST_NUMBER = re.compile("^(?:大字|字)?(.*[0-9])")
+
+
+@lru_cache(maxsize=65536)
+def address_core(address: str) -> str:
+    """The district and block numbers of a normalised address: no prefecture, municipality or building.
+
+    Departments write one address with or without the prefecture and city and
+    with or without the building (茨城県つなぐ市東町2-18-3メゾンさくら108号室,
+    東町2-18-3); the core is what they share. An address with no number keeps
+    its whole text after the municipality.
+    """
+    rest = _MUNICIPALITY.sub("", _PREFECTURE.sub("", address), count=1)
+    match = _CHAIN.match(rest) or _LAST_NUMBER.match(rest)
+    if match:
+        return match.group(1)
+    return rest.removeprefix("大字") or address
 
 
 def _full_name(rec: NormalisedRecord) -> str | None:

@@ -203,3 +203,57 @@ def test_same_child_is_close_and_strangers_are_far_in_every_view():
     assert fam[0] == 1.0 and giv[0] == 1.0          # a different flat number changes no name
     assert fam[1] == 1.0 and giv[1] < 0.45           # a twin: same family, another given name
     assert giv[2] == 0.0 and fam[2] == 0.0           # a stranger: every field differs
+
+
+def test_v2_hashes_the_address_core_so_an_abbreviated_address_agrees():
+    """/2 cannot compare addresses by containment (the views hide sizes): it hashes district and block numbers."""
+    import dataclasses
+
+    from linkage.compare import COMPARISONS, compare_pairs
+    from linkage.encode import address_core
+    from linkage.normalise import normalise_address
+
+    core = lambda text: address_core(normalise_address(text))  # noqa: E731
+    assert core("茨城県つなぐ市東町2丁目18番3号 メゾンさくら108号室") == core("東町2-18-3") == "東町2-18-3"
+    assert core("茨城県つなぐ市大字沢辺670番地") == core("沢辺670") == "沢辺670"
+    assert core("東町2-18-3") != core("東町2-18-4")
+    register = dataclasses.replace(FULL, address=normalise_address("茨城県つなぐ市吾妻1丁目2番3号 コーポ吾妻101号室"))
+    school = dataclasses.replace(FULL, address=normalise_address("吾妻1-2-3"))
+    elsewhere = dataclasses.replace(FULL, address=normalise_address("茨城県つなぐ市栄町4丁目9番1号"))
+    enc = _v2().encode([register, school, elsewhere])
+    address = compare_pairs(enc, np.array([0, 0]), enc, np.array([1, 2])).values[:, COMPARISONS.index("address")]
+    assert address[0] == 1.0 and address[1] < 0.6
+
+
+def test_v2_least_squares_recovers_each_segments_differing_bits_from_the_views():
+    """The 15 views are equations in the 8 segments: exact view figures give back every segment, never below 0."""
+    from linkage.compare import _field_estimates
+
+    schema = load_schema(V2)
+    names = [s.name for s in schema.segments]
+    incidence = np.array([[0.0 if s in v.omit else 1.0 for s in names] for v in schema.views])
+    truth = np.array([[0, 0, 0, 0, 0, 0, 16, 40], [0, 30, 30, 0, 35, 35, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0]], float)
+    views = truth @ incidence.T
+    x, sd = _field_estimates(views, np.ones_like(views), incidence)
+    assert np.allclose(x, truth, atol=1e-3) and (x >= 0).all() and (sd < 5).all()
+    # A view figure off by noise never yields a negative segment; saturated views weigh nothing.
+    noisy = views + np.array([-3.0, 2.0, 1.0] * 5)[None, :]
+    x, _ = _field_estimates(noisy, np.ones_like(noisy), incidence)
+    assert (x >= 0).all()
+    saturated = np.where(incidence[:, names.index("address")] == 1, np.inf, views)
+    x, sd = _field_estimates(saturated, np.where(np.isinf(saturated), np.inf, 1.0), incidence)
+    assert (sd[:, names.index("address")] > 25).all()  # the address is not identified: it counts as differing
+
+
+def test_v2_a_postal_code_alone_agrees_with_the_same_postal_code_and_an_address():
+    """/1 compares by containment; /2 takes the part one side lacks off at its typical size first."""
+    import dataclasses
+
+    from linkage.compare import COMPARISONS, compare_pairs
+
+    full = dataclasses.replace(FULL, postal_code="3001208", address="東町2-18-3")
+    postal_only = dataclasses.replace(FULL, postal_code="3001208", address=None)
+    other_postal = dataclasses.replace(FULL, postal_code="3001299", address=None)
+    enc = _v2().encode([full, postal_only, other_postal])
+    address = compare_pairs(enc, np.array([0, 0]), enc, np.array([1, 2])).values[:, COMPARISONS.index("address")]
+    assert address[0] >= 0.9 and address[1] < 0.6
