@@ -1,8 +1,10 @@
 """The account lifecycle both services share: create, sign in, sessions, disable, delete, roles, passwords, locks.
 
 Each service keeps its own ``users`` and ``sessions`` tables and its own
-audit log (the escrow takes nobody's word for who is asking); what differs
-between them is data handed to :class:`Accounts`: the tables, the column
+audit log (the escrow takes nobody's word for who is asking). The tables have
+one definition, :func:`account_tables`, which each service calls on its own
+metadata with the one column that must differ: the roles. What else differs
+between the services is data handed to :class:`Accounts`: the tables, the column
 holding the roles (the gateway's one policy role, the escrow's set of roles
 written comma-separated), which stored roles make an administrator, the
 service's refusal class and how it writes an audit entry. Every change
@@ -21,7 +23,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable, Protocol
 
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import (Boolean, Column, DateTime, ForeignKey, Integer, LargeBinary, MetaData, String, Table, delete, false,
+                        func, insert, select, text, update)
 from sqlalchemy.engine import Connection, Engine, Row
 
 from service.frontdoor.passwords import WeakPassword, check_password
@@ -32,6 +35,65 @@ from service.passwords import hash_password, needs_rehash, new_token, token_dige
 
 _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 _FAILED = "利用者名またはパスワードが違います。"
+
+
+def account_tables(metadata: MetaData, roles: Column) -> tuple[Table, Table]:
+    """The ``users`` and ``sessions`` tables of one service, on its ``metadata``; ``roles`` is its column holding the roles.
+
+    The gateway stores one policy role (``role``), the escrow a comma-separated
+    set (``roles``); every other column is the same at both.
+    """
+    users = Table(
+        "users",
+        metadata,
+        Column("id", Integer, primary_key=True),
+        Column("username", String(64), nullable=False, unique=True),
+        roles,
+        Column("password_hash", String(256), nullable=False),  # an Argon2id PHC string (about 100 characters)
+        #: a disabled user cannot sign in, and their sessions end
+        Column("disabled", Boolean, nullable=False, default=False, server_default=false()),
+        Column("created_at", DateTime, nullable=False),
+        #: set by an administrator's reset: the temporary password only lets the user choose their own
+        Column("must_change_password", Boolean, nullable=False, default=False, server_default=false()),
+    )
+    sessions = Table(
+        "sessions",
+        metadata,
+        # SHA-256 of the bearer token: a stolen database does not yield live tokens.
+        Column("token_hash", LargeBinary(32), primary_key=True),
+        Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+        Column("created_at", DateTime, nullable=False),
+        Column("expires_at", DateTime, nullable=False, index=True),
+    )
+    return users, sessions
+
+
+def rebuild_account_tables(bind: Connection, users: Table, sessions: Table) -> None:
+    """A migration step: remake ``users`` and ``sessions`` as :func:`account_tables` defines them, every row kept.
+
+    For columns SQLite cannot alter in place (a length, a default, a foreign
+    key's ``ON DELETE``). The rows are few (staff accounts and their open
+    sessions): they are read, both tables dropped (the child first, so no
+    foreign key fires) and made anew, and the rows written back; on
+    PostgreSQL the id sequence then continues after the largest id.
+    """
+    user_rows = [dict(r._mapping) for r in bind.execute(select(*users.columns))]
+    session_rows = [dict(r._mapping) for r in bind.execute(select(*sessions.columns))]
+    # DML first: SQLite's driver opens the transaction at the first DML statement only, so
+    # the drops and creates below commit or roll back together with the rows.
+    bind.execute(delete(sessions))
+    bind.execute(delete(users))
+    sessions.drop(bind)
+    users.drop(bind)
+    users.create(bind)
+    sessions.create(bind)
+    if user_rows:
+        bind.execute(insert(users), user_rows)
+    if session_rows:
+        bind.execute(insert(sessions), session_rows)
+    if bind.dialect.name == "postgresql":
+        bind.execute(text("SELECT setval(pg_get_serial_sequence('users', 'id'), :next, false)"),
+                     {"next": (bind.execute(select(func.max(users.c.id))).scalar() or 0) + 1})
 
 
 class Recorder(Protocol):
