@@ -799,20 +799,6 @@ class ValidityTooLong(GatewayError):
     code = "validity_too_long"
 
 
-class MalformedFederationSubmission(GatewayError):
-    """A federation submission that cannot be read (its code since before the envelope)."""
-
-    status = 400
-    code = "malformed"
-
-
-class FederationAgentRevoked(GatewayError):
-    """A revoked agent's federation submission (its code since before the envelope)."""
-
-    status = 403
-    code = "revoked"
-
-
 # ---- Re-identification requests and releases (gateway/reidentify.py) ----------------------------------------
 
 
