@@ -11,5 +11,6 @@ from fastapi import APIRouter
 from gateway.api.routes.decisions import ReviewPairs, get_pairs
 
 router = APIRouter(tags=["review"])
+# The operation id is named: generated from the function and the path, it would equal /review/pairs' own.
 router.add_api_route("/review-pairs", get_pairs, methods=["GET"], response_model=ReviewPairs, deprecated=True,
-                     summary="Review pairs (deprecated alias of GET /review/pairs)")
+                     operation_id="get_review_pairs_deprecated_alias", summary="Review pairs (deprecated alias of GET /review/pairs)")
