@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from keys import seal
 from transparency import rfc9162 as merkle
 from keys.audit import AuditEntry
-from service.audit_store import AuditStore
+from service.audit_store import open_log
 from service.db import sqlite_engine
 from transparency.tlog_checkpoint import Signer
 from keys.custody import EscrowPublicKey
@@ -44,7 +44,7 @@ def bench_audit(entries: int = 1_000, directory: Path | None = None) -> float:
     """
     with tempfile.TemporaryDirectory(dir=directory) as tmp:
         signer = Signer("tsunagu/bench/audit-log", Ed25519PrivateKey.generate())
-        store = AuditStore(sqlite_engine(str(Path(tmp) / "audit.db")), signer, signer.name)
+        store = open_log(sqlite_engine(str(Path(tmp) / "audit.db")), signer, signer.name)
         proofs = []
         start = time.perf_counter()
         for i in range(entries):

@@ -436,7 +436,7 @@ def _rewritten_history(gateway: Path, audit: Path) -> None:
 
     from keys.audit import AuditEntry, split_export
     from transparency.tlog_checkpoint import Signer
-    from service.audit_store import AuditStore
+    from service.audit_store import open_log
     from service.db import sqlite_engine
 
     print("\n== 運用者がゲートウェイの監査ログの 1 件を書き換え、ゲートウェイ自身の鍵で全チェックポイントを署名し直しても、証人の連署が合いません", flush=True)
@@ -447,7 +447,7 @@ def _rewritten_history(gateway: Path, audit: Path) -> None:
     entries[target] = AuditEntry(**{**entries[target].to_json(), "actor": "(書き換え)"})
     key = serialization.load_pem_private_key((gateway / "keys" / "audit-signing.pem").read_bytes(), password=None)
     with tempfile.TemporaryDirectory() as tmp:
-        forged = AuditStore(sqlite_engine(str(Path(tmp) / "forged.db")), Signer("tsunagu-gateway", key), header["origin"])
+        forged = open_log(sqlite_engine(str(Path(tmp) / "forged.db")), Signer("tsunagu-gateway", key), header["origin"])
         for entry in entries:
             forged.append(entry)
         rewritten = forged.export(header["public_key"])

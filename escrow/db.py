@@ -15,35 +15,19 @@ from importlib import resources
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Integer, LargeBinary, MetaData, String, Table, Text, false, inspect, select, text
+from sqlalchemy import Column, DateTime, ForeignKey, Integer, LargeBinary, MetaData, String, Table, Text, inspect, select, text
 from sqlalchemy.engine import Connection, Engine
 
+from service.accounts import account_tables
 from service.db import sqlite_engine, utcnow  # utcnow: the escrow modules take the shared clock as db.utcnow
 
 metadata = MetaData()
 
-users = Table(
-    "users",
+#: one definition with the gateway's (service.accounts); the escrow's users hold a set of roles
+users, sessions = account_tables(
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("username", String(64), nullable=False, unique=True),
     #: one or more of escrow.identity.ROLES, comma-separated
     Column("roles", String(100), nullable=False),
-    Column("password_hash", String(200), nullable=False),
-    Column("created_at", DateTime, nullable=False),
-    #: a disabled user cannot sign in, and their sessions end
-    Column("disabled", Boolean, nullable=False, default=False, server_default=false()),
-    #: set by an administrator's reset: the temporary password only lets the user choose their own
-    Column("must_change_password", Boolean, nullable=False, default=False, server_default=false()),
-)
-
-sessions = Table(
-    "sessions",
-    metadata,
-    Column("token_hash", LargeBinary(32), primary_key=True),
-    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
-    Column("created_at", DateTime, nullable=False),
-    Column("expires_at", DateTime, nullable=False),
 )
 
 requests = Table(

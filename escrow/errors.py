@@ -409,3 +409,34 @@ class RequestNotFound(EscrowError):
     status = 404
     code = "request_not_found"
 
+
+
+# ---- Web forms: what a page refuses before it calls the escrow (the form is shown again with the message) -----------
+
+
+class RejectionReasonRequired(EscrowError):
+    """A rejection without its reason (the requester and the auditor read it)."""
+
+    status = 422
+    code = "reason_required"
+
+
+class FilingUnreadable(EscrowError):
+    """A filing the gateway's page sent that cannot be read as one."""
+
+    status = 422
+    code = "filing_unreadable"
+
+
+class ShareFileMissing(EscrowError):
+    """An unseal form without a share file, or one over its size limit."""
+
+    status = 422
+    code = "share_file_missing"
+
+
+class PassphraseMissing(EscrowError):
+    """An unseal form without the share's passphrase."""
+
+    status = 422
+    code = "passphrase_missing"

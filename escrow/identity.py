@@ -22,6 +22,7 @@ from escrow import db
 from escrow.errors import EscrowError, UnknownRole
 from service.frontdoor.throttle import LoginRefused, LoginThrottle
 from service.accounts import Accounts
+from service.errors import LoginFailed, Refusal, ThrottleRefused
 
 if TYPE_CHECKING:
     from escrow.service import Escrow
@@ -114,10 +115,9 @@ class AccountLocked(EscrowError):
 
     def __init__(self, username: str, refused: LoginRefused | None = None) -> None:
         """Answered as the attempt itself was: a failed password (401), or the throttle's refusal."""
-        if refused is None:
-            super().__init__(401, "login_failed", "利用者名またはパスワードが違います。")
-        else:
-            super().__init__(refused.status, refused.code, refused.detail)
+        shown: Refusal = LoginFailed("利用者名またはパスワードが違います。") if refused is None else ThrottleRefused(refused)
+        super().__init__(shown.detail)
+        self.status, self.code = shown.status, shown.code  # type: ignore[misc]
         self.username = username
 
 

@@ -176,19 +176,6 @@ def export_parquet(gw: Gateway, role: str) -> bytes:
     return buffer.getvalue()
 
 
-def review_pairs(gw: Gateway, limit: int = 100, offset: int = 0) -> dict[str, Any]:
-    """The current run's pairs for clerical review, in the review queue's order (``gateway.review.QUEUE_ORDER``), with per-field levels."""
-    rp = models.review_pairs
-    with gw.engine.connect() as conn:
-        run_id = _run(conn)
-        total = conn.execute(select(func.count()).where(rp.c.run_id == run_id)).scalar_one()
-        rows = conn.execute(select(rp).where(rp.c.run_id == run_id).order_by(rp.c.id)  # the queue's order
-                            .limit(limit).offset(offset)).all()
-    return {"run_id": run_id, "total": total, "pairs": [
-        {"id": x.id, "a": {"source": x.source_a, "token": x.token_a}, "b": {"source": x.source_b, "token": x.token_b},
-         "weight": round(x.weight, 3), "fields": json.loads(x.fields)} for x in rows]}
-
-
 def _not_found(conn: Connection, person_id: str) -> None:
     pe = models.person_events
     merged = conn.execute(select(pe.c.person_id).where(pe.c.kind == "merge", pe.c.related.contains(f'"{person_id}"'))

@@ -799,20 +799,6 @@ class ValidityTooLong(GatewayError):
     code = "validity_too_long"
 
 
-class MalformedFederationSubmission(GatewayError):
-    """A federation submission that cannot be read (its code since before the envelope)."""
-
-    status = 400
-    code = "malformed"
-
-
-class FederationAgentRevoked(GatewayError):
-    """A revoked agent's federation submission (its code since before the envelope)."""
-
-    status = 403
-    code = "revoked"
-
-
 # ---- Re-identification requests and releases (gateway/reidentify.py) ----------------------------------------
 
 
@@ -871,3 +857,76 @@ class PurposeNotUsable(GatewayError):
     status = 422
     code = "purpose_not_usable"
 
+
+
+# ---- Web forms: what a page refuses before it calls the gateway (the form is shown again with the message) ----------
+
+
+class DeleteNotConfirmed(GatewayError):
+    """A user deletion whose confirmation field does not repeat the user name."""
+
+    status = 422
+    code = "delete_not_confirmed"
+
+
+class PasswordsDiffer(GatewayError):
+    """A new password whose confirmation differs."""
+
+    status = 422
+    code = "passwords_differ"
+
+
+class UploadUnreadable(GatewayError):
+    """An uploaded text file over its size limit or not UTF-8."""
+
+    status = 422
+    code = "upload_unreadable"
+
+
+class CheckpointMissing(GatewayError):
+    """The audit check without a checkpoint to prove the log against."""
+
+    status = 422
+    code = "checkpoint_missing"
+
+
+class CheckpointNotProven(GatewayError):
+    """The log does not verify, or is not consistent with the checkpoint an auditor kept."""
+
+    status = 422
+    code = "checkpoint_not_proven"
+
+
+class EscrowExportMissing(GatewayError):
+    """The joined audit report without the escrow's export."""
+
+    status = 422
+    code = "escrow_export_missing"
+
+
+class EscrowExportInvalid(GatewayError):
+    """An escrow audit export that does not verify."""
+
+    status = 422
+    code = "escrow_export_invalid"
+
+
+class SplitRecordsNotChosen(GatewayError):
+    """A 「別人」 decision without two different records of the person chosen."""
+
+    status = 422
+    code = "split_records_not_chosen"
+
+
+class HandoverIncomplete(GatewayError):
+    """A handover request without its case number or message, or an answer without its message."""
+
+    status = 422
+    code = "handover_incomplete"
+
+
+class PersonIdMissing(GatewayError):
+    """A re-identification request form without a person id."""
+
+    status = 422
+    code = "person_id_missing"

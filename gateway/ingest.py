@@ -67,7 +67,7 @@ from gateway.errors import (
 )
 from gateway.link import request_run
 from keys import envelope
-from keys.envelope import EnvelopeVersionError
+from keys.envelope import EnvelopeContentError, EnvelopeVersionError
 from keys.errors import KeysError
 from keys.submission import ContentHashError, Submission, SubmissionVersionError, manifest_sha256, read_submission
 from linkage.schema import SchemaError, load_schema
@@ -104,16 +104,14 @@ class Kind:
     """What the pipeline needs to know about one kind of upload (an envelope kind, ``keys.envelope``).
 
     ``parse`` reads the bytes into (manifest, signature, payload) and raises the kind module's errors;
-    ``malformed``/``content``/``revoked`` are the refusals (with the codes) this kind has always answered with;
     ``accept`` runs the kind's own checks and stores it (called once the sender is authenticated).
+    Every kind is refused with the same classes, so one meaning has one code on the wire
+    (``malformed_submission``, ``content_mismatch``, ``agent_revoked``, …).
     """
 
     name: str
     parse: Callable[[bytes], tuple[dict[str, Any], bytes, Any]]
     accept: Callable[[Gateway, dict[str, Any], Any, "_agents.RegisteredAgent", str, dict[str, Any]], Any]
-    malformed: type[GatewayError] = MalformedSubmission
-    content: type[GatewayError] = ContentMismatch
-    revoked: type[GatewayError] = RevokedAgentRequest
 
 
 def ingest(gw: Gateway, data: bytes, channel: str, path: str | None = None) -> IngestResult:
@@ -140,22 +138,22 @@ def run(gw: Gateway, kind: Kind, data: bytes, channel: str, path: str | None = N
 
 
 def _parse(kind: Kind, data: bytes) -> tuple[dict[str, Any], bytes, Any]:
-    """The kind's reader, its errors turned into the kind's refusal codes (an old envelope version: ``unknown_version``)."""
+    """The kind's reader, its errors turned into the refusals every kind shares (an old envelope version: ``unknown_version``)."""
     try:
         return kind.parse(data)
     except (SubmissionVersionError, EnvelopeVersionError) as exc:
         raise UnknownEnvelopeVersion(str(exc)) from None
-    except ContentHashError as exc:
-        raise kind.content(str(exc)) from None
+    except (ContentHashError, EnvelopeContentError) as exc:
+        raise ContentMismatch(str(exc)) from None
     except KeysError as exc:
-        raise kind.malformed(str(exc)) from None
+        raise MalformedSubmission(str(exc)) from None
 
 
 def _sender(gw: Gateway, kind: Kind, m: dict[str, Any], signature: bytes, where: dict[str, Any]) -> "_agents.RegisteredAgent":
     """The registered, unrevoked agent whose registered key signed ``m`` (every kind an agent uploads)."""
     agent_id, sequence = str(m["agent_id"]), m["sequence"]
     if not isinstance(sequence, int) or isinstance(sequence, bool) or sequence < 0:
-        raise kind.malformed("マニフェストの sequence（連番）が 0 以上の整数ではありません。")
+        raise MalformedSubmission("マニフェストの sequence（連番）が 0 以上の整数ではありません。")
     where.update(agent_id=agent_id[:64], sequence=sequence)
     agent = _agents.get_agent(gw, agent_id)
     if m["signing_key_id"] != agent.signing_key_id:
@@ -165,7 +163,7 @@ def _sender(gw: Gateway, kind: Kind, m: dict[str, Any], signature: bytes, where:
     except envelope.EnvelopeSignatureError as exc:
         raise BadSignature(str(exc)) from None
     if agent.status != "enrolled":
-        raise kind.revoked(f"エージェント {agent_id} は失効しています。提出は受け付けません。")
+        raise RevokedAgentRequest(f"エージェント {agent_id} は失効しています。提出は受け付けません。")
     return agent
 
 

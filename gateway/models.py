@@ -29,30 +29,12 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from service.accounts import account_tables
+
 metadata = MetaData()
 
-users = Table(
-    "users",
-    metadata,
-    Column("id", Integer, primary_key=True),
-    Column("username", String(64), nullable=False, unique=True),
-    Column("role", String(32), nullable=False),
-    Column("password_hash", String(256), nullable=False),
-    Column("disabled", Boolean, nullable=False, default=False),
-    Column("created_at", DateTime, nullable=False),
-    # Set by an administrator's password reset: the temporary password only lets the user choose their own.
-    Column("must_change_password", Boolean, nullable=False, default=False),
-)
-
-sessions = Table(
-    "sessions",
-    metadata,
-    # SHA-256 of the bearer token: a stolen database does not yield live tokens.
-    Column("token_hash", LargeBinary(32), primary_key=True),
-    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
-    Column("created_at", DateTime, nullable=False),
-    Column("expires_at", DateTime, nullable=False, index=True),
-)
+#: one definition with the escrow's (service.accounts); the gateway's users hold one policy role
+users, sessions = account_tables(metadata, Column("role", String(32), nullable=False))
 
 agents = Table(
     "agents",

@@ -305,11 +305,13 @@ def write_federation_submission(manifest: dict[str, Any], records: list[Federati
 def read_federation_submission(data: bytes) -> tuple[dict[str, Any], bytes, list[FederationRecord]]:
     """Parse a federation submission and check its content hash (not its signature): (manifest, signature, records).
 
-    Raises :class:`keys.envelope.EnvelopeVersionError` for an old or unknown version, :class:`FederationKeyError` otherwise.
+    Raises :class:`keys.envelope.EnvelopeVersionError` for an old or unknown version,
+    :class:`keys.envelope.EnvelopeContentError` when the records do not match the manifest's
+    content hash or count (as a snapshot's reader does), :class:`FederationKeyError` otherwise.
     """
     try:
         env = envelope.open_envelope(data, (SUBMISSION_KIND,))
-    except envelope.EnvelopeVersionError:
+    except (envelope.EnvelopeVersionError, envelope.EnvelopeContentError):
         raise
     except envelope.EnvelopeError as exc:
         raise FederationKeyError(str(exc)) from None

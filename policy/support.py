@@ -15,7 +15,6 @@ departments.
 
 from __future__ import annotations
 
-import csv
 import re
 import unicodedata
 from functools import lru_cache
@@ -117,13 +116,15 @@ _HONORIFIC = re.compile(r"(?:さん|様|さま|くん|君|ちゃん|氏|殿)(?:$
 _LATIN_NAME = re.compile(r"\b[A-Z][a-z]+\s+[A-Z][a-z]+\b")
 
 
+#: The list of common surnames a note may not contain (package data of ``policy``, declared in pyproject.toml).
+SURNAMES_FILE = "common_surnames.txt"
+
+
 @lru_cache(maxsize=1)
 def _surnames() -> tuple[str, ...]:
-    """Common surnames of two or more characters (the synthetic generator's list, from published frequency tables)."""
-    path = resources.files("synthetic").joinpath("data/surnames.csv")
-    with path.open(encoding="utf-8") as fh:
-        names = [row["family_name"] for row in csv.DictReader(fh)]
-    return tuple(n for n in names if len(n) >= 2)
+    """Common surnames of two or more characters: the policy's own list, shipped with this package (``common_surnames.txt``)."""
+    text = resources.files("policy").joinpath(SURNAMES_FILE).read_text(encoding="utf-8")
+    return tuple(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
 
 
 def note_problem(note: str, limit: int = 100) -> str | None:

@@ -53,7 +53,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.schema import CreateTable
 
 from transparency import tlog_checkpoint as _cp
 from transparency import rfc9162 as merkle
@@ -66,15 +65,18 @@ from service.db import sqlite_engine
 _HASH = merkle.HASH_SIZE
 #: how often a first open of a new SQLite log is tried when another opener holds the lock
 _SQLITE_CREATE_TRIES = 40
-# PostgreSQL advisory lock held while a store creates its tables (any constant
+# PostgreSQL advisory lock held while a standalone log is migrated (any constant
 # unique to this schema: "tsunagua" in ASCII, for tsunagu audit).
 _PG_CREATE_LOCK = 0x7473756E61677561
 
-_metadata = MetaData()
-_head = Table("audit_head", _metadata, Column("id", Integer, primary_key=True), Column("size", BigInteger, nullable=False))
+#: The log's tables. They are created by Alembic only: in the gateway's and the escrow's own
+#: migrations (:func:`service.schema.create_service_tables`), and for a standalone log (the key
+#: administrator's) by :func:`open_log` through ``service/audit_migrations``.
+metadata = MetaData()
+_head = Table("audit_head", metadata, Column("id", Integer, primary_key=True), Column("size", BigInteger, nullable=False))
 _entries = Table(
     "audit_entries",
-    _metadata,
+    metadata,
     Column("idx", BigInteger, primary_key=True, autoincrement=False),
     Column("body", Text, nullable=False),
     Column("subtrees", LargeBinary, nullable=False),
@@ -83,7 +85,7 @@ _entries = Table(
 # Witnesses' cosignature lines (transparency.tlog_witness) on the checkpoint of a tree size, one row per witness and size.
 _cosignatures = Table(
     "audit_cosignatures",
-    _metadata,
+    metadata,
     Column("witness", Text, primary_key=True),
     Column("size", BigInteger, primary_key=True, autoincrement=False),
     Column("line", Text, nullable=False),
@@ -96,7 +98,8 @@ _INSERT_ENTRY = insert(_entries).values(
     idx=bindparam("idx"), body=bindparam("body"), subtrees=bindparam("subtrees"), checkpoint=bindparam("checkpoint")
 )
 _HEAD_SIZE = select(_head.c.size).where(_head.c.id == 1)
-_CREATE_HEAD = insert(_head).from_select(
+#: The head row (size 0) unless it exists; one statement, so SQLite runs the check under its write lock.
+CREATE_HEAD = insert(_head).from_select(
     ["id", "size"], select(literal(1), literal(0)).where(~exists().where(_head.c.id == 1))
 )
 _SUBTREES = select(_entries.c.idx, _entries.c.subtrees).where(_entries.c.idx.in_(bindparam("rows", expanding=True)))
@@ -148,7 +151,11 @@ class AuditStore:
     """The append-only audit log of one deployment, signing a checkpoint at every append."""
 
     def __init__(self, engine: Engine, signer: _cp.Signer | None, origin: str) -> None:
-        """Open (and create if needed) the log on ``engine``; ``signer`` is needed to append only."""
+        """Open the log on ``engine``, whose tables its migrations made; ``signer`` is needed to append only.
+
+        A service's database gets the tables from the service's own Alembic
+        migrations; a database holding nothing but a log is opened with :func:`open_log`.
+        """
         self._engine = engine
         self._signer = signer
         self.origin = origin
@@ -157,7 +164,6 @@ class AuditStore:
         # None until the first append loads it.
         self._frontier: list[tuple[int, bytes]] | None = None
         self._size = 0
-        _create(engine)
 
     def append(self, entry: AuditEntry, *, connection: Connection | None = None) -> Receipt:
         """Append ``entry`` and commit it with its tree nodes and a signed checkpoint before returning.
@@ -319,30 +325,49 @@ class AuditStore:
         return found
 
 
-def _create(engine: Engine) -> None:
-    """Create the tables and the head row unless they exist; safe when several processes open a new log at once."""
+def open_log(engine: Engine, signer: _cp.Signer | None, origin: str) -> AuditStore:
+    """The log on a database of its own (the key administrator's ``audit.db``, a copy to check), migrated first."""
+    migrate_log(engine)
+    return AuditStore(engine, signer, origin)
+
+
+def migrate_log(engine: Engine) -> None:
+    """Bring a standalone log's database to the newest revision of ``service/audit_migrations`` (idempotent).
+
+    Safe when several processes open a new log at once: the migration runs in
+    one transaction that first takes SQLite's write lock (``BEGIN IMMEDIATE``)
+    or a PostgreSQL advisory lock, so the others wait and then find it done.
+    """
     for attempt in range(_SQLITE_CREATE_TRIES):
         try:
-            return _create_once(engine)
+            return _migrate_once(engine)
         except OperationalError as exc:
             # SQLite answers "database is locked" at once, without waiting out the busy
-            # timeout, when two first openers race to switch a new file to WAL or to
-            # upgrade a read lock to a write lock; the loser simply tries again.
+            # timeout, when two first openers race to switch a new file to WAL; the loser
+            # simply tries again.
             if engine.dialect.name != "sqlite" or "locked" not in str(exc) or attempt == _SQLITE_CREATE_TRIES - 1:
                 raise
             time.sleep(0.05 * (attempt + 1))
 
 
-def _create_once(engine: Engine) -> None:
-    with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            # DDL is transactional here, and concurrent CREATE TABLE IF NOT
-            # EXISTS can still collide, so first openers queue on a lock.
+def _migrate_once(engine: Engine) -> None:
+    from importlib import resources
+
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(resources.files("service").joinpath("audit_migrations")))
+    with engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            # The driver begins transactions lazily, before DML only; taking the write
+            # lock up front makes the DDL and the version row one atomic step.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
             conn.execute(select(func.pg_advisory_xact_lock(_PG_CREATE_LOCK)))
-        for table in _metadata.sorted_tables:
-            conn.execute(CreateTable(table, if_not_exists=True))
-        # One statement, so SQLite runs the check under its write lock.
-        conn.execute(_CREATE_HEAD)
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+        conn.commit()
 
 
 def _grow(frontier: list[tuple[int, bytes]], leaf: bytes) -> tuple[list[tuple[int, bytes]], bytes, bytes, list[bytes]]:
@@ -367,7 +392,7 @@ def _grow(frontier: list[tuple[int, bytes]], leaf: bytes) -> tuple[list[tuple[in
 
 def keyring_log(ring: Keyring, signer: _cp.Signer | None) -> AuditStore:
     """The audit log of key operations in the key administrator's home (``<home>/audit.db``)."""
-    return AuditStore(sqlite_engine(str(ring.audit_path)), signer, ring.audit_origin)
+    return open_log(sqlite_engine(str(ring.audit_path)), signer, ring.audit_origin)
 
 
 def record_key_operation(ring: Keyring, signer: _cp.Signer, **entry: str) -> Receipt:

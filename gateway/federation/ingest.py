@@ -24,9 +24,7 @@ from gateway.core import Gateway
 from gateway.db import utcnow
 from gateway.errors import (
     BadRecord,
-    FederationAgentRevoked,
     KeyIdMismatch,
-    MalformedFederationSubmission,
     Replay,
     SourceNotRegistered,
     UnknownSchema,
@@ -88,7 +86,5 @@ def _accept(gw: Gateway, manifest: dict[str, Any], records: list[FederationRecor
     return {"status": "accepted", "submission_id": submission_id, "records": len(records), "sequence": sequence}
 
 
-#: The federation submission (``keys.federation``), with the refusal codes it has always answered with.
-FEDERATION_SUBMISSION = _ingest.Kind("federation-submission", read_federation_submission, _accept,
-                                     malformed=MalformedFederationSubmission, content=MalformedFederationSubmission,
-                                     revoked=FederationAgentRevoked)
+#: The federation submission (``keys.federation``), refused with the snapshot's codes (``gateway.ingest.Kind``).
+FEDERATION_SUBMISSION = _ingest.Kind("federation-submission", read_federation_submission, _accept)

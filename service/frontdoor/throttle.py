@@ -10,7 +10,8 @@ until an administrator unlocks it; an address is locked for
 clears the account's counter, never the address's: one valid account must not
 launder a guessing run.
 
-State lives in the service's own database (table ``login_throttle``), so it
+State lives in the service's own database (table ``login_throttle``, under
+the service's Alembic migrations), so it
 holds across restarts and an administrator's CLI in another process sees and
 lifts the same locks. Counters are raised with ``UPDATE … SET failures =
 failures + 1``, so concurrent attempts are never lost.
@@ -30,10 +31,11 @@ from sqlalchemy import Boolean, Column, DateTime, Integer, MetaData, String, Tab
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-_metadata = MetaData()
+#: Created by the services' Alembic migrations (:func:`service.schema.create_service_tables`), never at runtime.
+metadata = MetaData()
 login_throttle = Table(
     "login_throttle",
-    _metadata,
+    metadata,
     Column("kind", String(8), primary_key=True),  # account | address
     Column("key", String(64), primary_key=True),  # the user name, or the client's IP address
     Column("failures", Integer, nullable=False),
@@ -100,13 +102,12 @@ def _now() -> datetime:
 
 
 class LoginThrottle:
-    """The throttle on ``engine`` (the table is created if missing, as the audit store does)."""
+    """The throttle on ``engine`` (its table comes with the service's migrations)."""
 
     def __init__(self, engine: Engine, rules: ThrottleRules | None = None) -> None:
         """Open the throttle; ``rules`` default to :class:`ThrottleRules`."""
         self.engine = engine
         self.rules = rules or ThrottleRules()
-        _metadata.create_all(engine, checkfirst=True)
 
     def check(self, account: str | None, address: str | None) -> None:
         """Raise :class:`LoginRefused` (and count the attempt) if the account or the address must not try now."""

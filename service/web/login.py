@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from service.errors import Refusal
+from service.errors import CredentialsMissing, FormExpired, Refusal
 from service.web.session import Cookies, new_login_nonce
 
 #: Why the login page is shown, keyed by the service's error code (a service adds or rewords its own).
@@ -37,21 +37,21 @@ def safe_next(path: str) -> str:
     return "/ui/"
 
 
-def form_errors(request: Request, cookies: Cookies, username: str, password: str, nonce: str) -> dict[str, str]:
+def form_errors(request: Request, cookies: Cookies, username: str, password: str, nonce: str) -> dict[str, Refusal]:
     """What is missing from a submitted login form, by field (``form``: the form's nonce is stale)."""
-    errors: dict[str, str] = {}
+    errors: dict[str, Refusal] = {}
     if not username.strip():
-        errors["username"] = "利用者名を入力してください。"
+        errors["username"] = CredentialsMissing("利用者名を入力してください。")
     if not password:
-        errors["password"] = "パスワードを入力してください。"
+        errors["password"] = CredentialsMissing("パスワードを入力してください。")
     if not cookies.login_nonce_ok(request, nonce):
-        errors["form"] = "ログイン画面の有効期限が切れました。もう一度入力してください。"
+        errors["form"] = FormExpired("ログイン画面の有効期限が切れました。もう一度入力してください。")
     return errors
 
 
-def error_status(errors: dict[str, str]) -> int:
-    """400 for a stale form, 422 for a missing field."""
-    return 400 if "form" in errors else 422
+def error_status(errors: dict[str, Refusal]) -> int:
+    """The answer's status: a stale form's (400) before a missing field's (422)."""
+    return min(refused.status for refused in errors.values())
 
 
 def login_page(request: Request, render: Render, cookies: Cookies, status: int = 200, *, username: str = "",
@@ -100,7 +100,8 @@ async def sign_in_from_form(request: Request, render: Render, cookies: Cookies, 
     """``POST /ui/login``: the form again if it is incomplete or stale, or the service refuses; else the session cookie and on."""
     errors = form_errors(request, cookies, form.username, form.password, form.nonce)
     if errors:
-        return login_page(request, render, cookies, error_status(errors), username=form.username, next_path=form.next, errors=errors)
+        return login_page(request, render, cookies, error_status(errors), username=form.username, next_path=form.next,
+                          errors={field: refused.detail for field, refused in errors.items()})
     try:
         token, target, expires = await run_in_threadpool(check, form.username.strip(), form.password)
     except Refusal as exc:

@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 
 from keys import binding, envelope, seal
 from keys.audit import AuditEntry
-from service.audit_store import AuditStore
+from service.audit_store import AuditStore, open_log
 from service.db import sqlite_engine
 from tests import _server
 from transparency.tlog_checkpoint import Signer
@@ -98,7 +98,7 @@ def gateway_log(tmp_path_factory: pytest.TempPathFactory) -> GatewayLog:
     """A gateway-side audit log (SQLite, temp dir) with a checkpoint key the escrow is told about."""
     folder = tmp_path_factory.mktemp("gateway")
     signer = Signer("tsunagu-gateway", Ed25519PrivateKey.generate())
-    store = AuditStore(sqlite_engine(str(folder / "audit.db")), signer, "tsunagu.gateway/131016")
+    store = open_log(sqlite_engine(str(folder / "audit.db")), signer, "tsunagu.gateway/131016")
     for number in range(5):  # the request is not the first thing the gateway ever logged
         store.append(AuditEntry.now(actor="admin", role="admin", action="submission.accept", outcome="ok", target=f"sub-{number}"))
     (folder / "verifier.txt").write_text(signer.verifier.vkey() + "\n", encoding="utf-8")

@@ -19,7 +19,9 @@ from sqlalchemy import inspect, insert, select, text
 from sqlalchemy.engine import URL, Engine
 
 from escrow import db
+from service import audit_store
 from service.db import make_engine, sqlite_engine
+from service.frontdoor import throttle
 
 
 def _head() -> str:
@@ -29,9 +31,9 @@ def _head() -> str:
 
 
 def _differences(engine: Engine) -> list:
-    """What Alembic's autogenerate finds between the database and ``escrow.db.metadata`` (nothing, when they agree)."""
+    """What Alembic's autogenerate finds between the database and ``escrow.db.metadata`` with the service base's tables (nothing, when they agree)."""
     with engine.connect() as conn:
-        return compare_metadata(MigrationContext.configure(conn), db.metadata)
+        return compare_metadata(MigrationContext.configure(conn), [db.metadata, audit_store.metadata, throttle.metadata])
 
 
 def _shape(engine: Engine) -> dict:

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from keys import audit
 from transparency import tlog_checkpoint as checkpoint, rfc9162 as merkle
 from keys.audit import AuditEntry
-from service.audit_store import AuditStore
+from service.audit_store import AuditStore, open_log
 from service.db import sqlite_engine
 from keys.errors import AuditEntryError
 
@@ -47,7 +47,7 @@ def signer() -> checkpoint.Signer:
 
 @pytest.fixture()
 def store(engines: list[Engine], signer: checkpoint.Signer) -> AuditStore:
-    return AuditStore(engines[0], signer, ORIGIN)
+    return open_log(engines[0], signer, ORIGIN)
 
 
 def _export(store: AuditStore) -> list[str]:
@@ -132,8 +132,8 @@ def test_concurrent_appends_make_one_consistent_log(
 ) -> None:
     # "two stores" stands for two processes: separate engines and connections,
     # each with its own cached right edge, meeting only in the database.
-    stores = [AuditStore(engines[0], signer, ORIGIN)]
-    stores.append(stores[0] if sharing == "one store" else AuditStore(engines[1], signer, ORIGIN))
+    stores = [open_log(engines[0], signer, ORIGIN)]
+    stores.append(stores[0] if sharing == "one store" else open_log(engines[1], signer, ORIGIN))
     receipts: list[list] = [[], []]
     errors: list[BaseException] = []
     start = threading.Barrier(2)
@@ -177,7 +177,7 @@ def test_opening_a_new_log_concurrently(engines: list[Engine]) -> None:
     def work(engine: Engine) -> None:
         try:
             start.wait()
-            AuditStore(engine, None, ORIGIN)
+            open_log(engine, None, ORIGIN)
         except BaseException as exc:
             errors.append(exc)
 
@@ -187,7 +187,7 @@ def test_opening_a_new_log_concurrently(engines: list[Engine]) -> None:
     for t in threads:
         t.join()
     assert not errors, errors
-    assert AuditStore(engines[0], None, ORIGIN).size() == 0
+    assert open_log(engines[0], None, ORIGIN).size() == 0
 
 
 def test_append_in_callers_transaction_commits_or_rolls_back_with_it(store: AuditStore, engines: list[Engine]) -> None:

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from keys import audit
 from keys.audit import AuditEntry
 from keys.audit_report import AnomalyRules, anomalies, counts, read_entries, requests_report
-from service.audit_store import AuditStore
+from service.audit_store import open_log
 from service.db import sqlite_engine
 from transparency.tlog_checkpoint import Signer
 from tsunagu.cli import app
@@ -84,7 +84,7 @@ def test_each_kind_of_anomaly_is_found_and_thresholds_are_configurable() -> None
 
 def _export(tmp_path: Path, name: str, entries: list[AuditEntry]) -> tuple[Path, Path]:
     signer = Signer(f"tsunagu-{name}", Ed25519PrivateKey.generate())
-    store = AuditStore(sqlite_engine(str(tmp_path / f"{name}.db")), signer, f"tsunagu.{name}/000000")
+    store = open_log(sqlite_engine(str(tmp_path / f"{name}.db")), signer, f"tsunagu.{name}/000000")
     for entry in entries:
         store.append(entry)
     lines = audit.export_lines(store.origin, signer.verifier.vkey(), store.entries(), store.checkpoints(), store.size())

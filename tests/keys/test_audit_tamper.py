@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from transparency import tlog_checkpoint as checkpoint, tlog_witness as witness
 from keys.audit import AuditEntry
-from service.audit_store import AuditStore
+from service.audit_store import AuditStore, open_log
 from service.db import sqlite_engine
 from tsunagu.cli import app
 from tsunagu.errors import CommandError
@@ -44,7 +44,7 @@ class Log:
         self.tmp = tmp
         self.signer = checkpoint.Signer("tsunagu-gateway", Ed25519PrivateKey.generate())
         self.vkey = self.signer.verifier.vkey()
-        self.store = AuditStore(sqlite_engine(str(tmp / "gateway.db")), self.signer, ORIGIN)
+        self.store = open_log(sqlite_engine(str(tmp / "gateway.db")), self.signer, ORIGIN)
         self.witness = witness.Witness.init(tmp / "escrow" / "witness", "tsunagu.escrow/131016/witness")
         self.witness.trust(ORIGIN, self.vkey)
         self.peer = witness.Peer("escrow", witness.CosignerKey.from_vkey(self.witness.vkey))
@@ -61,7 +61,7 @@ class Log:
 
     def rebuilt(self, entries: list[AuditEntry], signer: checkpoint.Signer | None = None, name: str = "rewritten") -> AuditStore:
         """The operator's rewrite: a new log of ``entries``, every checkpoint re-signed (by the log's own key by default)."""
-        store = AuditStore(sqlite_engine(str(self.tmp / f"{name}.db")), signer or self.signer, ORIGIN)
+        store = open_log(sqlite_engine(str(self.tmp / f"{name}.db")), signer or self.signer, ORIGIN)
         for e in entries:
             store.append(e)
         return store

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from keys import audit
 from transparency import tlog_checkpoint as checkpoint, tlog_witness as witness
 from keys.audit import AuditEntry
-from service.audit_store import AuditStore
+from service.audit_store import AuditStore, open_log
 from service.db import sqlite_engine
 
 ORIGIN = "tsunagu.gateway/131016"
@@ -30,7 +30,7 @@ def signer() -> checkpoint.Signer:
 
 @pytest.fixture()
 def store(tmp_path: Path, signer: checkpoint.Signer) -> AuditStore:
-    return AuditStore(sqlite_engine(str(tmp_path / "log.db")), signer, ORIGIN)
+    return open_log(sqlite_engine(str(tmp_path / "log.db")), signer, ORIGIN)
 
 
 @pytest.fixture()
@@ -124,7 +124,7 @@ def test_submit_recovers_its_old_size_from_a_409(store: AuditStore, wit: witness
     for i in range(4):
         store.append(_entry(i))
     witness.submit(store, _peer(wit), _direct(wit))
-    fresh = AuditStore(sqlite_engine(str(tmp_path / "copy.db")), store._signer, ORIGIN)
+    fresh = open_log(sqlite_engine(str(tmp_path / "copy.db")), store._signer, ORIGIN)
     for e in store.entries():
         fresh.append(e)
     fresh.append(_entry(4))
@@ -140,7 +140,7 @@ def test_offline_cosign_of_an_export(store: AuditStore, wit: witness.Witness, tm
     store.append(_entry(3))
     assert audit.verify_export(wit.cosign_export(store.export(vkey)), vkey, witness_vkeys=[wit.vkey]).witnessed_size == 4
     # An export of a rewritten history is refused: the witness computed the proof from its entries.
-    rewritten = AuditStore(sqlite_engine(str(tmp_path / "rw.db")), store._signer, ORIGIN)
+    rewritten = open_log(sqlite_engine(str(tmp_path / "rw.db")), store._signer, ORIGIN)
     for e in [_entry(9), *list(store.entries())[1:], _entry(4)]:
         rewritten.append(e)
     with pytest.raises(witness.WitnessError, match="拒否"):

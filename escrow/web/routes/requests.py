@@ -16,11 +16,13 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from escrow import db, reidentification
-from escrow.errors import EscrowError, ForbiddenRole, NotRequester
+from escrow.errors import (EscrowError, FilingNotSigned, FilingUnreadable, FilingVersion, ForbiddenRole, NotRequester,
+                           RejectionReasonRequired)
+from service.errors import CredentialsMissing, FormExpired, Refusal
 from escrow.identity import sign_in
 from escrow.reidentification import RequestFiling
 from keys import filing as filing_envelope
-from keys.envelope import EnvelopeError
+from keys.envelope import EnvelopeError, EnvelopeSignatureError, EnvelopeVersionError
 from escrow.service import Escrow
 from escrow.web.render import STATUS, identity_view, render
 from escrow.web.routes.auth import address
@@ -148,7 +150,8 @@ def post_reject(request: Request, escrow: EscrowDep, session: Annotated[WebSessi
                 reason: Annotated[str, Form(max_length=2000)] = "") -> Response:
     """Reject with a reason (required here: the requester and the auditor read it)."""
     if not reason.strip():
-        return _detail(request, escrow, session, request_id, 422, error="却下の理由を書いてください（申請者と監査担当が読みます）。")
+        refused = RejectionReasonRequired("却下の理由を書いてください（申請者と監査担当が読みます）。")
+        return _detail(request, escrow, session, request_id, refused.status, error=refused.detail)
     return _decide(request, escrow, session, request_id, False, reason)
 
 
@@ -177,14 +180,19 @@ def post_receive(request: Request, escrow: EscrowDep, session: Annotated[WebSess
 
 # --- Filing: the gateway's page posts the package here; the caseworker confirms with their escrow session -------------
 
-def _parse_filing(escrow: Escrow, text: str) -> tuple[RequestFiling | None, str]:
+def _parse_filing(escrow: Escrow, text: str) -> tuple[RequestFiling | None, Refusal | None]:
     """The filing the gateway signed, to show before it is confirmed (filing it verifies it again and logs a refusal)."""
+    again = "ゲートウェイの「再識別の申請」画面からもう一度送ってください。"
     try:
-        return filing_envelope.open_filing(json.loads(text), escrow.gateway.public_key), ""
+        return filing_envelope.open_filing(json.loads(text), escrow.gateway.public_key), None
     except ValueError:
-        return None, "申請の内容を読み取れません。ゲートウェイの「再識別の申請」画面からもう一度送ってください。"
+        return None, FilingUnreadable(f"申請の内容を読み取れません。{again}")
+    except EnvelopeVersionError as exc:
+        return None, FilingVersion(str(exc))
+    except EnvelopeSignatureError as exc:
+        return None, FilingNotSigned(f"{exc} {again}")
     except EnvelopeError as exc:
-        return None, f"{exc} ゲートウェイの「再識別の申請」画面からもう一度送ってください。"
+        return None, FilingUnreadable(f"{exc} {again}")
 
 
 def _file_page(request: Request, session: WebSession | None, text: str, filing: RequestFiling | None, status_code: int = 200,
@@ -200,8 +208,10 @@ def _file_page(request: Request, session: WebSession | None, text: str, filing: 
 def post_file(request: Request, escrow: EscrowDep, filing: Annotated[str, Form(max_length=4_000_000)] = "") -> Response:
     """Show what the gateway's page sent, to be confirmed by the requesting caseworker (nothing is stored yet)."""
     session = optional_session(request, escrow)
-    parsed, error = _parse_filing(escrow, filing)
-    return _file_page(request, session, filing, parsed, 422 if error else 200, error=error)
+    parsed, refused = _parse_filing(escrow, filing)
+    if refused is not None:
+        return _file_page(request, session, filing, None, refused.status, error=refused.detail)
+    return _file_page(request, session, filing, parsed)
 
 
 def _filed(escrow: Escrow, session_user: Any, text: str) -> str:
@@ -213,9 +223,9 @@ def _filed(escrow: Escrow, session_user: Any, text: str) -> str:
 async def post_file_confirm(request: Request, escrow: EscrowDep, session: Annotated[WebSession, Depends(form("caseworker"))],
                             filing: Annotated[str, Form(max_length=4_000_000)] = "") -> Response:
     """File the request (``reidentification.file_request`` verifies it against the gateway's log and logs the outcome)."""
-    parsed, error = _parse_filing(escrow, filing)
-    if parsed is None:
-        return _file_page(request, session, filing, None, 422, error=error)
+    parsed, refused = _parse_filing(escrow, filing)
+    if refused is not None:
+        return _file_page(request, session, filing, None, refused.status, error=refused.detail)
     try:
         target = await run_in_threadpool(_filed, escrow, session.user, filing)
     except EscrowError as exc:
@@ -228,13 +238,14 @@ async def post_file_login(request: Request, escrow: EscrowDep, filing: Annotated
                           username: Annotated[str, Form(max_length=64)] = "", password: Annotated[str, Form(max_length=1024)] = "",
                           nonce: Annotated[str, Form(max_length=64)] = "") -> Response:
     """Sign in with the escrow's own account and file in one step (the password is the caseworker's confirmation)."""
-    parsed, error = _parse_filing(escrow, filing)
-    if parsed is None:
-        return _file_page(request, None, filing, None, 422, error=error)
-    if not COOKIES.login_nonce_ok(request, nonce):
-        return _file_page(request, None, filing, parsed, 400, error="画面の有効期限が切れました。もう一度入力してください。", username=username)
-    if not username.strip() or not password:
-        return _file_page(request, None, filing, parsed, 422, error="エスクローの利用者名とパスワードを入力してください。", username=username)
+    parsed, unreadable = _parse_filing(escrow, filing)
+    refused: Refusal | None = unreadable
+    if refused is None and not COOKIES.login_nonce_ok(request, nonce):
+        refused = FormExpired("画面の有効期限が切れました。もう一度入力してください。")
+    elif refused is None and (not username.strip() or not password):
+        refused = CredentialsMissing("エスクローの利用者名とパスワードを入力してください。")
+    if refused is not None:
+        return _file_page(request, None, filing, parsed, refused.status, error=refused.detail, username=username if parsed else "")
     try:
         token, user, expires = await run_in_threadpool(sign_in, escrow, username.strip(), password, address(request),
                                                        "signed in (web)")

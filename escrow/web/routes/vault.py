@@ -13,7 +13,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from escrow.errors import EscrowError
+from escrow.errors import EscrowError, PassphraseMissing, ShareFileMissing
 from escrow.service import Escrow
 from escrow.identity import User
 from escrow.web.render import render
@@ -52,9 +52,11 @@ async def post_unseal(request: Request, escrow: EscrowDep, session: Annotated[We
     share, passphrase = data.get("share"), str(data.get("passphrase") or "")
     content = await share.read(_MAX_SHARE + 1) if isinstance(share, UploadFile) else b""
     if not content or len(content) > _MAX_SHARE:
-        return _page(request, escrow, session, 422, error="持分ファイルを選んでください（keys init が作った share-*.json）。")
+        refused: EscrowError = ShareFileMissing("持分ファイルを選んでください（keys init が作った share-*.json）。")
+        return _page(request, escrow, session, refused.status, error=refused.detail)
     if not passphrase:
-        return _page(request, escrow, session, 422, error="持分のパスフレーズを入力してください。")
+        refused = PassphraseMissing("持分のパスフレーズを入力してください。")
+        return _page(request, escrow, session, refused.status, error=refused.detail)
     try:
         await run_in_threadpool(_offer, escrow, session.user, content, passphrase)
     except EscrowError as exc:

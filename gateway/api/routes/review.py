@@ -1,23 +1,16 @@
-"""Pairs for clerical review (the band below the match threshold, and ambiguous matches)."""
+"""``GET /review-pairs``: the older path of ``GET /review/pairs`` (``gateway.api.routes.decisions``), kept as an alias.
+
+Both paths are answered by one route function, so they cannot drift; the
+OpenAPI document marks this one deprecated (docs/gateway.md).
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from fastapi import APIRouter
 
-from fastapi import APIRouter, Depends, Query
+from gateway.api.routes.decisions import ReviewPairs, get_pairs
 
-from gateway import casework
-from gateway.api.deps import GatewayDep, require
-from gateway.db import MAX_OFFSET
-from gateway.identity import User
-from gateway.api.routes.decisions import ReviewPairs
-
-router = APIRouter(prefix="/review-pairs", tags=["review"])
-
-
-@router.get("", response_model=ReviewPairs)
-def get_review_pairs(gw: GatewayDep, _user: Annotated[User, Depends(require("review.read"))],
-                     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> dict[str, Any]:
-    """The current run's review pairs with per-field levels, the most useful decision first (the review queue's order)."""
-    return casework.review_pairs(gw, limit, offset)
+router = APIRouter(tags=["review"])
+# The operation id is named: generated from the function and the path, it would equal /review/pairs' own.
+router.add_api_route("/review-pairs", get_pairs, methods=["GET"], response_model=ReviewPairs, deprecated=True,
+                     operation_id="get_review_pairs_deprecated_alias", summary="Review pairs (deprecated alias of GET /review/pairs)")

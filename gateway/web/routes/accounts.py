@@ -8,9 +8,10 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from gateway import identity
-from gateway.errors import GatewayError
+from gateway.errors import DeleteNotConfirmed, GatewayError, PasswordsDiffer
 from gateway.web.render import landing, render
 from gateway.web.session import GatewayDep, SessionDep, WebSession, form_action, page
+from service.errors import WrongPassword
 
 router = APIRouter()
 
@@ -77,7 +78,8 @@ def post_delete(request: Request, gw: GatewayDep, session: ManagerForm, username
                 confirm: Annotated[str, Form(max_length=64)] = "") -> Response:
     """Delete a user, once the administrator typed the user name to confirm."""
     if confirm != username:
-        return _users_page(request, gw, session, 422, errors={"action": f"削除するには、確認欄に利用者名「{username}」を入力してください。"})
+        refused = DeleteNotConfirmed(f"削除するには、確認欄に利用者名「{username}」を入力してください。")
+        return _users_page(request, gw, session, refused.status, errors={"action": refused.detail})
     return _act(request, gw, session, "deleted", identity.delete_user, username)
 
 
@@ -123,15 +125,13 @@ def post_password(request: Request, gw: GatewayDep, session: Annotated[WebSessio
                   new_password: Annotated[str, Form(max_length=1024)] = "",
                   confirm_password: Annotated[str, Form(max_length=1024)] = "") -> Response:
     """Change one's own password; other sessions of the user end, this one goes on."""
-    errors: dict[str, str] = {}
-    if new_password != confirm_password:
-        errors["confirm_password"] = "確認のパスワードが一致しません。"
-    else:
-        try:
-            identity.change_password(gw, session.user, current_password, new_password, session.token)
-        except GatewayError as exc:
-            errors["current_password" if exc.code == "wrong_password" else "new_password"] = exc.detail
-    if errors:
-        return render(request, "password.html", session, 422, notice="", errors=errors)
+    try:
+        if new_password != confirm_password:
+            raise PasswordsDiffer("確認のパスワードが一致しません。")
+        identity.change_password(gw, session.user, current_password, new_password, session.token)
+    except GatewayError as exc:
+        field = {PasswordsDiffer: "confirm_password", WrongPassword: "current_password"}
+        errors = {next((f for c, f in field.items() if isinstance(exc, c)), "new_password"): exc.detail}
+        return render(request, "password.html", session, exc.status, notice="", errors=errors)
     start = landing(gw, session.user.role) or "/ui/"
     return render(request, "password.html", session, notice="パスワードを変更しました。", errors={}, done=True, start=start)

@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from gateway import audit_tools
 from gateway.core import Gateway
 from gateway.db import MAX_OFFSET
+from gateway.errors import CheckpointMissing, CheckpointNotProven, EscrowExportInvalid, EscrowExportMissing, UploadUnreadable
 from gateway.web import requestlist
 from gateway.web.render import render
 from gateway.web.routes.approvals import purpose_labels
@@ -64,11 +65,11 @@ async def _text(upload: UploadFile | None, what: str) -> str:
         return ""
     data = await upload.read(_MAX_UPLOAD + 1)
     if len(data) > _MAX_UPLOAD:
-        raise ValueError(f"{what}が大きすぎます（上限 {_MAX_UPLOAD // (1024 * 1024)} MiB）。")
+        raise UploadUnreadable(f"{what}が大きすぎます（上限 {_MAX_UPLOAD // (1024 * 1024)} MiB）。")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
-        raise ValueError(f"{what}を UTF-8 のテキストとして読めません。") from None
+        raise UploadUnreadable(f"{what}を UTF-8 のテキストとして読めません。") from None
 
 
 @router.get("/audit")
@@ -112,10 +113,10 @@ async def post_verify(request: Request, gw: GatewayDep, session: AuditorForm,
     try:
         note = checkpoint or await _text(checkpoint_file, "チェックポイントのファイル")
         note = note.replace("\r\n", "\n").strip()  # a pasted note comes back from the textarea with CRLF
-    except ValueError as exc:
-        return _page(request, gw, session, 422, errors={"checkpoint": str(exc)})
-    if not note:
-        return _page(request, gw, session, 422, errors={"checkpoint": "以前に保存したチェックポイントを貼り付けるか、ファイルを選んでください。"})
+        if not note:
+            raise CheckpointMissing("以前に保存したチェックポイントを貼り付けるか、ファイルを選んでください。")
+    except (UploadUnreadable, CheckpointMissing) as exc:
+        return _page(request, gw, session, exc.status, errors={"checkpoint": exc.detail})
     vkey = gw.signer.verifier.vkey()
     # With witnesses configured, the log must also end with a checkpoint they cosigned.
     witnesses = [p.key.vkey() for p in peers(gw.witness_folder)] or None
@@ -124,7 +125,8 @@ async def post_verify(request: Request, gw: GatewayDep, session: AuditorForm,
         result = verify_export(lines, pinned_vkey=vkey, previous_note=note + "\n", witness_vkeys=witnesses)
     except AuditVerificationError as exc:
         gw.record(session.user.username, session.user.role, "audit.verify", "failed")
-        return _page(request, gw, session, 422, errors={"checkpoint": str(exc)}, checkpoint_text=note)
+        refused = CheckpointNotProven(str(exc))
+        return _page(request, gw, session, refused.status, errors={"checkpoint": refused.detail}, checkpoint_text=note)
     gw.record(session.user.username, session.user.role, "audit.verify", f"consistent: {result.previous_size} -> {result.size}")
     return _page(request, gw, session, verified={"size": result.size, "previous_size": result.previous_size,
                                                  "root": result.root.hex(), "witnesses": [c.witness for c in result.cosignatures]},
@@ -136,11 +138,11 @@ async def post_report(request: Request, gw: GatewayDep, session: AuditorForm, es
     """The report joined with the escrow's audit export an auditor brought (both verified first)."""
     try:
         text = await _text(escrow_export, "エスクローの監査ログ")
-    except ValueError as exc:
-        return _page(request, gw, session, 422, errors={"escrow_export": str(exc)})
-    if not text.strip():
-        return _page(request, gw, session, 422, errors={"escrow_export": "エスクローの監査ログの書き出し（JSON lines）を選んでください。"})
-    try:
-        return _page(request, gw, session, escrow_lines=split_export(text))
-    except (AuditVerificationError, ReportInputError) as exc:
-        return _page(request, gw, session, 422, errors={"escrow_export": f"エスクローの書き出しを検証できません: {exc}"})
+        if not text.strip():
+            raise EscrowExportMissing("エスクローの監査ログの書き出し（JSON lines）を選んでください。")
+        try:
+            return _page(request, gw, session, escrow_lines=split_export(text))
+        except (AuditVerificationError, ReportInputError) as exc:
+            raise EscrowExportInvalid(f"エスクローの書き出しを検証できません: {exc}") from None
+    except (UploadUnreadable, EscrowExportMissing, EscrowExportInvalid) as exc:
+        return _page(request, gw, session, exc.status, errors={"escrow_export": exc.detail})

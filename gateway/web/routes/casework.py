@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from gateway import casework, review, support
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, ReasonRequired, ReasonTooLong, SplitRecordsNotChosen
 from service import listing as exports
 from gateway.core import Gateway
 from gateway.db import MAX_OFFSET
@@ -105,20 +105,17 @@ def post_split(request: Request, gw: GatewayDep, session: Annotated[WebSession, 
     """「別人」: two of the person's records are different children — a non-link decision (``gateway.review.decide``, logged)."""
     found = casework.person(gw, person_id, session.user.role)
     mine = {f"{r['source']}:{r['token']}": (r["source"], r["token"]) for r in found["records"]}
-    errors: dict[str, str] = {}
-    if record_a not in mine or record_b not in mine or record_a == record_b:
-        errors["split"] = "この人物の記録から、別の子どもの記録だと思う 2 件を選んでください。"
-    elif not reason.strip():
-        errors["split_reason"] = "判定の理由を入力してください（監査のため必須です）。"
-    if not errors:
-        try:
-            review.decide(gw, session.user, mine[record_a], mine[record_b], "non_link", reason)
-        except GatewayError as exc:
-            if exc.status in (403, 404):
-                raise
-            errors["split_reason" if exc.code.startswith("reason") else "split"] = exc.detail
-    if errors:
-        return _person_page(request, gw, session, person_id, status=422, errors=errors,
+    try:
+        if record_a not in mine or record_b not in mine or record_a == record_b:
+            raise SplitRecordsNotChosen("この人物の記録から、別の子どもの記録だと思う 2 件を選んでください。")
+        if not reason.strip():
+            raise ReasonRequired("判定の理由を入力してください（監査のため必須です）。")
+        review.decide(gw, session.user, mine[record_a], mine[record_b], "non_link", reason)
+    except GatewayError as exc:
+        if exc.status in (403, 404):
+            raise
+        field = "split_reason" if isinstance(exc, (ReasonRequired, ReasonTooLong)) else "split"
+        return _person_page(request, gw, session, person_id, status=exc.status, errors={field: exc.detail},
                             values={"record_a": record_a, "record_b": record_b, "reason": reason})
     return RedirectResponse(f"/ui/persons/{person_id}?split=done#split-h", status_code=303)
 

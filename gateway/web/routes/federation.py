@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from gateway.core import Gateway
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, HandoverIncomplete
 from gateway.federation import config as federation_config
 from gateway.federation import delivery, service
 from gateway.web.render import render
@@ -72,7 +72,8 @@ def post_handover(request: Request, gw: GatewayDep, session: Asker, handle: Anno
                   case_ref: Annotated[str, Form(max_length=128)] = "", message: Annotated[str, Form(max_length=2000)] = "") -> Response:
     """Request a handover about the child behind ``handle`` from the peer that gave it."""
     if not case_ref.strip() or not message.strip():
-        return _overview(request, gw, session, 422, error="引継ぎの依頼には案件番号と依頼の内容が必要です。")
+        refused = HandoverIncomplete("引継ぎの依頼には案件番号と依頼の内容が必要です。")
+        return _overview(request, gw, session, refused.status, error=refused.detail)
     try:
         delivery.send_handover_request(gw, session.user, handle, case_ref.strip(), message.strip())
     except GatewayError as exc:
@@ -89,7 +90,8 @@ async def post_answer(request: Request, gw: GatewayDep, session: Asker, handover
     message = str(form.get("message") or "").strip()
     shared = [str(a) for a in form.getlist("attributes")]
     if not message:
-        return _overview(request, gw, session, 422, error="回答の内容を書いてください。")
+        refused = HandoverIncomplete("回答の内容を書いてください。")
+        return _overview(request, gw, session, refused.status, error=refused.detail)
     try:
         delivery.send_handover_answer(gw, session.user, handover_id, message, shared)
     except GatewayError as exc:

@@ -18,7 +18,7 @@ from fastapi.responses import Response
 
 from gateway import reidentify
 from gateway.core import Gateway
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, PersonIdMissing
 from gateway.web.escrow import escrow_url
 from gateway.web.render import JST, render
 from gateway.web.session import AnyFormSession, GatewayDep, WebSession, page
@@ -58,7 +58,8 @@ def post_request(request: Request, gw: GatewayDep, session: AnyFormSession,
     """File the request through ``gateway.reidentify.request`` (which checks the role and logs every refusal)."""
     values = {"person_id": person_id.strip(), "purpose": purpose, "case_ref": case_ref, "justification": justification}
     if not values["person_id"]:
-        return _form(request, gw, session, 422, values=values, errors={"person_id": "人物 ID を入力してください。"})
+        refused = PersonIdMissing("人物 ID を入力してください。")
+        return _form(request, gw, session, refused.status, values=values, errors={"person_id": refused.detail})
     try:
         package = reidentify.request(gw, session.user, values["person_id"], purpose, case_ref, justification)
     except GatewayError as exc:

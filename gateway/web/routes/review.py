@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 from service import listing as exports
 from gateway import review
 from gateway.db import MAX_OFFSET
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, InvalidDecision, ReasonRequired, ReasonTooLong
 from gateway.web.render import render
 from gateway.web.routes.casework import source_labels
 from gateway.web.session import GatewayDep, WebSession, form_action, page
@@ -112,21 +112,22 @@ def post_decision(request: Request, gw: GatewayDep, session: Annotated[WebSessio
                   source: Annotated[str, Form(max_length=64)] = "", decided: Annotated[str, Form(max_length=16)] = "",
                   sort: Annotated[str, Form(max_length=16)] = "gain") -> Response:
     """Record a decision through ``gateway.review.decide_group`` (logged; "same" settles the rivals; binding from the next run)."""
-    errors: dict[str, str] = {}
+    refused: list[GatewayError] = []
     if decision not in review.DECISIONS:
-        errors["decision"] = "「同一人物」か「別人」を選んでください。"
+        refused.append(InvalidDecision("「同一人物」か「別人」を選んでください。"))
     if not reason.strip():
-        errors["reason"] = "判定の理由を入力してください（監査のため必須です）。"
+        refused.append(ReasonRequired("判定の理由を入力してください（監査のため必須です）。"))
     settled: list[dict[str, Any]] = []
-    if not errors:
+    if not refused:
         try:
             settled = review.decide_group(gw, session.user, pair_id, decision, reason)
         except GatewayError as exc:
             if exc.status == 404:
                 raise
-            errors["reason" if exc.code.startswith("reason") else "decision"] = exc.detail
-    if errors:
-        return _page(request, gw, session, offset, status=422, errors=errors, pair_id=pair_id, decision=decision, reason=reason,
+            refused.append(exc)
+    if refused:
+        errors = {"reason" if isinstance(r, (ReasonRequired, ReasonTooLong)) else "decision": r.detail for r in refused}
+        return _page(request, gw, session, offset, status=refused[0].status, errors=errors, pair_id=pair_id, decision=decision, reason=reason,
                      source=source, decided=decided, sort=sort)
     done = f"{pair_id}" + (f"&rivals={len(settled) - 1}" if len(settled) > 1 else "")
     return RedirectResponse(f"/ui/review?offset={offset}&source={source}&decided={decided}&sort={sort}&done={done}#pair-{pair_id}",

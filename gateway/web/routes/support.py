@@ -109,7 +109,7 @@ async def post_new(request: Request, gw: GatewayDep, session: Annotated[WebSessi
         if exc.status != 422:
             raise
         return await run_in_threadpool(lambda: _form_page(request, gw, session, case=None, person_id=person_id, values=fields,
-                                                          error=exc.detail, status=422))
+                                                          error=exc.detail, status=exc.status))
     return RedirectResponse(f"/ui/support/{case['id']}?done=opened", status_code=303)
 
 

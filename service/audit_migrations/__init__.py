@@ -1,0 +1,1 @@
+"""Alembic migrations of a standalone audit log's database (see :func:`service.audit_store.migrate_log`)."""
