@@ -10,11 +10,17 @@ import itertools
 from typing import Iterator
 
 import pytest
+from hypothesis import settings
 from sqlalchemy.engine import URL
 
 from tests import _postgres
 
 _database_numbers = itertools.count()
+
+# Property tests check behaviour, not speed: on a busy 2-core machine one example
+# may take longer than Hypothesis's default 200 ms deadline, which is no failure.
+settings.register_profile("tsunagu", deadline=None)
+settings.load_profile("tsunagu")
 
 
 @pytest.fixture(scope="session")
