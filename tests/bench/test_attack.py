@@ -29,7 +29,7 @@ def test_every_attack_reports_a_share_and_a_precision_in_range_and_order_and_len
     for report in (before, now):
         attacks = {f.attack for f in report.findings}
         assert {"frequency alignment", "bigram atoms", "similarity graph", "row order", "sealed size"} <= attacks
-        assert "pattern mining (closed atoms + propagation)" in attacks
+        assert "pattern mining (atoms + decoding)" in attacks
         assert any(a.startswith("date from") for a in attacks)
         for f in report.findings:
             assert 0.0 <= f.recovered <= 1.0 and 0.0 <= f.precision <= 1.0, f
