@@ -551,34 +551,158 @@ def graph_attack(victim: _Side, public: _Side, schema: EncodingSchema) -> list[F
 _DATE_PARTS = {"YM": (0, 1), "MD": (1, 2), "YD": (0, 2), "Y": (0,), "Y+MD": (0, 1, 2)}
 
 
+def _components(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Class of each record: connected components of the graph whose edges are the records' token pairs (a, b)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    ua, ia = np.unique(a, return_inverse=True)
+    ub, ib = np.unique(b, return_inverse=True)
+    size = len(ua) + len(ub)
+    graph = coo_matrix((np.ones(len(a)), (ia.reshape(-1), len(ua) + ib.reshape(-1))), shape=(size, size))
+    _, label = connected_components(graph, directed=False)
+    return np.unique(label[ia.reshape(-1)], return_inverse=True)[1].reshape(-1)
+
+
+def _date_labels(blocks: np.ndarray, keys: tuple[str, ...], public_dates: list, known: list[tuple[int, tuple]],
+                 scale: float, rounds: int = 8, restarts: int = 30, link_weight: float = 5.0) -> dict[int, tuple]:
+    """Exact birth dates from year-month, month-day and year-day tokens: unlabelled classes, then labels.
+
+    A record's YM and YD tokens share its year, YM and MD its month, MD and YD
+    its day; the connected components of those token graphs are exactly the
+    year, month and day classes, unlabelled. Records whose Y+MD tokens agree
+    while their MD tokens differ have swapped month and day, which ties a month
+    class to a day class of the same number. Labels (a year, a month, a day
+    per class) maximise a Poisson likelihood of the class triples' counts
+    under the public town's year-month frequencies and the calendar (no 31
+    June, 29 February only in leap years), plus the month–day ties, with the
+    known children's classes fixed to their dates; coordinate ascent by one
+    Hungarian assignment per part, from the size ranks and random starts.
+    """
+    import calendar
+
+    from scipy.optimize import linear_sum_assignment
+
+    at = {name: i for i, name in enumerate(keys)}
+    if not {"YM", "MD", "YD"} <= set(at) or not len(blocks):
+        return {}
+    ok = (blocks[:, [at["YM"], at["MD"], at["YD"]]] != 0).all(axis=1)
+    rows = np.flatnonzero(ok)
+    if not len(rows):
+        return {}
+    ym, md, yd = (blocks[rows, at[k]] for k in ("YM", "MD", "YD"))
+    yc, mc, dc = _components(ym, yd), _components(ym, md), _components(md, yd)
+    ny, nm, nd = int(yc.max()) + 1, int(mc.max()) + 1, int(dc.max()) + 1
+    pub_ym = Counter((d[0], d[1]) for d in public_dates if d)
+    first, last = min(y for y, _ in pub_ym), max(y for y, _ in pub_ym)
+    years = list(range(first - 2, last + 3))
+    if ny > len(years) or nm > 12 or nd > 31:
+        return {}
+    counts = np.zeros((ny, nm, nd))
+    np.add.at(counts, (yc, mc, dc), 1)
+    lam = np.full((len(years), 12, 31), 1e-3)
+    for a, y in enumerate(years):
+        for m in range(1, 13):
+            days = calendar.monthrange(y, m)[1]
+            lam[a, m - 1, :days] = max(scale * pub_ym.get((y, m), 0), 0.05) / days
+    log_lam, year_total = np.log(lam), lam.sum(axis=(1, 2))
+    ties = np.zeros((nm, nd))
+    if "Y+MD" in at:
+        pairs: dict[int, set] = defaultdict(set)
+        for i, token in enumerate(blocks[rows, at["Y+MD"]].tolist()):
+            pairs[token].add((int(mc[i]), int(dc[i])))
+        for both in pairs.values():
+            if len(both) == 2:
+                (m1, d1), (m2, d2) = both
+                ties[m1, d2] += 1
+                ties[m2, d1] += 1
+    where = {int(r): i for i, r in enumerate(rows)}
+    fixed = [(where[r], d) for r, d in known if r in where]
+
+    def force(classes: np.ndarray, labels: list, part: int) -> np.ndarray:
+        out = np.zeros((int(classes.max()) + 1, len(labels)))
+        for i, d in fixed:
+            if d[part] in labels:
+                out[classes[i], labels.index(d[part])] += 1e4
+        return out
+
+    fy, fm, fd = force(yc, years, 0), force(mc, list(range(1, 13)), 1), force(dc, list(range(1, 32)), 2)
+
+    def by_rank(sizes: np.ndarray, reference: np.ndarray) -> np.ndarray:
+        cost = np.abs(np.argsort(np.argsort(-sizes))[:, None] - np.argsort(np.argsort(-reference))[None, :])
+        r, c = linear_sum_assignment(cost)
+        out = np.zeros(len(sizes), int)
+        out[r] = c
+        return out
+
+    rng = np.random.default_rng(0)
+    best = None
+    for start in range(restarts):
+        if start == 0:
+            py = by_rank(counts.sum(axis=(1, 2)), year_total)
+            pm = by_rank(counts.sum(axis=(0, 2)), lam.sum(axis=(0, 2)))
+            pd = by_rank(counts.sum(axis=(0, 1)), lam.sum(axis=(0, 1)))
+        else:
+            py, pm, pd = rng.choice(len(years), ny, replace=False), rng.permutation(12)[:nm], rng.permutation(31)[:nd]
+        for _ in range(rounds):
+            cost = np.einsum("ymd,amd->ya", counts, log_lam[:, pm][:, :, pd]) - year_total[None, :] + fy
+            r, c = linear_sum_assignment(-cost)
+            py[r] = c
+            cost = np.einsum("ymd,yad->ma", counts, log_lam[py][:, :, pd]) + fm
+            cost += link_weight * np.stack([ties[:, pd == m].sum(axis=1) for m in range(12)], axis=1)
+            r, c = linear_sum_assignment(-cost)
+            pm[r] = c
+            cost = np.einsum("ymd,yma->da", counts, log_lam[py][:, pm]) + fd
+            cost += link_weight * np.stack([ties[pm == d].sum(axis=0) for d in range(31)], axis=1)
+            r, c = linear_sum_assignment(-cost)
+            pd[r] = c
+        objective = ((counts * log_lam[py][:, pm][:, :, pd]).sum() - year_total[py].sum()
+                     + fy[np.arange(ny), py].sum() + fm[np.arange(nm), pm].sum() + fd[np.arange(nd), pd].sum()
+                     + link_weight * ties[pm[:, None] == pd[None, :]].sum())
+        if best is None or objective > best[0]:
+            best = (objective, py.copy(), pm.copy(), pd.copy())
+    _, py, pm, pd = best
+    return {int(r): (years[py[yc[i]]], int(pm[mc[i]]) + 1, int(pd[dc[i]]) + 1) for i, r in enumerate(rows)}
+
+
 def date_attack(victim: _Side, public: _Side, schema: EncodingSchema, known: int, rng: np.random.Generator) -> list[Finding]:
-    """Exact birth dates from blocking tokens (+ known birth dates), and from pairs compared inside a block."""
+    """Exact birth dates from blocking tokens (+ known birth dates), and from pairs compared inside a block.
+
+    Where the tokens give year, month and day classes (``tsunagu-jp/1``), the
+    classes are labelled as a whole (:func:`_date_labels`); otherwise each token
+    class is read from a known child's date, or ranked by size against the
+    public distribution of its date part.
+    """
     enc = victim.encodings
     n = len(enc)
     truth = victim.dates
     known_idx = [int(i) for i in rng.choice([i for i in range(n) if truth[i]], size=min(known, n), replace=False)] if known else []
-    parts: list[dict[int, int]] = [{}, {}, {}]  # record -> year, month, day, as learnt
-    for k, name in enumerate(schema.blocking_keys):
-        col = enc.blocks[:, k]
-        if known_idx:
-            learnt = {int(col[i]): truth[i] for i in known_idx if col[i]}
-        else:
-            # No known dates: classes ranked by size against the public distribution of that date part.
-            pub = Counter(tuple(d[p] for p in _DATE_PARTS[name]) for d in public.dates if d)
-            tokens = [t for t, _ in Counter(col[col != 0].tolist()).most_common()]
-            learnt = {int(t): v for t, (v, _) in zip(tokens, pub.most_common())}
-            learnt = {t: _expand(name, v) for t, v in learnt.items()}
-        for i in range(n):
-            d = learnt.get(int(col[i]))
-            if d is None:
-                continue
-            for p in _DATE_PARTS[name]:
-                if name != "Y+MD":  # unordered month/day: only confirms
-                    parts[p][i] = d[p]
-    guesses = {i: (parts[0][i], parts[1][i], parts[2][i]) for i in range(n) if all(i in parts[p] for p in range(3))}
+    guesses = _date_labels(enc.blocks, tuple(schema.blocking_keys), public.dates, [(i, truth[i]) for i in known_idx],
+                           n / max(len(public.dates), 1))
+    ym: dict[int, tuple] = {i: d[:2] for i, d in guesses.items()}
+    if not guesses:
+        parts: list[dict[int, int]] = [{}, {}, {}]  # record -> year, month, day, as learnt
+        for k, name in enumerate(schema.blocking_keys):
+            col = enc.blocks[:, k]
+            if known_idx:
+                learnt = {int(col[i]): truth[i] for i in known_idx if col[i]}
+            else:
+                # No known dates: classes ranked by size against the public distribution of that date part.
+                pub = Counter(tuple(d[p] for p in _DATE_PARTS[name]) for d in public.dates if d)
+                tokens = [t for t, _ in Counter(col[col != 0].tolist()).most_common()]
+                learnt = {int(t): v for t, (v, _) in zip(tokens, pub.most_common())}
+                learnt = {t: _expand(name, v) for t, v in learnt.items()}
+            for i in range(n):
+                d = learnt.get(int(col[i]))
+                if d is None:
+                    continue
+                for p in _DATE_PARTS[name]:
+                    if name != "Y+MD":  # unordered month/day: only confirms
+                        parts[p][i] = d[p]
+        guesses = {i: (parts[0][i], parts[1][i], parts[2][i]) for i in range(n) if all(i in parts[p] for p in range(3))}
+        ym = {i: (parts[0][i], parts[1][i]) for i in range(n) if i in parts[0] and i in parts[1]}
     label = f"+ {known} known" if known else "tokens only"
     out = [_score(f"date from blocking tokens ({label})", "birth_date", guesses, truth, n)]
-    ym = {i: (parts[0][i], parts[1][i]) for i in range(n) if i in parts[0] and i in parts[1]}
     out.append(_score(f"date from blocking tokens ({label})", "birth_ym", ym, [d[:2] if d else None for d in truth], n))
     if known_idx:
         # The attacker runs the project's own comparison between each known child and its block.
