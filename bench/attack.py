@@ -773,18 +773,41 @@ def length_attack(victim: _Side, public: _Side, pad: bool) -> list[Finding]:
     return out
 
 
-def whole_person(victim: _Side, findings: list[Finding]) -> Finding:
-    """Records whose family name, given name and birth year-month some attack each recovered."""
-    right: dict[str, set[int]] = defaultdict(set)
+#: The attacker's trust, strongest attack first: one guess per record and field comes from the first attack that has one.
+_TRUST = ("pattern mining", "date from blocking tokens (+", "bigram atoms", "date from blocking tokens (tokens only)",
+          "frequency alignment", "similarity graph")
+
+
+def whole_person(victim: _Side, findings: list[Finding]) -> list[Finding]:
+    """Family name, given name and birth year-month of one record, as one attacker would combine the attacks.
+
+    The first figure takes, per field, the guess of the strongest attack that
+    made one (``_TRUST``): one guess per record, so its precision is real. The
+    second counts a record when some attack got each part right: an upper
+    bound no single attacker reaches, since it cannot tell which guess is right.
+    """
     truth = {"family": victim.family, "given": victim.given,
              "birth_ym": [d[:2] if d else None for d in victim.dates]}
-    for f in findings:
+    n = len(victim.family)
+    right: dict[str, set[int]] = defaultdict(set)
+    chosen: dict[str, dict[int, object]] = defaultdict(dict)
+    ranked = sorted(findings, key=lambda f: next((k for k, a in enumerate(_TRUST) if f.attack.startswith(a)), len(_TRUST)))
+    for f in ranked:
         if f.field in truth:
             right[f.field] |= {i for i, g in f.guesses.items() if g is not None and truth[f.field][i] == g}
-    both = right["family"] & right["given"] & right["birth_ym"]
-    n = len(victim.family)
-    return Finding("whole person (any attacks combined)", "name + birth year-month", len(both) / n if n else 0.0,
-                   1.0 if both else 0.0)
+            if any(f.attack.startswith(a) for a in _TRUST):
+                for i, g in f.guesses.items():
+                    if g not in (None, ""):
+                        chosen[f.field].setdefault(i, g)
+    guessed = set(chosen["family"]) & set(chosen["given"]) & set(chosen["birth_ym"])
+    hits = {i for i in guessed if all(truth[k][i] == chosen[k][i] for k in truth)}
+    anyright = right["family"] & right["given"] & right["birth_ym"]
+    return [
+        Finding("whole person (one guess per record)", "name + birth year-month", len(hits) / n if n else 0.0,
+                len(hits) / len(guessed) if guessed else 0.0, f"{len(guessed)} guessed"),
+        Finding("whole person (any attack right, upper bound)", "name + birth year-month",
+                len(anyright) / n if n else 0.0, 1.0 if anyright else 0.0),
+    ]
 
 
 def run_variant(
@@ -823,7 +846,7 @@ def run_variant(
         order = agent_order(n)
     report.findings += order_attack(victim, public, order)
     report.findings += length_attack(victim, public, padded)
-    report.findings.append(whole_person(victim, report.findings))
+    report.findings += whole_person(victim, report.findings)
     report.seconds = time.perf_counter() - started
     return report
 
