@@ -373,7 +373,8 @@ def _map_atoms(has: np.ndarray, name_grams: np.ndarray, min_holders: int = 3, we
 
 
 def _decode_patterns(x: np.ndarray, counts: np.ndarray, name_grams: np.ndarray, prior: np.ndarray, sets: np.ndarray,
-                     known: np.ndarray, k: int, *, weight: float = 4.0, threshold: float = 5.0, rounds: int = 2) -> dict[int, int]:
+                     known: np.ndarray, k: int, *, extra: np.ndarray | None = None, weight: float = 4.0,
+                     threshold: float = 5.0, rounds: int = 2) -> dict[int, int]:
     """Distinct patterns to listed names: a likelihood from known bigram bits, and the residual overlap graphs.
 
     ``x`` is pattern × bit, ``name_grams`` name × bigram, ``sets`` the bits of
@@ -387,7 +388,8 @@ def _decode_patterns(x: np.ndarray, counts: np.ndarray, name_grams: np.ndarray, 
     by mean-field iterations over a Sinkhorn-normalised soft assignment, and the
     assignment made one-to-one (Hungarian). The bigram bits are then re-read
     from the decoded patterns (bits all, or 80 % from five on, of the patterns
-    of names holding the bigram share) and the decoding repeated.
+    of names holding the bigram share) and the decoding repeated. ``extra``
+    (pattern × name) is added to the likelihood: what other fields say.
     """
     from scipy import sparse
     from scipy.optimize import linear_sum_assignment
@@ -405,6 +407,8 @@ def _decode_patterns(x: np.ndarray, counts: np.ndarray, name_grams: np.ndarray, 
         hit = x @ required.T.astype(np.float32)  # pattern × name: required bits present
         ll = (m - hit) * np.log(eps) + (weights - hit) * np.log(q) + (length - m - weights + hit) * np.log(1 - q)
         ll -= 0.5 * np.abs(log_counts - np.log(prior + 0.5)[None, :])
+        if extra is not None:
+            ll += extra
         # Residual graphs: what the known atoms do not explain.
         ks = sets[known]
         inside = (x @ ks.T) >= ks.sum(axis=1)[None, :] - 0.5
@@ -438,19 +442,48 @@ def _decode_patterns(x: np.ndarray, counts: np.ndarray, name_grams: np.ndarray, 
     return assign
 
 
+CROSS_ROUNDS = 2
+
+
+def _cross_field(names: list[str], other: dict[int, str], counts: np.ndarray,
+                 inverse: np.ndarray, rows: np.ndarray, pairs: set[tuple[str, str]], weight: float = 3.0) -> np.ndarray:
+    """Pattern × name bonus: the share of a pattern's records whose other-script guess is a public reading of the name.
+
+    ``other`` maps a pooled record position to its guess in the other script
+    (kanji ↔ kana); ``pairs`` are the (kanji, kana) pairs of the public town.
+    """
+    where = {int(r): i for i, r in enumerate(rows)}
+    by_other: dict[str, list[int]] = defaultdict(list)
+    for a, b in pairs:
+        by_other[b].append(a)
+    col = {v: j for j, v in enumerate(names)}
+    out = np.zeros((len(rows), len(names)))
+    for pos, guess in other.items():
+        u = where.get(int(inverse[pos]))
+        if u is None:
+            continue
+        for v in by_other.get(guess, ()):
+            if v in col:
+                out[u, col[v]] += 1
+    return weight * out / counts[:, None]
+
+
 def pattern_attack(victim: _Side, public: _Side, schema: EncodingSchema) -> list[Finding]:
     """Bigram-atom decoding of units that repeat (Kroll & Steinmetzer 2015; Christen et al. 2017/2018).
 
     Per key group (segments sharing a key share atoms: family and given name),
     atoms are mined as closed bit sets of the distinct patterns that are not
     dense (:func:`_closed_atoms`; a pattern with more than 40 % of its bits set,
-    a long latin name, holds most intersections by chance), mapped to bigrams
-    by their exact counts (:func:`_map_atoms`), and patterns decoded against the
-    attacker's name list (:func:`_decode_patterns`). The list is the victim
-    town's names for the group's fields, without frequencies (the issue's
-    attacker, whose list covers every name in the town); the public town's
-    frequencies are a weak prior. Units that do not repeat (record-level or
-    diffused encodings) are left to :func:`atom_attack`.
+    a long latin name, holds most intersections by chance) and, apart, of the
+    dense ones; mapped to bigrams by their exact counts (:func:`_map_atoms`);
+    and patterns decoded against the attacker's name list
+    (:func:`_decode_patterns`). The list is the victim town's names for the
+    group's fields, without frequencies (the issue's attacker, whose list
+    covers every name in the town); the public town's frequencies are a weak
+    prior. Then the kanji and kana groups are decoded again, each with the
+    other's guesses for the same records read through the public town's
+    (name, reading) pairs (:func:`_cross_field`). Units that do not repeat
+    (record-level or diffused encodings) are left to :func:`atom_attack`.
     """
     bits = victim.encodings.bits
     n = len(bits)
@@ -460,7 +493,7 @@ def pattern_attack(victim: _Side, public: _Side, schema: EncodingSchema) -> list
         for seg in schema.segments:
             if seg.name in fields_of:
                 groups[seg.key_group].append(seg)
-    results: dict[str, Finding] = {}
+    prepared: dict[str, dict] = {}
     for group, segs in groups.items():
         k = _bits_per_token(schema, segs[0].name)
         # Distinct patterns pooled over the group's segments (the same bigram sets the same bits in each).
@@ -471,7 +504,8 @@ def pattern_attack(victim: _Side, public: _Side, schema: EncodingSchema) -> list
         if len(pats) > 0.5 * len(stacked):  # no repetition: the unit is not deterministic per value
             continue
         length = pats.shape[1]
-        atoms = _closed_atoms(pats[nonempty & (pats.sum(axis=1) <= 0.4 * length)], k)
+        dense = pats.sum(axis=1) > 0.4 * length
+        atoms = _closed_atoms(pats[nonempty & ~dense], k) + _closed_atoms(pats[nonempty & dense], k)
         if not atoms:
             continue
         rows = np.flatnonzero(nonempty)
@@ -494,15 +528,36 @@ def pattern_attack(victim: _Side, public: _Side, schema: EncodingSchema) -> list
         known = np.zeros(len(grams), bool)
         for a, g in _map_atoms(has, name_grams).items():
             sets[g], known[g] = amat[a], True
-        assign = _decode_patterns(x, counts[rows], name_grams, prior, sets, known, k)
-        decoded = {int(rows[i]): j for i, j in assign.items()}
-        for seg_no, seg in enumerate(segs):
+        prepared[group] = dict(segs=segs, k=k, inverse=inverse, rows=rows, x=x, counts=counts[rows], names=names,
+                               name_grams=name_grams, prior=prior, sets=sets, known=known, atoms=len(atoms))
+
+    def decode(group: str, extra: np.ndarray | None = None) -> dict[int, str]:
+        g = prepared[group]
+        assign = _decode_patterns(g["x"], g["counts"], g["name_grams"], g["prior"], g["sets"], g["known"], g["k"], extra=extra)
+        decoded = {int(g["rows"][i]): j for i, j in assign.items()}
+        inverse = g["inverse"]
+        return {pos: g["names"][decoded[int(u)]] for pos, u in enumerate(inverse) if int(u) in decoded}
+
+    guesses = {group: decode(group) for group in prepared}
+    scripts = [grp for grp in prepared if grp in ("name_part", "kana_part")]
+    if len(scripts) == 2:
+        pairs = {(a, b) for fa, fb in (("family", "kana_family"), ("given", "kana_given"))
+                 for a, b in zip(getattr(public, fa), getattr(public, fb)) if a.strip() and b.strip()}
+        gk, gr = prepared["name_part"], prepared["kana_part"]
+        for _ in range(CROSS_ROUNDS):  # each script decoded again with the other's latest guesses
+            guesses["name_part"] = decode("name_part", _cross_field(gk["names"], guesses["kana_part"], gk["counts"],
+                                                                    gk["inverse"], gk["rows"], pairs))
+            guesses["kana_part"] = decode("kana_part", _cross_field(gr["names"], guesses["name_part"], gr["counts"],
+                                                                    gr["inverse"], gr["rows"], {(b, a) for a, b in pairs}))
+    results: dict[str, Finding] = {}
+    for group, g in prepared.items():
+        for seg_no, seg in enumerate(g["segs"]):
             fld = fields_of[seg.name]
             offset = seg_no * n
-            guesses = {i: names[decoded[int(inverse[offset + i])]] for i in range(n) if int(inverse[offset + i]) in decoded}
-            results[fld] = _score("pattern mining (atoms + decoding)", fld, guesses, getattr(victim, fld), n,
-                                  f"key group {group}: {len(atoms)} atoms, {int(known.sum())} mapped, "
-                                  f"{int(nonempty.sum())} patterns")
+            found = {i: guesses[group][offset + i] for i in range(n) if offset + i in guesses[group]}
+            results[fld] = _score("pattern mining (atoms + decoding)", fld, found, getattr(victim, fld), n,
+                                  f"key group {group}: {g['atoms']} atoms, {int(g['known'].sum())} mapped, "
+                                  f"{len(g['rows'])} patterns")
     return [results[f] for f in ("family", "given", "kana_family", "kana_given") if f in results]
 
 
