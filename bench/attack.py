@@ -528,11 +528,22 @@ def pattern_attack(victim: _Side, public: _Side, schema: EncodingSchema) -> list
         known = np.zeros(len(grams), bool)
         for a, g in _map_atoms(has, name_grams).items():
             sets[g], known[g] = amat[a], True
+        # A pattern seen in the family segment is a family name: the attacker's lists say which names are which.
+        where = np.full(len(pats), -1)
+        where[rows] = np.arange(len(rows))
+        occurs = np.zeros((len(rows), len(segs)), np.float32)
+        for seg_no in range(len(segs)):
+            u = where[inverse[seg_no * n : (seg_no + 1) * n]]
+            occurs[u[u >= 0], seg_no] = 1
+        listed = {fld: set(getattr(victim, fld)) for fld in flds}
+        absent = np.array([[v not in listed[fld] for fld in flds] for v in names], np.float32)
+        fields = -30.0 * ((occurs @ absent.T) > 0)
         prepared[group] = dict(segs=segs, k=k, inverse=inverse, rows=rows, x=x, counts=counts[rows], names=names,
-                               name_grams=name_grams, prior=prior, sets=sets, known=known, atoms=len(atoms))
+                               name_grams=name_grams, prior=prior, sets=sets, known=known, atoms=len(atoms), fields=fields)
 
     def decode(group: str, extra: np.ndarray | None = None) -> dict[int, str]:
         g = prepared[group]
+        extra = g["fields"] if extra is None else g["fields"] + extra
         assign = _decode_patterns(g["x"], g["counts"], g["name_grams"], g["prior"], g["sets"], g["known"], g["k"], extra=extra)
         decoded = {int(g["rows"][i]): j for i, j in assign.items()}
         inverse = g["inverse"]
