@@ -406,7 +406,7 @@ def _decode_patterns(x: np.ndarray, counts: np.ndarray, name_grams: np.ndarray, 
         q = np.clip(1 - (1 - 1 / length) ** (k * unknown), 0.003, 0.99)[None, :]
         hit = x @ required.T.astype(np.float32)  # pattern × name: required bits present
         ll = (m - hit) * np.log(eps) + (weights - hit) * np.log(q) + (length - m - weights + hit) * np.log(1 - q)
-        ll -= 0.5 * np.abs(log_counts - np.log(prior + 0.5)[None, :])
+        ll -= PRIOR_WEIGHT * np.abs(log_counts - np.log(prior + 0.5)[None, :])
         if extra is not None:
             ll += extra
         # Residual graphs: what the known atoms do not explain.
@@ -442,7 +442,8 @@ def _decode_patterns(x: np.ndarray, counts: np.ndarray, name_grams: np.ndarray, 
     return assign
 
 
-CROSS_ROUNDS = 2
+CROSS_ROUNDS = 2  # kanji ↔ kana re-decodings
+PRIOR_WEIGHT = 1.0  # the public frequency prior, per unit of |log count ratio|
 
 
 def _cross_field(names: list[str], other: dict[int, str], counts: np.ndarray,
