@@ -663,8 +663,6 @@ def _date_labels(blocks: np.ndarray, keys: tuple[str, ...], public_dates: list, 
     pub_ym = Counter((d[0], d[1]) for d in public_dates if d)
     first, last = min(y for y, _ in pub_ym), max(y for y, _ in pub_ym)
     years = list(range(first - 2, last + 3))
-    if ny > len(years) or nm > 12 or nd > 31:
-        return {}
     counts = np.zeros((ny, nm, nd))
     np.add.at(counts, (yc, mc, dc), 1)
     lam = np.full((len(years), 12, 31), 1e-3)
@@ -697,10 +695,19 @@ def _date_labels(blocks: np.ndarray, keys: tuple[str, ...], public_dates: list, 
 
     def by_rank(sizes: np.ndarray, reference: np.ndarray) -> np.ndarray:
         cost = np.abs(np.argsort(np.argsort(-sizes))[:, None] - np.argsort(np.argsort(-reference))[None, :])
-        r, c = linear_sum_assignment(cost)
+        r, c = assign(-cost)
         out = np.zeros(len(sizes), int)
         out[r] = c
         return out
+
+    def assign(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # A small town splits a part into more classes than it has values: then a value may take several classes.
+        copies = -(-cost.shape[0] // cost.shape[1])
+        r, c = linear_sum_assignment(-np.tile(cost, copies))
+        return r, c % cost.shape[1]
+
+    def start_at(size: int, labels: int) -> np.ndarray:
+        return np.resize(rng.permutation(labels), size)
 
     rng = np.random.default_rng(0)
     best = None
@@ -710,18 +717,18 @@ def _date_labels(blocks: np.ndarray, keys: tuple[str, ...], public_dates: list, 
             pm = by_rank(counts.sum(axis=(0, 2)), lam.sum(axis=(0, 2)))
             pd = by_rank(counts.sum(axis=(0, 1)), lam.sum(axis=(0, 1)))
         else:
-            py, pm, pd = rng.choice(len(years), ny, replace=False), rng.permutation(12)[:nm], rng.permutation(31)[:nd]
+            py, pm, pd = start_at(ny, len(years)), start_at(nm, 12), start_at(nd, 31)
         for _ in range(rounds):
             cost = np.einsum("ymd,amd->ya", counts, log_lam[:, pm][:, :, pd]) - year_total[None, :] + fy
-            r, c = linear_sum_assignment(-cost)
+            r, c = assign(cost)
             py[r] = c
             cost = np.einsum("ymd,yad->ma", counts, log_lam[py][:, :, pd]) + fm
             cost += link_weight * np.stack([ties[:, pd == m].sum(axis=1) for m in range(12)], axis=1)
-            r, c = linear_sum_assignment(-cost)
+            r, c = assign(cost)
             pm[r] = c
             cost = np.einsum("ymd,yma->da", counts, log_lam[py][:, pm]) + fd
             cost += link_weight * np.stack([ties[pm == d].sum(axis=0) for d in range(31)], axis=1)
-            r, c = linear_sum_assignment(-cost)
+            r, c = assign(cost)
             pd[r] = c
         objective = ((counts * log_lam[py][:, pm][:, :, pd]).sum() - year_total[py].sum()
                      + fy[np.arange(ny), py].sum() + fm[np.arange(nm), pm].sum() + fd[np.arange(nd), pd].sum()
