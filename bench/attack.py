@@ -475,9 +475,10 @@ def pattern_attack(victim: _Side, public: _Side, schema: EncodingSchema) -> list
     Per key group (segments sharing a key share atoms: family and given name),
     atoms are mined as closed bit sets of the distinct patterns that are not
     dense (:func:`_closed_atoms`; a pattern with more than 40 % of its bits set,
-    a long latin name, holds most intersections by chance) and, apart, of the
-    dense ones; mapped to bigrams by their exact counts (:func:`_map_atoms`);
-    and patterns decoded against the attacker's name list
+    a long latin name, holds most intersections by chance; mined apart, the
+    dense ones gave 185 atoms at 20,000 children of which 27 were one bigram's,
+    and cost 8.9 points of family names); mapped to bigrams by their exact
+    counts (:func:`_map_atoms`); and patterns decoded against the attacker's name list
     (:func:`_decode_patterns`). The list is the victim town's names for the
     group's fields, without frequencies (the issue's attacker, whose list
     covers every name in the town); the public town's frequencies are a weak
@@ -506,7 +507,7 @@ def pattern_attack(victim: _Side, public: _Side, schema: EncodingSchema) -> list
             continue
         length = pats.shape[1]
         dense = pats.sum(axis=1) > 0.4 * length
-        atoms = _closed_atoms(pats[nonempty & ~dense], k) + _closed_atoms(pats[nonempty & dense], k)
+        atoms = _closed_atoms(pats[nonempty & ~dense], k)
         if not atoms:
             continue
         rows = np.flatnonzero(nonempty)
