@@ -326,6 +326,10 @@ def _bits_per_token(schema: EncodingSchema, segment: str) -> int:
     return 12
 
 
+CROSS_ROUNDS = 2  # kanji ↔ kana re-decodings
+PRIOR_WEIGHT = 1.0  # the public frequency prior, per unit of |log count ratio|
+
+
 def _sinkhorn(z: np.ndarray, rounds: int = 20) -> np.ndarray:
     """A soft one-to-one assignment from scores (rows and columns normalised in turn)."""
     q = np.exp(z - z.max(axis=1, keepdims=True))
@@ -440,10 +444,6 @@ def _decode_patterns(x: np.ndarray, counts: np.ndarray, name_grams: np.ndarray, 
                 if s.sum() >= 4:
                     sets[g], known[g] = s, True
     return assign
-
-
-CROSS_ROUNDS = 2  # kanji ↔ kana re-decodings
-PRIOR_WEIGHT = 1.0  # the public frequency prior, per unit of |log count ratio|
 
 
 def _cross_field(names: list[str], other: dict[int, str], counts: np.ndarray,
