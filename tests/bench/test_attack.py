@@ -1,4 +1,4 @@
-"""`tsunagu bench attack` on a small town: every attack runs and reports figures in range, the side channels close, /2 holds.
+"""`tsunagu bench attack` on a small town: the attacks recover most of /1, the side channels close, /2 holds.
 
 The same town attacked twice under ``tsunagu-jp/1``: as records used to travel
 (sorted by name, identities unpadded) and as the agent sends them now (a
@@ -29,7 +29,7 @@ def test_every_attack_reports_a_share_and_a_precision_in_range_and_order_and_len
     for report in (before, now):
         attacks = {f.attack for f in report.findings}
         assert {"frequency alignment", "bigram atoms", "similarity graph", "row order", "sealed size"} <= attacks
-        assert "pattern mining (closed atoms + propagation)" in attacks
+        assert "pattern mining (atoms + decoding)" in attacks
         assert any(a.startswith("date from") for a in attacks)
         for f in report.findings:
             assert 0.0 <= f.recovered <= 1.0 and 0.0 <= f.precision <= 1.0, f
@@ -42,8 +42,15 @@ def test_every_attack_reports_a_share_and_a_precision_in_range_and_order_and_len
     assert now_by[("row order", "family")].recovered < 0.02
     assert now_by[("sealed size", "family")].note == "1 distinct sizes"
     assert now_by[("sealed size", "family")].recovered == 0.0
-    # tsunagu-jp/1's exact-date classes, with 20 known birth dates, give birth year-months away (docs/privacy.md).
-    assert now_by[("date from blocking tokens (+ 20 known)", "birth_ym")].recovered > 0.05
+    # tsunagu-jp/1's YM/MD/YD tokens form year, month and day classes; 20 known birth dates label most of them
+    # (measured here: 32 % of exact dates, 57 % of year-months, against 3.8 % and 10.8 % from the known tokens alone).
+    assert now_by[("date from blocking tokens (+ 20 known)", "birth_date")].recovered > 0.15
+    assert now_by[("date from blocking tokens (+ 20 known)", "birth_ym")].recovered > 0.3
+    # One guess per record, strongest attack first: names and year-month together, for a share of the town.
+    person = now_by[("whole person (one guess per record)", "name + birth year-month")]
+    assert 0.05 < person.recovered <= person.precision
+    upper = now_by[("whole person (any attack right, upper bound)", "name + birth year-month")]
+    assert upper.recovered >= person.recovered
 
 
 def test_the_diffused_schema_leaves_no_identical_units_no_usable_atoms_and_no_exact_date_classes() -> None:
@@ -76,8 +83,10 @@ def test_pattern_mining_decodes_tsunagu_jp_1_names_well_beyond_guessing_and_find
     by = {f.field: f for f in ba.pattern_attack(v, p, v1)}
     assert set(by) == {"family", "given", "kana_family", "kana_given"}
     commonest = max(v.family.count(x) for x in set(v.family)) / len(v.family)
-    # Closed atoms of the shared-key name segments, paired with the name list: far more than naming everyone 佐藤.
-    assert by["family"].recovered > 2 * commonest, by["family"]
+    # Closed atoms of the shared-key name segments, mapped by their counts and decoded against the name list:
+    # most of the town (measured here: family 77 %, given 66 %, readings 52 % and 58 %; naming everyone 佐藤: 2.5 %).
+    assert by["family"].recovered > max(0.5, 10 * commonest), by["family"]
+    assert by["given"].recovered > 0.4 and by["kana_family"].recovered > 0.3, by
     assert int(by["family"].note.split(": ")[1].split()[0]) > 50  # atoms found
     v2, _, _ = ba.variants()["tsunagu-jp/2"]
     assert ba.pattern_attack(ba._side(victim, ba.VICTIM_SECRET, v2), ba._side(public, ba.ATTACKER_SECRET, v2), v2) == []
