@@ -37,7 +37,7 @@ A, B, C = "082201", "082210", "082228"
 def _submission(agent: SyntheticAgent, federation: LinkageSecret, rows: list[dict[str, str]], moves: list[tuple[str, str]],
                 municipality: str, sequence: int) -> bytes:
     records = [dataclasses.replace(CanonicalRecord.from_mapping(r), postal_code="", address="") for r in rows]
-    enc, index, errors = encode_records(records, federation.secret, federation.key_id, workers=1)
+    enc, index, errors = encode_records(records, federation.secret, federation.key_id)
     assert not errors and index.tolist() == list(range(len(rows)))
     tokeniser = RecordTokeniser(agent.linkage.secret, "residents")
     out = [FederationRecord(tokeniser.token(r["record_id"]), enc.bits[i].tobytes(), int(enc.present[i]), enc.blocks[i].tolist(), *moves[i])

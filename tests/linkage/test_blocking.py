@@ -189,15 +189,15 @@ def test_a_record_whose_date_is_wrong_in_two_parts_is_still_a_candidate():
     school = _rec("S1", family_name="渡辺", given_name="結菜", family_name_kana="ワタナベ", given_name_kana="ユイナ",
                   birth_date="2016-08-21", sex="2", postal_code="300-1201", address="茨城県つなぐ市本町3丁目5番2号")
     others = [_rec(f"X{i}", family_name="佐藤", given_name=f"太郎{i}", birth_date=f"2014-0{1 + i % 9}-1{i % 10}") for i in range(30)]
-    encoded = [e for e, _, _ in encode_sources([[resident, *others], [school]], SECRET, "k", workers=1)]
+    encoded = [e for e, _, _ in encode_sources([[resident, *others], [school]], SECRET, "k")]
     passes = []
-    sa, ia, sb, ib = candidate_pairs(encoded, passes=passes, workers=1)
+    sa, ia, sb, ib = candidate_pairs(encoded, passes=passes)
     found = set(zip(sa.tolist(), ia.tolist(), sb.tolist(), ib.tolist()))
     assert (0, 0, 1, 0) in found
     by_name = {p.name: p for p in passes}
     assert by_name["Hamming LSH"].candidates >= 1
     # Without the LSH pass the pair is never compared: that is what the pass is for.
-    sa, ia, sb, ib = candidate_pairs(encoded, lsh=None, workers=1)
+    sa, ia, sb, ib = candidate_pairs(encoded, lsh=None)
     assert (0, 0, 1, 0) not in set(zip(sa.tolist(), ia.tolist(), sb.tolist(), ib.tolist()))
 
 

@@ -17,7 +17,7 @@ SECRET = b"test secret for dask engine, 32b"
 def encoded():
     town = generate_town(n_children=1500, seed=8)
     sources = [[CanonicalRecord.from_mapping(r) for r in town.sources[n]] for n in town.sources]
-    return [e for e, _, _ in encode_sources(sources, SECRET, "k", workers=1)]
+    return [e for e, _, _ in encode_sources(sources, SECRET, "k")]
 
 
 @pytest.fixture(scope="module")

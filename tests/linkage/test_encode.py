@@ -155,9 +155,9 @@ def test_the_default_schema_is_v1_and_tsunagu_schema_chooses_v2(monkeypatch: pyt
 
     record = CanonicalRecord(record_id="R1", family_name="佐藤", given_name="翔", birth_date="2015-04-01")
     monkeypatch.delenv("TSUNAGU_SCHEMA", raising=False)
-    assert encode_records([record], SECRET, "k1", workers=1)[0].schema_version == "tsunagu-jp/1"
+    assert encode_records([record], SECRET, "k1")[0].schema_version == "tsunagu-jp/1"
     monkeypatch.setenv("TSUNAGU_SCHEMA", V2)
-    enc = encode_records([record], SECRET, "k1", workers=1)[0]
+    enc = encode_records([record], SECRET, "k1")[0]
     assert enc.schema_version == V2 and enc.bits.shape[1] == load_schema(V2).total_bytes
 
 

@@ -18,7 +18,7 @@ SECRET = b"test secret for incremental, 32b"
 
 def _encode(rows_by_source):
     sources = [[CanonicalRecord.from_mapping(r) for r in rows] for rows in rows_by_source.values()]
-    encoded = encode_sources(sources, SECRET, "k", workers=1)
+    encoded = encode_sources(sources, SECRET, "k")
     tokens = [[sources[s][i].record_id for i in idx] for s, (_e, idx, _err) in enumerate(encoded)]
     return list(rows_by_source), tokens, [e for e, _, _ in encoded]
 

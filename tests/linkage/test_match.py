@@ -27,7 +27,7 @@ def _link(*sources: list[CanonicalRecord], background: int = 400):
     town = generate_town(n_children=background, seed=11)
     pads = [[CanonicalRecord.from_mapping(r) for r in town.sources[name]] for name in ("residents", "school", "maternal", "npo")]
     padded = [list(src) + pads[i % len(pads)] for i, src in enumerate(sources)]
-    encoded = encode_sources(padded, SECRET, "k", workers=1)
+    encoded = encode_sources(padded, SECRET, "k")
     result = link([e for e, _, _ in encoded])
     cluster = {}
     for c, members in enumerate(result.clusters):
@@ -60,7 +60,7 @@ def test_constraints_bind_the_solver_and_its_result():
     stranger = dict(full_name="山本　大和", full_name_kana="やまもと　やまと", birth_date="H20.1.9", sex="男", address="北町9-9")
     school = dict(full_name="高橋　陽翔", full_name_kana="たかはし　はると", birth_date="H27.4.1", sex="男", address="本町3-5-2")
     encoded = encode_sources([[_rec("R1", **RESIDENT), _rec("R2", **other)], [_rec("S1", **school), _rec("S2", **stranger)]],
-                             SECRET, "k", workers=1)
+                             SECRET, "k")
     encodings = [e for e, _, _ in encoded]
     free = link(encodings)
     assert [(0, 0), (1, 0)] in free.clusters and [(0, 1)] in free.clusters and [(1, 1)] in free.clusters
@@ -211,7 +211,7 @@ def test_review_queue_lies_between_thresholds_or_is_ambiguous(town_result):
 
 def test_a_name_alone_never_links_but_goes_to_review():
     npo = dict(full_name_kana="タカハシ ハルト")
-    encoded = encode_sources([[_rec("R1", **RESIDENT)], [_rec("N1", **npo)]], SECRET, "k", workers=1)
+    encoded = encode_sources([[_rec("R1", **RESIDENT)], [_rec("N1", **npo)]], SECRET, "k")
     c = _link([_rec("R1", **RESIDENT)], [_rec("N1", **npo)])
     assert not _together(c, (0, "R1"), (1, "N1"))
     result = link([e for e, _, _ in encoded])

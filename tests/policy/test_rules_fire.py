@@ -45,7 +45,7 @@ def sample_persons() -> dict[str, dict[str, dict[str, str]]]:
         assert not result.problems, [p.reason for p in result.problems][:3]
         validated.append((source, result.records))
     secret = generate_linkage_secret()
-    encoded = encode_sources([records for _, records in validated], secret.secret, secret.key_id, workers=1)
+    encoded = encode_sources([records for _, records in validated], secret.secret, secret.key_id)
     result = link([enc for enc, _index, _errors in encoded])
     persons: dict[str, dict[str, dict[str, str]]] = {}
     for number, members in enumerate(result.clusters):

@@ -34,7 +34,7 @@ def _submission(agent: SyntheticAgent, federation: LinkageSecret, rows: list[dic
                 municipality: str) -> bytes:
     """A signed federation submission of ``rows`` (as a municipality's agent makes it), with each child's moved-in/out codes."""
     records = [dataclasses.replace(CanonicalRecord.from_mapping(r), postal_code="", address="") for r in rows]
-    enc, index, errors = encode_records(records, federation.secret, federation.key_id, workers=1)
+    enc, index, errors = encode_records(records, federation.secret, federation.key_id)
     assert not errors and index.tolist() == list(range(len(rows)))
     tokeniser = RecordTokeniser(agent.linkage.secret, "residents")
     out = [FederationRecord(tokeniser.token(r["record_id"]), enc.bits[i].tobytes(), int(enc.present[i]), enc.blocks[i].tolist(), *moves[i])
