@@ -95,6 +95,8 @@ def _identifiers(node: ast.AST) -> set[str]:
     for n in ast.walk(node):
         if isinstance(n, ast.Name):
             out.add(n.id)
+        elif isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name):
+            out.add(f"{n.value.id}.{n.attr}")  # a module's name used through its alias
         elif isinstance(n, ast.arg):
             out.add(n.arg)
         elif isinstance(n, ast.alias):
@@ -185,9 +187,9 @@ def _hot_imports(info: Info, start: dict[str, set[str]], known: dict[str, str]) 
         sub = f"{mod}.{name}" if name else None
         sub = known.get(sub) or resolve_module(sub, known) or sub if sub else None
         if name is None and start.get(mod):
-            hot.add(local)
+            hot |= {f"{local}.{n}" for n in start[mod]}
         elif sub in start and start[sub]:
-            hot.add(local)
+            hot |= {f"{local}.{n}" for n in start[sub]}
         elif name in start.get(mod, set()):
             hot.add(local)
     return hot
