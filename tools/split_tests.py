@@ -107,9 +107,10 @@ def _identifiers(node: ast.AST) -> set[str]:
     return out
 
 
-def read(path: Path) -> Info:
+def read(path: Path, name: str | None = None) -> Info:
+    """What the module at ``path`` imports, defines and uses (``name``: its path in the repository, if elsewhere)."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    info = Info(rel(path))
+    info = Info(name or rel(path))
     for node in tree.body:
         if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             for alias in node.names:
