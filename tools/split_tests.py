@@ -265,21 +265,28 @@ def plan() -> Plan:
                 if info.imports.keys() - {"annotations"}:  # a conftest with only a docstring is not copied
                     texts[pkg] = p.read_text(encoding="utf-8")
             else:
-                fixtures = sorted(n for n in info.defs if _is_fixture(p, n))
                 support = SUPPORT.get(rel(p), f"tests/support/{parts[0]}_fixtures.py")
                 out.moves.setdefault(rel(p), support)
-                texts[pkg] = (f'"""Fixtures of the {parts[0]} tests (defined in {module_of(support)})."""\n\n'
-                              f"from {module_of(support)} import {', '.join(fixtures)}  # noqa: F401 - pytest fixtures\n")
+                texts[pkg] = _fixture_conftest(parts[0], p, support)
             for module, other in MODULE_PACKAGE.items():
                 if module.startswith(f"tests/{parts[0]}/") and pkg in texts:
                     texts.setdefault(other, texts[pkg])
+    # A conftest made from a support module lists that module's fixtures as they are now.
+    generated = set()
+    for old, support in SUPPORT.items():
+        folder = Path(old).parts[1]
+        if old.endswith("/conftest.py") and not (ROOT / old).exists() and (ROOT / support).exists():
+            pkg = FOLDER_PACKAGE.get(folder, folder)
+            texts[pkg] = _fixture_conftest(folder, ROOT / support, support)
+            generated.add(pkg)
     final = {rel(p) for p in paths} - set(out.moves) | set(out.moves.values())
     for f in sorted(final):
         parts = Path(f).parts
         if len(parts) > 3 and parts[1] in KINDS and Path(f).name.startswith("test_"):
             pkg = "/".join(parts[2:-1])
             conf = f"tests/{parts[1]}/{pkg}/conftest.py"
-            if pkg in texts and conf not in final and conf not in out.conftests:
+            stale = conf in final and pkg in generated and (ROOT / conf).read_text(encoding="utf-8") != texts[pkg]
+            if pkg in texts and (conf not in final or stale) and conf not in out.conftests:
                 out.conftests[conf] = texts[pkg]
     # Old folders left with only their __init__.py (and a thin conftest) go.
     for folder in sorted({Path(o).parent for o in out.moves}):
@@ -297,6 +304,13 @@ def plan() -> Plan:
                 out.inits.append(init.as_posix())
             d = d.parent
     return out
+
+
+def _fixture_conftest(folder: str, path: Path, support: str) -> str:
+    """A conftest that imports every fixture the module at ``path`` (to be ``support``) defines."""
+    fixtures = sorted(n for n in read(path, support).defs if _is_fixture(path, n))
+    return (f'"""Fixtures of the {folder} tests (defined in {module_of(support)})."""\n\n'
+            f"from {module_of(support)} import {', '.join(fixtures)}  # noqa: F401 - pytest fixtures\n")
 
 
 def _is_fixture(path: Path, name: str) -> bool:
@@ -392,7 +406,9 @@ def apply(p: Plan) -> None:
     for gone in p.removals:
         if (ROOT / gone).exists():
             git("rm", "-q", "-f", gone)
-    for folder in sorted({Path(g).parent for g in p.removals}, key=lambda d: -len(d.parts)):
+    for folder in sorted({Path(g).parent for g in p.removals} | {Path(o).parent for o in p.moves}, key=lambda d: -len(d.parts)):
+        if not (ROOT / folder).is_dir() or any(q.suffix == ".py" for q in (ROOT / folder).iterdir()):
+            continue
         for cache in (ROOT / folder).glob("__pycache__"):
             for f in cache.iterdir():
                 f.unlink()
@@ -422,7 +438,7 @@ def apply(p: Plan) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="list pending moves; exit 1 if there are any")
+    parser.add_argument("--check", action="store_true", help="list pending moves and conftests; exit 1 if there are any")
     parser.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     args = parser.parse_args(argv)
     p = plan()
@@ -433,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
     for gone in p.removals:
         print(f"remove {gone}")
     if args.check:
-        return 1 if p.moves else 0
+        return 1 if p.moves or p.conftests else 0
     if not args.dry_run:
         apply(p)
     return 0
