@@ -7,7 +7,7 @@ strategy). The encoder adds three things around clkhash: n-grams containing an
 unknown character are dropped before hashing (an unknown character neither
 agrees nor disagrees), a token cache (names repeat, so most tokens are hashed
 once per run), and numpy assembly of whole batches.
-``tests/linkage/test_encode.py`` checks bit for bit that every segment equals
+``tests/unit/linkage/test_encode.py`` checks bit for bit that every segment equals
 clkhash's own ``generate_clks`` output.
 
 Then, under a diffused schema (``tsunagu-jp/2``), that filter never leaves the

@@ -21,7 +21,7 @@ run (``link_incremental``) then
    where something moved.
 
 So, for the same data, model and LSH positions, the clusters equal those of
-a full relink (tests/linkage/test_incremental.py). A full run stays the way
+a full relink (tests/unit/linkage/test_incremental.py). A full run stays the way
 to refit the u-probabilities to a changed population.
 """
 

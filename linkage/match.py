@@ -585,7 +585,7 @@ def link(
 
     With ``dask_address`` (a Dask scheduler, ``tcp://host:8786``) or an
     ``engine``, blocks, scoring and solving run on that engine's workers; the
-    clusters are the same as the local engine's (tests/linkage/test_distributed.py).
+    clusters are the same as the local engine's (tests/integration/linkage/test_distributed.py).
     """
     versions = {(e.schema_version, e.key_id) for e in encodings}
     if len(versions) > 1:

@@ -25,7 +25,7 @@ from keys import binding, seal
 from keys.audit import AuditEntry
 from service.audit_store import AuditStore
 from service.db import sqlite_engine
-from tests import _server
+from tests.support import server as _server
 from transparency.tlog_checkpoint import Signer
 from keys.filing import RequestFiling
 from keys.custody import Custodian

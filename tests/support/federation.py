@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 from typer.testing import CliRunner
 
-from tests import _server
+from tests.support import server as _server
 from tsunagu.cli import app
 
 PASSWORD = "correct horse battery staple"

@@ -21,7 +21,7 @@ import pytest
 from typer.testing import CliRunner
 
 from synthetic.agents import SyntheticAgent, synthetic_agents
-from tests import _server
+from tests.support import server as _server
 from synthetic import Town, generate_town
 from tsunagu.cli import app
 

@@ -27,7 +27,7 @@ from typing import Iterator
 
 from sqlalchemy.engine import URL
 
-from tests._server import free_port
+from tests.support.server import free_port
 
 _BINARIES = "/usr/lib/postgresql/*/bin/initdb"
 _SUPERUSER = "tsunagu"

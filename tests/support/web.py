@@ -32,7 +32,7 @@ from keys.keyring import Keyring, init_municipality
 from keys.linkage_secret import generate_linkage_secret
 from keys.passphrase import KdfParams
 from synthetic import Town, generate_town
-from tests import _server
+from tests.support import server as _server
 from tsunagu.cli import app
 
 # Assertions wait generously: the suite must pass on a busy two-core machine (no timing luck).

@@ -8,10 +8,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tests.agents.conftest import AGENT_PASSPHRASE, PRESETS, Municipality, enrol_agent, write_agent_toml
-from tests._server import free_port
+from tests.support.agents import AGENT_PASSPHRASE, PRESETS, Municipality, enrol_agent, write_agent_toml
+from tests.support.server import free_port
 
-TSUNAGU = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "tsunagu"
+TSUNAGU = Path(__file__).resolve().parents[3] / ".venv" / "bin" / "tsunagu"
 EDU = PRESETS / "edu_network"
 
 

@@ -20,8 +20,8 @@ import pytest
 from agents.core.config import load_config
 from agents.core.pipeline import RunError, run
 from synthetic.samples import write_samples
-from tests.agents.conftest import AGENT_PASSPHRASE, PRESETS, Municipality, enrol_agent, write_agent_toml
-from tests.agents.test_end_to_end import Server, gateway, tsunagu  # noqa: F401 - the gateway fixture
+from tests.support.agents import AGENT_PASSPHRASE, PRESETS, Municipality, enrol_agent, write_agent_toml
+from tests.integration.agents.test_end_to_end import Server, gateway, tsunagu  # noqa: F401 - the gateway fixture
 
 pytestmark = pytest.mark.slow
 

@@ -28,14 +28,14 @@ from cryptography.x509.oid import NameOID
 from agents.core.config import load_config
 from agents.core.pipeline import run
 from synthetic.samples import write_samples
-from tests.agents.conftest import AGENT_PASSPHRASE, PRESETS, Municipality, enrol_agent, write_agent_toml
-from tests import _server
-from tests._server import free_port
+from tests.support.agents import AGENT_PASSPHRASE, PRESETS, Municipality, enrol_agent, write_agent_toml
+from tests.support import server as _server
+from tests.support.server import free_port
 
 pytestmark = pytest.mark.slow
 
 TSUNAGU = str(Path(sys.executable).with_name("tsunagu"))
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 AGENTS = {  # agent id: (network, preset, [(mapping, sample file)], gaiji)
     "edu-1": ("edu", "edu_network", [("school.toml", "school.csv")], None),

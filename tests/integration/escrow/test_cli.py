@@ -6,7 +6,7 @@ import json
 import stat
 from pathlib import Path
 
-from tests.escrow.conftest import CUSTODIANS, IDENTITIES, PASSWORD, Ceremony, GatewayLog, Server, cli, filing
+from tests.support.escrow import CUSTODIANS, IDENTITIES, PASSWORD, Ceremony, GatewayLog, Server, cli, filing
 from typer.testing import CliRunner
 
 from tsunagu.cli import app

@@ -9,8 +9,8 @@ from typing import Iterator
 import httpx
 import pytest
 
-from tests._frontdoor import declared_too_large
-from tests.escrow.conftest import PASSWORD, Ceremony, GatewayLog, Server, cli, start_server
+from tests.support.frontdoor import declared_too_large
+from tests.support.escrow import PASSWORD, Ceremony, GatewayLog, Server, cli, start_server
 from escrow.service import Escrow
 
 GOOD = "violet kettle harbour lantern 42"

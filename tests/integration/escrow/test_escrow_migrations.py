@@ -1,6 +1,6 @@
 """The escrow's tables under Alembic: the baseline equals the tables as they were made before, and such a file is adopted.
 
-Real SQLite files and the PostgreSQL the tests start (tests/_postgres.py);
+Real SQLite files and the PostgreSQL the tests start (tests/support/postgres.py);
 the escrow's real ``escrow.db.migrate``.
 """
 

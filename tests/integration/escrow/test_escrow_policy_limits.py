@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.escrow.conftest import PASSWORD, Ceremony, GatewayLog, cli, filing, start_server
+from tests.support.escrow import PASSWORD, Ceremony, GatewayLog, cli, filing, start_server
 
-POLICY = Path(__file__).resolve().parents[2] / "policy" / "default_policy.toml"
+POLICY = Path(__file__).resolve().parents[3] / "policy" / "default_policy.toml"
 
 
 @pytest.fixture

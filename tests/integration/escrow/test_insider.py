@@ -22,7 +22,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from tests.escrow.conftest import CUSTODIANS, IDENTITIES, PASSWORD, USERS, Ceremony, GatewayLog, Server, cli, filing, start_server
+from tests.support.escrow import CUSTODIANS, IDENTITIES, PASSWORD, USERS, Ceremony, GatewayLog, Server, cli, filing, start_server
 from escrow import db
 from escrow.faults import POINTS
 from keys.audit import verify_export

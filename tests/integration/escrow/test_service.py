@@ -7,7 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from tests.escrow.conftest import CUSTODIANS, FAST, IDENTITIES, PASSWORD, Ceremony, GatewayLog, Server, filing, start_server
+from tests.support.escrow import CUSTODIANS, FAST, IDENTITIES, PASSWORD, Ceremony, GatewayLog, Server, filing, start_server
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from keys.audit import AuditEntry

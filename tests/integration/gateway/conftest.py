@@ -1,3 +1,3 @@
-"""Fixtures of the gateway tests (defined in gateway_support)."""
+"""Fixtures of the gateway tests (defined in tests.support.gateway)."""
 
-from tests.gateway.gateway_support import agents, database_url, gw, home, server, town  # noqa: F401 - pytest fixtures
+from tests.support.gateway import agents, database_url, gw, home, server, town  # noqa: F401 - pytest fixtures

@@ -10,7 +10,7 @@ from alembic.config import Config
 from importlib import resources
 from sqlalchemy import delete, select
 
-from tests.gateway.gateway_support import submit_town
+from tests.support.gateway import submit_town
 from gateway import casework, models
 from gateway.db import migrate
 from gateway.link import run_linkage

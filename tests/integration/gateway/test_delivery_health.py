@@ -17,12 +17,12 @@ from typing import Iterator
 import httpx
 import pytest
 
-from tests import _postgres
+from tests.support import postgres as _postgres
 from gateway.core import Gateway
 from gateway.db import checkpoint, wal_path
 from gateway.ingest import ingest
 from synthetic.agents import SyntheticAgent
-from tests.gateway.gateway_support import PASSWORD, Home, Server, cli, start_server, stop_server
+from tests.support.gateway import PASSWORD, Home, Server, cli, start_server, stop_server
 from synthetic import Town
 
 NDJSON = {"Content-Type": "application/x-ndjson"}

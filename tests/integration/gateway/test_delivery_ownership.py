@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from gateway import models
 from gateway.core import Gateway
 from synthetic.agents import SyntheticAgent
-from tests.gateway.gateway_support import Home, Server
+from tests.support.gateway import Home, Server
 from keys.submission import manifest_sha256, read_submission, write_state_request
 from synthetic import Town
 from tsunagu.cli import app

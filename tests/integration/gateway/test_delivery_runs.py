@@ -23,7 +23,7 @@ from gateway.identity import User
 from gateway.ingest import ingest
 from gateway.link import run_linkage
 from synthetic.agents import SyntheticAgent
-from tests.gateway.gateway_support import Home, Server, start_server, stop_server, wait_for_run
+from tests.support.gateway import Home, Server, start_server, stop_server, wait_for_run
 from synthetic import Town
 
 NDJSON = {"Content-Type": "application/x-ndjson"}

@@ -9,7 +9,7 @@ import pytest
 from synthetic import Town
 from sqlalchemy import create_engine, text, update
 
-from tests.gateway.gateway_support import Home, Server, start_server, stop_server
+from tests.support.gateway import Home, Server, start_server, stop_server
 from gateway import models
 from gateway.db import utcnow
 from synthetic.agents import SyntheticAgent, synthetic_agents

@@ -9,7 +9,7 @@ from synthetic import Town
 from typer.testing import CliRunner
 
 from synthetic.agents import SyntheticAgent
-from tests.gateway.gateway_support import Home
+from tests.support.gateway import Home
 from tsunagu.cli import app
 
 

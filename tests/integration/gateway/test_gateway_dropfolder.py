@@ -8,7 +8,7 @@ from pathlib import Path
 
 from synthetic import Town
 
-from tests.gateway.gateway_support import Home
+from tests.support.gateway import Home
 from synthetic.agents import SyntheticAgent
 from keys import envelope
 

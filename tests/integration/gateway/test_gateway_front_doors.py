@@ -11,8 +11,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from keys import envelope
-from tests._frontdoor import declared_too_large
-from tests.gateway.gateway_support import PASSWORD, Server
+from tests.support.frontdoor import declared_too_large
+from tests.support.gateway import PASSWORD, Server
 from gateway.core import Gateway
 
 GOOD = "violet kettle harbour lantern 42"

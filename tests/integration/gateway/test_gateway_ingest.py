@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from gateway import models
 from gateway.ingest import ingest
-from tests.gateway.gateway_support import cli
+from tests.support.gateway import cli
 from synthetic.agents import SyntheticAgent
 from keys.submission import read_submission, write_submission
 

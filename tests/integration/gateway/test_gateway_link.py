@@ -6,7 +6,7 @@ import pytest
 from synthetic import Town
 from sqlalchemy import insert, select
 
-from tests.gateway.gateway_support import submit_town
+from tests.support.gateway import submit_town
 from gateway import casework, models
 from gateway.db import utcnow
 from gateway.ingest import ingest

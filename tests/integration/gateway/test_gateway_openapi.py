@@ -2,7 +2,7 @@
 
 The app is the real one (``gateway.api.main.create_app``) on a gateway
 opened in this process; its OpenAPI document is walked, not a list of routes.
-The walk itself is ``tests/_openapi.py``, shared with the escrow's test.
+The walk itself is ``tests/support/openapi.py``, shared with the escrow's test.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.api.main import create_app
-from tests._openapi import undeclared
+from tests.support.openapi import undeclared
 
 
 def test_every_operation_has_a_response_schema(gw: Any) -> None:

@@ -7,7 +7,7 @@ from datetime import timedelta
 from synthetic import Town
 from sqlalchemy import func, select, update
 
-from tests.gateway.gateway_support import Home, submit_town
+from tests.support.gateway import Home, submit_town
 from gateway import models
 from gateway.db import utcnow
 from gateway.ingest import ingest

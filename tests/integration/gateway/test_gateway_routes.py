@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import re
 
-from tests.gateway.gateway_support import Server
+from tests.support.gateway import Server
 
 #: Routes outside the session scheme, and why.
 PUBLIC = {("get", "/api/v1/health"), ("post", "/api/v1/auth/login")}
-#: Agents authenticate by the signature on the submission (tests/gateway/test_bad_input.py).
+#: Agents authenticate by the signature on the submission (tests/integration/gateway/test_gateway_bad_input.py).
 SIGNED = {("post", "/api/v1/submissions"), ("post", "/api/v1/submissions/state")}
 #: The witness (C2SP tlog-witness): a checkpoint is authenticated by the log key that signed it, and what the
-#: witness cosigned is public by design (tests/transparency/test_tlog_witness.py, tests/gateway/test_witness_exchange.py).
+#: witness cosigned is public by design (tests/unit/transparency/test_tlog_witness.py, tests/integration/gateway/test_witness_exchange.py).
 WITNESS = {("post", "/api/v1/witness/add-checkpoint"), ("get", "/api/v1/witness/latest")}
 #: Any signed-in user may end their own session.
 ANY_ROLE = {("post", "/api/v1/auth/logout"), ("post", "/api/v1/auth/password")}  # any signed-in user: end the session, change own password

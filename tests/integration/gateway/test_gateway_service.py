@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 from openpyxl import load_workbook
 from synthetic import Town
 
-from tests.gateway.gateway_support import Server, wait_for_run
+from tests.support.gateway import Server, wait_for_run
 from synthetic.agents import SyntheticAgent
 
 NDJSON = {"Content-Type": "application/x-ndjson"}

@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.gateway.gateway_support import TSUNAGU, Home
-from tests import _server
+from tests.support.gateway import TSUNAGU, Home
+from tests.support import server as _server
 
 
 def _self_signed(folder: Path) -> tuple[Path, Path]:

@@ -16,7 +16,7 @@ from linkage.normalise.dates import parse_birth_date
 from synthetic import Town
 from sqlalchemy import MetaData, create_engine, select
 
-from tests.gateway.gateway_support import Server, stop_server, wait_for_run
+from tests.support.gateway import Server, stop_server, wait_for_run
 from synthetic.agents import SyntheticAgent
 
 NDJSON = {"Content-Type": "application/x-ndjson"}

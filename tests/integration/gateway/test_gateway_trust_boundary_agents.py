@@ -13,10 +13,10 @@ import tomli_w
 from agents.core.config import load_config
 from agents.core.pipeline import run
 from synthetic.samples import write_samples
-from tests.gateway.gateway_support import Home, cli, start_server, stop_server, wait_for_run
+from tests.support.gateway import Home, cli, start_server, stop_server, wait_for_run
 from synthetic import generate_town
-from tests.gateway.test_gateway_trust_boundary import find_hits, identity_needles
-from tests.agents.conftest import AGENT_PASSPHRASE, PRESETS, enrol_agent, municipality, write_agent_toml  # noqa: F401 - fixture
+from tests.integration.gateway.test_gateway_trust_boundary import find_hits, identity_needles
+from tests.support.agents import AGENT_PASSPHRASE, PRESETS, enrol_agent, municipality, write_agent_toml  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +30,7 @@ AGENTS = {  # agent id: (network, preset, [(mapping, sample file)], 外字 table
 
 def _policy(path: Path) -> Path:
     """The shipped default policy with the presets' sources and attributes added (as a municipality would)."""
-    document = tomllib.loads((Path(__file__).resolve().parents[2] / "policy" / "default_policy.toml").read_text(encoding="utf-8"))
+    document = tomllib.loads((Path(__file__).resolve().parents[3] / "policy" / "default_policy.toml").read_text(encoding="utf-8"))
     for _, preset, _, _ in AGENTS.values():
         for network, spec in tomllib.loads((PRESETS / preset / "policy.toml").read_text(encoding="utf-8"))["networks"].items():
             document["networks"].setdefault(network, {"label": spec["label"], "sources": {}})["sources"].update(spec["sources"])

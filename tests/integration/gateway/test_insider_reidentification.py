@@ -34,7 +34,7 @@ import pytest
 from synthetic import Town
 
 from agents.core.deliver import Outbox, write_bundles
-from tests.gateway.gateway_support import PASSWORD, Home, Server, cli, start_server, stop_server, wait_for_run
+from tests.support.gateway import PASSWORD, Home, Server, cli, start_server, stop_server, wait_for_run
 from synthetic.agents import SyntheticAgent
 from keys.audit import verify_export
 from keys.custody import Custodian
@@ -42,7 +42,7 @@ from keys.filing import RequestFiling
 from keys.keyring import Keyring, init_municipality
 from keys.linkage_secret import generate_linkage_secret
 from keys.passphrase import KdfParams
-from tests.gateway.test_reidentify_end_to_end import Escrow
+from tests.integration.gateway.test_reidentify_end_to_end import Escrow
 
 FAST = KdfParams(memory_kib=1024, iterations=1, lanes=1)  # small but real Argon2id
 CUSTODIANS = [Custodian(f"custodian{i}", f"custodian pass {i}") for i in range(1, 4)]

@@ -24,7 +24,7 @@ from sqlalchemy import select
 from gateway import models
 from gateway.core import Gateway
 from gateway.review import _pair_label, canonical
-from tests.gateway.gateway_support import TSUNAGU, Home, cli, start_server
+from tests.support.gateway import TSUNAGU, Home, cli, start_server
 from keys import audit
 from synthetic import Town
 

@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from escrow.errors import EscrowError
 from escrow.evidence import REQUEST_ACTION, GatewayEvidence, verify_evidence
-from tests.gateway.gateway_support import submit_town
+from tests.support.gateway import submit_town
 from gateway import models, reidentify
 from gateway.errors import GatewayError
 from gateway.identity import User

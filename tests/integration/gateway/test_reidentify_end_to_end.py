@@ -22,8 +22,8 @@ from sqlalchemy import create_engine, update
 from typer.testing import CliRunner
 
 from agents.core.token import RecordTokeniser
-from tests import _server
-from tests.gateway.gateway_support import PASSWORD, TSUNAGU, Home, Server, cli, start_server, stop_server, wait_for_run
+from tests.support import server as _server
+from tests.support.gateway import PASSWORD, TSUNAGU, Home, Server, cli, start_server, stop_server, wait_for_run
 from gateway.db import utcnow
 from synthetic.agents import SyntheticAgent
 from keys.custody import Custodian

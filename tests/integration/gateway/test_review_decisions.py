@@ -7,7 +7,7 @@ import pytest
 from synthetic import Town
 from sqlalchemy import select
 
-from tests.gateway.gateway_support import Server, submit_town, wait_for_run
+from tests.support.gateway import Server, submit_town, wait_for_run
 from gateway import models, review
 from gateway.errors import GatewayError
 from gateway.identity import User

@@ -8,7 +8,7 @@ import json
 import pytest
 from sqlalchemy import insert, select
 
-from tests.gateway.gateway_support import submit_town
+from tests.support.gateway import submit_town
 from gateway import casework, models, review
 from gateway.identity import User
 from gateway.link import run_linkage

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from synthetic import Town
 
-from tests.gateway.gateway_support import Server, submit_town
+from tests.support.gateway import Server, submit_town
 from gateway import screening
 from gateway.errors import GatewayError
 from gateway.identity import User

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.gateway.gateway_support import Server, cli, wait_for_run
+from tests.support.gateway import Server, cli, wait_for_run
 from synthetic import Town
 from synthetic.agents import SyntheticAgent
 

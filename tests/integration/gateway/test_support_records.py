@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.gateway.gateway_support import submit_town
+from tests.support.gateway import submit_town
 from gateway import screening, support
 from gateway.errors import GatewayError
 from gateway.evaluation.report import evaluation

@@ -23,8 +23,8 @@ from typer.testing import CliRunner
 from escrow.service import Escrow as EscrowService
 from gateway.core import Gateway
 from gateway.web.session import COOKIE, CSRF_FIELD, csrf_token
-from tests import _server
-from tests.gateway.gateway_support import PASSWORD, TSUNAGU, Home, Server, cli, start_server, stop_server
+from tests.support import server as _server
+from tests.support.gateway import PASSWORD, TSUNAGU, Home, Server, cli, start_server, stop_server
 from keys.audit import AuditEntry
 from keys.custody import Custodian
 from keys.keyring import init_municipality

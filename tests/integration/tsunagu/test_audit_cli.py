@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 CONFORMANCE = REPO / ".." / "shared" / "conformance" / "rfc6962" / "testdata"
 
 

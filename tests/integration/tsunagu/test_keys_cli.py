@@ -9,7 +9,7 @@ from pathlib import Path
 
 from keys.keyring import Keyring
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 TSUNAGU = REPO / ".venv" / "bin" / "tsunagu"
 KDF = ["--kdf-memory-kib", "1024"]  # small but real Argon2id; production keeps 65536
 OPERATOR = "operator-passphrase-1"

@@ -19,7 +19,7 @@ from agents.core.token import RecordTokeniser
 from synthetic.samples import write_samples
 from keys.enrolment import load_linkage_secret
 from keys.submission import read_submission
-from tests.agents.conftest import AGENT_PASSPHRASE, PRESETS, Municipality, enrol_agent, write_agent_toml
+from tests.support.agents import AGENT_PASSPHRASE, PRESETS, Municipality, enrol_agent, write_agent_toml
 
 SCHOOL_MAPPING = PRESETS / "edu_network" / "mappings" / "school.toml"
 

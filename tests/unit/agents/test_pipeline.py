@@ -17,8 +17,8 @@ from agents.core.pipeline import check, run
 from agents.core.token import RecordTokeniser
 from keys import custody, enrolment, seal
 from keys.submission import read_submission
-from tests._server import free_port
-from tests.agents.conftest import AGENT_PASSPHRASE, PRESETS, Municipality, enrol_agent, write_agent_toml
+from tests.support.server import free_port
+from tests.support.agents import AGENT_PASSPHRASE, PRESETS, Municipality, enrol_agent, write_agent_toml
 
 SCHOOL_MAPPING = PRESETS / "edu_network" / "mappings" / "school.toml"
 SCHOOL_POLICY = PRESETS / "edu_network" / "policy.toml"
@@ -45,7 +45,7 @@ class RecordingGateway:
     def __call__(self, request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/submissions/state"):
             # Answers like a gateway without the state route (the agent then delivers without reconciling);
-            # reconciling with the real gateway is covered in tests/agents/test_delivery_state.py.
+            # reconciling with the real gateway is covered in tests/integration/agents/test_delivery_state.py.
             return httpx.Response(404, json={"error": "not_found", "detail": "そのような URL はありません。"})
         self.calls += 1
         if self.answers:

@@ -22,8 +22,8 @@ from gateway.identity import User
 from gateway.ingest import ingest
 from gateway.link import run_linkage
 from keys.return_list import ReturnListError
-from tests.agents.conftest import AGENT_PASSPHRASE, OPERATOR, PRESETS, Municipality, enrol_agent, write_agent_toml
-from tests.agents.test_end_to_end import municipal_policy
+from tests.support.agents import AGENT_PASSPHRASE, OPERATOR, PRESETS, Municipality, enrol_agent, write_agent_toml
+from tests.integration.agents.test_end_to_end import municipal_policy
 from tsunagu.cli import app
 
 CASEWORKER = User(2, "caseworker", "caseworker")

@@ -1,15 +1,15 @@
 """Every operation of the escrow's JSON API declares what it answers: a response schema in the OpenAPI document.
 
 The app is the real one (``escrow.api.app.create_app``) on the escrow set up
-by ``tsunagu escrow init`` (tests/escrow/conftest.py); the walk is
-``tests/_openapi.py``, shared with the gateway's test.
+by ``tsunagu escrow init`` (tests/support/escrow.py); the walk is
+``tests/support/openapi.py``, shared with the gateway's test.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from tests._openapi import undeclared
+from tests.support.openapi import undeclared
 from escrow.api.app import create_app
 from escrow.service import Escrow
 

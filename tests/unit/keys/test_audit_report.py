@@ -120,7 +120,7 @@ def test_cli_reports_requests_and_anomalies_from_verified_exports(tmp_path: Path
 
 
 def test_an_escrow_acting_beyond_the_gateways_entry_is_an_anomaly() -> None:
-    """What an honest escrow refuses (tests/escrow/test_insider.py) is flagged when an altered escrow's log shows it anyway."""
+    """What an honest escrow refuses (tests/integration/escrow/test_insider.py) is flagged when an altered escrow's log shows it anyway."""
     gateway = [_g("ok"), _g("refused", outcome="refused: person_not_found"), _g("more"), _g("basis"), _g("why"),
                _g("old", outcome="requested: person=P1 records=2"), _g("wider")]
     other = "c" * 64

@@ -209,7 +209,7 @@ def test_every_tamper_variant_is_detected_and_no_genuine_export_is_broken(log: L
 def test_verify_refuses_to_run_without_trusted_keys(log: Log, tmp_path: Path) -> None:
     path = tmp_path / "export.jsonl"
     path.write_text("\n".join(log.store.export(log.vkey)) + "\n", encoding="utf-8")
-    # (The installed command prints these on stderr with exit code 2: tests/cli/test_keys_cli.py.)
+    # (The installed command prints these on stderr with exit code 2: tests/integration/tsunagu/test_keys_cli.py.)
     r = CliRunner().invoke(app, ["audit", "verify", str(path)])
     assert isinstance(r.exception, CommandError) and "--public-key" in str(r.exception) and "信頼できません" in str(r.exception)
     r = CliRunner().invoke(app, ["audit", "verify", str(path), "--public-key", str(tmp_path / "log.vkey")])

@@ -15,7 +15,7 @@ import pytest
 
 from keys import labels
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PRODUCT = ("agents", "escrow", "gateway", "keys", "linkage", "policy", "service", "transparency", "tsunagu")
 #: Labels at least this long are searched for inside every string; shorter ones ("blocking") are common words,
 #: so for them only the purpose given to ``derive_key`` is checked.

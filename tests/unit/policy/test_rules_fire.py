@@ -21,7 +21,7 @@ from linkage.match import link
 from policy.attributes import default_catalog
 from policy.screening import check_against_data, check_rules, default_screening
 
-PRESETS = Path(__file__).resolve().parents[2] / "agents"
+PRESETS = Path(__file__).resolve().parents[3] / "agents"
 SAMPLES = [
     ("edu_network", "school", "school.csv"),
     ("mynumber_network", "residents", "residents.csv"),

@@ -10,7 +10,7 @@ import pytest
 
 from transparency import rfc9162 as merkle
 
-CONFORMANCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "conformance" / "rfc6962" / "testdata"
+CONFORMANCE = Path(__file__).resolve().parents[3] / ".." / "shared" / "conformance" / "rfc6962" / "testdata"
 
 
 def _cases(kind: str) -> list[Path]:

@@ -1,3 +1,3 @@
-"""Fixtures of the web UI tests (defined in web_support)."""
+"""Fixtures of the web UI tests (defined in tests.support.web)."""
 
-from tests.web.web_support import browser, context, site, town  # noqa: F401 - pytest fixtures
+from tests.support.web import browser, context, site, town  # noqa: F401 - pytest fixtures

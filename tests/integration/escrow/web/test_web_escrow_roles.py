@@ -12,7 +12,7 @@ import re
 
 from playwright.sync_api import BrowserContext, expect
 
-from tests.web.web_support import CUSTODIANS, PASSWORD, Site, cli, log_in, shot
+from tests.support.web import CUSTODIANS, PASSWORD, Site, cli, log_in, shot
 
 
 def test_custodian_sees_the_escrow_status_and_unseals_at_the_escrow(context: BrowserContext, site: Site) -> None:

@@ -8,13 +8,13 @@ import tomllib
 from pathlib import Path
 
 import tomli_w
-from tests.federation.federation_support import cli
+from tests.support.federation import cli
 
 from synthetic.samples import write_samples
 from demo.federation import run
 from keys.keyring import Keyring
 
-PRESET = Path(__file__).resolve().parents[2] / "agents" / "mynumber_network"
+PRESET = Path(__file__).resolve().parents[4] / "agents" / "mynumber_network"
 SECRETS = {"operator": "operator-pass-12", "agent": "agent-pass-1234", "gateway:tanaka": "tanaka-password-12"}
 
 

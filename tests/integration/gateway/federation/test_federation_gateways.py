@@ -12,9 +12,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
-from tests import _postgres
+from tests.support import postgres as _postgres
 import pytest
-from tests.federation.federation_support import PASSWORD, Town, cli
+from tests.support.federation import PASSWORD, Town, cli
 from sqlalchemy import MetaData, create_engine, text
 from sqlalchemy.engine import URL
 from typer.testing import CliRunner

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from tests.federation.federation_support import Town, cli
+from tests.support.federation import Town, cli
 from typer.testing import CliRunner
 
 from agents.core.config import load_config
@@ -23,7 +23,7 @@ from tsunagu.cli import app
 
 KDF = KdfParams(memory_kib=1024, iterations=1, lanes=1)
 OPERATOR, COORDINATOR, AGENT = "operator-passphrase-1", "coordinator-pass-1", "agent-passphrase-xyz"
-PRESET = Path(__file__).resolve().parents[2] / "agents" / "mynumber_network"
+PRESET = Path(__file__).resolve().parents[4] / "agents" / "mynumber_network"
 
 
 def _municipality(root: Path, code: str) -> Path:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.federation.federation_support import PASSWORD, Town, cli
+from tests.support.federation import PASSWORD, Town, cli
 from gateway import screening, support
 from gateway.core import Gateway
 from gateway.identity import User

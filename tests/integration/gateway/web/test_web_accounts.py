@@ -8,7 +8,7 @@ import re
 
 from playwright.sync_api import BrowserContext, expect
 
-from tests.web.web_support import Site, log_in, shot
+from tests.support.web import Site, log_in, shot
 
 NEW = "amber meadow falcon ribbon"
 OWN = "quartz orchard pelican lagoon"

@@ -1,5 +1,5 @@
 """The federation screens in real Chromium with real data: two gateways on loopback (real `tsunagu gateway serve`,
-each with its own SQLite database and keys, set up through the CLI as in tests/federation/), children who moved from
+each with its own SQLite database and keys, set up through the CLI as in tests/integration/gateway/federation/), children who moved from
 A to B. B's caseworker sends a transfer-in query from the screen, reads the answers, requests a handover; A's caseworker
 answers it on A's screen with an attribute; B's screen shows the answer in words. Screenshots for the guide.
 
@@ -23,8 +23,8 @@ from keys.linkage_secret import LinkageSecret, generate_linkage_secret
 from linkage.encode import encode_records
 from linkage.record import CanonicalRecord
 from synthetic import generate_town
-from tests.federation.federation_support import PASSWORD, Town  # the federation tests' gateway helper, reused
-from tests.web.web_support import shot
+from tests.support.federation import PASSWORD, Town  # the federation tests' gateway helper, reused
+from tests.support.web import shot
 
 A, B = "082201", "082210"
 MOVED = 6  # children 0-5 moved from A to B; B also has children 10-12, whom A never had

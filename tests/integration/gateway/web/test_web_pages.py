@@ -13,7 +13,7 @@ from policy.attributes import default_catalog
 from playwright.sync_api import BrowserContext, expect
 
 from agents.core.token import RecordTokeniser
-from tests.web.web_support import PASSWORD, Site, log_in, shot, wait_for_run
+from tests.support.web import PASSWORD, Site, log_in, shot, wait_for_run
 
 
 def test_login_errors_then_admin_dashboard_and_a_run(context: BrowserContext, site: Site) -> None:

@@ -16,7 +16,7 @@ import uuid
 from openpyxl import load_workbook
 from playwright.sync_api import BrowserContext, expect
 
-from tests.web.web_support import Site, log_in, shot
+from tests.support.web import Site, log_in, shot
 
 HEADERS = ["申請番号", "状態", "申請者", "日時（日本時間）", "利用目的", "法的根拠", "案件番号", "承認", "却下", "開示"]
 

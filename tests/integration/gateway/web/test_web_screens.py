@@ -16,7 +16,7 @@ from pathlib import Path
 from openpyxl import load_workbook
 from playwright.sync_api import BrowserContext, expect
 
-from tests.web.web_support import Site, log_in, shot
+from tests.support.web import Site, log_in, shot
 
 
 def _audit_actions(site: Site) -> list[tuple[str, str]]:
@@ -28,7 +28,7 @@ def _audit_actions(site: Site) -> list[tuple[str, str]]:
 
 def test_screening_filters_exports_print_and_beyond_capacity(context: BrowserContext, site: Site) -> None:
     rules_file = site.home / "screening.toml"
-    text = (Path(__file__).resolve().parents[2] / "policy" / "default_screening.toml").read_text(encoding="utf-8")
+    text = (Path(__file__).resolve().parents[4] / "policy" / "default_screening.toml").read_text(encoding="utf-8")
     rules_file.write_text(text.replace("capacity = 200", "capacity = 3"), encoding="utf-8")
     try:
         page = context.new_page()

@@ -10,7 +10,7 @@ import re
 from openpyxl import load_workbook
 from playwright.sync_api import BrowserContext, expect
 
-from tests.web.web_support import Site, log_in, shot
+from tests.support.web import Site, log_in, shot
 
 
 def test_record_support_from_the_screening_list(context: BrowserContext, site: Site) -> None:

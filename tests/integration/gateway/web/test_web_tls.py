@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from playwright.sync_api import Browser, expect
 
-from tests._server import stop
-from tests.web.web_support import PASSWORD, cli, log_in, serve
+from tests.support.server import stop
+from tests.support.web import PASSWORD, cli, log_in, serve
 
 
 def _self_signed(folder: Path) -> tuple[Path, Path]:

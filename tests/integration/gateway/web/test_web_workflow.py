@@ -21,7 +21,7 @@ from openpyxl import load_workbook
 from playwright.sync_api import BrowserContext, Page, expect
 
 from linkage.normalise.dates import parse_birth_date, to_wareki
-from tests.web.web_support import CUSTODIANS, PASSWORD, Site, cli, log_in, shot
+from tests.support.web import CUSTODIANS, PASSWORD, Site, cli, log_in, shot
 
 
 def _escrow_page(context: BrowserContext, site: Site, username: str, path: str = "/ui/") -> Page:
