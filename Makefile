@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install postgres chromium test docs demo bench bench-quality bench-speed clean
+.PHONY: install postgres chromium test test-unit docs demo bench bench-quality bench-speed clean
 
 install: $(STAMP)
 
@@ -19,12 +19,12 @@ $(STAMP): requirements.txt requirements-nodeps.txt requirements-docs.txt pyproje
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-# PostgreSQL server binaries for the test suite's throwaway cluster (tests/_postgres.py).
+# PostgreSQL server binaries for the test suite's throwaway cluster (tests/support/postgres.py).
 postgres:
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql; }
 
-# Debian's Chromium for the web UI's end-to-end tests (tests/web drive it through Playwright),
+# Debian's Chromium for the web UI's end-to-end tests (tests/integration/*/web drive it through Playwright),
 # and a Japanese font so the screenshots they keep show the pages as staff see them.
 chromium:
 	{ test -x /usr/bin/chromium && test -d /usr/share/fonts/opentype/ipafont-gothic; } || { apt-get update && \
@@ -36,6 +36,10 @@ docs: install
 
 test: install postgres chromium docs
 	$(BIN)/python -m pytest -q
+
+# In-process tests only (tests/unit) and the source-tree checks: no server, database, browser or process started.
+test-unit: install
+	$(BIN)/python -m pytest -q tests/unit tests/structure
 
 demo: install
 	$(BIN)/python -m demo

@@ -105,7 +105,7 @@ class _Side:
 
 
 def _side(records: list[CanonicalRecord], secret: bytes, schema: EncodingSchema) -> _Side:
-    enc, index, _errors = encode_sources([records], secret, "attack", workers=1, schema=schema)[0]
+    enc, index, _errors = encode_sources([records], secret, "attack", schema=schema)[0]
     kept = [records[i] for i in index]
     norm = [normalise_record(r) for r in kept]
     dates = [(n.birth_year, n.birth_month, n.birth_day) if None not in (n.birth_year, n.birth_month, n.birth_day) else None for n in norm]

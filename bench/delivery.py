@@ -8,7 +8,7 @@ encodings made while the gateway is down. Every case uses real agents
 (``agents.core.pipeline.run``), real files (``synthetic.samples``) and the
 real gateway (``tsunagu gateway serve``, uvicorn, on loopback) on SQLite, or
 with ``--database postgresql`` (or ``both``) on a throwaway PostgreSQL cluster
-(``tests._postgres``). It prints per case the records in the file, the records
+(``tests.support.postgres``). It prints per case the records in the file, the records
 the gateway holds for that source afterwards, the records lost or
 overwritten (the file's records the gateway does not hold, plus records it
 holds that are not in the file), and what the operator saw. The issue's
@@ -52,12 +52,12 @@ from keys import custody, enrolment  # noqa: E402
 from keys import federation as fed  # noqa: E402
 from keys.keyring import Keyring, init_municipality  # noqa: E402
 from synthetic.samples import write_samples  # noqa: E402
-from tests import _server  # noqa: E402
-from tests.agents.conftest import AGENT_PASSPHRASE, KDF, OPERATOR, PRESETS, Municipality, enrol_agent, write_agent_toml  # noqa: E402
-from tests.agents.test_end_to_end import municipal_policy  # noqa: E402
-from tests.federation import test_federation_keys as federation_helpers  # noqa: E402
-from tests.federation.federation_support import Town  # noqa: E402
-from tests.gateway.gateway_support import PASSWORD, TSUNAGU, Home, Server, cli, wait_for_run  # noqa: E402
+from tests.support import server as _server  # noqa: E402
+from tests.support.agents import AGENT_PASSPHRASE, KDF, OPERATOR, PRESETS, Municipality, enrol_agent, write_agent_toml  # noqa: E402
+from tests.integration.agents.test_end_to_end import municipal_policy  # noqa: E402
+from tests.integration.gateway.federation import test_federation_keys as federation_helpers  # noqa: E402
+from tests.support.federation import Town  # noqa: E402
+from tests.support.gateway import PASSWORD, TSUNAGU, Home, Server, cli, wait_for_run  # noqa: E402
 from tsunagu.cli import app  # noqa: E402
 
 SCHOOL_MAPPING = PRESETS / "edu_network" / "mappings" / "school.toml"
@@ -391,7 +391,7 @@ def _database(url: object | None, name: str) -> Iterator[None]:
     if url is None:
         yield
         return
-    from tests._postgres import create_database
+    from tests.support.postgres import create_database
 
     os.environ["TSUNAGU_DATABASE_URL"] = create_database(url, name).render_as_string(hide_password=False)  # type: ignore[attr-defined]
     try:
@@ -418,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.delivery", description=__doc__.split("\n", 1)[0])
     parser.add_argument("--children", type=int, default=300, help="children of the synthetic town (the files' size)")
     parser.add_argument("--database", choices=("sqlite", "postgresql", "both"), default="sqlite",
-                        help="the gateway's database: SQLite, a throwaway PostgreSQL cluster (tests._postgres), or both")
+                        help="the gateway's database: SQLite, a throwaway PostgreSQL cluster (tests.support.postgres), or both")
     parser.add_argument("--case", action="append", choices=[c.__name__.removeprefix("case_") for c in CASES],
                         help="run only this case (repeatable)")
     args = parser.parse_args(argv)
@@ -431,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
         outcomes += run_cases("SQLite", None, args.children, chosen)
         lines += table("SQLite", outcomes)
     if args.database in ("postgresql", "both"):
-        from tests._postgres import PostgresUnavailable, cluster
+        from tests.support.postgres import PostgresUnavailable, cluster
 
         try:
             with cluster() as url:

@@ -36,6 +36,7 @@ from gateway.identity import User
 from keys.linkage_secret import generate_linkage_secret
 from linkage.encode import encode_records
 from linkage.record import CanonicalRecord
+from service.pools import ForkPool
 from synthetic import generate_town
 
 A, B = "082201", "082210"
@@ -50,7 +51,7 @@ def _home(root: Path, code: str, key_id: str) -> Gateway:
 
 def _store(gw: Gateway, records: list[CanonicalRecord], secret, moved_in_from: str | None, moved_out_to: str | None) -> None:
     stripped = [dataclasses.replace(r, postal_code="", address="") for r in records]
-    enc, index, _ = encode_records(stripped, secret.secret, secret.key_id, workers=2)
+    enc, index, _ = encode_records(stripped, secret.secret, secret.key_id, runner=ForkPool(2))
     with gw.engine.begin() as conn:
         conn.execute(insert(models.agents).values(agent_id="bench", signing_key=b"\0" * 32, signing_key_id="bench", network="mynumber",
                                                  status="enrolled", registered_at=utcnow()))
@@ -75,7 +76,7 @@ def quality() -> None:
     def encoded(source: str) -> tuple[Any, list[str]]:
         rows = town.sources[source]
         records = [dataclasses.replace(CanonicalRecord.from_mapping(r), postal_code="", address="") for r in rows]
-        enc, index, _ = encode_records(records, secret.secret, secret.key_id, workers=2)
+        enc, index, _ = encode_records(records, secret.secret, secret.key_id, runner=ForkPool(2))
         return enc, [person[(source, rows[i]["record_id"])] for i in index.tolist()]
 
     ours, our_people = encoded("residents")

@@ -31,6 +31,7 @@ from linkage.record import CanonicalRecord
 from linkage.salvage import salvage_birth_dates
 from linkage.errors import FieldError
 from linkage.schema import EncodingSchema, load_schema, parse_schema
+from service.pools import ForkPool
 
 BENCH_SECRET = b"tsunagu benchmark secret, not for production use!!"
 BENCH_KEY_ID = "bench"
@@ -127,9 +128,10 @@ def run_quality(
     progress(f"{data.name}: 符号化")
     # As `tsunagu link` does: a record with an impossible birth date links on the date's usable parts.
     salvaged = [salvage_birth_dates(data.sources[n])[0] for n in names]
-    encoded = encode_sources(salvaged, BENCH_SECRET, BENCH_KEY_ID, schema=schema)
+    pool = ForkPool()
+    encoded = encode_sources(salvaged, BENCH_SECRET, BENCH_KEY_ID, schema=schema, runner=pool)
     progress(f"{data.name}: 名寄せ")
-    result = link([e for e, _, _ in encoded])
+    result = link([e for e, _, _ in encoded], engine=pool)
     seconds = time.perf_counter() - started
     labels: list[tuple[str, str]] = []
     predicted: dict[tuple[str, str], str] = {}
@@ -362,7 +364,7 @@ def scale_point(children: int, dask: str | None = None, seed: int = 1) -> dict:
     names = list(data.sources)
     t = time.perf_counter()
     salvaged = [salvage_birth_dates(data.sources[n])[0] for n in names]
-    encoded = encode_sources(salvaged, BENCH_SECRET, BENCH_KEY_ID)
+    encoded = encode_sources(salvaged, BENCH_SECRET, BENCH_KEY_ID, runner=ForkPool())
     encode_s = time.perf_counter() - t
     cluster = None
     address = dask

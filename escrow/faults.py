@@ -1,6 +1,6 @@
 """Crash points for the kill -9 consistency tests: the process kills itself (SIGKILL) at a named point.
 
-Used only by ``tests/escrow/test_insider.py``: with ``TSUNAGU_ESCROW_CRASH_AT``
+Used only by ``tests/integration/escrow/test_insider.py``: with ``TSUNAGU_ESCROW_CRASH_AT``
 set to a point's name in the server's environment, the escrow dies there
 exactly as under ``kill -9`` (no cleanup, no rollback handler runs), so the
 test can check what a restarted escrow finds: the change and its audit entry

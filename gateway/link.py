@@ -45,6 +45,7 @@ from linkage.incremental import LinkState, link_full, link_incremental
 from linkage.match import link
 from linkage.schema import current_version
 from linkage.score import LEVEL_LABELS, levels
+from service.pools import ForkPool
 
 log = logging.getLogger("tsunagu.gateway.link")
 
@@ -285,7 +286,7 @@ def _link(gw: Gateway, loaded: LoadedSources, decisions: dict, previous_run: int
     if state is not None and state.names == loaded.names:
         result, new_state, figures = link_incremental(loaded.names, loaded.tokens, loaded.encodings, state)
         return result, new_state, {"mode": "incremental", **figures}
-    result, new_state = link_full(loaded.names, loaded.tokens, loaded.encodings)
+    result, new_state = link_full(loaded.names, loaded.tokens, loaded.encodings, engine=ForkPool())
     return result, new_state, {"mode": "full"}
 
 

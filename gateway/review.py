@@ -32,6 +32,7 @@ from gateway.identity import User
 from linkage.encode import Encodings
 from linkage.match import AMBIGUITY_MARGIN, MATCH_THRESHOLD, REVIEW_THRESHOLD, Constraints, LinkResult, link
 from linkage.score import NAME_ONLY_MAX
+from service.pools import ForkPool
 
 DECISIONS = {"link": "同一人物", "non_link": "別人"}
 #: What each comparison of ``linkage.compare.COMPARISONS`` looks at, in reviewers' words.
@@ -293,7 +294,7 @@ def current_decisions(conn: Connection) -> dict[Pair, str]:
 def link_bound(names: Sequence[str], tokens: Sequence[Sequence[str]], encodings: Sequence[Encodings],
                decisions: dict[Pair, str]) -> LinkResult:
     """``linkage.match.link`` bound by reviewers' decisions (must-link / cannot-link constraints)."""
-    return link(encodings, constraints=constraints_of(names, tokens, decisions))
+    return link(encodings, constraints=constraints_of(names, tokens, decisions), engine=ForkPool())
 
 
 def constraints_of(names: Sequence[str], tokens: Sequence[Sequence[str]], decisions: dict[Pair, str]) -> Constraints:

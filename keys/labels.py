@@ -4,7 +4,7 @@ A label is the constant part of an HKDF ``info``, of an HPKE ``info``, or
 the prefix a hash or MAC is domain-separated with. Two uses that spelt the
 same label would derive the same key (or hash into the same domain) from the
 same secret; keeping them here, each once, makes that visible, and
-``tests/keys/test_labels.py`` checks that every label is unique and that no
+``tests/unit/keys/test_labels.py`` checks that every label is unique and that no
 module outside this one spells one.
 
 The byte values are part of the formats: a key, token, key id or sealed

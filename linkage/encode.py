@@ -7,7 +7,7 @@ strategy). The encoder adds three things around clkhash: n-grams containing an
 unknown character are dropped before hashing (an unknown character neither
 agrees nor disagrees), a token cache (names repeat, so most tokens are hashed
 once per run), and numpy assembly of whole batches.
-``tests/linkage/test_encode.py`` checks bit for bit that every segment equals
+``tests/unit/linkage/test_encode.py`` checks bit for bit that every segment equals
 clkhash's own ``generate_clks`` output.
 
 Then, under a diffused schema (``tsunagu-jp/2``), that filter never leaves the
@@ -22,13 +22,11 @@ the input, which is what pattern-mining and frequency attacks read.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from enum import IntFlag
 from functools import lru_cache
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Protocol, Sequence
 
 import numpy as np
 from clkhash.bloomfilter import blake_hash_token
@@ -409,14 +407,6 @@ class RowError:
     reason: str
 
 
-_WORKER: dict = {}
-
-
-def _worker_init(secret: bytes, key_id: str, schema: EncodingSchema, sources: Sequence[Sequence[CanonicalRecord]]) -> None:
-    _WORKER["encoder"] = Encoder(secret, key_id, schema)
-    _WORKER["sources"] = sources
-
-
 def _normalise_chunk(records: Sequence[CanonicalRecord], start: int) -> tuple[list[NormalisedRecord], list[int], list[RowError]]:
     from linkage.normalise import normalise_record
 
@@ -432,10 +422,23 @@ def _normalise_chunk(records: Sequence[CanonicalRecord], start: int) -> tuple[li
     return good, good_index, errors
 
 
-def _encode_chunk(src: int, start: int, stop: int) -> tuple[Encodings, list[int], list[RowError]]:
-    # Forked workers read the records from inherited memory: only indices cross the pipe.
-    good, good_index, errors = _normalise_chunk(_WORKER["sources"][src][start:stop], start)
-    return _WORKER["encoder"].encode(good), good_index, errors
+def encode_chunk(encoder: "Encoder", records: Sequence[CanonicalRecord], start: int) -> tuple[Encodings, list[int], list[RowError]]:
+    """Normalise and encode one chunk whose first row is row ``start`` of its source: encodings, their rows, row errors."""
+    good, good_index, errors = _normalise_chunk(records, start)
+    return encoder.encode(good), good_index, errors
+
+
+#: A chunk of the sources: (source, first row, row after the last).
+Chunk = tuple[int, int, int]
+
+
+class ChunkRunner(Protocol):
+    """Runs :func:`encode_chunk` over chunks of the sources (the shells' process pools, ``service.pools``)."""
+
+    def encode_chunks(self, encoder: "Encoder", sources: Sequence[Sequence[CanonicalRecord]],
+                      chunks: list[Chunk]) -> Iterable[tuple[Encodings, list[int], list[RowError]]]:
+        """:func:`encode_chunk` of every chunk (``sources[src][start:stop]``, ``start``), in the order of ``chunks``."""
+        ...
 
 
 def encode_records(
@@ -443,18 +446,20 @@ def encode_records(
     secret: bytes,
     key_id: str,
     *,
-    workers: int | None = None,
+    runner: ChunkRunner | None = None,
     chunk_size: int = 4096,
     progress: Callable[[int], None] | None = None,
     version: str | None = None,
 ) -> tuple[Encodings, np.ndarray, list[RowError]]:
-    """Normalise and encode canonical records, in parallel for large batches.
+    """Normalise and encode canonical records, chunk by chunk.
 
     Returns the encodings of the rows that could be encoded, their input
     indices (so nothing is lost silently) and one :class:`RowError` per row
     that could not. ``progress`` is called with the number of rows done.
+    Chunks run in this process unless a ``runner`` (a shell's process pool,
+    ``service.pools.ForkPool``) runs them.
     """
-    return encode_sources([records], secret, key_id, workers=workers, chunk_size=chunk_size, progress=progress, version=version)[0]
+    return encode_sources([records], secret, key_id, runner=runner, chunk_size=chunk_size, progress=progress, version=version)[0]
 
 
 def encode_sources(
@@ -462,55 +467,40 @@ def encode_sources(
     secret: bytes,
     key_id: str,
     *,
-    workers: int | None = None,
+    runner: ChunkRunner | None = None,
     chunk_size: int = 4096,
     progress: Callable[[int], None] | None = None,
     version: str | None = None,
     schema: EncodingSchema | None = None,
 ) -> list[tuple[Encodings, np.ndarray, list[RowError]]]:
-    """:func:`encode_records` for several sources at once, sharing one pool of worker processes.
+    """:func:`encode_records` for several sources at once (one ``runner`` for all their chunks).
 
     ``schema`` overrides ``version`` with a schema object (benchmarks compare variants).
     """
     schema = schema or load_schema(version)
-    workers = workers or min(2, os.cpu_count() or 1)
+    encoder = Encoder(secret, key_id, schema)
     chunks = [
         (src, i, min(i + chunk_size, len(recs))) for src, recs in enumerate(sources) for i in range(0, len(recs), chunk_size)
     ]
     results: Iterable[tuple[Encodings, list[int], list[RowError]]]
-    pool = None
-    if workers <= 1 or len(chunks) <= 1:
-        _worker_init(secret, key_id, schema, sources)
-        results = (_encode_chunk(*c) for c in chunks)
+    if runner is None:
+        results = (encode_chunk(encoder, sources[src][start:stop], start) for src, start, stop in chunks)
     else:
-        import multiprocessing
-
-        pool = ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=multiprocessing.get_context("fork"),
-            initializer=_worker_init,
-            initargs=(secret, key_id, schema, sources),
-        )
-        results = pool.map(_encode_chunk, *zip(*chunks), chunksize=1)
+        results = runner.encode_chunks(encoder, sources, chunks)
     parts: list[list[Encodings]] = [[] for _ in sources]
     index: list[list[int]] = [[] for _ in sources]
     errors: list[list[RowError]] = [[] for _ in sources]
-    try:
-        for (enc, idx, errs), (src, start, stop) in zip(results, chunks):
-            parts[src].append(enc)
-            index[src].extend(idx)
-            errors[src].extend(errs)
-            if progress:
-                progress(stop - start)
-    finally:
-        _WORKER.clear()
-        if pool is not None:
-            pool.shutdown()
+    for (enc, idx, errs), (src, start, stop) in zip(results, chunks):
+        parts[src].append(enc)
+        index[src].extend(idx)
+        errors[src].extend(errs)
+        if progress:
+            progress(stop - start)
     out = []
     for src in range(len(sources)):
         if parts[src]:
             enc = Encodings.concatenate(parts[src])
         else:
-            enc = Encoder(secret, key_id, schema).encode([])
+            enc = encoder.encode([])
         out.append((enc, np.asarray(index[src], dtype=np.int64), errors[src]))
     return out

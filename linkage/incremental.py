@@ -23,7 +23,7 @@ run (``link_incremental``) then
    where something moved.
 
 So, for the same data, model and LSH positions, the clusters equal those of
-a full relink (tests/linkage/test_incremental.py). A full run stays the way
+a full relink (tests/unit/linkage/test_incremental.py). A full run stays the way
 to refit the u-probabilities to a changed population.
 """
 
@@ -65,6 +65,7 @@ from linkage.match import (
     MATCH_THRESHOLD,
     REVIEW_THRESHOLD,
     SPLIT,
+    Engine,
     LinkResult,
     ScoredPairs,
     candidate_keys,
@@ -162,14 +163,17 @@ def _state(names, tokens, encodings, model, positions, result_pairs, clusters, m
 def link_full(names: Sequence[str], tokens: Sequence[Sequence[str]], encodings: Sequence[Encodings], *,
               model: ScoringModel | None = None, positions: np.ndarray | None = None,
               lsh: LshConfig = LSH, match_threshold: float = MATCH_THRESHOLD,
-              review_threshold: float = REVIEW_THRESHOLD) -> tuple[LinkResult, LinkState]:
-    """A full run (model fitted unless given, LSH positions drawn unless given) and the state to continue from."""
+              review_threshold: float = REVIEW_THRESHOLD, engine: Engine | None = None) -> tuple[LinkResult, LinkState]:
+    """A full run (model fitted unless given, LSH positions drawn unless given) and the state to continue from.
+
+    Blocks and scoring run on the ``engine`` (a shell's process pool) when given.
+    """
     if positions is None:
         positions = sample_positions(informative_columns([e.bits for e in encodings], lsh.min_share, lsh.max_share), lsh)
-    keys, passes = candidate_keys(encodings, CANDIDATE_THRESHOLD, None, lsh, positions=positions)
+    keys, passes = candidate_keys(encodings, CANDIDATE_THRESHOLD, lsh, engine, positions=positions)
     sa, ia, sb, ib = split_keys(keys, offsets_of([len(e) for e in encodings]))
     model = model or fit_model(encodings)
-    pairs = score_pairs(encodings, sa, ia, sb, ib, model)
+    pairs = score_pairs(encodings, sa, ia, sb, ib, model, engine=engine)
     clusters = solve(encodings, pairs, match_threshold)
     result = LinkResult(clusters, pairs, model, match_threshold, review_threshold, len(sa), passes)
     return result, _state(names, tokens, encodings, model, positions, pairs, clusters, match_threshold, review_threshold)
@@ -217,7 +221,7 @@ def link_incremental(names: Sequence[str], tokens: Sequence[Sequence[str]], enco
     # 3. Candidate pairs touching a changed record, scored with the stored model.
     keys = _changed_candidates(encodings, changed, offsets, state.positions, lsh)
     sa, ia, sb, ib = split_keys(keys, offsets)
-    fresh = score_pairs(encodings, sa, ia, sb, ib, model, workers=1)
+    fresh = score_pairs(encodings, sa, ia, sb, ib, model)
     fresh = take_pairs(fresh, np.flatnonzero(fresh.weight >= _kept_weight(match_threshold, review_threshold)))
     pairs = _concat(kept_pairs, fresh)
     # 4. Re-solve the touched components only. Whether a pair is lone depends on every pair of its

@@ -25,10 +25,8 @@ records. Steps can run on an :class:`Engine` (``linkage.distributed``: Dask).
 
 from __future__ import annotations
 
-import os
 from array import array
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from typing import Callable, Sequence
 
 import numpy as np
@@ -217,15 +215,6 @@ def _first_stage_parts(schema: EncodingSchema) -> list[slice]:
     return [name, kana]
 
 
-# Worker processes are forked after this is set, so they share the datasets
-# copy-on-write instead of receiving them through a pipe.
-_SHARED: dict = {}
-
-
-def _compare_tasks(tasks: list[tuple[int, np.ndarray, int, np.ndarray]]) -> np.ndarray:
-    return compare_block_tasks(_SHARED["datasets"], tasks, _SHARED["threshold"], _SHARED["offsets"])
-
-
 def bitarray_datasets(encodings: Sequence[Encodings]) -> list[list[list[bitarray]]]:
     """Per source and first-stage part, the rows as bitarrays (what anonlink's Dice reads)."""
     parts = _first_stage_parts(encodings[0].schema)
@@ -260,17 +249,9 @@ def _spread(tasks: list, workers: int) -> list[list]:
     return [s for s in shares if s]
 
 
-def _run_parallel(fn, shares: list, workers: int) -> list:
-    if workers <= 1 or len(shares) <= 1:
-        return [fn(share) for share in shares]
-    with get_context("fork").Pool(len(shares)) as pool:
-        return pool.map(fn, shares)
-
-
 def candidate_pairs(
     encodings: Sequence[Encodings],
     threshold: float | None = None,
-    workers: int | None = None,
     lsh: LshConfig | None = LSH,
     passes: list[PassStats] | None = None,
     engine: "Engine | None" = None,
@@ -283,23 +264,21 @@ def candidate_pairs(
     shared Hamming-LSH block of their encodings (``lsh``; None turns the pass
     off). They are candidates when their written names or their
     readings reach ``threshold`` (Dice). Keyed blocks are compared with
-    anonlink's accelerated Dice in ``workers`` processes; LSH blocks are small
+    anonlink's accelerated Dice (on the ``engine``'s workers, if any); LSH blocks are small
     and many, so their pairs are listed and checked with numpy. ``passes``, if
     given, receives one :class:`PassStats` per pass.
     """
-    keys, stats = candidate_keys(encodings, threshold, workers, lsh, engine)
+    keys, stats = candidate_keys(encodings, threshold, lsh, engine)
     if passes is not None:
         passes.extend(stats)
     return split_keys(keys, offsets_of([len(e) for e in encodings]))
 
 
 def candidate_keys(
-    encodings: Sequence[Encodings], threshold: float | None = None, workers: int | None = None,
+    encodings: Sequence[Encodings], threshold: float | None = None,
     lsh: LshConfig | None = LSH, engine: "Engine | None" = None, positions: np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[PassStats]]:
     """Sorted unique pair keys (``linkage.blocking.pair_key``) of every candidate pair, and per-pass figures."""
-    workers = workers or min(2, os.cpu_count() or 1)
-    parts = _first_stage_parts(encodings[0].schema)
     if threshold is None:  # the schema may name its own (a diffused schema does)
         threshold = encodings[0].schema.document.get("matching", {}).get("candidateThreshold", CANDIDATE_THRESHOLD)
     offsets = offsets_of([len(e) for e in encodings])
@@ -310,11 +289,7 @@ def candidate_keys(
     if engine is not None:
         found = engine.compare_blocks(encodings, _spread(tasks, engine.partitions), threshold, offsets)
     else:
-        _SHARED.update(datasets=bitarray_datasets(encodings), threshold=threshold, offsets=offsets)
-        try:
-            found = _run_parallel(_compare_tasks, _spread(tasks, workers), workers)
-        finally:
-            _SHARED.clear()
+        found = [compare_block_tasks(bitarray_datasets(encodings), tasks, threshold, offsets)] if tasks else []
     # A pair found through several blocks or both parts counts once.
     keyed = unique_sorted(np.concatenate(found + [np.zeros(0, dtype=np.int64)]))
     stats = [PassStats("birth-date blocks", compared, keyed)]
@@ -413,9 +388,10 @@ def fit_model(encodings: Sequence[Encodings], seed: int = 0, sample: int = U_SAM
     return ScoringModel().fit_u(sims)
 
 
-def _score_share(share: list[tuple[int, int, np.ndarray]]) -> list[tuple[np.ndarray, PairSimilarities]]:
-    encodings, ia, ib = _SHARED["encodings"], _SHARED["ia"], _SHARED["ib"]
-    return [(sel, compare_pairs(encodings[s], ia[sel], encodings[t], ib[sel])) for s, t, sel in share]
+def score_slices(encodings: Sequence[Encodings], slices: Sequence[tuple[int, int, np.ndarray]], ia: np.ndarray,
+                 ib: np.ndarray) -> list[tuple[np.ndarray, PairSimilarities]]:
+    """(selection, similarities) per slice (s, t, selection) of the candidate pairs."""
+    return [(sel, compare_pairs(encodings[s], ia[sel], encodings[t], ib[sel])) for s, t, sel in slices]
 
 
 def score_pairs(
@@ -425,11 +401,9 @@ def score_pairs(
     sb: np.ndarray,
     ib: np.ndarray,
     model: ScoringModel,
-    workers: int | None = None,
     engine: Engine | None = None,
 ) -> ScoredPairs:
-    """Compare and weigh candidate pairs, in slices spread over ``workers`` processes (or the engine's workers)."""
-    workers = workers or min(2, os.cpu_count() or 1)
+    """Compare and weigh candidate pairs, in slices (on the ``engine``'s workers, if any)."""
     values = np.full((len(sa), 6), np.nan)
     detail = np.zeros(len(sa), dtype=np.int8)
     slices = []
@@ -437,19 +411,10 @@ def score_pairs(
         for t in np.unique(sb[sa == s]):
             sel = np.flatnonzero((sa == s) & (sb == t))
             slices.extend((int(s), int(t), part) for part in np.array_split(sel, max(1, len(sel) // 100_000)))
-    if engine is not None:
-        results = [engine.score(encodings, slices, ia, ib)]
-    else:
-        shares = [slices[w::workers] for w in range(workers)] if len(sa) > 50_000 else [slices]
-        _SHARED.update(encodings=encodings, ia=ia, ib=ib)
-        try:
-            results = _run_parallel(_score_share, [sh for sh in shares if sh], workers)
-        finally:
-            _SHARED.clear()
-    for share in results:
-        for sel, sims in share:
-            values[sel] = sims.values
-            detail[sel] = sims.date_detail
+    scored = engine.score(encodings, slices, ia, ib) if engine is not None else score_slices(encodings, slices, ia, ib)
+    for sel, sims in scored:
+        values[sel] = sims.values
+        detail[sel] = sims.date_detail
     sims = PairSimilarities(values, detail)
     return ScoredPairs(sa, ia, sb, ib, sims, model.score(sims))
 
@@ -644,9 +609,15 @@ def solve_components(encodings: Sequence[Encodings], pairs: ScoredPairs, match_t
 
 
 class Engine:
-    """Where the heavy steps run: the local engine is this module's functions; ``linkage.distributed`` is Dask."""
+    """Where the heavy steps run: without one, this module's functions in this process.
+
+    The shells own the processes: ``service.pools.ForkPool`` runs the steps in
+    forked worker processes on this machine; ``linkage.distributed`` on Dask.
+    """
 
     partitions: int = 1
+    #: Solve each connected component apart (:func:`solve_components`, spread over the workers), or all pairs at once here.
+    solves_components: bool = True
 
     def compare_blocks(self, encodings: Sequence[Encodings], shares: list, threshold: float,
                        offsets: np.ndarray) -> list[np.ndarray]:
@@ -686,7 +657,7 @@ def link(
 
     With ``dask_address`` (a Dask scheduler, ``tcp://host:8786``) or an
     ``engine``, blocks, scoring and solving run on that engine's workers; the
-    clusters are the same as the local engine's (tests/linkage/test_distributed.py).
+    clusters are the same as the local engine's (tests/integration/linkage/test_distributed.py).
     """
     versions = {(e.schema_version, e.key_id) for e in encodings}
     if len(versions) > 1:
@@ -708,7 +679,7 @@ def link(
     if constraints:
         bind_weights(pairs, constraints)
     say("クラスタを確定しています")
-    if engine is not None:
+    if engine is not None and engine.solves_components:
         clusters = solve_components(encodings, pairs, match_threshold, engine)
     else:
         clusters = solve(encodings, pairs, match_threshold)

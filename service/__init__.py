@@ -18,6 +18,8 @@ the same way is written once, here:
 * :mod:`service.audit_store` — the SQL store of the tamper-evident audit log
   (the log's formats and proofs are the pure :mod:`keys` library's);
 * :mod:`service.witness_http` — the C2SP tlog-witness endpoint;
+* :mod:`service.pools` — the fork pool that runs the pure linkage library's
+  heavy steps on this machine's cores (the gateway, ``tsunagu link``, benchmarks);
 * :mod:`service.web` — the skeleton of a server-rendered UI: the session
   cookie, CSRF, the Jinja environment, the sign-in screen, the base template
   and style sheet.

@@ -1,8 +1,8 @@
 """The request and answer models both services' APIs share: sign-in, one's own password, locks, the answer base.
 
 Every JSON operation of both APIs declares its answer with a model, so the
-OpenAPI document says what each one returns (tests/gateway/test_gateway_openapi.py,
-tests/escrow/test_escrow_openapi.py). An answer model names the fields that
+OpenAPI document says what each one returns (tests/integration/gateway/test_gateway_openapi.py,
+tests/unit/escrow/test_escrow_openapi.py). An answer model names the fields that
 are always there; an answer may carry more (``extra="allow"``), which are
 passed through, so a model documents a route without changing what it returns.
 """

@@ -29,6 +29,7 @@ from keys.submission import SubmittedRecord, write_submission
 from linkage.encode import encode_records
 from linkage.record import IDENTITY_COLUMNS, CanonicalRecord
 from linkage.schema import current_version
+from service.pools import ForkPool
 
 #: Which network each synthetic source sits on (as in the shipped default policy).
 SOURCE_NETWORK = {"residents": "mynumber", "maternal": "mynumber", "school": "edu", "npo": "internet"}
@@ -60,7 +61,7 @@ class SyntheticAgent:
                extra: dict[str, Any] | None = None, sequence: int | None = None) -> bytes:
         """Encode, seal and sign ``rows`` of ``source`` as the next snapshot submission."""
         canonical = [CanonicalRecord.from_mapping(r) for r in rows]
-        encodings, index, _errors = encode_records(canonical, self.linkage.secret, self.linkage.key_id, workers=2)
+        encodings, index, _errors = encode_records(canonical, self.linkage.secret, self.linkage.key_id, runner=ForkPool(2))
         tokeniser = RecordTokeniser(self.linkage.secret, source)
         tokens = [tokeniser.token(canonical[i].record_id) for i in index]
         identities = {t: {c: rows[i].get(c, "") for c in IDENTITY_COLUMNS} for t, i in zip(tokens, index)}

@@ -1,1 +1,1 @@
-"""The test suite, as packages mirroring the code: helpers are imported as ``tests.<folder>.<module>`` (servers: ``tests._server``)."""
+"""The test suite: ``unit/<package>/`` and ``integration/<package>/`` mirror the code (``tools/split_tests.py`` states the rule and keeps it); helpers are imported from ``tests.support``."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-# --- PostgreSQL (tests/_postgres.py) ------------------------------------------
+# --- PostgreSQL (tests/support/postgres.py) ------------------------------------------
 # A real, throwaway PostgreSQL for the whole session: started on first use on
 # 127.0.0.1 with a generated password, stopped at session end. Missing server
 # binaries fail the tests that ask for it (run `make postgres`); they never skip.
@@ -13,7 +13,7 @@ import pytest
 from hypothesis import settings
 from sqlalchemy.engine import URL
 
-from tests import _postgres
+from tests.support import postgres as _postgres
 
 _database_numbers = itertools.count()
 

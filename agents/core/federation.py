@@ -56,7 +56,7 @@ def build(config: AgentConfig, agent: AgentKeys, linkage: LinkageSecret, federat
     records = rows = item.transferred
     # No address in a federation encoding: it changed with the move and is none of the peer's business.
     stripped = [dataclasses.replace(r, postal_code="", address="") for r in rows]
-    encodings, index, _errors = encode_records(stripped, federation.secret, federation.key_id, workers=1)
+    encodings, index, _errors = encode_records(stripped, federation.secret, federation.key_id)
     tokeniser = RecordTokeniser(linkage.secret, item.mapping.source)
     out = []
     present, blocks = encodings.present.tolist(), encodings.blocks.tolist()

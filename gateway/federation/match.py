@@ -41,14 +41,14 @@ def encodings(schema_version: str, key_id: str, clks: list[bytes], present: list
     return Encodings(schema_version, key_id, bits, np.asarray(present, dtype=np.uint16), blk)
 
 
-def match(ours: Encodings, queries: Encodings, workers: int = 1) -> list[Found]:
+def match(ours: Encodings, queries: Encodings) -> list[Found]:
     """For each query, our best record in the 高 or 中 band (queries without one are left out)."""
     ensure_same_key_id(ours.key_id, queries.key_id)
     if not len(ours) or not len(queries):
         return []
     sets = [ours, queries]
-    sa, ia, sb, ib = candidate_pairs(sets, workers=workers)
-    pairs = score_pairs(sets, sa, ia, sb, ib, fit_model(sets), workers=workers)
+    sa, ia, sb, ib = candidate_pairs(sets)
+    pairs = score_pairs(sets, sa, ia, sb, ib, fit_model(sets))
     weight = pairs.weight
     keep = np.flatnonzero(weight >= REVIEW_THRESHOLD)
     # sources are ordered (ours=0, queries=1), so index_a is ours and index_b the query

@@ -137,6 +137,7 @@ def speed(
     """符号化の件数/秒、比較回数/秒、5 万人・4 部署の町の端から端までの時間と最大メモリを測ります。"""
     from linkage.encode import encode_sources
     from linkage.match import link
+    from service.pools import ForkPool
     from synthetic import generate_town
     from tsunagu.csvinput import read_source
 
@@ -148,11 +149,12 @@ def speed(
         sources = [read_source(p) for p in sources_csv]
         read_s = time.perf_counter() - started
         t = time.perf_counter()
-        encoded = encode_sources([s.records for s in sources], b.BENCH_SECRET, b.BENCH_KEY_ID)
+        pool = ForkPool()
+        encoded = encode_sources([s.records for s in sources], b.BENCH_SECRET, b.BENCH_KEY_ID, runner=pool)
         encode_s = time.perf_counter() - t
         n_records = sum(len(s.records) for s in sources)
         t = time.perf_counter()
-        result = link([e for e, _, _ in encoded])
+        result = link([e for e, _, _ in encoded], engine=pool)
         link_s = time.perf_counter() - t
         t = time.perf_counter()
         with open(Path(tmp) / "clusters.csv", "w", newline="", encoding="utf-8") as fh:

@@ -16,6 +16,7 @@ from linkage.encode import encode_sources
 from linkage.evaluate import pairwise_quality
 from linkage.match import MATCH_THRESHOLD, link
 from linkage.salvage import salvage_birth_dates
+from service.pools import ForkPool
 from tsunagu.csvinput import RowProblem, SourceFile, read_source
 from tsunagu.errors import fail
 
@@ -90,7 +91,7 @@ def link_command(
     total = sum(len(s.records) for s in sources)
     with tqdm(total=total, desc="符号化", unit="件", file=sys.stderr, disable=total < 5000) as bar:
         encoded = encode_sources(
-            [s.records for s in sources], secret.secret, secret.key_id, workers=workers, progress=bar.update
+            [s.records for s in sources], secret.secret, secret.key_id, runner=ForkPool(workers), progress=bar.update
         )
     encodings = []
     kept_rows: list[list[int]] = []
@@ -99,7 +100,9 @@ def link_command(
             problems.append(RowProblem(str(s.path), s.rows[e.index], e.field, e.reason))
         encodings.append(enc)
         kept_rows.append(index.tolist())
-    result = link(encodings, match_threshold=threshold, progress=lambda m: typer.echo(m, err=True), dask_address=dask)
+    # The Dask cluster, if named, runs the matching; else this machine's processes.
+    result = link(encodings, match_threshold=threshold, progress=lambda m: typer.echo(m, err=True), dask_address=dask,
+                  engine=None if dask else ForkPool())
 
     cluster_of: dict[tuple[str, str], str] = {}
     with out.open("w", newline="", encoding="utf-8") as fh:

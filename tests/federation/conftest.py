@@ -1,1 +1,0 @@
-"""Fixtures of the federation tests (defined in federation_support)."""

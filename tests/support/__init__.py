@@ -1,0 +1,1 @@
+"""The test support package: servers, PostgreSQL, and each area's helpers and fixtures."""
