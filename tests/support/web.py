@@ -13,13 +13,14 @@ driven through Playwright; without it the tests fail and say to run
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import httpx
 import pytest
@@ -115,9 +116,38 @@ def town() -> Town:
     return generate_town(n_children=300, seed=7)
 
 
+# The gateway's and the escrow's web tests (tests/integration/gateway/web, tests/integration/escrow/web) each
+# re-export these fixtures, and pytest makes one session fixture per conftest that declares it. Playwright's sync
+# API cannot be started twice in one thread, and one site is enough for both, so the fixtures share one instance
+# per test process: the first user starts it, the last one to finish stops it.
+_SHARED: dict[str, list[Any]] = {}
+
+
+@contextlib.contextmanager
+def _shared(name: str, make: Callable[[], contextlib.AbstractContextManager[Any]]) -> Iterator[Any]:
+    entry = _SHARED.get(name)
+    if entry is None:
+        stack = contextlib.ExitStack()
+        entry = _SHARED[name] = [stack.enter_context(make()), stack, 0]
+    entry[2] += 1
+    try:
+        yield entry[0]
+    finally:
+        entry[2] -= 1
+        if entry[2] == 0:
+            del _SHARED[name]
+            entry[1].close()
+
+
 @pytest.fixture(scope="session")
 def site(town: Town, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     """The real escrow and gateway: set up through the CLI, fed real signed submissions over HTTP, linked once."""
+    with _shared("site", lambda: _site(town, tmp_path_factory)) as s:
+        yield s
+
+
+@contextlib.contextmanager
+def _site(town: Town, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     root = tmp_path_factory.mktemp("web")
     ceremony = init_municipality(root / "keys", "000000", CUSTODIANS, 3, "operator pass 1", _FAST)
     linkage = generate_linkage_secret()
@@ -168,6 +198,12 @@ def browser() -> Iterator[Browser]:
     """Headless Chromium (Debian's), driven through Playwright's Python API."""
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} がありません。run make chromium（Debian の chromium パッケージを入れます）", pytrace=False)
+    with _shared("browser", _chromium) as b:
+        yield b
+
+
+@contextlib.contextmanager
+def _chromium() -> Iterator[Browser]:
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:

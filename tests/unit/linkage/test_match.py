@@ -116,14 +116,14 @@ def test_a_family_name_moved_to_the_given_field_is_compared_crossed():
     # The family name sits in the given-name field and the family field holds something else:
     # the part that agrees is counted as the family name, the other as a given name that differs.
     moved = dict(WRITTEN_ONLY, family_name="大輔", given_name="髙橋")
-    encoded = encode_sources([[_rec("R1", **WRITTEN_ONLY)], [_rec("S1", **moved)]], SECRET, "k", workers=1)
+    encoded = encode_sources([[_rec("R1", **WRITTEN_ONLY)], [_rec("S1", **moved)]], SECRET, "k")
     (a, _, _), (b, _, _) = encoded
     sims = compare_pairs(a, np.array([0]), b, np.array([0]))
     family, given = sims.values[0, COMPARISONS.index("name_family")], sims.values[0, COMPARISONS.index("name_given")]
     assert family > 0.95 and given < 0.45
     # Twins keep their own fields: nothing crosses.
     twin = dict(WRITTEN_ONLY, given_name="大輔")
-    (t, _, _), = encode_sources([[_rec("T1", **twin)]], SECRET, "k", workers=1)
+    (t, _, _), = encode_sources([[_rec("T1", **twin)]], SECRET, "k")
     sims = compare_pairs(a, np.array([0]), t, np.array([0]))
     assert sims.values[0, COMPARISONS.index("name_family")] > 0.95
 

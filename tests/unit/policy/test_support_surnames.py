@@ -10,7 +10,7 @@ from pathlib import Path
 
 from policy import support
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_the_list_is_read_from_the_policy_package() -> None:
