@@ -9,6 +9,7 @@ unique module name: every test folder has a ``conftest``).
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -70,18 +71,76 @@ class Home:
         return cli(["gateway", *args, "--home", str(self.path)], env=self.env, input=input)
 
 
-@pytest.fixture
-def home(tmp_path: Path, database_url: str | None, agents: dict[str, SyntheticAgent]) -> Home:
-    """A fresh gateway home with one user per role and every agent registered."""
-    env = {"TSUNAGU_DATABASE_URL": database_url} if database_url else {}
-    h = Home(tmp_path / "gateway", env, agents)
+def _set_up(h: Home, agents: dict[str, SyntheticAgent]) -> None:
+    """Set up ``h`` through the real CLI: init, one user per role, every agent registered."""
     key_id = next(iter(agents.values())).linkage.key_id
-    cli(["gateway", "init", "--home", str(h.path), "--linkage-key-id", key_id], env=env)
+    cli(["gateway", "init", "--home", str(h.path), "--linkage-key-id", key_id], env=h.env)
     for role in ROLES:
         h.cli("user", "add", "--username", role, "--role", role, "--password-stdin", input=PASSWORD + "\n")
     for source, agent in agents.items():
         h.cli("agent", "register", "--agent-public", str(agent.public_file), "--network", agent.network, "--source", source)
-    return h
+
+
+class _Templates:
+    """Homes set up once per session and database kind, copied for each test (the setup's six Argon2id hashes and
+    the CLI run once, not per test): the folder is copied, the SQLite file with it (checkpointed first, so the copy
+    holds everything), a PostgreSQL database is made with ``CREATE DATABASE … TEMPLATE``. The copies are the same
+    bytes the CLI wrote, so a test sees the home it would have set up itself."""
+
+    def __init__(self, root: Path, agents: dict[str, SyntheticAgent]) -> None:
+        self._root, self._agents = root, agents
+        self._made: dict[str, Home] = {}
+
+    def _template(self, kind: str, request: pytest.FixtureRequest) -> Home:
+        if kind not in self._made:
+            env: dict[str, str] = {}
+            if kind == "postgresql":
+                from tests.support import postgres as _postgres
+
+                url = _postgres.create_database(request.getfixturevalue("postgres_url"), "gateway_home_template")
+                env = {"TSUNAGU_DATABASE_URL": url.render_as_string(hide_password=False)}
+            h = Home(self._root / kind / "gateway", env, self._agents)
+            _set_up(h, self._agents)
+            if kind == "sqlite":
+                _checkpoint(h.path / "gateway.db")
+            self._made[kind] = h
+        return self._made[kind]
+
+    def copy(self, target: Path, database_url: str | None, request: pytest.FixtureRequest) -> Home:
+        """A copy of the template at ``target``; on PostgreSQL, the database of ``database_url`` replaced by a copy."""
+        template = self._template("postgresql" if database_url else "sqlite", request)
+        shutil.copytree(template.path, target, symlinks=True, ignore=shutil.ignore_patterns("gateway.db-wal", "gateway.db-shm"))
+        if database_url:
+            from sqlalchemy.engine import make_url
+
+            from tests.support import postgres as _postgres
+
+            _postgres.clone_database(make_url(template.env["TSUNAGU_DATABASE_URL"]), make_url(database_url).database)
+        return Home(target, {"TSUNAGU_DATABASE_URL": database_url} if database_url else {}, self._agents)
+
+
+def _checkpoint(db: Path) -> None:
+    """Move everything in the SQLite write-ahead log into the database file (the file alone is then the database)."""
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    try:
+        busy, _log, _done = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        assert busy == 0, f"{db}: the checkpoint was blocked"
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="session")
+def home_templates(tmp_path_factory: pytest.TempPathFactory, agents: dict[str, SyntheticAgent]) -> _Templates:
+    """The session's prepared homes (one per database kind, made on first use)."""
+    return _Templates(tmp_path_factory.mktemp("home-templates"), agents)
+
+
+@pytest.fixture
+def home(tmp_path: Path, database_url: str | None, home_templates: _Templates, request: pytest.FixtureRequest) -> Home:
+    """A fresh gateway home with one user per role and every agent registered (a copy of the session's template)."""
+    return home_templates.copy(tmp_path / "gateway", database_url, request)
 
 
 @dataclass
