@@ -129,15 +129,15 @@ class Server:
     def client(self, username: str | None = None) -> httpx.Client:
         """An httpx client, signed in as ``username`` if given (one session per user and server)."""
         if username is None:
-            return httpx.Client(base_url=self.base_url, timeout=60)
+            return httpx.Client(base_url=self.base_url, timeout=300)
         if username not in self.clients:
-            self.clients[username] = httpx.Client(base_url=self.base_url, timeout=60,
+            self.clients[username] = httpx.Client(base_url=self.base_url, timeout=300,
                                                   headers={"Authorization": f"Bearer {self.login(username)}"})
         return self.clients[username]
 
     def login(self, username: str) -> str:
         """A fresh session token of ``username``."""
-        r = httpx.post(f"{self.base_url}/api/v1/auth/login", json={"username": username, "password": PASSWORD}, timeout=30)
+        r = httpx.post(f"{self.base_url}/api/v1/auth/login", json={"username": username, "password": PASSWORD}, timeout=300)
         assert r.status_code == 200, r.text
         return r.json()["access_token"]
 

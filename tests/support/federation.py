@@ -59,7 +59,7 @@ class Town:
     def client(self, role: str | None = None) -> httpx.Client:
         """An httpx client, signed in as the user named after ``role``."""
         if role and role not in self.tokens:
-            r = httpx.post(f"{self.url}/api/v1/auth/login", json={"username": role, "password": PASSWORD}, timeout=30)
+            r = httpx.post(f"{self.url}/api/v1/auth/login", json={"username": role, "password": PASSWORD}, timeout=300)
             r.raise_for_status()
             self.tokens[role] = r.json()["access_token"]
         headers = {"Authorization": f"Bearer {self.tokens[role]}"} if role else {}

@@ -13,7 +13,7 @@ def declared_too_large(base_url: str, path: str, length: int) -> bytes:
     server must refuse on the header alone, before reading any body.
     """
     url = urlsplit(base_url)
-    with socket.create_connection((url.hostname, url.port), timeout=60) as s:
+    with socket.create_connection((url.hostname, url.port), timeout=300) as s:
         s.sendall(f"POST {path} HTTP/1.1\r\nHost: {url.hostname}\r\nContent-Type: application/json\r\n"
                   f"Content-Length: {length}\r\nConnection: close\r\n\r\n".encode("ascii"))
         answer = b""

@@ -155,12 +155,12 @@ class Server:
     def client(self, role: str | None = None, **kwargs: Any) -> httpx.Client:
         """An httpx client, signed in as ``role`` if given."""
         headers = {"Authorization": f"Bearer {self.token(role)}"} if role else {}
-        return httpx.Client(base_url=self.base_url, headers=headers, timeout=60, **kwargs)
+        return httpx.Client(base_url=self.base_url, headers=headers, timeout=300, **kwargs)
 
     def token(self, role: str) -> str:
         """A session token of the user holding ``role``."""
         if role not in self.tokens:
-            with httpx.Client(base_url=self.base_url, timeout=30) as c:
+            with httpx.Client(base_url=self.base_url, timeout=300) as c:
                 r = c.post("/api/v1/auth/login", json={"username": role, "password": PASSWORD})
                 r.raise_for_status()
                 self.tokens[role] = r.json()["access_token"]

@@ -9,6 +9,8 @@ process has exited or the deadline has passed.
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import time
@@ -47,7 +49,7 @@ def start(command: Sequence[str], ready: str, log: Path, env: dict[str, str], *,
         if process.poll() is not None:
             raise AssertionError(f"{' '.join(command[1:3])} exited: {log.read_text(errors='replace')}")
         try:
-            answer = httpx.request(method, f"{base}{ready}", timeout=30, verify=verify)
+            answer = httpx.request(method, f"{base}{ready}", timeout=300, verify=verify)
             if status is None or answer.status_code == status:
                 return process, base
         except httpx.TransportError:
@@ -57,11 +59,73 @@ def start(command: Sequence[str], ready: str, log: Path, env: dict[str, str], *,
     raise AssertionError(f"{' '.join(command[1:3])} did not answer {ready} within {START_TIMEOUT} s: {log.read_text(errors='replace')}")
 
 
-def stop(process: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    """Stop a server gracefully (SIGTERM), killing it if it has not exited after ``timeout`` seconds."""
+def stop(process: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    """Stop a server gracefully (SIGTERM), killing it if it has not exited after ``timeout`` seconds.
+
+    Returns once the server and every process it started (a linkage run and its workers) are gone, so a test that
+    reads the server's home afterwards never meets a process still writing there (SQLite removing its -wal file,
+    a run finishing its commit). Those processes end with the server (a run dies with it, PR_SET_PDEATHSIG); the
+    wait only lets them get there on a busy machine, and kills what is left after the deadline.
+    """
+    started = descendants(process.pid)
     process.terminate()
     try:
         process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+    wait_gone(started, timeout)
+
+
+#: A process as /proc names it: pid and start time (so a pid used again by another process is not taken for it).
+Proc = tuple[int, int]
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
+def descendants(pid: int) -> list[Proc]:
+    """The processes under ``pid`` (children, their children, …), as far as /proc shows them now (Linux)."""
+    found: list[Proc] = []
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        try:
+            tasks = list(Path(f"/proc/{parent}/task").iterdir())
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        for task in tasks:
+            try:
+                children = [int(c) for c in (task / "children").read_text().split()]
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            for child in children:
+                stat = _stat(child)
+                if stat is not None and (child, int(stat[19])) not in found:
+                    found.append((child, int(stat[19])))
+                    todo.append(child)
+    return found
+
+
+def gone(proc: Proc) -> bool:
+    """Whether the process has ended (a zombie nobody reaped yet counts as ended)."""
+    stat = _stat(proc[0])
+    return stat is None or stat[0] == "Z" or int(stat[19]) != proc[1]
+
+
+def wait_gone(procs: list[Proc], timeout: float = 120) -> None:
+    """Wait until every process of ``procs`` has ended; kill those still there after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not all(gone(p) for p in procs):
+        time.sleep(0.1)
+    for proc in procs:
+        if not gone(proc):
+            try:
+                os.kill(proc[0], signal.SIGKILL)
+            except ProcessLookupError:
+                pass

@@ -37,7 +37,7 @@ from tests.support import server as _server
 from tsunagu.cli import app
 
 # Assertions wait generously: the suite must pass on a busy two-core machine (no timing luck).
-expect.set_options(timeout=20_000)
+expect.set_options(timeout=60_000)
 CHROMIUM = Path("/usr/bin/chromium")
 DEFAULT_POLICY = Path(__file__).resolve().parents[2] / "policy" / "default_policy.toml"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -85,9 +85,9 @@ class Site:
 
 
 def _signed_in(base_url: str, username: str) -> httpx.Client:
-    r = httpx.post(f"{base_url}/api/v1/auth/login", json={"username": username, "password": PASSWORD}, timeout=30)
+    r = httpx.post(f"{base_url}/api/v1/auth/login", json={"username": username, "password": PASSWORD}, timeout=300)
     r.raise_for_status()
-    return httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {r.json()['access_token']}"}, timeout=60)
+    return httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {r.json()['access_token']}"}, timeout=300)
 
 
 def serve(args: list[str], ready: str, log: Path, env: dict[str, str], *, scheme: str = "http",
@@ -96,7 +96,7 @@ def serve(args: list[str], ready: str, log: Path, env: dict[str, str], *, scheme
     return _server.start([TSUNAGU, *args], ready, log, {**os.environ, **env}, scheme=scheme, verify=verify)
 
 
-def wait_for_run(site: Site, after: int = 0, timeout: float = 120) -> dict[str, Any]:
+def wait_for_run(site: Site, after: int = 0, timeout: float = 600) -> dict[str, Any]:
     """Wait until a linkage run with an id above ``after`` is done; return it."""
     deadline = time.monotonic() + timeout
     with site.api("admin") as c:
@@ -184,7 +184,7 @@ def _site(town: Town, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site
         s = Site(home, base_url, agents, escrow_url, list(ceremony.share_files))
         for source, agent in agents.items():
             r = httpx.post(f"{base_url}/api/v1/submissions", content=agent.submit(source, town.sources[source]),
-                           headers={"Content-Type": "application/x-ndjson"}, timeout=60)
+                           headers={"Content-Type": "application/x-ndjson"}, timeout=300)
             assert r.status_code == 200 and r.json()["status"] == "accepted", r.text
         wait_for_run(s)
         yield s
@@ -217,7 +217,7 @@ def context(browser: Browser, site: Site) -> Iterator[BrowserContext]:
     """A fresh browser profile (no cookies) for one test, pointed at the site."""
     ctx = browser.new_context(base_url=site.base_url, locale="ja-JP", viewport={"width": 1280, "height": 900},
                               accept_downloads=True)
-    ctx.set_default_timeout(20_000)
+    ctx.set_default_timeout(60_000)
     try:
         yield ctx
     finally:

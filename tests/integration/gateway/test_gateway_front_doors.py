@@ -27,7 +27,7 @@ def _audit(server: Server) -> list:
 
 
 def _login(server: Server, username: str, password: str) -> httpx.Response:
-    return httpx.post(f"{server.base_url}/api/v1/auth/login", json={"username": username, "password": password}, timeout=60)
+    return httpx.post(f"{server.base_url}/api/v1/auth/login", json={"username": username, "password": password}, timeout=300)
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -127,7 +127,7 @@ def test_bad_unauthenticated_bodies_get_a_4xx_before_any_parser(server: Server) 
         ("POST", "/api/v1/auth/login", b"]]]][[[[", "application/json", 400, "malformed_json"),
         ("POST", "/api/v1/auth/login", b'{"username": "\\ud800", "password": "x"}', "application/json", 400, "invalid_unicode"),
     ]
-    with httpx.Client(base_url=server.base_url, timeout=60) as c:
+    with httpx.Client(base_url=server.base_url, timeout=300) as c:
         for method, path, body, media, status, code in cases:
             r = c.request(method, path, content=body, headers={"Content-Type": media})
             assert (r.status_code, r.json()["error"]) == (status, code), (path, r.text[:300])
@@ -149,7 +149,7 @@ def test_bad_unauthenticated_bodies_get_a_4xx_before_any_parser(server: Server) 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_unauthenticated_refusals_are_counted_not_each_signed(server: Server) -> None:
     before = len(_audit(server))
-    with httpx.Client(base_url=server.base_url, timeout=60) as c:
+    with httpx.Client(base_url=server.base_url, timeout=300) as c:
         for n in range(150):
             c.get("/api/v1/persons", headers={"Authorization": f"Bearer forged-{n}"})
     assert len(_audit(server)) - before <= 1  # at most one summary entry for the period
@@ -157,7 +157,7 @@ def test_unauthenticated_refusals_are_counted_not_each_signed(server: Server) ->
         events = admin.get("/api/v1/ingest-events", params={"limit": 1000}).json()
     assert len(events) <= 3 * 20  # a few in detail per kind and period, the rest only counted
     server.process.terminate()  # a graceful stop writes the period's counts as one entry
-    server.process.wait(timeout=60)
+    server.process.wait(timeout=300)
     summaries = [e for e in _audit(server) if e.action == "refusals.summary"]
     counted = "".join(s.outcome for s in summaries)
     assert "api:invalid_token=150" in counted

@@ -42,11 +42,11 @@ def test_serve_over_tls(home: Home, tmp_path: Path) -> None:
                                    "--tls-key", str(key)], "/api/v1/health", tmp_path / "serve.out", {**os.environ, **home.env},
                                   scheme="https", verify=trust)
     try:
-        assert httpx.get(f"{base}/api/v1/health", verify=trust, timeout=30).json()["status"] == "ok"
+        assert httpx.get(f"{base}/api/v1/health", verify=trust, timeout=300).json()["status"] == "ok"
         # An unknown certificate is refused (a generous timeout: on a busy machine a 2 s one could expire first and
         # raise ConnectTimeout, which is not the refusal this checks).
         with pytest.raises(httpx.ConnectError) as refused:
-            httpx.get(f"{base}/api/v1/health", timeout=60)
+            httpx.get(f"{base}/api/v1/health", timeout=300)
         assert "CERTIFICATE_VERIFY_FAILED" in str(refused.value)
     finally:
         _server.stop(process)
@@ -55,5 +55,5 @@ def test_serve_over_tls(home: Home, tmp_path: Path) -> None:
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_no_plain_http_beyond_loopback(home: Home) -> None:
     result = subprocess.run([TSUNAGU, "gateway", "serve", "--home", str(home.path), "--host", "0.0.0.0"],
-                            capture_output=True, text=True, timeout=60)
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode != 0 and "TLS" in result.stderr

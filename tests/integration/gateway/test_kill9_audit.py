@@ -126,7 +126,7 @@ def test_kill9_at_every_point_leaves_data_and_log_agreeing(home: Home, town: Tow
         server = start_server(home, {**QUIET, "TSUNAGU_TEST_CRASH_AT": point})
         token = server.token("caseworker")
         with pytest.raises(httpx.TransportError):
-            with httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as c:
+            with httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=300) as c:
                 c.post("/api/v1/review/decisions", json={"a": {"source": a[0], "token": a[1]}, "b": {"source": b[0], "token": b[1]},
                                                          "decision": "non_link", "reason": "別人と確認"})
         _killed(server.process)

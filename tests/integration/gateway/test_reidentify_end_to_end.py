@@ -53,9 +53,9 @@ class Escrow:
 
     def client(self, username: str) -> httpx.Client:
         """A client signed in as ``username``."""
-        r = httpx.post(f"{self.url}/api/v1/auth/login", json={"username": username, "password": PASSWORD}, timeout=30)
+        r = httpx.post(f"{self.url}/api/v1/auth/login", json={"username": username, "password": PASSWORD}, timeout=300)
         assert r.status_code == 200, r.text
-        return httpx.Client(base_url=self.url, timeout=60, headers={"Authorization": f"Bearer {r.json()['access_token']}"})
+        return httpx.Client(base_url=self.url, timeout=300, headers={"Authorization": f"Bearer {r.json()['access_token']}"})
 
     def stop(self) -> None:
         """Stop gracefully."""
@@ -250,7 +250,7 @@ def test_forged_requests_and_expired_sessions_are_refused_and_logged(deployment)
     with engine.begin() as conn:
         conn.execute(update(models.sessions).values(expires_at=utcnow() - timedelta(minutes=1)))
     engine.dispose()
-    r = httpx.post(f"{gateway.base_url}/api/v1/reidentification", headers={"Authorization": f"Bearer {token}"}, timeout=30,
+    r = httpx.post(f"{gateway.base_url}/api/v1/reidentification", headers={"Authorization": f"Bearer {token}"}, timeout=300,
                    json={"person_id": person, "purpose": "early_support", "case_ref": "要対協-2026-015", "justification": WHY})
     assert r.status_code == 401 and "有効期限" in r.json()["detail"]
     gateway.tokens.clear()

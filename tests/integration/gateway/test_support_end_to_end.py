@@ -30,7 +30,7 @@ def _judge(rank: int) -> tuple[str, list[str], list[str], str | None]:
 def test_screen_record_and_evaluate(server: Server, town: Town, agents: dict[str, SyntheticAgent], tmp_path: Path) -> None:
     for source, agent in agents.items():
         r = httpx.post(f"{server.base_url}/api/v1/submissions", content=agent.submit(source, town.sources[source]),
-                       headers={"Content-Type": "application/x-ndjson"}, timeout=60)
+                       headers={"Content-Type": "application/x-ndjson"}, timeout=300)
         assert r.status_code == 200, r.text
     wait_for_run(server)
     with server.client("caseworker") as c, server.client("analyst") as analyst, server.client("admin") as admin:

@@ -95,7 +95,7 @@ def deployment(tmp_path: Path, database_url: str | None, agents) -> Iterator[tup
 
 
 def _login(url: str) -> str:
-    r = httpx.post(f"{url}/api/v1/auth/login", json={"username": "kato", "password": PASSWORD}, timeout=30)
+    r = httpx.post(f"{url}/api/v1/auth/login", json={"username": "kato", "password": PASSWORD}, timeout=300)
     assert r.status_code == 200, r.text
     return r.json()["access_token"]
 
@@ -119,9 +119,9 @@ def test_mutual_witnessing_and_an_auditor_who_kept_nothing(deployment) -> None:
 
     # The auditor fetches both exports; each service first asks its witnesses to cosign.
     token = _login(gateway.base_url)
-    gateway_export = httpx.get(f"{gateway.base_url}/api/v1/audit/export", headers={"Authorization": f"Bearer {token}"}, timeout=60).text
+    gateway_export = httpx.get(f"{gateway.base_url}/api/v1/audit/export", headers={"Authorization": f"Bearer {token}"}, timeout=300).text
     escrow_export = httpx.get(f"{escrow.url}/api/v1/audit/export", headers={"Authorization": f"Bearer {_login(escrow.url)}"},
-                              timeout=60).text
+                              timeout=300).text
     # One entry per line, whatever the text: the separators travel escaped, so even splitlines() cannot break a line.
     for export in (gateway_export, escrow_export):
         assert all(ch not in export for ch in ODD) and "\\u2028" in export and "\\u0085" in export
@@ -141,12 +141,12 @@ def test_mutual_witnessing_and_an_auditor_who_kept_nothing(deployment) -> None:
 
     # The gateway's web UI verifies its own log against the checkpoint the auditor kept, and names the witnesses.
     page = httpx.post(f"{gateway.base_url}/ui/audit/verify", cookies={COOKIE: token},
-                      data={CSRF_FIELD: csrf_token(token), "checkpoint": early_note}, timeout=60)
+                      data={CSRF_FIELD: csrf_token(token), "checkpoint": early_note}, timeout=300)
     assert page.status_code == 200, page.text[-2000:]
     assert "検証できました" in page.text and "tsunagu.escrow/000000/witness" in page.text
     # And the report over the escrow's export checks the gateway's own cosignature on it.
     report = httpx.post(f"{gateway.base_url}/api/v1/audit/report", headers={"Authorization": f"Bearer {token}"},
-                        json={"escrow_export": escrow_export}, timeout=60)
+                        json={"escrow_export": escrow_export}, timeout=300)
     assert report.status_code == 200 and report.json()["verified_entries"]["escrow"] > 0, report.text
 
     # The gateway's operator rewrites history (entry 1) and re-signs every checkpoint with the gateway's own key.
@@ -165,7 +165,7 @@ def test_mutual_witnessing_and_an_auditor_who_kept_nothing(deployment) -> None:
         r = run("audit", "witness", "sync", "--home", str(gw_home))
         assert r.returncode == 1 and "拒否" in r.stdout, r.stdout + r.stderr
         token = _login(restarted.base_url)
-        rewritten = httpx.get(f"{restarted.base_url}/api/v1/audit/export", headers={"Authorization": f"Bearer {token}"}, timeout=60).text
+        rewritten = httpx.get(f"{restarted.base_url}/api/v1/audit/export", headers={"Authorization": f"Bearer {token}"}, timeout=300).text
     finally:
         stop_server(restarted)
     (tmp / "rewritten.jsonl").write_text(rewritten, encoding="utf-8")

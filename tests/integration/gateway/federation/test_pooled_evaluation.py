@@ -72,7 +72,7 @@ def test_two_towns_pool_counts_and_the_prefecture_sees_sums_never_rows(tmp_path:
     try:
         for t in (a, b):
             assert "送りました" in t.cli("evaluate", "share", "--prefecture", PREFECTURE)
-        with httpx.Client(base_url=pref.url, timeout=60) as c:
+        with httpx.Client(base_url=pref.url, timeout=300) as c:
             token = c.post("/api/v1/auth/login", json={"username": "analyst", "password": PASSWORD}).json()["access_token"]
             pooled = c.get("/api/v1/evaluation/pooled", headers={"Authorization": f"Bearer {token}"}).json()
             # a message from an unknown town, or replayed, is refused

@@ -87,7 +87,7 @@ def pages(browser: Browser, towns: dict[str, Town]) -> Iterator[dict[str, Page]]
     try:
         for code, town in towns.items():
             ctx = browser.new_context(base_url=town.url, locale="ja-JP", viewport={"width": 1280, "height": 900})
-            ctx.set_default_timeout(30_000)
+            ctx.set_default_timeout(60_000)
             contexts.append(ctx)
             page = ctx.new_page()
             page.goto("/ui/login")

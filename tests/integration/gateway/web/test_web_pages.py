@@ -116,7 +116,7 @@ def test_timeline_shows_a_changed_attribute_across_submissions(context: BrowserC
     with site.api("admin") as c:
         before = c.get("/api/v1/runs").json()[0]["id"]
     r = httpx.post(f"{site.base_url}/api/v1/submissions", content=site.agents["school"].submit("school", rows),
-                   headers={"Content-Type": "application/x-ndjson"}, timeout=60)
+                   headers={"Content-Type": "application/x-ndjson"}, timeout=300)
     assert r.json()["status"] == "accepted", r.text
     wait_for_run(site, before)
     # The record's token, as the school's agent computes it from its own record id.

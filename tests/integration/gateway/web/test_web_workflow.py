@@ -39,7 +39,7 @@ def _escrow_page(context: BrowserContext, site: Site, username: str, path: str =
 def _new_context(context: BrowserContext, site: Site) -> BrowserContext:
     ctx = context.browser.new_context(base_url=site.base_url, locale="ja-JP", viewport={"width": 1280, "height": 900},
                                       accept_downloads=True)
-    ctx.set_default_timeout(20_000)
+    ctx.set_default_timeout(60_000)
     return ctx
 
 
