@@ -33,6 +33,59 @@ _BINARIES = "/usr/lib/postgresql/*/bin/initdb"
 _SUPERUSER = "tsunagu"
 _DATABASE = "tsunagu"
 _FALLBACK_USER = "tsunagu-test"
+_PREFIX = "tsunagu-pg-"
+
+
+@dataclass(frozen=True)
+class _Owner:
+    """The test process that started a cluster: pid, start time (a pid can be used again) and repository root."""
+
+    pid: int
+    started: int
+    repository: str
+
+    @classmethod
+    def of(cls, pid: int) -> "_Owner | None":
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            return None
+        return cls(pid, int(stat[19]), str(Path(__file__).resolve().parents[2]))
+
+    def write_to(self, root: Path) -> None:
+        (root / "owner").write_text(f"{self.pid} {self.started} {self.repository}\n", encoding="utf-8")
+
+    @classmethod
+    def read_from(cls, root: Path) -> "_Owner | None":
+        try:
+            pid, started, repository = (root / "owner").read_text(encoding="utf-8").strip().split(" ", 2)
+            return cls(int(pid), int(started), repository)
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def alive(self) -> bool:
+        now = _Owner.of(self.pid)
+        return now is not None and now.started == self.started
+
+
+_OWNER = _Owner.of(os.getpid())
+
+
+def stop_orphans(binaries: Path, account: pwd.struct_passwd | None) -> list[Path]:
+    """Stop and remove the clusters this repository's killed test runs left behind (their owning process is gone).
+
+    A run killed before its session ended never stopped its cluster. Clusters of other checkouts, and of test
+    processes still running, are left alone. Returns the removed cluster folders."""
+    removed = []
+    for root in sorted(Path(tempfile.gettempdir()).glob(f"{_PREFIX}*")):
+        owner = _Owner.read_from(root)
+        if owner is None or owner.repository != _OWNER.repository or owner.alive():
+            continue
+        if (root / "data" / "postmaster.pid").exists():
+            _run(account, root, [str(binaries / "pg_ctl"), "stop", "-D", str(root / "data"), "-m", "immediate", "-w"], check=False)
+        shutil.rmtree(root, ignore_errors=True)
+        removed.append(root)
+    return removed
 
 
 class PostgresUnavailable(RuntimeError):
@@ -85,10 +138,12 @@ def controllable_cluster() -> Iterator[Cluster]:
     """As :func:`cluster`, yielding a :class:`Cluster` that can be stopped and started again."""
     binaries = bin_dir()
     account = _server_account()
+    stop_orphans(binaries, account)
     password = secrets.token_urlsafe(24)
-    root = Path(tempfile.mkdtemp(prefix="tsunagu-pg-"))
+    root = Path(tempfile.mkdtemp(prefix=_PREFIX))
     data, log = root / "data", root / "server.log"
     try:
+        _OWNER.write_to(root)
         if account is not None:
             os.chown(root, account.pw_uid, account.pw_gid)
         pwfile = root / "pwfile"
