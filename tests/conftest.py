@@ -40,3 +40,9 @@ def fresh_postgres_url(postgres_url: URL) -> URL:
     """A URL to a database of its own for one test, on the session's cluster."""
     return _postgres.create_database(postgres_url, f"test_{next(_database_numbers)}")
 # --- end PostgreSQL -----------------------------------------------------------
+
+
+# --- session fixtures of several test packages, one instance for all (written by tools/split_tests.py) ---
+from tests.support.escrow import ceremony, escrow_home, gateway_log  # noqa: E402,F401 - pytest fixtures
+from tests.support.gateway import agents, home_templates, town  # noqa: E402,F401 - pytest fixtures
+# --- end of the shared session fixtures ---

@@ -14,7 +14,13 @@ A module's package is the code it tests: ``tests/<folder>/`` maps to a package p
 package path). ``tests/structure/`` (checks on the source tree as a whole) stays where it is.
 Helpers (``tests/_*.py``, ``tests/<folder>/*_support.py``, a conftest with definitions)
 move to the test support package ``tests/support/``; a package's conftest becomes a
-thin one that imports its fixtures, placed in every directory that holds its tests.
+thin one that imports its fixtures, placed in every directory that holds its tests. A
+support module's *session* fixtures that several package conftests would import (the unit
+and the integration tests of a package; the gateway's and the escrow's web tests) are
+imported once instead, by the conftest of the packages' nearest common folder
+(``tests/conftest.py``, ``tests/integration/conftest.py``, in a marked block): pytest makes
+one instance of a session fixture per conftest that declares it. The package conftests
+name what moved up in a comment line.
 
 Then, everywhere in the repository, ``tests.<old>.<module>`` imports and ``tests/<old>/<file>.py``
 mentions are rewritten to the new names, and ``Path(__file__).resolve().parents[N]`` in a moved
@@ -295,6 +301,7 @@ def plan() -> Plan:
         left = [q for q in final if Path(q).parent == folder and Path(q).name not in ("__init__.py", "conftest.py")]
         if not left:
             out.removals += [rel(q) for q in (ROOT / folder).glob("*.py") if rel(q) not in out.moves]
+    _share(out, final)
     # Every new directory is a package.
     for f in sorted(final | set(out.conftests)):
         d = Path(f).parent
@@ -304,6 +311,116 @@ def plan() -> Plan:
                 out.inits.append(init.as_posix())
             d = d.parent
     return out
+
+
+_SHARED_BEGIN = "# --- session fixtures of several test packages, one instance for all (written by tools/split_tests.py) ---"
+_SHARED_END = "# --- end of the shared session fixtures ---"
+_SUPPORT_IMPORT = re.compile(r"^from (tests\.support\.\w+) import ([\w, ]+?)\s*(?:#.*)?$")
+_HOISTED = re.compile(r"^# from (tests\.support\.\w+), in (\S+) \(shared session fixtures\): ([\w, ]+)$")
+
+
+def _share(out: Plan, final: set[str]) -> None:
+    """Session fixtures of a support module that several package conftests use are imported once, by the conftest
+    of the packages' nearest common folder (``tests/integration/conftest.py``, ``tests/conftest.py``).
+
+    pytest makes one instance of a session fixture per conftest that declares it: re-exported by the unit and the
+    integration conftest of a package (or by the gateway's and the escrow's web tests) it would be built twice, and
+    twice at the same time where that cannot work (one sync Playwright per thread). A package conftest names what
+    moved up in a comment line, so a re-run still knows which packages use the module."""
+    confs: dict[str, str] = {}
+    for f in sorted(final | set(out.conftests)):
+        parts = Path(f).parts
+        if Path(f).name == "conftest.py" and len(parts) > 3 and parts[1] in KINDS:
+            confs[f] = out.conftests[f] if f in out.conftests else (ROOT / f).read_text(encoding="utf-8")
+    users: dict[str, set[str]] = {}
+    for conf, text in confs.items():
+        for module, _names in _support_imports(text):
+            users.setdefault(module, set()).add(conf)
+    hoisted: dict[str, tuple[str, list[str]]] = {}  # module → (common conftest, its session fixtures)
+    for module, where in sorted(users.items()):
+        session = _session_fixtures(ROOT / path_of(module)) if len(where) > 1 else []
+        if session:
+            common = Path(_common_folder([Path(c).parent for c in where])) / "conftest.py"
+            hoisted[module] = (common.as_posix(), session)
+    for conf, text in confs.items():
+        new = _thinned(text, hoisted)
+        current = (ROOT / conf).read_text(encoding="utf-8") if (ROOT / conf).exists() else None
+        if new != current:
+            out.conftests[conf] = new
+        else:
+            out.conftests.pop(conf, None)
+    tops = {c for c, _ in hoisted.values()} | {f for f in final if Path(f).name == "conftest.py" and len(Path(f).parts) <= 3
+                                              and _SHARED_BEGIN in (ROOT / f).read_text(encoding="utf-8")}
+    for top in sorted(tops):
+        lines = [f"from {m} import {', '.join(names)}  # noqa: E402,F401 - pytest fixtures"
+                 for m, (c, names) in sorted(hoisted.items()) if c == top]
+        current = (ROOT / top).read_text(encoding="utf-8") if (ROOT / top).exists() else None
+        base = current if current is not None else \
+            '"""Fixtures shared by the test packages below this folder (tools/split_tests.py puts them here)."""\n'
+        if _SHARED_BEGIN in base:
+            head, rest = base.split(_SHARED_BEGIN, 1)
+            base = head.rstrip("\n") + "\n" + rest.split(_SHARED_END, 1)[1].lstrip("\n")
+        new = base if not lines else base.rstrip("\n") + "\n\n\n" + "\n".join([_SHARED_BEGIN, *lines, _SHARED_END]) + "\n"
+        if new != current and (current is not None or lines):
+            out.conftests[top] = new
+
+
+def _common_folder(folders: list[Path]) -> str:
+    parts = [f.parts for f in folders]
+    common = []
+    for level in zip(*parts):
+        if len(set(level)) > 1:
+            break
+        common.append(level[0])
+    return Path(*common).as_posix()
+
+
+def _support_imports(text: str) -> list[tuple[str, list[str]]]:
+    """(support module, fixture names) of a package conftest: its imports and the names it says moved up."""
+    found: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        m = _SUPPORT_IMPORT.match(line)
+        h = _HOISTED.match(line)
+        if m or h:
+            module, names = (m.group(1), m.group(2)) if m else (h.group(1), h.group(3))
+            found.setdefault(module, [])
+            found[module] += [n.strip() for n in names.split(",") if n.strip() and n.strip() not in found[module]]
+    return list(found.items())
+
+
+def _thinned(text: str, hoisted: dict[str, tuple[str, list[str]]]) -> str:
+    """``text`` with each support import naming the fixtures left here, and a comment for the ones moved up."""
+    out: list[str] = []
+    done = False
+    for line in text.splitlines():
+        if _SUPPORT_IMPORT.match(line) or _HOISTED.match(line):
+            if not done:
+                for module, names in _support_imports(text):
+                    top, session = hoisted.get(module, ("", []))
+                    here = [n for n in names if n not in session]
+                    up = [n for n in names if n in session]
+                    if here:
+                        out.append(f"from {module} import {', '.join(sorted(here))}  # noqa: F401 - pytest fixtures")
+                    if up:
+                        out.append(f"# from {module}, in {top} (shared session fixtures): {', '.join(sorted(up))}")
+                done = True
+            continue
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def _session_fixtures(path: Path) -> list[str]:
+    """The fixtures ``path`` defines with ``scope="session"``."""
+    if not path.exists():
+        return []
+    names = []
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for d in node.decorator_list:
+                if isinstance(d, ast.Call) and "fixture" in ast.unparse(d.func) and \
+                        any(k.arg == "scope" and isinstance(k.value, ast.Constant) and k.value.value == "session" for k in d.keywords):
+                    names.append(node.name)
+    return sorted(names)
 
 
 def _fixture_conftest(folder: str, path: Path, support: str) -> str:

@@ -13,14 +13,13 @@ driven through Playwright; without it the tests fail and say to run
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import httpx
 import pytest
@@ -32,8 +31,9 @@ from keys.custody import Custodian
 from keys.keyring import Keyring, init_municipality
 from keys.linkage_secret import generate_linkage_secret
 from keys.passphrase import KdfParams
-from synthetic import Town, generate_town
+from synthetic import Town
 from tests.support import server as _server
+from tests.support.gateway import town  # noqa: F401 - the site's town is the gateway tests' town (a fixture)
 from tsunagu.cli import app
 
 # Assertions wait generously: the suite must pass on a busy two-core machine (no timing luck).
@@ -111,43 +111,11 @@ def wait_for_run(site: Site, after: int = 0, timeout: float = 600) -> dict[str, 
 
 
 @pytest.fixture(scope="session")
-def town() -> Town:
-    """A small synthetic town (every source); 300 children give a few review pairs."""
-    return generate_town(n_children=300, seed=7)
-
-
-# The gateway's and the escrow's web tests (tests/integration/gateway/web, tests/integration/escrow/web) each
-# re-export these fixtures, and pytest makes one session fixture per conftest that declares it. Playwright's sync
-# API cannot be started twice in one thread, and one site is enough for both, so the fixtures share one instance
-# per test process: the first user starts it, the last one to finish stops it.
-_SHARED: dict[str, list[Any]] = {}
-
-
-@contextlib.contextmanager
-def _shared(name: str, make: Callable[[], contextlib.AbstractContextManager[Any]]) -> Iterator[Any]:
-    entry = _SHARED.get(name)
-    if entry is None:
-        stack = contextlib.ExitStack()
-        entry = _SHARED[name] = [stack.enter_context(make()), stack, 0]
-    entry[2] += 1
-    try:
-        yield entry[0]
-    finally:
-        entry[2] -= 1
-        if entry[2] == 0:
-            del _SHARED[name]
-            entry[1].close()
-
-
-@pytest.fixture(scope="session")
 def site(town: Town, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    """The real escrow and gateway: set up through the CLI, fed real signed submissions over HTTP, linked once."""
-    with _shared("site", lambda: _site(town, tmp_path_factory)) as s:
-        yield s
+    """The real escrow and gateway: set up through the CLI, fed real signed submissions over HTTP, linked once.
 
-
-@contextlib.contextmanager
-def _site(town: Town, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    One for the gateway's and the escrow's web tests: the fixture is imported once, by tests/integration/conftest.py
+    (pytest makes one instance of a session fixture per conftest that declares it)."""
     root = tmp_path_factory.mktemp("web")
     ceremony = init_municipality(root / "keys", "000000", CUSTODIANS, 3, "operator pass 1", _FAST)
     linkage = generate_linkage_secret()
@@ -198,13 +166,8 @@ def browser() -> Iterator[Browser]:
     """Headless Chromium (Debian's), driven through Playwright's Python API."""
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} がありません。run make chromium（Debian の chromium パッケージを入れます）", pytrace=False)
-    with _shared("browser", _chromium) as b:
-        yield b
+    with sync_playwright() as p:  # once per process: a second sync Playwright in the same thread fails
 
-
-@contextlib.contextmanager
-def _chromium() -> Iterator[Browser]:
-    with sync_playwright() as p:
         b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             yield b
