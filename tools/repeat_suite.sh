@@ -4,27 +4,30 @@
 #
 #   <start (UTC)> <duration s> passed=<n> failed=<n> errors=<n> exit=<code> load=<1-min load average at start>-><at end>
 #
-#   tools/repeat_suite.sh [-n RUNS] [-b BURNERS] [-l LOG] [-x] [-- PYTEST_ARGS…]
+#   tools/repeat_suite.sh [-n RUNS] [-b BURNERS] [-N NICENESS] [-l LOG] [-x] [-- PYTEST_ARGS…]
 #
 #   -n RUNS     how many runs (default 20)
 #   -b BURNERS  start this many `python3 -c 'while True: pass'` processes (normal priority) for the whole loop,
 #               stopped by their pid at the end (default 0)
+#   -N NICENESS the suite's niceness (default 10, the shared machine's rule for tests)
 #   -l LOG      the log file (default test-artifacts/repeat_suite.log; appended to)
 #   -x          stop after the first run that does not pass
 #
-# The suite runs under `nice -n 10` (the shared machine's rule); the burners do not, so the suite gets the smaller
-# share of the CPU. Each run's pytest output (with --durations=40) is kept as test-artifacts/repeat_suite/<start>.out.
+# The suite runs under `nice -n NICENESS`, the burners are never niced. Note that a suite at niceness 10 next to
+# burners at 0 on a machine that is busy anyway gets almost no CPU at all (a weight of 110 against 1024 per
+# burner): -N 0 puts it on an equal footing with the burners. Each run's pytest output (with --durations=40) is kept as test-artifacts/repeat_suite/<start>.out.
 set -u
 cd "$(dirname "$0")/.."
 
-runs=20 burners=0 log=test-artifacts/repeat_suite.log stop_on_fail=0
-while getopts "n:b:l:x" opt; do
+runs=20 burners=0 niceness=10 log=test-artifacts/repeat_suite.log stop_on_fail=0
+while getopts "n:b:N:l:x" opt; do
   case $opt in
     n) runs=$OPTARG ;;
     b) burners=$OPTARG ;;
+    N) niceness=$OPTARG ;;
     l) log=$OPTARG ;;
     x) stop_on_fail=1 ;;
-    *) sed -n 2,16p "$0"; exit 2 ;;
+    *) sed -n 2,20p "$0"; exit 2 ;;
   esac
 done
 shift $((OPTIND - 1))
@@ -42,12 +45,12 @@ for _ in $(seq 1 "$burners"); do
 done
 
 load() { cut -d' ' -f1 /proc/loadavg; }
-echo "# $(date -u +%FT%TZ) $(git rev-parse --short HEAD) ${targets[*]} runs=$runs burners=$burners cores=$(nproc)" >>"$log"
+echo "# $(date -u +%FT%TZ) $(git rev-parse --short HEAD) ${targets[*]} runs=$runs burners=$burners niceness=$niceness cores=$(nproc)" >>"$log"
 consecutive=0
 for n in $(seq 1 "$runs"); do
   start=$(date -u +%FT%TZ) t0=$(date +%s) load0=$(load)
   out=test-artifacts/repeat_suite/$start.out
-  nice -n 10 "$python" -m pytest -q -p no:cacheprovider --durations=40 "${targets[@]}" >"$out" 2>&1
+  nice -n "$niceness" "$python" -m pytest -q -p no:cacheprovider --durations=40 "${targets[@]}" >"$out" 2>&1
   code=$?
   t1=$(date +%s)
   summary=$(grep -E '^(=+ )?[0-9]+ (passed|failed|error)' "$out" | tail -1)
