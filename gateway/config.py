@@ -28,6 +28,8 @@ class Settings(ServiceSettings):
     policy_file: Path | None = None
     max_submission_bytes: int = Field(default=256 * MiB, ge=1)
     session_minutes: int = Field(default=480, ge=1)
+    #: the first back-off after repeated failed sign-ins (doubled with each further failure; service.frontdoor.throttle)
+    login_backoff_seconds: float = Field(default=1.0, gt=0)
     #: folder polled for submission files (moved to imported/ or rejected/ afterwards)
     drop_folder: Path | None = None
     drop_poll_seconds: float = Field(default=10.0, gt=0)

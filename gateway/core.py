@@ -18,7 +18,7 @@ from keys.audit import AuditEntry
 from service.audit_store import AuditStore
 from transparency.tlog_checkpoint import Signer
 from service.frontdoor.refusals import RefusalCounter
-from service.frontdoor.throttle import LoginThrottle
+from service.frontdoor.throttle import LoginThrottle, ThrottleRules
 from transparency.tlog_witness import Witness
 from policy import Policy, PolicyError, default_policy, load_policy
 from service.db import make_engine
@@ -44,7 +44,7 @@ class Gateway:
         #: called with each accepted submission (gateway.ingest.IngestResult), e.g. to schedule a linkage run
         self.listeners: list[Callable[[Any], None]] = []
         #: failed sign-ins per account and client address (shared with the escrow: service.frontdoor)
-        self.throttle = LoginThrottle(engine)
+        self.throttle = LoginThrottle(engine, ThrottleRules(base_seconds=settings.login_backoff_seconds))
         #: refusals counted in memory; a few per kind and period get an ``ingest_events`` row, all get one audit summary
         self.refusals = RefusalCounter(self._summarise_refusals)
 
