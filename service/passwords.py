@@ -18,6 +18,7 @@ SHA-256, so a copy of the database holds no usable token.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 
@@ -27,8 +28,15 @@ from argon2.profiles import RFC_9106_LOW_MEMORY
 
 _hasher = PasswordHasher.from_parameters(RFC_9106_LOW_MEMORY)
 
-#: Compared against when the user does not exist, so timing does not reveal user names.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Compared against when the user does not exist, so timing does not reveal user names.
+
+    Made on the first check, not at import: every process that imports this module (each CLI command, each
+    linkage run the server starts) would otherwise pay one Argon2id hash it never uses. The first check makes it
+    whether or not the user exists, so even that one costs the same either way."""
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 def hash_password(password: str) -> str:
@@ -38,8 +46,9 @@ def hash_password(password: str) -> str:
 
 def verify_password(password_hash: str | None, password: str) -> bool:
     """True if ``password`` matches; a missing user costs the same time as a wrong password."""
+    dummy = _dummy_hash()
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        return _hasher.verify(password_hash or dummy, password) and password_hash is not None
     except (VerificationError, InvalidHashError, UnicodeEncodeError):  # a lone surrogate can match no stored password
         return False
 
