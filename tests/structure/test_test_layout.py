@@ -59,3 +59,31 @@ def test_the_rule_sees_a_server_through_a_helper(tmp_path: Path) -> None:
     start = split.starters(infos)
     assert start["helper"] == {"start", "subprocess"}
     assert start["test_a"] >= {"start"} and not start["test_b"]
+
+
+def test_session_fixtures_used_by_several_packages_are_declared_once() -> None:
+    # pytest makes one instance of a session fixture per conftest that declares it: each is imported by one conftest.
+    split = _splitter()
+    declared: dict[str, list[str]] = {}
+    for conf in sorted(TESTS.rglob("conftest.py")):
+        for line in conf.read_text(encoding="utf-8").splitlines():
+            found = split._SUPPORT_IMPORT.match(line)
+            if found:
+                session = split._session_fixtures(ROOT / split.path_of(found.group(1)))
+                for name in (n.strip() for n in found.group(2).split(",")):
+                    if name in session:
+                        declared.setdefault(f"{found.group(1)}.{name}", []).append(conf.relative_to(ROOT).as_posix())
+    twice = {name: where for name, where in declared.items() if len(where) > 1}
+    assert not twice, twice
+    assert declared["tests.support.web.site"] == ["tests/integration/conftest.py"]
+    assert declared["tests.support.escrow.ceremony"] == ["tests/conftest.py"]
+
+
+def test_a_package_conftest_keeps_its_own_fixtures_and_names_the_shared_ones() -> None:
+    split = _splitter()
+    text = '"""Fixtures."""\n\nfrom tests.support.web import browser, context, site  # noqa: F401 - pytest fixtures\n'
+    thinned = split._thinned(text, {"tests.support.web": ("tests/integration/conftest.py", ["browser", "site"])})
+    assert "from tests.support.web import context  #" in thinned
+    assert "# from tests.support.web, in tests/integration/conftest.py (shared session fixtures): browser, site" in thinned
+    assert split._support_imports(thinned) == [("tests.support.web", ["context", "browser", "site"])]
+    assert split._thinned(thinned, {"tests.support.web": ("tests/integration/conftest.py", ["browser", "site"])}) == thinned
