@@ -95,6 +95,11 @@ class RequestFiling(RequestFields):
     gateway_evidence: EvidenceIn
 
 
+#: The filing's envelope kind: its manifest fields are exactly :class:`RequestFiling`'s (derived, never listed twice).
+FILING_KIND = envelope.register(envelope.Kind(KIND, "gateway", tuple(RequestFiling.model_fields), False, "再識別の申請",
+                                              envelope.FILING_UPGRADE))
+
+
 class FilingEnvelope(BaseModel):
     """A filing as it travels (the gateway's answer, the escrow's request body): the envelope's one line, parsed."""
 
