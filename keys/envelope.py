@@ -10,10 +10,7 @@ is UTF-8 JSON Lines with the same first line::
     line 2..n+1 the records, one JSON object a line (only kinds with a body)
 
 * ``kind`` says what the message is (:data:`KINDS`); each kind names the
-  manifest fields it requires and whether records follow. A kind whose fields
-  are a model's is registered by that model's module (:func:`register`;
-  ``keys.filing``, imported at the end of this module so that every kind is
-  known wherever envelopes are read).
+  manifest fields it requires and whether records follow.
 * A kind with a body also carries ``record_count`` and ``content_sha256``, the
   SHA-256 of every byte after the first newline, so the signature over the
   manifest covers the records.
@@ -50,6 +47,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from keys.documents import canonical_json
 from keys.errors import KeysError
+from keys.filing_model import RequestFiling
 
 FORMAT = "tsunagu-envelope"
 VERSION = 2
@@ -77,8 +75,10 @@ class Kind:
 _AGENT_UPGRADE = "送信したエージェントを最新版に更新してから、もう一度実行（tsunagu agent run）して送り直してください。"
 _GATEWAY_UPGRADE = "送信元のゲートウェイを最新版に更新してから、もう一度送ってもらってください。"
 _LIST_UPGRADE = "ゲートウェイとエージェントを同じ版に更新し、対象者リストをゲートウェイから出力し直してください。"
-#: What the escrow tells people to do with a re-identification filing of an old version (the kind ``keys.filing`` registers).
-FILING_UPGRADE = "ゲートウェイとエスクローを同じ版に更新し、ゲートウェイの「再識別の申請」からもう一度申請してください。"
+_FILING_UPGRADE = "ゲートウェイとエスクローを同じ版に更新し、ゲートウェイの「再識別の申請」からもう一度申請してください。"
+
+#: The fields of a re-identification filing, all in the manifest: derived from its model (listed there only).
+FILING_FIELDS = tuple(RequestFiling.model_fields)
 
 _FEDERATION_FIELDS = ("from", "to", "purpose", "federation_key_id", "nonce", "issued_at", "expires_at", "body")
 
@@ -95,19 +95,10 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("return-list", "gateway",
          ("list_id", "municipality", "source", "action", "purpose", "created_at"),
          True, "対象者リスト", _LIST_UPGRADE),
+    Kind("reidentification-filing", "gateway", FILING_FIELDS, False, "再識別の申請", _FILING_UPGRADE),
     *(Kind(f"federation.{name}", "peer", _FEDERATION_FIELDS, False, "連携圏のメッセージ", _GATEWAY_UPGRADE)
       for name in ("query", "answer", "handover_request", "handover_answer", "pooled_counts")),
 )}
-
-
-
-def register(kind: Kind) -> Kind:
-    """Add a kind declared by the module that owns its fields (``keys.filing`` derives the filing's from its model)."""
-    if kind.name in KINDS and KINDS[kind.name] != kind:
-        raise ValueError(f"envelope kind {kind.name!r} is declared twice")
-    KINDS[kind.name] = kind
-    return kind
-
 
 #: Version 1's format names, recognised only to say how to get out of them.
 _LEGACY_FORMATS = {"tsunagu-submission": "submission", "tsunagu-federation-submission": "federation-submission",
@@ -288,7 +279,3 @@ def _check_fields(spec: Kind, manifest: dict[str, Any]) -> None:
     missing = [f for f in required if f not in manifest]
     if missing:
         raise EnvelopeError(f"{spec.label}のマニフェストに項目がありません: {', '.join(missing)}")
-
-
-# The kinds whose fields are declared by their own modules register themselves (after everything above is defined).
-from keys import filing as _filing  # noqa: E402,F401  (registers "reidentification-filing")
