@@ -147,8 +147,9 @@ class Escrow:
         self.record(username, "custodian", "escrow.unseal", outcome, target=progress.escrow_key_id)
         return progress
 
-    def seal(self, username: str, role: str) -> Progress:
-        """Drop the escrow key and the shares offered so far from memory, logged first."""
+    def seal(self, username: str, roles: frozenset[str]) -> Progress:
+        """Drop the escrow key and the shares offered so far from memory, logged first (as custodian, or else as admin)."""
+        role = "custodian" if "custodian" in roles else "admin"
         self.record(username, role, "escrow.seal", "sealed", target=self.vault.escrow_key_id)
         return self.vault.seal()
 

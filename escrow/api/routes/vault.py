@@ -37,4 +37,4 @@ def post_unseal(escrow: EscrowDep, user: Annotated[User, Depends(require("custod
 @router.post("/seal", name="escrow.seal", response_model=Progress)
 def post_seal(escrow: EscrowDep, user: Annotated[User, Depends(require("custodian", "admin"))]) -> dict[str, Any]:
     """Drop the escrow key and any offered shares from memory."""
-    return escrow.seal(user.username, "custodian" if "custodian" in user.roles else "admin").to_json()
+    return escrow.seal(user.username, user.roles).to_json()

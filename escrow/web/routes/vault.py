@@ -57,5 +57,5 @@ async def post_unseal(request: Request, escrow: EscrowDep, session: Annotated[We
 @router.post("/seal")
 def post_seal(escrow: EscrowDep, session: Annotated[WebSession, Depends(form("custodian", "admin"))]) -> Response:
     """Drop the escrow key and any offered shares from memory (logged)."""
-    escrow.seal(session.user.username, "custodian" if "custodian" in session.user.roles else "admin")
+    escrow.seal(session.user.username, session.user.roles)
     return RedirectResponse("/ui/unseal?done=sealed", status_code=303)
