@@ -185,6 +185,11 @@ def _append(path: Path, first: int, count: int) -> None:
     path.write_bytes(path.read_bytes() + lines.encode("cp932"))
 
 
+def _keep_rows(path: Path, rows: int) -> None:
+    """Cut a department's CSV (CRLF lines) to its header and its first ``rows`` rows: an older, smaller export."""
+    path.write_bytes(b"\r\n".join(path.read_bytes().split(b"\r\n")[:rows + 1]) + b"\r\n")
+
+
 def _school(root: Path, children: int, name: str = "town") -> Path:
     write_samples(root / name, children=children, seed=11)
     return root / name / "edu_network" / "school.csv"
@@ -211,16 +216,25 @@ def _toml(home: Path, agent_id: str, gateway: _Gateway, school: Path, per_part: 
                         encoding="utf-8")
 
 
+@contextmanager
+def _served(root: Path, crash_at: str = "") -> Iterator[tuple[Municipality, _Gateway]]:
+    """A case's municipality and its gateway, served (crashing at ``crash_at`` if given) and stopped after the case, whatever happens."""
+    municipality = _municipality(root)
+    gateway = _Gateway(root, municipality.ring.current_linkage_key_id)
+    gateway.start(crash_at)
+    try:
+        yield municipality, gateway
+    finally:
+        gateway.stop()
+
+
 def _outcome(case: str, expected: set[str], held: set[str], saw: list[str]) -> Outcome:
     return Outcome(case, len(expected), len(held), len(expected - held) + len(held - expected), saw)
 
 
 def case_restored(root: Path, children: int) -> Outcome:
     """``state/`` restored from a backup after two more snapshots, then run; restored again and run with the file unchanged."""
-    municipality = _municipality(root)
-    gateway = _Gateway(root, municipality.ring.current_linkage_key_id)
-    gateway.start()
-    try:
+    with _served(root) as (municipality, gateway):
         school = _school(root, children)
         home, _public = _edu_agent(municipality, gateway, root, school)
         saw = [_saw(_run(home))]
@@ -236,23 +250,18 @@ def case_restored(root: Path, children: int) -> Outcome:
                 _append(school, first, 10)
             saw.append(_saw(_run(home)))
         return _outcome("state/ をバックアップから戻して再実行", _school_tokens(home, school), gateway.tokens("school"), saw[1:])
-    finally:
-        gateway.stop()
 
 
 def case_cloned(root: Path, children: int) -> Outcome:
     """The agent's home copied to a second machine (with an older, 50-row export) and both copies run, twice each."""
-    municipality = _municipality(root)
-    gateway = _Gateway(root, municipality.ring.current_linkage_key_id)
-    gateway.start()
-    try:
+    with _served(root) as (municipality, gateway):
         school = _school(root, children)
         home, _public = _edu_agent(municipality, gateway, root, school)
         _run(home)
         clone = root / "other-machine" / "edu-1"
         shutil.copytree(home, clone)
         small = _school(root, children, "older-export")
-        small.write_bytes(b"\r\n".join(small.read_bytes().split(b"\r\n")[:51]) + b"\r\n")
+        _keep_rows(small, 50)
         _toml(clone, "edu-1", gateway, small)
         saw = []
         for first in (0, 5):
@@ -260,36 +269,26 @@ def case_cloned(root: Path, children: int) -> Outcome:
             _run(home)
             saw.append(_saw(_run(clone)))
         return _outcome("エージェントの配置フォルダを複製し両方で 2 回ずつ実行", _school_tokens(home, school), gateway.tokens("school"), saw[:1])
-    finally:
-        gateway.stop()
 
 
 def case_second_agent(root: Path, children: int) -> Outcome:
     """A second agent registered for the source another agent delivers, then run with its own (smaller) file."""
-    municipality = _municipality(root)
-    gateway = _Gateway(root, municipality.ring.current_linkage_key_id)
-    gateway.start()
-    try:
+    with _served(root) as (municipality, gateway):
         school = _school(root, children)
         home, _public = _edu_agent(municipality, gateway, root, school)
         _run(home)
         other_file = _school(root, children, "other-export")
-        other_file.write_bytes(b"\r\n".join(other_file.read_bytes().split(b"\r\n")[:101]) + b"\r\n")
+        _keep_rows(other_file, 100)
         second, second_public = _edu_agent(municipality, gateway, root, other_file, "edu-2", register=False)
         code, out = gateway.register(second_public, "edu", "school")
         saw = [("登録は拒否: " if code else "登録された: ") + _short(out.strip().splitlines()[-1] if out.strip() else "")]
         saw.append(_saw(_run(second)))
         return _outcome("同じデータ元に 2 つ目のエージェントを登録して実行", _school_tokens(home, school), gateway.tokens("school"), saw)
-    finally:
-        gateway.stop()
 
 
 def case_killed(root: Path, children: int) -> Outcome:
     """The gateway killed right after it committed a submission (before answering), restarted; the records must be linked."""
-    municipality = _municipality(root)
-    gateway = _Gateway(root, municipality.ring.current_linkage_key_id)
-    gateway.start(crash_at="ingest.after_commit")
-    try:
+    with _served(root, crash_at="ingest.after_commit") as (municipality, gateway):
         school = _school(root, children)
         home, _public = _edu_agent(municipality, gateway, root, school)
         saw = [_saw(_run(home))]
@@ -299,16 +298,11 @@ def case_killed(root: Path, children: int) -> Outcome:
         wait_for_run(gateway.server())
         linked = gateway.linked("school")
         return _outcome("受付直後にゲートウェイを強制終了（名寄せ済みの件数）", _school_tokens(home, school), linked, saw)
-    finally:
-        gateway.stop()
 
 
 def case_parts(root: Path, children: int) -> Outcome:
     """A snapshot in parts interrupted by a gateway killed after its first part, then resumed: old records until the last part."""
-    municipality = _municipality(root)
-    gateway = _Gateway(root, municipality.ring.current_linkage_key_id)
-    gateway.start()
-    try:
+    with _served(root) as (municipality, gateway):
         school = _school(root, children)
         home, _public = _edu_agent(municipality, gateway, root, school, per_part=max(children // 10, 20))
         _run(home)
@@ -327,8 +321,6 @@ def case_parts(root: Path, children: int) -> Outcome:
                            gateway.tokens("school"), saw)
         outcome.lost += mid_wrong
         return outcome
-    finally:
-        gateway.stop()
 
 
 def case_federation(root: Path, children: int) -> Outcome:

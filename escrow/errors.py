@@ -421,13 +421,6 @@ class RejectionReasonRequired(EscrowError):
     code = "reason_required"
 
 
-class FilingUnreadable(EscrowError):
-    """A filing the gateway's page sent that cannot be read as one."""
-
-    status = 422
-    code = "filing_unreadable"
-
-
 class ShareFileMissing(EscrowError):
     """An unseal form without a share file, or one over its size limit."""
 

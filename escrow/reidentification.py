@@ -80,19 +80,48 @@ from policy import LEGAL_BASES, Policy, PolicyError, default_policy
 _PLACEHOLDER = {"purpose": "（不正な利用目的）", "legal_basis": "（不正な法的根拠）", "case_ref": "（形式外の案件番号）"}
 
 
-def open_filing(escrow: Escrow, user: User, data: Any) -> RequestFiling:
-    """The filing inside a gateway-signed envelope (``keys.filing``); anything else is refused and logged."""
+def read_filing(escrow: Escrow, data: Any) -> RequestFiling:
+    """The filing inside a gateway-signed envelope (``keys.filing``), from its JSON text or its parsed body.
+
+    The one mapping from an envelope that does not open to the escrow's refusal
+    (another version, not the gateway's signature, not a filing); the refusal is
+    raised, not logged: :func:`open_filing` logs it, the web's preview only shows it.
+    """
+    if isinstance(data, (str, bytes)):
+        try:
+            data = json.loads(data)
+        except ValueError:
+            raise FilingMalformed("申請の内容を JSON として読み取れません。") from None
     try:
         return filing_envelope.open_filing(data, escrow.gateway.public_key)
     except EnvelopeVersionError as exc:
-        error: EscrowError = FilingVersion(str(exc))
+        raise FilingVersion(str(exc)) from None
     except EnvelopeSignatureError as exc:
-        error = FilingNotSigned(str(exc))
+        raise FilingNotSigned(str(exc)) from None
     except EnvelopeError as exc:
-        error = FilingMalformed(f"再識別の申請として読めません: {exc}")
-    named = data.get("manifest", {}).get("request_id") if isinstance(data, dict) and isinstance(data.get("manifest"), dict) else None
-    where = {"target": named} if isinstance(named, str) and re.fullmatch(_ID_PATTERN, named) else {}
-    raise escrow.refuse(user.username, "caseworker", "reidentify.request", error, **where) from None
+        raise FilingMalformed(f"再識別の申請として読めません: {exc}") from None
+
+
+def open_filing(escrow: Escrow, user: User, data: Any) -> RequestFiling:
+    """:func:`read_filing` for ``user``; a filing that does not open is refused and logged."""
+    try:
+        return read_filing(escrow, data)
+    except EscrowError as error:
+        named = _named_request(data)
+        where = {"target": named} if named is not None else {}
+        raise escrow.refuse(user.username, "caseworker", "reidentify.request", error, **where) from None
+
+
+def _named_request(data: Any) -> str | None:
+    """The request id an unopened filing names, for its refusal's audit entry (only if it has the id's form)."""
+    if isinstance(data, (str, bytes)):
+        try:
+            data = json.loads(data)
+        except ValueError:
+            return None
+    manifest = data.get("manifest") if isinstance(data, dict) else None
+    named = manifest.get("request_id") if isinstance(manifest, dict) else None
+    return named if isinstance(named, str) and re.fullmatch(_ID_PATTERN, named) else None
 
 
 def file_signed(escrow: Escrow, user: User, data: Any) -> dict[str, Any]:

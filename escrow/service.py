@@ -38,7 +38,7 @@ from escrow.errors import (
     SetupRefused,
     WitnessInvalid,
 )
-from escrow.vault import Vault
+from escrow.vault import Offered, Progress, Vault
 from keys import custody
 from keys.audit import AuditEntry
 from service.audit_store import AuditStore
@@ -132,6 +132,26 @@ class Escrow:
                 log.warning("%s by an unauthenticated client refused (%s %s): %s", action, error.status, error.code, error.detail)
             error.logged = True
         return error
+
+    def offer_share(self, username: str, content: bytes, passphrase: str) -> Offered:
+        """One custodian's share offered (``Vault.offer``), logged the same from the API and the web page.
+
+        The share was checked to be the signed-in custodian's own, so the entry names who really unsealed.
+        """
+        try:
+            progress = self.vault.offer(username, content, passphrase)
+        except EscrowError as exc:
+            raise self.refuse(username, "custodian", "escrow.unseal", exc, target=self.vault.escrow_key_id) from None
+        share = f"share {progress.share_index} of {username}"
+        outcome = f"unsealed with {share}" if not progress.sealed else f"{share} accepted {progress.progress}/{progress.threshold}"
+        self.record(username, "custodian", "escrow.unseal", outcome, target=progress.escrow_key_id)
+        return progress
+
+    def seal(self, username: str, roles: frozenset[str]) -> Progress:
+        """Drop the escrow key and the shares offered so far from memory, logged first (as custodian, or else as admin)."""
+        role = "custodian" if "custodian" in roles else "admin"
+        self.record(username, role, "escrow.seal", "sealed", target=self.vault.escrow_key_id)
+        return self.vault.seal()
 
     def _summarise_refusals(self, outcome: str, total: int) -> None:
         self.record("(未認証)", "-", "refusals.summary", outcome)

@@ -9,12 +9,7 @@ a secret. ``gateway/api/main.py`` and ``gateway/web/app.py`` turn every
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from service.errors import Refusal
-
-if TYPE_CHECKING:
-    from service.frontdoor.throttle import LoginRefused
 
 
 class GatewayError(Refusal):
@@ -50,19 +45,6 @@ class UnknownRole(GatewayError):
 
     status = 422
     code = "unknown_role"
-
-
-class LoginThrottled(GatewayError):
-    """A sign-in the throttle refused before the password was looked at: 429 (wait) or 403 (locked).
-
-    The status and the code are the throttle's (``service.frontdoor.throttle``:
-    ``login_throttled``, ``address_throttled``, ``address_locked``, ``account_locked``).
-    """
-
-    def __init__(self, refused: LoginRefused) -> None:
-        """The throttle's refusal ``refused``, answered as the throttle decided."""
-        super().__init__(refused.detail)
-        self.status, self.code = refused.status, refused.code  # type: ignore[misc]
 
 
 # ---- Configuration and keys at rest (an operator's fault, answered 500) ------------------------------

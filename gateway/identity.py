@@ -15,7 +15,7 @@ from datetime import datetime
 
 from gateway import models
 from gateway.core import Gateway
-from gateway.errors import Forbidden, GatewayError, LoginThrottled, PasswordChangeRequired, UnknownRole
+from gateway.errors import Forbidden, GatewayError, PasswordChangeRequired, UnknownRole
 from service.frontdoor.throttle import LoginRefused
 from service.accounts import Accounts
 
@@ -63,7 +63,7 @@ def login(gw: Gateway, username: str, password: str, address: str | None = None)
     def locked(account: str, refused: LoginRefused | None) -> GatewayError:
         # One entry per lock (an account stays locked until an administrator lifts it), so this cannot flood the log.
         gw.record("(throttle)", "-", "auth.lock", f"locked after {gw.throttle.rules.lock_after} failed sign-ins", target=account)
-        return book.failed_login() if refused is None else LoginThrottled(refused)
+        return book.failed_login() if refused is None else book.throttled(refused)
 
     token, row, expires = book.login(username, password, gw.settings.session_minutes, address, locked)
     return token, User(row.id, row.username, row.role, bool(row.must_change_password)), expires

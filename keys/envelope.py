@@ -47,6 +47,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from keys.documents import canonical_json
 from keys.errors import KeysError
+from keys.filing_model import RequestFiling
 
 FORMAT = "tsunagu-envelope"
 VERSION = 2
@@ -76,9 +77,8 @@ _GATEWAY_UPGRADE = "送信元のゲートウェイを最新版に更新してか
 _LIST_UPGRADE = "ゲートウェイとエージェントを同じ版に更新し、対象者リストをゲートウェイから出力し直してください。"
 _FILING_UPGRADE = "ゲートウェイとエスクローを同じ版に更新し、ゲートウェイの「再識別の申請」からもう一度申請してください。"
 
-#: The fields of a re-identification filing (``keys.filing.RequestFiling``), all in the manifest.
-FILING_FIELDS = ("request_id", "requester", "purpose", "legal_basis", "case_ref", "justification", "max_records",
-                 "approvals_required", "records", "gateway_evidence")
+#: The fields of a re-identification filing, all in the manifest: derived from its model (listed there only).
+FILING_FIELDS = tuple(RequestFiling.model_fields)
 
 _FEDERATION_FIELDS = ("from", "to", "purpose", "federation_key_id", "nonce", "issued_at", "expires_at", "body")
 

@@ -175,7 +175,7 @@ class Accounts:
             except LoginRefused as exc:
                 if exc.account_locked:
                     raise locked(account or "", exc) from None
-                raise self._refusal(ThrottleRefused)(exc) from None
+                raise self.throttled(exc) from None
         if not verify_password(row.password_hash if row else None, password) or row is None or row.disabled:
             if self.throttle is not None and self.throttle.failed(account, address).account_locked:
                 raise locked(account or "", None)
@@ -192,6 +192,10 @@ class Accounts:
             conn.execute(insert(self.sessions).values(token_hash=token_digest(token), user_id=row.id, created_at=now,
                                                       expires_at=expires))
         return token, row, expires
+
+    def throttled(self, refused: LoginRefused) -> Refusal:
+        """The throttle's refusal of a sign-in (429 wait, 403 locked), as this service's ``ThrottleRefused``."""
+        return self._refusal(ThrottleRefused)(refused)
 
     def failed_login(self) -> Refusal:
         """The refusal of a wrong password (also the answer to the attempt that locks an account)."""

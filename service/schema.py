@@ -1,8 +1,11 @@
 """The service base's tables in each service's database (the audit log, the login throttle) and the one Alembic step that creates them.
 
 The gateway's migration ``0006_service`` and the escrow's ``0002_service``
-both run :func:`create_service_tables`; a standalone audit log
-(``service/audit_migrations``) runs it for the log's tables alone.
+are one step, :func:`upgrade_to_service_base` (and :func:`drop_service_tables`
+down); a standalone audit log (``service/audit_migrations``) runs
+:func:`create_service_tables` for the log's tables alone. A step that a
+released revision runs is frozen: a later change to these tables is a new
+function and a new revision in each service.
 
 Databases made before these tables were under Alembic already hold them:
 the code then created exactly these ``Table`` objects at runtime
@@ -16,6 +19,7 @@ from sqlalchemy import Table, inspect
 from sqlalchemy.engine import Connection
 
 from service import audit_store
+from service.accounts import rebuild_account_tables
 from service.frontdoor import throttle
 
 #: The audit log's tables, parents first.
@@ -38,6 +42,17 @@ def create_service_tables(bind: Connection, tables: tuple[Table, ...] = SERVICE_
     if any(t.name == "audit_head" for t in tables):
         bind.execute(audit_store.CREATE_HEAD)
     return created
+
+
+def upgrade_to_service_base(bind: Connection, users: Table, sessions: Table) -> None:
+    """The services' step onto the service base (gateway ``0006_service``, escrow ``0002_service``).
+
+    The log's and the throttle's tables where missing, with the log's head row
+    (:func:`create_service_tables`); then the service's ``users`` and ``sessions``
+    remade in the shared shape, every row kept (:func:`service.accounts.rebuild_account_tables`).
+    """
+    create_service_tables(bind)
+    rebuild_account_tables(bind, users, sessions)
 
 
 def drop_service_tables(bind: Connection, tables: tuple[Table, ...] = SERVICE_TABLES) -> None:

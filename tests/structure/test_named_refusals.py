@@ -102,10 +102,10 @@ def test_no_refusal_is_raised_with_its_status_and_code_at_the_call_site() -> Non
 
 
 #: Modules whose calls hand a status and a code side by side on purpose: the front door answers before any service
-#: code runs, and each service turns its answer into its own relayed class (BodyRefused, LoginThrottled).
+#: code runs, and each service turns its answer into its own relayed class (BodyRefused, the shared ThrottleRefused).
 FRONT_DOOR = {
     "service/frontdoor/limits.py": "the body limits' answers (400/413), relayed by each service's BodyRefused",
-    "service/frontdoor/throttle.py": "the throttle's LoginRefused (429/403), relayed as ThrottleRefused / LoginThrottled",
+    "service/frontdoor/throttle.py": "the throttle's LoginRefused (429/403), relayed as the shared ThrottleRefused",
 }
 
 
@@ -172,8 +172,8 @@ def test_each_named_refusal_declares_its_own_status_and_code_once() -> None:
     import escrow.errors
     import gateway.errors
 
-    # LoginThrottled, BodyRefused and PageRefused answer as the throttle, the front door or the web session decided.
-    relayed = {"LoginThrottled", "BodyRefused", "PageRefused"}
+    # BodyRefused and PageRefused answer as the throttle, the front door or the web session decided.
+    relayed = {"BodyRefused", "PageRefused"}
     for module, base in ((gateway.errors, gateway.errors.GatewayError), (escrow.errors, escrow.errors.EscrowError)):
         named = [c for c in vars(module).values() if isinstance(c, type) and issubclass(c, base) and c is not base
                  and c.__name__ not in relayed and c.__module__ == module.__name__]

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
+import inspect
 import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Callable, Optional
 
 import typer
 
@@ -18,7 +20,7 @@ from keys.documents import write_atomic
 from keys.keyring import Keyring
 from service.audit_store import keyring_log
 from service.witness_client import http_post
-from tsunagu.commands.common import read_text_file, refused_as_error
+from tsunagu.commands.common import OutLinesOption, PortOption, read_text_file, refused_as_error
 from tsunagu.errors import CommandError, jst
 
 audit_app = typer.Typer(help="監査ログの書き出しと検証（監査担当者向け）", no_args_is_help=True)
@@ -32,7 +34,7 @@ def register(app: typer.Typer) -> None:
 @audit_app.command("export")
 def export(
     home: Annotated[Path, typer.Option("--home", envvar="TSUNAGU_HOME", help="配置先のデータフォルダ")],
-    out: Annotated[Path, typer.Option("--out", help="書き出し先（JSON Lines）")],
+    out: OutLinesOption,
 ) -> None:
     """監査ログの全記録・署名付きチェックポイント・公開鍵を書き出します。"""
     ring = Keyring(home)
@@ -178,32 +180,52 @@ def _load_exports(gateway_export: Optional[Path], escrow_export: Optional[Path],
     return entries[0], entries[1]
 
 
-GatewayExportOption = Annotated[Optional[Path], typer.Option("--gateway-export", help="ゲートウェイの監査ログの書き出し（tsunagu gateway audit-export）")]
-EscrowExportOption = Annotated[Optional[Path], typer.Option("--escrow-export", help="エスクローの監査ログの書き出し（GET /api/v1/audit/export）")]
-GatewayUrlOption = Annotated[Optional[str], typer.Option("--gateway", help="書き出しの代わりにゲートウェイから取得（監査担当でログイン）")]
-EscrowUrlOption = Annotated[Optional[str], typer.Option("--escrow", help="書き出しの代わりにエスクローから取得（監査担当でログイン）")]
-UsernameOption = Annotated[Optional[str], typer.Option("--username", help="監査担当の利用者名（--gateway / --escrow のとき）")]
-PasswordStdinOption = Annotated[bool, typer.Option("--password-stdin", help="パスワードを標準入力から 1 行ずつ読みます（ゲートウェイ、エスクローの順）")]
-GatewayKeyOption = Annotated[Optional[Path], typer.Option("--gateway-key", help="ゲートウェイの監査ログの検証鍵を書いたファイル")]
-EscrowKeyOption = Annotated[Optional[Path], typer.Option("--escrow-key", help="エスクローの監査ログの検証鍵を書いたファイル")]
-GatewayWitnessOption = Annotated[Optional[list[Path]], typer.Option("--gateway-witness-key", help="ゲートウェイのログに連署する証人の検証鍵（複数可）")]
-EscrowWitnessOption = Annotated[Optional[list[Path]], typer.Option("--escrow-witness-key", help="エスクローのログに連署する証人の検証鍵（複数可）")]
+#: The options that name both logs, in the order the commands show them: a file or a service each, keys, witnesses.
+_LOG_OPTIONS: tuple[tuple[str, object], ...] = (
+    ("gateway_export", Annotated[Optional[Path], typer.Option("--gateway-export", help="ゲートウェイの監査ログの書き出し（tsunagu gateway audit-export）")]),
+    ("escrow_export", Annotated[Optional[Path], typer.Option("--escrow-export", help="エスクローの監査ログの書き出し（GET /api/v1/audit/export）")]),
+    ("gateway", Annotated[Optional[str], typer.Option("--gateway", help="書き出しの代わりにゲートウェイから取得（監査担当でログイン）")]),
+    ("escrow", Annotated[Optional[str], typer.Option("--escrow", help="書き出しの代わりにエスクローから取得（監査担当でログイン）")]),
+    ("username", Annotated[Optional[str], typer.Option("--username", help="監査担当の利用者名（--gateway / --escrow のとき）")]),
+    ("password_stdin", Annotated[bool, typer.Option("--password-stdin", help="パスワードを標準入力から 1 行ずつ読みます（ゲートウェイ、エスクローの順）")]),
+    ("gateway_key", Annotated[Optional[Path], typer.Option("--gateway-key", help="ゲートウェイの監査ログの検証鍵を書いたファイル")]),
+    ("escrow_key", Annotated[Optional[Path], typer.Option("--escrow-key", help="エスクローの監査ログの検証鍵を書いたファイル")]),
+    ("gateway_witness", Annotated[Optional[list[Path]], typer.Option("--gateway-witness-key", help="ゲートウェイのログに連署する証人の検証鍵（複数可）")]),
+    ("escrow_witness", Annotated[Optional[list[Path]], typer.Option("--escrow-witness-key", help="エスクローのログに連署する証人の検証鍵（複数可）")]),
+)
+
+
+def reads_both_logs(command: Callable[..., None]) -> Callable[..., None]:
+    """``command`` (which takes ``rows``: every request, from both logs verified) with the options of :data:`_LOG_OPTIONS`
+    declared once for every such command, in front of its own; the logs are read by :func:`_load_exports`."""
+    own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "rows"]
+    names = [name for name, _ in _LOG_OPTIONS]
+
+    @functools.wraps(command)
+    def with_logs(**given: Any) -> None:
+        from keys.audit_report import requests_report
+
+        logs = {name: given.pop(name) for name in names}
+        command(rows=requests_report(*_load_exports(**logs)), **given)
+
+    del with_logs.__wrapped__  # typer reads the signature below, not the command's
+    with_logs.__annotations__ = {}
+    with_logs.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation,
+                           default=False if name == "password_stdin" else None) for name, annotation in _LOG_OPTIONS]
+        + [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own], return_annotation=None)
+    return with_logs
+
+
 JsonOption = Annotated[bool, typer.Option("--json", help="JSON で出力します")]
 
 
 @audit_app.command("requests")
-def requests(
-    gateway_export: GatewayExportOption = None, escrow_export: EscrowExportOption = None,
-    gateway: GatewayUrlOption = None, escrow: EscrowUrlOption = None, username: UsernameOption = None,
-    password_stdin: PasswordStdinOption = False, gateway_key: GatewayKeyOption = None, escrow_key: EscrowKeyOption = None,
-    gateway_witness_key: GatewayWitnessOption = None, escrow_witness_key: EscrowWitnessOption = None,
-    as_json: JsonOption = False,
-) -> None:
+@reads_both_logs
+def requests(rows: list[Any], as_json: JsonOption = False) -> None:
     """すべての再識別申請を、だれが・いつ・なぜ（目的・法的根拠・案件番号）・承認・結果とともに一覧にします（両方のログを照合）。"""
-    from keys.audit_report import OUTCOMES, counts, requests_report
+    from keys.audit_report import OUTCOMES, counts
 
-    rows = requests_report(*_load_exports(gateway_export, escrow_export, gateway, escrow, username, password_stdin, gateway_key, escrow_key,
-                                          gateway_witness_key, escrow_witness_key))
     if as_json:
         typer.echo(json.dumps([r.to_json() for r in rows], ensure_ascii=False, indent=1))
         return
@@ -218,11 +240,9 @@ def requests(
 
 
 @audit_app.command("anomalies")
+@reads_both_logs
 def anomalies(
-    gateway_export: GatewayExportOption = None, escrow_export: EscrowExportOption = None,
-    gateway: GatewayUrlOption = None, escrow: EscrowUrlOption = None, username: UsernameOption = None,
-    password_stdin: PasswordStdinOption = False, gateway_key: GatewayKeyOption = None, escrow_key: EscrowKeyOption = None,
-    gateway_witness_key: GatewayWitnessOption = None, escrow_witness_key: EscrowWitnessOption = None,
+    rows: list[Any],
     office_start: Annotated[str, typer.Option("--office-start", help="勤務開始（JST、HH:MM）")] = "08:30",
     office_end: Annotated[str, typer.Option("--office-end", help="勤務終了（JST、HH:MM）")] = "18:15",
     max_requests: Annotated[int, typer.Option("--max-requests", min=1, help="1 人がこの件数を超えて申請したら指摘")] = 5,
@@ -233,15 +253,13 @@ def anomalies(
     """注意が必要な申請を示します: 案件番号なし、1 人の多数申請、勤務時間外、同じ申請者・承認者の組の繰り返し。見つかれば終了コード 1。"""
     from datetime import time as _time
 
-    from keys.audit_report import AnomalyRules, requests_report
+    from keys.audit_report import AnomalyRules
     from keys.audit_report import anomalies as _anomalies
 
     try:
         start, end = _time.fromisoformat(office_start), _time.fromisoformat(office_end)
     except ValueError:
         raise CommandError("--office-start と --office-end は HH:MM で指定してください（例: 08:30）。") from None
-    rows = requests_report(*_load_exports(gateway_export, escrow_export, gateway, escrow, username, password_stdin, gateway_key, escrow_key,
-                                          gateway_witness_key, escrow_witness_key))
     found = _anomalies(rows, AnomalyRules(start, end, max_requests, window_days, pair_repeats))
     if as_json:
         typer.echo(json.dumps([a.to_json() for a in found], ensure_ascii=False, indent=1))
@@ -342,7 +360,7 @@ def witness_cosign(
 def witness_serve(
     home: WitnessHome,
     host: Annotated[str, typer.Option("--host", help="待ち受けるアドレス")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="待ち受けるポート")] = 8470,
+    port: PortOption = 8470,
 ) -> None:
     """証人を HTTP サービスとして動かします（POST /witness/add-checkpoint、C2SP tlog-witness）。"""
     import uvicorn

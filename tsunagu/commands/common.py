@@ -30,6 +30,11 @@ TlsKeyOption = Annotated[Optional[Path], typer.Option("--tls-key", help="TLS 秘
 UnlockUsernameOption = Annotated[Optional[str], typer.Option("--username", help="ロックを解除する利用者")]
 UnlockAddressOption = Annotated[Optional[str], typer.Option("--address", help="ロックを解除する接続元 IP アドレス")]
 PasswordChangeStdinOption = Annotated[bool, typer.Option("--password-stdin", help="現在と新しいパスワードを標準入力の 1 行目と 2 行目から読みます")]
+PortOption = Annotated[int, typer.Option("--port", help="待ち受けるポート")]
+OutLinesOption = Annotated[Path, typer.Option("--out", help="書き出し先（JSON Lines）")]
+AgentPublicOption = Annotated[Path, typer.Option("--agent-public", help="エージェントの公開鍵ファイル")]
+RevokedAgentOption = Annotated[str, typer.Option("--agent-id", help="失効させるエージェント ID")]
+PasswordLineOption = Annotated[bool, typer.Option("--password-stdin", help="パスワードを標準入力の 1 行目から読みます（自動化用）")]
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Optional
 import httpx
 import typer
 
-from tsunagu.commands.common import PasswordChangeStdinOption, call, read_password_change, read_secret, read_text_file, run, signed_in
+from tsunagu.commands.common import PasswordChangeStdinOption, PasswordLineOption, call, read_password_change, read_secret, read_text_file, run, signed_in
 from tsunagu.commands.service import Accounts, add_account_commands, add_serve_command
 from tsunagu.errors import CommandError
 
@@ -24,7 +24,6 @@ escrow_app.add_typer(user_app, name="user")
 HomeOption = Annotated[Path, typer.Option("--home", envvar="TSUNAGU_HOME", help="エスクローのデータフォルダ（既定: 環境変数 TSUNAGU_HOME）")]
 UrlOption = Annotated[str, typer.Option("--url", help="エスクローの URL（例: http://127.0.0.1:8600）")]
 UsernameOption = Annotated[str, typer.Option("--username", help="エスクローの利用者名")]
-PasswordStdinOption = Annotated[bool, typer.Option("--password-stdin", help="パスワードを標準入力の 1 行目から読みます（自動化用）")]
 _ESCROW = "エスクロー"
 
 
@@ -83,7 +82,7 @@ def user_add(
     home: HomeOption,
     username: UsernameOption,
     role: Annotated[list[str], typer.Option("--role", help="caseworker, approver, custodian, auditor, admin のどれか（兼務なら繰り返し指定）")],
-    password_stdin: PasswordStdinOption = False,
+    password_stdin: PasswordLineOption = False,
 ) -> None:
     """エスクローの利用者を作ります（ゲートウェイの利用者とは別です）。パスワードは引数には書けません。"""
     from escrow.identity import add_user
@@ -140,7 +139,7 @@ def unseal(
 
 
 @escrow_app.command("seal")
-def seal(url: UrlOption, username: UsernameOption, password_stdin: PasswordStdinOption = False) -> None:
+def seal(url: UrlOption, username: UsernameOption, password_stdin: PasswordLineOption = False) -> None:
     """エスクローを封印し直します（鍵をメモリから消します）。鍵管理者または管理者が実行します。"""
     typer.echo(_progress(_signed_in_call(url, username, _password(username, password_stdin), "/api/v1/seal")))
 

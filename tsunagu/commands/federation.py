@@ -12,7 +12,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from tsunagu.commands.common import read_text_file, run
+from tsunagu.commands.common import AgentPublicOption, read_text_file, run
 from tsunagu.commands.keys import KdfOption, StdinOption, _params, _Passphrases
 from tsunagu.errors import CommandError
 
@@ -20,6 +20,9 @@ federation_app = typer.Typer(help="自治体をまたぐ連携（転入・転出
 peer_app = typer.Typer(help="連携先ゲートウェイの管理", no_args_is_help=True)
 federation_app.add_typer(peer_app, name="peer")
 
+OutFileOption = Annotated[Path, typer.Option("--out", help="書き出すファイル")]
+OutFolderOption = Annotated[Path, typer.Option("--out", help="書き出し先フォルダ")]
+AnswerFileOption = Annotated[Path, typer.Option("--file", help="届いた回答ファイル")]
 HomeOption = Annotated[Path, typer.Option("--home", envvar="TSUNAGU_HOME", help="データフォルダ（既定: 環境変数 TSUNAGU_HOME）")]
 
 
@@ -89,7 +92,7 @@ def member_identity(home: HomeOption, passphrase_stdin: StdinOption = False, kdf
 @federation_app.command("issue")
 def issue(home: HomeOption,
           member_identity_file: Annotated[Path, typer.Option("--member-identity", help="自治体の参加申請ファイル")],
-          out: Annotated[Path, typer.Option("--out", help="書き出し先フォルダ")] = Path("."),
+          out: OutFolderOption = Path("."),
           passphrase_stdin: StdinOption = False) -> None:
     """（都道府県）連携圏の鍵を 1 つの自治体宛てに暗号化し、署名したファイルを書きます。"""
     from keys import federation as f
@@ -111,8 +114,8 @@ def install(home: HomeOption, file: Annotated[Path, typer.Option("--file", help=
 
 
 @federation_app.command("enrol-agent")
-def enrol_agent(home: HomeOption, agent_public: Annotated[Path, typer.Option("--agent-public", help="エージェントの公開鍵ファイル")],
-                out: Annotated[Path, typer.Option("--out", help="書き出し先フォルダ")] = Path("."),
+def enrol_agent(home: HomeOption, agent_public: AgentPublicOption,
+                out: OutFolderOption = Path("."),
                 passphrase_stdin: StdinOption = False) -> None:
     """（自治体の鍵管理者）連携圏の鍵をマイナンバー利用事務系エージェント宛てに暗号化して書きます。"""
     from keys import enrolment
@@ -166,7 +169,7 @@ def init(home: HomeOption,
 
 
 @federation_app.command("identity")
-def identity(home: HomeOption, out: Annotated[Path, typer.Option("--out", help="書き出すファイル")],
+def identity(home: HomeOption, out: OutFileOption,
              url: Annotated[str, typer.Option("--url", help="連携先から見たこのゲートウェイの URL")] = "") -> None:
     """連携先に渡す、このゲートウェイの識別ファイル（団体コード・名前・URL・検証鍵）を書きます。"""
     from gateway.federation import config as c
@@ -225,7 +228,7 @@ def ingest(home: HomeOption, file: Annotated[Path, typer.Argument(help="エー�
 
 @federation_app.command("export-query")
 def export_query(home: HomeOption, peer: Annotated[str, typer.Option("--peer", help="照会先の団体コード")],
-                 out: Annotated[Path, typer.Option("--out", help="書き出すファイル")]) -> None:
+                 out: OutFileOption) -> None:
     """連携先から転入したこどもの照会を、署名付きファイルに書きます（可搬媒体で運ぶとき）。"""
     from gateway.federation import service
 
@@ -260,7 +263,7 @@ def _latest_in(gw: Any) -> str:
 
 @federation_app.command("export-answer")
 def export_answer(home: HomeOption, exchange: Annotated[str, typer.Option("--exchange", help="回答の番号（import-query が表示）")],
-                  out: Annotated[Path, typer.Option("--out", help="書き出すファイル")]) -> None:
+                  out: OutFileOption) -> None:
     """連携先の照会への署名付き回答をファイルに書きます。"""
     from gateway.federation import service
 
@@ -269,7 +272,7 @@ def export_answer(home: HomeOption, exchange: Annotated[str, typer.Option("--exc
 
 
 @federation_app.command("import-answer")
-def import_answer(home: HomeOption, file: Annotated[Path, typer.Option("--file", help="届いた回答ファイル")]) -> None:
+def import_answer(home: HomeOption, file: AnswerFileOption) -> None:
     """連携先からの回答ファイルを検証して取り込み、結果を表示します。"""
     from gateway.federation import service
 
@@ -287,7 +290,7 @@ def export_handover(home: HomeOption, username: Annotated[str, typer.Option("--u
                     handle: Annotated[str, typer.Option("--handle", help="照会の回答にあったハンドル")],
                     case_ref: Annotated[str, typer.Option("--case-ref", help="こちらの案件番号")],
                     message_file: Annotated[Path, typer.Option("--message-file", help="依頼の内容を書いたテキストファイル（UTF-8）")],
-                    out: Annotated[Path, typer.Option("--out", help="書き出すファイル")]) -> None:
+                    out: OutFileOption) -> None:
     """引継ぎの依頼を署名付きファイルに書きます（依頼の内容は画面やコマンドラインに出さないようファイルで渡します）。"""
     from gateway.federation import service
 
@@ -308,7 +311,7 @@ def import_handover(home: HomeOption, file: Annotated[Path, typer.Option("--file
 def answer_handover(home: HomeOption, username: Annotated[str, typer.Option("--username", help="回答する担当者（ゲートウェイの利用者名）")],
                     handover_id: Annotated[str, typer.Option("--id", help="引継ぎ依頼の番号")],
                     message_file: Annotated[Path, typer.Option("--message-file", help="回答を書いたテキストファイル（UTF-8）")],
-                    out: Annotated[Path, typer.Option("--out", help="書き出すファイル")],
+                    out: OutFileOption,
                     share: Annotated[Optional[list[str]], typer.Option("--share", help="提供する属性（繰り返し可）")] = None) -> None:
     """引継ぎ依頼への回答を署名付きファイルに書きます。"""
     from gateway.federation import service
@@ -320,7 +323,7 @@ def answer_handover(home: HomeOption, username: Annotated[str, typer.Option("--u
 
 
 @federation_app.command("import-handover-answer")
-def import_handover_answer(home: HomeOption, file: Annotated[Path, typer.Option("--file", help="届いた回答ファイル")]) -> None:
+def import_handover_answer(home: HomeOption, file: AnswerFileOption) -> None:
     """連携先からの引継ぎの回答ファイルを検証して取り込みます。"""
     result = _receive(home, "receive_handover_answer", file)
     typer.echo(f"引継ぎの依頼 {result['id']} への回答を受け取りました。")

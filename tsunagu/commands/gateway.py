@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from tsunagu.commands.common import PasswordChangeStdinOption, read_password_change, read_secret, run
+from tsunagu.commands.common import OutLinesOption, PasswordChangeStdinOption, PasswordLineOption, RevokedAgentOption, read_password_change, read_secret, run
 from tsunagu.commands.service import Accounts, add_account_commands, add_serve_command
 from tsunagu.errors import CommandError
 
@@ -106,7 +106,7 @@ def user_add(
     home: HomeOption,
     username: UsernameOption,
     role: Annotated[str, typer.Option("--role", help="ロール（ポリシーの roles のどれか）")],
-    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="パスワードを標準入力の 1 行目から読みます（自動化用）")] = False,
+    password_stdin: PasswordLineOption = False,
 ) -> None:
     """利用者を作ります。パスワードは入力を求めるか標準入力から読みます（引数には書けません）。"""
     from gateway.identity import add_user
@@ -158,7 +158,7 @@ def agent_register(
 @agent_app.command("revoke")
 def agent_revoke(
     home: HomeOption,
-    agent_id: Annotated[str, typer.Option("--agent-id", help="失効させるエージェント ID")],
+    agent_id: RevokedAgentOption,
     reason: Annotated[str, typer.Option("--reason", help="失効の理由（監査ログに残ります）")],
 ) -> None:
     """エージェントを失効させます。以後の提出はすべて拒否されます。"""
@@ -252,7 +252,7 @@ def link(
 @gateway_app.command("audit-export")
 def audit_export(
     home: HomeOption,
-    out: Annotated[Path, typer.Option("--out", help="書き出し先（JSON Lines）")],
+    out: OutLinesOption,
 ) -> None:
     """ゲートウェイの監査ログを、証人の連署とともに書き出します（tsunagu audit verify で検証できます）。"""
     from gateway.audit_tools import export_lines, sync_witnesses

@@ -17,7 +17,7 @@ from keys import custody, enrolment
 from keys.keyring import Keyring, init_municipality
 from keys.passphrase import KdfParams
 from service.audit_store import record_key_operation
-from tsunagu.commands.common import read_secret
+from tsunagu.commands.common import AgentPublicOption, RevokedAgentOption, read_secret
 from tsunagu.errors import CommandError
 
 keys_app = typer.Typer(help="鍵の生成・配布・エスクロー管理（鍵管理者向け）", no_args_is_help=True)
@@ -102,7 +102,7 @@ def agent_init(
 @keys_app.command("enrol")
 def enrol(
     home: HomeOption,
-    agent_public: Annotated[Path, typer.Option("--agent-public", help="エージェントの公開鍵ファイル")],
+    agent_public: AgentPublicOption,
     passphrase_stdin: StdinOption = False,
     actor: ActorOption = None,
 ) -> None:
@@ -181,7 +181,7 @@ def rewrap_escrow(
 @keys_app.command("revoke-agent")
 def revoke_agent(
     home: HomeOption,
-    agent_id: Annotated[str, typer.Option("--agent-id", help="失効させるエージェント ID")],
+    agent_id: RevokedAgentOption,
     reason: Annotated[str, typer.Option("--reason", help="失効の理由（例: 端末紛失）")],
     passphrase_stdin: StdinOption = False,
     actor: ActorOption = None,

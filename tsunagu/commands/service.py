@@ -17,8 +17,7 @@ from typing import Annotated, Any, Callable
 
 import typer
 
-from tsunagu.commands.common import (HostOption, TlsCertOption, TlsKeyOption, UnlockAddressOption, UnlockUsernameOption,
-                                     check_listen, run, serve, show_lockouts, show_unlock, unlock_target)
+from tsunagu.commands.common import (HostOption, PortOption, TlsCertOption, TlsKeyOption, UnlockAddressOption, UnlockUsernameOption, check_listen, run, serve, show_lockouts, show_unlock, unlock_target)
 from tsunagu.errors import CommandError
 
 ActorOption = Annotated[str, typer.Option("--actor", help="監査ログに記録する操作者の名前（既定: cli）")]
@@ -32,7 +31,7 @@ def add_serve_command(group: typer.Typer, home_option: Any, default_port: int, h
     def serve_command(
         home: home_option,
         host: HostOption = "127.0.0.1",
-        port: Annotated[int, typer.Option("--port", help="待ち受けるポート")] = default_port,
+        port: PortOption = default_port,
         tls_cert: TlsCertOption = None,
         tls_key: TlsKeyOption = None,
     ) -> None:

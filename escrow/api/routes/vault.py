@@ -8,7 +8,6 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from escrow.api.deps import EscrowDep, require
-from escrow.errors import EscrowError
 from escrow.identity import User
 from escrow.vault import Progress
 
@@ -31,19 +30,11 @@ def get_status(escrow: EscrowDep) -> dict[str, Any]:
 @router.post("/unseal", name="escrow.unseal", response_model=Progress)
 def post_unseal(escrow: EscrowDep, user: Annotated[User, Depends(require("custodian"))], body: UnsealRequest) -> dict[str, Any]:
     """Offer one share; with the k-th share the escrow key is rebuilt in memory."""
-    try:
-        progress = escrow.vault.offer(user.username, body.share.encode("utf-8"), body.passphrase)
-    except EscrowError as exc:
-        raise escrow.refuse(user.username, "custodian", "escrow.unseal", exc, target=escrow.vault.escrow_key_id) from None
-    # The share was checked to be the signed-in custodian's own, so the entry names who really unsealed.
-    share = f"share {progress.share_index} of {user.username}"
-    outcome = f"unsealed with {share}" if not progress.sealed else f"{share} accepted {progress.progress}/{progress.threshold}"
-    escrow.record(user.username, "custodian", "escrow.unseal", outcome, target=progress.escrow_key_id)
+    progress = escrow.offer_share(user.username, body.share.encode("utf-8"), body.passphrase)
     return progress.to_json()
 
 
 @router.post("/seal", name="escrow.seal", response_model=Progress)
 def post_seal(escrow: EscrowDep, user: Annotated[User, Depends(require("custodian", "admin"))]) -> dict[str, Any]:
     """Drop the escrow key and any offered shares from memory."""
-    escrow.record(user.username, "custodian" if "custodian" in user.roles else "admin", "escrow.seal", "sealed", target=escrow.vault.escrow_key_id)
-    return escrow.vault.seal().to_json()
+    return escrow.seal(user.username, user.roles).to_json()

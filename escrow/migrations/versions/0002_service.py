@@ -4,7 +4,7 @@
 Existing deployments already hold the log's and the throttle's tables, made at
 runtime from the same table definitions: they are kept as they are, rows and
 all (see :mod:`service.schema`). ``users`` and ``sessions`` are remade in the
-shared shape with every row kept (:func:`service.accounts.rebuild_account_tables`):
+shared shape with every row kept (:func:`service.schema.upgrade_to_service_base`):
 at the escrow ``password_hash`` widens to 256 characters, a deleted user's
 sessions go with them (``ON DELETE CASCADE``) and ``sessions.expires_at`` is indexed.
 
@@ -18,7 +18,6 @@ from alembic import op
 
 from escrow import db
 from service import schema
-from service.accounts import rebuild_account_tables
 
 revision = "0002_service"
 down_revision = "0001_baseline"
@@ -28,9 +27,7 @@ depends_on = None
 
 def upgrade() -> None:
     """Create the service base's tables where missing, and the log's head row; remake the account tables."""
-    bind = op.get_bind()
-    schema.create_service_tables(bind)
-    rebuild_account_tables(bind, db.users, db.sessions)
+    schema.upgrade_to_service_base(op.get_bind(), db.users, db.sessions)
 
 
 def downgrade() -> None:

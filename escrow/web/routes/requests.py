@@ -16,13 +16,10 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from escrow import db, reidentification
-from escrow.errors import (EscrowError, FilingNotSigned, FilingUnreadable, FilingVersion, ForbiddenRole, NotRequester,
-                           RejectionReasonRequired)
+from escrow.errors import EscrowError, ForbiddenRole, NotRequester, RejectionReasonRequired
 from service.errors import CredentialsMissing, FormExpired, Refusal
 from escrow.identity import sign_in
 from escrow.reidentification import RequestFiling
-from keys import filing as filing_envelope
-from keys.envelope import EnvelopeError, EnvelopeSignatureError, EnvelopeVersionError
 from escrow.service import Escrow
 from escrow.web.render import STATUS, identity_view, render
 from escrow.web.routes.auth import address
@@ -180,19 +177,21 @@ def post_receive(request: Request, escrow: EscrowDep, session: Annotated[WebSess
 
 # --- Filing: the gateway's page posts the package here; the caseworker confirms with their escrow session -------------
 
+#: Said under a filing that does not open: where to send it from again.
+_SEND_AGAIN = "ゲートウェイの「再識別の申請」画面からもう一度送ってください。"
+
+
 def _parse_filing(escrow: Escrow, text: str) -> tuple[RequestFiling | None, Refusal | None]:
-    """The filing the gateway signed, to show before it is confirmed (filing it verifies it again and logs a refusal)."""
-    again = "ゲートウェイの「再識別の申請」画面からもう一度送ってください。"
+    """The filing the gateway signed, to show before it is confirmed (``reidentification.read_filing``; not logged)."""
     try:
-        return filing_envelope.open_filing(json.loads(text), escrow.gateway.public_key), None
-    except ValueError:
-        return None, FilingUnreadable(f"申請の内容を読み取れません。{again}")
-    except EnvelopeVersionError as exc:
-        return None, FilingVersion(str(exc))
-    except EnvelopeSignatureError as exc:
-        return None, FilingNotSigned(f"{exc} {again}")
-    except EnvelopeError as exc:
-        return None, FilingUnreadable(f"{exc} {again}")
+        return reidentification.read_filing(escrow, text), None
+    except EscrowError as exc:
+        return None, _send_again(exc)
+
+
+def _send_again(refused: EscrowError) -> EscrowError:
+    """A filing's refusal as the page says it: with where to send it from again."""
+    return type(refused)(f"{refused.detail} {_SEND_AGAIN}")
 
 
 def _file_page(request: Request, session: WebSession | None, text: str, filing: RequestFiling | None, status_code: int = 200,
@@ -214,23 +213,25 @@ def post_file(request: Request, escrow: EscrowDep, filing: Annotated[str, Form(m
     return _file_page(request, session, filing, parsed)
 
 
-def _filed(escrow: Escrow, session_user: Any, text: str) -> str:
-    filed = reidentification.file_signed(escrow, session_user, json.loads(text))
-    return f"/ui/requests/{filed['request_id']}?filed=true"
-
-
 @router.post("/file/confirm")
 async def post_file_confirm(request: Request, escrow: EscrowDep, session: Annotated[WebSession, Depends(form("caseworker"))],
                             filing: Annotated[str, Form(max_length=4_000_000)] = "") -> Response:
-    """File the request (``reidentification.file_request`` verifies it against the gateway's log and logs the outcome)."""
-    parsed, refused = _parse_filing(escrow, filing)
-    if refused is not None:
-        return _file_page(request, session, filing, None, refused.status, error=refused.detail)
+    """File the request: the envelope is opened once (``reidentification.open_filing``, a refusal logged), then
+    ``reidentification.file_request`` verifies it against the gateway's log and logs the outcome."""
     try:
-        target = await run_in_threadpool(_filed, escrow, session.user, filing)
+        parsed = await run_in_threadpool(reidentification.open_filing, escrow, session.user, filing)
+    except EscrowError as exc:
+        return _file_page(request, session, filing, None, exc.status, error=_send_again(exc).detail)
+    try:
+        target = await run_in_threadpool(_filed, escrow, session.user, parsed)
     except EscrowError as exc:
         return _file_page(request, session, filing, parsed, exc.status, error=exc.detail)
     return RedirectResponse(target, status_code=303)
+
+
+def _filed(escrow: Escrow, user: Any, parsed: RequestFiling) -> str:
+    filed = reidentification.file_request(escrow, user, parsed)
+    return f"/ui/requests/{filed['request_id']}?filed=true"
 
 
 @router.post("/file/login")
@@ -255,7 +256,7 @@ async def post_file_login(request: Request, escrow: EscrowDep, filing: Annotated
         if "caseworker" not in user.roles:
             raise escrow.refuse(user.username, user.label, "reidentify.request",
                                 ForbiddenRole("申請を提出できるのはケースワーカーだけです。"), target=parsed.request_id)
-        target = await run_in_threadpool(_filed, escrow, user, filing)
+        target = await run_in_threadpool(_filed, escrow, user, parsed)
     except EscrowError as exc:
         response = _file_page(request, COOKIES.session(user, token), filing, parsed, exc.status, error=exc.detail)
     else:

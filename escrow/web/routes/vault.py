@@ -15,7 +15,6 @@ from starlette.datastructures import UploadFile
 
 from escrow.errors import EscrowError, PassphraseMissing, ShareFileMissing
 from escrow.service import Escrow
-from escrow.identity import User
 from escrow.web.render import render
 from escrow.web.session import EscrowDep, WebSession, form, page
 
@@ -36,15 +35,6 @@ def get_unseal(request: Request, escrow: EscrowDep, session: Annotated[WebSessio
     return _page(request, escrow, session, notice=notice)
 
 
-def _offer(escrow: Escrow, user: User, share: bytes, passphrase: str) -> None:
-    try:
-        progress = escrow.vault.offer(user.username, share, passphrase)
-    except EscrowError as exc:
-        raise escrow.refuse(user.username, "custodian", "escrow.unseal", exc, target=escrow.vault.escrow_key_id) from None
-    outcome = "unsealed" if not progress.sealed else f"share accepted {progress.progress}/{progress.threshold}"
-    escrow.record(user.username, "custodian", "escrow.unseal", outcome + " (web)", target=progress.escrow_key_id)
-
-
 @router.post("/unseal")
 async def post_unseal(request: Request, escrow: EscrowDep, session: Annotated[WebSession, Depends(form("custodian"))]) -> Response:
     """Offer one share (the file chosen from the custodian's own medium) with its passphrase."""
@@ -58,7 +48,7 @@ async def post_unseal(request: Request, escrow: EscrowDep, session: Annotated[We
         refused = PassphraseMissing("持分のパスフレーズを入力してください。")
         return _page(request, escrow, session, refused.status, error=refused.detail)
     try:
-        await run_in_threadpool(_offer, escrow, session.user, content, passphrase)
+        await run_in_threadpool(escrow.offer_share, session.user.username, content, passphrase)
     except EscrowError as exc:
         return _page(request, escrow, session, exc.status, error=exc.detail)
     return RedirectResponse("/ui/unseal?done=share", status_code=303)
@@ -67,7 +57,5 @@ async def post_unseal(request: Request, escrow: EscrowDep, session: Annotated[We
 @router.post("/seal")
 def post_seal(escrow: EscrowDep, session: Annotated[WebSession, Depends(form("custodian", "admin"))]) -> Response:
     """Drop the escrow key and any offered shares from memory (logged)."""
-    role = "custodian" if "custodian" in session.user.roles else "admin"
-    escrow.record(session.user.username, role, "escrow.seal", "sealed (web)", target=escrow.vault.escrow_key_id)
-    escrow.vault.seal()
+    escrow.seal(session.user.username, session.user.roles)
     return RedirectResponse("/ui/unseal?done=sealed", status_code=303)

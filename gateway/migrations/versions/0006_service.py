@@ -4,7 +4,7 @@
 Existing deployments already hold the log's and the throttle's tables, made at
 runtime from the same table definitions: they are kept as they are, rows and
 all (see :mod:`service.schema`). ``users`` and ``sessions`` are remade in the
-shared shape with every row kept (:func:`service.accounts.rebuild_account_tables`):
+shared shape with every row kept (:func:`service.schema.upgrade_to_service_base`):
 at the gateway the two flags get a server default (``false``).
 
 Revision ID: 0006_service
@@ -17,7 +17,6 @@ from alembic import op
 
 from gateway import models
 from service import schema
-from service.accounts import rebuild_account_tables
 
 revision = "0006_service"
 down_revision = "0005_casework"
@@ -27,9 +26,7 @@ depends_on = None
 
 def upgrade() -> None:
     """Create the service base's tables where missing, and the log's head row; remake the account tables."""
-    bind = op.get_bind()
-    schema.create_service_tables(bind)
-    rebuild_account_tables(bind, models.users, models.sessions)
+    schema.upgrade_to_service_base(op.get_bind(), models.users, models.sessions)
 
 
 def downgrade() -> None:
