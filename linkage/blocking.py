@@ -516,6 +516,9 @@ class ViewBlockingConfig:
     #: None: every view of the schema.
     nearest_views: tuple[str, ...] | None = None
     neighbours: int = 1
+    #: A pair of a block is kept when one record is the other's nearest and the other among the
+    #: ``mutual`` nearest of the first.
+    mutual: int = 3
     #: Nearest records of each other source a record without a birth-year token meets.
     undated_neighbours: int = 3
     sketch_bytes: int = 64
@@ -629,7 +632,10 @@ def nearest_pairs(blocks: Sequence[np.ndarray], sketches: Sequence[np.ndarray], 
         exact[i, j] = sketch_distance(views[s][rows_s[i]], views[t][rows_t[j]])
         keep = _nearest_in(exact, m, 1)
         if both:
-            keep |= _nearest_in(exact, m, 0)
+            # One record's nearest, and among the ``mutual`` nearest of the other: a record of a large
+            # source does not pull in the nearest of a small source that has no record of its child.
+            row_m, col_m = _nearest_in(exact, config.mutual, 1), _nearest_in(exact, config.mutual, 0)
+            keep = (keep & col_m) | (_nearest_in(exact, m, 0) & row_m)
         keep &= exact <= config.max_distance
         i, j = np.nonzero(keep)
         found.append(pair_key(offsets[s] + rows_s[i], offsets[t] + rows_t[j]))
