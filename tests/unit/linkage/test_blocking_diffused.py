@@ -175,16 +175,17 @@ def test_nearest_pass_equals_the_plain_python_twin():
         year[rng.random(n) < 0.1] = 0
         blocks.append(year[:, None])
     slices = [slice(0, 16), slice(16, 32), slice(32, 48)]
-    # The sketch is the whole view here (16 bytes), so the shortlist cannot lose a neighbour.
-    config = ViewBlockingConfig(sketch_bytes=16, neighbours=1, mutual=2, undated_neighbours=2, max_distance=0.3)
+    # The sketch is the whole view here (16 bytes), so the shortlist cannot lose a neighbour; no distance
+    # cut to speak of (0.6), so the mutual condition is what keeps strangers out.
+    config = ViewBlockingConfig(sketch_bytes=16, neighbours=1, mutual=2, undated_neighbours=2, max_distance=0.6)
     views = [view_words(b, slices) for b in bits]
     sketches = [view_sketches(b, slices, config) for b in bits]
     keys, compared = nearest_pairs(blocks, sketches, views, config)
     got = {(int(k // SPAN), int(k % SPAN)) for k in keys}
-    expected = _nearest_reference(blocks, views, 1, 2, 2, 0.3)
+    expected = _nearest_reference(blocks, views, 1, 2, 2, 0.6)
     assert got == expected
     assert len(expected) > 20 and compared > len(expected)
-    assert _nearest_reference(blocks, views, 1, 100, 2, 0.3) > expected  # the case exercises ``mutual``
+    assert _nearest_reference(blocks, views, 1, 100, 2, 0.6) > expected  # the case exercises ``mutual``
 
 
 def test_view_lsh_pairs_share_a_band_key():
