@@ -570,6 +570,14 @@ def _block_distance(left: np.ndarray, right: np.ndarray, chunk_bytes: int) -> np
     return out
 
 
+def view_lsh_positions(sl: slice, v: int, config: ViewBlockingConfig) -> np.ndarray:
+    """(bands, bits) bit positions of the ``v``-th LSH view (at byte slice ``sl``), fixed by the seed."""
+    rng = np.random.default_rng([config.seed, 1 << 20, v])
+    width = (sl.stop - sl.start) * 8
+    return np.stack([sl.start * 8 + rng.choice(width, size=min(config.lsh_bits, width), replace=False)
+                     for _ in range(config.lsh_bands)])
+
+
 def view_lsh_pairs(bits: Sequence[np.ndarray], slices: Sequence[slice],
                    config: ViewBlockingConfig) -> tuple[np.ndarray, int]:
     """(pair keys, pairs compared): cross-source pairs sharing a band key of some LSH view."""
@@ -580,11 +588,7 @@ def view_lsh_pairs(bits: Sequence[np.ndarray], slices: Sequence[slice],
     source = np.concatenate([np.full(n, s, dtype=np.int32) for s, n in enumerate(sizes)])
     found, compared = [np.zeros(0, dtype=np.int64)], 0
     for v, sl in enumerate(slices):
-        rng = np.random.default_rng([config.seed, 1 << 20, v])
-        width = (sl.stop - sl.start) * 8
-        positions = np.stack([sl.start * 8 + rng.choice(width, size=min(config.lsh_bits, width), replace=False)
-                              for _ in range(config.lsh_bands)])
-        keys = np.concatenate([band_keys(b, positions) for b in bits])
+        keys = np.concatenate([band_keys(b, view_lsh_positions(sl, v, config)) for b in bits])
         for band in range(keys.shape[1]):
             pairs, n = _pairs_within_blocks(keys[:, band], source, config.lsh_max_block)
             found.append(pairs)
@@ -629,7 +633,10 @@ def nearest_pairs(blocks: Sequence[np.ndarray], sketches: Sequence[np.ndarray], 
             short |= _nearest_in(dist, config.shortlist + m - 1, 0)
         i, j = np.nonzero(short)
         exact = np.full(dist.shape, np.inf, dtype=np.float32)
-        exact[i, j] = sketch_distance(views[s][rows_s[i]], views[t][rows_t[j]])
+        step = max(1, config.chunk_bytes // max(views[s][0].nbytes, 1))
+        for start in range(0, len(i), step):
+            a, b = i[start : start + step], j[start : start + step]
+            exact[a, b] = sketch_distance(views[s][rows_s[a]], views[t][rows_t[b]])
         keep = _nearest_in(exact, m, 1)
         if both:
             # One record's nearest, and among the ``mutual`` nearest of the other: a record of a large
@@ -656,7 +663,7 @@ def nearest_pairs(blocks: Sequence[np.ndarray], sketches: Sequence[np.ndarray], 
 
 
 def within_distance(views: Sequence[np.ndarray], keys: np.ndarray, offsets: np.ndarray,
-                    max_distance: float, chunk: int = 200_000) -> np.ndarray:
+                    max_distance: float, chunk: int = 4096) -> np.ndarray:
     """Mask of the pairs (``keys``) at most ``max_distance`` apart in some view (``views``: per source, :func:`view_words`)."""
     out = np.zeros(len(keys), dtype=bool)
     flat = np.concatenate(views)
