@@ -526,10 +526,10 @@ class ViewBlockingConfig:
     shortlist: int = 6
     max_distance: float = 0.44
     #: A view-LSH pair must be this near in some view (whole views).
-    lsh_max_distance: float = 0.3
+    lsh_max_distance: float = 0.2
     seed: int = 20261
     #: Bytes of sketch words XORed at once (bounds the memory of one block's comparison).
-    chunk_bytes: int = 1 << 25
+    chunk_bytes: int = 1 << 22
 
 
 def view_sketches(bits: np.ndarray, slices: Sequence[slice], config: ViewBlockingConfig) -> np.ndarray:
