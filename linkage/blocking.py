@@ -547,7 +547,11 @@ def view_sketches(bits: np.ndarray, slices: Sequence[slice], config: ViewBlockin
 
 
 def view_words(bits: np.ndarray, slices: Sequence[slice]) -> np.ndarray:
-    """(n, views, words) uint64: the views whole (each a multiple of 64 bits)."""
+    """(n, views, words) uint64: the views whole (each a multiple of 64 bits); no copy when they tile the row."""
+    width = slices[0].stop - slices[0].start if slices else 0
+    tiled = all(sl.start == v * width and sl.stop == (v + 1) * width for v, sl in enumerate(slices))
+    if tiled and bits.flags.c_contiguous and bits.shape[1] == width * len(slices) and width % 8 == 0:
+        return bits.view(np.uint64).reshape(len(bits), len(slices), width // 8)
     return np.stack([np.ascontiguousarray(bits[:, sl]).view(np.uint64) for sl in slices], axis=1)
 
 
@@ -666,11 +670,13 @@ def within_distance(views: Sequence[np.ndarray], keys: np.ndarray, offsets: np.n
                     max_distance: float, chunk: int = 4096) -> np.ndarray:
     """Mask of the pairs (``keys``) at most ``max_distance`` apart in some view (``views``: per source, :func:`view_words`)."""
     out = np.zeros(len(keys), dtype=bool)
-    flat = np.concatenate(views)
-    ga, gb = keys // SPAN, keys % SPAN
-    for start in range(0, len(keys), chunk):
-        a, b = ga[start : start + chunk], gb[start : start + chunk]
-        out[start : start + chunk] = sketch_distance(flat[a], flat[b]) <= max_distance
+    sa, ia, sb, ib = split_keys(keys, offsets)
+    for s in np.unique(sa).tolist():
+        for t in np.unique(sb[sa == s]).tolist():
+            sel = np.flatnonzero((sa == s) & (sb == t))
+            for start in range(0, len(sel), chunk):
+                part = sel[start : start + chunk]
+                out[part] = sketch_distance(views[s][ia[part]], views[t][ib[part]]) <= max_distance
     return out
 
 
