@@ -30,6 +30,11 @@ completeness):
   otherwise put every record into one block. Blocks larger than ``max_block``
   records are dropped: a key that common says nothing.
 
+A diffused schema (``tsunagu-jp/2``) has neither name segments nor date
+tokens finer than the year: its passes are **nearest in birth-year blocks**
+and **view LSH** (:class:`ViewBlockingConfig`, :func:`diffused_candidates`),
+both computed from the stored views and year tokens only.
+
 Pairs come out as one int64 per pair (``pair_key``): the global record
 numbers of both sides, smaller first. The hot loops are numpy.
 """

@@ -3,7 +3,6 @@ deterministic, equal a plain-Python twin, and depend on the linkage key only thr
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 
 import numpy as np
