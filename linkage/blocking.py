@@ -30,6 +30,11 @@ completeness):
   otherwise put every record into one block. Blocks larger than ``max_block``
   records are dropped: a key that common says nothing.
 
+A diffused schema (``tsunagu-jp/2``) has neither name segments nor date
+tokens finer than the year: its passes are **nearest in birth-year blocks**
+and **view LSH** (:class:`ViewBlockingConfig`, :func:`diffused_candidates`),
+both computed from the stored views and year tokens only.
+
 Pairs come out as one int64 per pair (``pair_key``): the global record
 numbers of both sides, smaller first. The hot loops are numpy.
 """
@@ -474,3 +479,220 @@ def component_labels(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
             label = jumped
         if np.array_equal(label, before):
             return label
+
+
+# --- diffused schemas (tsunagu-jp/2): view LSH and nearest neighbours inside keyed blocks ---------
+
+
+@dataclass(frozen=True, slots=True)
+class ViewBlockingConfig:
+    """Blocking of a diffused schema (measured: docs/linkage-at-scale.md, "Blocking tsunagu-jp/2").
+
+    Two passes, both computed at the gateway from what it already stores
+    (the views and the keyed birth-year token), so they add no token and no
+    information to it:
+
+    * **view LSH**: λ-fold bit-sampling LSH inside each of ``lsh_views``
+      (``lsh_bands`` bands of ``lsh_bits`` output bits each). A view is a
+      keyed diffusion of the whole record, so two records whose view differs
+      in a share q of its bits collide in a band with probability (1 − q)^k:
+      a child's records that agree on the fields of one view meet whatever
+      the other fields (a wrong birth year included) say;
+    * **nearest in the birth-year block**: inside each keyed birth-year block
+      (a record without a year: against the whole other source) every record
+      meets its ``neighbours`` nearest records of every other source (ties
+      included), the distance being the smallest share of differing bits over
+      ``nearest_views``, read on a fixed sample of ``sketch_bytes`` bytes of
+      each view. The candidates grow with the records, not with the square of
+      the births per year; a child whose records are far apart in every view
+      (a kana-only NPO record against the register) still meets its nearest
+      match.
+
+    A pair of either pass is a candidate only if its distance is at most
+    ``max_distance`` in some view (about Dice ≥ 0.56 on balanced views).
+    """
+
+    lsh_views: tuple[str, ...] = ("all", "without_address", "without_demographic", "reading", "written",
+                                  "reading_address_without_demographic", "reading_without_kana_given",
+                                  "reading_without_kana_family")
+    lsh_bands: int = 8
+    lsh_bits: int = 16
+    lsh_max_block: int = 100
+    #: None: every view of the schema.
+    nearest_views: tuple[str, ...] | None = None
+    neighbours: int = 1
+    #: A pair of a block is kept when one record is the other's nearest and the other among the
+    #: ``mutual`` nearest of the first.
+    mutual: int = 3
+    #: Nearest records of each other source a record without a birth-year token meets.
+    undated_neighbours: int = 3
+    sketch_bytes: int = 64
+    #: Records per record shortlisted by the sketch, then ranked on the whole views.
+    shortlist: int = 6
+    max_distance: float = 0.44
+    #: A view-LSH pair must be this near in some view (whole views).
+    lsh_max_distance: float = 0.2
+    seed: int = 20261
+    #: Bytes of sketch words XORed at once (bounds the memory of one block's comparison).
+    chunk_bytes: int = 1 << 22
+
+
+def view_sketches(bits: np.ndarray, slices: Sequence[slice], config: ViewBlockingConfig) -> np.ndarray:
+    """(n, views, words) uint64: ``sketch_bytes`` bytes of each view, at byte positions fixed by the seed."""
+    n_words = max(config.sketch_bytes // 8, 1)
+    out = np.zeros((len(bits), len(slices), n_words), dtype=np.uint64)
+    for v, sl in enumerate(slices):
+        rng = np.random.default_rng([config.seed, v])
+        width = sl.stop - sl.start
+        cols = sl.start + np.sort(rng.choice(width, size=min(n_words * 8, width), replace=False))
+        chosen = np.zeros((len(bits), n_words * 8), dtype=np.uint8)
+        chosen[:, : len(cols)] = bits[:, cols]
+        out[:, v] = chosen.view(np.uint64)
+    return out
+
+
+def view_words(bits: np.ndarray, slices: Sequence[slice]) -> np.ndarray:
+    """(n, views, words) uint64: the views whole (each a multiple of 64 bits); no copy when they tile the row."""
+    width = slices[0].stop - slices[0].start if slices else 0
+    tiled = all(sl.start == v * width and sl.stop == (v + 1) * width for v, sl in enumerate(slices))
+    if tiled and bits.flags.c_contiguous and bits.shape[1] == width * len(slices) and width % 8 == 0:
+        return bits.view(np.uint64).reshape(len(bits), len(slices), width // 8)
+    return np.stack([np.ascontiguousarray(bits[:, sl]).view(np.uint64) for sl in slices], axis=1)
+
+
+def sketch_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Smallest share of differing bits over the views, of the sketches ``a`` (…, views, words) and ``b``."""
+    bits = a.shape[-1] * 64
+    return np.bitwise_count(a ^ b).sum(axis=-1, dtype=np.int32).min(axis=-1) / bits
+
+
+def _block_distance(left: np.ndarray, right: np.ndarray, chunk_bytes: int) -> np.ndarray:
+    """(len(left), len(right)) float32: :func:`sketch_distance` of every pair, a view and a chunk of rows at a time."""
+    n_views, n_words = left.shape[1], left.shape[2]
+    out = np.full((len(left), len(right)), np.inf, dtype=np.float32)
+    rows = max(1, chunk_bytes // max(len(right) * n_words * 8, 1))
+    for v in range(n_views):
+        r = right[:, v][None]
+        for start in range(0, len(left), rows):
+            diff = np.bitwise_count(left[start : start + rows, v][:, None] ^ r).sum(axis=-1, dtype=np.int32)
+            np.minimum(out[start : start + rows], diff / np.float32(n_words * 64), out=out[start : start + rows])
+    return out
+
+
+def view_lsh_positions(sl: slice, v: int, config: ViewBlockingConfig) -> np.ndarray:
+    """(bands, bits) bit positions of the ``v``-th LSH view (at byte slice ``sl``), fixed by the seed."""
+    rng = np.random.default_rng([config.seed, 1 << 20, v])
+    width = (sl.stop - sl.start) * 8
+    return np.stack([sl.start * 8 + rng.choice(width, size=min(config.lsh_bits, width), replace=False)
+                     for _ in range(config.lsh_bands)])
+
+
+def view_lsh_pairs(bits: Sequence[np.ndarray], slices: Sequence[slice],
+                   config: ViewBlockingConfig) -> tuple[np.ndarray, int]:
+    """(pair keys, pairs compared): cross-source pairs sharing a band key of some LSH view."""
+    sizes = [len(b) for b in bits]
+    offsets_of(sizes)
+    if len(bits) < 2 or not slices:
+        return np.zeros(0, dtype=np.int64), 0
+    source = np.concatenate([np.full(n, s, dtype=np.int32) for s, n in enumerate(sizes)])
+    found, compared = [np.zeros(0, dtype=np.int64)], 0
+    for v, sl in enumerate(slices):
+        keys = np.concatenate([band_keys(b, view_lsh_positions(sl, v, config)) for b in bits])
+        for band in range(keys.shape[1]):
+            pairs, n = _pairs_within_blocks(keys[:, band], source, config.lsh_max_block)
+            found.append(pairs)
+            compared += n
+        found = [unique_sorted(np.concatenate(found))]
+    return found[0], compared
+
+
+def _nearest_in(da: np.ndarray, m: int, axis: int) -> np.ndarray:
+    """Mask of the entries among the ``m`` smallest of their row (axis 1) or column (axis 0), ties included."""
+    k = min(m, da.shape[axis]) - 1
+    kth = np.partition(da, k, axis=axis).take(k, axis=axis)
+    return da <= (kth[:, None] if axis == 1 else kth[None, :])
+
+
+def nearest_pairs(blocks: Sequence[np.ndarray], sketches: Sequence[np.ndarray], views: Sequence[np.ndarray],
+                  config: ViewBlockingConfig) -> tuple[np.ndarray, int]:
+    """(pair keys, pairs compared): in each keyed block, each record and its nearest records of every other source.
+
+    ``blocks``: each source's keyed tokens (the first column is the block:
+    tsunagu-jp/2 has the birth year only); ``sketches``: :func:`view_sketches`
+    of each source, ``views`` the same views whole (:func:`view_words`). A record without a token is compared with the whole other
+    source (only its own nearest are kept). Only pairs within
+    ``max_distance`` are returned.
+    """
+    sizes = [len(b) for b in blocks]
+    offsets = offsets_of(sizes)
+    found, compared = [np.zeros(0, dtype=np.int64)], 0
+    per_source = [keyed_blocks(b[:, :1]) for b in blocks]
+    undated = [np.flatnonzero(b[:, 0] == 0) if b.shape[1] else np.arange(len(b)) for b in blocks]
+
+    def add(s: int, rows_s: np.ndarray, t: int, rows_t: np.ndarray, both: bool, m: int) -> None:
+        nonlocal compared
+        if not len(rows_s) or not len(rows_t):
+            return
+        # The sketch (a sample of each view) shortlists ``shortlist`` per record; the whole views
+        # rank the shortlist, so the sample's noise costs no true neighbour.
+        dist = _block_distance(sketches[s][rows_s], sketches[t][rows_t], config.chunk_bytes)
+        compared += dist.size
+        short = _nearest_in(dist, config.shortlist + m - 1, 1)
+        if both:
+            short |= _nearest_in(dist, config.shortlist + m - 1, 0)
+        i, j = np.nonzero(short)
+        exact = np.full(dist.shape, np.inf, dtype=np.float32)
+        step = max(1, config.chunk_bytes // max(views[s][0].nbytes, 1))
+        for start in range(0, len(i), step):
+            a, b = i[start : start + step], j[start : start + step]
+            exact[a, b] = sketch_distance(views[s][rows_s[a]], views[t][rows_t[b]])
+        keep = _nearest_in(exact, m, 1)
+        if both:
+            # One record's nearest, and among the ``mutual`` nearest of the other: a record of a large
+            # source does not pull in the nearest of a small source that has no record of its child.
+            row_m, col_m = _nearest_in(exact, config.mutual, 1), _nearest_in(exact, config.mutual, 0)
+            keep = (keep & col_m) | (_nearest_in(exact, m, 0) & row_m)
+        keep &= exact <= config.max_distance
+        i, j = np.nonzero(keep)
+        found.append(pair_key(offsets[s] + rows_s[i], offsets[t] + rows_t[j]))
+
+    for s in range(len(blocks)):
+        for t in range(len(blocks)):
+            if s == t:
+                continue
+            if s < t:
+                for key, rows_s in per_source[s].items():
+                    rows_t = per_source[t].get(key)
+                    if rows_t is not None:
+                        add(s, rows_s, t, rows_t, True, config.neighbours)
+            # An undated record of s against every record of t: its own nearest only (a record with a
+            # date has its own block), but more of them: the whole source is a larger block.
+            add(s, undated[s], t, np.arange(sizes[t]), False, config.undated_neighbours)
+    return unique_sorted(np.concatenate(found)), compared
+
+
+def within_distance(views: Sequence[np.ndarray], keys: np.ndarray, offsets: np.ndarray,
+                    max_distance: float, chunk: int = 4096) -> np.ndarray:
+    """Mask of the pairs (``keys``) at most ``max_distance`` apart in some view (``views``: per source, :func:`view_words`)."""
+    out = np.zeros(len(keys), dtype=bool)
+    sa, ia, sb, ib = split_keys(keys, offsets)
+    for s in np.unique(sa).tolist():
+        for t in np.unique(sb[sa == s]).tolist():
+            sel = np.flatnonzero((sa == s) & (sb == t))
+            for start in range(0, len(sel), chunk):
+                part = sel[start : start + chunk]
+                out[part] = sketch_distance(views[s][ia[part]], views[t][ib[part]]) <= max_distance
+    return out
+
+
+def diffused_candidates(blocks: Sequence[np.ndarray], bits: Sequence[np.ndarray], schema,
+                        config: ViewBlockingConfig = ViewBlockingConfig()) -> list[PassStats]:
+    """The blocking passes of a diffused schema (:class:`ViewBlockingConfig`), each with its candidates."""
+    offsets = offsets_of([len(b) for b in bits])
+    slices = [schema.view(v).byte_slice for v in (config.nearest_views or tuple(v.name for v in schema.views))]
+    sketches = [view_sketches(b, slices, config) for b in bits]
+    views = [view_words(b, slices) for b in bits]
+    near, near_compared = nearest_pairs(blocks, sketches, views, config)
+    listed, lsh_compared = view_lsh_pairs(bits, [schema.view(v).byte_slice for v in config.lsh_views], config)
+    lsh = listed[within_distance(views, listed, offsets, config.lsh_max_distance)]
+    return [PassStats("nearest in birth-year blocks", near_compared, near), PassStats("view LSH", lsh_compared, lsh)]

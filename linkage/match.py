@@ -39,7 +39,9 @@ from linkage.blocking import (
     LshConfig,
     PassStats,
     SplitConfig,
+    ViewBlockingConfig,
     component_labels,
+    diffused_candidates,
     keyed_tasks,
     large_tokens,
     lsh_pairs,
@@ -65,6 +67,8 @@ CANDIDATE_THRESHOLD = 0.45
 LSH = LshConfig()
 #: Keyed blocks too large to compare whole are split by name (``linkage.blocking.SplitConfig``).
 SPLIT = SplitConfig()
+#: Blocking of a diffused schema (tsunagu-jp/2; ``linkage.blocking.ViewBlockingConfig``).
+VIEW_BLOCKING = ViewBlockingConfig()
 #: Whole-encoding Dice an LSH pair needs to become a candidate.
 LSH_DICE = 0.7
 #: Review queue: at most this share of the records (one review pair per hundred records).
@@ -283,6 +287,10 @@ def candidate_keys(
         threshold = encodings[0].schema.document.get("matching", {}).get("candidateThreshold", CANDIDATE_THRESHOLD)
     offsets = offsets_of([len(e) for e in encodings])
     blocks = [e.blocks for e in encodings]
+    if encodings[0].schema.diffused:
+        # tsunagu-jp/2: nearest records inside birth-year blocks and LSH on the views (linkage.blocking).
+        stats = diffused_candidates(blocks, [e.bits for e in encodings], encodings[0].schema, VIEW_BLOCKING)
+        return unique_sorted(np.concatenate([s.keys for s in stats])), stats
     segments = name_segments(encodings[0].schema)
     large = large_tokens(blocks, SPLIT.max_block) if segments else None
     tasks, compared = keyed_tasks(blocks, large)
