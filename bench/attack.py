@@ -326,6 +326,7 @@ def _bits_per_token(schema: EncodingSchema, segment: str) -> int:
     return 12
 
 
+INVERTED_SEGMENTS = ("name_family", "name_given", "kana_family", "kana_given", "demographic")
 CROSS_ROUNDS = 2  # kanji ↔ kana re-decodings
 PRIOR_WEIGHT = 1.0  # the public frequency prior, per unit of |log count ratio|
 
@@ -469,7 +470,8 @@ def _cross_field(names: list[str], other: dict[int, str], counts: np.ndarray,
     return weight * out / counts[:, None]
 
 
-def pattern_attack(victim: _Side, public: _Side, schema: EncodingSchema) -> list[Finding]:
+def pattern_attack(victim: _Side, public: _Side, schema: EncodingSchema,
+                   recovered: dict[str, np.ndarray] | None = None) -> list[Finding]:
     """Bigram-atom decoding of units that repeat (Kroll & Steinmetzer 2015; Christen et al. 2017/2018).
 
     Per key group (segments sharing a key share atoms: family and given name),
@@ -490,16 +492,26 @@ def pattern_attack(victim: _Side, public: _Side, schema: EncodingSchema) -> list
     bits = victim.encodings.bits
     n = len(bits)
     fields_of = {"name_family": "family", "name_given": "given", "kana_family": "kana_family", "kana_given": "kana_given"}
-    groups: dict[str, list] = defaultdict(list)
-    if not schema.diffused:
+    # Per key group, each segment's bits for every record: read from the row, or recovered from the views.
+    groups: dict[str, list[tuple[str, np.ndarray]]] = defaultdict(list)
+    attack = "pattern mining (atoms + decoding)"
+    cross: list[tuple[str, str]] = []
+    if recovered is not None:
+        attack = "diffusion inversion + pattern mining"
+        for name, cols in recovered.items():
+            if name in fields_of:
+                groups[name].append((name, cols))
+        cross = [("name_family", "kana_family"), ("name_given", "kana_given")]
+    elif not schema.diffused:
         for seg in schema.segments:
             if seg.name in fields_of:
-                groups[seg.key_group].append(seg)
+                groups[seg.key_group].append((seg.name, np.unpackbits(bits[:, seg.byte_slice], axis=1).astype(bool)))
+        cross = [("name_part", "kana_part")]
     prepared: dict[str, dict] = {}
     for group, segs in groups.items():
-        k = _bits_per_token(schema, segs[0].name)
+        k = _bits_per_token(schema, segs[0][0])
         # Distinct patterns pooled over the group's segments (the same bigram sets the same bits in each).
-        stacked = np.vstack([np.unpackbits(bits[:, seg.byte_slice], axis=1).astype(bool) for seg in segs])
+        stacked = np.vstack([cols for _, cols in segs])
         pats, inverse, counts = np.unique(stacked, axis=0, return_inverse=True, return_counts=True)
         inverse = inverse.reshape(-1)
         nonempty = pats.any(axis=1)
@@ -516,7 +528,7 @@ def pattern_attack(victim: _Side, public: _Side, schema: EncodingSchema) -> list
         for a, at in enumerate(atoms):
             amat[a, at] = 1
         has = (x @ amat.T) >= amat.sum(axis=1)[None, :]  # pattern × atom
-        flds = [fields_of[s.name] for s in segs]
+        flds = [fields_of[name] for name, _ in segs]
         names = sorted({v for fld in flds for v in getattr(victim, fld) if v.strip()})
         public_counts = Counter(v for fld in flds for v in getattr(public, fld) if v.strip())
         scale = n / max(len(public.family), 1)
@@ -552,23 +564,24 @@ def pattern_attack(victim: _Side, public: _Side, schema: EncodingSchema) -> list
         return {pos: g["names"][decoded[int(u)]] for pos, u in enumerate(inverse) if int(u) in decoded}
 
     guesses = {group: decode(group) for group in prepared}
-    scripts = [grp for grp in prepared if grp in ("name_part", "kana_part")]
-    if len(scripts) == 2:
-        pairs = {(a, b) for fa, fb in (("family", "kana_family"), ("given", "kana_given"))
-                 for a, b in zip(getattr(public, fa), getattr(public, fb)) if a.strip() and b.strip()}
-        gk, gr = prepared["name_part"], prepared["kana_part"]
+    pairs = {(a, b) for fa, fb in (("family", "kana_family"), ("given", "kana_given"))
+             for a, b in zip(getattr(public, fa), getattr(public, fb)) if a.strip() and b.strip()}
+    for kanji, kana in cross:
+        if kanji not in prepared or kana not in prepared:
+            continue
+        gk, gr = prepared[kanji], prepared[kana]
         for _ in range(CROSS_ROUNDS):  # each script decoded again with the other's latest guesses
-            guesses["name_part"] = decode("name_part", _cross_field(gk["names"], guesses["kana_part"], gk["counts"],
-                                                                    gk["inverse"], gk["rows"], pairs))
-            guesses["kana_part"] = decode("kana_part", _cross_field(gr["names"], guesses["name_part"], gr["counts"],
-                                                                    gr["inverse"], gr["rows"], {(b, a) for a, b in pairs}))
+            guesses[kanji] = decode(kanji, _cross_field(gk["names"], guesses[kana], gk["counts"], gk["inverse"],
+                                                        gk["rows"], pairs))
+            guesses[kana] = decode(kana, _cross_field(gr["names"], guesses[kanji], gr["counts"], gr["inverse"],
+                                                      gr["rows"], {(b, a) for a, b in pairs}))
     results: dict[str, Finding] = {}
     for group, g in prepared.items():
-        for seg_no, seg in enumerate(g["segs"]):
-            fld = fields_of[seg.name]
+        for seg_no, (name, _) in enumerate(g["segs"]):
+            fld = fields_of[name]
             offset = seg_no * n
             found = {i: guesses[group][offset + i] for i in range(n) if offset + i in guesses[group]}
-            results[fld] = _score("pattern mining (atoms + decoding)", fld, found, getattr(victim, fld), n,
+            results[fld] = _score(attack, fld, found, getattr(victim, fld), n,
                                   f"key group {group}: {g['atoms']} atoms, {int(g['known'].sum())} mapped, "
                                   f"{len(g['rows'])} patterns")
     return [results[f] for f in ("family", "given", "kana_family", "kana_given") if f in results]
@@ -849,7 +862,7 @@ def length_attack(victim: _Side, public: _Side, pad: bool) -> list[Finding]:
 
 
 #: The attacker's trust, strongest attack first: one guess per record and field comes from the first attack that has one.
-_TRUST = ("pattern mining", "date from blocking tokens (+", "bigram atoms", "date from blocking tokens (tokens only)",
+_TRUST = ("pattern mining", "diffusion inversion", "date from blocking tokens (+", "bigram atoms", "date from blocking tokens (tokens only)",
           "frequency alignment", "similarity graph")
 
 
@@ -907,6 +920,11 @@ def run_variant(
     progress(f"{variant}: ビグラム原子攻撃")
     report.findings += atom_attack(victim, public, schema)
     report.findings += pattern_attack(victim, public, schema)
+    recovered: dict[str, np.ndarray] = {}
+    if schema.diffused:
+        progress(f"{variant}: 拡散層の線形解読")
+        recovered = invert_diffusion(victim.encodings, schema, INVERTED_SEGMENTS)
+        report.findings += pattern_attack(victim, public, schema, recovered)
     progress(f"{variant}: 類似度グラフ攻撃")
     report.findings += graph_attack(victim, public, schema)
     progress(f"{variant}: 生年月日攻撃")
@@ -1002,3 +1020,188 @@ def write_chart(reports: list[AttackReport], path: Path, f1: dict[str, float] | 
         fig.savefig(paths[-1], dpi=110)
         plt.close(fig)
     return paths
+
+
+# --- Diffusion inversion: the XOR layer is linear over GF(2) -------------------------------------------------
+
+def _gf2_pack(m: np.ndarray) -> np.ndarray:
+    """Bool rows × columns → uint64 rows × words (column c in word c >> 6, bit c & 63)."""
+    rows, cols = m.shape
+    b = np.packbits(m, axis=1, bitorder="little")
+    out = np.zeros((rows, -(-cols // 64) * 8), np.uint8)
+    out[:, : b.shape[1]] = b
+    return out.view(np.uint64).copy()
+
+
+def _gf2_unpack(p: np.ndarray, cols: int) -> np.ndarray:
+    return np.unpackbits(p.view(np.uint8), axis=1, bitorder="little")[:, :cols].astype(bool)
+
+
+def _gf2_rref(m: np.ndarray, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Reduced row echelon form over GF(2): (packed reduced rows, pivot columns), pivots among the first ``limit`` columns."""
+    rows, cols = m.shape
+    p = _gf2_pack(m)
+    limit = cols if limit is None else limit
+    r, pivots = 0, []
+    one = np.uint64(1)
+    for c in range(limit):
+        if r == rows:
+            break
+        word, bit = c >> 6, np.uint64(c & 63)
+        nz = np.flatnonzero((p[r:, word] >> bit) & one)
+        if not len(nz):
+            continue
+        k = r + int(nz[0])
+        if k != r:
+            p[[r, k]] = p[[k, r]]
+        hit = ((p[:, word] >> bit) & one).astype(bool)
+        hit[r] = False
+        if hit.any():
+            p[hit] ^= p[r]
+        pivots.append(c)
+        r += 1
+    return p[:r], np.array(pivots, dtype=int)
+
+
+def _mod2(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Bool matrix product over GF(2) (exact in float32 below 2**24 terms)."""
+    return (a.astype(np.float32) @ b.astype(np.float32)) % 2 > 0.5
+
+
+class _Spans:
+    """Column spaces over the victim's records of its views and of their intersections (GF(2), constants included).
+
+    Output bit *j* of a view is ``b_a ⊕ b_b ⊕ b_c`` (⊕ 1 for a complemented tap)
+    of the record filter, so, as a function over the records, every output
+    column lies in the span of the kept segments' filter columns and the
+    constant. Segments are hashed independently, so the span of a view is the
+    direct sum of its segments' spans, and intersecting the spans of two views
+    gives the span of the segments both keep (checked on all records, not only
+    the sample the linear algebra runs on).
+    """
+
+    def __init__(self, enc: Encodings, schema: EncodingSchema, sample: int = 3000, seed: int = 0):
+        self.enc, self.schema = enc, schema
+        n = len(enc)
+        self.n = n
+        self.rows = np.sort(np.random.default_rng(seed).choice(n, min(n, sample), replace=False))
+        self.kept = {v.name: frozenset(s.name for s in schema.segments if s.name not in v.omit) for v in schema.views}
+        self.cache: dict[frozenset, np.ndarray] = {}
+
+    def view_columns(self, name: str) -> np.ndarray:
+        view = self.schema.view(name)
+        return np.unpackbits(self.enc.bits[:, view.byte_slice], axis=1).astype(bool)
+
+    def basis(self, u: np.ndarray) -> np.ndarray:
+        """Independent columns of ``u`` (on the sample), the constant first."""
+        u = np.concatenate([np.ones((len(u), 1), bool), u], axis=1)
+        _, pivots = _gf2_rref(u[self.rows])
+        return u[:, pivots]
+
+    def intersect(self, u: np.ndarray, v: np.ndarray) -> np.ndarray | None:
+        ub, vb = self.basis(u), self.basis(v)
+        if ub.shape[1] + vb.shape[1] > 0.9 * len(self.rows):
+            return None  # too few records: two spans that fill the sample meet by chance
+        a, c = ub.shape[1], ub.shape[1] + vb.shape[1]
+        reduced, pivots = _gf2_rref(np.concatenate([ub[self.rows], vb[self.rows]], axis=1))
+        r = _gf2_unpack(reduced, c)
+        free = np.setdiff1d(np.arange(c), pivots)
+        x = np.zeros((a, len(free)), bool)
+        for k, f in enumerate(free):  # null vectors of [U V]: the U-part of each gives a vector of both spans
+            if f < a:
+                x[f, k] = True
+            for row in np.flatnonzero(r[:, f]):
+                if pivots[row] < a:
+                    x[pivots[row], k] = True
+        return self.basis(_mod2(ub, x))[:, 1:]
+
+    def span(self, segments: frozenset) -> np.ndarray | None:
+        """The span of ``segments`` (without the constant), from views whose kept sets intersect to it; None if none do."""
+        if segments in self.cache:
+            return self.cache[segments]
+        holding = sorted((len(k), name) for name, k in self.kept.items() if segments <= k)
+        if not holding:
+            return None
+        _, first = holding[0]
+        current, span = self.kept[first], self.view_columns(first)
+        for _, name in holding[1:]:
+            if current == segments:
+                break
+            if not (current - self.kept[name]):
+                continue
+            current = current & self.kept[name]
+            span = self.intersect(span, self.view_columns(name))
+            if span is None:
+                return None
+        if current != segments:
+            return None
+        self.cache[segments] = span
+        return span
+
+
+def invert_diffusion(enc: Encodings, schema: EncodingSchema, segments: tuple[str, ...], sample: int = 3000,
+                     min_count: int = 3) -> dict[str, np.ndarray]:
+    """Each segment's filter bits of every record, up to an order of the bits, from the diffused views alone.
+
+    A segment that some views' kept sets intersect to exactly is isolated as a
+    span (:class:`_Spans`). A view all of whose segments are isolated is then
+    decomposed: every output column splits uniquely into a part in each
+    segment's span and a constant, and the part in segment *s* is the sum of
+    the output's taps in *s*. One tap in *s* is the commonest case, so the
+    parts that recur (``min_count`` times or more) are the filter columns of
+    *s* themselves (a part that is two taps' sum recurs about once in 200
+    outputs). A column is only known up to its complement (a balanced filter
+    holds both): :func:`_polarity` chooses it.
+    """
+    if not schema.diffused:
+        return {}
+    spans = _Spans(enc, schema, sample)
+    isolated = {s: sp for s in segments if (sp := spans.span(frozenset([s]))) is not None and sp.shape[1]}
+    out: dict[str, np.ndarray] = {}
+    for s in isolated:
+        views = sorted((len(k), name) for name, k in spans.kept.items() if s in k and k <= set(isolated))
+        if not views:
+            continue
+        name = views[0][1]
+        parts = sorted(spans.kept[name])
+        blocks = [np.ones((spans.n, 1), bool)] + [isolated[t] for t in parts]
+        base = np.concatenate(blocks, axis=1)
+        outputs = spans.view_columns(name)
+        width = base.shape[1]
+        reduced, pivots = _gf2_rref(np.concatenate([base[spans.rows], outputs[spans.rows]], axis=1), limit=width)
+        r = _gf2_unpack(reduced, width + outputs.shape[1])
+        start = 1 + sum(isolated[t].shape[1] for t in parts[: parts.index(s)])
+        stop = start + isolated[s].shape[1]
+        mine = (pivots >= start) & (pivots < stop)
+        coeff = r[mine][:, width:]  # basis vector of s × output column
+        keys = Counter(np.packbits(coeff[:, j]).tobytes() for j in range(coeff.shape[1]) if coeff[:, j].any())
+        kept = [(c, k) for k, c in keys.items() if c >= min_count]
+        if not kept:
+            continue
+        chosen = np.array([np.unpackbits(np.frombuffer(k, np.uint8))[: coeff.shape[0]].astype(bool) for _, k in kept])
+        chosen = chosen[_drop_sums(chosen, np.array([c for c, _ in kept]))]
+        out[s] = _polarity(_mod2(base[:, pivots[mine]], chosen.T))
+    return out
+
+
+def _polarity(cols: np.ndarray) -> np.ndarray:
+    """Filter columns known up to complement, each turned the sparser way over the distinct patterns.
+
+    A Bloom-filter bit is set for fewer than half of the distinct values (a
+    name of three bigrams sets about 36 of a segment's 128 bits); counted over
+    records instead, a bit of a very common name's bigram may be set for most.
+    """
+    distinct = np.unique(cols, axis=0)
+    return cols ^ (distinct.mean(axis=0) > 0.5)[None, :]
+
+
+def _drop_sums(coeff: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Indices of the parts to keep: of three parts one of which is the sum of the other two, the rarest is a two-tap sum."""
+    index = {row.tobytes(): i for i, row in enumerate(coeff)}
+    drop: set[int] = set()
+    for i in range(len(coeff)):
+        for j in range(i + 1, len(coeff)):
+            k = index.get((coeff[i] ^ coeff[j]).tobytes())
+            if k is not None and not ({i, j, k} & drop):
+                drop.add(min((i, j, k), key=lambda t: counts[t]))
+    return np.array([i for i in range(len(coeff)) if i not in drop], dtype=int)
