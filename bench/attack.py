@@ -673,6 +673,27 @@ def _date_labels(blocks: np.ndarray, keys: tuple[str, ...], public_dates: list, 
         return {}
     ym, md, yd = (blocks[rows, at[k]] for k in ("YM", "MD", "YD"))
     yc, mc, dc = _components(ym, yd), _components(ym, md), _components(md, yd)
+    ties = np.zeros((int(mc.max()) + 1, int(dc.max()) + 1))
+    if "Y+MD" in at:
+        pairs: dict[int, set] = defaultdict(set)
+        for i, token in enumerate(blocks[rows, at["Y+MD"]].tolist()):
+            pairs[token].add((int(mc[i]), int(dc[i])))
+        for both in pairs.values():
+            if len(both) == 2:
+                (m1, d1), (m2, d2) = both
+                ties[m1, d2] += 1
+                ties[m2, d1] += 1
+    return _label_dates(rows, yc, mc, dc, ties, public_dates, known, scale, rounds, restarts, link_weight)
+
+
+def _label_dates(rows: np.ndarray, yc: np.ndarray, mc: np.ndarray, dc: np.ndarray, ties: np.ndarray, public_dates: list,
+                 known: list[tuple[int, tuple]], scale: float, rounds: int = 8, restarts: int = 30,
+                 link_weight: float = 5.0) -> dict[int, tuple]:
+    """Labels for unlabelled year, month and day classes of ``rows`` (see :func:`_date_labels`)."""
+    import calendar
+
+    from scipy.optimize import linear_sum_assignment
+
     ny, nm, nd = int(yc.max()) + 1, int(mc.max()) + 1, int(dc.max()) + 1
     pub_ym = Counter((d[0], d[1]) for d in public_dates if d)
     first, last = min(y for y, _ in pub_ym), max(y for y, _ in pub_ym)
@@ -685,16 +706,6 @@ def _date_labels(blocks: np.ndarray, keys: tuple[str, ...], public_dates: list, 
             days = calendar.monthrange(y, m)[1]
             lam[a, m - 1, :days] = max(scale * pub_ym.get((y, m), 0), 0.05) / days
     log_lam, year_total = np.log(lam), lam.sum(axis=(1, 2))
-    ties = np.zeros((nm, nd))
-    if "Y+MD" in at:
-        pairs: dict[int, set] = defaultdict(set)
-        for i, token in enumerate(blocks[rows, at["Y+MD"]].tolist()):
-            pairs[token].add((int(mc[i]), int(dc[i])))
-        for both in pairs.values():
-            if len(both) == 2:
-                (m1, d1), (m2, d2) = both
-                ties[m1, d2] += 1
-                ties[m2, d1] += 1
     where = {int(r): i for i, r in enumerate(rows)}
     fixed = [(where[r], d) for r, d in known if r in where]
 
@@ -810,6 +821,34 @@ def date_attack(victim: _Side, public: _Side, schema: EncodingSchema, known: int
     return out
 
 
+def inverted_date_attack(victim: _Side, recovered: dict[str, np.ndarray], known: int,
+                         rng: np.random.Generator) -> list[Finding]:
+    """Exact birth dates from the demographic segment recovered by :func:`invert_diffusion`, with known birth dates.
+
+    The segment hashes the birth year, month and day and the sex as exact
+    tokens, so two records hold the same recovered bits exactly when they share
+    birth date and sex: every record in a known child's class is given its
+    date. (Labelling the classes of unknown children from the value atoms, as
+    :func:`_date_labels` does for ``/1``'s tokens, is not done: a bound from below.)
+    """
+    truth = victim.dates
+    n = len(truth)
+    cols = recovered.get("demographic")
+    known_idx = [int(i) for i in rng.choice([i for i in range(n) if truth[i]], size=min(known, n), replace=False)] if known else []
+    guesses: dict[int, tuple] = {}
+    note = "no demographic segment recovered"
+    if cols is not None:
+        inverse = np.unique(cols, axis=0, return_inverse=True)[1].reshape(-1)
+        learnt = {int(inverse[k]): truth[k] for k in known_idx}
+        guesses = {i: learnt[int(c)] for i, c in enumerate(inverse) if int(c) in learnt and i not in known_idx}
+        pairs = {(c, truth[i][:3] if truth[i] else None, victim.canonical[i].sex) for i, c in enumerate(inverse.tolist())}
+        classes = len({c for c, _, _ in pairs})
+        note = f"{classes} classes of {len({(d, x) for _, d, x in pairs})} (birth date, sex) values"
+    attack = f"date from the inverted demographic segment (+ {known} known)"
+    return [_score(attack, "birth_date", guesses, truth, n, note),
+            _score(attack, "birth_ym", {i: d[:2] for i, d in guesses.items()}, [d[:2] if d else None for d in truth], n)]
+
+
 def _expand(name: str, value: tuple) -> tuple:
     full = [None, None, None]
     for p, v in zip(_DATE_PARTS[name], value):
@@ -862,7 +901,8 @@ def length_attack(victim: _Side, public: _Side, pad: bool) -> list[Finding]:
 
 
 #: The attacker's trust, strongest attack first: one guess per record and field comes from the first attack that has one.
-_TRUST = ("pattern mining", "diffusion inversion", "date from blocking tokens (+", "bigram atoms", "date from blocking tokens (tokens only)",
+_TRUST = ("pattern mining", "diffusion inversion", "date from blocking tokens (+", "date from the inverted demographic segment (+",
+          "bigram atoms", "date from blocking tokens (tokens only)",
           "frequency alignment", "similarity graph")
 
 
@@ -925,6 +965,7 @@ def run_variant(
         progress(f"{variant}: 拡散層の線形解読")
         recovered = invert_diffusion(victim.encodings, schema, INVERTED_SEGMENTS)
         report.findings += pattern_attack(victim, public, schema, recovered)
+        report.findings += inverted_date_attack(victim, recovered, known_dates, np.random.default_rng(7))
     progress(f"{variant}: 類似度グラフ攻撃")
     report.findings += graph_attack(victim, public, schema)
     progress(f"{variant}: 生年月日攻撃")
