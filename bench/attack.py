@@ -1246,3 +1246,30 @@ def _drop_sums(coeff: np.ndarray, counts: np.ndarray) -> np.ndarray:
             if k is not None and not ({i, j, k} & drop):
                 drop.add(min((i, j, k), key=lambda t: counts[t]))
     return np.array([i for i in range(len(coeff)) if i not in drop], dtype=int)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m bench.attack CHILDREN [VARIANT]``: one variant's attacks on the command's towns (seeds 11 and 12, 20 known dates).
+
+    The same code path as ``tsunagu bench attack``, which measures every ``tsunagu-jp/`` variant in turn; this
+    measures one (a 20,000-children run of ``/2`` alone, without the two ``/1`` columns' 15 minutes).
+    """
+    import sys
+
+    from bench import linkage as b
+
+    args = sys.argv[1:] if argv is None else argv
+    children, variant = int(args[0]), (args[1] if len(args) > 1 else "tsunagu-jp/2")
+    victim = b.town_dataset(children, 11).sources["residents"]
+    public = b.town_dataset(children, 12).sources["residents"]
+    schema, sorted_order, padded = variants()[variant]
+    started = time.perf_counter()
+    report = run_variant(variant, schema, victim, public, sorted_order=sorted_order, padded=padded, known_dates=20,
+                         progress=lambda m: print(f"[{time.perf_counter() - started:6.0f} s] {m}", flush=True))
+    print(f"## {variant} ({report.records} records, {report.seconds:.0f} s)")
+    for f in report.findings:
+        print(f"| {f.attack} | {f.field} | {100 * f.recovered:.2f} % | {f.precision:.3f} | {f.note} |")
+
+
+if __name__ == "__main__":
+    main()
