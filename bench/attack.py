@@ -30,6 +30,11 @@ Attacks, after the literature:
   bigrams by their exact counts against a name list covering the town, and
   patterns decoded by a likelihood from the known bigram bits plus matching
   of the residual overlap graphs;
+* diffusion inversion for diffused schemas (:func:`invert_diffusion`): the XOR
+  views are linear over GF(2), so intersecting their column spans isolates each
+  segment, and decomposing a view's outputs gives back the segment's filter
+  columns; the recovered name segments are then decoded by pattern mining and
+  the demographic segment read as exact (birth date, sex) classes;
 * similarity-graph matching (Vidanage et al. 2019/2020, simplified): node
   features (degrees at several similarity thresholds) of the victim's graph
   matched to those of the attacker's own encoding of its public town;
