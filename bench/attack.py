@@ -30,6 +30,11 @@ Attacks, after the literature:
   bigrams by their exact counts against a name list covering the town, and
   patterns decoded by a likelihood from the known bigram bits plus matching
   of the residual overlap graphs;
+* diffusion inversion for diffused schemas (:func:`invert_diffusion`): the XOR
+  views are linear over GF(2), so intersecting their column spans isolates each
+  segment, and decomposing a view's outputs gives back the segment's filter
+  columns; the recovered name segments are then decoded by pattern mining and
+  the demographic segment read as exact (birth date, sex) classes;
 * similarity-graph matching (Vidanage et al. 2019/2020, simplified): node
   features (degrees at several similarity thresholds) of the victim's graph
   matched to those of the attacker's own encoding of its public town;
@@ -326,6 +331,7 @@ def _bits_per_token(schema: EncodingSchema, segment: str) -> int:
     return 12
 
 
+INVERTED_SEGMENTS = ("name_family", "name_given", "kana_family", "kana_given", "demographic")
 CROSS_ROUNDS = 2  # kanji ↔ kana re-decodings
 PRIOR_WEIGHT = 1.0  # the public frequency prior, per unit of |log count ratio|
 
@@ -469,7 +475,8 @@ def _cross_field(names: list[str], other: dict[int, str], counts: np.ndarray,
     return weight * out / counts[:, None]
 
 
-def pattern_attack(victim: _Side, public: _Side, schema: EncodingSchema) -> list[Finding]:
+def pattern_attack(victim: _Side, public: _Side, schema: EncodingSchema,
+                   recovered: dict[str, np.ndarray] | None = None) -> list[Finding]:
     """Bigram-atom decoding of units that repeat (Kroll & Steinmetzer 2015; Christen et al. 2017/2018).
 
     Per key group (segments sharing a key share atoms: family and given name),
@@ -490,16 +497,26 @@ def pattern_attack(victim: _Side, public: _Side, schema: EncodingSchema) -> list
     bits = victim.encodings.bits
     n = len(bits)
     fields_of = {"name_family": "family", "name_given": "given", "kana_family": "kana_family", "kana_given": "kana_given"}
-    groups: dict[str, list] = defaultdict(list)
-    if not schema.diffused:
+    # Per key group, each segment's bits for every record: read from the row, or recovered from the views.
+    groups: dict[str, list[tuple[str, np.ndarray]]] = defaultdict(list)
+    attack = "pattern mining (atoms + decoding)"
+    cross: list[tuple[str, str]] = []
+    if recovered is not None:
+        attack = "diffusion inversion + pattern mining"
+        for name, cols in recovered.items():
+            if name in fields_of:
+                groups[name].append((name, cols))
+        cross = [("name_family", "kana_family"), ("name_given", "kana_given")]
+    elif not schema.diffused:
         for seg in schema.segments:
             if seg.name in fields_of:
-                groups[seg.key_group].append(seg)
+                groups[seg.key_group].append((seg.name, np.unpackbits(bits[:, seg.byte_slice], axis=1).astype(bool)))
+        cross = [("name_part", "kana_part")]
     prepared: dict[str, dict] = {}
     for group, segs in groups.items():
-        k = _bits_per_token(schema, segs[0].name)
+        k = _bits_per_token(schema, segs[0][0])
         # Distinct patterns pooled over the group's segments (the same bigram sets the same bits in each).
-        stacked = np.vstack([np.unpackbits(bits[:, seg.byte_slice], axis=1).astype(bool) for seg in segs])
+        stacked = np.vstack([cols for _, cols in segs])
         pats, inverse, counts = np.unique(stacked, axis=0, return_inverse=True, return_counts=True)
         inverse = inverse.reshape(-1)
         nonempty = pats.any(axis=1)
@@ -516,7 +533,7 @@ def pattern_attack(victim: _Side, public: _Side, schema: EncodingSchema) -> list
         for a, at in enumerate(atoms):
             amat[a, at] = 1
         has = (x @ amat.T) >= amat.sum(axis=1)[None, :]  # pattern × atom
-        flds = [fields_of[s.name] for s in segs]
+        flds = [fields_of[name] for name, _ in segs]
         names = sorted({v for fld in flds for v in getattr(victim, fld) if v.strip()})
         public_counts = Counter(v for fld in flds for v in getattr(public, fld) if v.strip())
         scale = n / max(len(public.family), 1)
@@ -552,23 +569,24 @@ def pattern_attack(victim: _Side, public: _Side, schema: EncodingSchema) -> list
         return {pos: g["names"][decoded[int(u)]] for pos, u in enumerate(inverse) if int(u) in decoded}
 
     guesses = {group: decode(group) for group in prepared}
-    scripts = [grp for grp in prepared if grp in ("name_part", "kana_part")]
-    if len(scripts) == 2:
-        pairs = {(a, b) for fa, fb in (("family", "kana_family"), ("given", "kana_given"))
-                 for a, b in zip(getattr(public, fa), getattr(public, fb)) if a.strip() and b.strip()}
-        gk, gr = prepared["name_part"], prepared["kana_part"]
+    pairs = {(a, b) for fa, fb in (("family", "kana_family"), ("given", "kana_given"))
+             for a, b in zip(getattr(public, fa), getattr(public, fb)) if a.strip() and b.strip()}
+    for kanji, kana in cross:
+        if kanji not in prepared or kana not in prepared:
+            continue
+        gk, gr = prepared[kanji], prepared[kana]
         for _ in range(CROSS_ROUNDS):  # each script decoded again with the other's latest guesses
-            guesses["name_part"] = decode("name_part", _cross_field(gk["names"], guesses["kana_part"], gk["counts"],
-                                                                    gk["inverse"], gk["rows"], pairs))
-            guesses["kana_part"] = decode("kana_part", _cross_field(gr["names"], guesses["name_part"], gr["counts"],
-                                                                    gr["inverse"], gr["rows"], {(b, a) for a, b in pairs}))
+            guesses[kanji] = decode(kanji, _cross_field(gk["names"], guesses[kana], gk["counts"], gk["inverse"],
+                                                        gk["rows"], pairs))
+            guesses[kana] = decode(kana, _cross_field(gr["names"], guesses[kanji], gr["counts"], gr["inverse"],
+                                                      gr["rows"], {(b, a) for a, b in pairs}))
     results: dict[str, Finding] = {}
     for group, g in prepared.items():
-        for seg_no, seg in enumerate(g["segs"]):
-            fld = fields_of[seg.name]
+        for seg_no, (name, _) in enumerate(g["segs"]):
+            fld = fields_of[name]
             offset = seg_no * n
             found = {i: guesses[group][offset + i] for i in range(n) if offset + i in guesses[group]}
-            results[fld] = _score("pattern mining (atoms + decoding)", fld, found, getattr(victim, fld), n,
+            results[fld] = _score(attack, fld, found, getattr(victim, fld), n,
                                   f"key group {group}: {g['atoms']} atoms, {int(g['known'].sum())} mapped, "
                                   f"{len(g['rows'])} patterns")
     return [results[f] for f in ("family", "given", "kana_family", "kana_given") if f in results]
@@ -660,6 +678,27 @@ def _date_labels(blocks: np.ndarray, keys: tuple[str, ...], public_dates: list, 
         return {}
     ym, md, yd = (blocks[rows, at[k]] for k in ("YM", "MD", "YD"))
     yc, mc, dc = _components(ym, yd), _components(ym, md), _components(md, yd)
+    ties = np.zeros((int(mc.max()) + 1, int(dc.max()) + 1))
+    if "Y+MD" in at:
+        pairs: dict[int, set] = defaultdict(set)
+        for i, token in enumerate(blocks[rows, at["Y+MD"]].tolist()):
+            pairs[token].add((int(mc[i]), int(dc[i])))
+        for both in pairs.values():
+            if len(both) == 2:
+                (m1, d1), (m2, d2) = both
+                ties[m1, d2] += 1
+                ties[m2, d1] += 1
+    return _label_dates(rows, yc, mc, dc, ties, public_dates, known, scale, rounds, restarts, link_weight)
+
+
+def _label_dates(rows: np.ndarray, yc: np.ndarray, mc: np.ndarray, dc: np.ndarray, ties: np.ndarray, public_dates: list,
+                 known: list[tuple[int, tuple]], scale: float, rounds: int = 8, restarts: int = 30,
+                 link_weight: float = 5.0) -> dict[int, tuple]:
+    """Labels for unlabelled year, month and day classes of ``rows`` (see :func:`_date_labels`)."""
+    import calendar
+
+    from scipy.optimize import linear_sum_assignment
+
     ny, nm, nd = int(yc.max()) + 1, int(mc.max()) + 1, int(dc.max()) + 1
     pub_ym = Counter((d[0], d[1]) for d in public_dates if d)
     first, last = min(y for y, _ in pub_ym), max(y for y, _ in pub_ym)
@@ -672,16 +711,6 @@ def _date_labels(blocks: np.ndarray, keys: tuple[str, ...], public_dates: list, 
             days = calendar.monthrange(y, m)[1]
             lam[a, m - 1, :days] = max(scale * pub_ym.get((y, m), 0), 0.05) / days
     log_lam, year_total = np.log(lam), lam.sum(axis=(1, 2))
-    ties = np.zeros((nm, nd))
-    if "Y+MD" in at:
-        pairs: dict[int, set] = defaultdict(set)
-        for i, token in enumerate(blocks[rows, at["Y+MD"]].tolist()):
-            pairs[token].add((int(mc[i]), int(dc[i])))
-        for both in pairs.values():
-            if len(both) == 2:
-                (m1, d1), (m2, d2) = both
-                ties[m1, d2] += 1
-                ties[m2, d1] += 1
     where = {int(r): i for i, r in enumerate(rows)}
     fixed = [(where[r], d) for r, d in known if r in where]
 
@@ -849,6 +878,34 @@ def blocking_attack(victim: _Side, public: _Side, schema: EncodingSchema, known:
     return out
 
 
+def inverted_date_attack(victim: _Side, recovered: dict[str, np.ndarray], known: int,
+                         rng: np.random.Generator) -> list[Finding]:
+    """Exact birth dates from the demographic segment recovered by :func:`invert_diffusion`, with known birth dates.
+
+    The segment hashes the birth year, month and day and the sex as exact
+    tokens, so two records hold the same recovered bits exactly when they share
+    birth date and sex: every record in a known child's class is given its
+    date. (Labelling the classes of unknown children from the value atoms, as
+    :func:`_date_labels` does for ``/1``'s tokens, is not done: a bound from below.)
+    """
+    truth = victim.dates
+    n = len(truth)
+    cols = recovered.get("demographic")
+    known_idx = [int(i) for i in rng.choice([i for i in range(n) if truth[i]], size=min(known, n), replace=False)] if known else []
+    guesses: dict[int, tuple] = {}
+    note = "no demographic segment recovered"
+    if cols is not None:
+        inverse = np.unique(cols, axis=0, return_inverse=True)[1].reshape(-1)
+        learnt = {int(inverse[k]): truth[k] for k in known_idx}
+        guesses = {i: learnt[int(c)] for i, c in enumerate(inverse) if int(c) in learnt and i not in known_idx}
+        pairs = {(c, truth[i][:3] if truth[i] else None, victim.canonical[i].sex) for i, c in enumerate(inverse.tolist())}
+        classes = len({c for c, _, _ in pairs})
+        note = f"{classes} classes of {len({(d, x) for _, d, x in pairs})} (birth date, sex) values"
+    attack = f"date from the inverted demographic segment (+ {known} known)"
+    return [_score(attack, "birth_date", guesses, truth, n, note),
+            _score(attack, "birth_ym", {i: d[:2] for i, d in guesses.items()}, [d[:2] if d else None for d in truth], n)]
+
+
 def _expand(name: str, value: tuple) -> tuple:
     full = [None, None, None]
     for p, v in zip(_DATE_PARTS[name], value):
@@ -901,7 +958,8 @@ def length_attack(victim: _Side, public: _Side, pad: bool) -> list[Finding]:
 
 
 #: The attacker's trust, strongest attack first: one guess per record and field comes from the first attack that has one.
-_TRUST = ("pattern mining", "date from blocking tokens (+", "bigram atoms", "date from blocking tokens (tokens only)",
+_TRUST = ("pattern mining", "diffusion inversion", "date from blocking tokens (+", "date from the inverted demographic segment (+",
+          "bigram atoms", "date from blocking tokens (tokens only)",
           "frequency alignment", "similarity graph")
 
 
@@ -959,6 +1017,12 @@ def run_variant(
     progress(f"{variant}: ビグラム原子攻撃")
     report.findings += atom_attack(victim, public, schema)
     report.findings += pattern_attack(victim, public, schema)
+    recovered: dict[str, np.ndarray] = {}
+    if schema.diffused:
+        progress(f"{variant}: 拡散層の線形解読")
+        recovered = invert_diffusion(victim.encodings, schema, INVERTED_SEGMENTS)
+        report.findings += pattern_attack(victim, public, schema, recovered)
+        report.findings += inverted_date_attack(victim, recovered, known_dates, np.random.default_rng(7))
     progress(f"{variant}: 類似度グラフ攻撃")
     report.findings += graph_attack(victim, public, schema)
     progress(f"{variant}: 生年月日攻撃")
@@ -1055,3 +1119,215 @@ def write_chart(reports: list[AttackReport], path: Path, f1: dict[str, float] | 
         fig.savefig(paths[-1], dpi=110)
         plt.close(fig)
     return paths
+
+
+# --- Diffusion inversion: the XOR layer is linear over GF(2) -------------------------------------------------
+
+def _gf2_pack(m: np.ndarray) -> np.ndarray:
+    """Bool rows × columns → uint64 rows × words (column c in word c >> 6, bit c & 63)."""
+    rows, cols = m.shape
+    b = np.packbits(m, axis=1, bitorder="little")
+    out = np.zeros((rows, -(-cols // 64) * 8), np.uint8)
+    out[:, : b.shape[1]] = b
+    return out.view(np.uint64).copy()
+
+
+def _gf2_unpack(p: np.ndarray, cols: int) -> np.ndarray:
+    return np.unpackbits(p.view(np.uint8), axis=1, bitorder="little")[:, :cols].astype(bool)
+
+
+def _gf2_rref(m: np.ndarray, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Reduced row echelon form over GF(2): (packed reduced rows, pivot columns), pivots among the first ``limit`` columns."""
+    rows, cols = m.shape
+    p = _gf2_pack(m)
+    limit = cols if limit is None else limit
+    r, pivots = 0, []
+    one = np.uint64(1)
+    for c in range(limit):
+        if r == rows:
+            break
+        word, bit = c >> 6, np.uint64(c & 63)
+        nz = np.flatnonzero((p[r:, word] >> bit) & one)
+        if not len(nz):
+            continue
+        k = r + int(nz[0])
+        if k != r:
+            p[[r, k]] = p[[k, r]]
+        hit = ((p[:, word] >> bit) & one).astype(bool)
+        hit[r] = False
+        if hit.any():
+            p[hit] ^= p[r]
+        pivots.append(c)
+        r += 1
+    return p[:r], np.array(pivots, dtype=int)
+
+
+def _mod2(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Bool matrix product over GF(2) (exact in float32 below 2**24 terms)."""
+    return (a.astype(np.float32) @ b.astype(np.float32)) % 2 > 0.5
+
+
+class _Spans:
+    """Column spaces over the victim's records of its views and of their intersections (GF(2), constants included).
+
+    Output bit *j* of a view is ``b_a ⊕ b_b ⊕ b_c`` (⊕ 1 for a complemented tap)
+    of the record filter, so, as a function over the records, every output
+    column lies in the span of the kept segments' filter columns and the
+    constant. Segments are hashed independently, so the span of a view is the
+    direct sum of its segments' spans, and intersecting the spans of two views
+    gives the span of the segments both keep (checked on all records, not only
+    the sample the linear algebra runs on).
+    """
+
+    def __init__(self, enc: Encodings, schema: EncodingSchema, sample: int = 3000, seed: int = 0):
+        self.enc, self.schema = enc, schema
+        n = len(enc)
+        self.n = n
+        self.rows = np.sort(np.random.default_rng(seed).choice(n, min(n, sample), replace=False))
+        self.kept = {v.name: frozenset(s.name for s in schema.segments if s.name not in v.omit) for v in schema.views}
+        self.cache: dict[frozenset, np.ndarray] = {}
+
+    def view_columns(self, name: str) -> np.ndarray:
+        view = self.schema.view(name)
+        return np.unpackbits(self.enc.bits[:, view.byte_slice], axis=1).astype(bool)
+
+    def basis(self, u: np.ndarray) -> np.ndarray:
+        """Independent columns of ``u`` (on the sample), the constant first."""
+        u = np.concatenate([np.ones((len(u), 1), bool), u], axis=1)
+        _, pivots = _gf2_rref(u[self.rows])
+        return u[:, pivots]
+
+    def intersect(self, u: np.ndarray, v: np.ndarray) -> np.ndarray | None:
+        ub, vb = self.basis(u), self.basis(v)
+        if ub.shape[1] + vb.shape[1] > 0.9 * len(self.rows):
+            return None  # too few records: two spans that fill the sample meet by chance
+        a, c = ub.shape[1], ub.shape[1] + vb.shape[1]
+        reduced, pivots = _gf2_rref(np.concatenate([ub[self.rows], vb[self.rows]], axis=1))
+        r = _gf2_unpack(reduced, c)
+        free = np.setdiff1d(np.arange(c), pivots)
+        x = np.zeros((a, len(free)), bool)
+        for k, f in enumerate(free):  # null vectors of [U V]: the U-part of each gives a vector of both spans
+            if f < a:
+                x[f, k] = True
+            for row in np.flatnonzero(r[:, f]):
+                if pivots[row] < a:
+                    x[pivots[row], k] = True
+        return self.basis(_mod2(ub, x))[:, 1:]
+
+    def span(self, segments: frozenset) -> np.ndarray | None:
+        """The span of ``segments`` (without the constant), from views whose kept sets intersect to it; None if none do."""
+        if segments in self.cache:
+            return self.cache[segments]
+        holding = sorted((len(k), name) for name, k in self.kept.items() if segments <= k)
+        if not holding:
+            return None
+        _, first = holding[0]
+        current, span = self.kept[first], self.view_columns(first)
+        for _, name in holding[1:]:
+            if current == segments:
+                break
+            if not (current - self.kept[name]):
+                continue
+            current = current & self.kept[name]
+            span = self.intersect(span, self.view_columns(name))
+            if span is None:
+                return None
+        if current != segments:
+            return None
+        self.cache[segments] = span
+        return span
+
+
+def invert_diffusion(enc: Encodings, schema: EncodingSchema, segments: tuple[str, ...], sample: int = 3000,
+                     min_count: int = 3) -> dict[str, np.ndarray]:
+    """Each segment's filter bits of every record, up to an order of the bits, from the diffused views alone.
+
+    A segment that some views' kept sets intersect to exactly is isolated as a
+    span (:class:`_Spans`). A view all of whose segments are isolated is then
+    decomposed: every output column splits uniquely into a part in each
+    segment's span and a constant, and the part in segment *s* is the sum of
+    the output's taps in *s*. One tap in *s* is the commonest case, so the
+    parts that recur (``min_count`` times or more) are the filter columns of
+    *s* themselves (a part that is two taps' sum recurs about once in 200
+    outputs). A column is only known up to its complement (a balanced filter
+    holds both): :func:`_polarity` chooses it.
+    """
+    if not schema.diffused:
+        return {}
+    spans = _Spans(enc, schema, sample)
+    isolated = {s: sp for s in segments if (sp := spans.span(frozenset([s]))) is not None and sp.shape[1]}
+    out: dict[str, np.ndarray] = {}
+    for s in isolated:
+        views = sorted((len(k), name) for name, k in spans.kept.items() if s in k and k <= set(isolated))
+        if not views:
+            continue
+        name = views[0][1]
+        parts = sorted(spans.kept[name])
+        blocks = [np.ones((spans.n, 1), bool)] + [isolated[t] for t in parts]
+        base = np.concatenate(blocks, axis=1)
+        outputs = spans.view_columns(name)
+        width = base.shape[1]
+        reduced, pivots = _gf2_rref(np.concatenate([base[spans.rows], outputs[spans.rows]], axis=1), limit=width)
+        r = _gf2_unpack(reduced, width + outputs.shape[1])
+        start = 1 + sum(isolated[t].shape[1] for t in parts[: parts.index(s)])
+        stop = start + isolated[s].shape[1]
+        mine = (pivots >= start) & (pivots < stop)
+        coeff = r[mine][:, width:]  # basis vector of s × output column
+        keys = Counter(np.packbits(coeff[:, j]).tobytes() for j in range(coeff.shape[1]) if coeff[:, j].any())
+        kept = [(c, k) for k, c in keys.items() if c >= min_count]
+        if not kept:
+            continue
+        chosen = np.array([np.unpackbits(np.frombuffer(k, np.uint8))[: coeff.shape[0]].astype(bool) for _, k in kept])
+        chosen = chosen[_drop_sums(chosen, np.array([c for c, _ in kept]))]
+        out[s] = _polarity(_mod2(base[:, pivots[mine]], chosen.T))
+    return out
+
+
+def _polarity(cols: np.ndarray) -> np.ndarray:
+    """Filter columns known up to complement, each turned the sparser way over the distinct patterns.
+
+    A Bloom-filter bit is set for fewer than half of the distinct values (a
+    name of three bigrams sets about 36 of a segment's 128 bits); counted over
+    records instead, a bit of a very common name's bigram may be set for most.
+    """
+    distinct = np.unique(cols, axis=0)
+    return cols ^ (distinct.mean(axis=0) > 0.5)[None, :]
+
+
+def _drop_sums(coeff: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Indices of the parts to keep: of three parts one of which is the sum of the other two, the rarest is a two-tap sum."""
+    index = {row.tobytes(): i for i, row in enumerate(coeff)}
+    drop: set[int] = set()
+    for i in range(len(coeff)):
+        for j in range(i + 1, len(coeff)):
+            k = index.get((coeff[i] ^ coeff[j]).tobytes())
+            if k is not None and not ({i, j, k} & drop):
+                drop.add(min((i, j, k), key=lambda t: counts[t]))
+    return np.array([i for i in range(len(coeff)) if i not in drop], dtype=int)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m bench.attack CHILDREN [VARIANT]``: one variant's attacks on the command's towns (seeds 11 and 12, 20 known dates).
+
+    The same code path as ``tsunagu bench attack``, which measures every ``tsunagu-jp/`` variant in turn; this
+    measures one (a 20,000-children run of ``/2`` alone, without the two ``/1`` columns' 15 minutes).
+    """
+    import sys
+
+    from bench import linkage as b
+
+    args = sys.argv[1:] if argv is None else argv
+    children, variant = int(args[0]), (args[1] if len(args) > 1 else "tsunagu-jp/2")
+    victim = b.town_dataset(children, 11).sources["residents"]
+    public = b.town_dataset(children, 12).sources["residents"]
+    schema, sorted_order, padded = variants()[variant]
+    started = time.perf_counter()
+    report = run_variant(variant, schema, victim, public, sorted_order=sorted_order, padded=padded, known_dates=20,
+                         progress=lambda m: print(f"[{time.perf_counter() - started:6.0f} s] {m}", flush=True))
+    print(f"## {variant} ({report.records} records, {report.seconds:.0f} s)")
+    for f in report.findings:
+        print(f"| {f.attack} | {f.field} | {100 * f.recovered:.2f} % | {f.precision:.3f} | {f.note} |")
+
+
+if __name__ == "__main__":
+    main()
