@@ -1071,6 +1071,7 @@ def variants() -> dict[str, tuple[EncodingSchema, bool, bool]]:
     out["/2 without balancing"] = (parse_schema(doc), False, True)
     doc = copy.deepcopy(v2.document)
     doc["diffusion"]["taps"] = 1
+    doc["diffusion"]["function"] = "xor"  # one tap: the output is a copy of a filter bit
     out["/2 with 1 tap (no diffusion)"] = (parse_schema(doc), False, True)
     out["tsunagu-jp/2"] = (v2, False, True)
     return out

@@ -46,6 +46,8 @@ LINKAGE_SEGMENT = "segment|"
 LINKAGE_BLOCKING = "blocking"
 #: A diffused view's layer key (``tsunagu-jp/2``), followed by the view's name.
 LINKAGE_DIFFUSION = "diffusion|"
+#: A quadratic view's complement key (which inputs and outputs are complemented), followed by the view's name.
+LINKAGE_DIFFUSION_NEGATION = "diffusion-negation|"
 
 # ---- the services' web sessions ---------------------------------------------------------------------------------------
 

@@ -221,21 +221,52 @@ GIVEN_SE = 2.0
 _SATURATED = 0.45
 
 
+#: Quadratic layer (``t1 ⊕ … ⊕ t(k) ⊕ (b ⊕ β)(c ⊕ γ) ⊕ δ``, k = taps - 2; each tap differing
+#: with probability p, complements uniform over the outputs): the product differs with
+#: probability (1 - (1 - p)²)/2, so 1 - 2q = (1 - 2p)^k (1 - p)², increasing q on [0, 1/2];
+#: inverted by interpolation on a grid.
+_GRID_P = np.linspace(0.0, 0.5, 8193)
+
+
+def _quadratic_q(p: np.ndarray, taps: int) -> np.ndarray:
+    return (1.0 - (1.0 - 2.0 * p) ** (taps - 2) * (1.0 - p) ** 2) / 2.0
+
+
+def _quadratic_slope(p: np.ndarray, taps: int) -> np.ndarray:
+    """dq/dp of :func:`_quadratic_q`."""
+    k = taps - 2
+    return k * (1.0 - 2.0 * p) ** (k - 1) * (1.0 - p) ** 2 + (1.0 - 2.0 * p) ** k * (1.0 - p)
+
+
 def _view_estimates(words_a: np.ndarray, words_b: np.ndarray, ia: np.ndarray, ib: np.ndarray, view, taps: int,
-                    inputs: int):
+                    inputs: int, function: str = "xor"):
     """Differing input bits of ``view`` per pair and the estimate's variance (inf where the view saturates)."""
     n = view.length
     cols = slice(view.offset // 64, (view.offset + n) // 64)
     # Only this view's words are gathered per pair: a pair's whole encoding is 15 views.
     q = np.bitwise_count(words_a[ia, cols] ^ words_b[ib, cols]).sum(axis=1, dtype=np.int32) / n
-    base = np.clip(1.0 - 2.0 * q, 1e-9, 1.0)
-    h = (1.0 - base ** (1.0 / taps)) / 2.0 * inputs
-    # Delta method: var(q) = q(1 - q)/n (floored at one bit, so an exact agreement
-    # is not infinitely sure), dh/dq = inputs/taps · (1 - 2q)^(1/taps - 1).
+    # Delta method: var(q) = q(1 - q)/n, floored at one bit, so an exact agreement
+    # is not infinitely sure; var(h) = (inputs · dp/dq)² var(q).
     qf = np.maximum(q, 1.0 / n)
-    var = (inputs / taps) ** 2 * base ** (2.0 / taps - 2.0) * qf * (1.0 - qf) / n
-    saturated = q >= _SATURATED
+    if function == "quadratic":
+        p = np.interp(q, _quadratic_q(_GRID_P, taps), _GRID_P)
+        h = p * inputs
+        var = (inputs / np.maximum(_quadratic_slope(p, taps), 1e-9)) ** 2 * qf * (1.0 - qf) / n
+        # Saturated at the share of differing inputs where a 3-tap XOR layer reaches
+        # _SATURATED, so fields are read over the same range of closeness as before.
+        saturated = p >= _saturated_share(3)
+    else:
+        base = np.clip(1.0 - 2.0 * q, 1e-9, 1.0)
+        h = (1.0 - base ** (1.0 / taps)) / 2.0 * inputs
+        # dh/dq = inputs/taps · (1 - 2q)^(1/taps - 1).
+        var = (inputs / taps) ** 2 * base ** (2.0 / taps - 2.0) * qf * (1.0 - qf) / n
+        saturated = q >= _SATURATED
     return np.where(saturated, np.inf, h), np.where(saturated, np.inf, var)
+
+
+def _saturated_share(taps: int) -> float:
+    """The share of differing inputs at which an XOR layer of ``taps`` differs in :data:`_SATURATED` of its outputs."""
+    return (1.0 - (1.0 - 2.0 * _SATURATED) ** (1.0 / taps)) / 2.0
 
 
 #: Field estimates whose standard error exceeds this many bits are unidentified (treated as differing).
@@ -289,7 +320,7 @@ def _compare_chunk_diffused(a, ia, b, ib, schema):
     hs, vs = [], []
     for v in schema.views:
         inputs = twice * (schema.filter_bits - sum(seg_bits[o] for o in v.omit))
-        h, var = _view_estimates(words_a, words_b, ia, ib, v, schema.taps, inputs)
+        h, var = _view_estimates(words_a, words_b, ia, ib, v, schema.taps, inputs, schema.function)
         hs.append(h / twice)
         vs.append(var / twice**2)
     hs, vs = np.stack(hs, axis=1), np.stack(vs, axis=1)

@@ -174,6 +174,7 @@ class Encoder:
         self._block_key = derive_key(secret, labels.LINKAGE_BLOCKING, self.schema.version)
         self._total_bits = self.schema.filter_bits
         self._taps = [_view_taps(secret, self.schema, v) for v in self.schema.views]
+        self._negations = [_view_negations(secret, self.schema, v) for v in self.schema.views]
         # Field values repeat (names, dates, districts): each value's bit mask
         # is computed once per run. Bit p of the encoding is int bit (total-1-p).
         self._masks: list[dict[str, int]] = [{} for _ in self._features]
@@ -311,10 +312,19 @@ class Encoder:
             # presence biases an output bit.
             unpacked = np.concatenate([unpacked, unpacked ^ 1], axis=1)
         views = []
-        for taps in self._taps:
-            out = unpacked[:, taps[:, 0]]
-            for t in range(1, taps.shape[1]):
-                out ^= unpacked[:, taps[:, t]]
+        for taps, negations in zip(self._taps, self._negations):
+            if self.schema.function == "quadratic":
+                # t1 ⊕ … ⊕ t(k) ⊕ (b ⊕ β)(c ⊕ γ) ⊕ δ: every output has a product term of its own,
+                # so the views' column spaces are not spans of filter columns (no GF(2) inversion).
+                out = unpacked[:, taps[:, -2]] ^ negations[0]
+                out &= unpacked[:, taps[:, -1]] ^ negations[1]
+                out ^= negations[2]
+                for t in range(taps.shape[1] - 2):
+                    out ^= unpacked[:, taps[:, t]]
+            else:
+                out = unpacked[:, taps[:, 0]]
+                for t in range(1, taps.shape[1]):
+                    out ^= unpacked[:, taps[:, t]]
             views.append(np.packbits(out, axis=1))
         return np.concatenate(views, axis=1) if views else np.zeros((len(filters), 0), np.uint8)
 
@@ -346,6 +356,19 @@ def _view_taps(secret: bytes, schema: EncodingSchema, view) -> np.ndarray:
                 chosen.append(c)
         taps[j] = chosen
     return taps
+
+
+def _view_negations(secret: bytes, schema: EncodingSchema, view) -> np.ndarray | None:
+    """A quadratic view's complements ``β``, ``γ``, ``δ`` per output bit (3 × length, 0/1), or None for XOR.
+
+    Drawn from SHAKE-256 under a key of their own, so that, averaged over the
+    outputs, the product term is 1 for half of them whatever the inputs' density.
+    """
+    if schema.function != "quadratic":
+        return None
+    key = derive_key(secret, labels.LINKAGE_DIFFUSION_NEGATION + view.name, schema.version)
+    raw = np.frombuffer(hashlib.shake_256(key).digest(3 * view.length), dtype=np.uint8)
+    return (raw.reshape(3, view.length) & 1).astype(np.uint8)
 
 
 #: Prefecture, then city, ward or county + town/village, at the head of an address (each optional).

@@ -33,6 +33,9 @@ CURRENT_VERSION = "tsunagu-jp/1"
 #: ``tsunagu link`` must agree: encodings under different schemas cannot be compared).
 SCHEMA_ENV = "TSUNAGU_SCHEMA"
 
+#: Output functions of a diffusion layer (``diffusion.function`` in the schema document).
+DIFFUSION_FUNCTIONS = ("xor", "quadratic")
+
 _FILES = {"tsunagu-jp/1": "tsunagu-jp-v1.json", "tsunagu-jp/2": "tsunagu-jp-v2.json"}
 
 
@@ -86,6 +89,9 @@ class EncodingSchema:
     views: tuple[View, ...] = ()
     taps: int = 0
     balanced: bool = False
+    #: The diffusion layer's output function: ``"xor"`` of the taps, or ``"quadratic"``
+    #: (``t1 ⊕ … ⊕ (b ⊕ β)(c ⊕ γ) ⊕ δ``, keyed complements), which is not linear over GF(2).
+    function: str = "xor"
 
     @property
     def diffused(self) -> bool:
@@ -163,19 +169,22 @@ def parse_schema(document: dict) -> EncodingSchema:
         segments.append(Segment(raw["name"], raw["keyGroup"], offset, clk))
         offset += clk.l
     views: list[View] = []
-    taps, balanced = 0, False
+    taps, balanced, function = 0, False, "xor"
     if "views" in document:
         try:
             bits, taps = int(document["diffusion"]["bits"]), int(document["diffusion"]["taps"])
             balanced = bool(document["diffusion"].get("balanced", False))
+            function = str(document["diffusion"].get("function", "xor"))
         except (KeyError, TypeError, ValueError) as exc:
             raise SchemaError(f"符号化スキーマの diffusion が不正です: {exc}") from None
         if bits % 64 or taps < 1:
             raise SchemaError(f"ビューの長さ {bits} は 64 の倍数、タップ数 {taps} は 1 以上にしてください")
+        if function not in DIFFUSION_FUNCTIONS or (function == "quadratic" and taps < 3):
+            raise SchemaError(f"diffusion の function「{function}」は xor か quadratic（タップ数 3 以上）にしてください")
         names = {s.name for s in segments}
         for i, raw in enumerate(document["views"]):
             omit = tuple(raw.get("omit", ()))
             if not set(omit) <= names or len(omit) == len(names):
                 raise SchemaError(f"ビュー「{raw.get('name')}」の omit {list(omit)} が不正です")
             views.append(View(raw["name"], omit, i * bits, bits))
-    return EncodingSchema(version, tuple(segments), blocking, document, tuple(views), taps, balanced)
+    return EncodingSchema(version, tuple(segments), blocking, document, tuple(views), taps, balanced, function)

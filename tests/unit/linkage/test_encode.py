@@ -205,6 +205,48 @@ def test_same_child_is_close_and_strangers_are_far_in_every_view():
     assert giv[2] == 0.0 and fam[2] == 0.0           # a stranger: every field differs
 
 
+def test_v2_views_are_not_affine_over_gf2():
+    """Each output is t1 ⊕ t2 ⊕ t3 ⊕ (b ⊕ β)(c ⊕ γ) ⊕ δ: XORing the views of x ⊕ y, x, y and 0 leaves the product terms.
+
+    Under an XOR (affine) layer that sum is zero for every bit, which is what lets a gateway
+    intersect the views' column spans back to each segment's filter bits (bench/attack.py).
+    """
+    schema = load_schema(V2)
+    encoder = _v2()
+    rng = np.random.default_rng(5)
+    x, y = (np.packbits(rng.random((20, schema.filter_bits)) < 0.3, axis=1) for _ in range(2))
+    zero = np.zeros_like(x)
+    second = encoder.diffuse(x ^ y) ^ encoder.diffuse(x) ^ encoder.diffuse(y) ^ encoder.diffuse(zero)
+    share = np.bitwise_count(second).sum() / second.size / 8
+    assert 0.1 < share < 0.4, share
+    xor_doc = json.loads(json.dumps(schema.document))
+    xor_doc["diffusion"]["function"] = "xor"
+    xor = Encoder(SECRET, "k1", parse_schema(xor_doc))
+    assert not (xor.diffuse(x ^ y) ^ xor.diffuse(x) ^ xor.diffuse(y) ^ xor.diffuse(zero)).any()
+
+
+@pytest.mark.parametrize("differing", [2, 12, 48])
+def test_v2_view_estimate_gives_back_the_differing_filter_bits(differing: int) -> None:
+    """The quadratic layer's q(p) = (1 - (1 - 2p)^(taps-2) (1 - p)²)/2 inverts to the number of differing filter bits, without bias."""
+    from linkage.compare import _view_estimates
+
+    schema = load_schema(V2)
+    encoder = _v2()
+    rng = np.random.default_rng(differing)
+    base = rng.random((300, schema.filter_bits)) < 0.3
+    other = base.copy()
+    for row in other:
+        row[rng.choice(schema.filter_bits, differing, replace=False)] ^= True
+    a, b = (np.ascontiguousarray(encoder.diffuse(np.packbits(m, axis=1))).view(np.uint64) for m in (base, other))
+    rows = np.arange(len(base))
+    # Balanced: each differing filter bit differs twice among the view's inputs (bit and complement).
+    h, var = _view_estimates(a, b, rows, rows, schema.views[0], schema.taps, 2 * schema.filter_bits, schema.function)
+    estimate, sd = h / 2, np.sqrt(var) / 2
+    assert abs(estimate.mean() - differing) < 0.25 * np.sqrt(differing) + 0.3
+    # The delta-method standard error matches the spread it claims.
+    assert 0.7 < estimate.std() / sd.mean() < 1.3
+
+
 def test_v2_hashes_the_address_core_so_an_abbreviated_address_agrees():
     """/2 cannot compare addresses by containment (the views hide sizes): it hashes district and block numbers."""
     import dataclasses
