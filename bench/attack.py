@@ -1073,6 +1073,9 @@ def variants() -> dict[str, tuple[EncodingSchema, bool, bool]]:
     doc["diffusion"]["taps"] = 1
     doc["diffusion"]["function"] = "xor"  # one tap: the output is a copy of a filter bit
     out["/2 with 1 tap (no diffusion)"] = (parse_schema(doc), False, True)
+    doc = copy.deepcopy(v2.document)
+    doc["diffusion"].update(taps=3, function="xor")
+    out["/2 with the XOR layer (session 5)"] = (parse_schema(doc), False, True)
     out["tsunagu-jp/2"] = (v2, False, True)
     return out
 

@@ -529,9 +529,12 @@ class ViewBlockingConfig:
     sketch_bytes: int = 64
     #: Records per record shortlisted by the sketch, then ranked on the whole views.
     shortlist: int = 6
-    max_distance: float = 0.44
+    #: Distances are shares of differing view bits under the quadratic 5-tap layer; 0.467 and
+    #: 0.245 are where the earlier 3-tap XOR layer read 0.44 and 0.2 (the same share of
+    #: differing filter bits: 1 - 2q = (1 - 2p)^3 (1 - p)^2 against (1 - 2p)^3).
+    max_distance: float = 0.467
     #: A view-LSH pair must be this near in some view (whole views).
-    lsh_max_distance: float = 0.2
+    lsh_max_distance: float = 0.245
     seed: int = 20261
     #: Bytes of sketch words XORed at once (bounds the memory of one block's comparison).
     chunk_bytes: int = 1 << 22

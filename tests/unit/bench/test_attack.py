@@ -86,15 +86,22 @@ def test_gf2_row_reduction_finds_the_rank_of_a_product_and_its_null_vectors() ->
 
 
 def test_the_xor_diffusion_is_inverted_back_to_the_segments_filter_bits_and_names_decoded() -> None:
-    """tsunagu-jp/2 as it is: each output bit is the XOR of 3 filter bits, so view spans intersect to segments."""
+    """/2's session-5 layer: each output bit the XOR of 3 filter bits, so view spans intersect to segments.
+
+    The quadratic layer /2 has now is not a span of filter columns: the same inversion recovers no segment.
+    """
     from linkage.encode import Encoder
     from linkage.normalise import normalise_record
 
     victim = b.town_dataset(2500, 21).sources["residents"]
     public = b.town_dataset(2500, 22).sources["residents"]
-    schema, _, _ = ba.variants()["tsunagu-jp/2"]
+    schema, _, _ = ba.variants()["/2 with the XOR layer (session 5)"]
     v = ba._side(victim, ba.VICTIM_SECRET, schema)
     p = ba._side(public, ba.ATTACKER_SECRET, schema)
+    quadratic, _, _ = ba.variants()["tsunagu-jp/2"]
+    assert quadratic.function == "quadratic"
+    assert ba.invert_diffusion(ba._side(victim, ba.VICTIM_SECRET, quadratic).encodings, quadratic,
+                               ba.INVERTED_SEGMENTS) == {}
     recovered = ba.invert_diffusion(v.encodings, schema, ba.INVERTED_SEGMENTS)
     assert set(ba.INVERTED_SEGMENTS) <= set(recovered)
     # Checked against the agent-side filters the gateway never sees: the columns come back exactly, in some order.
