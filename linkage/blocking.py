@@ -509,7 +509,7 @@ class ViewBlockingConfig:
       match.
 
     A pair of either pass is a candidate only if its distance is at most
-    ``max_distance`` in some view (about Dice ≥ 0.56 on balanced views).
+    ``max_distance`` in some view (about Dice ≥ 0.53 on balanced views).
     """
 
     lsh_views: tuple[str, ...] = ("all", "without_address", "without_demographic", "reading", "written",

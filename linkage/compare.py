@@ -219,6 +219,8 @@ GIVEN_SE = 2.0
 
 #: Above this share of differing output bits a view is saturated (strangers).
 _SATURATED = 0.45
+#: Taps of the XOR layer /2 had before its quadratic one: the reference for the saturation point.
+_XOR_REFERENCE_TAPS = 3
 
 
 #: Quadratic layer (``t1 ⊕ … ⊕ t(k) ⊕ (b ⊕ β)(c ⊕ γ) ⊕ δ``, k = taps - 2; each tap differing
@@ -252,9 +254,9 @@ def _view_estimates(words_a: np.ndarray, words_b: np.ndarray, ia: np.ndarray, ib
         p = np.interp(q, _quadratic_q(_GRID_P, taps), _GRID_P)
         h = p * inputs
         var = (inputs / np.maximum(_quadratic_slope(p, taps), 1e-9)) ** 2 * qf * (1.0 - qf) / n
-        # Saturated at the share of differing inputs where a 3-tap XOR layer reaches
+        # Saturated at the share of differing inputs where the earlier XOR layer reached
         # _SATURATED, so fields are read over the same range of closeness as before.
-        saturated = p >= _saturated_share(3)
+        saturated = p >= _saturated_share(_XOR_REFERENCE_TAPS)
     else:
         base = np.clip(1.0 - 2.0 * q, 1e-9, 1.0)
         h = (1.0 - base ** (1.0 / taps)) / 2.0 * inputs

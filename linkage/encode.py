@@ -313,18 +313,16 @@ class Encoder:
             unpacked = np.concatenate([unpacked, unpacked ^ 1], axis=1)
         views = []
         for taps, negations in zip(self._taps, self._negations):
-            if self.schema.function == "quadratic":
-                # t1 ⊕ … ⊕ t(k) ⊕ (b ⊕ β)(c ⊕ γ) ⊕ δ: every output has a product term of its own,
-                # so the views' column spaces are not spans of filter columns (no GF(2) inversion).
-                out = unpacked[:, taps[:, -2]] ^ negations[0]
-                out &= unpacked[:, taps[:, -1]] ^ negations[1]
+            # XOR of the linear taps: all of them, or all but the last two under a quadratic
+            # layer, which adds (b ⊕ β)(c ⊕ γ) ⊕ δ: a product term of every output's own, so the
+            # views' column spaces are not spans of filter columns (no GF(2) inversion).
+            linear = taps.shape[1] - 2 if negations is not None else taps.shape[1]
+            out = np.zeros((len(unpacked), len(taps)), dtype=np.uint8)
+            for t in range(linear):
+                out ^= unpacked[:, taps[:, t]]
+            if negations is not None:
+                out ^= (unpacked[:, taps[:, -2]] ^ negations[0]) & (unpacked[:, taps[:, -1]] ^ negations[1])
                 out ^= negations[2]
-                for t in range(taps.shape[1] - 2):
-                    out ^= unpacked[:, taps[:, t]]
-            else:
-                out = unpacked[:, taps[:, 0]]
-                for t in range(1, taps.shape[1]):
-                    out ^= unpacked[:, taps[:, t]]
             views.append(np.packbits(out, axis=1))
         return np.concatenate(views, axis=1) if views else np.zeros((len(filters), 0), np.uint8)
 
